@@ -1,0 +1,130 @@
+//! Encoding of record batches: used by the broker for the batches it writes
+//! itself (internal topics), by tests and by benchmarks.
+
+use super::{Compression, CRC_START, HEADER_BYTES, MAGIC_V2};
+
+/// One record to encode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a [u8], Option<&'a [u8]>)],
+    /// Milliseconds after the batch's base timestamp.
+    pub timestamp_delta: i64,
+}
+
+/// The header fields of a batch to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpec {
+    pub base_offset: i64,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub compression: Compression,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+impl BatchSpec {
+    /// An idempotence-free batch of `record_count` records at `timestamp`.
+    pub fn new(record_count: i32, timestamp: i64) -> BatchSpec {
+        BatchSpec {
+            base_offset: 0,
+            base_timestamp: timestamp,
+            max_timestamp: timestamp,
+            compression: Compression::None,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count,
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (raw & 0x7f) as u8;
+        raw >>= 7;
+        if raw == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Encodes records (uncompressed) in the v2 record format, offset deltas
+/// counting from 0.
+pub fn encode_records(records: &[Record<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    for (offset_delta, record) in records.iter().enumerate() {
+        body.clear();
+        body.push(0); // attributes
+        put_varint(&mut body, record.timestamp_delta);
+        put_varint(&mut body, offset_delta as i64);
+        put_bytes(&mut body, record.key);
+        put_bytes(&mut body, record.value);
+        put_varint(&mut body, record.headers.len() as i64);
+        for (key, value) in record.headers {
+            put_bytes(&mut body, Some(key));
+            put_bytes(&mut body, *value);
+        }
+        put_varint(&mut out, body.len() as i64);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// Encodes a whole batch around `records` (already compressed when
+/// `spec.compression` says so) and computes its CRC.
+pub fn encode_batch(spec: &BatchSpec, records: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + records.len());
+    out.extend_from_slice(&spec.base_offset.to_be_bytes());
+    let batch_length = (HEADER_BYTES - 12 + records.len()) as i32;
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    out.push(MAGIC_V2 as u8);
+    out.extend_from_slice(&[0; 4]); // CRC, filled below
+    out.extend_from_slice(&spec.compression.attribute_bits().to_be_bytes());
+    out.extend_from_slice(&(spec.record_count - 1).to_be_bytes());
+    out.extend_from_slice(&spec.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&spec.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&spec.producer_id.to_be_bytes());
+    out.extend_from_slice(&spec.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&spec.base_sequence.to_be_bytes());
+    out.extend_from_slice(&spec.record_count.to_be_bytes());
+    out.extend_from_slice(records);
+    let crc = crc32c::crc32c(out.get(CRC_START..).unwrap_or_default());
+    if let Some(field) = out.get_mut(17..CRC_START) {
+        field.copy_from_slice(&crc.to_be_bytes());
+    }
+    out
+}
+
+/// A batch of `count` uncompressed records whose values are `value_bytes`
+/// long, filled from `fill` (tests and benchmarks).
+pub fn simple_batch(count: i32, value_bytes: usize, timestamp: i64, fill: u8) -> Vec<u8> {
+    let value = vec![fill; value_bytes];
+    let records: Vec<Record<'_>> = (0..count)
+        .map(|_| Record { value: Some(&value), ..Record::default() })
+        .collect();
+    encode_batch(&BatchSpec::new(count, timestamp), &encode_records(&records))
+}
+
+#[cfg(test)]
+pub(crate) fn varint_for_tests(out: &mut Vec<u8>, value: i64) {
+    put_varint(out, value);
+}

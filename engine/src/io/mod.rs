@@ -1,0 +1,263 @@
+//! The engine's only contact with glommio: direct-I/O segment files, small
+//! buffered files, directory operations, local tasks and timers. Nothing
+//! outside this module (and the public [`crate::rt`]) names a glommio type,
+//! so a port to another io_uring runtime replaces these two files.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use glommio::io::{BufferedFile, DmaBuffer, DmaFile, Directory, OpenOptions};
+
+use crate::IoError;
+
+/// A segment file opened for direct I/O, read and write.
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    file: DmaFile,
+    path: PathBuf,
+}
+
+/// An aligned buffer to write with [`SegmentFile::write_at`].
+#[derive(Debug)]
+pub(crate) struct WriteBuf(DmaBuffer);
+
+impl WriteBuf {
+    pub(crate) fn as_mut(&mut self) -> &mut [u8] {
+        self.0.as_bytes_mut()
+    }
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+    /// Shrinks the buffer to its first `len` bytes (a multiple of the block).
+    pub(crate) fn trim(&mut self, len: usize) {
+        self.0.trim_to_size(len);
+    }
+}
+
+/// Bytes read from a file; shares its buffer with every slice taken of it.
+#[derive(Debug, Clone)]
+pub struct ReadBuf(glommio::io::ReadResult);
+
+impl ReadBuf {
+    /// A sub-slice sharing the same buffer, or `None` if out of range.
+    pub fn slice(&self, at: usize, len: usize) -> Option<ReadBuf> {
+        glommio::io::ReadResult::slice(&self.0, at, len).map(ReadBuf)
+    }
+}
+
+impl std::ops::Deref for ReadBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(glommio::GlommioError<()>) -> IoError + 'a {
+    move |e| IoError::new(op, path, io::Error::from(e))
+}
+
+impl SegmentFile {
+    /// Opens (creating if asked) a segment file for read and write. Files
+    /// from `DmaFile::create` are write-only, so segments use OpenOptions.
+    pub(crate) async fn open(path: &Path, create: bool) -> Result<SegmentFile, IoError> {
+        probe_device(path).await?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await
+            .map_err(io_err("open", path))?;
+        Ok(SegmentFile { file, path: path.to_path_buf() })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn alloc(&self, len: usize) -> WriteBuf {
+        WriteBuf(self.file.alloc_dma_buffer(len))
+    }
+
+    /// Writes the whole of `buf` at `position`; both are block aligned.
+    pub(crate) async fn write_at(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
+        let len = buf.0.len();
+        let written = self.file.write_at(buf.0, position).await.map_err(io_err("write", &self.path))?;
+        if written != len {
+            let e = io::Error::new(io::ErrorKind::WriteZero, format!("short write: {written} of {len} bytes"));
+            return Err(IoError::new("write", &self.path, e));
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `position` (fewer at the end of the file).
+    pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadBuf, IoError> {
+        let read = self.file.read_at(position, len).await.map_err(io_err("read", &self.path))?;
+        Ok(ReadBuf(read))
+    }
+
+    pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {
+        self.file.fdatasync().await.map_err(io_err("fdatasync", &self.path))
+    }
+
+    pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
+        self.file.truncate(len).await.map_err(io_err("truncate", &self.path))
+    }
+
+    pub(crate) async fn size(&self) -> Result<u64, IoError> {
+        self.file.file_size().await.map_err(io_err("stat", &self.path))
+    }
+
+    pub(crate) async fn close(self) -> Result<(), IoError> {
+        self.file.close().await.map_err(io_err("close", &self.path))
+    }
+}
+
+thread_local! {
+    /// Devices on which this executor already opened a non-empty DMA file.
+    static PROBED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+/// glommio decides per executor and device, from the first DMA file opened,
+/// whether the device supports polled I/O; an empty new file makes it guess
+/// wrong and every later read fails with EOPNOTSUPP. So the first DMA file
+/// opened on a device is a non-empty sentinel in the parent directory.
+async fn probe_device(path: &Path) -> Result<(), IoError> {
+    let dir = path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    let dev = std::fs::metadata(dir).map_err(|e| IoError::new("stat", dir, e))?.dev();
+    if PROBED.with(|p| p.borrow().contains(&dev)) {
+        return Ok(());
+    }
+    let sentinel = dir.join(".dma-probe");
+    let needs_write = std::fs::metadata(&sentinel).map(|m| m.len() < 4096).unwrap_or(true);
+    if needs_write {
+        std::fs::write(&sentinel, [0xa5u8; 4096]).map_err(|e| IoError::new("write", &sentinel, e))?;
+    }
+    let file = DmaFile::open(&sentinel).await.map_err(io_err("open", &sentinel))?;
+    file.close().await.map_err(io_err("close", &sentinel))?;
+    PROBED.with(|p| p.borrow_mut().insert(dev));
+    Ok(())
+}
+
+/// fsyncs a directory, making creations, renames and removals in it durable.
+pub(crate) async fn sync_dir(path: &Path) -> Result<(), IoError> {
+    let dir = Directory::open(path).await.map_err(io_err("open dir", path))?;
+    dir.sync().await.map_err(io_err("fsync dir", path))?;
+    dir.close().await.map_err(io_err("close dir", path))
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fdatasync, rename, fsync dir.
+pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(), IoError> {
+    let tmp = path.with_extension("tmp");
+    write_file_synced(&tmp, bytes).await?;
+    glommio::io::rename(&tmp, path).await.map_err(io_err("rename", &tmp))?;
+    sync_dir(path.parent().unwrap_or(Path::new("."))).await
+}
+
+/// Creates or replaces `path` with `bytes` and fdatasyncs it (no dir sync).
+pub(crate) async fn write_file_synced(path: &Path, bytes: Vec<u8>) -> Result<(), IoError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(path)
+        .await
+        .map_err(io_err("create", path))?;
+    let len = bytes.len();
+    let written = if len == 0 { 0 } else { file.write_at(bytes, 0).await.map_err(io_err("write", path))? };
+    if written != len {
+        let e = io::Error::new(io::ErrorKind::WriteZero, "short write");
+        return Err(IoError::new("write", path, e));
+    }
+    file.fdatasync().await.map_err(io_err("fdatasync", path))?;
+    file.close().await.map_err(io_err("close", path))
+}
+
+/// Reads a whole small file; `None` if it does not exist.
+pub(crate) async fn read_file(path: &Path) -> Result<Option<Vec<u8>>, IoError> {
+    let file = match BufferedFile::open(path).await {
+        Ok(file) => file,
+        Err(e) => {
+            let e = io::Error::from(e);
+            if e.kind() == io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(IoError::new("open", path, e));
+        }
+    };
+    let size = file.file_size().await.map_err(io_err("stat", path))?;
+    let len = usize::try_from(size).map_err(|_| IoError::new("read", path, io::Error::other("file too large")))?;
+    let bytes = file.read_at(0, len).await.map_err(io_err("read", path))?.to_vec();
+    file.close().await.map_err(io_err("close", path))?;
+    Ok(Some(bytes))
+}
+
+/// Removes a file in the blocking pool (unlinking a large file takes
+/// hundreds of milliseconds). A missing file is not an error.
+pub(crate) async fn remove_file(path: &Path) -> Result<(), IoError> {
+    match glommio::io::remove(path).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = io::Error::from(e);
+            if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(IoError::new("remove", path, e)) }
+        }
+    }
+}
+
+/// Removes a directory tree in the blocking pool.
+pub(crate) async fn remove_dir_all(path: &Path) -> Result<(), IoError> {
+    let owned = path.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || std::fs::remove_dir_all(&owned))
+        .await
+        .map_err(|e| IoError::new("remove dir", path, e))
+}
+
+/// Creates a directory (and parents) and fsyncs the parent.
+pub(crate) async fn create_dir(path: &Path) -> Result<(), IoError> {
+    std::fs::create_dir_all(path).map_err(|e| IoError::new("create dir", path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new("."))).await
+}
+
+/// Lists the names of the entries of a directory (small directories only:
+/// a partition holds a few files per segment).
+pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, IoError> {
+    let entries = std::fs::read_dir(path).map_err(|e| IoError::new("list dir", path, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| IoError::new("list dir", path, e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// A handle to a task running on this executor; awaiting it waits for it.
+pub(crate) struct TaskHandle<T>(glommio::Task<T>);
+
+impl<T> std::fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskHandle")
+    }
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) async fn join(self) -> T {
+        self.0.await
+    }
+}
+
+/// Spawns a task on the current executor.
+pub(crate) fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> TaskHandle<T> {
+    TaskHandle(glommio::spawn_local(fut))
+}
+
+pub(crate) async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}

@@ -1,0 +1,35 @@
+//! Every bound the engine enforces, in one place. Units are last in names.
+
+/// Kafka's `max.message.bytes` default: the largest record batch accepted.
+pub const MAX_MESSAGE_BYTES_DEFAULT: u32 = 1_048_588;
+/// Kafka's `segment.bytes` default (1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Segment files address positions with `u32` in the offset index.
+pub const SEGMENT_BYTES_MAX: u64 = (1 << 31) - 1;
+/// A segment must hold at least one maximal batch header and then some.
+pub const SEGMENT_BYTES_MIN: u64 = 14;
+/// Kafka's `segment.ms` default (7 days).
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `retention.ms` default (7 days).
+pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `index.interval.bytes` default: bytes between offset index entries.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Bytes of recently appended batches each partition keeps in memory for reads.
+pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 << 20;
+/// Size of one aligned staging buffer; full buffers are written concurrently.
+pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1 << 20;
+/// Bytes read from disk per I/O when scanning a segment during recovery.
+pub const RECOVERY_READ_BYTES: usize = 1 << 20;
+/// Smallest disk read when serving a fetch: one read covers the index gap.
+pub const READ_BYTES_MIN: usize = 64 << 10;
+/// Direct I/O alignment: the physical block size of the devices we run on.
+pub const BLOCK_BYTES: u64 = 4096;
+/// Bytes of registered io_uring memory per executor; fits the default
+/// unprivileged 8 MiB memlock budget across glommio's three rings.
+pub const IO_MEMORY_BYTES: usize = 1 << 20;
+/// Staged but unwritten bytes per partition before appends wait for the
+/// flusher (backpressure instead of growth).
+pub const STAGED_BYTES_MAX: usize = 64 << 20;
+
+const _: () = assert!(WRITE_BUFFER_BYTES_DEFAULT as u64 % BLOCK_BYTES == 0);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);

@@ -1,0 +1,139 @@
+//! One partition's log: [`Log`].
+//!
+//! Lives on exactly one shard (it is `!Send`); every method runs on that
+//! shard's executor. State is in a `RefCell` that is never borrowed across
+//! an `.await`; two async locks order the operations that do await:
+//! `append_lock` (offset assignment, rolls, retention, close) and
+//! `flush_lock` (writes and fdatasync of the active segment).
+
+mod config;
+pub(crate) mod cursor;
+mod open;
+mod read;
+mod retention;
+pub(crate) mod segment;
+mod staging;
+mod tail_cache;
+mod write;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, Notify};
+
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use read::{Chunk, ReadResult};
+pub use tail_cache::CachedBatch;
+
+use crate::io::TaskHandle;
+use crate::{IoError, Offset};
+use segment::{ActiveSegment, SealedSegment};
+use staging::Staging;
+use tail_cache::TailCache;
+
+/// What a successful append returns (the fields of a Produce response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// The broker time stamped on the batches, or -1 for CreateTime topics.
+    pub log_append_time: i64,
+    pub log_start_offset: Offset,
+    /// Records appended.
+    pub record_count: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    config: LogConfig,
+    /// Sealed segments in offset order.
+    sealed: Vec<SealedSegment>,
+    active: ActiveSegment,
+    log_start_offset: Offset,
+    /// The next offset to assign (staged appends included).
+    next_offset: Offset,
+    /// Offsets below this have resolved appends and are readable.
+    log_end_offset: Offset,
+    /// Bytes of the active segment written to disk and readable.
+    readable_bytes: u64,
+    staging: Staging,
+    tail: TailCache,
+    poisoned: Option<Arc<IoError>>,
+    closed: bool,
+    /// Messages written since the last fdatasync, and when it ran.
+    unsynced_messages: u64,
+    unsynced_writes: bool,
+    last_sync: std::time::Instant,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    state: RefCell<State>,
+    append_lock: Mutex<()>,
+    flush_lock: Mutex<()>,
+    /// Wakes the flusher: something was staged, or the log is closing.
+    staged: Notify,
+    /// Wakes appends waiting for staging room.
+    drained: Notify,
+}
+
+/// A partition's append-only log of record batches. See the module docs.
+#[derive(Debug)]
+pub struct Log {
+    shared: Rc<Shared>,
+    flusher: Option<TaskHandle<()>>,
+}
+
+impl Log {
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The first offset readers may fetch.
+    pub fn log_start_offset(&self) -> Offset {
+        self.shared.state.borrow().log_start_offset
+    }
+
+    /// One past the last readable offset (every append below it resolved).
+    pub fn log_end_offset(&self) -> Offset {
+        self.shared.state.borrow().log_end_offset
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.shared.state.borrow().config.clone()
+    }
+
+    /// Replaces the config; takes effect for later appends, rolls and
+    /// retention runs (a flush-policy change applies after the next flush).
+    pub fn set_config(&self, config: LogConfig) {
+        self.shared.state.borrow_mut().config = config.clamped();
+    }
+
+    /// Bytes of all segments (for DescribeLogDirs and retention.bytes).
+    pub fn size_bytes(&self) -> u64 {
+        let st = self.shared.state.borrow();
+        st.sealed.iter().map(|s| s.meta.size).sum::<u64>() + st.active.meta.size
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.borrow().sealed.len() + 1
+    }
+
+    /// The largest timestamp in the log and the base offset of its batch.
+    pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
+        let st = self.shared.state.borrow();
+        let segments = st.sealed.iter().map(|s| &s.meta).chain(std::iter::once(&st.active.meta));
+        segments
+            .filter(|m| m.max_timestamp >= 0 && m.max_timestamp_batch < st.log_end_offset)
+            .max_by_key(|m| m.max_timestamp)
+            .map(|m| (m.max_timestamp, m.max_timestamp_batch.max(st.log_start_offset)))
+    }
+
+    /// True once a write or sync failed; the log must be reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.state.borrow().poisoned.is_some()
+    }
+}

@@ -1,0 +1,211 @@
+//! Opening a log: listing segments, loading or rebuilding their metadata,
+//! truncating a torn tail. See `crate::recovery` for the rules.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use tokio::sync::{Mutex, Notify};
+
+use super::segment::{
+    ActiveSegment, SealedSegment, SegmentMeta, index_path, log_path, parse_log_name, time_index_path,
+};
+use super::staging::Staging;
+use super::tail_cache::TailCache;
+use super::{Log, LogConfig, Shared, State};
+use crate::checkpoint::Checkpoint;
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::io::{self, SegmentFile};
+use crate::limits::BLOCK_BYTES;
+use crate::recovery::scan_segment;
+use crate::{IoError, Offset, Result};
+
+impl Log {
+    /// Opens the log in `dir` (created if missing), recovering from whatever
+    /// state a crash left it in. `now_ms` is the wall clock in milliseconds.
+    pub async fn open(dir: impl AsRef<Path>, config: LogConfig, now_ms: i64) -> Result<Log> {
+        let dir = dir.as_ref().to_path_buf();
+        let config = config.clamped();
+        io::create_dir(&dir).await?;
+        let mut bases = list_segments(&dir).await?;
+        let checkpoint = Checkpoint::read(&dir).await?;
+        let first_base = bases.first().copied().unwrap_or(Offset::ZERO);
+        let mut log_start = checkpoint.map_or(first_base, |c| c.log_start_offset.max(first_base));
+        while let [first, second, ..] = bases[..] {
+            if second > log_start {
+                break;
+            }
+            delete_segment_files(&dir, first).await?;
+            bases.remove(0);
+        }
+        if bases.is_empty() {
+            bases.push(log_start);
+            SegmentFile::open(&log_path(&dir, log_start), true).await?.close().await?;
+            io::sync_dir(&dir).await?;
+        }
+        let clean_end = checkpoint.map(|c| c.recovery_point);
+        let mut sealed = Vec::with_capacity(bases.len());
+        for pair in bases.windows(2) {
+            if let [base, next] = *pair {
+                sealed.push(open_sealed(&dir, base, next, &config, now_ms).await?);
+            }
+        }
+        let last = bases.last().copied().unwrap_or(log_start);
+        let (active, carry) = open_active(&dir, last, clean_end, &config, now_ms).await?;
+        let next_offset = active.meta.next_offset;
+        log_start = log_start.min(next_offset);
+        let state = State {
+            staging: Staging::new(config.write_buffer_bytes, active.meta.size, carry),
+            readable_bytes: active.meta.size,
+            tail: TailCache::new(config.tail_cache_bytes),
+            config,
+            sealed,
+            active,
+            log_start_offset: log_start,
+            next_offset,
+            log_end_offset: next_offset,
+            poisoned: None,
+            closed: false,
+            unsynced_messages: 0,
+            unsynced_writes: false,
+            last_sync: Instant::now(),
+        };
+        let shared = Rc::new(Shared {
+            dir,
+            state: RefCell::new(state),
+            append_lock: Mutex::new(()),
+            flush_lock: Mutex::new(()),
+            staged: Notify::new(),
+            drained: Notify::new(),
+        });
+        // From here on a crash must rescan the active segment.
+        shared.write_checkpoint(false).await?;
+        Ok(Log::start_flusher(shared))
+    }
+}
+
+/// Base offsets of the segments in `dir`, sorted; removes leftover temp files.
+async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
+    let mut bases = Vec::new();
+    for name in io::list_dir(dir)? {
+        if let Some(base) = parse_log_name(&name) {
+            bases.push(base);
+        } else if name.ends_with(".tmp") {
+            io::remove_file(&dir.join(&name)).await?;
+        }
+    }
+    bases.sort();
+    Ok(bases)
+}
+
+pub(super) async fn delete_segment_files(dir: &Path, base: Offset) -> Result<(), IoError> {
+    for path in [log_path(dir, base), index_path(dir, base), time_index_path(dir, base)] {
+        io::remove_file(&path).await?;
+    }
+    io::sync_dir(dir).await
+}
+
+/// Opens a sealed segment `[base, next)`: size from the file, indexes from
+/// their files if they verify, else rebuilt by a scan.
+async fn open_sealed(dir: &Path, base: Offset, next: Offset, config: &LogConfig, now_ms: i64) -> Result<SealedSegment> {
+    let path = log_path(dir, base);
+    let file = SegmentFile::open(&path, false).await?;
+    let size = file.size().await?;
+    let span = (next.0 - base.0) as u64;
+    let meta = match load_indexes(dir, base, size, span).await? {
+        Some((offset_index, time_index)) => sealed_meta(base, next, size, offset_index, time_index, now_ms),
+        None => rebuild_sealed(dir, &file, base, next, config, now_ms).await?,
+    };
+    Ok(SealedSegment { meta, file: Rc::new(file) })
+}
+
+fn sealed_meta(base: Offset, next: Offset, size: u64, offset_index: OffsetIndex, time_index: TimeIndex, now_ms: i64) -> SegmentMeta {
+    let mut meta = SegmentMeta::empty(base, now_ms);
+    meta.size = size;
+    meta.next_offset = next;
+    if let Some(last) = time_index.last() {
+        meta.max_timestamp = last.timestamp;
+        meta.max_timestamp_batch = base.plus(i64::from(last.relative_offset));
+    }
+    meta.offset_index = offset_index;
+    meta.time_index = time_index;
+    meta
+}
+
+async fn load_indexes(dir: &Path, base: Offset, size: u64, span: u64) -> Result<Option<(OffsetIndex, TimeIndex)>, IoError> {
+    let (Some(offsets), Some(times)) = (
+        io::read_file(&index_path(dir, base)).await?,
+        io::read_file(&time_index_path(dir, base)).await?,
+    ) else {
+        return Ok(None);
+    };
+    let decoded = OffsetIndex::decode(&offsets, size.max(1), span)
+        .and_then(|o| TimeIndex::decode(&times, span).map(|t| (o, t)));
+    match decoded {
+        Ok(indexes) => Ok(Some(indexes)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), base = base.0, error = %e, "index rejected; rebuilding");
+            Ok(None)
+        }
+    }
+}
+
+async fn rebuild_sealed(dir: &Path, file: &SegmentFile, base: Offset, next: Offset, config: &LogConfig, now_ms: i64) -> Result<SegmentMeta> {
+    let outcome = scan_segment(file, base, config.index_interval_bytes, now_ms).await?;
+    let mut meta = outcome.meta;
+    if let Some((position, cause)) = outcome.stop {
+        tracing::error!(
+            path = %file.path().display(), position, error = %cause,
+            "corrupt batch in a sealed segment; reads reaching it fail with a corruption error"
+        );
+        meta.size = outcome.physical_size;
+    }
+    meta.next_offset = next;
+    meta.finish_time_index();
+    io::write_file_synced(&index_path(dir, base), meta.offset_index.encode()).await?;
+    io::write_file_synced(&time_index_path(dir, base), meta.time_index.encode()).await?;
+    Ok(meta)
+}
+
+/// Opens the last segment for appends. After a clean close (`clean_end` is
+/// past its base and its indexes verify) nothing is scanned; otherwise it is
+/// scanned and a torn tail truncated. Returns it with its partial last block.
+async fn open_active(dir: &Path, base: Offset, clean_end: Option<Offset>, config: &LogConfig, now_ms: i64) -> Result<(ActiveSegment, Vec<u8>)> {
+    let path = log_path(dir, base);
+    let file = SegmentFile::open(&path, false).await?;
+    let mut meta = None;
+    if let Some(end) = clean_end.filter(|&end| end > base) {
+        let size = file.size().await?;
+        if let Some((offsets, times)) = load_indexes(dir, base, size, (end.0 - base.0) as u64).await? {
+            meta = Some(sealed_meta(base, end, size, offsets, times, now_ms));
+        }
+    }
+    let meta = match meta {
+        Some(meta) => meta,
+        None => scan_active(&file, &path, base, config, now_ms).await?,
+    };
+    let block_start = meta.size - meta.size % BLOCK_BYTES;
+    let carry = file.read_at(block_start, (meta.size - block_start) as usize).await?.to_vec();
+    if carry.len() as u64 != meta.size - block_start {
+        let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its batches");
+        return Err(IoError::new("read", path, e).into());
+    }
+    Ok((ActiveSegment { meta, file: Rc::new(file) }, carry))
+}
+
+async fn scan_active(file: &SegmentFile, path: &PathBuf, base: Offset, config: &LogConfig, now_ms: i64) -> Result<SegmentMeta> {
+    let outcome = scan_segment(file, base, config.index_interval_bytes, now_ms).await?;
+    if let Some((position, cause)) = &outcome.stop {
+        tracing::warn!(
+            path = %path.display(), position, truncated_bytes = outcome.physical_size - position,
+            last_valid_offset = outcome.meta.next_offset.0 - 1, reason = %cause,
+            "truncating the torn or unacknowledged tail of the active segment"
+        );
+    }
+    if outcome.physical_size != outcome.meta.size {
+        file.truncate(outcome.meta.size).await?;
+        file.fdatasync().await?;
+    }
+    Ok(outcome.meta)
+}

@@ -1,0 +1,242 @@
+//! The read path: batches by offset (tail cache first, then direct I/O
+//! reads checked batch by batch), and offset lookup by timestamp.
+
+use std::rc::Rc;
+
+use super::cursor::{BatchCursor, CursorError};
+use super::tail_cache::CachedBatch;
+use super::{Log, State};
+use crate::batch::{Compression, HEADER_BYTES, NO_TIMESTAMP};
+use crate::io::{ReadBuf, SegmentFile};
+use crate::limits::READ_BYTES_MIN;
+use crate::{Error, Offset, Result};
+
+/// One whole record batch handed to a reader, without copying its bytes:
+/// either from the tail cache (rewritten header + the producer's records) or
+/// a slice of a direct I/O read buffer. Write `slices()` to a socket in order.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Cached(Rc<CachedBatch>),
+    Stored(ReadBuf),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Cached(batch) => batch.size(),
+            Chunk::Stored(buf) => buf.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The batch's bytes as one or two slices, in order.
+    pub fn slices(&self) -> [&[u8]; 2] {
+        match self {
+            Chunk::Cached(batch) => [&batch.header.0, &batch.records],
+            Chunk::Stored(buf) => [buf, &[]],
+        }
+    }
+
+    /// Copies the batch into `out` (tests, tools; the broker writes slices).
+    pub fn extend_into(&self, out: &mut Vec<u8>) {
+        for slice in self.slices() {
+            out.extend_from_slice(slice);
+        }
+    }
+}
+
+/// What a read returns: whole batches, and the log's bounds at that time.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub chunks: Vec<Chunk>,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+impl ReadResult {
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+}
+
+/// Where on disk a read starts.
+struct DiskPlan {
+    file: Rc<SegmentFile>,
+    position: u64,
+    limit: u64,
+    /// One past the segment's last offset.
+    next_offset: Offset,
+}
+
+/// Reads the batches of one segment from `offset` on into `chunks`. Returns
+/// true if it read to the segment's end (the next segment may follow).
+async fn read_segment(plan: &DiskPlan, offset: Offset, end: Offset, max_bytes: usize, total: &mut usize, chunks: &mut Vec<Chunk>) -> Result<bool> {
+    let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN.max(max_bytes - *total));
+    loop {
+        if *total >= max_bytes {
+            return Ok(false);
+        }
+        let batch = match cursor.next().await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Ok(true),
+            // Serve what precedes the damage; the next read reports it.
+            Err(_) if !chunks.is_empty() => return Ok(false),
+            Err(e) => return Err(corrupt(&plan.file, e)),
+        };
+        if batch.header.last_offset() < offset {
+            continue;
+        }
+        if batch.header.base_offset() >= end || (*total > 0 && *total + batch.bytes.len() > max_bytes) {
+            return Ok(false);
+        }
+        *total += batch.bytes.len();
+        chunks.push(Chunk::Stored(batch.bytes));
+    }
+}
+
+impl Log {
+    /// Reads whole batches starting with the one containing `offset`, up to
+    /// `max_bytes` (always at least one batch if any is readable, as Kafka
+    /// does since KIP-74). Offsets outside `[log_start, log_end]` fail with
+    /// `OffsetOutOfRange`; `offset == log_end` returns no batches.
+    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
+        let mut result = {
+            let st = self.shared.state.borrow();
+            check_range(&st, offset)?;
+            ReadResult { chunks: Vec::new(), log_start_offset: st.log_start_offset, log_end_offset: st.log_end_offset }
+        };
+        let mut next = offset;
+        let mut total = 0usize;
+        // One segment per step, until max_bytes or the log end.
+        while total < max_bytes && next < result.log_end_offset {
+            let plan = {
+                let st = self.shared.state.borrow();
+                if st.tail.covers(next) {
+                    let mut cached = Vec::new();
+                    st.tail.read_into(next, result.log_end_offset, max_bytes, &mut total, &mut cached);
+                    result.chunks.extend(cached.into_iter().map(Chunk::Cached));
+                    break;
+                }
+                plan_disk_read(&st, next)
+            };
+            let segment_end = plan.next_offset;
+            let complete = read_segment(&plan, next, result.log_end_offset, max_bytes, &mut total, &mut result.chunks).await?;
+            if !complete || segment_end <= next {
+                break;
+            }
+            next = segment_end;
+        }
+        Ok(result)
+    }
+
+    /// The first offset whose timestamp is at or after `timestamp`, with that
+    /// timestamp (ListOffsets by time); `None` if every record is older.
+    /// Inside a compressed CreateTime batch the batch's base offset is
+    /// returned (records are not decompressed): a consumer seeking there
+    /// sees a few older records first.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
+        let (plan, log_start, log_end) = {
+            let st = self.shared.state.borrow();
+            let segments = st.sealed.iter().map(|s| (&s.meta, &s.file, s.meta.size));
+            let active = std::iter::once((&st.active.meta, &st.active.file, st.readable_bytes));
+            let found = segments.chain(active).find(|(meta, _, _)| {
+                meta.max_timestamp >= timestamp && meta.next_offset > st.log_start_offset
+            });
+            let Some((meta, file, limit)) = found else { return Ok(None) };
+            let relative = meta.time_index.lookup(timestamp);
+            let position = u64::from(meta.offset_index.lookup(relative));
+            let plan = DiskPlan { file: Rc::clone(file), position, limit, next_offset: meta.next_offset };
+            (plan, st.log_start_offset, st.log_end_offset)
+        };
+        let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
+        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {
+            let header = &batch.header;
+            if header.base_offset() >= log_end {
+                break;
+            }
+            if header.last_offset() < log_start || header.max_timestamp() < timestamp {
+                continue;
+            }
+            let found = first_record_at_or_after(&batch.bytes, timestamp)
+                .unwrap_or((header.base_offset(), header.max_timestamp()));
+            return Ok(Some((found.0.max(log_start), found.1)));
+        }
+        Ok(None)
+    }
+}
+
+fn check_range(st: &State, offset: Offset) -> Result<()> {
+    if offset < st.log_start_offset || offset > st.log_end_offset {
+        return Err(Error::OffsetOutOfRange {
+            offset,
+            log_start_offset: st.log_start_offset,
+            log_end_offset: st.log_end_offset,
+        });
+    }
+    Ok(())
+}
+
+fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
+    let in_active = offset >= st.active.meta.base_offset;
+    let (meta, file, limit) = if in_active {
+        (&st.active.meta, &st.active.file, st.readable_bytes)
+    } else {
+        let at = st.sealed.partition_point(|s| s.meta.base_offset <= offset).saturating_sub(1);
+        match st.sealed.get(at) {
+            Some(s) => (&s.meta, &s.file, s.meta.size),
+            None => (&st.active.meta, &st.active.file, st.readable_bytes),
+        }
+    };
+    let relative = u32::try_from((offset.0 - meta.base_offset.0).max(0)).unwrap_or(u32::MAX);
+    let position = u64::from(meta.offset_index.lookup(relative));
+    DiskPlan { file: Rc::clone(file), position, limit, next_offset: meta.next_offset }
+}
+
+fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
+    match e {
+        CursorError::Io(e) => Error::Io(e),
+        CursorError::Invalid { position, cause } => {
+            tracing::error!(path = %file.path().display(), position, error = %cause, "corrupt stored batch");
+            Error::Corrupt { path: file.path().to_path_buf(), position, cause }
+        }
+    }
+}
+
+/// For an uncompressed CreateTime batch, the offset and timestamp of its
+/// first record with timestamp >= `timestamp`; `None` otherwise.
+fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(Offset, i64)> {
+    let header = crate::batch::BatchHeader(*batch.first_chunk::<HEADER_BYTES>()?);
+    if header.compression() != Some(Compression::None) || header.is_log_append_time() {
+        return None;
+    }
+    let base_ts = header.base_timestamp();
+    let mut rest = batch.get(HEADER_BYTES..)?;
+    while !rest.is_empty() {
+        let (length, used) = crate::batch::read_varint(rest)?;
+        let record = rest.get(used..used + usize::try_from(length).ok()?)?;
+        // attributes (1 byte), timestamp delta (varlong), offset delta (varint)
+        let (ts_delta, ts_used) = read_varlong(record.get(1..)?)?;
+        let (offset_delta, _) = crate::batch::read_varint(record.get(1 + ts_used..)?)?;
+        let record_ts = if base_ts == NO_TIMESTAMP { NO_TIMESTAMP } else { base_ts + ts_delta };
+        if record_ts >= timestamp {
+            return Some((header.base_offset().plus(i64::from(offset_delta)), record_ts));
+        }
+        rest = rest.get(used + record.len()..)?;
+    }
+    None
+}
+
+/// Decodes a zigzag varlong (at most 10 bytes).
+fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in buf.iter().take(10).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}

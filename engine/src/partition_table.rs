@@ -1,0 +1,194 @@
+//! The partitions one shard owns: `<data-dir>/<topic>-<partition>/`.
+//!
+//! Lives on its shard. Placement is a pure function of the topic, the
+//! partition and the shard count ([`PartitionTable::owner`]), so it is the
+//! same after a restart with the same shard count; the metadata layer may
+//! replace it with an explicit assignment later.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Log, LogConfig, Result, io};
+
+/// A topic partition, named as Kafka names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
+    /// Parses a `<topic>-<partition>` directory name (topics may contain '-').
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok().filter(|p| *p >= 0)?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        (!topic.is_empty() && topic.chars().all(valid)).then(|| TopicPartition::new(topic, partition))
+    }
+
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+const DELETED_SUFFIX: &str = ".deleted";
+
+/// The open logs of the partitions one shard owns.
+#[derive(Debug)]
+pub struct PartitionTable {
+    data_dir: PathBuf,
+    shard: u32,
+    shard_count: u32,
+    logs: BTreeMap<TopicPartition, Log>,
+}
+
+impl PartitionTable {
+    /// The shard that owns `tp` among `shard_count` shards.
+    pub fn owner(tp: &TopicPartition, shard_count: u32) -> u32 {
+        let hash = crc32c::crc32c(tp.topic.as_bytes());
+        (hash.wrapping_add(tp.partition as u32)) % shard_count.max(1)
+    }
+
+    /// Opens every partition under `data_dir` that this shard owns, each with
+    /// the config `config_for` gives its topic. Finishes interrupted deletes.
+    pub async fn open(
+        data_dir: impl AsRef<Path>,
+        shard: u32,
+        shard_count: u32,
+        config_for: impl Fn(&str) -> LogConfig,
+        now_ms: i64,
+    ) -> Result<PartitionTable> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        assert!(shard < shard_count.max(1));
+        io::create_dir(&data_dir).await?;
+        let mut table = PartitionTable { data_dir, shard, shard_count, logs: BTreeMap::new() };
+        for name in io::list_dir(&table.data_dir)? {
+            let path = table.data_dir.join(&name);
+            if name.ends_with(DELETED_SUFFIX) {
+                if Self::owner_of_name(&name, shard_count) == Some(shard) {
+                    io::remove_dir_all(&path).await?;
+                }
+                continue;
+            }
+            let Some(tp) = TopicPartition::from_dir_name(&name) else { continue };
+            if !path.is_dir() || Self::owner(&tp, shard_count) != shard {
+                continue;
+            }
+            let log = Log::open(&path, config_for(&tp.topic), now_ms).await?;
+            table.logs.insert(tp, log);
+        }
+        Ok(table)
+    }
+
+    fn owner_of_name(name: &str, shard_count: u32) -> Option<u32> {
+        let stem = name.strip_suffix(DELETED_SUFFIX)?;
+        TopicPartition::from_dir_name(stem).map(|tp| Self::owner(&tp, shard_count))
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// Creates a new, empty partition on this shard.
+    pub async fn create(&mut self, tp: TopicPartition, config: LogConfig, now_ms: i64) -> Result<&Log> {
+        if Self::owner(&tp, self.shard_count) != self.shard {
+            return Err(Error::UnknownPartition(tp.to_string()));
+        }
+        let dir = self.data_dir.join(tp.dir_name());
+        if self.logs.contains_key(&tp) || dir.exists() {
+            return Err(Error::PartitionExists(tp.to_string()));
+        }
+        if TopicPartition::from_dir_name(&tp.dir_name()).as_ref() != Some(&tp) {
+            return Err(Error::InvalidPartitionName(tp.dir_name()));
+        }
+        let log = Log::open(&dir, config, now_ms).await?;
+        Ok(self.logs.entry(tp).or_insert(log))
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<&Log> {
+        self.logs.get(tp)
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.logs.keys()
+    }
+
+    pub fn logs(&self) -> impl Iterator<Item = (&TopicPartition, &Log)> {
+        self.logs.iter()
+    }
+
+    /// Closes and deletes a partition and all its files. The directory is
+    /// first renamed aside (and the rename made durable), so a crash midway
+    /// never leaves a half-deleted partition that would be opened again.
+    pub async fn delete(&mut self, tp: &TopicPartition) -> Result<()> {
+        let log = self.logs.remove(tp).ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
+        let dir = log.dir().to_path_buf();
+        log.close().await?;
+        let aside = self.data_dir.join(format!("{}{DELETED_SUFFIX}", tp.dir_name()));
+        std::fs::rename(&dir, &aside).map_err(|e| crate::IoError::new("rename", &dir, e))?;
+        io::sync_dir(&self.data_dir).await?;
+        io::remove_dir_all(&aside).await?;
+        io::sync_dir(&self.data_dir).await?;
+        Ok(())
+    }
+
+    /// Applies retention to every partition; returns segments deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for (tp, log) in &self.logs {
+            match log.enforce_retention(now_ms).await {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "retention failed"),
+            }
+        }
+        deleted
+    }
+
+    /// Closes every log (flushing what is staged).
+    pub async fn close(self) -> Result<()> {
+        let mut first_error = None;
+        for (tp, log) in self.logs {
+            if let Err(e) = log.close().await {
+                tracing::error!(partition = %tp, error = %e, "close failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_round_trip_even_with_dashes() {
+        let tp = TopicPartition::new("my-topic.v2", 13);
+        assert_eq!(tp.dir_name(), "my-topic.v2-13");
+        assert_eq!(TopicPartition::from_dir_name("my-topic.v2-13"), Some(tp));
+        assert_eq!(TopicPartition::from_dir_name("nodash"), None);
+        assert_eq!(TopicPartition::from_dir_name("t--1"), Some(TopicPartition::new("t-", 1)));
+        assert_eq!(TopicPartition::from_dir_name("-1"), None);
+        assert_eq!(TopicPartition::from_dir_name("bad/name-1"), None);
+    }
+
+    #[test]
+    fn placement_is_deterministic_and_spreads() {
+        let owners: Vec<u32> = (0..64).map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4)).collect();
+        assert_eq!(owners, (0..64).map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4)).collect::<Vec<_>>());
+        for shard in 0..4 {
+            assert_eq!(owners.iter().filter(|&&o| o == shard).count(), 16);
+        }
+    }
+}

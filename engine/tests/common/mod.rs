@@ -1,0 +1,99 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::Write;
+
+use engine::batch::Compression;
+use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+
+/// Runs an async test body on a fresh io_uring executor.
+pub fn run<F, G>(make: G)
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    engine::rt::run_on_executor("test", None, make).expect("executor");
+}
+
+/// The seed for randomized tests: `SHARDLOG_TEST_SEED` or a fixed default,
+/// printed so a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("SHARDLOG_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    eprintln!("{test}: seed {seed} (replay with SHARDLOG_TEST_SEED={seed})");
+    seed
+}
+
+pub fn proptest_config(test: &str, cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed(test)),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+/// A small deterministic generator (splitmix64).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A batch of `count` records with `value_bytes`-byte values, lz4-compressed
+/// if asked, timestamps from `timestamp` one ms apart.
+pub fn batch(rng: &mut Rng, count: i32, value_bytes: usize, timestamp: i64, compressed: bool) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..count).map(|_| rng.bytes(value_bytes)).collect();
+    let keys: Vec<Vec<u8>> = (0..count).map(|i| format!("key-{i}").into_bytes()).collect();
+    let headers = [(&b"h"[..], Some(&b"v"[..]))];
+    let records: Vec<Record<'_>> = (0..count as usize)
+        .map(|i| Record {
+            key: Some(&keys[i]),
+            value: Some(&values[i]),
+            headers: &headers,
+            timestamp_delta: i as i64,
+        })
+        .collect();
+    let mut encoded = encode_records(&records);
+    let mut spec = BatchSpec::new(count, timestamp);
+    spec.max_timestamp = timestamp + i64::from(count) - 1;
+    if compressed {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        enc.write_all(&encoded).unwrap();
+        encoded = enc.finish().unwrap();
+        spec.compression = Compression::Lz4;
+    }
+    encode_batch(&spec, &encoded)
+}
+
+/// `bytes` with its base offset set to `offset` (what the log stores).
+pub fn with_offset(bytes: &[u8], offset: i64) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[..8].copy_from_slice(&offset.to_be_bytes());
+    out
+}
+
+pub fn concat(result: &engine::ReadResult) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in &result.chunks {
+        chunk.extend_into(&mut out);
+    }
+    out
+}
+
+pub fn small_config() -> engine::LogConfig {
+    engine::LogConfig { segment_bytes: 64 << 10, index_interval_bytes: 1024, ..engine::LogConfig::default() }
+}
