@@ -1,1 +1,41 @@
-fn main() {}
+//! `shardlog`: the binary. Subcommands only wire the crates together.
+
+mod crash_child;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shardlog",
+    version,
+    about = "A Kafka-wire-compatible event streaming broker, thread-per-core on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker's shards on a data directory.
+    Serve(serve::Args),
+    /// Test helper: append random batches to one partition log and print
+    /// every durable acknowledgement (the crash-recovery test kills it).
+    #[command(hide = true)]
+    CrashChild(crash_child::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
+        Command::CrashChild(args) => crash_child::run(args),
+    }
+}

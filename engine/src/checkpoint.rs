@@ -60,8 +60,10 @@ impl Checkpoint {
         };
         let log_start_offset = field("log_start_offset")?;
         let recovery_point = field("recovery_point")?;
-        (log_start_offset.0 >= 0 && recovery_point.0 >= 0)
-            .then_some(Checkpoint { log_start_offset, recovery_point })
+        (log_start_offset.0 >= 0 && recovery_point.0 >= 0).then_some(Checkpoint {
+            log_start_offset,
+            recovery_point,
+        })
     }
 
     pub(crate) async fn read(dir: &Path) -> Result<Option<Checkpoint>, IoError> {
@@ -69,7 +71,9 @@ impl Checkpoint {
         let Some(bytes) = io::read_file(&path).await? else {
             return Ok(None);
         };
-        let parsed = std::str::from_utf8(&bytes).ok().and_then(Checkpoint::decode);
+        let parsed = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(Checkpoint::decode);
         if parsed.is_none() {
             tracing::warn!(path = %path.display(), "checkpoint unreadable; rescanning every segment");
         }
@@ -87,7 +91,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_damage() {
-        let cp = Checkpoint { log_start_offset: Offset(12), recovery_point: Offset(3400) };
+        let cp = Checkpoint {
+            log_start_offset: Offset(12),
+            recovery_point: Offset(3400),
+        };
         let text = cp.encode();
         assert_eq!(Checkpoint::decode(&text), Some(cp));
         let damaged = text.replace("3400", "3401");

@@ -19,7 +19,11 @@ pub struct IoError {
 
 impl IoError {
     pub(crate) fn new(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        IoError { op, path: path.into(), source }
+        IoError {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -32,7 +36,11 @@ pub enum Error {
     Batch(#[from] BatchError),
     /// Stored bytes failed validation when read back: never served.
     #[error("corrupt data in {path} at byte {position}: {cause}")]
-    Corrupt { path: PathBuf, position: u64, cause: BatchError },
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        cause: BatchError,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
     /// A write or fdatasync failed earlier; the partition takes no appends
@@ -40,7 +48,11 @@ pub enum Error {
     #[error("partition poisoned by an earlier failure: {0}")]
     Poisoned(Arc<IoError>),
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: Offset, log_start_offset: Offset, log_end_offset: Offset },
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
+    },
     #[error("the partition is closed")]
     Closed,
     #[error("partition {0} already exists")]

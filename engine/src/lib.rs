@@ -23,7 +23,12 @@
 //! (O_DIRECT), runs one fdatasync for everything staged so far, and resolves
 //! every append it covered. `engine/ARCHITECTURE.md` lists the steps and what
 //! recovery does after a crash at each of them.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 pub mod batch;
 pub mod checkpoint;

@@ -31,5 +31,5 @@ pub const IO_MEMORY_BYTES: usize = 1 << 20;
 /// flusher (backpressure instead of growth).
 pub const STAGED_BYTES_MAX: usize = 64 << 20;
 
-const _: () = assert!(WRITE_BUFFER_BYTES_DEFAULT as u64 % BLOCK_BYTES == 0);
+const _: () = assert!((WRITE_BUFFER_BYTES_DEFAULT as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);

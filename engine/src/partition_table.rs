@@ -20,7 +20,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 
     /// Parses a `<topic>-<partition>` directory name (topics may contain '-').
@@ -28,7 +31,8 @@ impl TopicPartition {
         let (topic, partition) = name.rsplit_once('-')?;
         let partition: i32 = partition.parse().ok().filter(|p| *p >= 0)?;
         let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        (!topic.is_empty() && topic.chars().all(valid)).then(|| TopicPartition::new(topic, partition))
+        (!topic.is_empty() && topic.chars().all(valid))
+            .then(|| TopicPartition::new(topic, partition))
     }
 
     pub fn dir_name(&self) -> String {
@@ -72,7 +76,12 @@ impl PartitionTable {
         let data_dir = data_dir.as_ref().to_path_buf();
         assert!(shard < shard_count.max(1));
         io::create_dir(&data_dir).await?;
-        let mut table = PartitionTable { data_dir, shard, shard_count, logs: BTreeMap::new() };
+        let mut table = PartitionTable {
+            data_dir,
+            shard,
+            shard_count,
+            logs: BTreeMap::new(),
+        };
         for name in io::list_dir(&table.data_dir)? {
             let path = table.data_dir.join(&name);
             if name.ends_with(DELETED_SUFFIX) {
@@ -81,7 +90,9 @@ impl PartitionTable {
                 }
                 continue;
             }
-            let Some(tp) = TopicPartition::from_dir_name(&name) else { continue };
+            let Some(tp) = TopicPartition::from_dir_name(&name) else {
+                continue;
+            };
             if !path.is_dir() || Self::owner(&tp, shard_count) != shard {
                 continue;
             }
@@ -101,7 +112,12 @@ impl PartitionTable {
     }
 
     /// Creates a new, empty partition on this shard.
-    pub async fn create(&mut self, tp: TopicPartition, config: LogConfig, now_ms: i64) -> Result<&Log> {
+    pub async fn create(
+        &mut self,
+        tp: TopicPartition,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<&Log> {
         if Self::owner(&tp, self.shard_count) != self.shard {
             return Err(Error::UnknownPartition(tp.to_string()));
         }
@@ -132,10 +148,15 @@ impl PartitionTable {
     /// first renamed aside (and the rename made durable), so a crash midway
     /// never leaves a half-deleted partition that would be opened again.
     pub async fn delete(&mut self, tp: &TopicPartition) -> Result<()> {
-        let log = self.logs.remove(tp).ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
+        let log = self
+            .logs
+            .remove(tp)
+            .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
         let dir = log.dir().to_path_buf();
         log.close().await?;
-        let aside = self.data_dir.join(format!("{}{DELETED_SUFFIX}", tp.dir_name()));
+        let aside = self
+            .data_dir
+            .join(format!("{}{DELETED_SUFFIX}", tp.dir_name()));
         std::fs::rename(&dir, &aside).map_err(|e| crate::IoError::new("rename", &dir, e))?;
         io::sync_dir(&self.data_dir).await?;
         io::remove_dir_all(&aside).await?;
@@ -178,15 +199,25 @@ mod tests {
         assert_eq!(tp.dir_name(), "my-topic.v2-13");
         assert_eq!(TopicPartition::from_dir_name("my-topic.v2-13"), Some(tp));
         assert_eq!(TopicPartition::from_dir_name("nodash"), None);
-        assert_eq!(TopicPartition::from_dir_name("t--1"), Some(TopicPartition::new("t-", 1)));
+        assert_eq!(
+            TopicPartition::from_dir_name("t--1"),
+            Some(TopicPartition::new("t-", 1))
+        );
         assert_eq!(TopicPartition::from_dir_name("-1"), None);
         assert_eq!(TopicPartition::from_dir_name("bad/name-1"), None);
     }
 
     #[test]
     fn placement_is_deterministic_and_spreads() {
-        let owners: Vec<u32> = (0..64).map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4)).collect();
-        assert_eq!(owners, (0..64).map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4)).collect::<Vec<_>>());
+        let owners: Vec<u32> = (0..64)
+            .map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4))
+            .collect();
+        assert_eq!(
+            owners,
+            (0..64)
+                .map(|p| PartitionTable::owner(&TopicPartition::new("t", p), 4))
+                .collect::<Vec<_>>()
+        );
         for shard in 0..4 {
             assert_eq!(owners.iter().filter(|&&o| o == shard).count(), 16);
         }

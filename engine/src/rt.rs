@@ -1,32 +1,87 @@
-//! Running engine code: the executor every shard (and every test) runs on.
-//! With `io` this is the only place that names glommio.
+//! Running engine code: the executor every shard (and every test) runs on,
+//! and the clock. With `io` this is the only place that names glommio.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::limits::IO_MEMORY_BYTES;
 
-/// Runs `fut` to completion on a new single-threaded io_uring executor on a
-/// new thread, optionally pinned to `cpu`, and returns its output.
+/// A running executor thread.
+pub struct ExecutorHandle<T: Send + 'static> {
+    name: String,
+    handle: glommio::ExecutorJoinHandle<T>,
+}
+
+impl<T: Send + 'static> std::fmt::Debug for ExecutorHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> ExecutorHandle<T> {
+    /// Waits for the executor's main future to finish and returns its output.
+    pub fn join(self) -> std::io::Result<T> {
+        let name = self.name;
+        self.handle
+            .join()
+            .map_err(|e| std::io::Error::other(format!("executor {name:?} failed: {e}")))
+    }
+}
+
+/// Starts a single-threaded io_uring executor on a new thread, pinned to
+/// `cpu` if given, running the future `make` returns.
 ///
 /// Fails if the executor cannot start, most often because the memlock limit
 /// (`ulimit -l`) is below the 512 KiB glommio needs for its rings.
+pub fn spawn_executor<T, F, G>(
+    name: &str,
+    cpu: Option<usize>,
+    make: G,
+) -> std::io::Result<ExecutorHandle<T>>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let placement = match cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    };
+    let builder = glommio::LocalExecutorBuilder::new(placement)
+        .name(name)
+        .io_memory(IO_MEMORY_BYTES)
+        .ring_depth(128);
+    let handle = builder.spawn(make).map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot start the io_uring executor {name:?}: {e} (is `ulimit -l` at least 512 KiB?)"
+        ))
+    })?;
+    Ok(ExecutorHandle {
+        name: name.to_string(),
+        handle,
+    })
+}
+
+/// Runs the future `make` returns on a new executor thread and waits for it.
 pub fn run_on_executor<T, F, G>(name: &str, cpu: Option<usize>, make: G) -> std::io::Result<T>
 where
     G: FnOnce() -> F + Send + 'static,
     F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    let mut builder = glommio::LocalExecutorBuilder::new(match cpu {
-        Some(cpu) => glommio::Placement::Fixed(cpu),
-        None => glommio::Placement::Unbound,
-    })
-    .name(name)
-    .io_memory(IO_MEMORY_BYTES);
-    builder = builder.ring_depth(128);
-    let handle = builder.spawn(make).map_err(|e| {
-        std::io::Error::other(format!(
-            "cannot start the io_uring executor {name:?}: {e} (is `ulimit -l` at least 512 KiB?)"
-        ))
-    })?;
-    handle.join().map_err(|e| std::io::Error::other(format!("executor {name:?} failed: {e}")))
+    spawn_executor(name, cpu, make)?.join()
+}
+
+/// Sleeps on the current executor.
+pub async fn sleep(duration: Duration) {
+    crate::io::sleep(duration).await;
+}
+
+/// Wall-clock milliseconds since the Unix epoch (timestamps, segment.ms).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -10,13 +10,18 @@ use engine::{Error, FlushPolicy, Log, LogConfig, Offset, TimestampType};
 fn appended_batches_read_back_byte_for_byte_with_assigned_offsets() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path().join("t-0"), LogConfig::default(), 1_000).await.unwrap();
+        let log = Log::open(dir.path().join("t-0"), LogConfig::default(), 1_000)
+            .await
+            .unwrap();
         let mut rng = Rng(1);
         let a = batch(&mut rng, 3, 100, 1_000, false);
         let b = batch(&mut rng, 5, 40, 2_000, true);
         let ia = log.append(Bytes::from(a.clone()), 1_000).await.unwrap();
         let ib = log.append(Bytes::from(b.clone()), 1_000).await.unwrap();
-        assert_eq!((ia.base_offset, ia.last_offset, ia.record_count), (Offset(0), Offset(2), 3));
+        assert_eq!(
+            (ia.base_offset, ia.last_offset, ia.record_count),
+            (Offset(0), Offset(2), 3)
+        );
         assert_eq!((ib.base_offset, ib.last_offset), (Offset(3), Offset(7)));
         assert_eq!(ib.log_append_time, -1);
         assert_eq!(log.log_end_offset(), Offset(8));
@@ -31,7 +36,10 @@ fn appended_batches_read_back_byte_for_byte_with_assigned_offsets() {
         let one = log.read(Offset(0), 1).await.unwrap();
         assert_eq!(one.chunks.len(), 1);
         assert!(log.read(Offset(8), 100).await.unwrap().chunks.is_empty());
-        assert!(matches!(log.read(Offset(9), 100).await, Err(Error::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(Offset(9), 100).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
         log.close().await.unwrap();
     });
 }
@@ -40,7 +48,10 @@ fn appended_batches_read_back_byte_for_byte_with_assigned_offsets() {
 fn invalid_batches_are_rejected_and_nothing_is_stored() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { max_message_bytes: 2_000, ..LogConfig::default() };
+        let config = LogConfig {
+            max_message_bytes: 2_000,
+            ..LogConfig::default()
+        };
         let log = Log::open(dir.path().join("t-0"), config, 0).await.unwrap();
         let mut rng = Rng(2);
         let good = batch(&mut rng, 1, 10, 5, false);
@@ -64,10 +75,16 @@ fn invalid_batches_are_rejected_and_nothing_is_stored() {
 fn concurrent_appends_resolve_in_order_with_contiguous_offsets() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path().join("t-0"), small_config(), 0).await.unwrap();
+        let log = Log::open(dir.path().join("t-0"), small_config(), 0)
+            .await
+            .unwrap();
         let mut rng = Rng(3);
-        let batches: Vec<Vec<u8>> = (0..64).map(|i| batch(&mut rng, 1 + i % 4, 700, 10, i % 3 == 0)).collect();
-        let appends = batches.iter().map(|b| log.append(Bytes::from(b.clone()), 0));
+        let batches: Vec<Vec<u8>> = (0..64)
+            .map(|i| batch(&mut rng, 1 + i % 4, 700, 10, i % 3 == 0))
+            .collect();
+        let appends = batches
+            .iter()
+            .map(|b| log.append(Bytes::from(b.clone()), 0));
         let infos = futures::future::join_all(appends).await;
         let mut next = 0;
         let mut expected = Vec::new();
@@ -99,7 +116,10 @@ fn reopened_log_serves_everything_from_disk_across_segments() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
-        let config = LogConfig { tail_cache_bytes: 0, ..small_config() };
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..small_config()
+        };
         let mut rng = Rng(4);
         let mut expected = Vec::new();
         {
@@ -117,7 +137,11 @@ fn reopened_log_serves_everything_from_disk_across_segments() {
             assert_eq!(log.log_end_offset(), Offset(400));
             for (offset, bytes) in expected.iter().step_by(7) {
                 let r = log.read(*offset, 1).await.unwrap();
-                assert_eq!(&concat(&r), bytes, "offset {offset} (clean reopen: {clean})");
+                assert_eq!(
+                    &concat(&r),
+                    bytes,
+                    "offset {offset} (clean reopen: {clean})"
+                );
             }
             if clean {
                 log.close().await.unwrap();
@@ -134,7 +158,10 @@ fn reopened_log_serves_everything_from_disk_across_segments() {
 fn log_append_time_topics_stamp_the_broker_time() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
         let log = Log::open(dir.path().join("t-0"), config, 0).await.unwrap();
         let b = batch(&mut Rng(5), 2, 10, 100, true);
         let info = log.append(Bytes::from(b), 777_000).await.unwrap();
@@ -154,11 +181,19 @@ fn interval_flush_policy_resolves_on_write_and_syncs_on_schedule() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
-        let config = LogConfig { flush: FlushPolicy::Interval { ms: Some(5), messages: Some(100) }, ..LogConfig::default() };
+        let config = LogConfig {
+            flush: FlushPolicy::Interval {
+                ms: Some(5),
+                messages: Some(100),
+            },
+            ..LogConfig::default()
+        };
         let log = Log::open(&path, config.clone(), 0).await.unwrap();
         let mut rng = Rng(6);
         for i in 0..50 {
-            log.append(Bytes::from(batch(&mut rng, 3, 64, i, false)), 0).await.unwrap();
+            log.append(Bytes::from(batch(&mut rng, 3, 64, i, false)), 0)
+                .await
+                .unwrap();
         }
         assert_eq!(log.log_end_offset(), Offset(150));
         assert_eq!(log.read(Offset(149), 100).await.unwrap().chunks.len(), 1);
@@ -173,13 +208,22 @@ fn interval_flush_policy_resolves_on_write_and_syncs_on_schedule() {
 fn segment_ms_rolls_an_old_active_segment() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_ms: 1_000, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_ms: 1_000,
+            ..LogConfig::default()
+        };
         let log = Log::open(dir.path().join("t-0"), config, 0).await.unwrap();
         let mut rng = Rng(7);
-        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 10).await.unwrap();
-        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 500).await.unwrap();
+        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 10)
+            .await
+            .unwrap();
+        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 500)
+            .await
+            .unwrap();
         assert_eq!(log.segment_count(), 1);
-        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 1_500).await.unwrap();
+        log.append(Bytes::from(batch(&mut rng, 1, 10, 0, false)), 1_500)
+            .await
+            .unwrap();
         assert_eq!(log.segment_count(), 2);
         log.close().await.unwrap();
     });

@@ -39,14 +39,24 @@ struct Setup {
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
-    (8_000u64..64_000, prop_oneof![Just(0usize), Just(16 << 10), Just(1 << 20)], 256u32..4096, 1usize..20, 10_000u64..100_000)
-        .prop_map(|(segment_bytes, tail_cache_bytes, index_interval_bytes, blocks, retention_bytes)| Setup {
-            segment_bytes,
-            tail_cache_bytes,
-            index_interval_bytes,
-            write_buffer_bytes: blocks * 4096,
-            retention_bytes,
-        })
+    (
+        8_000u64..64_000,
+        prop_oneof![Just(0usize), Just(16 << 10), Just(1 << 20)],
+        256u32..4096,
+        1usize..20,
+        10_000u64..100_000,
+    )
+        .prop_map(
+            |(segment_bytes, tail_cache_bytes, index_interval_bytes, blocks, retention_bytes)| {
+                Setup {
+                    segment_bytes,
+                    tail_cache_bytes,
+                    index_interval_bytes,
+                    write_buffer_bytes: blocks * 4096,
+                    retention_bytes,
+                }
+            },
+        )
 }
 
 /// The model: every stored batch (base, last, bytes) and the log start.
@@ -103,7 +113,9 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                 let mut next = info.base_offset.0;
                 assert_eq!(next, model.end());
                 for (count, b) in encoded {
-                    model.batches.push((next, next + i64::from(count) - 1, with_offset(&b, next)));
+                    model
+                        .batches
+                        .push((next, next + i64::from(count) - 1, with_offset(&b, next)));
                     next += i64::from(count);
                 }
                 assert_eq!(info.last_offset.0, next - 1);
@@ -113,7 +125,10 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                 let offset = model.log_start - 1 + (pick % span) as i64;
                 let result = log.read(Offset(offset), max_bytes).await;
                 if offset < model.log_start || offset > model.end() {
-                    assert!(matches!(result, Err(Error::OffsetOutOfRange { .. })), "{offset}: {result:?}");
+                    assert!(
+                        matches!(result, Err(Error::OffsetOutOfRange { .. })),
+                        "{offset}: {result:?}"
+                    );
                 } else {
                     let r = result.unwrap();
                     let (got, want) = (concat(&r), model.expected_read(offset, max_bytes));
@@ -124,12 +139,19 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                         got.len(),
                         want.len()
                     );
-                    assert_eq!((r.log_start_offset.0, r.log_end_offset.0), (model.log_start, model.end()));
+                    assert_eq!(
+                        (r.log_start_offset.0, r.log_end_offset.0),
+                        (model.log_start, model.end())
+                    );
                 }
             }
             Op::DeleteRecords { pick } => {
-                let offset = model.log_start + (pick % (model.end() - model.log_start + 1) as u64) as i64;
-                assert_eq!(log.delete_records(Offset(offset)).await.unwrap(), Offset(offset));
+                let offset =
+                    model.log_start + (pick % (model.end() - model.log_start + 1) as u64) as i64;
+                assert_eq!(
+                    log.delete_records(Offset(offset)).await.unwrap(),
+                    Offset(offset)
+                );
                 model.log_start = offset;
                 model.batches.retain(|b| b.1 >= offset);
             }
@@ -138,7 +160,10 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                 let start = log.log_start_offset().0;
                 assert!(start >= model.log_start);
                 if start > model.log_start {
-                    assert!(model.batches.iter().any(|b| b.0 == start) || start == model.end(), "segment boundary");
+                    assert!(
+                        model.batches.iter().any(|b| b.0 == start) || start == model.end(),
+                        "segment boundary"
+                    );
                     model.log_start = start;
                     model.batches.retain(|b| b.1 >= start);
                     assert!(log.size_bytes() >= setup.retention_bytes);
@@ -165,7 +190,11 @@ fn random_operations_match_the_model() {
     let mut config = proptest_config("random_operations_match_the_model", 48);
     config.max_shrink_iters = 2_000;
     let mut runner = TestRunner::new(config);
-    let strategy = (setup(), proptest::collection::vec(op(), 1..40), any::<u64>());
+    let strategy = (
+        setup(),
+        proptest::collection::vec(op(), 1..40),
+        any::<u64>(),
+    );
     runner
         .run(&strategy, |(setup, ops, case_seed)| {
             run(move || check_case(setup, ops, case_seed));

@@ -22,7 +22,12 @@ async fn filled(config: LogConfig, dir: &std::path::Path) -> Log {
 fn retention_bytes_deletes_oldest_segments_and_moves_log_start() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { retention_bytes: Some(40 << 10), retention_ms: None, tail_cache_bytes: 0, ..small_config() };
+        let config = LogConfig {
+            retention_bytes: Some(40 << 10),
+            retention_ms: None,
+            tail_cache_bytes: 0,
+            ..small_config()
+        };
         let log = filled(config, dir.path()).await;
         let before = log.segment_count();
         assert!(before >= 3, "{before} segments");
@@ -31,12 +36,20 @@ fn retention_bytes_deletes_oldest_segments_and_moves_log_start() {
         assert_eq!(log.segment_count(), before - deleted);
         let start = log.log_start_offset();
         assert!(start > Offset(0));
-        assert!(log.size_bytes() >= 40 << 10, "retention keeps at least retention.bytes");
-        assert!(matches!(log.read(start.plus(-1), 100).await, Err(Error::OffsetOutOfRange { .. })));
+        assert!(
+            log.size_bytes() >= 40 << 10,
+            "retention keeps at least retention.bytes"
+        );
+        assert!(matches!(
+            log.read(start.plus(-1), 100).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
         assert_eq!(log.read(start, 1).await.unwrap().chunks.len(), 1);
         let segments = log_files(log.dir());
         log.close().await.unwrap();
-        let log = Log::open(dir.path().join("t-0"), small_config(), 0).await.unwrap();
+        let log = Log::open(dir.path().join("t-0"), small_config(), 0)
+            .await
+            .unwrap();
         assert_eq!(log.log_start_offset(), start);
         assert_eq!(log_files(log.dir()), segments);
         log.close().await.unwrap();
@@ -47,7 +60,10 @@ fn retention_bytes_deletes_oldest_segments_and_moves_log_start() {
 fn retention_ms_deletes_segments_whose_newest_record_is_too_old() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { retention_ms: Some(500), ..small_config() };
+        let config = LogConfig {
+            retention_ms: Some(500),
+            ..small_config()
+        };
         let log = filled(config, dir.path()).await;
         // Newest timestamp is 1991: at now = 2000 nothing is 500 ms old past
         // the newest record of the last segments, but the first ones are.
@@ -59,7 +75,10 @@ fn retention_ms_deletes_segments_whose_newest_record_is_too_old() {
         log.enforce_retention(1_000_000).await.unwrap();
         assert_eq!(log.log_start_offset(), log.log_end_offset());
         assert_eq!(log.segment_count(), 1);
-        let info = log.append(Bytes::from(batch(&mut Rng(1), 1, 10, 5, false)), 0).await.unwrap();
+        let info = log
+            .append(Bytes::from(batch(&mut Rng(1), 1, 10, 5, false)), 0)
+            .await
+            .unwrap();
         assert_eq!(info.base_offset, Offset(200));
         log.close().await.unwrap();
     });
@@ -71,13 +90,25 @@ fn delete_records_moves_log_start_inside_a_segment_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let log = filled(small_config(), dir.path()).await;
         assert_eq!(log.delete_records(Offset(77)).await.unwrap(), Offset(77));
-        assert_eq!(log.delete_records(Offset(10)).await.unwrap(), Offset(77), "never moves back");
-        assert!(matches!(log.delete_records(Offset(201)).await, Err(Error::OffsetOutOfRange { .. })));
-        assert!(matches!(log.read(Offset(76), 10).await, Err(Error::OffsetOutOfRange { .. })));
+        assert_eq!(
+            log.delete_records(Offset(10)).await.unwrap(),
+            Offset(77),
+            "never moves back"
+        );
+        assert!(matches!(
+            log.delete_records(Offset(201)).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            log.read(Offset(76), 10).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
         // The batch holding 77 starts at 76: it is served whole.
         assert_eq!(log.read(Offset(77), 1).await.unwrap().chunks.len(), 1);
         log.close().await.unwrap();
-        let log = Log::open(dir.path().join("t-0"), small_config(), 0).await.unwrap();
+        let log = Log::open(dir.path().join("t-0"), small_config(), 0)
+            .await
+            .unwrap();
         assert_eq!(log.log_start_offset(), Offset(77));
         log.close().await.unwrap();
     });
@@ -103,7 +134,9 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
             }
         }
         log.close().await.unwrap();
-        let log = Log::open(dir.path().join("t-0"), small_config(), 0).await.unwrap();
+        let log = Log::open(dir.path().join("t-0"), small_config(), 0)
+            .await
+            .unwrap();
         assert_eq!(log_ts(&log, 1_500).await, Some((Offset(100), 1_500)));
         assert_eq!(log.max_timestamp(), Some((1_991, Offset(198))));
         log.close().await.unwrap();

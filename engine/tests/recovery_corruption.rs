@@ -52,7 +52,9 @@ async fn read_all(log: &Log) -> Vec<u8> {
         let chunk = r.chunks.first().unwrap();
         let mut bytes = Vec::new();
         chunk.extend_into(&mut bytes);
-        offset = engine::batch::BatchHeader(bytes[..61].try_into().unwrap()).last_offset().plus(1);
+        offset = engine::batch::BatchHeader(bytes[..61].try_into().unwrap())
+            .last_offset()
+            .plus(1);
         out.extend(bytes);
     }
     out
@@ -67,13 +69,24 @@ fn garbage_after_the_last_batch_is_truncated_and_appends_continue() {
         let active = segment_files(&dir).pop().unwrap();
         let valid_len: u64 = stored.iter().map(|b| b.len() as u64).sum();
         // A torn write: the start of a batch header then noise, past the end.
-        write_at(&active, valid_len, &[0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 2, 0, 0xde, 0xad]);
+        write_at(
+            &active,
+            valid_len,
+            &[0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 2, 0, 0xde, 0xad],
+        );
         write_at(&active, valid_len + 5_000, &Rng(9).bytes(3_000));
         let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
         assert_eq!(log.log_end_offset(), Offset(20));
         assert_eq!(read_all(&log).await, stored.concat());
-        assert_eq!(std::fs::metadata(&active).unwrap().len(), valid_len, "tail truncated on disk");
-        let info = log.append(Bytes::from(batch(&mut Rng(3), 2, 10, 0, false)), 0).await.unwrap();
+        assert_eq!(
+            std::fs::metadata(&active).unwrap().len(),
+            valid_len,
+            "tail truncated on disk"
+        );
+        let info = log
+            .append(Bytes::from(batch(&mut Rng(3), 2, 10, 0, false)), 0)
+            .await
+            .unwrap();
         assert_eq!(info.base_offset, Offset(20));
         log.close().await.unwrap();
         let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
@@ -101,7 +114,11 @@ fn a_flipped_byte_or_zeroed_block_in_the_tail_truncates_from_that_batch() {
             let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
             let end = log.log_end_offset().0 as usize;
             assert!(end <= 25, "damaged batch 25 and later are gone, end {end}");
-            assert_eq!(read_all(&log).await, stored[..end].concat(), "the valid prefix is intact");
+            assert_eq!(
+                read_all(&log).await,
+                stored[..end].concat(),
+                "the valid prefix is intact"
+            );
             if !zero_block {
                 assert_eq!(end, 25);
             }
@@ -115,7 +132,10 @@ fn corruption_inside_a_sealed_segment_is_reported_and_nothing_else_is_lost() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
-        let config = LogConfig { tail_cache_bytes: 0, ..small_config() };
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..small_config()
+        };
         let stored = crashed_log(&dir, config.clone(), 300).await;
         let files = segment_files(&dir);
         assert!(files.len() >= 3);
@@ -137,7 +157,9 @@ fn corruption_inside_a_sealed_segment_is_reported_and_nothing_else_is_lost() {
             r.chunks[0].extend_into(&mut bytes);
             assert_eq!(bytes, stored[offset as usize]);
         }
-        log.append(Bytes::from(batch(&mut Rng(1), 1, 5, 0, false)), 0).await.unwrap();
+        log.append(Bytes::from(batch(&mut Rng(1), 1, 5, 0, false)), 0)
+            .await
+            .unwrap();
         log.close().await.unwrap();
     });
 }
@@ -147,7 +169,10 @@ fn damaged_index_files_and_checkpoint_are_rebuilt() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
-        let config = LogConfig { tail_cache_bytes: 0, ..small_config() };
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..small_config()
+        };
         let stored = crashed_log(&dir, config.clone(), 200).await;
         let first = segment_files(&dir)[0].clone();
         std::fs::write(first.with_extension("index"), [1, 2, 3]).unwrap();
@@ -156,7 +181,10 @@ fn damaged_index_files_and_checkpoint_are_rebuilt() {
         let log = Log::open(&dir, config, 0).await.unwrap();
         assert_eq!(log.log_end_offset(), Offset(200));
         assert_eq!(read_all(&log).await, stored.concat());
-        assert_eq!(log.offset_for_timestamp(42).await.unwrap().map(|(o, _)| o), Some(Offset(42)));
+        assert_eq!(
+            log.offset_for_timestamp(42).await.unwrap().map(|(o, _)| o),
+            Some(Offset(42))
+        );
         log.close().await.unwrap();
     });
 }
@@ -187,7 +215,9 @@ fn random_bytes_as_segments_never_panic_the_recovery() {
                 Ok(log) => {
                     let end = log.log_end_offset();
                     let _ = log.read(log.log_start_offset(), 1 << 20).await;
-                    log.append(Bytes::from(batch(&mut rng, 1, 5, 0, false)), 0).await.unwrap();
+                    log.append(Bytes::from(batch(&mut rng, 1, 5, 0, false)), 0)
+                        .await
+                        .unwrap();
                     assert_eq!(log.log_end_offset(), end.plus(1));
                     log.close().await.unwrap();
                 }

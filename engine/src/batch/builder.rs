@@ -1,7 +1,7 @@
 //! Encoding of record batches: used by the broker for the batches it writes
 //! itself (internal topics), by tests and by benchmarks.
 
-use super::{Compression, CRC_START, HEADER_BYTES, MAGIC_V2};
+use super::{CRC_START, Compression, HEADER_BYTES, MAGIC_V2};
 
 /// One record to encode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,7 +119,10 @@ pub fn encode_batch(spec: &BatchSpec, records: &[u8]) -> Vec<u8> {
 pub fn simple_batch(count: i32, value_bytes: usize, timestamp: i64, fill: u8) -> Vec<u8> {
     let value = vec![fill; value_bytes];
     let records: Vec<Record<'_>> = (0..count)
-        .map(|_| Record { value: Some(&value), ..Record::default() })
+        .map(|_| Record {
+            value: Some(&value),
+            ..Record::default()
+        })
         .collect();
     encode_batch(&BatchSpec::new(count, timestamp), &encode_records(&records))
 }

@@ -15,8 +15,14 @@ pub enum BatchError {
     Truncated { position: u64, need: u64, have: u64 },
     #[error("record batch at byte {position} has magic {magic}, only magic 2 is supported")]
     Magic { position: u64, magic: i8 },
-    #[error("record batch at byte {position} fails its CRC: stored {stored:#010x}, computed {computed:#010x}")]
-    Crc { position: u64, stored: u32, computed: u32 },
+    #[error(
+        "record batch at byte {position} fails its CRC: stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    Crc {
+        position: u64,
+        stored: u32,
+        computed: u32,
+    },
     #[error("record batch at byte {position} is invalid: {reason}")]
     Invalid { position: u64, reason: &'static str },
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
@@ -69,7 +75,13 @@ pub struct Batches<'a> {
 /// Validates the batches in `buf`; `base_position` is added to every
 /// position reported (the file position of `buf`, or 0 for a request).
 pub fn validate(buf: &[u8], base_position: u64, mode: ValidateMode) -> Batches<'_> {
-    Batches { buf, position: 0, base_position, mode, failed: false }
+    Batches {
+        buf,
+        position: 0,
+        base_position,
+        mode,
+        failed: false,
+    }
 }
 
 impl<'a> Iterator for Batches<'a> {
@@ -100,33 +112,60 @@ impl<'a> Iterator for Batches<'a> {
 pub(crate) fn framed_size_of(buf: &[u8]) -> Option<Result<usize, i32>> {
     let length = i32::from_be_bytes(*buf.get(8..LOG_OVERHEAD)?.first_chunk::<4>()?);
     let min = (HEADER_BYTES - LOG_OVERHEAD) as i32;
-    Some(if length < min { Err(length) } else { Ok(LOG_OVERHEAD + length as usize) })
+    Some(if length < min {
+        Err(length)
+    } else {
+        Ok(LOG_OVERHEAD + length as usize)
+    })
 }
 
 /// Validates the one batch that starts at `buf[0]` (more bytes may follow).
-pub fn check_batch(buf: &[u8], position: u64, mode: ValidateMode) -> Result<RecordBatch<'_>, BatchError> {
+pub fn check_batch(
+    buf: &[u8],
+    position: u64,
+    mode: ValidateMode,
+) -> Result<RecordBatch<'_>, BatchError> {
     let have = buf.len() as u64;
-    let truncated = |need: u64| BatchError::Truncated { position, need, have };
+    let truncated = |need: u64| BatchError::Truncated {
+        position,
+        need,
+        have,
+    };
     let size = match framed_size_of(buf) {
         None => return Err(truncated(LOG_OVERHEAD as u64)),
-        Some(Err(_)) => return Err(BatchError::Invalid { position, reason: "batch length below the v2 header size" }),
+        Some(Err(_)) => {
+            return Err(BatchError::Invalid {
+                position,
+                reason: "batch length below the v2 header size",
+            });
+        }
         Some(Ok(size)) => size,
     };
-    if let ValidateMode::Produce { max_message_bytes } = mode {
-        if size as u64 > u64::from(max_message_bytes) {
-            return Err(BatchError::TooLarge { size: size as u64, max: max_message_bytes });
-        }
+    if let ValidateMode::Produce { max_message_bytes } = mode
+        && size as u64 > u64::from(max_message_bytes)
+    {
+        return Err(BatchError::TooLarge {
+            size: size as u64,
+            max: max_message_bytes,
+        });
     }
     let bytes = buf.get(..size).ok_or_else(|| truncated(size as u64))?;
     let batch = RecordBatch::from_checked(bytes).ok_or_else(|| truncated(HEADER_BYTES as u64))?;
     let header = batch.header();
     if header.magic() != MAGIC_V2 {
-        return Err(BatchError::Magic { position, magic: header.magic() });
+        return Err(BatchError::Magic {
+            position,
+            magic: header.magic(),
+        });
     }
     let covered = bytes.get(CRC_START..).unwrap_or_default();
     let computed = crc32c::crc32c(covered);
     if computed != header.crc() {
-        return Err(BatchError::Crc { position, stored: header.crc(), computed });
+        return Err(BatchError::Crc {
+            position,
+            stored: header.crc(),
+            computed,
+        });
     }
     if let ValidateMode::Produce { .. } = mode {
         check_producer_fields(&batch, position)?;

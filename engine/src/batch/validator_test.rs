@@ -4,7 +4,9 @@ use super::*;
 use crate::batch::builder::{BatchSpec, Record, encode_batch, encode_records, simple_batch};
 use crate::batch::{BatchHeader, Compression};
 
-const PRODUCE: ValidateMode = ValidateMode::Produce { max_message_bytes: 1 << 20 };
+const PRODUCE: ValidateMode = ValidateMode::Produce {
+    max_message_bytes: 1 << 20,
+};
 
 fn one(buf: &[u8], mode: ValidateMode) -> Result<usize, BatchError> {
     let mut n = 0;
@@ -37,7 +39,13 @@ fn crc_mismatch_is_corrupt() {
 fn wrong_magic_is_corrupt() {
     let mut buf = simple_batch(1, 4, 1, b'x');
     buf[16] = 1;
-    assert_eq!(one(&buf, PRODUCE), Err(BatchError::Magic { position: 0, magic: 1 }));
+    assert_eq!(
+        one(&buf, PRODUCE),
+        Err(BatchError::Magic {
+            position: 0,
+            magic: 1
+        })
+    );
 }
 
 #[test]
@@ -46,23 +54,41 @@ fn truncated_batch_names_what_is_missing() {
     let cut = &buf[..buf.len() - 1];
     assert_eq!(
         one(cut, PRODUCE),
-        Err(BatchError::Truncated { position: 0, need: buf.len() as u64, have: cut.len() as u64 })
+        Err(BatchError::Truncated {
+            position: 0,
+            need: buf.len() as u64,
+            have: cut.len() as u64
+        })
     );
-    assert!(matches!(one(&buf[..5], PRODUCE), Err(BatchError::Truncated { need: 12, .. })));
+    assert!(matches!(
+        one(&buf[..5], PRODUCE),
+        Err(BatchError::Truncated { need: 12, .. })
+    ));
 }
 
 #[test]
 fn oversized_batch_is_too_large_before_crc() {
     let buf = simple_batch(1, 2000, 1, b'x');
-    let mode = ValidateMode::Produce { max_message_bytes: 1000 };
+    let mode = ValidateMode::Produce {
+        max_message_bytes: 1000,
+    };
     let err = one(&buf, mode).unwrap_err();
-    assert_eq!(err, BatchError::TooLarge { size: buf.len() as u64, max: 1000 });
+    assert_eq!(
+        err,
+        BatchError::TooLarge {
+            size: buf.len() as u64,
+            max: 1000
+        }
+    );
     assert_eq!(err.kind(), BatchErrorKind::TooLarge);
 }
 
 #[test]
 fn count_mismatch_is_invalid_record() {
-    let records = encode_records(&[Record { value: Some(b"v"), ..Record::default() }]);
+    let records = encode_records(&[Record {
+        value: Some(b"v"),
+        ..Record::default()
+    }]);
     let buf = encode_batch(&BatchSpec::new(2, 5), &records);
     let err = one(&buf, PRODUCE).unwrap_err();
     assert_eq!(err.kind(), BatchErrorKind::InvalidRecord, "{err}");
@@ -73,17 +99,26 @@ fn count_mismatch_is_invalid_record() {
 #[test]
 fn zero_records_and_bad_timestamps_are_invalid() {
     let empty = encode_batch(&BatchSpec::new(0, 5), &[]);
-    assert_eq!(one(&empty, PRODUCE).unwrap_err().kind(), BatchErrorKind::InvalidRecord);
+    assert_eq!(
+        one(&empty, PRODUCE).unwrap_err().kind(),
+        BatchErrorKind::InvalidRecord
+    );
     let records = encode_records(&[Record::default()]);
     let mut spec = BatchSpec::new(1, 100);
     spec.max_timestamp = 50;
     let backwards = encode_batch(&spec, &records);
-    assert_eq!(one(&backwards, PRODUCE).unwrap_err().kind(), BatchErrorKind::InvalidRecord);
+    assert_eq!(
+        one(&backwards, PRODUCE).unwrap_err().kind(),
+        BatchErrorKind::InvalidRecord
+    );
 }
 
 #[test]
 fn compressed_batches_are_not_walked() {
-    let records = encode_records(&[Record { value: Some(b"hello"), ..Record::default() }]);
+    let records = encode_records(&[Record {
+        value: Some(b"hello"),
+        ..Record::default()
+    }]);
     let compressed = lz4_flex::frame::FrameEncoder::new(Vec::new());
     let compressed = {
         use std::io::Write;
@@ -111,7 +146,14 @@ fn log_append_time_rewrite_keeps_the_crc_valid() {
     assert_eq!(one(&rewritten, PRODUCE), Ok(1));
     let h = BatchHeader(rewritten[..61].try_into().unwrap());
     assert!(h.is_log_append_time());
-    assert_eq!((h.max_timestamp(), h.base_offset().0, h.partition_leader_epoch()), (99_999, 42, 7));
+    assert_eq!(
+        (
+            h.max_timestamp(),
+            h.base_offset().0,
+            h.partition_leader_epoch()
+        ),
+        (99_999, 42, 7)
+    );
     assert_eq!(h.last_offset().0, 44);
 }
 

@@ -28,8 +28,13 @@ impl OffsetIndex {
     /// The position of the last indexed batch whose base offset is at or
     /// before `relative_offset` (0 if none): scanning from there finds it.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
-        let after = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
-        after.checked_sub(1).and_then(|i| self.entries.get(i)).map_or(0, |e| e.position)
+        let after = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        after
+            .checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .map_or(0, |e| e.position)
     }
 
     /// Removes entries at or past `position` (used when the tail is truncated).
@@ -54,23 +59,30 @@ impl OffsetIndex {
     /// Decodes and checks an index file of a segment of `segment_bytes`
     /// bytes holding relative offsets below `offset_span`.
     pub fn decode(bytes: &[u8], segment_bytes: u64, offset_span: u64) -> Result<Self, IndexError> {
-        if bytes.len() % ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
             return Err(IndexError::PartialEntry(bytes.len()));
         }
         let mut index = OffsetIndex::default();
         for (i, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
             let (rel, pos) = chunk.split_at(4);
             let entry = OffsetEntry {
-                relative_offset: u32::from_be_bytes(rel.try_into().map_err(|_| IndexError::PartialEntry(i))?),
-                position: u32::from_be_bytes(pos.try_into().map_err(|_| IndexError::PartialEntry(i))?),
+                relative_offset: u32::from_be_bytes(
+                    rel.try_into().map_err(|_| IndexError::PartialEntry(i))?,
+                ),
+                position: u32::from_be_bytes(
+                    pos.try_into().map_err(|_| IndexError::PartialEntry(i))?,
+                ),
             };
-            if u64::from(entry.position) >= segment_bytes || u64::from(entry.relative_offset) >= offset_span {
+            if u64::from(entry.position) >= segment_bytes
+                || u64::from(entry.relative_offset) >= offset_span
+            {
                 return Err(IndexError::OutOfSegment(i));
             }
-            if let Some(last) = index.entries.last() {
-                if entry.relative_offset <= last.relative_offset || entry.position <= last.position {
-                    return Err(IndexError::NotIncreasing(i));
-                }
+            if let Some(last) = index.entries.last()
+                && (entry.relative_offset <= last.relative_offset
+                    || entry.position <= last.position)
+            {
+                return Err(IndexError::NotIncreasing(i));
             }
             index.entries.push(entry);
         }
@@ -85,7 +97,10 @@ mod tests {
     fn index(entries: &[(u32, u32)]) -> OffsetIndex {
         let mut index = OffsetIndex::default();
         for &(relative_offset, position) in entries {
-            index.push(OffsetEntry { relative_offset, position });
+            index.push(OffsetEntry {
+                relative_offset,
+                position,
+            });
         }
         index
     }
@@ -106,12 +121,21 @@ mod tests {
         let idx = index(&[(0, 0), (10, 4096), (25, 9000)]);
         let bytes = idx.encode();
         assert_eq!(OffsetIndex::decode(&bytes, 10_000, 30), Ok(idx));
-        assert_eq!(OffsetIndex::decode(&bytes[..7], 10_000, 30), Err(IndexError::PartialEntry(7)));
-        assert_eq!(OffsetIndex::decode(&bytes, 9_000, 30), Err(IndexError::OutOfSegment(2)));
+        assert_eq!(
+            OffsetIndex::decode(&bytes[..7], 10_000, 30),
+            Err(IndexError::PartialEntry(7))
+        );
+        assert_eq!(
+            OffsetIndex::decode(&bytes, 9_000, 30),
+            Err(IndexError::OutOfSegment(2))
+        );
         let mut swapped = bytes.clone();
         swapped[8..16].copy_from_slice(&bytes[16..24]);
         swapped[16..24].copy_from_slice(&bytes[8..16]);
-        assert_eq!(OffsetIndex::decode(&swapped, 10_000, 30), Err(IndexError::NotIncreasing(2)));
+        assert_eq!(
+            OffsetIndex::decode(&swapped, 10_000, 30),
+            Err(IndexError::NotIncreasing(2))
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use glommio::io::{BufferedFile, DmaBuffer, DmaFile, Directory, OpenOptions};
+use glommio::io::{BufferedFile, Directory, DmaBuffer, DmaFile, OpenOptions};
 
 use crate::IoError;
 
@@ -57,7 +57,10 @@ impl std::ops::Deref for ReadBuf {
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(glommio::GlommioError<()>) -> IoError + 'a {
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(glommio::GlommioError<()>) -> IoError + 'a {
     move |e| IoError::new(op, path, io::Error::from(e))
 }
 
@@ -73,7 +76,10 @@ impl SegmentFile {
             .dma_open(path)
             .await
             .map_err(io_err("open", path))?;
-        Ok(SegmentFile { file, path: path.to_path_buf() })
+        Ok(SegmentFile {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -87,9 +93,16 @@ impl SegmentFile {
     /// Writes the whole of `buf` at `position`; both are block aligned.
     pub(crate) async fn write_at(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
         let len = buf.0.len();
-        let written = self.file.write_at(buf.0, position).await.map_err(io_err("write", &self.path))?;
+        let written = self
+            .file
+            .write_at(buf.0, position)
+            .await
+            .map_err(io_err("write", &self.path))?;
         if written != len {
-            let e = io::Error::new(io::ErrorKind::WriteZero, format!("short write: {written} of {len} bytes"));
+            let e = io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {written} of {len} bytes"),
+            );
             return Err(IoError::new("write", &self.path, e));
         }
         Ok(())
@@ -97,20 +110,33 @@ impl SegmentFile {
 
     /// Reads up to `len` bytes at `position` (fewer at the end of the file).
     pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadBuf, IoError> {
-        let read = self.file.read_at(position, len).await.map_err(io_err("read", &self.path))?;
+        let read = self
+            .file
+            .read_at(position, len)
+            .await
+            .map_err(io_err("read", &self.path))?;
         Ok(ReadBuf(read))
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {
-        self.file.fdatasync().await.map_err(io_err("fdatasync", &self.path))
+        self.file
+            .fdatasync()
+            .await
+            .map_err(io_err("fdatasync", &self.path))
     }
 
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
-        self.file.truncate(len).await.map_err(io_err("truncate", &self.path))
+        self.file
+            .truncate(len)
+            .await
+            .map_err(io_err("truncate", &self.path))
     }
 
     pub(crate) async fn size(&self) -> Result<u64, IoError> {
-        self.file.file_size().await.map_err(io_err("stat", &self.path))
+        self.file
+            .file_size()
+            .await
+            .map_err(io_err("stat", &self.path))
     }
 
     pub(crate) async fn close(self) -> Result<(), IoError> {
@@ -128,17 +154,27 @@ thread_local! {
 /// wrong and every later read fails with EOPNOTSUPP. So the first DMA file
 /// opened on a device is a non-empty sentinel in the parent directory.
 async fn probe_device(path: &Path) -> Result<(), IoError> {
-    let dir = path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
-    let dev = std::fs::metadata(dir).map_err(|e| IoError::new("stat", dir, e))?.dev();
+    let dir = path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let dev = std::fs::metadata(dir)
+        .map_err(|e| IoError::new("stat", dir, e))?
+        .dev();
     if PROBED.with(|p| p.borrow().contains(&dev)) {
         return Ok(());
     }
     let sentinel = dir.join(".dma-probe");
-    let needs_write = std::fs::metadata(&sentinel).map(|m| m.len() < 4096).unwrap_or(true);
+    let needs_write = std::fs::metadata(&sentinel)
+        .map(|m| m.len() < 4096)
+        .unwrap_or(true);
     if needs_write {
-        std::fs::write(&sentinel, [0xa5u8; 4096]).map_err(|e| IoError::new("write", &sentinel, e))?;
+        std::fs::write(&sentinel, [0xa5u8; 4096])
+            .map_err(|e| IoError::new("write", &sentinel, e))?;
     }
-    let file = DmaFile::open(&sentinel).await.map_err(io_err("open", &sentinel))?;
+    let file = DmaFile::open(&sentinel)
+        .await
+        .map_err(io_err("open", &sentinel))?;
     file.close().await.map_err(io_err("close", &sentinel))?;
     PROBED.with(|p| p.borrow_mut().insert(dev));
     Ok(())
@@ -146,7 +182,9 @@ async fn probe_device(path: &Path) -> Result<(), IoError> {
 
 /// fsyncs a directory, making creations, renames and removals in it durable.
 pub(crate) async fn sync_dir(path: &Path) -> Result<(), IoError> {
-    let dir = Directory::open(path).await.map_err(io_err("open dir", path))?;
+    let dir = Directory::open(path)
+        .await
+        .map_err(io_err("open dir", path))?;
     dir.sync().await.map_err(io_err("fsync dir", path))?;
     dir.close().await.map_err(io_err("close dir", path))
 }
@@ -155,7 +193,9 @@ pub(crate) async fn sync_dir(path: &Path) -> Result<(), IoError> {
 pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(), IoError> {
     let tmp = path.with_extension("tmp");
     write_file_synced(&tmp, bytes).await?;
-    glommio::io::rename(&tmp, path).await.map_err(io_err("rename", &tmp))?;
+    glommio::io::rename(&tmp, path)
+        .await
+        .map_err(io_err("rename", &tmp))?;
     sync_dir(path.parent().unwrap_or(Path::new("."))).await
 }
 
@@ -169,7 +209,13 @@ pub(crate) async fn write_file_synced(path: &Path, bytes: Vec<u8>) -> Result<(),
         .await
         .map_err(io_err("create", path))?;
     let len = bytes.len();
-    let written = if len == 0 { 0 } else { file.write_at(bytes, 0).await.map_err(io_err("write", path))? };
+    let written = if len == 0 {
+        0
+    } else {
+        file.write_at(bytes, 0)
+            .await
+            .map_err(io_err("write", path))?
+    };
     if written != len {
         let e = io::Error::new(io::ErrorKind::WriteZero, "short write");
         return Err(IoError::new("write", path, e));
@@ -191,8 +237,13 @@ pub(crate) async fn read_file(path: &Path) -> Result<Option<Vec<u8>>, IoError> {
         }
     };
     let size = file.file_size().await.map_err(io_err("stat", path))?;
-    let len = usize::try_from(size).map_err(|_| IoError::new("read", path, io::Error::other("file too large")))?;
-    let bytes = file.read_at(0, len).await.map_err(io_err("read", path))?.to_vec();
+    let len = usize::try_from(size)
+        .map_err(|_| IoError::new("read", path, io::Error::other("file too large")))?;
+    let bytes = file
+        .read_at(0, len)
+        .await
+        .map_err(io_err("read", path))?
+        .to_vec();
     file.close().await.map_err(io_err("close", path))?;
     Ok(Some(bytes))
 }
@@ -204,7 +255,11 @@ pub(crate) async fn remove_file(path: &Path) -> Result<(), IoError> {
         Ok(()) => Ok(()),
         Err(e) => {
             let e = io::Error::from(e);
-            if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(IoError::new("remove", path, e)) }
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(IoError::new("remove", path, e))
+            }
         }
     }
 }

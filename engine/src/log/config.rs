@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use crate::limits::{
-    INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT, RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT,
-    WRITE_BUFFER_BYTES_DEFAULT,
+    INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT, RETENTION_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    TAIL_CACHE_BYTES_DEFAULT, WRITE_BUFFER_BYTES_DEFAULT,
 };
 
 /// Which timestamp a topic stores (Kafka's `message.timestamp.type`).
@@ -24,7 +24,10 @@ pub enum FlushPolicy {
     /// Appends resolve when written; fdatasync runs every `ms` milliseconds
     /// and/or every `messages` messages (Kafka's `flush.ms`,
     /// `flush.messages`), whichever comes first.
-    Interval { ms: Option<u64>, messages: Option<u64> },
+    Interval {
+        ms: Option<u64>,
+        messages: Option<u64>,
+    },
 }
 
 /// The per-partition settings the engine honours (a topic's configs merged
@@ -72,7 +75,9 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Brings every field inside the bounds the engine relies on.
     pub(crate) fn clamped(mut self) -> LogConfig {
-        self.segment_bytes = self.segment_bytes.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
+        self.segment_bytes = self
+            .segment_bytes
+            .clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
         self.segment_ms = self.segment_ms.max(1);
         self.index_interval_bytes = self.index_interval_bytes.max(1);
         let block = crate::limits::BLOCK_BYTES as usize;

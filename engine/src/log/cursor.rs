@@ -2,15 +2,20 @@
 //! (framing, magic, CRC) before it is handed out. Shared by fetch reads,
 //! timestamp lookups and the recovery scan.
 
-use crate::batch::{BatchError, BatchHeader, HEADER_BYTES, LOG_OVERHEAD, ValidateMode, check_batch};
-use crate::io::{ReadBuf, SegmentFile};
 use crate::IoError;
+use crate::batch::{
+    BatchError, BatchHeader, HEADER_BYTES, LOG_OVERHEAD, ValidateMode, check_batch,
+};
+use crate::io::{ReadBuf, SegmentFile};
 
 /// Why a cursor stopped before its limit.
 #[derive(Debug)]
 pub(crate) enum CursorError {
     /// The bytes at `position` are not a valid batch.
-    Invalid { position: u64, cause: BatchError },
+    Invalid {
+        position: u64,
+        cause: BatchError,
+    },
     Io(IoError),
 }
 
@@ -35,15 +40,21 @@ pub(crate) struct BatchCursor<'f> {
 impl<'f> BatchCursor<'f> {
     /// Reads batches from `position` up to `limit`, `read_bytes` per I/O.
     pub(crate) fn new(file: &'f SegmentFile, position: u64, limit: u64, read_bytes: usize) -> Self {
-        BatchCursor { file, position, limit, read_bytes, buf: None }
+        BatchCursor {
+            file,
+            position,
+            limit,
+            read_bytes,
+            buf: None,
+        }
     }
 
     /// The buffered bytes from the cursor position on.
     fn buffered(&self) -> &[u8] {
         match &self.buf {
-            Some((start, buf)) if *start <= self.position => {
-                buf.get((self.position - start) as usize..).unwrap_or_default()
-            }
+            Some((start, buf)) if *start <= self.position => buf
+                .get((self.position - start) as usize..)
+                .unwrap_or_default(),
             _ => &[],
         }
     }
@@ -68,37 +79,64 @@ impl<'f> BatchCursor<'f> {
         }
         let position = self.position;
         let room = self.limit - position;
-        self.fill(LOG_OVERHEAD.min(room as usize)).await.map_err(CursorError::Io)?;
+        self.fill(LOG_OVERHEAD.min(room as usize))
+            .await
+            .map_err(CursorError::Io)?;
         let size = match crate::batch::framed_size_of(self.buffered()) {
             Some(Ok(size)) if size as u64 <= room => size,
             Some(Ok(size)) => {
-                let cause = BatchError::Truncated { position, need: size as u64, have: room };
+                let cause = BatchError::Truncated {
+                    position,
+                    need: size as u64,
+                    have: room,
+                };
                 return Err(CursorError::Invalid { position, cause });
             }
             Some(Err(_)) => {
-                let cause = BatchError::Invalid { position, reason: "batch length below the v2 header size" };
+                let cause = BatchError::Invalid {
+                    position,
+                    reason: "batch length below the v2 header size",
+                };
                 return Err(CursorError::Invalid { position, cause });
             }
             None => {
-                let cause = BatchError::Truncated { position, need: LOG_OVERHEAD as u64, have: room };
+                let cause = BatchError::Truncated {
+                    position,
+                    need: LOG_OVERHEAD as u64,
+                    have: room,
+                };
                 return Err(CursorError::Invalid { position, cause });
             }
         };
-        self.fill(size.max(HEADER_BYTES)).await.map_err(CursorError::Io)?;
+        self.fill(size.max(HEADER_BYTES))
+            .await
+            .map_err(CursorError::Io)?;
         let (start, buf) = self.buf.as_ref().ok_or(CursorError::Invalid {
             position,
-            cause: BatchError::Truncated { position, need: size as u64, have: 0 },
+            cause: BatchError::Truncated {
+                position,
+                need: size as u64,
+                have: 0,
+            },
         })?;
         let at = (position - start) as usize;
         let available = buf.len().saturating_sub(at) as u64;
         let bytes = buf.slice(at, size).ok_or(CursorError::Invalid {
             position,
-            cause: BatchError::Truncated { position, need: size as u64, have: available },
+            cause: BatchError::Truncated {
+                position,
+                need: size as u64,
+                have: available,
+            },
         })?;
         let batch = check_batch(&bytes, position, ValidateMode::Stored)
             .map_err(|cause| CursorError::Invalid { position, cause })?;
         let header = batch.header();
         self.position += size as u64;
-        Ok(Some(StoredBatch { position, header, bytes }))
+        Ok(Some(StoredBatch {
+            position,
+            header,
+            bytes,
+        }))
     }
 }

@@ -125,11 +125,20 @@ impl Log {
     /// The largest timestamp in the log and the base offset of its batch.
     pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
         let st = self.shared.state.borrow();
-        let segments = st.sealed.iter().map(|s| &s.meta).chain(std::iter::once(&st.active.meta));
+        let segments = st
+            .sealed
+            .iter()
+            .map(|s| &s.meta)
+            .chain(std::iter::once(&st.active.meta));
         segments
             .filter(|m| m.max_timestamp >= 0 && m.max_timestamp_batch < st.log_end_offset)
             .max_by_key(|m| m.max_timestamp)
-            .map(|m| (m.max_timestamp, m.max_timestamp_batch.max(st.log_start_offset)))
+            .map(|m| {
+                (
+                    m.max_timestamp,
+                    m.max_timestamp_batch.max(st.log_start_offset),
+                )
+            })
     }
 
     /// True once a write or sync failed; the log must be reopened.

@@ -2,14 +2,15 @@
 //! truncating a torn tail. See `crate::recovery` for the rules.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
 
 use tokio::sync::{Mutex, Notify};
 
 use super::segment::{
-    ActiveSegment, SealedSegment, SegmentMeta, index_path, log_path, parse_log_name, time_index_path,
+    ActiveSegment, SealedSegment, SegmentMeta, index_path, log_path, parse_log_name,
+    time_index_path,
 };
 use super::staging::Staging;
 use super::tail_cache::TailCache;
@@ -41,7 +42,10 @@ impl Log {
         }
         if bases.is_empty() {
             bases.push(log_start);
-            SegmentFile::open(&log_path(&dir, log_start), true).await?.close().await?;
+            SegmentFile::open(&log_path(&dir, log_start), true)
+                .await?
+                .close()
+                .await?;
             io::sync_dir(&dir).await?;
         }
         let clean_end = checkpoint.map(|c| c.recovery_point);
@@ -100,7 +104,11 @@ async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
 }
 
 pub(super) async fn delete_segment_files(dir: &Path, base: Offset) -> Result<(), IoError> {
-    for path in [log_path(dir, base), index_path(dir, base), time_index_path(dir, base)] {
+    for path in [
+        log_path(dir, base),
+        index_path(dir, base),
+        time_index_path(dir, base),
+    ] {
         io::remove_file(&path).await?;
     }
     io::sync_dir(dir).await
@@ -108,19 +116,37 @@ pub(super) async fn delete_segment_files(dir: &Path, base: Offset) -> Result<(),
 
 /// Opens a sealed segment `[base, next)`: size from the file, indexes from
 /// their files if they verify, else rebuilt by a scan.
-async fn open_sealed(dir: &Path, base: Offset, next: Offset, config: &LogConfig, now_ms: i64) -> Result<SealedSegment> {
+async fn open_sealed(
+    dir: &Path,
+    base: Offset,
+    next: Offset,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<SealedSegment> {
     let path = log_path(dir, base);
     let file = SegmentFile::open(&path, false).await?;
     let size = file.size().await?;
     let span = (next.0 - base.0) as u64;
     let meta = match load_indexes(dir, base, size, span).await? {
-        Some((offset_index, time_index)) => sealed_meta(base, next, size, offset_index, time_index, now_ms),
+        Some((offset_index, time_index)) => {
+            sealed_meta(base, next, size, offset_index, time_index, now_ms)
+        }
         None => rebuild_sealed(dir, &file, base, next, config, now_ms).await?,
     };
-    Ok(SealedSegment { meta, file: Rc::new(file) })
+    Ok(SealedSegment {
+        meta,
+        file: Rc::new(file),
+    })
 }
 
-fn sealed_meta(base: Offset, next: Offset, size: u64, offset_index: OffsetIndex, time_index: TimeIndex, now_ms: i64) -> SegmentMeta {
+fn sealed_meta(
+    base: Offset,
+    next: Offset,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    now_ms: i64,
+) -> SegmentMeta {
     let mut meta = SegmentMeta::empty(base, now_ms);
     meta.size = size;
     meta.next_offset = next;
@@ -133,7 +159,12 @@ fn sealed_meta(base: Offset, next: Offset, size: u64, offset_index: OffsetIndex,
     meta
 }
 
-async fn load_indexes(dir: &Path, base: Offset, size: u64, span: u64) -> Result<Option<(OffsetIndex, TimeIndex)>, IoError> {
+async fn load_indexes(
+    dir: &Path,
+    base: Offset,
+    size: u64,
+    span: u64,
+) -> Result<Option<(OffsetIndex, TimeIndex)>, IoError> {
     let (Some(offsets), Some(times)) = (
         io::read_file(&index_path(dir, base)).await?,
         io::read_file(&time_index_path(dir, base)).await?,
@@ -151,7 +182,14 @@ async fn load_indexes(dir: &Path, base: Offset, size: u64, span: u64) -> Result<
     }
 }
 
-async fn rebuild_sealed(dir: &Path, file: &SegmentFile, base: Offset, next: Offset, config: &LogConfig, now_ms: i64) -> Result<SegmentMeta> {
+async fn rebuild_sealed(
+    dir: &Path,
+    file: &SegmentFile,
+    base: Offset,
+    next: Offset,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<SegmentMeta> {
     let outcome = scan_segment(file, base, config.index_interval_bytes, now_ms).await?;
     let mut meta = outcome.meta;
     if let Some((position, cause)) = outcome.stop {
@@ -171,13 +209,21 @@ async fn rebuild_sealed(dir: &Path, file: &SegmentFile, base: Offset, next: Offs
 /// Opens the last segment for appends. After a clean close (`clean_end` is
 /// past its base and its indexes verify) nothing is scanned; otherwise it is
 /// scanned and a torn tail truncated. Returns it with its partial last block.
-async fn open_active(dir: &Path, base: Offset, clean_end: Option<Offset>, config: &LogConfig, now_ms: i64) -> Result<(ActiveSegment, Vec<u8>)> {
+async fn open_active(
+    dir: &Path,
+    base: Offset,
+    clean_end: Option<Offset>,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<(ActiveSegment, Vec<u8>)> {
     let path = log_path(dir, base);
     let file = SegmentFile::open(&path, false).await?;
     let mut meta = None;
     if let Some(end) = clean_end.filter(|&end| end > base) {
         let size = file.size().await?;
-        if let Some((offsets, times)) = load_indexes(dir, base, size, (end.0 - base.0) as u64).await? {
+        if let Some((offsets, times)) =
+            load_indexes(dir, base, size, (end.0 - base.0) as u64).await?
+        {
             meta = Some(sealed_meta(base, end, size, offsets, times, now_ms));
         }
     }
@@ -186,15 +232,33 @@ async fn open_active(dir: &Path, base: Offset, clean_end: Option<Offset>, config
         None => scan_active(&file, &path, base, config, now_ms).await?,
     };
     let block_start = meta.size - meta.size % BLOCK_BYTES;
-    let carry = file.read_at(block_start, (meta.size - block_start) as usize).await?.to_vec();
+    let carry = file
+        .read_at(block_start, (meta.size - block_start) as usize)
+        .await?
+        .to_vec();
     if carry.len() as u64 != meta.size - block_start {
-        let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its batches");
+        let e = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "segment shorter than its batches",
+        );
         return Err(IoError::new("read", path, e).into());
     }
-    Ok((ActiveSegment { meta, file: Rc::new(file) }, carry))
+    Ok((
+        ActiveSegment {
+            meta,
+            file: Rc::new(file),
+        },
+        carry,
+    ))
 }
 
-async fn scan_active(file: &SegmentFile, path: &PathBuf, base: Offset, config: &LogConfig, now_ms: i64) -> Result<SegmentMeta> {
+async fn scan_active(
+    file: &SegmentFile,
+    path: &Path,
+    base: Offset,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<SegmentMeta> {
     let outcome = scan_segment(file, base, config.index_interval_bytes, now_ms).await?;
     if let Some((position, cause)) = &outcome.stop {
         tracing::warn!(

@@ -73,8 +73,20 @@ struct DiskPlan {
 
 /// Reads the batches of one segment from `offset` on into `chunks`. Returns
 /// true if it read to the segment's end (the next segment may follow).
-async fn read_segment(plan: &DiskPlan, offset: Offset, end: Offset, max_bytes: usize, total: &mut usize, chunks: &mut Vec<Chunk>) -> Result<bool> {
-    let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN.max(max_bytes - *total));
+async fn read_segment(
+    plan: &DiskPlan,
+    offset: Offset,
+    end: Offset,
+    max_bytes: usize,
+    total: &mut usize,
+    chunks: &mut Vec<Chunk>,
+) -> Result<bool> {
+    let mut cursor = BatchCursor::new(
+        &plan.file,
+        plan.position,
+        plan.limit,
+        READ_BYTES_MIN.max(max_bytes - *total),
+    );
     loop {
         if *total >= max_bytes {
             return Ok(false);
@@ -89,7 +101,9 @@ async fn read_segment(plan: &DiskPlan, offset: Offset, end: Offset, max_bytes: u
         if batch.header.last_offset() < offset {
             continue;
         }
-        if batch.header.base_offset() >= end || (*total > 0 && *total + batch.bytes.len() > max_bytes) {
+        if batch.header.base_offset() >= end
+            || (*total > 0 && *total + batch.bytes.len() > max_bytes)
+        {
             return Ok(false);
         }
         *total += batch.bytes.len();
@@ -106,7 +120,11 @@ impl Log {
         let mut result = {
             let st = self.shared.state.borrow();
             check_range(&st, offset)?;
-            ReadResult { chunks: Vec::new(), log_start_offset: st.log_start_offset, log_end_offset: st.log_end_offset }
+            ReadResult {
+                chunks: Vec::new(),
+                log_start_offset: st.log_start_offset,
+                log_end_offset: st.log_end_offset,
+            }
         };
         let mut next = offset;
         let mut total = 0usize;
@@ -116,14 +134,28 @@ impl Log {
                 let st = self.shared.state.borrow();
                 if st.tail.covers(next) {
                     let mut cached = Vec::new();
-                    st.tail.read_into(next, result.log_end_offset, max_bytes, &mut total, &mut cached);
+                    st.tail.read_into(
+                        next,
+                        result.log_end_offset,
+                        max_bytes,
+                        &mut total,
+                        &mut cached,
+                    );
                     result.chunks.extend(cached.into_iter().map(Chunk::Cached));
                     break;
                 }
                 plan_disk_read(&st, next)
             };
             let segment_end = plan.next_offset;
-            let complete = read_segment(&plan, next, result.log_end_offset, max_bytes, &mut total, &mut result.chunks).await?;
+            let complete = read_segment(
+                &plan,
+                next,
+                result.log_end_offset,
+                max_bytes,
+                &mut total,
+                &mut result.chunks,
+            )
+            .await?;
             if !complete || segment_end <= next {
                 break;
             }
@@ -145,10 +177,17 @@ impl Log {
             let found = segments.chain(active).find(|(meta, _, _)| {
                 meta.max_timestamp >= timestamp && meta.next_offset > st.log_start_offset
             });
-            let Some((meta, file, limit)) = found else { return Ok(None) };
+            let Some((meta, file, limit)) = found else {
+                return Ok(None);
+            };
             let relative = meta.time_index.lookup(timestamp);
             let position = u64::from(meta.offset_index.lookup(relative));
-            let plan = DiskPlan { file: Rc::clone(file), position, limit, next_offset: meta.next_offset };
+            let plan = DiskPlan {
+                file: Rc::clone(file),
+                position,
+                limit,
+                next_offset: meta.next_offset,
+            };
             (plan, st.log_start_offset, st.log_end_offset)
         };
         let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
@@ -184,7 +223,10 @@ fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
     let (meta, file, limit) = if in_active {
         (&st.active.meta, &st.active.file, st.readable_bytes)
     } else {
-        let at = st.sealed.partition_point(|s| s.meta.base_offset <= offset).saturating_sub(1);
+        let at = st
+            .sealed
+            .partition_point(|s| s.meta.base_offset <= offset)
+            .saturating_sub(1);
         match st.sealed.get(at) {
             Some(s) => (&s.meta, &s.file, s.meta.size),
             None => (&st.active.meta, &st.active.file, st.readable_bytes),
@@ -192,7 +234,12 @@ fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
     };
     let relative = u32::try_from((offset.0 - meta.base_offset.0).max(0)).unwrap_or(u32::MAX);
     let position = u64::from(meta.offset_index.lookup(relative));
-    DiskPlan { file: Rc::clone(file), position, limit, next_offset: meta.next_offset }
+    DiskPlan {
+        file: Rc::clone(file),
+        position,
+        limit,
+        next_offset: meta.next_offset,
+    }
 }
 
 fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
@@ -200,7 +247,11 @@ fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
         CursorError::Io(e) => Error::Io(e),
         CursorError::Invalid { position, cause } => {
             tracing::error!(path = %file.path().display(), position, error = %cause, "corrupt stored batch");
-            Error::Corrupt { path: file.path().to_path_buf(), position, cause }
+            Error::Corrupt {
+                path: file.path().to_path_buf(),
+                position,
+                cause,
+            }
         }
     }
 }
@@ -220,9 +271,16 @@ fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(Offset, i64
         // attributes (1 byte), timestamp delta (varlong), offset delta (varint)
         let (ts_delta, ts_used) = read_varlong(record.get(1..)?)?;
         let (offset_delta, _) = crate::batch::read_varint(record.get(1 + ts_used..)?)?;
-        let record_ts = if base_ts == NO_TIMESTAMP { NO_TIMESTAMP } else { base_ts + ts_delta };
+        let record_ts = if base_ts == NO_TIMESTAMP {
+            NO_TIMESTAMP
+        } else {
+            base_ts + ts_delta
+        };
         if record_ts >= timestamp {
-            return Some((header.base_offset().plus(i64::from(offset_delta)), record_ts));
+            return Some((
+                header.base_offset().plus(i64::from(offset_delta)),
+                record_ts,
+            ));
         }
         rest = rest.get(used + record.len()..)?;
     }

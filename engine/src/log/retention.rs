@@ -16,7 +16,9 @@ impl Log {
         self.shared.check_writable()?;
         let active_expired = {
             let st = self.shared.state.borrow();
-            st.sealed.iter().all(|s| expired_by_time(&st, s.meta.max_timestamp, now_ms))
+            st.sealed
+                .iter()
+                .all(|s| expired_by_time(&st, s.meta.max_timestamp, now_ms))
                 && st.active.meta.size > 0
                 && st.log_end_offset == st.next_offset
                 && expired_by_time(&st, st.active.meta.max_timestamp, now_ms)
@@ -26,10 +28,14 @@ impl Log {
         }
         let count = {
             let st = self.shared.state.borrow();
-            let mut remaining: u64 = st.sealed.iter().map(|s| s.meta.size).sum::<u64>() + st.active.meta.size;
+            let mut remaining: u64 =
+                st.sealed.iter().map(|s| s.meta.size).sum::<u64>() + st.active.meta.size;
             let mut count = 0;
             for segment in &st.sealed {
-                let by_size = st.config.retention_bytes.is_some_and(|max| remaining - segment.meta.size >= max);
+                let by_size = st
+                    .config
+                    .retention_bytes
+                    .is_some_and(|max| remaining - segment.meta.size >= max);
                 if !by_size && !expired_by_time(&st, segment.meta.max_timestamp, now_ms) {
                     break;
                 }
@@ -43,7 +49,9 @@ impl Log {
         }
         let new_start = {
             let st = self.shared.state.borrow();
-            st.sealed.get(count).map_or(st.active.meta.base_offset, |s| s.meta.base_offset)
+            st.sealed
+                .get(count)
+                .map_or(st.active.meta.base_offset, |s| s.meta.base_offset)
         };
         self.advance_log_start(new_start).await
     }
@@ -101,7 +109,9 @@ impl Log {
 }
 
 fn expired_by_time(st: &State, max_timestamp: i64, now_ms: i64) -> bool {
-    let Some(retention_ms) = st.config.retention_ms else { return false };
+    let Some(retention_ms) = st.config.retention_ms else {
+        return false;
+    };
     let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
     max_timestamp >= 0 && now_ms.saturating_sub(max_timestamp) > retention_ms
 }

@@ -74,7 +74,11 @@ impl SegmentMeta {
     /// this many offsets; appends roll before crossing it.
     pub(crate) fn relative(&self, offset: Offset) -> u32 {
         let delta = offset.0 - self.base_offset.0;
-        assert!((0..=i64::from(u32::MAX)).contains(&delta), "offset {offset} outside segment {}", self.base_offset);
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&delta),
+            "offset {offset} outside segment {}",
+            self.base_offset
+        );
         delta as u32
     }
 
@@ -82,7 +86,10 @@ impl SegmentMeta {
     /// index entries every `interval` bytes, timestamps, offsets, size.
     pub(crate) fn on_batch(&mut self, header: &BatchHeader, interval: u32) {
         let position = self.size;
-        assert!(header.base_offset() >= self.next_offset, "batch offsets must increase");
+        assert!(
+            header.base_offset() >= self.next_offset,
+            "batch offsets must increase"
+        );
         let relative = self.relative(header.base_offset());
         if header.max_timestamp() > self.max_timestamp {
             self.max_timestamp = header.max_timestamp();
@@ -90,11 +97,16 @@ impl SegmentMeta {
         }
         if position == 0 || self.bytes_since_index >= u64::from(interval) {
             let pos = u32::try_from(position).unwrap_or(u32::MAX);
-            self.offset_index.push(OffsetEntry { relative_offset: relative, position: pos });
+            self.offset_index.push(OffsetEntry {
+                relative_offset: relative,
+                position: pos,
+            });
             if self.max_timestamp >= 0 {
                 // The largest timestamp up to and including this batch.
-                self.time_index
-                    .maybe_push(TimeEntry { timestamp: self.max_timestamp, relative_offset: relative });
+                self.time_index.maybe_push(TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset: relative,
+                });
             }
             self.bytes_since_index = 0;
         }
@@ -109,7 +121,10 @@ impl SegmentMeta {
     pub(crate) fn finish_time_index(&mut self) {
         if self.max_timestamp >= 0 {
             let relative = self.relative(self.max_timestamp_batch);
-            self.time_index.maybe_push(TimeEntry { timestamp: self.max_timestamp, relative_offset: relative });
+            self.time_index.maybe_push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: relative,
+            });
         }
     }
 }
@@ -130,7 +145,10 @@ pub(crate) struct SealedSegment {
 
 impl ActiveSegment {
     pub(crate) fn seal(self) -> SealedSegment {
-        SealedSegment { meta: self.meta, file: self.file }
+        SealedSegment {
+            meta: self.meta,
+            file: self.file,
+        }
     }
 }
 

@@ -69,7 +69,11 @@ impl Staging {
     /// Staging for a segment whose durable content ends at `end`; `carry`
     /// holds its bytes from `end` rounded down to a block up to `end`.
     pub(crate) fn new(buffer_bytes: usize, end: u64, carry: Vec<u8>) -> Staging {
-        assert_eq!(carry.len() as u64, end % BLOCK_BYTES, "carry must be the partial last block");
+        assert_eq!(
+            carry.len() as u64,
+            end % BLOCK_BYTES,
+            "carry must be the partial last block"
+        );
         assert_eq!(buffer_bytes % BLOCK, 0);
         Staging {
             buffer_bytes,
@@ -89,31 +93,42 @@ impl Staging {
     }
 
     /// Copies `parts` (one batch: header then records) behind what is staged.
-    pub(crate) fn stage(&mut self, file: &SegmentFile, parts: &[&[u8]], last_offset: Offset, messages: u64) {
+    pub(crate) fn stage(
+        &mut self,
+        file: &SegmentFile,
+        parts: &[&[u8]],
+        last_offset: Offset,
+        messages: u64,
+    ) {
         for part in parts {
             let mut rest: &[u8] = part;
             while !rest.is_empty() {
                 let current = self.current_buffer(file, rest.len());
                 let room = current.buf.as_slice().len() - current.filled;
                 let (now, later) = rest.split_at(room.min(rest.len()));
-                if let Some(dst) = current.buf.as_mut().get_mut(current.filled..current.filled + now.len()) {
+                if let Some(dst) = current
+                    .buf
+                    .as_mut()
+                    .get_mut(current.filled..current.filled + now.len())
+                {
                     dst.copy_from_slice(now);
                 }
                 current.filled += now.len();
                 let is_full = current.filled == current.buf.as_slice().len();
                 self.end += now.len() as u64;
                 rest = later;
-                if is_full {
-                    if let Some(full) = self.current.take() {
-                        // It ends on a block boundary: the next starts aligned.
-                        self.full.push((full.position, full.buf));
-                        self.carry.clear();
-                    }
+                if is_full && let Some(full) = self.current.take() {
+                    // It ends on a block boundary: the next starts aligned.
+                    self.full.push((full.position, full.buf));
+                    self.carry.clear();
                 }
             }
             self.staged_bytes += part.len();
         }
-        assert!(self.last_offset.is_none_or(|last| last < last_offset), "staged offsets must increase");
+        assert!(
+            self.last_offset.is_none_or(|last| last < last_offset),
+            "staged offsets must increase"
+        );
         self.last_offset = Some(last_offset);
         self.messages += messages;
     }
@@ -128,13 +143,24 @@ impl Staging {
         let buffer_bytes = self.buffer_bytes;
         self.current.get_or_insert_with(|| {
             let prefix = carry.len();
-            assert_eq!(prefix as u64, end % BLOCK_BYTES, "a new buffer starts at the carried block");
-            let capacity = (prefix + want).next_multiple_of(BLOCK).clamp(BUFFER_MIN_BYTES.min(buffer_bytes), buffer_bytes);
+            assert_eq!(
+                prefix as u64,
+                end % BLOCK_BYTES,
+                "a new buffer starts at the carried block"
+            );
+            let capacity = (prefix + want)
+                .next_multiple_of(BLOCK)
+                .clamp(BUFFER_MIN_BYTES.min(buffer_bytes), buffer_bytes);
             let mut buf = file.alloc(capacity);
             if let Some(dst) = buf.as_mut().get_mut(..prefix) {
                 dst.copy_from_slice(carry);
             }
-            Current { position: end - prefix as u64, buf, filled: prefix, prefix }
+            Current {
+                position: end - prefix as u64,
+                buf,
+                filled: prefix,
+                prefix,
+            }
         })
     }
 
@@ -142,18 +168,21 @@ impl Staging {
     pub(crate) fn take(&mut self) -> Option<FlushJob> {
         let last_offset = self.last_offset.take()?;
         let mut writes = std::mem::take(&mut self.full);
-        if let Some(mut current) = self.current.take() {
-            if current.filled > current.prefix {
-                let aligned = current.filled.next_multiple_of(BLOCK);
-                let block_start = current.filled - current.filled % BLOCK;
-                let bytes = current.buf.as_mut();
-                self.carry = bytes.get(block_start..current.filled).map(<[u8]>::to_vec).unwrap_or_default();
-                if let Some(padding) = bytes.get_mut(current.filled..aligned) {
-                    padding.fill(0);
-                }
-                current.buf.trim(aligned);
-                writes.push((current.position, current.buf));
+        if let Some(mut current) = self.current.take()
+            && current.filled > current.prefix
+        {
+            let aligned = current.filled.next_multiple_of(BLOCK);
+            let block_start = current.filled - current.filled % BLOCK;
+            let bytes = current.buf.as_mut();
+            self.carry = bytes
+                .get(block_start..current.filled)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            if let Some(padding) = bytes.get_mut(current.filled..aligned) {
+                padding.fill(0);
             }
+            current.buf.trim(aligned);
+            writes.push((current.position, current.buf));
         }
         assert_eq!(self.carry.len() as u64, self.end % BLOCK_BYTES);
         self.staged_bytes = 0;

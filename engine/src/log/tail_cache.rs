@@ -34,7 +34,11 @@ pub(crate) struct TailCache {
 
 impl TailCache {
     pub(crate) fn new(max_bytes: usize) -> TailCache {
-        TailCache { entries: VecDeque::new(), bytes: 0, max_bytes }
+        TailCache {
+            entries: VecDeque::new(),
+            bytes: 0,
+            max_bytes,
+        }
     }
 
     pub(crate) fn push(&mut self, batch: Rc<CachedBatch>) {
@@ -53,25 +57,33 @@ impl TailCache {
 
     /// True if every batch from `offset` on is in the cache.
     pub(crate) fn covers(&self, offset: Offset) -> bool {
-        self.entries.front().is_some_and(|first| first.header.base_offset() <= offset)
+        self.entries
+            .front()
+            .is_some_and(|first| first.header.base_offset() <= offset)
     }
 
     /// Pushes onto `out` the batches from the one containing `offset`, below
     /// `end`, while `total` stays within `max_bytes` (the first batch of a
     /// read goes in whatever its size).
-    pub(crate) fn read_into(&self, offset: Offset, end: Offset, max_bytes: usize, total: &mut usize, out: &mut Vec<Rc<CachedBatch>>) {
-        let start = self.entries.partition_point(|b| b.header.last_offset() < offset);
+    pub(crate) fn read_into(
+        &self,
+        offset: Offset,
+        end: Offset,
+        max_bytes: usize,
+        total: &mut usize,
+        out: &mut Vec<Rc<CachedBatch>>,
+    ) {
+        let start = self
+            .entries
+            .partition_point(|b| b.header.last_offset() < offset);
         for batch in self.entries.iter().skip(start) {
-            if batch.header.base_offset() >= end || (*total > 0 && *total + batch.size() > max_bytes) {
+            if batch.header.base_offset() >= end
+                || (*total > 0 && *total + batch.size() > max_bytes)
+            {
                 break;
             }
             *total += batch.size();
             out.push(Rc::clone(batch));
         }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
     }
 }

@@ -31,7 +31,12 @@ impl Log {
             spans.push((position, batch.size()));
         }
         if spans.is_empty() {
-            return Err(crate::batch::BatchError::Truncated { position: 0, need: 12, have: 0 }.into());
+            return Err(crate::batch::BatchError::Truncated {
+                position: 0,
+                need: 12,
+                have: 0,
+            }
+            .into());
         }
         let guard = self.shared.append_lock.lock().await;
         self.shared.check_writable()?;
@@ -40,7 +45,10 @@ impl Log {
             self.shared.check_writable()?;
         }
         let total: usize = spans.iter().map(|(_, size)| size).sum();
-        let count: u64 = spans.iter().map(|&(p, _)| batch_record_count(&batches, p)).sum();
+        let count: u64 = spans
+            .iter()
+            .map(|&(p, _)| batch_record_count(&batches, p))
+            .sum();
         if self.shared.needs_roll(total as u64, count, now_ms) {
             self.shared.roll(now_ms).await?;
         }
@@ -77,7 +85,11 @@ impl Log {
             return Err(Error::Closed);
         };
         let state = shared.state.into_inner();
-        let files = state.sealed.into_iter().map(|s| s.file).chain(std::iter::once(state.active.file));
+        let files = state
+            .sealed
+            .into_iter()
+            .map(|s| s.file)
+            .chain(std::iter::once(state.active.file));
         for file in files {
             close_file(file).await?;
         }
@@ -86,7 +98,10 @@ impl Log {
 
     pub(super) fn start_flusher(shared: Rc<Shared>) -> Log {
         let task = io::spawn(flusher(Rc::clone(&shared)));
-        Log { shared, flusher: Some(task) }
+        Log {
+            shared,
+            flusher: Some(task),
+        }
     }
 }
 
@@ -109,7 +124,9 @@ fn batch_record_count(batches: &Bytes, position: usize) -> u64 {
     batches
         .get(position..position + HEADER_BYTES)
         .and_then(|h| h.first_chunk::<HEADER_BYTES>())
-        .map_or(0, |h| u64::try_from(BatchHeader(*h).record_count()).unwrap_or(0))
+        .map_or(0, |h| {
+            u64::try_from(BatchHeader(*h).record_count()).unwrap_or(0)
+        })
 }
 
 /// The flusher task of one log: writes whatever is staged as soon as it is
@@ -158,14 +175,20 @@ impl Shared {
             return false;
         }
         let too_big = meta.size + bytes > st.config.segment_bytes;
-        let too_old = now_ms.saturating_sub(meta.created_ms) >= i64::try_from(st.config.segment_ms).unwrap_or(i64::MAX);
+        let too_old = now_ms.saturating_sub(meta.created_ms)
+            >= i64::try_from(st.config.segment_ms).unwrap_or(i64::MAX);
         let span = (st.next_offset.0 - meta.base_offset.0) as u64 + records;
         too_big || too_old || span >= u64::from(u32::MAX)
     }
 
     /// Assigns offsets to validated batches and stages them. Synchronous:
     /// appends are ordered by the append lock.
-    fn stage(&self, batches: &Bytes, spans: &[(usize, usize)], now_ms: i64) -> (oneshot::Receiver<super::staging::FlushOutcome>, AppendInfo) {
+    fn stage(
+        &self,
+        batches: &Bytes,
+        spans: &[(usize, usize)],
+        now_ms: i64,
+    ) -> (oneshot::Receiver<super::staging::FlushOutcome>, AppendInfo) {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         let base_offset = st.next_offset;
@@ -173,8 +196,12 @@ impl Shared {
         let interval = st.config.index_interval_bytes;
         let mut records_total = 0u64;
         for &(position, size) in spans {
-            let header_bytes = batches.get(position..position + HEADER_BYTES).and_then(|h| h.first_chunk());
-            let Some(header_bytes) = header_bytes else { continue };
+            let header_bytes = batches
+                .get(position..position + HEADER_BYTES)
+                .and_then(|h| h.first_chunk());
+            let Some(header_bytes) = header_bytes else {
+                continue;
+            };
             let mut header = BatchHeader(*header_bytes);
             let records = batches.slice(position + HEADER_BYTES..position + size);
             header.set_base_offset(st.next_offset);
@@ -182,9 +209,18 @@ impl Shared {
                 header.set_log_append_time(now_ms, &records);
             }
             let record_count = u64::try_from(header.record_count()).unwrap_or(0);
-            assert_eq!(st.active.meta.size, st.staging.end(), "staging and segment agree on the tail");
+            assert_eq!(
+                st.active.meta.size,
+                st.staging.end(),
+                "staging and segment agree on the tail"
+            );
             st.active.meta.on_batch(&header, interval);
-            st.staging.stage(&st.active.file, &[&header.0, &records], header.last_offset(), record_count);
+            st.staging.stage(
+                &st.active.file,
+                &[&header.0, &records],
+                header.last_offset(),
+                record_count,
+            );
             st.next_offset = header.last_offset().plus(1);
             records_total += record_count;
             st.tail.push(Rc::new(CachedBatch { header, records }));
@@ -217,13 +253,25 @@ impl Shared {
         };
         if let Some(job) = &job {
             self.state.borrow_mut().unsynced_writes = true;
-            let writes = job.writes.iter().map(|(position, _)| *position).collect::<Vec<_>>();
-            assert!(writes.windows(2).all(|w| matches!(w, [a, b] if a < b)), "writes in file order");
+            let writes = job
+                .writes
+                .iter()
+                .map(|(position, _)| *position)
+                .collect::<Vec<_>>();
+            assert!(
+                writes.windows(2).all(|w| matches!(w, [a, b] if a < b)),
+                "writes in file order"
+            );
         }
         let job = match job {
             Some(mut job) => {
                 let writes = std::mem::take(&mut job.writes);
-                let result = try_join_all(writes.into_iter().map(|(position, buf)| file.write_at(buf, position))).await;
+                let result = try_join_all(
+                    writes
+                        .into_iter()
+                        .map(|(position, buf)| file.write_at(buf, position)),
+                )
+                .await;
                 if let Err(e) = result {
                     return Err(self.poison(e, Some(job)));
                 }
@@ -264,7 +312,8 @@ impl Shared {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::Interval { ms, messages } => {
                 let by_count = messages.is_some_and(|n| st.unsynced_messages >= n);
-                let by_time = ms.is_some_and(|ms| st.last_sync.elapsed().as_millis() >= u128::from(ms));
+                let by_time =
+                    ms.is_some_and(|ms| st.last_sync.elapsed().as_millis() >= u128::from(ms));
                 by_count || by_time
             }
         }
@@ -312,7 +361,9 @@ impl Shared {
             (Rc::clone(&st.active.file), st.active.meta.clone())
         };
         meta.finish_time_index();
-        self.seal_files(&file, &meta).await.map_err(|e| self.poison(e, None))?;
+        self.seal_files(&file, &meta)
+            .await
+            .map_err(|e| self.poison(e, None))?;
         let base = meta.next_offset;
         let path = log_path(&self.dir, base);
         let new_file = SegmentFile::open(&path, true).await?;
@@ -321,7 +372,10 @@ impl Shared {
             let mut st = self.state.borrow_mut();
             let st = &mut *st;
             let buffer_bytes = st.config.write_buffer_bytes;
-            let active = ActiveSegment { meta: SegmentMeta::empty(base, now_ms), file: Rc::new(new_file) };
+            let active = ActiveSegment {
+                meta: SegmentMeta::empty(base, now_ms),
+                file: Rc::new(new_file),
+            };
             let mut old = std::mem::replace(&mut st.active, active).seal();
             old.meta = meta;
             st.sealed.push(old);
@@ -334,11 +388,23 @@ impl Shared {
     }
 
     /// Makes a finished segment sealed on disk: exact size, indexes written.
-    pub(super) async fn seal_files(&self, file: &SegmentFile, meta: &SegmentMeta) -> Result<(), IoError> {
+    pub(super) async fn seal_files(
+        &self,
+        file: &SegmentFile,
+        meta: &SegmentMeta,
+    ) -> Result<(), IoError> {
         file.truncate(meta.size).await?;
         file.fdatasync().await?;
-        io::write_file_synced(&index_path(&self.dir, meta.base_offset), meta.offset_index.encode()).await?;
-        io::write_file_synced(&time_index_path(&self.dir, meta.base_offset), meta.time_index.encode()).await?;
+        io::write_file_synced(
+            &index_path(&self.dir, meta.base_offset),
+            meta.offset_index.encode(),
+        )
+        .await?;
+        io::write_file_synced(
+            &time_index_path(&self.dir, meta.base_offset),
+            meta.time_index.encode(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -349,8 +415,15 @@ impl Shared {
     pub(super) async fn write_checkpoint(&self, clean: bool) -> Result<(), IoError> {
         let checkpoint = {
             let st = self.state.borrow();
-            let recovery_point = if clean { st.next_offset } else { st.active.meta.base_offset };
-            Checkpoint { log_start_offset: st.log_start_offset, recovery_point }
+            let recovery_point = if clean {
+                st.next_offset
+            } else {
+                st.active.meta.base_offset
+            };
+            Checkpoint {
+                log_start_offset: st.log_start_offset,
+                recovery_point,
+            }
         };
         checkpoint.write(&self.dir).await
     }

@@ -66,12 +66,20 @@ pub(crate) async fn scan_segment(
         other => other,
     };
     assert!(meta.size <= physical_size);
-    Ok(ScanOutcome { meta, stop, physical_size })
+    Ok(ScanOutcome {
+        meta,
+        stop,
+        physical_size,
+    })
 }
 
 /// True if the bytes from `position` to `physical_size` are the zero padding
 /// of the last block (less than a block, all zero).
-async fn is_zero_padding(file: &SegmentFile, position: u64, physical_size: u64) -> Result<bool, IoError> {
+async fn is_zero_padding(
+    file: &SegmentFile,
+    position: u64,
+    physical_size: u64,
+) -> Result<bool, IoError> {
     let rest = physical_size - position;
     if rest >= BLOCK_BYTES {
         return Ok(false);

@@ -19,7 +19,10 @@ where
 /// The seed for randomized tests: `SHARDLOG_TEST_SEED` or a fixed default,
 /// printed so a failure can be replayed.
 pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("SHARDLOG_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    let seed = std::env::var("SHARDLOG_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
     eprintln!("{test}: seed {seed} (replay with SHARDLOG_TEST_SEED={seed})");
     seed
 }
@@ -55,9 +58,17 @@ impl Rng {
 
 /// A batch of `count` records with `value_bytes`-byte values, lz4-compressed
 /// if asked, timestamps from `timestamp` one ms apart.
-pub fn batch(rng: &mut Rng, count: i32, value_bytes: usize, timestamp: i64, compressed: bool) -> Vec<u8> {
+pub fn batch(
+    rng: &mut Rng,
+    count: i32,
+    value_bytes: usize,
+    timestamp: i64,
+    compressed: bool,
+) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..count).map(|_| rng.bytes(value_bytes)).collect();
-    let keys: Vec<Vec<u8>> = (0..count).map(|i| format!("key-{i}").into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..count)
+        .map(|i| format!("key-{i}").into_bytes())
+        .collect();
     let headers = [(&b"h"[..], Some(&b"v"[..]))];
     let records: Vec<Record<'_>> = (0..count as usize)
         .map(|i| Record {
@@ -95,5 +106,9 @@ pub fn concat(result: &engine::ReadResult) -> Vec<u8> {
 }
 
 pub fn small_config() -> engine::LogConfig {
-    engine::LogConfig { segment_bytes: 64 << 10, index_interval_bytes: 1024, ..engine::LogConfig::default() }
+    engine::LogConfig {
+        segment_bytes: 64 << 10,
+        index_interval_bytes: 1024,
+        ..engine::LogConfig::default()
+    }
 }

@@ -1,0 +1,135 @@
+//! `shardlog serve`: one executor per shard, each pinned to its core and
+//! owning its partitions' logs. The Kafka protocol listener is not built
+//! yet (the `net` crate); today the shards open and recover every partition
+//! in the data directory, enforce retention, and close cleanly on SIGINT or
+//! SIGTERM.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use engine::rt::{sleep, spawn_executor, wall_clock_ms};
+use engine::{LogConfig, PartitionTable};
+
+/// Kafka's `log.retention.check.interval.ms` default (5 minutes).
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+/// How often a shard looks at the stop flag.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where partitions live (`<data-dir>/<topic>-<partition>/`).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Number of shards (one executor thread each); default: available cores.
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let _lock = lock_data_dir(&args.data_dir)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = args.shards.unwrap_or(cores).max(1);
+    // Signals go to the main thread only: block them before any shard starts.
+    let signals = block_stop_signals();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        let (data_dir, stop) = (args.data_dir.clone(), Arc::clone(&stop));
+        let cpu = (shards <= cores).then_some(shard);
+        let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
+            run_shard(data_dir, shard as u32, shards as u32, stop)
+        })?;
+        handles.push(handle);
+    }
+    tracing::info!(shards, data_dir = %args.data_dir.display(), "shardlog serving (storage only: no Kafka listener yet)");
+    let signal = wait_for_signal(&signals);
+    tracing::info!(signal, "stopping: flushing and closing every partition");
+    stop.store(true, Ordering::Release);
+    let mut failed = false;
+    for handle in handles {
+        if let Err(e) = handle.join().map_err(anyhow::Error::from).and_then(|r| r) {
+            tracing::error!(error = %e, "shard failed");
+            failed = true;
+        }
+    }
+    anyhow::ensure!(!failed, "a shard failed; see the log above");
+    Ok(())
+}
+
+async fn run_shard(
+    data_dir: PathBuf,
+    shard: u32,
+    shards: u32,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let table = PartitionTable::open(
+        &data_dir,
+        shard,
+        shards,
+        |_| LogConfig::default(),
+        wall_clock_ms(),
+    )
+    .await?;
+    tracing::info!(
+        shard,
+        partitions = table.partitions().count(),
+        "shard ready"
+    );
+    let mut last_retention = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        sleep(STOP_POLL_INTERVAL).await;
+        if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
+            table.enforce_retention(wall_clock_ms()).await;
+            last_retention = Instant::now();
+        }
+    }
+    table.close().await?;
+    Ok(())
+}
+
+/// Takes an exclusive lock on `<data-dir>/.lock` for the process lifetime,
+/// so a second broker on the same data dir refuses to start.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
+    let path = dir.join(".lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    anyhow::ensure!(
+        rc == 0,
+        "data dir {} is in use by another shardlog process (lock {} is held)",
+        dir.display(),
+        path.display()
+    );
+    Ok(file)
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use,
+    // and pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is a valid, initialised signal set and `signal` a valid out pointer.
+    unsafe { libc::sigwait(set, &mut signal) };
+    if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
+}
