@@ -1,1 +1,135 @@
-fn main() {}
+//! Criterion benchmarks of the storage hot paths: batch validation, append
+//! (validate + stage + write + group-committed fdatasync) and read.
+//!
+//! `cargo bench -p engine --bench log` (filters work: `-- append/1MiB`).
+//! Files go to `$SHARDLOG_BENCH_DIR` (default: the system temp dir); put it on
+//! the disk you want to measure. Numbers and the reference measurements they
+//! are compared with are in docs/benchmarks.md.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engine::batch::builder::simple_batch;
+use engine::batch::{ValidateMode, validate};
+use engine::{FlushPolicy, Log, LogConfig, Offset};
+
+/// A batch of 1 KiB records (1,000-byte values plus record framing) of
+/// about `batch_bytes` bytes.
+fn batch_of(batch_bytes: usize) -> Vec<u8> {
+    let one = simple_batch(1, 1_000, 1, 7).len() - 61;
+    simple_batch((batch_bytes / one).max(1) as i32, 1_000, 1_700_000_000_000, 7)
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("SHARDLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+fn validate_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("validate");
+    for (label, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
+        let batch = batch_of(size);
+        group.throughput(Throughput::Bytes(batch.len() as u64));
+        group.bench_function(label, |b| {
+            let mode = ValidateMode::Produce { max_message_bytes: 2 << 20 };
+            b.iter(|| validate(black_box(&batch), 0, mode).count());
+        });
+    }
+    group.finish();
+}
+
+/// Appends `iters` copies of `batch` with `appenders` appends in flight to a
+/// fresh log and returns the time from the first append to the last ack.
+fn timed_appends(batch: Bytes, iters: u64, appenders: usize, flush: FlushPolicy) -> Duration {
+    let parent = bench_dir();
+    engine::rt::run_on_executor("bench", None, move || async move {
+        let tmp = tempfile::tempdir_in(parent).expect("temp dir");
+        let config = LogConfig { flush, segment_bytes: 1 << 30, ..LogConfig::default() };
+        let log = Rc::new(Log::open(tmp.path().join("bench-0"), config, 0).await.expect("open"));
+        let issued = Rc::new(Cell::new(0u64));
+        let start = Instant::now();
+        let workers = (0..appenders).map(|_| {
+            let (log, issued, batch) = (Rc::clone(&log), Rc::clone(&issued), batch.clone());
+            async move {
+                while issued.get() < iters {
+                    issued.set(issued.get() + 1);
+                    log.append(batch.clone(), 0).await.expect("append");
+                }
+            }
+        });
+        futures::future::join_all(workers).await;
+        let elapsed = start.elapsed();
+        Rc::try_unwrap(log).expect("sole owner").close().await.expect("close");
+        elapsed
+    })
+    .expect("executor")
+}
+
+fn append_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
+    let interval = FlushPolicy::Interval { ms: Some(1_000), messages: None };
+    for (label, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
+        let batch = Bytes::from(batch_of(size));
+        group.throughput(Throughput::Bytes(batch.len() as u64));
+        for (mode, appenders, flush) in [
+            ("durable-1", 1, FlushPolicy::EveryAppend),
+            ("durable-64", 64, FlushPolicy::EveryAppend),
+            ("interval-1", 1, interval),
+            ("interval-64", 64, interval),
+        ] {
+            let id = BenchmarkId::new(label, mode);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| timed_appends(batch.clone(), iters, appenders, flush));
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Fills a log with 64 MiB of 16 KiB batches, then times `iters` reads of
+/// up to 1 MiB at pseudo-random offsets.
+fn timed_reads(iters: u64, tail_cache_bytes: usize) -> Duration {
+    let parent = bench_dir();
+    engine::rt::run_on_executor("bench", None, move || async move {
+        let tmp = tempfile::tempdir_in(parent).expect("temp dir");
+        let flush = FlushPolicy::Interval { ms: None, messages: None };
+        let config = LogConfig { tail_cache_bytes, flush, ..LogConfig::default() };
+        let log = Log::open(tmp.path().join("bench-0"), config, 0).await.expect("open");
+        let batch = Bytes::from(batch_of(16 << 10));
+        for _ in 0..(64 << 20) / batch.len() {
+            log.append(batch.clone(), 0).await.expect("append");
+        }
+        log.flush().await.expect("flush");
+        let end = log.log_end_offset().0;
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let start = Instant::now();
+        for _ in 0..iters {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = Offset((x % end as u64) as i64);
+            black_box(log.read(offset, 1 << 20).await.expect("read").bytes());
+        }
+        let elapsed = start.elapsed();
+        log.close().await.expect("close");
+        elapsed
+    })
+    .expect("executor")
+}
+
+fn read_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Bytes(1 << 20));
+    group.bench_function("1MiB/tail-cache", |b| b.iter_custom(|iters| timed_reads(iters, 128 << 20)));
+    group.bench_function("1MiB/direct-io", |b| b.iter_custom(|iters| timed_reads(iters, 0)));
+    group.finish();
+}
+
+criterion_group!(benches, validate_bench, append_bench, read_bench);
+criterion_main!(benches);
