@@ -22,7 +22,12 @@ use engine::{FlushPolicy, Log, LogConfig, Offset};
 /// about `batch_bytes` bytes.
 fn batch_of(batch_bytes: usize) -> Vec<u8> {
     let one = simple_batch(1, 1_000, 1, 7).len() - 61;
-    simple_batch((batch_bytes / one).max(1) as i32, 1_000, 1_700_000_000_000, 7)
+    simple_batch(
+        (batch_bytes / one).max(1) as i32,
+        1_000,
+        1_700_000_000_000,
+        7,
+    )
 }
 
 fn bench_dir() -> PathBuf {
@@ -35,7 +40,9 @@ fn validate_bench(c: &mut Criterion) {
         let batch = batch_of(size);
         group.throughput(Throughput::Bytes(batch.len() as u64));
         group.bench_function(label, |b| {
-            let mode = ValidateMode::Produce { max_message_bytes: 2 << 20 };
+            let mode = ValidateMode::Produce {
+                max_message_bytes: 2 << 20,
+            };
             b.iter(|| validate(black_box(&batch), 0, mode).count());
         });
     }
@@ -48,8 +55,17 @@ fn timed_appends(batch: Bytes, iters: u64, appenders: usize, flush: FlushPolicy)
     let parent = bench_dir();
     engine::rt::run_on_executor("bench", None, move || async move {
         let tmp = tempfile::tempdir_in(parent).expect("temp dir");
-        let config = LogConfig { flush, segment_bytes: 1 << 30, ..LogConfig::default() };
-        let log = Rc::new(Log::open(tmp.path().join("bench-0"), config, 0).await.expect("open"));
+        let config = LogConfig {
+            flush,
+            segment_bytes: 1 << 30,
+            max_message_bytes: 2 << 20,
+            ..LogConfig::default()
+        };
+        let log = Rc::new(
+            Log::open(tmp.path().join("bench-0"), config, 0)
+                .await
+                .expect("open"),
+        );
         let issued = Rc::new(Cell::new(0u64));
         let start = Instant::now();
         let workers = (0..appenders).map(|_| {
@@ -63,7 +79,11 @@ fn timed_appends(batch: Bytes, iters: u64, appenders: usize, flush: FlushPolicy)
         });
         futures::future::join_all(workers).await;
         let elapsed = start.elapsed();
-        Rc::try_unwrap(log).expect("sole owner").close().await.expect("close");
+        Rc::try_unwrap(log)
+            .expect("sole owner")
+            .close()
+            .await
+            .expect("close");
         elapsed
     })
     .expect("executor")
@@ -71,8 +91,14 @@ fn timed_appends(batch: Bytes, iters: u64, appenders: usize, flush: FlushPolicy)
 
 fn append_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
-    let interval = FlushPolicy::Interval { ms: Some(1_000), messages: None };
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    let interval = FlushPolicy::Interval {
+        ms: Some(1_000),
+        messages: None,
+    };
     for (label, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
         let batch = Bytes::from(batch_of(size));
         group.throughput(Throughput::Bytes(batch.len() as u64));
@@ -97,9 +123,18 @@ fn timed_reads(iters: u64, tail_cache_bytes: usize) -> Duration {
     let parent = bench_dir();
     engine::rt::run_on_executor("bench", None, move || async move {
         let tmp = tempfile::tempdir_in(parent).expect("temp dir");
-        let flush = FlushPolicy::Interval { ms: None, messages: None };
-        let config = LogConfig { tail_cache_bytes, flush, ..LogConfig::default() };
-        let log = Log::open(tmp.path().join("bench-0"), config, 0).await.expect("open");
+        let flush = FlushPolicy::Interval {
+            ms: None,
+            messages: None,
+        };
+        let config = LogConfig {
+            tail_cache_bytes,
+            flush,
+            ..LogConfig::default()
+        };
+        let log = Log::open(tmp.path().join("bench-0"), config, 0)
+            .await
+            .expect("open");
         let batch = Bytes::from(batch_of(16 << 10));
         for _ in 0..(64 << 20) / batch.len() {
             log.append(batch.clone(), 0).await.expect("append");
@@ -124,10 +159,16 @@ fn timed_reads(iters: u64, tail_cache_bytes: usize) -> Duration {
 
 fn read_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("read");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Bytes(1 << 20));
-    group.bench_function("1MiB/tail-cache", |b| b.iter_custom(|iters| timed_reads(iters, 128 << 20)));
-    group.bench_function("1MiB/direct-io", |b| b.iter_custom(|iters| timed_reads(iters, 0)));
+    group.bench_function("1MiB/tail-cache", |b| {
+        b.iter_custom(|iters| timed_reads(iters, 128 << 20))
+    });
+    group.bench_function("1MiB/direct-io", |b| {
+        b.iter_custom(|iters| timed_reads(iters, 0))
+    });
     group.finish();
 }
 

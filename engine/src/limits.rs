@@ -24,12 +24,16 @@ pub const RECOVERY_READ_BYTES: usize = 1 << 20;
 pub const READ_BYTES_MIN: usize = 64 << 10;
 /// Direct I/O alignment: the physical block size of the devices we run on.
 pub const BLOCK_BYTES: u64 = 4096;
-/// Bytes of registered io_uring memory per executor; fits the default
-/// unprivileged 8 MiB memlock budget across glommio's three rings.
-pub const IO_MEMORY_BYTES: usize = 1 << 20;
+/// Bytes of registered io_uring memory per executor when memory may be
+/// locked freely (root, or an unlimited `ulimit -l`): staging buffers come
+/// from it, pre-faulted and reused, instead of fresh heap pages.
+pub const IO_MEMORY_BYTES_MAX: usize = 64 << 20;
+/// Registered memory per executor otherwise: fits the default unprivileged
+/// 8 MiB memlock budget across glommio's three rings.
+pub const IO_MEMORY_BYTES_MIN: usize = 1 << 20;
 /// Staged but unwritten bytes per partition before appends wait for the
 /// flusher (backpressure instead of growth).
-pub const STAGED_BYTES_MAX: usize = 64 << 20;
+pub const STAGED_BYTES_MAX: usize = 32 << 20;
 
 const _: () = assert!((WRITE_BUFFER_BYTES_DEFAULT as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::limits::IO_MEMORY_BYTES;
+use crate::limits::{IO_MEMORY_BYTES_MAX, IO_MEMORY_BYTES_MIN};
 
 /// A running executor thread.
 pub struct ExecutorHandle<T: Send + 'static> {
@@ -51,7 +51,7 @@ where
     };
     let builder = glommio::LocalExecutorBuilder::new(placement)
         .name(name)
-        .io_memory(IO_MEMORY_BYTES)
+        .io_memory(io_memory_bytes())
         .ring_depth(128);
     let handle = builder.spawn(make).map_err(|e| {
         std::io::Error::other(format!(
@@ -84,4 +84,25 @@ pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How much io_uring memory to register per executor: the large pool when
+/// this process may lock that much memory, the small one otherwise.
+fn io_memory_bytes() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we pass and reads nothing else.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let roomy = known
+        && (limit.rlim_cur == libc::RLIM_INFINITY
+            || limit.rlim_cur >= 4 * IO_MEMORY_BYTES_MAX as u64);
+    if root || roomy {
+        IO_MEMORY_BYTES_MAX
+    } else {
+        IO_MEMORY_BYTES_MIN
+    }
 }

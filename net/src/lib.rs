@@ -8,3 +8,9 @@
 //! owns its partition, and the HTTP API. Messages come from the
 //! `kafka-protocol` crate; Produce and Fetch may get their own zero-copy
 //! framing where a benchmark shows the need.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]

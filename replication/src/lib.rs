@@ -7,3 +7,9 @@
 //! deterministic simulator. This crate does not depend on glommio; it reaches
 //! the partition log through a `LogStore` trait it defines and `engine`
 //! implements.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]

@@ -68,17 +68,20 @@ impl Log {
     }
 
     /// Flushes, stops the flusher, writes the checkpoint and closes files.
+    /// A poisoned log skips the flush and the clean-close marks (its next
+    /// open recovers from disk), closes its files and reports the poison.
     pub async fn close(mut self) -> Result<()> {
         let guard = self.shared.append_lock.lock().await;
-        let flushed = self.shared.flush(true).await;
+        let mut outcome = self.shared.flush(true).await;
         self.shared.state.borrow_mut().closed = true;
         self.shared.staged.notify_one();
         self.shared.drained.notify_waiters();
         if let Some(flusher) = self.flusher.take() {
             flusher.join().await;
         }
-        flushed?;
-        self.shared.seal_active_for_close().await?;
+        if outcome.is_ok() {
+            outcome = self.shared.seal_active_for_close().await;
+        }
         drop(guard);
         // The flusher is gone, so the log holds the only reference left.
         let Ok(shared) = Rc::try_unwrap(self.shared) else {
@@ -91,9 +94,12 @@ impl Log {
             .map(|s| s.file)
             .chain(std::iter::once(state.active.file));
         for file in files {
-            close_file(file).await?;
+            let closed = close_file(file).await;
+            if outcome.is_ok() {
+                outcome = closed.map_err(Error::from);
+            }
         }
-        Ok(())
+        outcome
     }
 
     pub(super) fn start_flusher(shared: Rc<Shared>) -> Log {
@@ -366,8 +372,14 @@ impl Shared {
             .map_err(|e| self.poison(e, None))?;
         let base = meta.next_offset;
         let path = log_path(&self.dir, base);
-        let new_file = SegmentFile::open(&path, true).await?;
-        io::sync_dir(&self.dir).await?;
+        // From here a failure leaves the old segment sealed on disk while it
+        // is still the active one in memory: only a reopen sorts that out.
+        let new_file = SegmentFile::open(&path, true)
+            .await
+            .map_err(|e| self.poison(e, None))?;
+        io::sync_dir(&self.dir)
+            .await
+            .map_err(|e| self.poison(e, None))?;
         {
             let mut st = self.state.borrow_mut();
             let st = &mut *st;
@@ -382,7 +394,9 @@ impl Shared {
             st.staging = Staging::new(buffer_bytes, 0, Vec::new());
             st.readable_bytes = 0;
         }
-        self.write_checkpoint(false).await?;
+        self.write_checkpoint(false)
+            .await
+            .map_err(|e| self.poison(e, None))?;
         tracing::debug!(dir = %self.dir.display(), base = base.0, "rolled to a new segment");
         Ok(())
     }
