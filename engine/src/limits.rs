@@ -18,6 +18,8 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 << 20;
 /// Size of one aligned staging buffer; full buffers are written concurrently.
 pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1 << 20;
+/// Writes one log keeps in flight at once.
+pub const WRITES_IN_FLIGHT_MAX: usize = 32;
 /// Bytes read from disk per I/O when scanning a segment during recovery.
 pub const RECOVERY_READ_BYTES: usize = 1 << 20;
 /// Smallest disk read when serving a fetch: one read covers the index gap.
@@ -33,7 +35,7 @@ pub const IO_MEMORY_BYTES_MAX: usize = 64 << 20;
 pub const IO_MEMORY_BYTES_MIN: usize = 1 << 20;
 /// Staged but unwritten bytes per partition before appends wait for the
 /// flusher (backpressure instead of growth).
-pub const STAGED_BYTES_MAX: usize = 32 << 20;
+pub const STAGED_BYTES_MAX: u64 = 32 << 20;
 
 const _: () = assert!((WRITE_BUFFER_BYTES_DEFAULT as u64).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);

@@ -3,11 +3,12 @@
 //! Lives on exactly one shard (it is `!Send`); every method runs on that
 //! shard's executor. State is in a `RefCell` that is never borrowed across
 //! an `.await`; two async locks order the operations that do await:
-//! `append_lock` (offset assignment, rolls, retention, close) and
-//! `flush_lock` (writes and fdatasync of the active segment).
+//! `append_lock` (offset assignment, rolls, retention, close); the
+//! flusher task alone writes and fdatasyncs the active segment.
 
 mod config;
 pub(crate) mod cursor;
+mod flusher;
 mod open;
 mod read;
 mod retention;
@@ -62,10 +63,6 @@ struct State {
     tail: TailCache,
     poisoned: Option<Arc<IoError>>,
     closed: bool,
-    /// Messages written since the last fdatasync, and when it ran.
-    unsynced_messages: u64,
-    unsynced_writes: bool,
-    last_sync: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -73,7 +70,6 @@ struct Shared {
     dir: PathBuf,
     state: RefCell<State>,
     append_lock: Mutex<()>,
-    flush_lock: Mutex<()>,
     /// Wakes the flusher: something was staged, or the log is closing.
     staged: Notify,
     /// Wakes appends waiting for staging room.

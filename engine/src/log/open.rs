@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::Instant;
 
 use tokio::sync::{Mutex, Notify};
 
@@ -71,15 +70,11 @@ impl Log {
             log_end_offset: next_offset,
             poisoned: None,
             closed: false,
-            unsynced_messages: 0,
-            unsynced_writes: false,
-            last_sync: Instant::now(),
         };
         let shared = Rc::new(Shared {
             dir,
             state: RefCell::new(state),
             append_lock: Mutex::new(()),
-            flush_lock: Mutex::new(()),
             staged: Notify::new(),
             drained: Notify::new(),
         });

@@ -1,13 +1,18 @@
-//! Staging of appended bytes into aligned DMA buffers.
+//! Staging of appended bytes into aligned DMA buffers, and the bookkeeping
+//! of their writes: what is written, what is synced, which appends resolve.
 //!
 //! Bytes are copied once, from the request into a buffer whose first byte
-//! sits at a block-aligned file position. A buffer is handed to a write only
-//! when it is full (it then ends on a block boundary, so full buffers are
-//! disjoint and written concurrently) or when a flush takes the partial last
-//! one. A partial last block is written zero-padded; its valid prefix is kept
-//! (`carry`) and copied to the start of the next buffer, so the next write
-//! re-writes that block in place with the same prefix and more data: bytes
-//! that were already durable are re-written with identical contents.
+//! sits at a block-aligned file position. A buffer is written as soon as it
+//! is full: it then ends on a block boundary, so full buffers are disjoint
+//! and many are in flight at once. The partial last buffer is written only
+//! when nothing else is in flight, zero-padded to the block, and nothing is
+//! issued until it completes (a barrier): its valid last-block prefix is
+//! kept (`carry`) and starts the next buffer, whose write re-writes that
+//! block in place with the same prefix and more data. So the same block is
+//! never written by two writes at once, and bytes that were written are only
+//! ever re-written with identical contents.
+
+use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 
@@ -16,8 +21,6 @@ use crate::io::{SegmentFile, WriteBuf};
 use crate::limits::BLOCK_BYTES;
 
 const BLOCK: usize = BLOCK_BYTES as usize;
-/// Smallest staging buffer: small appends share one buffer until a flush.
-const BUFFER_MIN_BYTES: usize = 64 << 10;
 
 /// The result an append waits for: `Err` carries the write or sync failure
 /// that poisoned the log.
@@ -33,41 +36,54 @@ struct Current {
     prefix: usize,
 }
 
+/// An append (or a flush request) waiting for its bytes to be written, or
+/// written and synced.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    pub last_offset: Offset,
-    pub tx: oneshot::Sender<FlushOutcome>,
-}
-
-/// Everything one flush writes and then resolves.
-#[derive(Debug)]
-pub(crate) struct FlushJob {
-    pub writes: Vec<(u64, WriteBuf)>,
-    /// The segment's logical size once these writes land.
+    /// File position just past the waiter's last byte.
     pub end: u64,
     pub last_offset: Offset,
     pub messages: u64,
-    pub waiters: Vec<Waiter>,
+    pub needs_sync: bool,
+    pub tx: oneshot::Sender<FlushOutcome>,
+}
+
+/// One write handed to the flusher.
+#[derive(Debug)]
+pub(crate) struct Write {
+    pub position: u64,
+    pub buf: WriteBuf,
+    /// The logical end of the data it carries.
+    pub end: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Staging {
     buffer_bytes: usize,
-    full: Vec<(u64, WriteBuf)>,
+    full: VecDeque<(u64, WriteBuf)>,
     current: Option<Current>,
-    /// Valid bytes of the partial block at `end` rounded down, already written.
+    /// Valid bytes of the partial block at `end` rounded down.
     carry: Vec<u8>,
     /// The segment's logical size including staged bytes.
     end: u64,
-    last_offset: Option<Offset>,
-    messages: u64,
-    pub(crate) staged_bytes: usize,
-    waiters: Vec<Waiter>,
+    /// Writes issued, in file order: (end, completed).
+    issued: VecDeque<(u64, bool)>,
+    /// A partial-buffer write is in flight; nothing else may be issued.
+    barrier: bool,
+    /// Every byte below this is written.
+    pub(crate) written_end: u64,
+    /// Every byte below this is written and fdatasync'ed.
+    pub(crate) synced_end: u64,
+    waiters: VecDeque<Waiter>,
+    /// Waiters that need a sync (all of them under the default policy).
+    sync_waiters: usize,
+    /// Messages written since the last fdatasync was issued.
+    pub(crate) unsynced_messages: u64,
 }
 
 impl Staging {
-    /// Staging for a segment whose durable content ends at `end`; `carry`
-    /// holds its bytes from `end` rounded down to a block up to `end`.
+    /// Staging for a segment whose content (all durable) ends at `end`;
+    /// `carry` holds its bytes from `end` rounded down to a block up to `end`.
     pub(crate) fn new(buffer_bytes: usize, end: u64, carry: Vec<u8>) -> Staging {
         assert_eq!(
             carry.len() as u64,
@@ -77,14 +93,17 @@ impl Staging {
         assert_eq!(buffer_bytes % BLOCK, 0);
         Staging {
             buffer_bytes,
-            full: Vec::new(),
+            full: VecDeque::new(),
             current: None,
             carry,
             end,
-            last_offset: None,
-            messages: 0,
-            staged_bytes: 0,
-            waiters: Vec::new(),
+            issued: VecDeque::new(),
+            barrier: false,
+            written_end: end,
+            synced_end: end,
+            waiters: VecDeque::new(),
+            sync_waiters: 0,
+            unsynced_messages: 0,
         }
     }
 
@@ -92,18 +111,20 @@ impl Staging {
         self.end
     }
 
+    /// Bytes staged but not yet written (for backpressure).
+    pub(crate) fn unwritten_bytes(&self) -> u64 {
+        self.end - self.written_end
+    }
+
     /// Copies `parts` (one batch: header then records) behind what is staged.
-    pub(crate) fn stage(
-        &mut self,
-        file: &SegmentFile,
-        parts: &[&[u8]],
-        last_offset: Offset,
-        messages: u64,
-    ) {
+    pub(crate) fn stage(&mut self, file: &SegmentFile, parts: &[&[u8]]) {
+        // A new buffer is sized for the whole batch, so a batch larger than
+        // the buffer size still goes out in one write.
+        let mut remaining: usize = parts.iter().map(|p| p.len()).sum();
         for part in parts {
             let mut rest: &[u8] = part;
             while !rest.is_empty() {
-                let current = self.current_buffer(file, rest.len());
+                let current = self.current_buffer(file, remaining);
                 let room = current.buf.as_slice().len() - current.filled;
                 let (now, later) = rest.split_at(room.min(rest.len()));
                 if let Some(dst) = current
@@ -116,25 +137,15 @@ impl Staging {
                 current.filled += now.len();
                 let is_full = current.filled == current.buf.as_slice().len();
                 self.end += now.len() as u64;
+                remaining -= now.len();
                 rest = later;
                 if is_full && let Some(full) = self.current.take() {
                     // It ends on a block boundary: the next starts aligned.
-                    self.full.push((full.position, full.buf));
+                    self.full.push_back((full.position, full.buf));
                     self.carry.clear();
                 }
             }
-            self.staged_bytes += part.len();
         }
-        assert!(
-            self.last_offset.is_none_or(|last| last < last_offset),
-            "staged offsets must increase"
-        );
-        self.last_offset = Some(last_offset);
-        self.messages += messages;
-    }
-
-    pub(crate) fn add_waiter(&mut self, waiter: Waiter) {
-        self.waiters.push(waiter);
     }
 
     fn current_buffer(&mut self, file: &SegmentFile, want: usize) -> &mut Current {
@@ -148,9 +159,7 @@ impl Staging {
                 end % BLOCK_BYTES,
                 "a new buffer starts at the carried block"
             );
-            let capacity = (prefix + want)
-                .next_multiple_of(BLOCK)
-                .clamp(BUFFER_MIN_BYTES.min(buffer_bytes), buffer_bytes);
+            let capacity = (prefix + want).next_multiple_of(BLOCK).max(buffer_bytes);
             let mut buf = file.alloc(capacity);
             if let Some(dst) = buf.as_mut().get_mut(..prefix) {
                 dst.copy_from_slice(carry);
@@ -164,45 +173,112 @@ impl Staging {
         })
     }
 
-    /// Takes everything staged for one flush, or `None` if nothing is staged.
-    pub(crate) fn take(&mut self) -> Option<FlushJob> {
-        let last_offset = self.last_offset.take()?;
-        let mut writes = std::mem::take(&mut self.full);
-        if let Some(mut current) = self.current.take()
-            && current.filled > current.prefix
-        {
-            let aligned = current.filled.next_multiple_of(BLOCK);
-            let block_start = current.filled - current.filled % BLOCK;
-            let bytes = current.buf.as_mut();
-            self.carry = bytes
-                .get(block_start..current.filled)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            if let Some(padding) = bytes.get_mut(current.filled..aligned) {
-                padding.fill(0);
-            }
-            current.buf.trim(aligned);
-            writes.push((current.position, current.buf));
+    pub(crate) fn add_waiter(&mut self, waiter: Waiter) {
+        assert!(waiter.end <= self.end);
+        if let Some(last) = self.waiters.back() {
+            assert!(
+                last.end <= waiter.end && last.last_offset <= waiter.last_offset,
+                "waiters in log order"
+            );
         }
-        assert_eq!(self.carry.len() as u64, self.end % BLOCK_BYTES);
-        self.staged_bytes = 0;
-        Some(FlushJob {
-            writes,
-            end: self.end,
-            last_offset,
-            messages: std::mem::take(&mut self.messages),
-            waiters: std::mem::take(&mut self.waiters),
+        self.sync_waiters += usize::from(waiter.needs_sync);
+        self.waiters.push_back(waiter);
+    }
+
+    /// The next write to issue, if any may be issued now.
+    pub(crate) fn next_write(&mut self) -> Option<Write> {
+        if self.barrier {
+            return None;
+        }
+        if let Some((position, buf)) = self.full.pop_front() {
+            let end = position + buf.as_slice().len() as u64;
+            self.issued.push_back((end, false));
+            return Some(Write { position, buf, end });
+        }
+        if !self.issued.is_empty() {
+            return None;
+        }
+        let mut current = self.current.take_if(|c| c.filled > c.prefix)?;
+        let aligned = current.filled.next_multiple_of(BLOCK);
+        let block_start = current.filled - current.filled % BLOCK;
+        let bytes = current.buf.as_mut();
+        self.carry = bytes
+            .get(block_start..current.filled)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        if let Some(padding) = bytes.get_mut(current.filled..aligned) {
+            padding.fill(0);
+        }
+        current.buf.trim(aligned);
+        let end = current.position + current.filled as u64;
+        assert_eq!(end, self.end, "the partial buffer is the last staged");
+        assert_eq!(self.carry.len() as u64, end % BLOCK_BYTES);
+        self.barrier = true;
+        self.issued.push_back((end, false));
+        Some(Write {
+            position: current.position,
+            buf: current.buf,
+            end,
         })
     }
 
-    /// Fails every waiting append (after the log was poisoned).
+    /// Records a completed write and advances `written_end` over the
+    /// completed prefix of the issued writes.
+    pub(crate) fn write_done(&mut self, end: u64) {
+        let entry = self.issued.iter_mut().find(|(e, done)| *e == end && !*done);
+        assert!(entry.is_some(), "completion for a write that was issued");
+        if let Some(entry) = entry {
+            entry.1 = true;
+        }
+        while let Some(&(end, true)) = self.issued.front() {
+            assert!(end >= self.written_end);
+            self.written_end = end;
+            self.issued.pop_front();
+        }
+        if self.issued.is_empty() {
+            self.barrier = false;
+        }
+    }
+
+    /// Whether an fdatasync should cover newly written bytes now (beyond
+    /// what the flush policy decides on its own).
+    pub(crate) fn sync_requested(&self) -> bool {
+        self.written_end > self.synced_end && self.sync_waiters > 0
+    }
+
+    /// Pops the waiters whose bytes are now written (or written and synced,
+    /// for those that need it), in order.
+    pub(crate) fn resolvable(&mut self) -> Vec<Waiter> {
+        let mut ready = Vec::new();
+        while let Some(front) = self.waiters.front() {
+            let durable = if front.needs_sync {
+                self.synced_end
+            } else {
+                self.written_end
+            };
+            if front.end > durable {
+                break;
+            }
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
+            self.sync_waiters -= usize::from(waiter.needs_sync);
+            if !waiter.needs_sync {
+                self.unsynced_messages += waiter.messages;
+            }
+            ready.push(waiter);
+        }
+        ready
+    }
+
+    /// Fails every waiting append (after the log was poisoned) and drops
+    /// what is staged.
     pub(crate) fn fail_all(&mut self, outcome: &FlushOutcome) {
         for waiter in self.waiters.drain(..) {
             let _ = waiter.tx.send(outcome.clone());
         }
+        self.sync_waiters = 0;
         self.full.clear();
         self.current = None;
-        self.last_offset = None;
-        self.staged_bytes = 0;
     }
 }

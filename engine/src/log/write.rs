@@ -3,14 +3,12 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
-use futures::future::{select, try_join_all};
 use tokio::sync::oneshot;
 
 use super::segment::{ActiveSegment, SegmentMeta, index_path, log_path, time_index_path};
-use super::staging::{FlushJob, Staging, Waiter};
+use super::staging::{FlushOutcome, Staging, Waiter};
 use super::{AppendInfo, CachedBatch, FlushPolicy, Log, Shared, TimestampType};
 use crate::batch::{BatchHeader, HEADER_BYTES, ValidateMode, validate};
 use crate::checkpoint::Checkpoint;
@@ -40,7 +38,7 @@ impl Log {
         }
         let guard = self.shared.append_lock.lock().await;
         self.shared.check_writable()?;
-        while self.shared.state.borrow().staging.staged_bytes > STAGED_BYTES_MAX {
+        while self.shared.state.borrow().staging.unwritten_bytes() > STAGED_BYTES_MAX {
             self.shared.drained.notified().await;
             self.shared.check_writable()?;
         }
@@ -64,7 +62,7 @@ impl Log {
 
     /// Writes and fdatasyncs everything staged, whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
-        self.shared.flush(true).await
+        self.shared.flush_all().await
     }
 
     /// Flushes, stops the flusher, writes the checkpoint and closes files.
@@ -72,7 +70,7 @@ impl Log {
     /// open recovers from disk), closes its files and reports the poison.
     pub async fn close(mut self) -> Result<()> {
         let guard = self.shared.append_lock.lock().await;
-        let mut outcome = self.shared.flush(true).await;
+        let mut outcome = self.shared.flush_all().await;
         self.shared.state.borrow_mut().closed = true;
         self.shared.staged.notify_one();
         self.shared.drained.notify_waiters();
@@ -103,7 +101,7 @@ impl Log {
     }
 
     pub(super) fn start_flusher(shared: Rc<Shared>) -> Log {
-        let task = io::spawn(flusher(Rc::clone(&shared)));
+        let task = io::spawn(super::flusher::run(Rc::clone(&shared)));
         Log {
             shared,
             flusher: Some(task),
@@ -135,33 +133,6 @@ fn batch_record_count(batches: &Bytes, position: usize) -> u64 {
         })
 }
 
-/// The flusher task of one log: writes whatever is staged as soon as it is
-/// staged; under an interval policy also wakes every `flush.ms` to sync.
-async fn flusher(shared: Rc<Shared>) {
-    loop {
-        let interval = shared.state.borrow().config.flush_interval();
-        match interval {
-            None => shared.staged.notified().await,
-            Some(period) => {
-                let staged = std::pin::pin!(shared.staged.notified());
-                let tick = std::pin::pin!(io::sleep(period));
-                let _ = select(staged, tick).await;
-            }
-        }
-        let (closed, poisoned) = {
-            let st = shared.state.borrow();
-            (st.closed, st.poisoned.is_some())
-        };
-        if closed {
-            return;
-        }
-        if !poisoned {
-            // A failure poisons the log and is reported to every waiter.
-            let _ = shared.flush(false).await;
-        }
-    }
-}
-
 impl Shared {
     pub(super) fn check_writable(&self) -> Result<()> {
         let st = self.state.borrow();
@@ -181,8 +152,8 @@ impl Shared {
             return false;
         }
         let too_big = meta.size + bytes > st.config.segment_bytes;
-        let too_old = now_ms.saturating_sub(meta.created_ms)
-            >= i64::try_from(st.config.segment_ms).unwrap_or(i64::MAX);
+        let max_age = i64::try_from(st.config.segment_ms).unwrap_or(i64::MAX);
+        let too_old = now_ms.saturating_sub(meta.created_ms) >= max_age;
         let span = (st.next_offset.0 - meta.base_offset.0) as u64 + records;
         too_big || too_old || span >= u64::from(u32::MAX)
     }
@@ -194,7 +165,7 @@ impl Shared {
         batches: &Bytes,
         spans: &[(usize, usize)],
         now_ms: i64,
-    ) -> (oneshot::Receiver<super::staging::FlushOutcome>, AppendInfo) {
+    ) -> (oneshot::Receiver<FlushOutcome>, AppendInfo) {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         let base_offset = st.next_offset;
@@ -214,26 +185,28 @@ impl Shared {
             if log_append {
                 header.set_log_append_time(now_ms, &records);
             }
-            let record_count = u64::try_from(header.record_count()).unwrap_or(0);
             assert_eq!(
                 st.active.meta.size,
                 st.staging.end(),
                 "staging and segment agree on the tail"
             );
             st.active.meta.on_batch(&header, interval);
-            st.staging.stage(
-                &st.active.file,
-                &[&header.0, &records],
-                header.last_offset(),
-                record_count,
-            );
+            st.staging.stage(&st.active.file, &[&header.0, &records]);
             st.next_offset = header.last_offset().plus(1);
-            records_total += record_count;
+            records_total += u64::try_from(header.record_count()).unwrap_or(0);
             st.tail.push(Rc::new(CachedBatch { header, records }));
         }
         let (tx, rx) = oneshot::channel();
         let last_offset = st.next_offset.plus(-1);
-        st.staging.add_waiter(Waiter { last_offset, tx });
+        let needs_sync = st.config.flush == FlushPolicy::EveryAppend;
+        let end = st.staging.end();
+        st.staging.add_waiter(Waiter {
+            end,
+            last_offset,
+            messages: records_total,
+            needs_sync,
+            tx,
+        });
         let info = AppendInfo {
             base_offset,
             last_offset,
@@ -244,115 +217,43 @@ impl Shared {
         (rx, info)
     }
 
-    /// Writes what is staged, fdatasyncs when the policy (or `force_sync`)
-    /// says so, then makes the appends readable and resolves them.
-    pub(super) async fn flush(&self, force_sync: bool) -> Result<()> {
-        let _guard = self.flush_lock.lock().await;
-        self.flush_locked(force_sync).await
-    }
-
-    async fn flush_locked(&self, force_sync: bool) -> Result<()> {
-        self.check_not_poisoned()?;
-        let (job, file) = {
+    /// Resolves once everything staged so far is written and fdatasync'ed,
+    /// whatever the flush policy.
+    pub(super) async fn flush_all(&self) -> Result<()> {
+        let rx = {
             let mut st = self.state.borrow_mut();
-            (st.staging.take(), Rc::clone(&st.active.file))
+            if let Some(cause) = &st.poisoned {
+                return Err(Error::Poisoned(Arc::clone(cause)));
+            }
+            let (tx, rx) = oneshot::channel();
+            let (end, last_offset) = (st.staging.end(), st.next_offset.plus(-1));
+            st.staging.add_waiter(Waiter {
+                end,
+                last_offset,
+                messages: 0,
+                needs_sync: true,
+                tx,
+            });
+            rx
         };
-        if let Some(job) = &job {
-            self.state.borrow_mut().unsynced_writes = true;
-            let writes = job
-                .writes
-                .iter()
-                .map(|(position, _)| *position)
-                .collect::<Vec<_>>();
-            assert!(
-                writes.windows(2).all(|w| matches!(w, [a, b] if a < b)),
-                "writes in file order"
-            );
+        self.staged.notify_one();
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(Error::Poisoned(cause)),
+            Err(_) => Err(Error::Closed),
         }
-        let job = match job {
-            Some(mut job) => {
-                let writes = std::mem::take(&mut job.writes);
-                let result = try_join_all(
-                    writes
-                        .into_iter()
-                        .map(|(position, buf)| file.write_at(buf, position)),
-                )
-                .await;
-                if let Err(e) = result {
-                    return Err(self.poison(e, Some(job)));
-                }
-                Some(job)
-            }
-            None => None,
-        };
-        if self.sync_due(force_sync, job.as_ref()) {
-            if let Err(e) = file.fdatasync().await {
-                return Err(self.poison(e, job));
-            }
-            let mut st = self.state.borrow_mut();
-            st.unsynced_messages = 0;
-            st.unsynced_writes = false;
-            st.last_sync = Instant::now();
-        }
-        if let Some(job) = job {
-            self.resolve(job);
-        }
-        Ok(())
-    }
-
-    fn check_not_poisoned(&self) -> Result<()> {
-        match &self.state.borrow().poisoned {
-            Some(cause) => Err(Error::Poisoned(Arc::clone(cause))),
-            None => Ok(()),
-        }
-    }
-
-    fn sync_due(&self, force_sync: bool, job: Option<&FlushJob>) -> bool {
-        let mut st = self.state.borrow_mut();
-        st.unsynced_messages += job.map_or(0, |j| j.messages);
-        if !st.unsynced_writes {
-            return false;
-        }
-        match st.config.flush {
-            _ if force_sync => true,
-            FlushPolicy::EveryAppend => true,
-            FlushPolicy::Interval { ms, messages } => {
-                let by_count = messages.is_some_and(|n| st.unsynced_messages >= n);
-                let by_time =
-                    ms.is_some_and(|ms| st.last_sync.elapsed().as_millis() >= u128::from(ms));
-                by_count || by_time
-            }
-        }
-    }
-
-    fn resolve(&self, job: FlushJob) {
-        {
-            let mut st = self.state.borrow_mut();
-            assert!(job.last_offset < st.next_offset && job.last_offset >= st.log_end_offset);
-            st.log_end_offset = job.last_offset.plus(1);
-            st.readable_bytes = job.end;
-        }
-        for waiter in job.waiters {
-            assert!(waiter.last_offset <= job.last_offset);
-            let _ = waiter.tx.send(Ok(()));
-        }
-        self.drained.notify_waiters();
     }
 
     /// Records a failed write or sync: no more appends until reopened; every
-    /// pending append fails. What was durable stays readable.
-    fn poison(&self, e: IoError, job: Option<FlushJob>) -> Error {
+    /// pending append fails. What was readable stays readable.
+    pub(super) fn poison(&self, e: IoError) -> Error {
         tracing::error!(dir = %self.dir.display(), error = %e, "write failed; partition poisoned until reopened");
         let cause = Arc::new(e);
         let outcome = Err(Arc::clone(&cause));
-        if let Some(job) = job {
-            for waiter in job.waiters {
-                let _ = waiter.tx.send(outcome.clone());
-            }
-        }
         let mut st = self.state.borrow_mut();
         st.staging.fail_all(&outcome);
-        st.poisoned = Some(Arc::clone(&cause));
+        st.poisoned.get_or_insert_with(|| Arc::clone(&cause));
+        drop(st);
         self.drained.notify_waiters();
         Error::Poisoned(cause)
     }
@@ -360,8 +261,7 @@ impl Shared {
     /// Seals the active segment and starts a new one at the next offset.
     /// Called with the append lock held.
     pub(super) async fn roll(&self, now_ms: i64) -> Result<()> {
-        let _flush = self.flush_lock.lock().await;
-        self.flush_locked(true).await?;
+        self.flush_all().await?;
         let (file, mut meta) = {
             let st = self.state.borrow();
             (Rc::clone(&st.active.file), st.active.meta.clone())
@@ -369,17 +269,15 @@ impl Shared {
         meta.finish_time_index();
         self.seal_files(&file, &meta)
             .await
-            .map_err(|e| self.poison(e, None))?;
+            .map_err(|e| self.poison(e))?;
         let base = meta.next_offset;
         let path = log_path(&self.dir, base);
         // From here a failure leaves the old segment sealed on disk while it
         // is still the active one in memory: only a reopen sorts that out.
         let new_file = SegmentFile::open(&path, true)
             .await
-            .map_err(|e| self.poison(e, None))?;
-        io::sync_dir(&self.dir)
-            .await
-            .map_err(|e| self.poison(e, None))?;
+            .map_err(|e| self.poison(e))?;
+        io::sync_dir(&self.dir).await.map_err(|e| self.poison(e))?;
         {
             let mut st = self.state.borrow_mut();
             let st = &mut *st;
@@ -396,7 +294,7 @@ impl Shared {
         }
         self.write_checkpoint(false)
             .await
-            .map_err(|e| self.poison(e, None))?;
+            .map_err(|e| self.poison(e))?;
         tracing::debug!(dir = %self.dir.display(), base = base.0, "rolled to a new segment");
         Ok(())
     }

@@ -1,0 +1,189 @@
+//! The flusher: one task per log that owns every write and fdatasync of the
+//! active segment. It issues full staging buffers as soon as they fill (up
+//! to `WRITES_IN_FLIGHT_MAX` at once), the partial last buffer when nothing
+//! else is in flight, and an fdatasync whenever newly written bytes are
+//! owed one (group commit: one sync covers every append written before it
+//! was issued, and runs while later writes proceed). Appends resolve, in
+//! order, once their bytes are written (interval policy) or written and
+//! synced (default).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::{FlushPolicy, Shared};
+use crate::io::{self, SegmentFile};
+use crate::limits::WRITES_IN_FLIGHT_MAX;
+use crate::{IoError, Offset};
+
+/// Which segment an I/O belongs to (its base offset): completions for a
+/// segment that has since been rolled away are ignored.
+type Generation = Offset;
+type IoFuture = Pin<Box<dyn Future<Output = (Generation, u64, Result<(), IoError>)>>>;
+
+enum Event {
+    Written(Generation, u64, Result<(), IoError>),
+    Synced(Generation, u64, Result<(), IoError>),
+    Staged,
+    Tick,
+}
+
+pub(super) async fn run(shared: Rc<Shared>) {
+    let mut writes: FuturesUnordered<IoFuture> = FuturesUnordered::new();
+    let mut sync: Option<IoFuture> = None;
+    let mut last_sync = Instant::now();
+    let mut staged = std::pin::pin!(shared.staged.notified());
+    loop {
+        let (closed, tick) = issue(&shared, &mut writes, &mut sync, &mut last_sync);
+        if closed && writes.is_empty() && sync.is_none() {
+            return;
+        }
+        let mut timer = tick.map(|period| Box::pin(io::sleep(period)));
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(Some((generation, end, result))) = writes.poll_next_unpin(cx) {
+                return Poll::Ready(Event::Written(generation, end, result));
+            }
+            if let Some(pending) = sync.as_mut()
+                && let Poll::Ready((generation, target, result)) = pending.as_mut().poll(cx)
+            {
+                sync = None;
+                return Poll::Ready(Event::Synced(generation, target, result));
+            }
+            if staged.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Staged);
+            }
+            if let Some(timer) = timer.as_mut()
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Event::Tick);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Written(generation, end, result) => shared.on_written(generation, end, result),
+            Event::Synced(generation, target, result) => {
+                shared.on_synced(generation, target, result)
+            }
+            Event::Staged => {
+                staged.set(shared.staged.notified());
+                // A flush request may already be covered.
+                shared.resolve();
+            }
+            Event::Tick => {}
+        }
+    }
+}
+
+/// Issues every write and the sync that may go now. Returns whether the log
+/// is closed and, under an interval policy, when to wake up for a sync.
+fn issue(
+    shared: &Shared,
+    writes: &mut FuturesUnordered<IoFuture>,
+    sync: &mut Option<IoFuture>,
+    last_sync: &mut Instant,
+) -> (bool, Option<std::time::Duration>) {
+    let mut st = shared.state.borrow_mut();
+    let st = &mut *st;
+    if st.poisoned.is_some() {
+        return (st.closed, None);
+    }
+    let generation = st.active.meta.base_offset;
+    while writes.len() < WRITES_IN_FLIGHT_MAX {
+        let Some(write) = st.staging.next_write() else {
+            break;
+        };
+        let file = Rc::clone(&st.active.file);
+        writes.push(Box::pin(async move {
+            let result = file.write_at(write.buf, write.position).await;
+            (generation, write.end, result)
+        }));
+    }
+    let staging = &st.staging;
+    let owed = staging.written_end > staging.synced_end;
+    let due = match st.config.flush {
+        FlushPolicy::EveryAppend => owed,
+        FlushPolicy::Interval { ms, messages } => {
+            let by_count = messages.is_some_and(|n| staging.unsynced_messages >= n);
+            let by_time = ms.is_some_and(|ms| last_sync.elapsed().as_millis() >= u128::from(ms));
+            staging.sync_requested() || (owed && (by_count || by_time))
+        }
+    };
+    if sync.is_none() && due {
+        let target = st.staging.written_end;
+        st.staging.unsynced_messages = 0;
+        *last_sync = Instant::now();
+        *sync = Some(sync_future(Rc::clone(&st.active.file), generation, target));
+    }
+    let tick = st
+        .config
+        .flush_interval()
+        .filter(|_| sync.is_none() && st.staging.written_end > st.staging.synced_end);
+    (st.closed, tick)
+}
+
+fn sync_future(file: Rc<SegmentFile>, generation: Generation, target: u64) -> IoFuture {
+    Box::pin(async move { (generation, target, file.fdatasync().await) })
+}
+
+impl Shared {
+    fn on_written(&self, generation: Generation, end: u64, result: Result<(), IoError>) {
+        if let Err(e) = result {
+            self.poison(e);
+            return;
+        }
+        let current = {
+            let mut st = self.state.borrow_mut();
+            let current = st.active.meta.base_offset == generation;
+            if current {
+                st.staging.write_done(end);
+            }
+            current
+        };
+        if current {
+            self.resolve();
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn on_synced(&self, generation: Generation, target: u64, result: Result<(), IoError>) {
+        if let Err(e) = result {
+            self.poison(e);
+            return;
+        }
+        let current = {
+            let mut st = self.state.borrow_mut();
+            let current = st.active.meta.base_offset == generation;
+            if current {
+                assert!(target <= st.staging.written_end);
+                st.staging.synced_end = st.staging.synced_end.max(target);
+            }
+            current
+        };
+        if current {
+            self.resolve();
+        }
+    }
+
+    /// Makes resolvable appends readable, then resolves them.
+    pub(super) fn resolve(&self) {
+        let ready = {
+            let mut st = self.state.borrow_mut();
+            let ready = st.staging.resolvable();
+            if let Some(last) = ready.last() {
+                assert!(last.last_offset < st.next_offset);
+                st.log_end_offset = st.log_end_offset.max(last.last_offset.plus(1));
+                st.readable_bytes = st.readable_bytes.max(last.end);
+            }
+            ready
+        };
+        for waiter in ready {
+            let _ = waiter.tx.send(Ok(()));
+        }
+    }
+}
