@@ -92,6 +92,8 @@ impl SegmentFile {
 
     /// Writes the whole of `buf` at `position`; both are block aligned.
     pub(crate) async fn write_at(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
+        #[cfg(test)]
+        failpoint::check("write", &self.path)?;
         let len = buf.0.len();
         let written = self
             .file
@@ -119,6 +121,8 @@ impl SegmentFile {
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {
+        #[cfg(test)]
+        failpoint::check("fdatasync", &self.path)?;
         self.file
             .fdatasync()
             .await
@@ -315,4 +319,35 @@ pub(crate) fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> TaskH
 
 pub(crate) async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
+}
+
+/// Injected I/O failures for unit tests: the next `op` on this executor
+/// thread fails with EIO.
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::cell::Cell;
+    use std::path::Path;
+
+    use crate::IoError;
+
+    thread_local! {
+        static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// Makes the next `op` ("write" or "fdatasync") fail with EIO.
+    pub(crate) fn fail_next(op: &'static str) {
+        ARMED.with(|armed| armed.set(Some(op)));
+    }
+
+    pub(super) fn check(op: &'static str, path: &Path) -> Result<(), IoError> {
+        if ARMED.with(|armed| armed.get()) == Some(op) {
+            ARMED.with(|armed| armed.set(None));
+            return Err(IoError::new(
+                op,
+                path,
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -142,3 +142,7 @@ impl Log {
         self.shared.state.borrow().poisoned.is_some()
     }
 }
+
+#[cfg(test)]
+#[path = "poison_test.rs"]
+mod poison_test;
