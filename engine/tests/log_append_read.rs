@@ -95,17 +95,7 @@ fn concurrent_appends_resolve_in_order_with_contiguous_offsets() {
             expected.extend(with_offset(bytes, info.base_offset.0));
         }
         assert!(log.segment_count() > 1, "64 KiB segments roll");
-        let mut got = Vec::new();
-        let mut offset = Offset(0);
-        while offset < log.log_end_offset() {
-            let r = log.read(offset, 10_000).await.unwrap();
-            got.extend(concat(&r));
-            let last = r.chunks.last().unwrap();
-            let mut bytes = Vec::new();
-            last.extend_into(&mut bytes);
-            let header = engine::batch::BatchHeader(bytes[..61].try_into().unwrap());
-            offset = header.last_offset().plus(1);
-        }
+        let got = read_all(&log).await;
         assert_eq!(got, expected);
         log.close().await.unwrap();
     });

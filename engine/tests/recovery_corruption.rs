@@ -44,22 +44,6 @@ fn write_at(path: &Path, position: u64, bytes: &[u8]) {
     f.sync_all().unwrap();
 }
 
-async fn read_all(log: &Log) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let r = log.read(offset, 1).await.unwrap();
-        let chunk = r.chunks.first().unwrap();
-        let mut bytes = Vec::new();
-        chunk.extend_into(&mut bytes);
-        offset = engine::batch::BatchHeader(bytes[..61].try_into().unwrap())
-            .last_offset()
-            .plus(1);
-        out.extend(bytes);
-    }
-    out
-}
-
 #[test]
 fn garbage_after_the_last_batch_is_truncated_and_appends_continue() {
     run(|| async {

@@ -16,6 +16,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use super::staging::Staging;
 use super::{FlushPolicy, Shared};
 use crate::io::{self, SegmentFile};
 use crate::limits::WRITES_IN_FLIGHT_MAX;
@@ -133,41 +134,46 @@ fn sync_future(file: Rc<SegmentFile>, generation: Generation, target: u64) -> Io
 
 impl Shared {
     fn on_written(&self, generation: Generation, end: u64, result: Result<(), IoError>) {
-        if let Err(e) = result {
-            self.poison(e);
-            return;
-        }
-        let current = {
-            let mut st = self.state.borrow_mut();
-            let current = st.active.meta.base_offset == generation;
-            if current {
-                st.staging.write_done(end);
-            }
-            current
-        };
-        if current {
-            self.resolve();
+        if self.on_io_done(generation, result, |staging| staging.write_done(end)) {
             self.drained.notify_waiters();
         }
     }
 
     fn on_synced(&self, generation: Generation, target: u64, result: Result<(), IoError>) {
+        self.on_io_done(generation, result, |staging| {
+            assert!(
+                target <= staging.written_end,
+                "a sync covers only written bytes"
+            );
+            staging.synced_end = staging.synced_end.max(target);
+        });
+    }
+
+    /// Applies a completed write or sync to the staging of the segment it
+    /// was for (if that is still the active one) and resolves what it made
+    /// durable; a failure poisons the log. Returns whether it was applied.
+    fn on_io_done(
+        &self,
+        generation: Generation,
+        result: Result<(), IoError>,
+        apply: impl FnOnce(&mut Staging),
+    ) -> bool {
         if let Err(e) = result {
             self.poison(e);
-            return;
+            return false;
         }
         let current = {
             let mut st = self.state.borrow_mut();
             let current = st.active.meta.base_offset == generation;
             if current {
-                assert!(target <= st.staging.written_end);
-                st.staging.synced_end = st.staging.synced_end.max(target);
+                apply(&mut st.staging);
             }
             current
         };
         if current {
             self.resolve();
         }
+        current
     }
 
     /// Makes resolvable appends readable, then resolves them.

@@ -112,3 +112,20 @@ pub fn small_config() -> engine::LogConfig {
         ..engine::LogConfig::default()
     }
 }
+
+/// Every batch from the log start to the log end, read one batch at a time.
+pub async fn read_all(log: &engine::Log) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 1).await.unwrap();
+        let chunk = read.chunks.first().unwrap();
+        let mut bytes = Vec::new();
+        chunk.extend_into(&mut bytes);
+        offset = engine::batch::BatchHeader(bytes[..61].try_into().unwrap())
+            .last_offset()
+            .plus(1);
+        out.extend(bytes);
+    }
+    out
+}
