@@ -153,7 +153,10 @@ impl PartitionTable {
             .remove(tp)
             .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
         let dir = log.dir().to_path_buf();
-        log.close().await?;
+        if let Err(e) = log.close().await {
+            // A poisoned log still goes: its data is being deleted anyway.
+            tracing::warn!(partition = %tp, error = %e, "closing before delete failed; deleting anyway");
+        }
         let aside = self
             .data_dir
             .join(format!("{}{DELETED_SUFFIX}", tp.dir_name()));
