@@ -1,10 +1,12 @@
-//! `shardlog serve`: one executor per shard, each pinned to its core and
-//! owning its partitions' logs. The Kafka protocol listener is not built
-//! yet (the `net` crate); today the shards open and recover every partition
-//! in the data directory, enforce retention, and close cleanly on SIGINT or
-//! SIGTERM.
+//! `shardlog serve`: one executor per shard, each pinned to its core,
+//! owning its partitions' logs and listening on the Kafka port (SO_REUSEPORT:
+//! the kernel spreads connections over the shards). The Kafka protocol is
+//! being built: today the listener answers ApiVersions; the shards open and
+//! recover every partition in the data directory, enforce retention, and
+//! close cleanly on SIGINT or SIGTERM.
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,9 @@ const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The address every shard listens on for Kafka clients.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
     /// Where partitions live (`<data-dir>/<topic>-<partition>/`).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
@@ -43,12 +48,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for shard in 0..shards {
         let (data_dir, stop) = (args.data_dir.clone(), Arc::clone(&stop));
         let cpu = (shards <= cores).then_some(shard);
+        let listen = args.listen;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
-            run_shard(data_dir, shard as u32, shards as u32, stop)
+            run_shard(data_dir, listen, shard as u32, shards as u32, stop)
         })?;
         handles.push(handle);
     }
-    tracing::info!(shards, data_dir = %args.data_dir.display(), "shardlog serving (storage only: no Kafka listener yet)");
+    tracing::info!(shards, listen = %args.listen, data_dir = %args.data_dir.display(), "shardlog serving");
     let signal = wait_for_signal(&signals);
     tracing::info!(signal, "stopping: flushing and closing every partition");
     stop.store(true, Ordering::Release);
@@ -65,10 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_shard(
     data_dir: PathBuf,
+    listen: SocketAddr,
     shard: u32,
     shards: u32,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let listener = net::server::bind(&net::server::ListenerConfig::new(listen))
+        .with_context(|| format!("shard {shard}: cannot listen on {listen}"))?;
     let table = PartitionTable::open(
         &data_dir,
         shard,
@@ -77,19 +86,19 @@ async fn run_shard(
         wall_clock_ms(),
     )
     .await?;
-    tracing::info!(
-        shard,
-        partitions = table.partitions().count(),
-        "shard ready"
-    );
-    let mut last_retention = Instant::now();
-    while !stop.load(Ordering::Acquire) {
-        sleep(STOP_POLL_INTERVAL).await;
-        if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
-            table.enforce_retention(wall_clock_ms()).await;
-            last_retention = Instant::now();
+    tracing::info!(shard, partitions = table.partitions().count(), %listen, "shard ready");
+    let stopped = || stop.load(Ordering::Acquire);
+    let housekeeping = async {
+        let mut last_retention = Instant::now();
+        while !stopped() {
+            sleep(STOP_POLL_INTERVAL).await;
+            if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
+                table.enforce_retention(wall_clock_ms()).await;
+                last_retention = Instant::now();
+            }
         }
-    }
+    };
+    futures::future::join(listener.serve(stopped), housekeeping).await;
     table.close().await?;
     Ok(())
 }

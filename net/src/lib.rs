@@ -1,16 +1,32 @@
-//! The Kafka protocol front end (not built yet).
+//! The Kafka protocol front end.
 //!
-//! What will live here: listeners on every shard (SO_REUSEPORT), connections
-//! and framing (`server/connection.rs`: read the size, reject what exceeds
-//! `request_bytes_max` before allocating, decode, dispatch, answer in request
-//! order), one handler per Kafka API under `handlers/` with the single table
-//! from API key to handler, routing of each request part to the shard that
-//! owns its partition, and the HTTP API. Messages come from the
-//! `kafka-protocol` crate; Produce and Fetch may get their own zero-copy
-//! framing where a benchmark shows the need.
+//! Module map:
+//! - [`frame`]: pure framing: the 4-byte size prefix (checked against
+//!   `socket.request.max.bytes` before anything is allocated), request
+//!   header decoding, response encoding.
+//! - [`handlers`]: one module per Kafka API and the only table from API key
+//!   to handler ([`handlers::HANDLERS`]); ApiVersions is generated from it.
+//! - [`server`]: the only code that touches sockets (glommio): a listener per
+//!   shard on the same port (SO_REUSEPORT) and the connection loop.
+//! - [`limits`]: every bound the front end enforces.
+//!
+//! How a request flows: the connection reads the size prefix, rejects an
+//! oversized or non-positive size by closing the connection (with a log
+//! line), reads the whole frame, decodes the header, and hands the request to
+//! [`handlers::dispatch`], which decodes the body at its version, runs the
+//! handler and encodes the response; responses leave in request order.
+//!
+//! Built so far: framing, the connection loop and ApiVersions. The handlers
+//! that reach the storage engine (Metadata, Produce, Fetch, ...) come next;
+//! an API is advertised in ApiVersions only once its handler works.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic
 )]
+
+pub mod frame;
+pub mod handlers;
+pub mod limits;
+pub mod server;

@@ -1,0 +1,181 @@
+//! Framing of Kafka requests and responses (pure: no I/O).
+//!
+//! A request is `size: i32` followed by `size` bytes: `api_key: i16`,
+//! `api_version: i16`, `correlation_id: i32`, `client_id`, tagged fields
+//! (header v2, for flexible versions), then the body. A response is `size`,
+//! `correlation_id`, tagged fields (header v1), then the body.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// Bytes of the size prefix of every frame.
+pub const SIZE_PREFIX_BYTES: usize = 4;
+/// api_key + api_version + correlation_id: what every request starts with.
+const HEADER_PREFIX_BYTES: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {size} bytes exceeds socket.request.max.bytes ({max})")]
+    TooLarge { size: i32, max: usize },
+    #[error("frame size {0} is not positive")]
+    NotPositive(i32),
+    #[error("request of {have} bytes is too short for a request header")]
+    Truncated { have: usize },
+    #[error("unknown API key {api_key} (correlation id {correlation_id})")]
+    UnknownApiKey { api_key: i16, correlation_id: i32 },
+    #[error("malformed {api_key:?} v{version} request header")]
+    BadHeader {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("cannot encode the {api_key:?} v{version} response")]
+    Encode {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// Checks a size prefix before anything is allocated for the frame.
+pub fn frame_size(prefix: [u8; SIZE_PREFIX_BYTES], max: usize) -> Result<usize, FrameError> {
+    let size = i32::from_be_bytes(prefix);
+    if size <= 0 {
+        return Err(FrameError::NotPositive(size));
+    }
+    let bytes = size as usize;
+    if bytes > max {
+        return Err(FrameError::TooLarge { size, max });
+    }
+    Ok(bytes)
+}
+
+/// A request whose header is decoded; the body is decoded by its handler.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub api_key: ApiKey,
+    pub header: RequestHeader,
+    pub body: Bytes,
+}
+
+impl Request {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+    pub fn correlation_id(&self) -> i32 {
+        self.header.correlation_id
+    }
+}
+
+/// Decodes the header of one request frame (without its size prefix).
+pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
+    let Some(prefix) = frame.first_chunk::<HEADER_PREFIX_BYTES>() else {
+        return Err(FrameError::Truncated { have: frame.len() });
+    };
+    let mut prefix: &[u8] = prefix;
+    let (raw_key, version, correlation_id) = (prefix.get_i16(), prefix.get_i16(), prefix.get_i32());
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey {
+        api_key: raw_key,
+        correlation_id,
+    })?;
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
+        .map_err(|source| FrameError::BadHeader {
+            api_key,
+            version,
+            source,
+        })?;
+    Ok(Request {
+        api_key,
+        header,
+        body,
+    })
+}
+
+/// Encodes a whole response frame (size prefix, header, body) for a request
+/// of `api_key` at `version`.
+pub fn encode_response<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<Bytes, FrameError> {
+    let encode = || -> anyhow::Result<Bytes> {
+        let header = ResponseHeader::default().with_correlation_id(correlation_id);
+        let header_version = api_key.response_header_version(version);
+        let size = header.compute_size(header_version)? + body.compute_size(version)?;
+        let mut out = BytesMut::with_capacity(SIZE_PREFIX_BYTES + size);
+        out.put_i32(i32::try_from(size)?);
+        header.encode(&mut out, header_version)?;
+        body.encode(&mut out, version)?;
+        anyhow::ensure!(
+            out.len() == SIZE_PREFIX_BYTES + size,
+            "encoded size differs from computed size"
+        );
+        Ok(out.freeze())
+    };
+    encode().map_err(|source| FrameError::Encode {
+        api_key,
+        version,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn size_prefix_is_checked_before_allocation() {
+        assert_eq!(frame_size(100i32.to_be_bytes(), 1000).unwrap(), 100);
+        assert!(matches!(
+            frame_size(0i32.to_be_bytes(), 1000),
+            Err(FrameError::NotPositive(0))
+        ));
+        assert!(matches!(
+            frame_size((-5i32).to_be_bytes(), 1000),
+            Err(FrameError::NotPositive(-5))
+        ));
+        let two_gib = i32::MAX.to_be_bytes();
+        assert!(matches!(
+            frame_size(two_gib, 100 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_api_keys_and_short_frames_are_typed_errors() {
+        let unknown = Bytes::from_static(&[0x7f, 0x00, 0, 1, 0, 0, 0, 42, 0, 0]);
+        assert!(matches!(
+            decode_request(unknown),
+            Err(FrameError::UnknownApiKey {
+                api_key: 0x7f00,
+                correlation_id: 42
+            })
+        ));
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 18, 0])),
+            Err(FrameError::Truncated { have: 3 })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { rng_seed: proptest::test_runner::RngSeed::Fixed(2026), failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), key in 0i16..80, version in -1i16..20) {
+            let _ = decode_request(Bytes::from(bytes.clone()));
+            let mut framed = BytesMut::new();
+            framed.put_i16(key);
+            framed.put_i16(version);
+            framed.put_slice(&bytes);
+            if let Ok(request) = decode_request(framed.freeze()) {
+                let _ = crate::handlers::dispatch(&request);
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! One module per Kafka API, and the only table from API key to handler.
+//! ApiVersions advertises exactly this table, so an API is advertised only
+//! once its handler is here.
+
+mod api_versions;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use crate::frame::{FrameError, Request};
+
+/// A handled API and the versions we serve.
+#[derive(Debug, Clone, Copy)]
+pub struct Handler {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+/// Every API the broker serves.
+pub const HANDLERS: &[Handler] = &[api_versions::HANDLER];
+
+pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
+    HANDLERS.iter().find(|h| h.api_key == api_key)
+}
+
+/// What the connection does with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response frame.
+    Respond(Bytes),
+    /// Close the connection; the reason is logged.
+    Close(FrameError),
+    /// Close the connection: the API or version is not served. Kafka
+    /// brokers close the connection here too; clients learn the supported
+    /// versions from ApiVersions first.
+    Unsupported { api_key: ApiKey, version: i16 },
+}
+
+/// Runs the handler of a decoded request.
+pub fn dispatch(request: &Request) -> Outcome {
+    let result = match request.api_key {
+        // ApiVersions answers every version: a client that asks for a newer
+        // one than we serve gets our table in a v0 response.
+        ApiKey::ApiVersions => api_versions::handle(request),
+        api_key => {
+            return Outcome::Unsupported {
+                api_key,
+                version: request.version(),
+            };
+        }
+    };
+    match result {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(e) => Outcome::Close(e),
+    }
+}

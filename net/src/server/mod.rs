@@ -1,0 +1,76 @@
+//! The socket side (the only module that touches glommio): a listener on
+//! every shard, all bound to the same port with SO_REUSEPORT so the kernel
+//! spreads connections, and one task per connection on the shard that
+//! accepted it.
+
+mod connection;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+
+use crate::limits::REQUEST_BYTES_MAX;
+
+/// How often the accept loop looks at the stop condition.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Settings of one shard's listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerConfig {
+    pub listen: SocketAddr,
+    /// `socket.request.max.bytes`.
+    pub request_bytes_max: usize,
+}
+
+impl ListenerConfig {
+    pub fn new(listen: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            listen,
+            request_bytes_max: REQUEST_BYTES_MAX,
+        }
+    }
+}
+
+/// Binds the listener on the current shard. Every shard binds the same
+/// address (glommio sets SO_REUSEPORT).
+pub fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
+    let listener = glommio::net::TcpListener::bind(config.listen).map_err(std::io::Error::from)?;
+    Ok(Listener {
+        listener,
+        config: *config,
+    })
+}
+
+/// A bound listener of one shard.
+#[derive(Debug)]
+pub struct Listener {
+    listener: glommio::net::TcpListener,
+    config: ListenerConfig,
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr().map_err(std::io::Error::from)
+    }
+
+    /// Accepts connections until `stopped()` says so; each connection runs
+    /// as its own task on this shard.
+    pub async fn serve(self, stopped: impl Fn() -> bool) {
+        let request_bytes_max = self.config.request_bytes_max;
+        while !stopped() {
+            let accept = std::pin::pin!(self.listener.accept());
+            let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL_INTERVAL));
+            match select(accept, tick).await {
+                Either::Left((Ok(stream), _)) => {
+                    glommio::spawn_local(connection::run(stream, request_bytes_max)).detach();
+                }
+                Either::Left((Err(e), _)) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    glommio::timer::sleep(STOP_POLL_INTERVAL).await;
+                }
+                Either::Right(_) => {}
+            }
+        }
+    }
+}
