@@ -43,6 +43,9 @@ pub mod recovery;
 pub mod rt;
 
 pub use error::{Error, IoError, Result};
-pub use log::{AppendInfo, Chunk, FlushPolicy, Log, LogConfig, ReadResult, TimestampType};
+pub use log::{
+    AppendInfo, Chunk, CleanupPolicy, ConfigError, FlushPolicy, Log, LogConfig, ReadResult,
+    TOPIC_CONFIG_KEYS, TimestampType,
+};
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, TopicPartition};

@@ -156,3 +156,20 @@ fn log_files(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn compact_only_topics_are_not_trimmed_by_retention() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LogConfig {
+            retention_bytes: Some(1),
+            retention_ms: Some(1),
+            ..small_config()
+        };
+        config.set("cleanup.policy", "compact").unwrap();
+        let log = filled(config, dir.path()).await;
+        assert_eq!(log.enforce_retention(i64::MAX / 2).await.unwrap(), 0);
+        assert_eq!(log.log_start_offset(), Offset(0));
+        log.close().await.unwrap();
+    });
+}

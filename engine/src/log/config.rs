@@ -14,6 +14,13 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// Kafka's `cleanup.policy`: "delete", "compact" or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
 /// When an append resolves and when the log is fdatasync'ed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FlushPolicy {
@@ -42,6 +49,9 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// `retention.bytes`; `None` is unlimited (Kafka's -1).
     pub retention_bytes: Option<u64>,
+    /// `cleanup.policy`: whether retention deletes old segments and whether
+    /// the log is compacted.
+    pub cleanup: CleanupPolicy,
     /// `max.message.bytes`: the largest batch accepted.
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
@@ -62,6 +72,10 @@ impl Default for LogConfig {
             segment_ms: SEGMENT_MS_DEFAULT,
             retention_ms: Some(RETENTION_MS_DEFAULT),
             retention_bytes: None,
+            cleanup: CleanupPolicy {
+                delete: true,
+                compact: false,
+            },
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
             timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::EveryAppend,
@@ -92,3 +106,7 @@ impl LogConfig {
         }
     }
 }
+
+#[path = "config_keys.rs"]
+mod config_keys;
+pub use config_keys::{ConfigError, TOPIC_CONFIG_KEYS};

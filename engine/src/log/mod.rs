@@ -24,7 +24,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, Notify};
 
-pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use config::{
+    CleanupPolicy, ConfigError, FlushPolicy, LogConfig, TOPIC_CONFIG_KEYS, TimestampType,
+};
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
 

@@ -9,11 +9,15 @@ use crate::{Error, Offset, Result};
 impl Log {
     /// Deletes the oldest segments past `retention.ms` (by their largest
     /// timestamp) or beyond `retention.bytes`, as Kafka does; an expired
-    /// active segment is rolled first so it can go too. Returns how many
-    /// segments were deleted.
+    /// active segment is rolled first so it can go too. Does nothing unless
+    /// `cleanup.policy` includes delete. Returns how many segments were
+    /// deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let _guard = self.shared.append_lock.lock().await;
         self.shared.check_writable()?;
+        if !self.shared.state.borrow().config.cleanup.delete {
+            return Ok(0);
+        }
         let active_expired = {
             let st = self.shared.state.borrow();
             st.sealed
