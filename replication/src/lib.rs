@@ -1,15 +1,24 @@
-//! Cluster membership, the metadata quorum and ISR data replication (not
-//! built yet).
+//! Cluster metadata, and later the metadata quorum and ISR data replication.
 //!
-//! What will live here: sans-IO state machines (events in, commands out, time
-//! passed in) for the metadata quorum, the in-sync replica set and the high
-//! watermark, leader election and failover, driven in tests by a seeded
-//! deterministic simulator. This crate does not depend on glommio; it reaches
-//! the partition log through a `LogStore` trait it defines and `engine`
-//! implements.
+//! Module map:
+//! - [`metadata`]: the cluster's topic metadata (topics, topic ids,
+//!   partition counts, topic configs and broker-default configs) as a sans-IO
+//!   state machine: a command is checked against the current state and
+//!   becomes a [`metadata::MetadataRecord`]; records are applied in order.
+//!   The records are what gets persisted (Kafka's KRaft keeps its metadata
+//!   the same way, as a log of records), so replaying them after a restart
+//!   rebuilds the same state. Records are encoded with rkyv, versioned, and
+//!   checked when decoded: bytes from disk never panic the broker.
+//!
+//! What will live here too: the metadata quorum, the in-sync replica set and
+//! high watermark, leader election and failover, all sans-IO and driven in
+//! tests by a seeded deterministic simulator. This crate does not depend on
+//! glommio or on `engine`; it reaches a log through a trait it defines.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic
 )]
+
+pub mod metadata;

@@ -1,0 +1,222 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn id(n: u8) -> TopicId {
+    TopicId([n; 16])
+}
+
+fn create(name: &str, partitions: i32) -> Command {
+    Command::CreateTopic {
+        name: name.into(),
+        partitions,
+        configs: BTreeMap::new(),
+    }
+}
+
+/// Decides and applies, as the single writer does.
+fn run(
+    state: &mut ClusterMetadata,
+    command: Command,
+    topic_id: TopicId,
+) -> Result<MetadataRecord, MetadataError> {
+    let record = state.decide(command, topic_id)?;
+    state.apply(record.clone())?;
+    Ok(record)
+}
+
+#[test]
+fn topics_are_created_grown_configured_and_deleted() {
+    let mut state = ClusterMetadata::default();
+    run(&mut state, create("orders", 3), id(1)).unwrap();
+    assert_eq!(
+        run(&mut state, create("orders", 3), id(2)),
+        Err(MetadataError::TopicExists("orders".into()))
+    );
+    run(
+        &mut state,
+        Command::CreatePartitions {
+            name: "orders".into(),
+            total: 5,
+        },
+        TopicId::ZERO,
+    )
+    .unwrap();
+    let shrink = run(
+        &mut state,
+        Command::CreatePartitions {
+            name: "orders".into(),
+            total: 4,
+        },
+        TopicId::ZERO,
+    );
+    assert!(matches!(
+        shrink,
+        Err(MetadataError::InvalidPartitions { current: 5, .. })
+    ));
+    let set = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+    let alter = Command::AlterConfigs {
+        topic: Some("orders".into()),
+        set,
+        delete: vec![],
+    };
+    run(&mut state, alter, TopicId::ZERO).unwrap();
+    let topic = state.topic("orders").unwrap();
+    assert_eq!((topic.partitions, topic.topic_id), (5, id(1)));
+    assert_eq!(
+        topic.configs.get("retention.ms").map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(
+        state.topic_by_id(id(1)).map(|t| t.name.as_str()),
+        Some("orders")
+    );
+    run(
+        &mut state,
+        Command::DeleteTopic {
+            name: "orders".into(),
+        },
+        TopicId::ZERO,
+    )
+    .unwrap();
+    assert!(state.topic("orders").is_none());
+    assert_eq!(state.applied(), 4);
+    let gone = run(
+        &mut state,
+        Command::DeleteTopic {
+            name: "orders".into(),
+        },
+        TopicId::ZERO,
+    );
+    assert_eq!(gone, Err(MetadataError::UnknownTopic("orders".into())));
+}
+
+#[test]
+fn broker_defaults_are_altered_with_no_topic() {
+    let mut state = ClusterMetadata::default();
+    let set = BTreeMap::from([("segment.bytes".to_string(), "1048576".to_string())]);
+    run(
+        &mut state,
+        Command::AlterConfigs {
+            topic: None,
+            set,
+            delete: vec![],
+        },
+        TopicId::ZERO,
+    )
+    .unwrap();
+    assert_eq!(state.broker_configs().len(), 1);
+    let delete = Command::AlterConfigs {
+        topic: None,
+        set: BTreeMap::new(),
+        delete: vec!["segment.bytes".into()],
+    };
+    run(&mut state, delete, TopicId::ZERO).unwrap();
+    assert!(state.broker_configs().is_empty());
+}
+
+#[test]
+fn bad_names_partition_counts_and_ids_are_refused() {
+    let mut state = ClusterMetadata::default();
+    for name in ["", ".", "..", "has space", "slash/name", &"x".repeat(250)] {
+        assert!(
+            matches!(
+                run(&mut state, create(name, 1), id(1)),
+                Err(MetadataError::InvalidTopicName { .. })
+            ),
+            "{name:?}"
+        );
+    }
+    assert!(matches!(
+        run(&mut state, create("t", 0), id(1)),
+        Err(MetadataError::InvalidPartitions { .. })
+    ));
+    assert_eq!(
+        run(&mut state, create("t", 1), TopicId::ZERO),
+        Err(MetadataError::TopicIdInUse)
+    );
+    run(&mut state, create("t", 1), id(7)).unwrap();
+    assert_eq!(
+        run(&mut state, create("u", 1), id(7)),
+        Err(MetadataError::TopicIdInUse)
+    );
+    validate_topic_name("__consumer_offsets").unwrap();
+    validate_topic_name(&"x".repeat(249)).unwrap();
+}
+
+#[test]
+fn replaying_the_records_rebuilds_the_same_state() {
+    let mut state = ClusterMetadata::default();
+    let mut log = Vec::new();
+    let commands = [
+        (create("a", 2), id(1)),
+        (create("b", 1), id(2)),
+        (
+            Command::CreatePartitions {
+                name: "a".into(),
+                total: 6,
+            },
+            TopicId::ZERO,
+        ),
+        (Command::DeleteTopic { name: "b".into() }, TopicId::ZERO),
+        (create("b", 4), id(3)),
+    ];
+    for (command, topic_id) in commands {
+        log.push(run(&mut state, command, topic_id).unwrap().encode());
+    }
+    let mut replayed = ClusterMetadata::default();
+    for bytes in &log {
+        replayed
+            .apply(MetadataRecord::decode(bytes).unwrap())
+            .unwrap();
+    }
+    assert_eq!(replayed, state);
+    assert_eq!(replayed.topic("b").unwrap().topic_id, id(3));
+}
+
+#[test]
+fn records_from_another_version_or_damaged_are_errors() {
+    let bytes = MetadataRecord::PartitionsCreated {
+        name: "t".into(),
+        total: 3,
+    }
+    .encode();
+    assert!(matches!(
+        MetadataRecord::decode(&[]),
+        Err(DecodeError::Empty)
+    ));
+    let mut other = bytes.clone();
+    other[0] = 2;
+    assert!(matches!(
+        MetadataRecord::decode(&other),
+        Err(DecodeError::Version(2))
+    ));
+    assert!(MetadataRecord::decode(&bytes[..bytes.len() / 2]).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(2026),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut framed = vec![1u8];
+        framed.extend_from_slice(&bytes);
+        let _ = MetadataRecord::decode(&framed);
+    }
+
+    #[test]
+    fn records_round_trip(name in "[a-z._-]{1,40}", total in 1i32..1000, key in "[a-z.]{1,20}", value in ".{0,30}") {
+        let record = MetadataRecord::ConfigsAltered {
+            topic: Some(name.clone()),
+            set: BTreeMap::from([(key.clone(), value)]),
+            delete: vec![key],
+        };
+        prop_assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
+        let record = MetadataRecord::TopicCreated { name, topic_id: TopicId([9; 16]), partitions: total, configs: BTreeMap::new() };
+        prop_assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
+    }
+}
