@@ -9,6 +9,9 @@
 //!   the same way, as a log of records), so replaying them after a restart
 //!   rebuilds the same state. Records are encoded with rkyv, versioned, and
 //!   checked when decoded: bytes from disk never panic the broker.
+//!   [`metadata::MetadataStore`] keeps it durable in any [`log_store::LogStore`].
+//! - [`log_store`]: the trait through which this crate reaches a durable log
+//!   (implemented by `engine::Log`).
 //!
 //! What will live here too: the metadata quorum, the in-sync replica set and
 //! high watermark, leader election and failover, all sans-IO and driven in
@@ -21,4 +24,5 @@
     clippy::panic
 )]
 
+pub mod log_store;
 pub mod metadata;

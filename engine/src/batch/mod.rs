@@ -24,6 +24,7 @@
 
 pub mod builder;
 mod record_batch;
+pub mod records;
 mod validator;
 
 pub use record_batch::{BatchHeader, Compression, RecordBatch};

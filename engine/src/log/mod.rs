@@ -9,6 +9,7 @@
 mod config;
 pub(crate) mod cursor;
 mod flusher;
+mod log_store;
 mod open;
 mod read;
 mod retention;

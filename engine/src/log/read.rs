@@ -269,7 +269,7 @@ fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(Offset, i64
         let (length, used) = crate::batch::read_varint(rest)?;
         let record = rest.get(used..used + usize::try_from(length).ok()?)?;
         // attributes (1 byte), timestamp delta (varlong), offset delta (varint)
-        let (ts_delta, ts_used) = read_varlong(record.get(1..)?)?;
+        let (ts_delta, ts_used) = crate::batch::records::read_varlong(record.get(1..)?)?;
         let (offset_delta, _) = crate::batch::read_varint(record.get(1 + ts_used..)?)?;
         let record_ts = if base_ts == NO_TIMESTAMP {
             NO_TIMESTAMP
@@ -283,18 +283,6 @@ fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(Offset, i64
             ));
         }
         rest = rest.get(used + record.len()..)?;
-    }
-    None
-}
-
-/// Decodes a zigzag varlong (at most 10 bytes).
-fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, byte) in buf.iter().take(10).enumerate() {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
-        }
     }
     None
 }

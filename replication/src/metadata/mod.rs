@@ -3,10 +3,12 @@
 //! immutable snapshots (clones) of the state.
 
 mod record;
+mod store;
 
 use std::collections::BTreeMap;
 
 pub use record::{DecodeError, MetadataRecord, TopicId};
+pub use store::{MetadataStore, StoreError};
 
 /// Kafka's longest topic name.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;

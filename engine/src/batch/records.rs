@@ -1,0 +1,147 @@
+//! Reading the records of an uncompressed batch (the broker's own batches:
+//! internal topics such as the metadata log). Producer batches are never
+//! decoded on the hot path.
+
+use super::{BatchHeader, Compression, HEADER_BYTES};
+use crate::batch::read_varint;
+
+/// One record, borrowed from its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Why a batch's records cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    #[error("batch records are compressed")]
+    Compressed,
+    #[error("malformed record at byte {0} of the records")]
+    Malformed(usize),
+}
+
+/// The records of a whole, uncompressed batch (`batch` starts with its
+/// 61-byte header). Headers of records are skipped.
+pub fn records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, RecordsError> {
+    let header = batch
+        .first_chunk::<HEADER_BYTES>()
+        .map(|h| BatchHeader(*h))
+        .ok_or(RecordsError::Malformed(0))?;
+    if header.compression() != Some(Compression::None) {
+        return Err(RecordsError::Compressed);
+    }
+    let body = batch.get(HEADER_BYTES..).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < body.len() {
+        let malformed = RecordsError::Malformed(at);
+        let (length, used) = body.get(at..).and_then(read_varint).ok_or(malformed)?;
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| (at + used).checked_add(l))
+            .ok_or(malformed)?;
+        let record = body.get(at + used..end).ok_or(malformed)?;
+        out.push(parse_record(record).ok_or(malformed)?);
+        at = end;
+    }
+    Ok(out)
+}
+
+fn parse_record(record: &[u8]) -> Option<RecordView<'_>> {
+    let mut rest = record.get(1..)?; // attributes
+    let (timestamp_delta, used) = read_varlong(rest)?;
+    rest = rest.get(used..)?;
+    let (offset_delta, used) = read_varint(rest)?;
+    rest = rest.get(used..)?;
+    let (key, rest) = read_bytes(rest)?;
+    let (value, _headers) = read_bytes(rest)?;
+    Some(RecordView {
+        offset_delta,
+        timestamp_delta,
+        key,
+        value,
+    })
+}
+
+fn read_bytes(buf: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    let (length, used) = read_varint(buf)?;
+    let rest = buf.get(used..)?;
+    if length < 0 {
+        return Some((None, rest));
+    }
+    let length = usize::try_from(length).ok()?;
+    Some((Some(rest.get(..length)?), rest.get(length..)?))
+}
+
+/// Decodes a zigzag varlong (at most 10 bytes).
+pub(crate) fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in buf.iter().take(10).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+
+    #[test]
+    fn records_read_back_as_encoded() {
+        let headers = [(&b"h"[..], Some(&b"v"[..]))];
+        let input = [
+            Record {
+                key: Some(b"k1"),
+                value: Some(b"value one"),
+                headers: &headers,
+                timestamp_delta: 0,
+            },
+            Record {
+                key: None,
+                value: None,
+                headers: &[],
+                timestamp_delta: 7,
+            },
+        ];
+        let batch = encode_batch(&BatchSpec::new(2, 100), &encode_records(&input));
+        let read = records(&batch).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            (read[0].key, read[0].value, read[0].offset_delta),
+            (Some(&b"k1"[..]), Some(&b"value one"[..]), 0)
+        );
+        assert_eq!(
+            (
+                read[1].key,
+                read[1].value,
+                read[1].timestamp_delta,
+                read[1].offset_delta
+            ),
+            (None, None, 7, 1)
+        );
+    }
+
+    #[test]
+    fn damaged_records_are_errors() {
+        let batch = encode_batch(
+            &BatchSpec::new(1, 1),
+            &encode_records(&[Record {
+                value: Some(b"x"),
+                ..Record::default()
+            }]),
+        );
+        for cut in 62..batch.len() {
+            let _ = records(&batch[..cut]);
+        }
+        let mut bad = batch.clone();
+        bad[61] = 0x7f; // a record length far past the end
+        assert!(matches!(records(&bad), Err(RecordsError::Malformed(0))));
+    }
+}

@@ -1,0 +1,58 @@
+//! `engine::Log` as the durable log behind replication's state machines:
+//! one record per append, in an uncompressed batch the broker builds.
+
+use bytes::Bytes;
+use replication::log_store::LogStore;
+
+use super::Log;
+use crate::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+use crate::batch::records::records;
+use crate::batch::{BatchError, BatchHeader, HEADER_BYTES};
+use crate::{Error, Offset, Result, rt};
+
+impl LogStore for Log {
+    type Error = Error;
+
+    async fn append_record(&self, value: &[u8]) -> Result<i64> {
+        let now = rt::wall_clock_ms();
+        let record = Record {
+            value: Some(value),
+            ..Record::default()
+        };
+        let batch = encode_batch(&BatchSpec::new(1, now), &encode_records(&[record]));
+        let info = self.append(Bytes::from(batch), now).await?;
+        Ok(info.base_offset.get())
+    }
+
+    async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut offset = Offset(from).max(self.log_start_offset());
+        while offset < self.log_end_offset() {
+            let mut next = offset;
+            for chunk in &self.read(offset, 1 << 20).await?.chunks {
+                let mut bytes = Vec::with_capacity(chunk.len());
+                chunk.extend_into(&mut bytes);
+                let Some(header) = bytes.first_chunk::<HEADER_BYTES>().map(|h| BatchHeader(*h))
+                else {
+                    continue;
+                };
+                let unreadable = BatchError::Invalid {
+                    position: 0,
+                    reason: "unreadable records",
+                };
+                for record in records(&bytes).map_err(|_| unreadable)? {
+                    let record_offset = header.base_offset().get() + i64::from(record.offset_delta);
+                    if record_offset >= from {
+                        out.push((record_offset, record.value.unwrap_or_default().to_vec()));
+                    }
+                }
+                next = header.last_offset().plus(1);
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(out)
+    }
+}
