@@ -86,7 +86,7 @@ async fn run_shard(
         wall_clock_ms(),
     )
     .await?;
-    tracing::info!(shard, partitions = table.partitions().count(), %listen, "shard ready");
+    tracing::info!(shard, partitions = table.partitions().len(), %listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
     let housekeeping = async {
         let mut last_retention = Instant::now();

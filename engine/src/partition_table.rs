@@ -5,9 +5,11 @@
 //! same after a restart with the same shard count; the metadata layer may
 //! replace it with an explicit assignment later.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::{Error, Log, LogConfig, Result, io};
 
@@ -48,13 +50,18 @@ impl fmt::Display for TopicPartition {
 
 const DELETED_SUFFIX: &str = ".deleted";
 
-/// The open logs of the partitions one shard owns.
+/// The open logs of the partitions one shard owns. Lives on its shard;
+/// every method takes `&self` (no borrow is held across an await), so
+/// handlers share it while partitions are created and deleted.
 #[derive(Debug)]
 pub struct PartitionTable {
     data_dir: PathBuf,
     shard: u32,
     shard_count: u32,
-    logs: BTreeMap<TopicPartition, Log>,
+    logs: RefCell<BTreeMap<TopicPartition, Rc<Log>>>,
+    /// Partitions being created right now: a second create must not open
+    /// the same directory concurrently.
+    creating: RefCell<BTreeSet<TopicPartition>>,
 }
 
 impl PartitionTable {
@@ -76,14 +83,9 @@ impl PartitionTable {
         let data_dir = data_dir.as_ref().to_path_buf();
         assert!(shard < shard_count.max(1));
         io::create_dir(&data_dir).await?;
-        let mut table = PartitionTable {
-            data_dir,
-            shard,
-            shard_count,
-            logs: BTreeMap::new(),
-        };
-        for name in io::list_dir(&table.data_dir)? {
-            let path = table.data_dir.join(&name);
+        let mut logs = BTreeMap::new();
+        for name in io::list_dir(&data_dir)? {
+            let path = data_dir.join(&name);
             if name.ends_with(DELETED_SUFFIX) {
                 if Self::owner_of_name(&name, shard_count) == Some(shard) {
                     io::remove_dir_all(&path).await?;
@@ -97,9 +99,15 @@ impl PartitionTable {
                 continue;
             }
             let log = Log::open(&path, config_for(&tp.topic), now_ms).await?;
-            table.logs.insert(tp, log);
+            logs.insert(tp, Rc::new(log));
         }
-        Ok(table)
+        Ok(PartitionTable {
+            data_dir,
+            shard,
+            shard_count,
+            logs: RefCell::new(logs),
+            creating: RefCell::new(BTreeSet::new()),
+        })
     }
 
     fn owner_of_name(name: &str, shard_count: u32) -> Option<u32> {
@@ -113,45 +121,49 @@ impl PartitionTable {
 
     /// Creates a new, empty partition on this shard.
     pub async fn create(
-        &mut self,
+        &self,
         tp: TopicPartition,
         config: LogConfig,
         now_ms: i64,
-    ) -> Result<&Log> {
+    ) -> Result<Rc<Log>> {
         if Self::owner(&tp, self.shard_count) != self.shard {
             return Err(Error::UnknownPartition(tp.to_string()));
-        }
-        let dir = self.data_dir.join(tp.dir_name());
-        if self.logs.contains_key(&tp) || dir.exists() {
-            return Err(Error::PartitionExists(tp.to_string()));
         }
         if TopicPartition::from_dir_name(&tp.dir_name()).as_ref() != Some(&tp) {
             return Err(Error::InvalidPartitionName(tp.dir_name()));
         }
-        let log = Log::open(&dir, config, now_ms).await?;
-        Ok(self.logs.entry(tp).or_insert(log))
+        let dir = self.data_dir.join(tp.dir_name());
+        if self.logs.borrow().contains_key(&tp)
+            || dir.exists()
+            || !self.creating.borrow_mut().insert(tp.clone())
+        {
+            return Err(Error::PartitionExists(tp.to_string()));
+        }
+        let opened = Log::open(&dir, config, now_ms).await;
+        self.creating.borrow_mut().remove(&tp);
+        let log = Rc::new(opened?);
+        self.logs.borrow_mut().insert(tp, Rc::clone(&log));
+        Ok(log)
     }
 
-    pub fn get(&self, tp: &TopicPartition) -> Option<&Log> {
-        self.logs.get(tp)
+    pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Log>> {
+        self.logs.borrow().get(tp).cloned()
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
-        self.logs.keys()
-    }
-
-    pub fn logs(&self) -> impl Iterator<Item = (&TopicPartition, &Log)> {
-        self.logs.iter()
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.logs.borrow().keys().cloned().collect()
     }
 
     /// Closes and deletes a partition and all its files. The directory is
     /// first renamed aside (and the rename made durable), so a crash midway
     /// never leaves a half-deleted partition that would be opened again.
-    pub async fn delete(&mut self, tp: &TopicPartition) -> Result<()> {
+    pub async fn delete(&self, tp: &TopicPartition) -> Result<()> {
         let log = self
             .logs
+            .borrow_mut()
             .remove(tp)
             .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
+        let log = sole_owner(log).await;
         let dir = log.dir().to_path_buf();
         if let Err(e) = log.close().await {
             // A poisoned log still goes: its data is being deleted anyway.
@@ -169,8 +181,14 @@ impl PartitionTable {
 
     /// Applies retention to every partition; returns segments deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> usize {
+        let logs: Vec<_> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(tp, log)| (tp.clone(), Rc::clone(log)))
+            .collect();
         let mut deleted = 0;
-        for (tp, log) in &self.logs {
+        for (tp, log) in logs {
             match log.enforce_retention(now_ms).await {
                 Ok(n) => deleted += n,
                 Err(e) => tracing::warn!(partition = %tp, error = %e, "retention failed"),
@@ -179,16 +197,31 @@ impl PartitionTable {
         deleted
     }
 
-    /// Closes every log (flushing what is staged).
+    /// Closes every log (flushing what is staged), once no request holds it.
     pub async fn close(self) -> Result<()> {
         let mut first_error = None;
-        for (tp, log) in self.logs {
-            if let Err(e) = log.close().await {
+        for (tp, log) in self.logs.into_inner() {
+            if let Err(e) = sole_owner(log).await.close().await {
                 tracing::error!(partition = %tp, error = %e, "close failed");
                 first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Waits until requests in flight let go of `log` (they hold it only for the
+/// duration of one request).
+async fn sole_owner(log: Rc<Log>) -> Log {
+    let mut log = log;
+    loop {
+        match Rc::try_unwrap(log) {
+            Ok(owned) => return owned,
+            Err(shared) => {
+                log = shared;
+                io::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ fn partitions_are_created_listed_deleted_and_reopened() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let mut table = PartitionTable::open(&data, 0, 1, |_| LogConfig::default(), 0)
+        let table = PartitionTable::open(&data, 0, 1, |_| LogConfig::default(), 0)
             .await
             .unwrap();
         for p in 0..3 {
@@ -38,10 +38,11 @@ fn partitions_are_created_listed_deleted_and_reopened() {
         let table = PartitionTable::open(&data, 0, 1, |_| LogConfig::default(), 0)
             .await
             .unwrap();
-        let names: Vec<String> = table.partitions().map(|tp| tp.to_string()).collect();
+        let names: Vec<String> = table.partitions().iter().map(|tp| tp.to_string()).collect();
         assert_eq!(names, ["orders-0", "orders-2"]);
         let log = table.get(&TopicPartition::new("orders", 2)).unwrap();
         assert_eq!(log.log_end_offset(), Offset(2));
+        drop(log); // close waits for every holder of a log to let go
         table.close().await.unwrap();
     });
 }
@@ -54,7 +55,7 @@ fn each_partition_opens_on_exactly_one_shard() {
         for p in 0..16 {
             let tp = TopicPartition::new("events", p);
             let owner = PartitionTable::owner(&tp, 2);
-            let mut table = PartitionTable::open(&data, owner, 2, |_| LogConfig::default(), 0)
+            let table = PartitionTable::open(&data, owner, 2, |_| LogConfig::default(), 0)
                 .await
                 .unwrap();
             table
@@ -66,7 +67,7 @@ fn each_partition_opens_on_exactly_one_shard() {
                 .await;
             assert!(matches!(other, Err(Error::PartitionExists(_))));
             table.close().await.unwrap();
-            let mut wrong = PartitionTable::open(&data, 1 - owner, 2, |_| LogConfig::default(), 0)
+            let wrong = PartitionTable::open(&data, 1 - owner, 2, |_| LogConfig::default(), 0)
                 .await
                 .unwrap();
             let refused = wrong
@@ -89,6 +90,7 @@ fn each_partition_opens_on_exactly_one_shard() {
             seen.extend(
                 table
                     .partitions()
+                    .iter()
                     .filter(|tp| tp.partition < 16)
                     .map(|tp| tp.partition),
             );
