@@ -1,7 +1,8 @@
 //! `shardlog serve`: one executor per shard, each pinned to its core,
 //! owning its partitions' logs and listening on the Kafka port (SO_REUSEPORT:
 //! the kernel spreads connections over the shards). The Kafka protocol is
-//! being built: today the listener answers ApiVersions; the shards open and
+//! being built: today the listener answers ApiVersions, Metadata and
+//! CreateTopics; the shards open and
 //! recover every partition in the data directory, enforce retention, and
 //! close cleanly on SIGINT or SIGTERM.
 
@@ -9,16 +10,20 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine::rt::{sleep, spawn_executor, wall_clock_ms};
-use engine::{LogConfig, PartitionTable};
+use net::broker::{MESH_CHANNEL_CAPACITY, Node, Shard, ShardMessage};
+use net::server::mesh::MeshPlan;
 
 /// Kafka's `log.retention.check.interval.ms` default (5 minutes).
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+/// The cluster id clients see (one node, one cluster).
+const CLUSTER_ID: &str = "shardlog-single-node";
 /// How often a shard looks at the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -27,6 +32,12 @@ pub struct Args {
     /// The address every shard listens on for Kafka clients.
     #[arg(long, default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
+    /// The address clients are told to connect to (default: --listen).
+    #[arg(long)]
+    advertised_listener: Option<SocketAddr>,
+    /// This broker's node id.
+    #[arg(long, default_value_t = 0)]
+    node_id: i32,
     /// Where partitions live (`<data-dir>/<topic>-<partition>/`).
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
@@ -44,13 +55,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Signals go to the main thread only: block them before any shard starts.
     let signals = block_stop_signals();
     let stop = Arc::new(AtomicBool::new(false));
+    let plan = MeshPlan::new(shards, MESH_CHANNEL_CAPACITY);
+    let node = Node {
+        node_id: args.node_id,
+        host: args
+            .advertised_listener
+            .unwrap_or(args.listen)
+            .ip()
+            .to_string(),
+        port: i32::from(args.advertised_listener.unwrap_or(args.listen).port()),
+        cluster_id: CLUSTER_ID.to_string(),
+    };
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {
         let (data_dir, stop) = (args.data_dir.clone(), Arc::clone(&stop));
         let cpu = (shards <= cores).then_some(shard);
-        let listen = args.listen;
+        let (listen, node, plan) = (args.listen, node.clone(), plan.clone());
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
-            run_shard(data_dir, listen, shard as u32, shards as u32, stop)
+            run_shard(data_dir, listen, node, plan, stop)
         })?;
         handles.push(handle);
     }
@@ -72,34 +94,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 async fn run_shard(
     data_dir: PathBuf,
     listen: SocketAddr,
-    shard: u32,
-    shards: u32,
+    node: Node,
+    plan: MeshPlan<ShardMessage>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let listener = net::server::bind(&net::server::ListenerConfig::new(listen))
-        .with_context(|| format!("shard {shard}: cannot listen on {listen}"))?;
-    let table = PartitionTable::open(
-        &data_dir,
-        shard,
-        shards,
-        |_| LogConfig::default(),
-        wall_clock_ms(),
-    )
-    .await?;
-    tracing::info!(shard, partitions = table.partitions().len(), %listen, "shard ready");
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let shard = Shard::start(node, &data_dir, plan).await?;
+    tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), %listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
     let housekeeping = async {
         let mut last_retention = Instant::now();
         while !stopped() {
             sleep(STOP_POLL_INTERVAL).await;
             if last_retention.elapsed() >= RETENTION_CHECK_INTERVAL {
-                table.enforce_retention(wall_clock_ms()).await;
+                shard.partitions.enforce_retention(wall_clock_ms()).await;
                 last_retention = Instant::now();
             }
         }
     };
-    futures::future::join(listener.serve(stopped), housekeeping).await;
-    table.close().await?;
+    futures::future::join(listener.serve(Rc::clone(&shard), stopped), housekeeping).await;
+    shard.partitions.close_all().await?;
     Ok(())
 }
 

@@ -91,6 +91,89 @@ fn expect_closed(addr: SocketAddr, bytes: &[u8], what: &str) {
     }
 }
 
+/// Sends a Metadata v9 request for `topic` and returns the topic's error
+/// code and partition count from the response.
+fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) -> (i16, usize) {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{
+        ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let version = 9;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(77)
+        .with_client_id(Some(StrBytes::from_static_str("serve-test")));
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.into())))),
+        ]))
+        .with_allow_auto_topic_creation(allow_auto_topic_creation);
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, ApiKey::Metadata.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let mut response = bytes::Bytes::from(response);
+    let header = ResponseHeader::decode(
+        &mut response,
+        ApiKey::Metadata.response_header_version(version),
+    )
+    .unwrap();
+    assert_eq!(header.correlation_id, 77);
+    let body = MetadataResponse::decode(&mut response, version).unwrap();
+    assert!(!response.has_remaining());
+    assert_eq!(body.brokers.len(), 1);
+    let entry = body
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+        .unwrap();
+    (entry.error_code, entry.partitions.len())
+}
+
+#[test]
+fn metadata_creates_unknown_topics_only_when_the_client_allows_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _broker = start(tmp.path(), addr);
+    assert_eq!(
+        metadata_for(addr, "not-created", false),
+        (3, 0),
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        metadata_for(addr, "auto-created", true),
+        (0, 1),
+        "created with num.partitions = 1"
+    );
+    assert_eq!(
+        metadata_for(addr, "auto-created", false),
+        (0, 1),
+        "and there afterwards"
+    );
+    assert_eq!(
+        metadata_for(addr, "bad/name", true),
+        (17, 0),
+        "INVALID_TOPIC_EXCEPTION"
+    );
+}
+
 #[test]
 fn serve_answers_api_versions_and_survives_bad_input() {
     let tmp = tempfile::tempdir().unwrap();

@@ -199,8 +199,15 @@ impl PartitionTable {
 
     /// Closes every log (flushing what is staged), once no request holds it.
     pub async fn close(self) -> Result<()> {
+        self.close_all().await
+    }
+
+    /// Closes every log and leaves the table empty (for a table shared by
+    /// tasks that may outlive the shutdown).
+    pub async fn close_all(&self) -> Result<()> {
+        let logs = std::mem::take(&mut *self.logs.borrow_mut());
         let mut first_error = None;
-        for (tp, log) in self.logs.into_inner() {
+        for (tp, log) in logs {
             if let Err(e) = sole_owner(log).await.close().await {
                 tracing::error!(partition = %tp, error = %e, "close failed");
                 first_error.get_or_insert(e);

@@ -31,6 +31,13 @@ pub enum FrameError {
         #[source]
         source: anyhow::Error,
     },
+    #[error("malformed {api_key:?} v{version} request body")]
+    BadBody {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: anyhow::Error,
+    },
     #[error("cannot encode the {api_key:?} v{version} response")]
     Encode {
         api_key: ApiKey,
@@ -174,7 +181,7 @@ mod tests {
             framed.put_i16(version);
             framed.put_slice(&bytes);
             if let Ok(request) = decode_request(framed.freeze()) {
-                let _ = crate::handlers::dispatch(&request);
+                let _ = crate::handlers::dispatch_stateless(&request);
             }
         }
     }

@@ -26,6 +26,7 @@
     clippy::panic
 )]
 
+pub mod broker;
 pub mod frame;
 pub mod handlers;
 pub mod limits;

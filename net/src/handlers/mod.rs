@@ -3,10 +3,14 @@
 //! once its handler is here.
 
 mod api_versions;
+mod create_topics;
+pub mod errors;
+pub mod metadata;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
+use crate::broker::Shard;
 use crate::frame::{FrameError, Request};
 
 /// A handled API and the versions we serve.
@@ -18,7 +22,11 @@ pub struct Handler {
 }
 
 /// Every API the broker serves.
-pub const HANDLERS: &[Handler] = &[api_versions::HANDLER];
+pub const HANDLERS: &[Handler] = &[
+    api_versions::HANDLER,
+    metadata::HANDLER,
+    create_topics::HANDLER,
+];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
     HANDLERS.iter().find(|h| h.api_key == api_key)
@@ -38,20 +46,49 @@ pub enum Outcome {
 }
 
 /// Runs the handler of a decoded request.
-pub fn dispatch(request: &Request) -> Outcome {
+pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
+    let version = request.version();
+    let served =
+        find(request.api_key).is_some_and(|h| (h.min_version..=h.max_version).contains(&version));
     let result = match request.api_key {
         // ApiVersions answers every version: a client that asks for a newer
         // one than we serve gets our table in a v0 response.
         ApiKey::ApiVersions => api_versions::handle(request),
-        api_key => {
+        _ if !served => {
             return Outcome::Unsupported {
-                api_key,
-                version: request.version(),
+                api_key: request.api_key,
+                version,
             };
         }
+        ApiKey::Metadata => metadata::handle(shard, request).await,
+        ApiKey::CreateTopics => create_topics::handle(shard, request).await,
+        api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {
         Ok(frame) => Outcome::Respond(frame),
         Err(e) => Outcome::Close(e),
+    }
+}
+
+/// Dispatch for requests that need no shard (tests of the framing layer).
+pub fn dispatch_stateless(request: &Request) -> Outcome {
+    match request.api_key {
+        ApiKey::ApiVersions => match api_versions::handle(request) {
+            Ok(frame) => Outcome::Respond(frame),
+            Err(e) => Outcome::Close(e),
+        },
+        api_key => Outcome::Unsupported {
+            api_key,
+            version: request.version(),
+        },
+    }
+}
+
+/// A request body that does not decode at its version.
+pub(crate) fn bad_request(request: &Request, source: anyhow::Error) -> FrameError {
+    FrameError::BadBody {
+        api_key: request.api_key,
+        version: request.version(),
+        source,
     }
 }

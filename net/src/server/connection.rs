@@ -4,14 +4,17 @@
 //! time, so responses leave in request order. Anything malformed closes the
 //! connection with a log line; nothing here panics on input.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::broker::Shard;
 use crate::frame::{SIZE_PREFIX_BYTES, decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
 
-pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize) {
+pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: Rc<Shard>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -46,7 +49,7 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize) {
                 return;
             }
         };
-        let response = match dispatch(&request) {
+        let response = match dispatch(&shard, &request).await {
             Outcome::Respond(response) => response,
             Outcome::Close(e) => {
                 tracing::warn!(%peer, error = %e, "cannot answer; closing connection");

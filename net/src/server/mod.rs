@@ -4,6 +4,7 @@
 //! accepted it.
 
 mod connection;
+pub mod mesh;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,14 +57,18 @@ impl Listener {
 
     /// Accepts connections until `stopped()` says so; each connection runs
     /// as its own task on this shard.
-    pub async fn serve(self, stopped: impl Fn() -> bool) {
+    pub async fn serve(self, shard: std::rc::Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
         let request_bytes_max = self.config.request_bytes_max;
         while !stopped() {
             let accept = std::pin::pin!(self.listener.accept());
             let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL_INTERVAL));
             match select(accept, tick).await {
                 Either::Left((Ok(stream), _)) => {
-                    glommio::spawn_local(connection::run(stream, request_bytes_max)).detach();
+                    spawn(connection::run(
+                        stream,
+                        request_bytes_max,
+                        std::rc::Rc::clone(&shard),
+                    ));
                 }
                 Either::Left((Err(e), _)) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -73,4 +78,9 @@ impl Listener {
             }
         }
     }
+}
+
+/// Runs a task on this shard, detached (connections, mesh receivers).
+pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local(task).detach();
 }

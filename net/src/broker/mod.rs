@@ -1,0 +1,263 @@
+//! One shard of the broker: its partitions, its view of the cluster
+//! metadata, and its links to the other shards.
+//!
+//! Metadata has a single writer, shard 0, which keeps it durable in a
+//! [`MetadataStore`] under `<data-dir>/meta/`. Other shards send it their
+//! commands over the mesh. After every change shard 0 sends the new state (an
+//! immutable snapshot, replaced, never mutated) to every shard, and each
+//! shard creates or deletes the partitions it owns to match.
+
+mod reconcile;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use engine::{Log, LogConfig, PartitionTable, rt};
+use futures::channel::oneshot;
+use replication::metadata::{
+    ClusterMetadata, Command, MetadataError, MetadataStore, StoreError, TopicId,
+};
+
+use crate::server::mesh::{MeshPlan, ShardMesh};
+
+/// What this broker tells clients about itself.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub node_id: i32,
+    /// The address clients are told to connect to.
+    pub host: String,
+    pub port: i32,
+    pub cluster_id: String,
+}
+
+/// Why a metadata command did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Refused(#[from] MetadataError),
+    #[error("the metadata store failed: {0}")]
+    Store(#[source] StoreError<engine::Error>),
+    #[error("shard 0, the metadata writer, is gone")]
+    WriterGone,
+}
+
+/// Messages between shards.
+#[derive(Debug)]
+pub enum ShardMessage {
+    /// To shard 0: apply a command; the reply carries the new state.
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<Arc<ClusterMetadata>, CommandError>>,
+    },
+    /// From shard 0: the metadata after a change. The ack is sent once the
+    /// shard serves it (its partitions created or deleted to match).
+    Snapshot {
+        state: Arc<ClusterMetadata>,
+        ack: oneshot::Sender<()>,
+    },
+}
+
+/// Messages one shard may have queued towards another.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// One shard; lives on its executor, shared by its connections.
+#[derive(Debug)]
+pub struct Shard {
+    pub node: Node,
+    pub partitions: PartitionTable,
+    mesh: ShardMesh<ShardMessage>,
+    metadata: RefCell<Arc<ClusterMetadata>>,
+    /// Shard 0 only.
+    store: Option<tokio::sync::Mutex<MetadataStore<Log>>>,
+    /// Serializes reconciliations of the partition table.
+    reconciling: tokio::sync::Mutex<()>,
+}
+
+impl Shard {
+    /// Joins the mesh, opens this shard's partitions and, on shard 0, the
+    /// metadata store (then tells every shard the state).
+    pub async fn start(
+        node: Node,
+        data_dir: &Path,
+        plan: MeshPlan<ShardMessage>,
+    ) -> Result<Rc<Shard>, StartError> {
+        let mut mesh = ShardMesh::join(plan).await.map_err(StartError::Mesh)?;
+        let (id, shards) = (mesh.shard(), mesh.shards());
+        let store = if id == 0 {
+            let log = Log::open(
+                meta_dir(data_dir),
+                LogConfig::default(),
+                rt::wall_clock_ms(),
+            )
+            .await?;
+            Some(
+                MetadataStore::open(log)
+                    .await
+                    .map_err(StartError::Metadata)?,
+            )
+        } else {
+            None
+        };
+        let metadata = Arc::new(
+            store
+                .as_ref()
+                .map(|s| s.state().clone())
+                .unwrap_or_default(),
+        );
+        let snapshot = Arc::clone(&metadata);
+        let config_for = move |topic: &str| reconcile::log_config(&snapshot, topic);
+        let partitions =
+            PartitionTable::open(data_dir, id, shards, config_for, rt::wall_clock_ms()).await?;
+        let incoming = mesh.take_incoming();
+        let shard = Rc::new(Shard {
+            node,
+            partitions,
+            mesh,
+            metadata: RefCell::new(metadata),
+            store: store.map(tokio::sync::Mutex::new),
+            reconciling: tokio::sync::Mutex::new(()),
+        });
+        for channel in incoming {
+            let shard = Rc::clone(&shard);
+            crate::server::spawn(async move {
+                while let Some(message) = channel.recv().await {
+                    shard.on_message(message).await;
+                }
+            });
+        }
+        if id == 0 {
+            let state = shard.metadata();
+            shard.install(Arc::clone(&state)).await;
+            shard.broadcast(state).await;
+        }
+        Ok(shard)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.mesh.shard()
+    }
+
+    pub fn shards(&self) -> u32 {
+        self.mesh.shards()
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        Arc::clone(&self.metadata.borrow())
+    }
+
+    /// Runs a metadata command on the writer and returns the state after it.
+    pub async fn execute(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
+        let state = if self.store.is_some() {
+            self.execute_here(command).await?
+        } else {
+            let (reply, answer) = oneshot::channel();
+            if self
+                .mesh
+                .send(0, ShardMessage::Command { command, reply })
+                .await
+                .is_err()
+            {
+                return Err(CommandError::WriterGone);
+            }
+            answer.await.map_err(|_| CommandError::WriterGone)??
+        };
+        self.install(Arc::clone(&state)).await;
+        Ok(state)
+    }
+
+    /// On shard 0: make the change durable, then tell every shard.
+    async fn execute_here(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
+        let Some(store) = &self.store else {
+            return Err(CommandError::WriterGone);
+        };
+        let mut store = store.lock().await;
+        let mut result = store
+            .execute(command.clone(), TopicId(*uuid::Uuid::new_v4().as_bytes()))
+            .await;
+        if let Err(StoreError::Refused(MetadataError::TopicIdInUse)) = result {
+            result = store
+                .execute(command, TopicId(*uuid::Uuid::new_v4().as_bytes()))
+                .await;
+        }
+        result.map_err(|e| match e {
+            StoreError::Refused(refused) => CommandError::Refused(refused),
+            other => CommandError::Store(other),
+        })?;
+        let state = Arc::new(store.state().clone());
+        drop(store);
+        self.install(Arc::clone(&state)).await;
+        self.broadcast(Arc::clone(&state)).await;
+        Ok(state)
+    }
+
+    /// Sends the new state to every other shard and waits until each serves
+    /// it, so a client told "done" finds the change on whichever shard its
+    /// next connection lands.
+    async fn broadcast(&self, state: Arc<ClusterMetadata>) {
+        let mut acks = Vec::new();
+        for to in (0..self.shards()).filter(|&to| to != self.id()) {
+            let (ack, done) = oneshot::channel();
+            let message = ShardMessage::Snapshot {
+                state: Arc::clone(&state),
+                ack,
+            };
+            if self.mesh.send(to, message).await.is_err() {
+                tracing::warn!(to, "shard gone; metadata not delivered");
+                continue;
+            }
+            acks.push(done);
+        }
+        for done in acks {
+            let _ = done.await;
+        }
+    }
+
+    async fn on_message(&self, message: ShardMessage) {
+        match message {
+            ShardMessage::Command { command, reply } => {
+                let _ = reply.send(self.execute_here(command).await);
+            }
+            ShardMessage::Snapshot { state, ack } => {
+                self.install(state).await;
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    /// Takes a newer snapshot and brings this shard's partitions in line:
+    /// partitions of topics deleted since the previous snapshot are deleted.
+    async fn install(&self, state: Arc<ClusterMetadata>) {
+        let previous = {
+            let mut current = self.metadata.borrow_mut();
+            if state.applied() < current.applied() {
+                return;
+            }
+            tracing::debug!(
+                shard = self.id(),
+                applied = state.applied(),
+                "metadata installed"
+            );
+            std::mem::replace(&mut *current, state)
+        };
+        let _one_at_a_time = self.reconciling.lock().await;
+        reconcile::partitions(self, &previous, &self.metadata()).await;
+    }
+}
+
+/// Why a shard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("shard mesh: {0}")]
+    Mesh(#[source] std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    #[error("metadata: {0}")]
+    Metadata(#[source] StoreError<engine::Error>),
+}
+
+fn meta_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("meta")
+}

@@ -1,0 +1,73 @@
+//! Bringing a shard's partitions in line with the metadata, and the log
+//! config of a topic (built-in defaults, broker defaults, topic overrides).
+
+use engine::{LogConfig, PartitionTable, TopicPartition, rt};
+use replication::metadata::ClusterMetadata;
+
+use super::Shard;
+
+/// The engine config of `topic`: built-in defaults, then the broker-default
+/// overrides, then the topic's own. Values were validated when stored.
+pub(crate) fn log_config(metadata: &ClusterMetadata, topic: &str) -> LogConfig {
+    let mut config = LogConfig::default();
+    let topic_configs = metadata.topic(topic).map(|t| &t.configs);
+    for (key, value) in metadata
+        .broker_configs()
+        .iter()
+        .chain(topic_configs.into_iter().flatten())
+    {
+        if let Err(e) = config.set(key, value) {
+            tracing::warn!(topic, key, value, error = %e, "stored config ignored");
+        }
+    }
+    config
+}
+
+/// Creates the partitions this shard owns that the metadata has and the
+/// table lacks, applies config changes, and deletes the partitions of topics
+/// that `previous` had and `current` no longer has. A partition on disk that
+/// the metadata never knew is left alone (and logged): losing the metadata
+/// must not delete data.
+pub(crate) async fn partitions(
+    shard: &Shard,
+    previous: &ClusterMetadata,
+    current: &ClusterMetadata,
+) {
+    let table = &shard.partitions;
+    for topic in current.topics() {
+        let config = log_config(current, &topic.name);
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition::new(topic.name.clone(), partition);
+            if PartitionTable::owner(&tp, shard.shards()) != shard.id() {
+                continue;
+            }
+            match table.get(&tp) {
+                Some(log) if log.config() != config => log.set_config(config.clone()),
+                Some(_) => {}
+                None => {
+                    if let Err(e) = table
+                        .create(tp.clone(), config.clone(), rt::wall_clock_ms())
+                        .await
+                    {
+                        tracing::error!(partition = %tp, error = %e, "cannot create partition");
+                    }
+                }
+            }
+        }
+    }
+    for tp in table.partitions() {
+        let now = current.topic(&tp.topic);
+        let before = previous.topic(&tp.topic);
+        match (before, now) {
+            (_, Some(topic)) if tp.partition < topic.partitions => {}
+            (Some(old), new) if new.is_none_or(|n| n.topic_id != old.topic_id) => {
+                if let Err(e) = table.delete(&tp).await {
+                    tracing::error!(partition = %tp, error = %e, "cannot delete partition");
+                }
+            }
+            _ => {
+                tracing::warn!(partition = %tp, "partition on disk is not in the cluster metadata; left alone")
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! CreateTopics (key 19): validates names, partition counts, replication
+//! factors and configs (unknown keys and bad values: INVALID_CONFIG), then
+//! has the metadata writer create each topic; `validate_only` checks
+//! without creating.
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use replication::metadata::{Command, TopicId};
+
+use super::errors::{
+    INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, NONE,
+    command_error_code,
+};
+use super::metadata::NUM_PARTITIONS_DEFAULT;
+use super::{Handler, bad_request};
+use crate::broker::{CommandError, Shard};
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::CreateTopics,
+    min_version: 2,
+    max_version: 7,
+};
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body = CreateTopicsRequest::decode(&mut request.body.clone(), version)
+        .map_err(|e| bad_request(request, e))?;
+    let mut results = Vec::with_capacity(body.topics.len());
+    for topic in body.topics {
+        results.push(create_one(shard, topic, body.validate_only).await);
+    }
+    let response = CreateTopicsResponse::default().with_topics(results);
+    encode_response(
+        ApiKey::CreateTopics,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}
+
+async fn create_one(
+    shard: &Shard,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> CreatableTopicResult {
+    let name = topic.name.0.to_string();
+    let partitions = if topic.num_partitions == -1 {
+        NUM_PARTITIONS_DEFAULT
+    } else {
+        topic.num_partitions
+    };
+    let result = CreatableTopicResult::default().with_name(topic.name.clone());
+    let fail = |code: i16, message: String| {
+        result
+            .clone()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message)))
+    };
+    if !matches!(topic.replication_factor, -1 | 1) {
+        return fail(
+            INVALID_REPLICATION_FACTOR,
+            "this broker runs alone: replication factor must be 1".into(),
+        );
+    }
+    if !topic.assignments.is_empty() {
+        return fail(
+            INVALID_REPLICA_ASSIGNMENT,
+            "manual replica assignment is not supported".into(),
+        );
+    }
+    let mut configs = std::collections::BTreeMap::new();
+    let mut check = engine::LogConfig::default();
+    for config in &topic.configs {
+        let key = config.name.to_string();
+        let Some(value) = config.value.as_ref().map(|v| v.to_string()) else {
+            continue;
+        };
+        if let Err(e) = check.set(&key, &value) {
+            return fail(INVALID_CONFIG, e.to_string());
+        }
+        configs.insert(key, value);
+    }
+    let command = Command::CreateTopic {
+        name: name.clone(),
+        partitions,
+        configs,
+    };
+    let outcome = if validate_only {
+        let probe = TopicId([0xff; 16]);
+        shard
+            .metadata()
+            .decide(command, probe)
+            .map(|_| shard.metadata())
+            .map_err(CommandError::Refused)
+    } else {
+        shard.execute(command).await
+    };
+    match outcome {
+        Ok(state) => {
+            let topic_id = state
+                .topic(&name)
+                .map(|t| uuid::Uuid::from_bytes(t.topic_id.0))
+                .unwrap_or_default();
+            result
+                .with_error_code(NONE)
+                .with_error_message(None)
+                .with_topic_id(topic_id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)
+        }
+        Err(e) => fail(command_error_code(&e), e.to_string()),
+    }
+}

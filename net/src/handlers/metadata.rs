@@ -1,0 +1,137 @@
+//! Metadata (key 3): brokers (this one), and topics with their partitions,
+//! all led by this node. Unknown topics are created when the client allows
+//! it and auto.create.topics.enable is on (the default), with num.partitions.
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use replication::metadata::{ClusterMetadata, Command, TopicMetadata};
+
+use super::errors::{NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
+use super::{Handler, bad_request};
+use crate::broker::Shard;
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::Metadata,
+    min_version: 0,
+    max_version: 12,
+};
+
+/// Kafka's `auto.create.topics.enable` and `num.partitions` defaults.
+pub const AUTO_CREATE_TOPICS: bool = true;
+pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body = MetadataRequest::decode(&mut request.body.clone(), version)
+        .map_err(|e| bad_request(request, e))?;
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let requested: Option<Vec<String>> = match body.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(
+            topics
+                .into_iter()
+                .filter_map(|t| t.name)
+                .map(|n| n.0.to_string())
+                .collect(),
+        ),
+        _ => None,
+    };
+    let allow_create = version < 4 || body.allow_auto_topic_creation;
+    let mut metadata = shard.metadata();
+    tracing::debug!(
+        shard = shard.id(),
+        applied = metadata.applied(),
+        ?requested,
+        allow_create,
+        "metadata request"
+    );
+    let mut create_errors = Vec::new();
+    if let (Some(names), true) = (&requested, allow_create && AUTO_CREATE_TOPICS) {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| metadata.topic(n).is_none())
+            .cloned()
+            .collect();
+        for name in missing {
+            let command = Command::CreateTopic {
+                name: name.clone(),
+                partitions: NUM_PARTITIONS_DEFAULT,
+                configs: Default::default(),
+            };
+            match shard.execute(command).await {
+                Ok(state) => metadata = state,
+                Err(e) => create_errors.push((name, command_error_code(&e))),
+            }
+        }
+    }
+    let topics = match &requested {
+        Some(names) => names
+            .iter()
+            .map(|name| match metadata.topic(name) {
+                Some(topic) => topic_entry(shard, topic),
+                None => {
+                    let code = create_errors
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(UNKNOWN_TOPIC_OR_PARTITION, |e| e.1);
+                    MetadataResponseTopic::default()
+                        .with_error_code(code)
+                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                }
+            })
+            .collect(),
+        None => metadata
+            .topics()
+            .map(|topic| topic_entry(shard, topic))
+            .collect(),
+    };
+    let response = response(shard, &metadata, topics);
+    encode_response(
+        ApiKey::Metadata,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}
+
+fn response(
+    shard: &Shard,
+    _metadata: &ClusterMetadata,
+    topics: Vec<MetadataResponseTopic>,
+) -> MetadataResponse {
+    let node = &shard.node;
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node.node_id))
+        .with_host(StrBytes::from_string(node.host.clone()))
+        .with_port(node.port);
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())))
+        .with_controller_id(BrokerId(node.node_id))
+        .with_topics(topics)
+}
+
+fn topic_entry(shard: &Shard, topic: &TopicMetadata) -> MetadataResponseTopic {
+    let node = BrokerId(shard.node.node_id);
+    let partitions = (0..topic.partitions)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_error_code(NONE)
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(NONE)
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(uuid::Uuid::from_bytes(topic.topic_id.0))
+        .with_is_internal(false)
+        .with_partitions(partitions)
+}

@@ -1,0 +1,41 @@
+"""kafka-python (an independent, pure-Python Kafka client) against shardlog:
+topic administration. Usage: admin.py BOOTSTRAP create|check"""
+import sys
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import InvalidConfigurationError, TopicAlreadyExistsError, InvalidReplicationFactorError
+
+bootstrap, phase = sys.argv[1], sys.argv[2]
+admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+
+if phase == "create":
+    admin.create_topics([
+        NewTopic("orders", num_partitions=8, replication_factor=1, topic_configs={"retention.ms": "3600000"}),
+        NewTopic("events.v2", num_partitions=3, replication_factor=1),
+    ])
+    for bad, error in [
+        (NewTopic("orders", num_partitions=1, replication_factor=1), TopicAlreadyExistsError),
+        (NewTopic("bad-config", num_partitions=1, replication_factor=1, topic_configs={"no.such.key": "1"}), InvalidConfigurationError),
+        (NewTopic("three-replicas", num_partitions=1, replication_factor=3), InvalidReplicationFactorError),
+    ]:
+        try:
+            admin.create_topics([bad])
+            raise SystemExit(f"expected {error.__name__} for {bad.name}")
+        except error:
+            pass
+    # validate_only checks without creating.
+    admin.create_topics([NewTopic("dry-run", num_partitions=2, replication_factor=1)], validate_only=True)
+
+topics = set(admin.list_topics())
+assert {"orders", "events.v2"} <= topics, topics
+assert not {"bad-config", "three-replicas", "dry-run"} & topics, topics
+described = {t["name"]: t for t in admin.describe_topics(["orders", "events.v2"])}
+assert len(described["orders"]["partitions"]) == 8, described["orders"]
+assert len(described["events.v2"]["partitions"]) == 3, described["events.v2"]
+for p in described["orders"]["partitions"]:
+    assert p["error_code"] == 0 and p["leader_id"] == 0 and p["replica_nodes"] == [0], p
+    assert p["isr_nodes"] == [0], p
+assert described["orders"]["topic_id"] != "00000000-0000-0000-0000-000000000000"
+admin.close()
+print(f"kafka-python admin {phase}: ok")
