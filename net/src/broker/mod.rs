@@ -7,6 +7,7 @@
 //! immutable snapshot, replaced, never mutated) to every shard, and each
 //! shard creates or deletes the partitions it owns to match.
 
+pub mod partition_call;
 mod reconcile;
 
 use std::cell::RefCell;
@@ -50,6 +51,12 @@ pub enum ShardMessage {
     Command {
         command: Command,
         reply: oneshot::Sender<Result<Arc<ClusterMetadata>, CommandError>>,
+    },
+    /// To the owner of a partition: run an operation on it.
+    Partition {
+        tp: engine::TopicPartition,
+        op: partition_call::PartitionOp,
+        reply: oneshot::Sender<partition_call::PartitionResult>,
     },
     /// From shard 0: the metadata after a change. The ack is sent once the
     /// shard serves it (its partitions created or deleted to match).
@@ -123,7 +130,14 @@ impl Shard {
             let shard = Rc::clone(&shard);
             crate::server::spawn(async move {
                 while let Some(message) = channel.recv().await {
-                    shard.on_message(message).await;
+                    // Snapshots apply in order; everything else runs as its
+                    // own task so one slow append does not hold up the rest.
+                    if let ShardMessage::Snapshot { .. } = message {
+                        shard.on_message(message).await;
+                    } else {
+                        let shard = Rc::clone(&shard);
+                        crate::server::spawn(async move { shard.on_message(message).await });
+                    }
                 }
             });
         }
@@ -219,6 +233,9 @@ impl Shard {
         match message {
             ShardMessage::Command { command, reply } => {
                 let _ = reply.send(self.execute_here(command).await);
+            }
+            ShardMessage::Partition { tp, op, reply } => {
+                let _ = reply.send(self.partition_local(&tp, op).await);
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

@@ -2,11 +2,20 @@
 
 use replication::metadata::MetadataError;
 
+use engine::batch::BatchErrorKind;
+
 use crate::broker::CommandError;
+use crate::broker::partition_call::PartitionError;
 
 pub const NONE: i16 = 0;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const INVALID_RECORD: i16 = 87;
 pub const LEADER_NOT_AVAILABLE: i16 = 5;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -27,5 +36,30 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             MetadataError::TopicIdInUse => UNKNOWN_SERVER_ERROR,
         },
         CommandError::Store(_) | CommandError::WriterGone => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// The Kafka error code of a failed partition operation.
+pub fn partition_error_code(e: &PartitionError) -> i16 {
+    match e {
+        PartitionError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
+        PartitionError::Engine(e) => match e {
+            engine::Error::Batch(batch) => match batch.kind() {
+                BatchErrorKind::Corrupt => CORRUPT_MESSAGE,
+                BatchErrorKind::InvalidRecord => INVALID_RECORD,
+                BatchErrorKind::TooLarge => MESSAGE_TOO_LARGE,
+            },
+            engine::Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+            engine::Error::Corrupt { .. } | engine::Error::Io(_) | engine::Error::Poisoned(_) => {
+                KAFKA_STORAGE_ERROR
+            }
+            engine::Error::Closed | engine::Error::UnknownPartition(_) => {
+                UNKNOWN_TOPIC_OR_PARTITION
+            }
+            engine::Error::PartitionExists(_) | engine::Error::InvalidPartitionName(_) => {
+                UNKNOWN_SERVER_ERROR
+            }
+        },
     }
 }

@@ -5,7 +5,10 @@
 mod api_versions;
 mod create_topics;
 pub mod errors;
+mod fetch;
+mod list_offsets;
 pub mod metadata;
+mod produce;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -23,8 +26,11 @@ pub struct Handler {
 
 /// Every API the broker serves.
 pub const HANDLERS: &[Handler] = &[
-    api_versions::HANDLER,
+    produce::HANDLER,
+    fetch::HANDLER,
+    list_offsets::HANDLER,
     metadata::HANDLER,
+    api_versions::HANDLER,
     create_topics::HANDLER,
 ];
 
@@ -37,6 +43,8 @@ pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
 pub enum Outcome {
     /// Send this response frame.
     Respond(Bytes),
+    /// Send nothing (Produce with acks=0).
+    NoResponse,
     /// Close the connection; the reason is logged.
     Close(FrameError),
     /// Close the connection: the API or version is not served. Kafka
@@ -60,6 +68,13 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
                 version,
             };
         }
+        ApiKey::Produce => match produce::handle(shard, request).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return Outcome::NoResponse,
+            Err(e) => Err(e),
+        },
+        ApiKey::Fetch => fetch::handle(shard, request).await,
+        ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::Metadata => metadata::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },

@@ -51,6 +51,7 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: 
         };
         let response = match dispatch(&shard, &request).await {
             Outcome::Respond(response) => response,
+            Outcome::NoResponse => continue,
             Outcome::Close(e) => {
                 tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
                 return;

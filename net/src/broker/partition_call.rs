@@ -1,0 +1,118 @@
+//! Work on one partition, run by the shard that owns it: locally, or sent
+//! over the mesh. Everything crossing shards is `Send` (record bytes are
+//! copied into `Bytes` once on the way back from a read).
+
+use bytes::{Bytes, BytesMut};
+use engine::{AppendInfo, Offset, PartitionTable, TopicPartition, rt};
+use futures::channel::oneshot;
+
+use super::{Shard, ShardMessage};
+
+/// An operation on one partition.
+#[derive(Debug)]
+pub enum PartitionOp {
+    Append {
+        records: Bytes,
+    },
+    Read {
+        offset: i64,
+        max_bytes: usize,
+    },
+    /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, else by time.
+    ListOffset {
+        timestamp: i64,
+    },
+}
+
+/// A read's result: whole batches, and the partition's bounds.
+#[derive(Debug)]
+pub struct ReadOut {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug)]
+pub enum PartitionReply {
+    Appended(AppendInfo),
+    Read(ReadOut),
+    /// (offset, timestamp); offset -1 when nothing matches.
+    Offset(i64, i64),
+}
+
+/// Why an operation on a partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("partition not on this broker")]
+    UnknownPartition,
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    #[error("the owning shard is gone")]
+    ShardGone,
+}
+
+pub type PartitionResult = Result<PartitionReply, PartitionError>;
+
+impl Shard {
+    /// Runs `op` on the shard that owns `tp`.
+    pub async fn partition_call(&self, tp: TopicPartition, op: PartitionOp) -> PartitionResult {
+        let owner = PartitionTable::owner(&tp, self.shards());
+        if owner == self.id() {
+            return self.partition_local(&tp, op).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        if self
+            .mesh
+            .send(owner, ShardMessage::Partition { tp, op, reply })
+            .await
+            .is_err()
+        {
+            return Err(PartitionError::ShardGone);
+        }
+        answer.await.map_err(|_| PartitionError::ShardGone)?
+    }
+
+    pub(super) async fn partition_local(
+        &self,
+        tp: &TopicPartition,
+        op: PartitionOp,
+    ) -> PartitionResult {
+        let log = self
+            .partitions
+            .get(tp)
+            .ok_or(PartitionError::UnknownPartition)?;
+        match op {
+            PartitionOp::Append { records } => Ok(PartitionReply::Appended(
+                log.append(records, rt::wall_clock_ms()).await?,
+            )),
+            PartitionOp::Read { offset, max_bytes } => {
+                let read = log.read(Offset(offset), max_bytes).await?;
+                let mut records = BytesMut::with_capacity(read.bytes());
+                for chunk in &read.chunks {
+                    for slice in chunk.slices() {
+                        records.extend_from_slice(slice);
+                    }
+                }
+                Ok(PartitionReply::Read(ReadOut {
+                    records: records.freeze(),
+                    high_watermark: read.log_end_offset.get(),
+                    log_start_offset: read.log_start_offset.get(),
+                }))
+            }
+            PartitionOp::ListOffset { timestamp } => {
+                let (offset, ts) = match timestamp {
+                    -2 => (log.log_start_offset().get(), -1),
+                    -1 => (log.log_end_offset().get(), -1),
+                    -3 => log
+                        .max_timestamp()
+                        .map_or((-1, -1), |(ts, o)| (o.get(), ts)),
+                    t => log
+                        .offset_for_timestamp(t)
+                        .await?
+                        .map_or((-1, -1), |(o, ts)| (o.get(), ts)),
+                };
+                Ok(PartitionReply::Offset(offset, ts))
+            }
+        }
+    }
+}

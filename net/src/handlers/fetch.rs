@@ -1,0 +1,101 @@
+//! Fetch (key 1): reads every requested partition on its owning shard;
+//! long-polls (checking every few milliseconds) until `min_bytes` are there
+//! or `max_wait_ms` passes. Fetch sessions (KIP-227) are declined: the
+//! response's session id is 0, so clients send full requests.
+
+use std::time::{Duration, Instant};
+
+use engine::TopicPartition;
+use futures::future::join_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::Decodable;
+
+use super::errors::{NONE, partition_error_code};
+use super::{Handler, bad_request};
+use crate::broker::Shard;
+use crate::broker::partition_call::{PartitionOp, PartitionReply};
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::Fetch,
+    min_version: 4,
+    max_version: 12,
+};
+
+/// How often a long poll looks for new data.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The longest a fetch waits, whatever the client asks.
+const MAX_WAIT_MS: i32 = 30_000;
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
+    let version = request.version();
+    let body = FetchRequest::decode(&mut request.body.clone(), version)
+        .map_err(|e| bad_request(request, e))?;
+    let deadline =
+        Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
+    loop {
+        let (topics, total) = read_all(shard, &body).await;
+        let now = Instant::now();
+        if total >= min_bytes.max(1) || now >= deadline {
+            let response = FetchResponse::default()
+                .with_error_code(NONE)
+                .with_session_id(0)
+                .with_responses(topics);
+            return encode_response(ApiKey::Fetch, version, request.correlation_id(), &response);
+        }
+        engine::rt::sleep(POLL_INTERVAL.min(deadline - now)).await;
+    }
+}
+
+/// One pass over every requested partition; returns the responses and the
+/// record bytes found.
+async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize) {
+    let mut budget = usize::try_from(body.max_bytes).unwrap_or(0).max(1);
+    let mut total = 0;
+    let mut topics = Vec::with_capacity(body.topics.len());
+    for topic in &body.topics {
+        let name = topic.topic.0.to_string();
+        let calls = topic.partitions.iter().map(|p| {
+            let tp = TopicPartition::new(name.clone(), p.partition);
+            let max_bytes = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(budget)
+                .max(1);
+            let op = PartitionOp::Read {
+                offset: p.fetch_offset,
+                max_bytes,
+            };
+            async move { (tp.partition, shard.partition_call(tp, op).await) }
+        });
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (index, result) in join_all(calls).await {
+            let data = PartitionData::default()
+                .with_partition_index(index)
+                .with_preferred_read_replica(BrokerId(-1));
+            partitions.push(match result {
+                Ok(PartitionReply::Read(read)) => {
+                    total += read.records.len();
+                    budget = budget.saturating_sub(read.records.len());
+                    data.with_error_code(NONE)
+                        .with_high_watermark(read.high_watermark)
+                        .with_last_stable_offset(read.high_watermark)
+                        .with_log_start_offset(read.log_start_offset)
+                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_records(Some(read.records))
+                }
+                Ok(_) => data.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
+                Err(e) => data
+                    .with_error_code(partition_error_code(&e))
+                    .with_high_watermark(-1),
+            });
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    (topics, total)
+}

@@ -1,0 +1,70 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3) and
+//! the first offset at or after a timestamp, from each partition's owner.
+
+use engine::TopicPartition;
+use futures::future::join_all;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::protocol::Decodable;
+
+use super::errors::{NONE, partition_error_code};
+use super::{Handler, bad_request};
+use crate::broker::Shard;
+use crate::broker::partition_call::{PartitionOp, PartitionReply};
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::ListOffsets,
+    min_version: 1,
+    max_version: 8,
+};
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
+    let version = request.version();
+    let body = ListOffsetsRequest::decode(&mut request.body.clone(), version)
+        .map_err(|e| bad_request(request, e))?;
+    let mut topics = Vec::with_capacity(body.topics.len());
+    for topic in body.topics {
+        let name = topic.name.0.to_string();
+        let calls = topic.partitions.iter().map(|p| {
+            let tp = TopicPartition::new(name.clone(), p.partition_index);
+            let op = PartitionOp::ListOffset {
+                timestamp: p.timestamp,
+            };
+            async move { (tp.partition, shard.partition_call(tp, op).await) }
+        });
+        let partitions = join_all(calls)
+            .await
+            .into_iter()
+            .map(|(index, result)| {
+                let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
+                match result {
+                    Ok(PartitionReply::Offset(offset, timestamp)) => response
+                        .with_error_code(NONE)
+                        .with_offset(offset)
+                        .with_timestamp(timestamp)
+                        .with_leader_epoch(0),
+                    Ok(_) => response.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
+                    Err(e) => response
+                        .with_error_code(partition_error_code(&e))
+                        .with_offset(-1)
+                        .with_timestamp(-1),
+                }
+            })
+            .collect();
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    let response = ListOffsetsResponse::default().with_topics(topics);
+    encode_response(
+        ApiKey::ListOffsets,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}

@@ -1,0 +1,116 @@
+//! kafka-python (an independent, pure-Python client) against real broker
+//! processes, across SIGKILL restarts: topic administration, and keyed
+//! messages with headers produced with acks=all and consumed back.
+//! Needs the Python client that scripts/test installs in .venv.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Stops the broker (SIGKILL by PID) when dropped, even if the test fails.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    venv.exists().then_some(venv)
+}
+
+fn start(data_dir: &Path, addr: SocketAddr) -> Broker {
+    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args([
+            "serve",
+            "--shards",
+            "2",
+            "--listen",
+            &addr.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start shardlog serve");
+    let broker = Broker(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker
+}
+
+fn run_script(python: &Path, script: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let status = Command::new(python).arg(path).args(args).status().unwrap();
+    assert!(status.success(), "{script} {args:?} failed: {status}");
+}
+
+fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
+/// The Python interpreter of .venv, or `None` (outside CI) to skip.
+fn python_or_skip() -> Option<PathBuf> {
+    let python = python();
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs scripts/test, which installs .venv"
+        );
+        eprintln!("skipped: no .venv (run scripts/test once to install the Python clients)");
+    }
+    python
+}
+
+#[test]
+fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start(tmp.path(), addr);
+    run_script(&python, "admin.py", &[&addr.to_string(), "create"]);
+    drop(broker); // SIGKILL: the metadata was durable before each answer
+    let _broker = start(tmp.path(), addr);
+    run_script(&python, "admin.py", &[&addr.to_string(), "check"]);
+}
+
+#[test]
+fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let bootstrap = addr.to_string();
+    let broker = start(tmp.path(), addr);
+    run_script(
+        &python,
+        "produce_consume.py",
+        &[&bootstrap, "produce", "3000"],
+    );
+    drop(broker); // SIGKILL after every acks=all answer
+    let _broker = start(tmp.path(), addr);
+    run_script(
+        &python,
+        "produce_consume.py",
+        &[&bootstrap, "consume", "3000"],
+    );
+}
