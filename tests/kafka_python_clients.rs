@@ -114,3 +114,14 @@ fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
         &[&bootstrap, "consume", "3000"],
     );
 }
+
+#[test]
+fn every_compression_codec_round_trips() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr);
+    run_script(&python, "compression.py", &[&addr.to_string()]);
+}

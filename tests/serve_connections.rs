@@ -4,6 +4,16 @@
 //! and exits 0 on SIGTERM.
 
 use std::io::{Read, Write};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -91,30 +101,22 @@ fn expect_closed(addr: SocketAddr, bytes: &[u8], what: &str) {
     }
 }
 
-/// Sends a Metadata v9 request for `topic` and returns the topic's error
-/// code and partition count from the response.
-fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) -> (i16, usize) {
-    use bytes::{Buf, BufMut, BytesMut};
-    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::{
-        ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
-    };
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-    let version = 9;
+/// Sends one request and decodes its response (kafka-protocol's types, as
+/// a client encodes them).
+fn call<Req: Encodable, Resp: Decodable>(
+    addr: SocketAddr,
+    api_key: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
     let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_key(api_key as i16)
         .with_request_api_version(version)
         .with_correlation_id(77)
         .with_client_id(Some(StrBytes::from_static_str("serve-test")));
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(topic.into())))),
-        ]))
-        .with_allow_auto_topic_creation(allow_auto_topic_creation);
     let mut body = BytesMut::new();
     header
-        .encode(&mut body, ApiKey::Metadata.request_header_version(version))
+        .encode(&mut body, api_key.request_header_version(version))
         .unwrap();
     request.encode(&mut body, version).unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -129,15 +131,28 @@ fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) 
     stream.read_exact(&mut size).unwrap();
     let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
     stream.read_exact(&mut response).unwrap();
-    let mut response = bytes::Bytes::from(response);
-    let header = ResponseHeader::decode(
-        &mut response,
-        ApiKey::Metadata.response_header_version(version),
-    )
-    .unwrap();
+    let mut response = Bytes::from(response);
+    let header =
+        ResponseHeader::decode(&mut response, api_key.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 77);
-    let body = MetadataResponse::decode(&mut response, version).unwrap();
-    assert!(!response.has_remaining());
+    let body = Resp::decode(&mut response, version).unwrap();
+    assert!(!response.has_remaining(), "nothing after the body");
+    body
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
+}
+
+/// Sends a Metadata v9 request for `topic` and returns the topic's error
+/// code and partition count from the response.
+fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) -> (i16, usize) {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+        ]))
+        .with_allow_auto_topic_creation(allow_auto_topic_creation);
+    let body: MetadataResponse = call(addr, ApiKey::Metadata, 9, &request);
     assert_eq!(body.brokers.len(), 1);
     let entry = body
         .topics
@@ -145,6 +160,70 @@ fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) 
         .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
         .unwrap();
     (entry.error_code, entry.partitions.len())
+}
+
+/// Produces `records` to partition 0 of `topic`; returns the error code.
+fn produce(addr: SocketAddr, topic: &str, records: Vec<u8>) -> i16 {
+    let partition = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(Bytes::from(records)));
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![partition]),
+        ]);
+    let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Fetches partition 0 of `topic` at `offset`; returns the error code and
+/// the high watermark.
+fn fetch(addr: SocketAddr, topic: &str, offset: i64) -> (i16, i64) {
+    let partition = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![partition]),
+        ]);
+    let response: FetchResponse = call(addr, ApiKey::Fetch, 11, &request);
+    let data = &response.responses[0].partitions[0];
+    (data.error_code, data.high_watermark)
+}
+
+#[test]
+fn corrupt_produce_is_refused_and_stores_nothing_and_fetch_past_the_end_is_out_of_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _broker = start(tmp.path(), addr);
+    assert_eq!(metadata_for(addr, "bad-input", true), (0, 1));
+    let good = engine::batch::builder::simple_batch(3, 100, 1_700_000_000_000, b'x');
+    let mut corrupt = good.clone();
+    *corrupt.last_mut().unwrap() ^= 0xff;
+    assert_eq!(produce(addr, "bad-input", corrupt), 2, "CORRUPT_MESSAGE");
+    assert_eq!(fetch(addr, "bad-input", 0), (0, 0), "nothing stored");
+    assert_eq!(
+        produce(addr, "bad-input", vec![1, 2, 3]),
+        2,
+        "CORRUPT_MESSAGE for a truncated batch"
+    );
+    assert_eq!(
+        produce(addr, "no-such-topic-partition", good.clone()),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(produce(addr, "bad-input", good), 0);
+    assert_eq!(fetch(addr, "bad-input", 0), (0, 3));
+    assert_eq!(fetch(addr, "bad-input", 4).0, 1, "OFFSET_OUT_OF_RANGE");
 }
 
 #[test]
