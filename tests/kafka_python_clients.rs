@@ -87,6 +87,18 @@ fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
     let addr = free_addr();
     let broker = start(tmp.path(), addr);
     run_script(&python, "admin.py", &[&addr.to_string(), "create"]);
+    for p in 0..6 {
+        assert!(
+            tmp.path().join(format!("grows-{p}")).is_dir(),
+            "grown partition {p} created"
+        );
+    }
+    for p in 0..3 {
+        assert!(
+            !tmp.path().join(format!("doomed-{p}")).exists(),
+            "deleted partition {p} removed"
+        );
+    }
     drop(broker); // SIGKILL: the metadata was durable before each answer
     let _broker = start(tmp.path(), addr);
     run_script(&python, "admin.py", &[&addr.to_string(), "check"]);

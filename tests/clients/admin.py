@@ -3,8 +3,9 @@ topic administration. Usage: admin.py BOOTSTRAP create|check"""
 import sys
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import InvalidConfigurationError, TopicAlreadyExistsError, InvalidReplicationFactorError
+from kafka.admin import NewPartitions, NewTopic
+from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, InvalidReplicationFactorError,
+                          TopicAlreadyExistsError, UnknownTopicOrPartitionError)
 
 bootstrap, phase = sys.argv[1], sys.argv[2]
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
@@ -26,13 +27,32 @@ if phase == "create":
             pass
     # validate_only checks without creating.
     admin.create_topics([NewTopic("dry-run", num_partitions=2, replication_factor=1)], validate_only=True)
+    # Grow a topic; shrinking is refused.
+    admin.create_topics([NewTopic("grows", num_partitions=2, replication_factor=1)])
+    admin.create_partitions({"grows": NewPartitions(total_count=6)})
+    try:
+        admin.create_partitions({"grows": NewPartitions(total_count=3)})
+        raise SystemExit("expected InvalidPartitionsError")
+    except InvalidPartitionsError:
+        pass
+    # Delete a topic; deleting it again is UNKNOWN_TOPIC_OR_PARTITION.
+    admin.create_topics([NewTopic("doomed", num_partitions=3, replication_factor=1)])
+    admin.delete_topics(["doomed"])
+    try:
+        admin.delete_topics(["doomed"])
+        raise SystemExit("expected UnknownTopicOrPartitionError")
+    except UnknownTopicOrPartitionError:
+        pass
 
 topics = set(admin.list_topics())
 assert {"orders", "events.v2"} <= topics, topics
-assert not {"bad-config", "three-replicas", "dry-run"} & topics, topics
+assert not {"bad-config", "three-replicas", "dry-run", "doomed"} & topics, topics
+assert "grows" in topics, topics
 described = {t["name"]: t for t in admin.describe_topics(["orders", "events.v2"])}
 assert len(described["orders"]["partitions"]) == 8, described["orders"]
 assert len(described["events.v2"]["partitions"]) == 3, described["events.v2"]
+grows = admin.describe_topics(["grows"])[0]
+assert len(grows["partitions"]) == 6, grows
 for p in described["orders"]["partitions"]:
     assert p["error_code"] == 0 and p["leader_id"] == 0 and p["replica_nodes"] == [0], p
     assert p["isr_nodes"] == [0], p

@@ -16,6 +16,7 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const LEADER_NOT_AVAILABLE: i16 = 5;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;

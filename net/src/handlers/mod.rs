@@ -3,7 +3,9 @@
 //! once its handler is here.
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_topics;
 pub mod errors;
 mod fetch;
 mod list_offsets;
@@ -32,6 +34,8 @@ pub const HANDLERS: &[Handler] = &[
     metadata::HANDLER,
     api_versions::HANDLER,
     create_topics::HANDLER,
+    delete_topics::HANDLER,
+    create_partitions::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -77,6 +81,8 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::Metadata => metadata::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
+        ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
+        ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {
