@@ -3,7 +3,7 @@ topic administration. Usage: admin.py BOOTSTRAP create|check"""
 import sys
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewPartitions, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, InvalidReplicationFactorError,
                           TopicAlreadyExistsError, UnknownTopicOrPartitionError)
 
@@ -35,6 +35,10 @@ if phase == "create":
         raise SystemExit("expected InvalidPartitionsError")
     except InvalidPartitionsError:
         pass
+    # Configs: alter a topic and the broker defaults (kafka-python refuses
+    # unknown keys itself; the broker's INVALID_CONFIG is checked above).
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "orders", configs={"segment.bytes": "1048576"})])
+    admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "0", configs={"log.retention.bytes": "1073741824"})])
     # Delete a topic; deleting it again is UNKNOWN_TOPIC_OR_PARTITION.
     admin.create_topics([NewTopic("doomed", num_partitions=3, replication_factor=1)])
     admin.delete_topics(["doomed"])
@@ -57,5 +61,15 @@ for p in described["orders"]["partitions"]:
     assert p["error_code"] == 0 and p["leader_id"] == 0 and p["replica_nodes"] == [0], p
     assert p["isr_nodes"] == [0], p
 assert described["orders"]["topic_id"] != "00000000-0000-0000-0000-000000000000"
+configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "orders")], config_filter="all")
+orders = {k: (v["value"], v["config_source"]) for k, v in configs["topic"]["orders"].items()}
+assert orders["retention.ms"] == ("3600000", "DYNAMIC_TOPIC_CONFIG"), orders
+assert orders["segment.bytes"] == ("1048576", "DYNAMIC_TOPIC_CONFIG"), orders
+assert orders["retention.bytes"] == ("1073741824", "DYNAMIC_DEFAULT_BROKER_CONFIG"), orders
+assert orders["cleanup.policy"] == ("delete", "DEFAULT_CONFIG"), orders
+assert len(orders) == 9, orders
+broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")["broker"]["0"]
+assert broker["log.retention.bytes"]["value"] == "1073741824", broker
+assert broker["log.retention.ms"]["value"] == "604800000", broker
 admin.close()
 print(f"kafka-python admin {phase}: ok")

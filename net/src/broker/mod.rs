@@ -10,6 +10,8 @@
 pub mod partition_call;
 mod reconcile;
 
+pub use reconcile::log_config;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

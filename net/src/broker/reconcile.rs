@@ -8,7 +8,7 @@ use super::Shard;
 
 /// The engine config of `topic`: built-in defaults, then the broker-default
 /// overrides, then the topic's own. Values were validated when stored.
-pub(crate) fn log_config(metadata: &ClusterMetadata, topic: &str) -> LogConfig {
+pub fn log_config(metadata: &ClusterMetadata, topic: &str) -> LogConfig {
     let mut config = LogConfig::default();
     let topic_configs = metadata.topic(topic).map(|t| &t.configs);
     for (key, value) in metadata

@@ -2,12 +2,16 @@
 //! ApiVersions advertises exactly this table, so an API is advertised only
 //! once its handler is here.
 
+mod alter_configs;
 mod api_versions;
+mod config_resource;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_configs;
 pub mod errors;
 mod fetch;
+mod incremental_alter_configs;
 mod list_offsets;
 pub mod metadata;
 mod produce;
@@ -36,6 +40,9 @@ pub const HANDLERS: &[Handler] = &[
     create_topics::HANDLER,
     delete_topics::HANDLER,
     create_partitions::HANDLER,
+    describe_configs::HANDLER,
+    alter_configs::HANDLER,
+    incremental_alter_configs::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -83,6 +90,9 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
+        ApiKey::AlterConfigs => alter_configs::handle(shard, request).await,
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {

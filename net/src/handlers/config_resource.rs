@@ -1,0 +1,110 @@
+//! What DescribeConfigs, AlterConfigs and IncrementalAlterConfigs share:
+//! config resources (a topic, or the broker defaults), the broker names of
+//! topic configs, validation, and the metadata command that applies them.
+
+use std::collections::BTreeMap;
+
+use engine::LogConfig;
+use replication::metadata::{Command, TopicId};
+
+use super::errors::{
+    INVALID_CONFIG, INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION, command_error_code,
+};
+use crate::broker::{CommandError, Shard};
+
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+
+/// Broker-default config names and the topic configs they set defaults for.
+pub(super) const BROKER_KEYS: &[(&str, &str)] = &[
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+];
+
+/// A config resource: a topic, or the broker (whose configs are the
+/// defaults of every topic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Resource {
+    Topic(String),
+    Broker,
+}
+
+/// A failure for one resource: Kafka error code and message.
+pub(super) type ResourceError = (i16, String);
+
+pub(super) fn resource(
+    shard: &Shard,
+    resource_type: i8,
+    name: &str,
+) -> Result<Resource, ResourceError> {
+    match resource_type {
+        RESOURCE_TOPIC if shard.metadata().topic(name).is_some() => {
+            Ok(Resource::Topic(name.to_string()))
+        }
+        RESOURCE_TOPIC => Err((
+            UNKNOWN_TOPIC_OR_PARTITION,
+            format!("unknown topic {name:?}"),
+        )),
+        RESOURCE_BROKER if name.is_empty() || name == shard.node.node_id.to_string() => {
+            Ok(Resource::Broker)
+        }
+        RESOURCE_BROKER => Err((INVALID_REQUEST, format!("unknown broker {name:?}"))),
+        other => Err((
+            INVALID_REQUEST,
+            format!("config resource type {other} is not supported"),
+        )),
+    }
+}
+
+/// The topic config key a config name stands for on `resource`.
+pub(super) fn topic_key(resource: &Resource, name: &str) -> Result<&'static str, ResourceError> {
+    let found = match resource {
+        Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS
+            .iter()
+            .find(|k| **k == name)
+            .copied(),
+        Resource::Broker => BROKER_KEYS
+            .iter()
+            .find(|(b, _)| *b == name)
+            .map(|(_, t)| *t),
+    };
+    found.ok_or_else(|| (INVALID_CONFIG, format!("unknown config {name:?}")))
+}
+
+/// Checks and applies config changes (topic keys) to a resource.
+pub(super) async fn alter(
+    shard: &Shard,
+    resource: Resource,
+    set: BTreeMap<String, String>,
+    delete: Vec<String>,
+    validate_only: bool,
+) -> Result<(), ResourceError> {
+    let mut check = LogConfig::default();
+    for (key, value) in &set {
+        check
+            .set(key, value)
+            .map_err(|e| (INVALID_CONFIG, e.to_string()))?;
+    }
+    let topic = match resource {
+        Resource::Topic(name) => Some(name),
+        Resource::Broker => None,
+    };
+    let command = Command::AlterConfigs { topic, set, delete };
+    let outcome = if validate_only {
+        shard
+            .metadata()
+            .decide(command, TopicId::ZERO)
+            .map(|_| ())
+            .map_err(CommandError::Refused)
+    } else {
+        shard.execute(command).await.map(|_| ())
+    };
+    outcome.map_err(|e| (command_error_code(&e), e.to_string()))
+}
