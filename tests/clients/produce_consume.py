@@ -51,5 +51,17 @@ else:
     assert all(len(ps) == 1 for ps in by_key.values()), "each key on one partition"
     end = consumer.end_offsets(partitions)
     assert sum(end.values()) == count, end
+    # ListOffsets by time: the first record at or after a timestamp.
+    first = consumer.offsets_for_times({p: 1_700_000_000_000 for p in partitions})
+    assert all(o is not None and o.offset == 0 for o in first.values()), first
+    # DeleteRecords moves the log start offset (the beginning offsets).
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    target = partitions[0]
+    cut = end[target] // 2
+    admin.delete_records({target: cut})
+    begin = consumer.beginning_offsets([target])
+    assert begin[target] == cut, begin
+    assert admin.describe_cluster()["cluster_id"], "DescribeCluster answers"
+    admin.close()
     consumer.close()
 print(f"kafka-python {phase} {count}: ok")

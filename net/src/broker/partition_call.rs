@@ -22,6 +22,11 @@ pub enum PartitionOp {
     ListOffset {
         timestamp: i64,
     },
+    /// DeleteRecords to `offset` (-1: the high watermark); replies with the
+    /// new log start offset.
+    DeleteRecords {
+        offset: i64,
+    },
 }
 
 /// A read's result: whole batches, and the partition's bounds.
@@ -112,6 +117,17 @@ impl Shard {
                         .map_or((-1, -1), |(o, ts)| (o.get(), ts)),
                 };
                 Ok(PartitionReply::Offset(offset, ts))
+            }
+            PartitionOp::DeleteRecords { offset } => {
+                let offset = if offset == -1 {
+                    log.log_end_offset()
+                } else {
+                    Offset(offset)
+                };
+                Ok(PartitionReply::Offset(
+                    log.delete_records(offset).await?.get(),
+                    -1,
+                ))
             }
         }
     }

@@ -7,7 +7,9 @@ mod api_versions;
 mod config_resource;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 pub mod errors;
 mod fetch;
@@ -43,6 +45,8 @@ pub const HANDLERS: &[Handler] = &[
     describe_configs::HANDLER,
     alter_configs::HANDLER,
     incremental_alter_configs::HANDLER,
+    delete_records::HANDLER,
+    describe_cluster::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -93,6 +97,8 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
         ApiKey::AlterConfigs => alter_configs::handle(shard, request).await,
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(shard, request).await,
+        ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {

@@ -1,0 +1,51 @@
+//! DescribeCluster (key 60): this broker, the controller (itself) and the
+//! cluster id.
+
+use bytes::Bytes;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use super::errors::{NONE, UNSUPPORTED_ENDPOINT_TYPE};
+use super::{Handler, bad_request};
+use crate::broker::Shard;
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::DescribeCluster,
+    min_version: 0,
+    max_version: 2,
+};
+
+/// The endpoint type of brokers (v1+); 2 would be controllers.
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body = DescribeClusterRequest::decode(&mut request.body.clone(), version)
+        .map_err(|e| bad_request(request, e))?;
+    let node = &shard.node;
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(node.cluster_id.clone()))
+        .with_controller_id(BrokerId(node.node_id))
+        .with_endpoint_type(body.endpoint_type);
+    response = if version >= 1 && body.endpoint_type != ENDPOINT_BROKERS {
+        response
+            .with_error_code(UNSUPPORTED_ENDPOINT_TYPE)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "only broker endpoints are served",
+            )))
+    } else {
+        let broker = DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node.node_id))
+            .with_host(StrBytes::from_string(node.host.clone()))
+            .with_port(node.port);
+        response.with_error_code(NONE).with_brokers(vec![broker])
+    };
+    encode_response(
+        ApiKey::DescribeCluster,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}
