@@ -3,49 +3,16 @@
 //! messages with headers produced with acks=all and consumed back.
 //! Needs the Python client that scripts/test installs in .venv.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-/// Stops the broker (SIGKILL by PID) when dropped, even if the test fails.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_addr, start};
 
 fn python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     venv.exists().then_some(venv)
-}
-
-fn start(data_dir: &Path, addr: SocketAddr) -> Broker {
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args([
-            "serve",
-            "--shards",
-            "2",
-            "--listen",
-            &addr.to_string(),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start shardlog serve");
-    let broker = Broker(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    broker
 }
 
 fn run_script(python: &Path, script: &str, args: &[&str]) {
@@ -54,15 +21,6 @@ fn run_script(python: &Path, script: &str, args: &[&str]) {
         .join(script);
     let status = Command::new(python).arg(path).args(args).status().unwrap();
     assert!(status.success(), "{script} {args:?} failed: {status}");
-}
-
-fn free_addr() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}").parse().unwrap()
 }
 
 /// The Python interpreter of .venv, or `None` (outside CI) to skip.
@@ -85,7 +43,7 @@ fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let broker = start(tmp.path(), addr);
+    let broker = start(tmp.path(), addr, "warn");
     run_script(&python, "admin.py", &[&addr.to_string(), "create"]);
     for p in 0..6 {
         assert!(
@@ -100,7 +58,7 @@ fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
         );
     }
     drop(broker); // SIGKILL: the metadata was durable before each answer
-    let _broker = start(tmp.path(), addr);
+    let _broker = start(tmp.path(), addr, "warn");
     run_script(&python, "admin.py", &[&addr.to_string(), "check"]);
 }
 
@@ -112,14 +70,14 @@ fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let bootstrap = addr.to_string();
-    let broker = start(tmp.path(), addr);
+    let broker = start(tmp.path(), addr, "warn");
     run_script(
         &python,
         "produce_consume.py",
         &[&bootstrap, "produce", "3000"],
     );
     drop(broker); // SIGKILL after every acks=all answer
-    let _broker = start(tmp.path(), addr);
+    let _broker = start(tmp.path(), addr, "warn");
     run_script(
         &python,
         "produce_consume.py",
@@ -134,6 +92,6 @@ fn every_compression_codec_round_trips() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let _broker = start(tmp.path(), addr);
+    let _broker = start(tmp.path(), addr, "warn");
     run_script(&python, "compression.py", &[&addr.to_string()]);
 }

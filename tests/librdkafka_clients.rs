@@ -4,10 +4,10 @@
 //! order per partition, each key on one partition; and every compression
 //! codec.
 
+mod common;
+
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,46 +19,7 @@ use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-/// Stops the broker (SIGKILL by PID) when dropped, even if the test fails.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data_dir: &Path) -> (Broker, SocketAddr) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args([
-            "serve",
-            "--shards",
-            "2",
-            "--listen",
-            &addr.to_string(),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start shardlog serve");
-    let broker = Broker(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (broker, addr)
-}
+use common::{free_addr, start};
 
 /// One delivery report: (partition, offset) or the error.
 type Report = Result<(i32, i64), String>;
@@ -201,7 +162,8 @@ fn consume_and_check(addr: SocketAddr, topic: &str, partitions: i32, count: usiz
 #[test]
 fn hundred_thousand_keyed_messages_over_eight_partitions_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_broker, addr) = start(tmp.path());
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
     create_topic(addr, "rd-keyed", 8);
     produce(addr, "rd-keyed", 100_000, "none");
     assert_eq!(consume_and_check(addr, "rd-keyed", 8, 100_000), 8);
@@ -210,7 +172,8 @@ fn hundred_thousand_keyed_messages_over_eight_partitions_round_trip() {
 #[test]
 fn every_compression_codec_round_trips_through_librdkafka() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_broker, addr) = start(tmp.path());
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("rd-{codec}");
         create_topic(addr, &topic, 2);

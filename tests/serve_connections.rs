@@ -3,6 +3,8 @@
 //! closed, with a log line), refuses a second broker on the same data dir,
 //! and exits 0 on SIGTERM.
 
+mod common;
+
 use std::io::{Read, Write};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -14,53 +16,11 @@ use kafka_protocol::messages::{
     ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
 
-/// Stops the broker (SIGKILL by PID) when dropped, even if the test fails.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(data_dir: &Path, addr: SocketAddr) -> Broker {
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args([
-            "serve",
-            "--shards",
-            "2",
-            "--listen",
-            &addr.to_string(),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start shardlog serve");
-    let broker = Broker(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    broker
-}
+use common::{free_addr, start};
 
 fn golden_api_versions() -> Vec<u8> {
     std::fs::read(concat!(
@@ -203,8 +163,8 @@ fn fetch(addr: SocketAddr, topic: &str, offset: i64) -> (i16, i64) {
 #[test]
 fn corrupt_produce_is_refused_and_stores_nothing_and_fetch_past_the_end_is_out_of_range() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _broker = start(tmp.path(), addr);
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
     assert_eq!(metadata_for(addr, "bad-input", true), (0, 1));
     let good = engine::batch::builder::simple_batch(3, 100, 1_700_000_000_000, b'x');
     let mut corrupt = good.clone();
@@ -229,8 +189,8 @@ fn corrupt_produce_is_refused_and_stores_nothing_and_fetch_past_the_end_is_out_o
 #[test]
 fn metadata_creates_unknown_topics_only_when_the_client_allows_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _broker = start(tmp.path(), addr);
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
     assert_eq!(
         metadata_for(addr, "not-created", false),
         (3, 0),
@@ -256,8 +216,8 @@ fn metadata_creates_unknown_topics_only_when_the_client_allows_it() {
 #[test]
 fn serve_answers_api_versions_and_survives_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut broker = start(tmp.path(), addr);
+    let addr = free_addr();
+    let mut broker = start(tmp.path(), addr, "info");
     for _ in 0..4 {
         api_versions_round_trip(addr);
     }
@@ -292,12 +252,7 @@ fn serve_answers_api_versions_and_survives_bad_input() {
     }
 
     let second = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", &free_addr().to_string(), "--data-dir"])
         .arg(tmp.path())
         .output()
         .unwrap();

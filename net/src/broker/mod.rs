@@ -184,6 +184,22 @@ impl Shard {
         Ok(state)
     }
 
+    /// Runs `command`, or with `validate_only` only checks it against the
+    /// current state (Kafka's validate_only); returns the state after it.
+    pub async fn execute_or_validate(
+        &self,
+        command: Command,
+        validate_only: bool,
+    ) -> Result<Arc<ClusterMetadata>, CommandError> {
+        if validate_only {
+            let state = self.metadata();
+            // Any non-zero id: a checked create never takes it.
+            state.decide(command, TopicId([0xff; 16]))?;
+            return Ok(state);
+        }
+        self.execute(command).await
+    }
+
     /// On shard 0: make the change durable, then tell every shard.
     async fn execute_here(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
         let Some(store) = &self.store else {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use engine::LogConfig;
-use replication::metadata::{Command, TopicId};
+use replication::metadata::Command;
 
 use super::errors::{
     INVALID_CONFIG, INVALID_REQUEST, UNKNOWN_TOPIC_OR_PARTITION, command_error_code,
 };
-use crate::broker::{CommandError, Shard};
+use crate::broker::Shard;
 
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
@@ -97,14 +97,9 @@ pub(super) async fn alter(
         Resource::Broker => None,
     };
     let command = Command::AlterConfigs { topic, set, delete };
-    let outcome = if validate_only {
-        shard
-            .metadata()
-            .decide(command, TopicId::ZERO)
-            .map(|_| ())
-            .map_err(CommandError::Refused)
-    } else {
-        shard.execute(command).await.map(|_| ())
-    };
-    outcome.map_err(|e| (command_error_code(&e), e.to_string()))
+    shard
+        .execute_or_validate(command, validate_only)
+        .await
+        .map(|_| ())
+        .map_err(|e| (command_error_code(&e), e.to_string()))
 }

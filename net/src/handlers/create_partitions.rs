@@ -5,11 +5,11 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use replication::metadata::{Command, TopicId};
+use replication::metadata::Command;
 
 use super::errors::{INVALID_REPLICA_ASSIGNMENT, NONE, command_error_code};
 use super::{Handler, bad_request};
-use crate::broker::{CommandError, Shard};
+use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -38,15 +38,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             name: topic.name.0.to_string(),
             total: topic.count,
         };
-        let outcome = if body.validate_only {
-            shard
-                .metadata()
-                .decide(command, TopicId::ZERO)
-                .map(|_| ())
-                .map_err(CommandError::Refused)
-        } else {
-            shard.execute(command).await.map(|_| ())
-        };
+        let outcome = shard
+            .execute_or_validate(command, body.validate_only)
+            .await
+            .map(|_| ());
         results.push(match outcome {
             Ok(()) => result.with_error_code(NONE).with_error_message(None),
             Err(e) => result

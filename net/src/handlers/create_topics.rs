@@ -8,7 +8,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use replication::metadata::{Command, TopicId};
+use replication::metadata::Command;
 
 use super::errors::{
     INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, NONE,
@@ -16,7 +16,7 @@ use super::errors::{
 };
 use super::metadata::NUM_PARTITIONS_DEFAULT;
 use super::{Handler, bad_request};
-use crate::broker::{CommandError, Shard};
+use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -89,16 +89,7 @@ async fn create_one(
         partitions,
         configs,
     };
-    let outcome = if validate_only {
-        let probe = TopicId([0xff; 16]);
-        shard
-            .metadata()
-            .decide(command, probe)
-            .map(|_| shard.metadata())
-            .map_err(CommandError::Refused)
-    } else {
-        shard.execute(command).await
-    };
+    let outcome = shard.execute_or_validate(command, validate_only).await;
     match outcome {
         Ok(state) => {
             let topic_id = state
