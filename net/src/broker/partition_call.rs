@@ -59,6 +59,23 @@ pub enum PartitionError {
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
 
 impl Shard {
+    /// Runs one operation per partition of `topic`, each on its owning
+    /// shard, all concurrently; results come back in the order given.
+    pub async fn per_partition(
+        &self,
+        topic: &str,
+        ops: impl IntoIterator<Item = (i32, PartitionOp)>,
+    ) -> Vec<(i32, PartitionResult)> {
+        let calls = ops.into_iter().map(|(partition, op)| async move {
+            (
+                partition,
+                self.partition_call(TopicPartition::new(topic, partition), op)
+                    .await,
+            )
+        });
+        futures::future::join_all(calls).await
+    }
+
     /// Runs `op` on the shard that owns `tp`.
     pub async fn partition_call(&self, tp: TopicPartition, op: PartitionOp) -> PartitionResult {
         let owner = PartitionTable::owner(&tp, self.shards());

@@ -3,8 +3,6 @@
 //! below it are deleted.
 
 use bytes::Bytes;
-use engine::TopicPartition;
-use futures::future::join_all;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -29,13 +27,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         .map_err(|e| bad_request(request, e))?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
-        let name = topic.name.0.to_string();
-        let calls = topic.partitions.iter().map(|p| {
-            let tp = TopicPartition::new(name.clone(), p.partition_index);
-            let op = PartitionOp::DeleteRecords { offset: p.offset };
-            async move { (tp.partition, shard.partition_call(tp, op).await) }
+        let ops = topic.partitions.iter().map(|p| {
+            (
+                p.partition_index,
+                PartitionOp::DeleteRecords { offset: p.offset },
+            )
         });
-        let partitions = join_all(calls)
+        let partitions = shard
+            .per_partition(&topic.name.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {

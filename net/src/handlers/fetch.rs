@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use engine::TopicPartition;
-use futures::future::join_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::Decodable;
@@ -56,21 +54,21 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResp
     let mut total = 0;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
-        let name = topic.topic.0.to_string();
-        let calls = topic.partitions.iter().map(|p| {
-            let tp = TopicPartition::new(name.clone(), p.partition);
+        let ops = topic.partitions.iter().map(|p| {
             let max_bytes = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
                 .min(budget)
                 .max(1);
-            let op = PartitionOp::Read {
-                offset: p.fetch_offset,
-                max_bytes,
-            };
-            async move { (tp.partition, shard.partition_call(tp, op).await) }
+            (
+                p.partition,
+                PartitionOp::Read {
+                    offset: p.fetch_offset,
+                    max_bytes,
+                },
+            )
         });
         let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for (index, result) in join_all(calls).await {
+        for (index, result) in shard.per_partition(&topic.topic.0, ops).await {
             let data = PartitionData::default()
                 .with_partition_index(index)
                 .with_preferred_read_replica(BrokerId(-1));

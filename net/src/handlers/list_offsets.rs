@@ -1,8 +1,6 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3) and
 //! the first offset at or after a timestamp, from each partition's owner.
 
-use engine::TopicPartition;
-use futures::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -27,15 +25,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
         .map_err(|e| bad_request(request, e))?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
-        let name = topic.name.0.to_string();
-        let calls = topic.partitions.iter().map(|p| {
-            let tp = TopicPartition::new(name.clone(), p.partition_index);
-            let op = PartitionOp::ListOffset {
-                timestamp: p.timestamp,
-            };
-            async move { (tp.partition, shard.partition_call(tp, op).await) }
+        let ops = topic.partitions.iter().map(|p| {
+            (
+                p.partition_index,
+                PartitionOp::ListOffset {
+                    timestamp: p.timestamp,
+                },
+            )
         });
-        let partitions = join_all(calls)
+        let partitions = shard
+            .per_partition(&topic.name.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {
