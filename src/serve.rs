@@ -65,6 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .to_string(),
         port: i32::from(args.advertised_listener.unwrap_or(args.listen).port()),
         cluster_id: CLUSTER_ID.to_string(),
+        log_dir: std::fs::canonicalize(&args.data_dir)
+            .unwrap_or_else(|_| args.data_dir.clone())
+            .display()
+            .to_string(),
     };
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {

@@ -71,5 +71,10 @@ assert len(orders) == 9, orders
 broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")["broker"]["0"]
 assert broker["log.retention.bytes"]["value"] == "1073741824", broker
 assert broker["log.retention.ms"]["value"] == "604800000", broker
+dirs = admin.describe_log_dirs()
+sizes = {(t["name"], p["partition_index"]): p["partition_size"]
+         for b in dirs for d in b["log_dirs"] for t in d["topics"] for p in t["partitions"]}
+assert ("orders", 7) in sizes and ("grows", 5) in sizes, sizes
+assert not any(name == "doomed" for name, _ in sizes), sizes
 admin.close()
 print(f"kafka-python admin {phase}: ok")

@@ -33,6 +33,8 @@ pub struct Node {
     pub host: String,
     pub port: i32,
     pub cluster_id: String,
+    /// The data directory, as DescribeLogDirs names it.
+    pub log_dir: String,
 }
 
 /// Why a metadata command did not apply.

@@ -27,6 +27,8 @@ pub enum PartitionOp {
     DeleteRecords {
         offset: i64,
     },
+    /// DescribeLogDirs: the partition's bytes on disk.
+    Size,
 }
 
 /// A read's result: whole batches, and the partition's bounds.
@@ -43,6 +45,7 @@ pub enum PartitionReply {
     Read(ReadOut),
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
+    Size(u64),
 }
 
 /// Why an operation on a partition failed.
@@ -135,6 +138,7 @@ impl Shard {
                 };
                 Ok(PartitionReply::Offset(offset, ts))
             }
+            PartitionOp::Size => Ok(PartitionReply::Size(log.size_bytes())),
             PartitionOp::DeleteRecords { offset } => {
                 let offset = if offset == -1 {
                     log.log_end_offset()

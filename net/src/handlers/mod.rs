@@ -11,6 +11,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_log_dirs;
 pub mod errors;
 mod fetch;
 mod incremental_alter_configs;
@@ -47,6 +48,7 @@ pub const HANDLERS: &[Handler] = &[
     incremental_alter_configs::HANDLER,
     delete_records::HANDLER,
     describe_cluster::HANDLER,
+    describe_log_dirs::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -99,6 +101,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(shard, request).await,
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {
