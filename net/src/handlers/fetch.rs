@@ -48,7 +48,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
 }
 
 /// One pass over every requested partition; returns the responses and the
-/// record bytes found.
+/// record bytes included (at most `max_bytes`, or one partition's first
+/// batches if they alone are larger).
 async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize) {
     let mut budget = usize::try_from(body.max_bytes).unwrap_or(0).max(1);
     let mut total = 0;
@@ -73,7 +74,13 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResp
                 .with_partition_index(index)
                 .with_preferred_read_replica(BrokerId(-1));
             partitions.push(match result {
-                Ok(PartitionReply::Read(read)) => {
+                Ok(PartitionReply::Read(mut read)) => {
+                    // Partitions are read concurrently; in request order, the
+                    // first data goes in whatever its size (KIP-74), later
+                    // data only while the response stays within max_bytes.
+                    if total > 0 && read.records.len() > budget {
+                        read.records = bytes::Bytes::new();
+                    }
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
                     data.with_error_code(NONE)
