@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::config_resource::{Resource, ResourceError, alter, resource, topic_key};
 use super::errors::NONE;
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -23,8 +23,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = AlterConfigsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: AlterConfigsRequest = decode_body(request)?;
     let mut responses = Vec::with_capacity(body.resources.len());
     for wanted in body.resources {
         let outcome = async {

@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
 use super::errors::{INVALID_REPLICA_ASSIGNMENT, NONE, command_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -20,8 +20,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = CreatePartitionsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: CreatePartitionsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());

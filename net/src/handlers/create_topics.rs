@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
 use super::errors::{
@@ -15,7 +15,7 @@ use super::errors::{
     command_error_code,
 };
 use super::metadata::NUM_PARTITIONS_DEFAULT;
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -27,8 +27,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = CreateTopicsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: CreateTopicsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         results.push(create_one(shard, topic, body.validate_only).await);

@@ -7,10 +7,9 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
-use kafka_protocol::protocol::Decodable;
 
 use super::errors::{NONE, UNKNOWN_SERVER_ERROR, partition_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
@@ -23,8 +22,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = DeleteRecordsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: DeleteRecordsRequest = decode_body(request)?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let ops = topic.partitions.iter().map(|p| {

@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{Command, TopicId};
 
 use super::errors::{NONE, UNKNOWN_TOPIC_ID, command_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -20,8 +20,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = DeleteTopicsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: DeleteTopicsRequest = decode_body(request)?;
     // v1-5 name topics in `topic_names`; v6 in `topics`, by name or id.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = body
         .topic_names

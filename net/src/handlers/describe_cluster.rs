@@ -4,10 +4,10 @@
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{NONE, UNSUPPORTED_ENDPOINT_TYPE};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -22,8 +22,7 @@ const ENDPOINT_BROKERS: i8 = 1;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = DescribeClusterRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: DescribeClusterRequest = decode_body(request)?;
     let node = &shard.node;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(node.cluster_id.clone()))

@@ -7,11 +7,11 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::config_resource::{BROKER_KEYS, Resource, resource};
 use super::errors::NONE;
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::{Shard, log_config};
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -29,8 +29,7 @@ const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = DescribeConfigsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: DescribeConfigsRequest = decode_body(request)?;
     let metadata = shard.metadata();
     let mut results = Vec::with_capacity(body.resources.len());
     for wanted in body.resources {

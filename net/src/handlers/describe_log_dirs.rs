@@ -8,10 +8,10 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{
     ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::errors::NONE;
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
@@ -27,8 +27,7 @@ const UNKNOWN_VOLUME_BYTES: i64 = -1;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = DescribeLogDirsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: DescribeLogDirsRequest = decode_body(request)?;
     let metadata = shard.metadata();
     // Null: every partition of every topic.
     let wanted: Vec<(String, Vec<i32>)> = match body.topics {

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
-use kafka_protocol::protocol::Decodable;
 
 use super::errors::{NONE, partition_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
@@ -28,8 +27,7 @@ const MAX_WAIT_MS: i32 = 30_000;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
     let version = request.version();
-    let body = FetchRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: FetchRequest = decode_body(request)?;
     let deadline =
         Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);

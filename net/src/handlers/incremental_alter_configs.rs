@@ -8,11 +8,11 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::config_resource::{ResourceError, alter, resource, topic_key};
 use super::errors::{INVALID_CONFIG, NONE};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -27,8 +27,7 @@ const DELETE: i8 = 1;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = IncrementalAlterConfigsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: IncrementalAlterConfigsRequest = decode_body(request)?;
     let mut responses = Vec::with_capacity(body.resources.len());
     for wanted in body.resources {
         let outcome: Result<(), ResourceError> = async {

@@ -5,10 +5,9 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::protocol::Decodable;
 
 use super::errors::{NONE, partition_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
@@ -21,8 +20,7 @@ pub const HANDLER: Handler = Handler {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
     let version = request.version();
-    let body = ListOffsetsRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: ListOffsetsRequest = decode_body(request)?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let ops = topic.partitions.iter().map(|p| {

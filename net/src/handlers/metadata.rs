@@ -7,11 +7,11 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{ClusterMetadata, Command, TopicMetadata};
 
 use super::errors::{NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -27,8 +27,7 @@ pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
-    let body = MetadataRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: MetadataRequest = decode_body(request)?;
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested: Option<Vec<String>> = match body.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(

@@ -124,11 +124,14 @@ pub fn dispatch_stateless(request: &Request) -> Outcome {
     }
 }
 
-/// A request body that does not decode at its version.
-pub(crate) fn bad_request(request: &Request, source: anyhow::Error) -> FrameError {
-    FrameError::BadBody {
+/// Decodes a request's body at its version; a body that does not decode
+/// closes the connection (with a log line) as malformed.
+pub(crate) fn decode_body<T: kafka_protocol::protocol::Decodable>(
+    request: &Request,
+) -> Result<T, FrameError> {
+    T::decode(&mut request.body.clone(), request.version()).map_err(|source| FrameError::BadBody {
         api_key: request.api_key,
         version: request.version(),
         source,
-    }
+    })
 }

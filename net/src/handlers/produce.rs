@@ -7,10 +7,9 @@ use engine::TopicPartition;
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kafka_protocol::protocol::Decodable;
 
 use super::errors::{CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE, partition_error_code};
-use super::{Handler, bad_request};
+use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
@@ -24,8 +23,7 @@ pub const HANDLER: Handler = Handler {
 /// `Ok(None)`: acks=0, nothing to send back.
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Option<Bytes>, FrameError> {
     let version = request.version();
-    let body = ProduceRequest::decode(&mut request.body.clone(), version)
-        .map_err(|e| bad_request(request, e))?;
+    let body: ProduceRequest = decode_body(request)?;
     let valid_acks = matches!(body.acks, -1..=1);
     let mut topics = Vec::with_capacity(body.topic_data.len());
     for topic in body.topic_data {
