@@ -1,5 +1,6 @@
 //! `shardlog`: the binary. Subcommands only wire the crates together.
 
+mod config;
 mod crash_child;
 mod serve;
 

@@ -1,10 +1,8 @@
 //! `shardlog serve`: one executor per shard, each pinned to its core,
 //! owning its partitions' logs and listening on the Kafka port (SO_REUSEPORT:
-//! the kernel spreads connections over the shards). The Kafka protocol is
-//! being built: today the listener answers ApiVersions, Metadata and
-//! CreateTopics; the shards open and
-//! recover every partition in the data directory, enforce retention, and
-//! close cleanly on SIGINT or SIGTERM.
+//! the kernel spreads connections over the shards). The shards open and
+//! recover every partition in the data directory, serve the Kafka protocol,
+//! enforce retention, and close cleanly on SIGINT or SIGTERM.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -17,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine::rt::{sleep, spawn_executor, wall_clock_ms};
-use net::broker::{MESH_CHANNEL_CAPACITY, Node, Shard, ShardMessage};
+use net::broker::{MESH_CHANNEL_CAPACITY, Node, Settings, Shard, ShardMessage};
+use net::server::ListenerConfig;
 use net::server::mesh::MeshPlan;
+
+use crate::config::FileConfig;
 
 /// Kafka's `log.retention.check.interval.ms` default (5 minutes).
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
@@ -29,58 +30,112 @@ const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The address every shard listens on for Kafka clients.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
+    /// The address every shard listens on for Kafka clients [default: 127.0.0.1:9092].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// The address clients are told to connect to (default: --listen).
     #[arg(long)]
     advertised_listener: Option<SocketAddr>,
-    /// This broker's node id.
-    #[arg(long, default_value_t = 0)]
-    node_id: i32,
-    /// Where partitions live (`<data-dir>/<topic>-<partition>/`).
-    #[arg(long, default_value = "./data")]
-    data_dir: PathBuf,
+    /// This broker's node id [default: 0].
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Where partitions live (`<data-dir>/<topic>-<partition>/`) [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Number of shards (one executor thread each); default: available cores.
     #[arg(long)]
     shards: Option<usize>,
+    /// A TOML file with the same keys, broker settings and broker defaults
+    /// for topic configs (see the README); flags win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Flags over the config file over built-in defaults.
+#[derive(Debug)]
+struct ServeConfig {
+    listen: SocketAddr,
+    advertised: SocketAddr,
+    node_id: i32,
+    data_dir: PathBuf,
+    shards: usize,
+    request_bytes_max: usize,
+    settings: Settings,
+}
+
+impl ServeConfig {
+    fn resolve(args: Args) -> anyhow::Result<ServeConfig> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+        let defaults = Settings::default();
+        Ok(ServeConfig {
+            listen,
+            advertised: args
+                .advertised_listener
+                .or(file.advertised_listener)
+                .unwrap_or(listen),
+            node_id: args.node_id.or(file.node_id).unwrap_or(0),
+            data_dir: args
+                .data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            shards: args.shards.or(file.shards).unwrap_or(cores).max(1),
+            request_bytes_max: file
+                .socket_request_max_bytes
+                .unwrap_or(net::limits::REQUEST_BYTES_MAX),
+            settings: Settings {
+                auto_create_topics: file
+                    .auto_create_topics
+                    .unwrap_or(defaults.auto_create_topics),
+                num_partitions: file.num_partitions.unwrap_or(defaults.num_partitions),
+                topic_defaults: file.topic_defaults()?,
+            },
+        })
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let _lock = lock_data_dir(&args.data_dir)?;
+    let config = ServeConfig::resolve(args)?;
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let _lock = lock_data_dir(&data_dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = args.shards.unwrap_or(cores).max(1);
+    let shards = config.shards;
     // Signals go to the main thread only: block them before any shard starts.
     let signals = block_stop_signals();
     let stop = Arc::new(AtomicBool::new(false));
     let plan = MeshPlan::new(shards, MESH_CHANNEL_CAPACITY);
     let node = Node {
-        node_id: args.node_id,
-        host: args
-            .advertised_listener
-            .unwrap_or(args.listen)
-            .ip()
-            .to_string(),
-        port: i32::from(args.advertised_listener.unwrap_or(args.listen).port()),
+        node_id: config.node_id,
+        host: config.advertised.ip().to_string(),
+        port: i32::from(config.advertised.port()),
         cluster_id: CLUSTER_ID.to_string(),
-        log_dir: std::fs::canonicalize(&args.data_dir)
-            .unwrap_or_else(|_| args.data_dir.clone())
+        log_dir: std::fs::canonicalize(&data_dir)
+            .unwrap_or_else(|_| data_dir.clone())
             .display()
             .to_string(),
     };
+    let mut listener = ListenerConfig::new(config.listen);
+    listener.request_bytes_max = config.request_bytes_max;
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {
-        let (data_dir, stop) = (args.data_dir.clone(), Arc::clone(&stop));
+        let (data_dir, stop) = (data_dir.clone(), Arc::clone(&stop));
         let cpu = (shards <= cores).then_some(shard);
-        let (listen, node, plan) = (args.listen, node.clone(), plan.clone());
+        let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
-            run_shard(data_dir, listen, node, plan, stop)
+            run_shard(data_dir, listener, node, settings, plan, stop)
         })?;
         handles.push(handle);
     }
-    tracing::info!(shards, listen = %args.listen, data_dir = %args.data_dir.display(), "shardlog serving");
+    tracing::info!(shards, listen = %config.listen, data_dir = %data_dir.display(), "shardlog serving");
     let signal = wait_for_signal(&signals);
     tracing::info!(signal, "stopping: flushing and closing every partition");
     stop.store(true, Ordering::Release);
@@ -97,14 +152,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_shard(
     data_dir: PathBuf,
-    listen: SocketAddr,
+    config: ListenerConfig,
     node: Node,
+    settings: Settings,
     plan: MeshPlan<ShardMessage>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let listener = net::server::bind(&net::server::ListenerConfig::new(listen))
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let shard = Shard::start(node, &data_dir, plan).await?;
+    let listen = config.listen;
+    let listener =
+        net::server::bind(&config).with_context(|| format!("cannot listen on {listen}"))?;
+    let shard = Shard::start(node, settings, &data_dir, plan).await?;
     tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), %listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
     let housekeeping = async {

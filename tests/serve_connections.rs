@@ -7,20 +7,19 @@ mod common;
 
 use std::io::{Read, Write};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_addr, start};
+use common::{call, free_addr, start, topic_name};
 
 fn golden_api_versions() -> Vec<u8> {
     std::fs::read(concat!(
@@ -59,49 +58,6 @@ fn expect_closed(addr: SocketAddr, bytes: &[u8], what: &str) {
         Ok(0) | Err(_) => {}
         Ok(n) => panic!("{what}: expected the connection closed, got {n} bytes"),
     }
-}
-
-/// Sends one request and decodes its response (kafka-protocol's types, as
-/// a client encodes them).
-fn call<Req: Encodable, Resp: Decodable>(
-    addr: SocketAddr,
-    api_key: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(77)
-        .with_client_id(Some(StrBytes::from_static_str("serve-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api_key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = Bytes::from(response);
-    let header =
-        ResponseHeader::decode(&mut response, api_key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 77);
-    let body = Resp::decode(&mut response, version).unwrap();
-    assert!(!response.has_remaining(), "nothing after the body");
-    body
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.into()))
 }
 
 /// Sends a Metadata v9 request for `topic` and returns the topic's error

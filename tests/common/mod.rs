@@ -1,10 +1,15 @@
 //! Starting and stopping real broker processes for the end-to-end tests.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// A `shardlog serve` process; killed (SIGKILL, by PID) when dropped, even
 /// if the test fails.
@@ -30,6 +35,11 @@ pub fn free_addr() -> SocketAddr {
 /// Starts a two-shard broker on `data_dir` listening on `addr`, and waits
 /// until it accepts connections.
 pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
+    start_with(data_dir, addr, log_level, &[])
+}
+
+/// [`start`] with more `serve` arguments.
+pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&str]) -> Broker {
     let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .args([
             "serve",
@@ -40,6 +50,7 @@ pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -52,4 +63,47 @@ pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
         std::thread::sleep(Duration::from_millis(20));
     }
     broker
+}
+
+/// Sends one request and decodes its response (kafka-protocol's types, as
+/// a client encodes them).
+pub fn call<Req: Encodable, Resp: Decodable>(
+    addr: SocketAddr,
+    api_key: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(77)
+        .with_client_id(Some(StrBytes::from_static_str("serve-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, api_key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let mut response = Bytes::from(response);
+    let header =
+        ResponseHeader::decode(&mut response, api_key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 77);
+    let body = Resp::decode(&mut response, version).unwrap();
+    assert!(!response.has_remaining(), "nothing after the body");
+    body
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
 }

@@ -10,9 +10,8 @@
 pub mod partition_call;
 mod reconcile;
 
-pub use reconcile::log_config;
-
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,6 +34,30 @@ pub struct Node {
     pub cluster_id: String,
     /// The data directory, as DescribeLogDirs names it.
     pub log_dir: String,
+}
+
+/// Broker settings that shape what clients see (from flags and the config
+/// file; fixed for the process lifetime).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `auto.create.topics.enable`: Metadata creates unknown topics.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of
+    /// CreateTopics asking for the default (-1).
+    pub num_partitions: i32,
+    /// Static broker defaults of topic configs (topic keys, validated),
+    /// under the dynamic ones set through AlterConfigs.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            auto_create_topics: true,
+            num_partitions: 1,
+            topic_defaults: BTreeMap::new(),
+        }
+    }
 }
 
 /// Why a metadata command did not apply.
@@ -77,6 +100,7 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct Shard {
     pub node: Node,
+    pub settings: Settings,
     pub partitions: PartitionTable,
     mesh: ShardMesh<ShardMessage>,
     metadata: RefCell<Arc<ClusterMetadata>>,
@@ -91,6 +115,7 @@ impl Shard {
     /// metadata store (then tells every shard the state).
     pub async fn start(
         node: Node,
+        settings: Settings,
         data_dir: &Path,
         plan: MeshPlan<ShardMessage>,
     ) -> Result<Rc<Shard>, StartError> {
@@ -118,12 +143,14 @@ impl Shard {
                 .unwrap_or_default(),
         );
         let snapshot = Arc::clone(&metadata);
-        let config_for = move |topic: &str| reconcile::log_config(&snapshot, topic);
+        let defaults = settings.topic_defaults.clone();
+        let config_for = move |topic: &str| reconcile::log_config(&defaults, &snapshot, topic);
         let partitions =
             PartitionTable::open(data_dir, id, shards, config_for, rt::wall_clock_ms()).await?;
         let incoming = mesh.take_incoming();
         let shard = Rc::new(Shard {
             node,
+            settings,
             partitions,
             mesh,
             metadata: RefCell::new(metadata),
@@ -159,6 +186,12 @@ impl Shard {
 
     pub fn shards(&self) -> u32 {
         self.mesh.shards()
+    }
+
+    /// The engine config of `topic` in `metadata`: built-in defaults, the
+    /// static broker defaults, the dynamic broker defaults, the topic's own.
+    pub fn log_config(&self, metadata: &ClusterMetadata, topic: &str) -> LogConfig {
+        reconcile::log_config(&self.settings.topic_defaults, metadata, topic)
     }
 
     /// The current metadata snapshot.

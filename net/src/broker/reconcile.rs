@@ -1,19 +1,26 @@
 //! Bringing a shard's partitions in line with the metadata, and the log
 //! config of a topic (built-in defaults, broker defaults, topic overrides).
 
+use std::collections::BTreeMap;
+
 use engine::{LogConfig, PartitionTable, TopicPartition, rt};
 use replication::metadata::ClusterMetadata;
 
 use super::Shard;
 
-/// The engine config of `topic`: built-in defaults, then the broker-default
-/// overrides, then the topic's own. Values were validated when stored.
-pub fn log_config(metadata: &ClusterMetadata, topic: &str) -> LogConfig {
+/// The engine config of `topic`: built-in defaults, then the static broker
+/// defaults, then the dynamic broker defaults, then the topic's own. Values
+/// were validated when stored.
+pub(super) fn log_config(
+    static_defaults: &BTreeMap<String, String>,
+    metadata: &ClusterMetadata,
+    topic: &str,
+) -> LogConfig {
     let mut config = LogConfig::default();
     let topic_configs = metadata.topic(topic).map(|t| &t.configs);
-    for (key, value) in metadata
-        .broker_configs()
+    for (key, value) in static_defaults
         .iter()
+        .chain(metadata.broker_configs())
         .chain(topic_configs.into_iter().flatten())
     {
         if let Err(e) = config.set(key, value) {
@@ -35,7 +42,7 @@ pub(crate) async fn partitions(
 ) {
     let table = &shard.partitions;
     for topic in current.topics() {
-        let config = log_config(current, &topic.name);
+        let config = shard.log_config(current, &topic.name);
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(topic.name.clone(), partition);
             if PartitionTable::owner(&tp, shard.shards()) != shard.id() {

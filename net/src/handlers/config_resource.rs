@@ -16,7 +16,7 @@ pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Broker-default config names and the topic configs they set defaults for.
-pub(super) const BROKER_KEYS: &[(&str, &str)] = &[
+pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.cleanup.policy", "cleanup.policy"),
     ("log.flush.interval.messages", "flush.messages"),
     ("log.flush.interval.ms", "flush.ms"),

@@ -14,7 +14,6 @@ use super::errors::{
     INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, NONE,
     command_error_code,
 };
-use super::metadata::NUM_PARTITIONS_DEFAULT;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
@@ -48,7 +47,7 @@ async fn create_one(
 ) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
     let partitions = if topic.num_partitions == -1 {
-        NUM_PARTITIONS_DEFAULT
+        shard.settings.num_partitions
     } else {
         topic.num_partitions
     };

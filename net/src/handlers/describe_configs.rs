@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::config_resource::{BROKER_KEYS, Resource, resource};
 use super::errors::NONE;
 use super::{Handler, decode_body};
-use crate::broker::{Shard, log_config};
+use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -25,6 +25,7 @@ pub const HANDLER: Handler = Handler {
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
@@ -57,7 +58,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             ),
             Resource::Broker => ("", Default::default()),
         };
-        let config = log_config(&metadata, topic);
+        let config = shard.log_config(&metadata, topic);
         let names: Vec<(String, &str)> = match &resource {
             Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS
                 .iter()
@@ -85,6 +86,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                         DYNAMIC_BROKER_CONFIG
                     }
                     _ if from_broker => DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    _ if shard.settings.topic_defaults.contains_key(key) => STATIC_BROKER_CONFIG,
                     _ => DEFAULT_CONFIG,
                 };
                 DescribeConfigsResourceResult::default()

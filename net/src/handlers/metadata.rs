@@ -21,10 +21,6 @@ pub const HANDLER: Handler = Handler {
     max_version: 12,
 };
 
-/// Kafka's `auto.create.topics.enable` and `num.partitions` defaults.
-pub const AUTO_CREATE_TOPICS: bool = true;
-pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
-
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: MetadataRequest = decode_body(request)?;
@@ -49,7 +45,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         "metadata request"
     );
     let mut create_errors = Vec::new();
-    if let (Some(names), true) = (&requested, allow_create && AUTO_CREATE_TOPICS) {
+    if let (Some(names), true) = (
+        &requested,
+        allow_create && shard.settings.auto_create_topics,
+    ) {
         let missing: Vec<String> = names
             .iter()
             .filter(|n| metadata.topic(n).is_none())
@@ -58,7 +57,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         for name in missing {
             let command = Command::CreateTopic {
                 name: name.clone(),
-                partitions: NUM_PARTITIONS_DEFAULT,
+                partitions: shard.settings.num_partitions,
                 configs: Default::default(),
             };
             match shard.execute(command).await {

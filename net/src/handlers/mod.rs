@@ -19,6 +19,8 @@ mod list_offsets;
 pub mod metadata;
 mod produce;
 
+pub use config_resource::BROKER_KEYS;
+
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 

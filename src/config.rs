@@ -1,0 +1,182 @@
+//! `shardlog serve --config FILE`: the broker's settings as TOML. The keys
+//! are the command-line flags' names, plus broker settings and broker
+//! defaults for topic configs; a flag given on the command line wins over
+//! the file, the file over the built-in default.
+//!
+//! ```toml
+//! listen = "0.0.0.0:9092"
+//! advertised-listener = "10.0.0.5:9092"
+//! data-dir = "/var/lib/shardlog"
+//! shards = 8
+//! node-id = 0
+//! auto-create-topics = true            # auto.create.topics.enable
+//! num-partitions = 3                   # num.partitions
+//! socket-request-max-bytes = 104857600 # socket.request.max.bytes
+//!
+//! [topic-defaults]                     # topic keys or their broker names
+//! "retention.ms" = 86400000
+//! "log.segment.bytes" = 268435456
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use engine::LogConfig;
+use serde::Deserialize;
+
+/// The file, as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub advertised_listener: Option<SocketAddr>,
+    pub node_id: Option<i32>,
+    pub data_dir: Option<PathBuf>,
+    pub shards: Option<usize>,
+    pub auto_create_topics: Option<bool>,
+    pub num_partitions: Option<i32>,
+    pub socket_request_max_bytes: Option<usize>,
+    #[serde(default)]
+    pub topic_defaults: BTreeMap<String, toml::Value>,
+}
+
+impl FileConfig {
+    /// Reads and checks `path`; errors name the file and the offending key.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        FileConfig::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        let config: FileConfig = toml::from_str(text)?;
+        if let Some(n) = config.num_partitions {
+            anyhow::ensure!(n >= 1, "num-partitions must be at least 1, not {n}");
+        }
+        if let Some(bytes) = config.socket_request_max_bytes {
+            anyhow::ensure!(
+                (1..=i32::MAX as usize).contains(&bytes),
+                "socket-request-max-bytes must be between 1 and {}, not {bytes}",
+                i32::MAX
+            );
+        }
+        if config.shards == Some(0) {
+            anyhow::bail!("shards must be at least 1");
+        }
+        config.topic_defaults()?;
+        Ok(config)
+    }
+
+    /// The topic-config defaults keyed by topic key, each value checked.
+    pub fn topic_defaults(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut defaults = BTreeMap::new();
+        let mut check = LogConfig::default();
+        for (name, value) in &self.topic_defaults {
+            let key = topic_key(name)
+                .with_context(|| format!("[topic-defaults]: unknown config {name:?}"))?;
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => anyhow::bail!(
+                    "[topic-defaults] {name:?}: expected a string or an integer, found {}",
+                    other.type_str()
+                ),
+            };
+            check
+                .set(key, &value)
+                .with_context(|| format!("[topic-defaults] {name:?}"))?;
+            anyhow::ensure!(
+                defaults.insert(key.to_string(), value).is_none(),
+                "[topic-defaults]: {key:?} is set twice (under two names)"
+            );
+        }
+        Ok(defaults)
+    }
+}
+
+/// A topic config key, or the broker name of one (`log.retention.ms`).
+fn topic_key(name: &str) -> Option<&'static str> {
+    engine::TOPIC_CONFIG_KEYS
+        .iter()
+        .copied()
+        .find(|k| *k == name)
+        .or_else(|| {
+            net::handlers::BROKER_KEYS
+                .iter()
+                .find(|(broker, _)| *broker == name)
+                .map(|(_, topic)| *topic)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_and_broker_names_map_to_topic_keys() {
+        let config = FileConfig::parse(
+            r#"
+            listen = "127.0.0.1:9093"
+            advertised-listener = "10.0.0.5:9092"
+            data-dir = "/tmp/x"
+            shards = 2
+            node-id = 7
+            auto-create-topics = false
+            num-partitions = 3
+            socket-request-max-bytes = 1048576
+            [topic-defaults]
+            "retention.ms" = 86400000
+            "log.segment.bytes" = 268435456
+            "cleanup.policy" = "delete"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen, Some("127.0.0.1:9093".parse().unwrap()));
+        assert_eq!(config.node_id, Some(7));
+        assert_eq!(config.auto_create_topics, Some(false));
+        assert_eq!(config.num_partitions, Some(3));
+        assert_eq!(config.socket_request_max_bytes, Some(1 << 20));
+        let defaults = config.topic_defaults().unwrap();
+        assert_eq!(
+            defaults.into_iter().collect::<Vec<_>>(),
+            [
+                ("cleanup.policy".to_string(), "delete".to_string()),
+                ("retention.ms".to_string(), "86400000".to_string()),
+                ("segment.bytes".to_string(), "268435456".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        let config = FileConfig::parse("").unwrap();
+        assert!(config.listen.is_none() && config.topic_defaults.is_empty());
+    }
+
+    #[test]
+    fn bad_files_name_what_is_wrong() {
+        let cases = [
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("shards = 0", "shards"),
+            ("num-partitions = 0", "num-partitions"),
+            ("listen = \"nowhere\"", "listen"),
+            ("[topic-defaults]\n\"retention.mss\" = 1", "retention.mss"),
+            (
+                "[topic-defaults]\n\"cleanup.policy\" = \"shred\"",
+                "cleanup.policy",
+            ),
+            ("[topic-defaults]\n\"retention.ms\" = 1.5", "retention.ms"),
+            (
+                "[topic-defaults]\n\"retention.ms\" = 1\n\"log.retention.ms\" = 2",
+                "set twice",
+            ),
+        ];
+        for (text, named) in cases {
+            let error = format!("{:#}", FileConfig::parse(text).unwrap_err());
+            assert!(error.contains(named), "{text:?}: {error}");
+        }
+    }
+}

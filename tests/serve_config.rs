@@ -1,0 +1,100 @@
+//! `shardlog serve --config FILE`: the file's settings apply, flags win
+//! over it, and a bad file stops the broker with a message naming the key.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, MetadataRequest, MetadataResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use common::{call, free_addr, start_with, topic_name};
+
+#[test]
+fn config_file_settings_apply_and_flags_win() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file_addr, flag_addr) = (free_addr(), free_addr());
+    let config = tmp.path().join("shardlog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen = "{file_addr}"
+num-partitions = 3
+socket-request-max-bytes = 65536
+[topic-defaults]
+"log.retention.ms" = 3600000
+"#
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let _broker = start_with(
+        &data,
+        flag_addr,
+        "info",
+        &["--config", config.to_str().unwrap()],
+    );
+    assert!(
+        TcpStream::connect(file_addr).is_err(),
+        "--listen wins over the file's listen"
+    );
+
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("auto"))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let metadata: MetadataResponse = call(flag_addr, ApiKey::Metadata, 9, &request);
+    assert_eq!(metadata.topics.len(), 1);
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert_eq!(metadata.topics[0].partitions.len(), 3, "num-partitions");
+
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("auto"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+    ]);
+    let described: DescribeConfigsResponse = call(flag_addr, ApiKey::DescribeConfigs, 4, &request);
+    let entry = &described.results[0].configs[0];
+    assert_eq!(entry.name.as_str(), "retention.ms");
+    assert_eq!(entry.value.as_deref(), Some("3600000"));
+    assert_eq!(entry.config_source, 4, "STATIC_BROKER_CONFIG");
+
+    // A 100 KiB frame is over the file's socket-request-max-bytes.
+    let mut stream = TcpStream::connect(flag_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(&(100i32 << 10).to_be_bytes()).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(stream.read(&mut byte), Ok(0) | Err(_)),
+        "the oversized frame closes the connection"
+    );
+}
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(&config, "[topic-defaults]\n\"retention.mss\" = 5\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--listen", &free_addr().to_string(), "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("retention.mss"), "{stderr}");
+}
