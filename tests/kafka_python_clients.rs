@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{free_addr, start};
+use common::{free_addr, start, stop};
 
 fn python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
@@ -83,6 +83,43 @@ fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
         "produce_consume.py",
         &[&bootstrap, "consume", "3000"],
     );
+}
+
+#[test]
+fn kafka_python_produces_and_consumes_across_a_sigterm_restart() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let bootstrap = addr.to_string();
+    let broker = start(tmp.path(), addr, "warn");
+    // Interval flushing: acknowledged before fdatasync, so only the
+    // shutdown's flush puts the tail on disk.
+    run_script(
+        &python,
+        "produce_consume.py",
+        &[&bootstrap, "produce", "3000", "flush.ms=3600000"],
+    );
+    let status = stop(broker);
+    assert!(status.success(), "SIGTERM exits 0 after flushing: {status}");
+    let _broker = start(tmp.path(), addr, "warn");
+    run_script(
+        &python,
+        "produce_consume.py",
+        &[&bootstrap, "consume", "3000"],
+    );
+}
+
+#[test]
+fn legacy_produce_versions_get_unsupported_version_and_store_nothing() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_script(&python, "legacy_produce.py", &[&addr.to_string()]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use common::{free_addr, start};
+use common::{fetch_records, free_addr, start};
 
 /// One delivery report: (partition, offset) or the error.
 type Report = Result<(i32, i64), String>;
@@ -183,10 +183,17 @@ fn every_compression_codec_round_trips_through_librdkafka() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start(tmp.path(), addr, "warn");
-    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+    for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
         let topic = format!("rd-{codec}");
         create_topic(addr, &topic, 2);
         produce(addr, &topic, 5_000, codec);
+        // librdkafka compresses only if ApiVersions shows Produce v0
+        // (KAFKA-18659); the stored batch says which codec it used.
+        let (code, _, records) = fetch_records(addr, &topic, 0, 0);
+        assert_eq!(code, 0);
+        let records = records.expect("partition 0 has records");
+        let attributes = i16::from_be_bytes([records[21], records[22]]);
+        assert_eq!(attributes & 7, id, "{codec}: batch stored with this codec");
         assert_eq!(consume_and_check(addr, &topic, 2, 5_000), 2, "{codec}");
     }
 }

@@ -8,18 +8,17 @@ mod common;
 use std::io::{Read, Write};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse,
+    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{call, free_addr, start, topic_name};
+use common::{call, fetch_records, free_addr, start, topic_name};
 
 fn golden_api_versions() -> Vec<u8> {
     std::fs::read(concat!(
@@ -98,22 +97,8 @@ fn produce(addr: SocketAddr, topic: &str, records: Vec<u8>) -> i16 {
 /// Fetches partition 0 of `topic` at `offset`; returns the error code and
 /// the high watermark.
 fn fetch(addr: SocketAddr, topic: &str, offset: i64) -> (i16, i64) {
-    let partition = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20);
-    let request = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(vec![partition]),
-        ]);
-    let response: FetchResponse = call(addr, ApiKey::Fetch, 11, &request);
-    let data = &response.responses[0].partitions[0];
-    (data.error_code, data.high_watermark)
+    let (code, high_watermark, _) = fetch_records(addr, topic, 0, offset);
+    (code, high_watermark)
 }
 
 #[test]
@@ -222,4 +207,39 @@ fn serve_answers_api_versions_and_survives_bad_input() {
     unsafe { libc::kill(broker.0.id() as i32, libc::SIGTERM) };
     let status = broker.0.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
+#[test]
+fn find_coordinator_names_this_node_for_groups_and_refuses_transactions() {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("group-a"))
+        .with_key_type(0);
+    let single: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 3, &request);
+    assert_eq!(single.error_code, 0);
+    assert_eq!((single.node_id.0, single.port), (0, i32::from(addr.port())));
+    assert_eq!(single.host.as_str(), "127.0.0.1");
+
+    let batched = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![
+            StrBytes::from_static_str("group-a"),
+            StrBytes::from_static_str(""),
+        ]);
+    let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 4, &batched);
+    let codes: Vec<(&str, i16, i32)> = answer
+        .coordinators
+        .iter()
+        .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
+        .collect();
+    assert_eq!(codes, [("group-a", 0, 0), ("", 42, -1)], "INVALID_REQUEST");
+
+    let transaction = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("tx")]);
+    let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 4, &transaction);
+    assert_eq!(answer.coordinators[0].error_code, 42, "not served yet");
 }

@@ -1,5 +1,6 @@
 """kafka-python producing and consuming through shardlog.
-Usage: produce_consume.py BOOTSTRAP produce|consume N"""
+Usage: produce_consume.py BOOTSTRAP produce|consume N [TOPIC-CONFIG=VALUE...]
+(topic configs apply when the produce phase creates the topic)"""
 import sys
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -13,7 +14,8 @@ def expected(i):
 
 if phase == "produce":
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    configs = dict(arg.split("=", 1) for arg in sys.argv[4:])
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1, topic_configs=configs)])
     admin.close()
     # Idempotence (InitProducerId) is not served yet.
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False)

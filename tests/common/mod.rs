@@ -8,7 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// A `shardlog serve` process; killed (SIGKILL, by PID) when dropped, even
@@ -20,6 +23,14 @@ impl Drop for Broker {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Stops the broker with SIGTERM (by PID) and waits for it to exit.
+pub fn stop(mut broker: Broker) -> std::process::ExitStatus {
+    let pid = libc::pid_t::try_from(broker.0.id()).unwrap();
+    // SAFETY: kill(2) on the PID of a child we have not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    broker.0.wait().unwrap()
 }
 
 /// A free 127.0.0.1 port (the listener that found it is closed).
@@ -106,4 +117,30 @@ pub fn call<Req: Encodable, Resp: Decodable>(
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.into()))
+}
+
+/// Fetches (v11, no wait) `partition` of `topic` at `offset`: the error
+/// code, the high watermark and the record batches as stored.
+pub fn fetch_records(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64, Option<Bytes>) {
+    let wanted = FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![wanted]),
+        ]);
+    let response: FetchResponse = call(addr, ApiKey::Fetch, 11, &request);
+    let data = &response.responses[0].partitions[0];
+    (data.error_code, data.high_watermark, data.records.clone())
 }

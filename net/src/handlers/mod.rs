@@ -14,10 +14,12 @@ mod describe_configs;
 mod describe_log_dirs;
 pub mod errors;
 mod fetch;
+mod find_coordinator;
 mod incremental_alter_configs;
 mod list_offsets;
 pub mod metadata;
 mod produce;
+mod produce_legacy;
 
 pub use config_resource::BROKER_KEYS;
 
@@ -51,6 +53,7 @@ pub const HANDLERS: &[Handler] = &[
     delete_records::HANDLER,
     describe_cluster::HANDLER,
     describe_log_dirs::HANDLER,
+    find_coordinator::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -87,6 +90,13 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
                 version,
             };
         }
+        ApiKey::Produce if version <= produce_legacy::LAST_LEGACY_VERSION => {
+            match produce_legacy::handle(request) {
+                Ok(Some(frame)) => Ok(frame),
+                Ok(None) => return Outcome::NoResponse,
+                Err(e) => Err(e),
+            }
+        }
         ApiKey::Produce => match produce::handle(shard, request).await {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => return Outcome::NoResponse,
@@ -104,6 +114,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
+        ApiKey::FindCoordinator => find_coordinator::handle(shard, request),
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {

@@ -16,7 +16,8 @@ use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::Produce,
-    min_version: 3,
+    // v0-2 are advertised but refused per partition (produce_legacy).
+    min_version: 0,
     max_version: 12,
 };
 
