@@ -243,3 +243,34 @@ fn find_coordinator_names_this_node_for_groups_and_refuses_transactions() {
     let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 4, &transaction);
     assert_eq!(answer.coordinators[0].error_code, 42, "not served yet");
 }
+
+#[test]
+fn a_long_poll_returns_the_data_appended_while_it_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    // Topics spread over both shards (placement hashes the name); the
+    // fetch's connection may land on either.
+    for t in 0..4 {
+        let topic = format!("wake-{t}");
+        assert_eq!(metadata_for(addr, &topic, true), (0, 1));
+        let batch = engine::batch::builder::simple_batch(2, 10, 1_700_000_000_000, b'a');
+        assert_eq!(produce(addr, &topic, batch), 0);
+        let waiting = {
+            let topic = topic.clone();
+            // Waits at offset 2, the end, for up to 50 s.
+            std::thread::spawn(move || common::fetch_waiting(addr, &topic, 0, 2, 50_000))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let batch = engine::batch::builder::simple_batch(5, 10, 1_700_000_000_000, b'b');
+        assert_eq!(produce(addr, &topic, batch), 0);
+        let (code, high_watermark, records) = waiting.join().unwrap();
+        assert_eq!((code, high_watermark), (0, 7), "{topic}");
+        let records = records.expect("the appended batch");
+        assert_eq!(
+            i64::from_be_bytes(records[..8].try_into().unwrap()),
+            2,
+            "{topic}: the batch appended during the wait"
+        );
+    }
+}

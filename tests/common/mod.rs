@@ -96,7 +96,7 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     request.encode(&mut body, version).unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut frame = BytesMut::new();
     frame.put_i32(body.len() as i32);
@@ -127,12 +127,23 @@ pub fn fetch_records(
     partition: i32,
     offset: i64,
 ) -> (i16, i64, Option<Bytes>) {
+    fetch_waiting(addr, topic, partition, offset, 0)
+}
+
+/// [`fetch_records`] long-polling up to `max_wait_ms` for a first byte.
+pub fn fetch_waiting(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (i16, i64, Option<Bytes>) {
     let wanted = FetchPartition::default()
         .with_partition(partition)
         .with_fetch_offset(offset)
         .with_partition_max_bytes(1 << 20);
     let request = FetchRequest::default()
-        .with_max_wait_ms(0)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_topics(vec![

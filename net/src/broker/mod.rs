@@ -108,6 +108,7 @@ pub struct Shard {
     store: Option<tokio::sync::Mutex<MetadataStore<Log>>>,
     /// Serializes reconciliations of the partition table.
     reconciling: tokio::sync::Mutex<()>,
+    append_waiters: partition_call::AppendWaiters,
 }
 
 impl Shard {
@@ -156,6 +157,7 @@ impl Shard {
             metadata: RefCell::new(metadata),
             store: store.map(tokio::sync::Mutex::new),
             reconciling: tokio::sync::Mutex::new(()),
+            append_waiters: Default::default(),
         });
         for channel in incoming {
             let shard = Rc::clone(&shard);
@@ -286,6 +288,20 @@ impl Shard {
         match message {
             ShardMessage::Command { command, reply } => {
                 let _ = reply.send(self.execute_here(command).await);
+            }
+            ShardMessage::Partition {
+                tp,
+                op: op @ partition_call::PartitionOp::WaitForAppend { .. },
+                mut reply,
+            } => {
+                // A long poll ends early when its fetch is answered or gone.
+                let wait = std::pin::pin!(self.partition_local(&tp, op));
+                let abandoned = std::pin::pin!(reply.cancellation());
+                if let futures::future::Either::Left((result, _)) =
+                    futures::future::select(wait, abandoned).await
+                {
+                    let _ = reply.send(result);
+                }
             }
             ShardMessage::Partition { tp, op, reply } => {
                 let _ = reply.send(self.partition_local(&tp, op).await);

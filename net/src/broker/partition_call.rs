@@ -2,11 +2,49 @@
 //! over the mesh. Everything crossing shards is `Send` (record bytes are
 //! copied into `Bytes` once on the way back from a read).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use engine::{AppendInfo, Offset, PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
+use futures::future::{Either, select};
 
 use super::{Shard, ShardMessage};
+
+/// Long polls waiting on this shard's partitions, woken by appends.
+#[derive(Debug, Default)]
+pub(super) struct AppendWaiters {
+    waiting: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
+}
+
+impl AppendWaiters {
+    /// A receiver that fires at the next append to `tp`.
+    fn register(&self, tp: &TopicPartition) -> oneshot::Receiver<()> {
+        let (wake, woken) = oneshot::channel();
+        let mut waiting = self.waiting.borrow_mut();
+        let list = waiting.entry(tp.clone()).or_default();
+        // Polls that ended (deadline, connection gone) dropped their end.
+        list.retain(|w| !w.is_canceled());
+        list.push(wake);
+        woken
+    }
+
+    /// Wakes every poll waiting on `tp`.
+    fn appended(&self, tp: &TopicPartition) {
+        let woken = {
+            let mut waiting = self.waiting.borrow_mut();
+            if waiting.is_empty() {
+                return;
+            }
+            waiting.remove(tp)
+        };
+        for wake in woken.into_iter().flatten() {
+            let _ = wake.send(());
+        }
+    }
+}
 
 /// An operation on one partition.
 #[derive(Debug)]
@@ -29,6 +67,12 @@ pub enum PartitionOp {
     },
     /// DescribeLogDirs: the partition's bytes on disk.
     Size,
+    /// A fetch's long poll: replies once the log end offset passes `seen`
+    /// (an append landed) or at `deadline`, whichever is first.
+    WaitForAppend {
+        seen: i64,
+        deadline: Instant,
+    },
 }
 
 /// A read's result: whole batches, and the partition's bounds.
@@ -46,6 +90,8 @@ pub enum PartitionReply {
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
     Size(u64),
+    /// WaitForAppend: data arrived (true) or the deadline passed (false).
+    Waited(bool),
 }
 
 /// Why an operation on a partition failed.
@@ -107,9 +153,24 @@ impl Shard {
             .get(tp)
             .ok_or(PartitionError::UnknownPartition)?;
         match op {
-            PartitionOp::Append { records } => Ok(PartitionReply::Appended(
-                log.append(records, rt::wall_clock_ms()).await?,
-            )),
+            PartitionOp::Append { records } => {
+                let info = log.append(records, rt::wall_clock_ms()).await?;
+                self.append_waiters.appended(tp);
+                Ok(PartitionReply::Appended(info))
+            }
+            PartitionOp::WaitForAppend { seen, deadline } => {
+                if log.log_end_offset().get() > seen {
+                    return Ok(PartitionReply::Waited(true));
+                }
+                let woken = self.append_waiters.register(tp);
+                drop(log);
+                let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
+                let arrived = matches!(
+                    select(woken, std::pin::pin!(timeout)).await,
+                    Either::Left((Ok(()), _))
+                );
+                Ok(PartitionReply::Waited(arrived))
+            }
             PartitionOp::Read { offset, max_bytes } => {
                 let read = log.read(Offset(offset), max_bytes).await?;
                 let mut records = BytesMut::with_capacity(read.bytes());

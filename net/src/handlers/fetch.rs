@@ -1,9 +1,15 @@
-//! Fetch (key 1): reads every requested partition on its owning shard;
-//! long-polls (checking every few milliseconds) until `min_bytes` are there
-//! or `max_wait_ms` passes. Fetch sessions (KIP-227) are declined: the
-//! response's session id is 0, so clients send full requests.
+//! Fetch (key 1): reads every requested partition on its owning shard.
+//! With less than `min_bytes` there, it long-polls: each owning shard wakes
+//! it as soon as an append moves a partition's end past what was read (no
+//! timer polling), and it answers at `max_wait_ms` at the latest. An error
+//! on any partition answers at once, as Kafka does. Fetch sessions
+//! (KIP-227) are declined: the response's session id is 0, so clients send
+//! full requests.
 
 use std::time::{Duration, Instant};
+
+use engine::TopicPartition;
+use futures::future::{Either, select, select_all};
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
@@ -20,8 +26,6 @@ pub const HANDLER: Handler = Handler {
     max_version: 12,
 };
 
-/// How often a long poll looks for new data.
-const POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// The longest a fetch waits, whatever the client asks.
 const MAX_WAIT_MS: i32 = 30_000;
 
@@ -32,25 +36,51 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
         Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
     loop {
-        let (topics, total) = read_all(shard, &body).await;
-        let now = Instant::now();
-        if total >= min_bytes.max(1) || now >= deadline {
+        let pass = read_all(shard, &body).await;
+        let answer = pass.total >= min_bytes.max(1)
+            || pass.failed
+            || pass.seen.is_empty()
+            || Instant::now() >= deadline;
+        if answer {
             let response = FetchResponse::default()
                 .with_error_code(NONE)
                 .with_session_id(0)
-                .with_responses(topics);
+                .with_responses(pass.topics);
             return encode_response(ApiKey::Fetch, version, request.correlation_id(), &response);
         }
-        engine::rt::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        wait_for_append(shard, pass.seen, deadline).await;
     }
 }
 
-/// One pass over every requested partition; returns the responses and the
-/// record bytes included (at most `max_bytes`, or one partition's first
-/// batches if they alone are larger).
-async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResponse>, usize) {
+/// Waits until an append moves any of the partitions past the end `seen`
+/// in the last pass, or until `deadline`.
+async fn wait_for_append(shard: &Shard, seen: Vec<(TopicPartition, i64)>, deadline: Instant) {
+    let waits = seen.into_iter().map(|(tp, seen)| {
+        Box::pin(shard.partition_call(tp, PartitionOp::WaitForAppend { seen, deadline }))
+    });
+    let timeout = engine::rt::sleep(deadline.saturating_duration_since(Instant::now()));
+    if let Either::Left(((Err(e), _, _), _)) = select(select_all(waits), Box::pin(timeout)).await {
+        // The next pass reads the partition and reports its error.
+        tracing::debug!(error = %e, "long poll ended by an error");
+    }
+}
+
+/// One pass over every requested partition.
+struct Pass {
+    topics: Vec<FetchableTopicResponse>,
+    /// Record bytes included.
+    total: usize,
+    /// A partition answered with an error.
+    failed: bool,
+    /// Each partition read and its high watermark then.
+    seen: Vec<(TopicPartition, i64)>,
+}
+
+/// Reads every requested partition: at most `max_bytes` in all, or one
+/// partition's first batches if they alone are larger.
+async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
     let mut budget = usize::try_from(body.max_bytes).unwrap_or(0).max(1);
-    let mut total = 0;
+    let (mut total, mut failed, mut seen) = (0, false, Vec::new());
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let ops = topic.partitions.iter().map(|p| {
@@ -81,6 +111,8 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResp
                     }
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
+                    let tp = TopicPartition::new(topic.topic.0.as_str(), index);
+                    seen.push((tp, read.high_watermark));
                     data.with_error_code(NONE)
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.high_watermark)
@@ -88,10 +120,15 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResp
                         .with_aborted_transactions(Some(Vec::new()))
                         .with_records(Some(read.records))
                 }
-                Ok(_) => data.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
-                Err(e) => data
-                    .with_error_code(partition_error_code(&e))
-                    .with_high_watermark(-1),
+                Ok(_) => {
+                    failed = true;
+                    data.with_error_code(super::errors::UNKNOWN_SERVER_ERROR)
+                }
+                Err(e) => {
+                    failed = true;
+                    data.with_error_code(partition_error_code(&e))
+                        .with_high_watermark(-1)
+                }
             });
         }
         topics.push(
@@ -100,5 +137,10 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> (Vec<FetchableTopicResp
                 .with_partitions(partitions),
         );
     }
-    (topics, total)
+    Pass {
+        topics,
+        total,
+        failed,
+        seen,
+    }
 }
