@@ -103,7 +103,8 @@ impl ServeConfig {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ServeConfig::resolve(args)?;
-    let data_dir = config.data_dir.clone();
+    let data_dir = std::path::absolute(&config.data_dir)
+        .with_context(|| format!("data dir {}", config.data_dir.display()))?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(&data_dir)?;

@@ -98,3 +98,25 @@ fn a_bad_config_file_is_refused_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retention.mss"), "{stderr}");
 }
+
+#[test]
+fn a_relative_data_dir_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .current_dir(tmp.path())
+        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
+        .args(["--data-dir", "data"])
+        .spawn()
+        .unwrap();
+    let _broker = common::Broker(child);
+    common::wait_listening(addr);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("rel"))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let metadata: MetadataResponse = call(addr, ApiKey::Metadata, 9, &request);
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert!(tmp.path().join("data/rel-0").is_dir());
+}

@@ -68,12 +68,17 @@ pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&
         .spawn()
         .expect("start shardlog serve");
     let broker = Broker(child);
+    wait_listening(addr);
+    broker
+}
+
+/// Waits (up to 30 s) until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "broker did not listen on {addr}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    broker
 }
 
 /// Sends one request and decodes its response (kafka-protocol's types, as

@@ -158,10 +158,7 @@ thread_local! {
 /// wrong and every later read fails with EOPNOTSUPP. So the first DMA file
 /// opened on a device is a non-empty sentinel in the parent directory.
 async fn probe_device(path: &Path) -> Result<(), IoError> {
-    let dir = path
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(parent_dir(path));
     let dev = std::fs::metadata(dir)
         .map_err(|e| IoError::new("stat", dir, e))?
         .dev();
@@ -184,8 +181,18 @@ async fn probe_device(path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
+/// The directory holding `path` ("." for a bare relative name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// fsyncs a directory, making creations, renames and removals in it durable.
 pub(crate) async fn sync_dir(path: &Path) -> Result<(), IoError> {
+    // glommio opens directories relative to no directory: give it a full path.
+    let path = &std::path::absolute(path).map_err(|e| IoError::new("open dir", path, e))?;
     let dir = Directory::open(path)
         .await
         .map_err(io_err("open dir", path))?;
@@ -200,7 +207,7 @@ pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(),
     glommio::io::rename(&tmp, path)
         .await
         .map_err(io_err("rename", &tmp))?;
-    sync_dir(path.parent().unwrap_or(Path::new("."))).await
+    sync_dir(parent_dir(path)).await
 }
 
 /// Creates or replaces `path` with `bytes` and fdatasyncs it (no dir sync).
@@ -280,7 +287,7 @@ pub(crate) async fn remove_dir_all(path: &Path) -> Result<(), IoError> {
 /// Creates a directory (and parents) and fsyncs the parent.
 pub(crate) async fn create_dir(path: &Path) -> Result<(), IoError> {
     std::fs::create_dir_all(path).map_err(|e| IoError::new("create dir", path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new("."))).await
+    sync_dir(parent_dir(path)).await
 }
 
 /// Lists the names of the entries of a directory (small directories only:
