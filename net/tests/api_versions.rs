@@ -52,6 +52,29 @@ fn kafka_python_api_versions_v4_gets_our_table() {
 }
 
 #[test]
+fn librdkafka_api_versions_v3_gets_our_table_with_produce_from_v0() {
+    let request = decode_request(golden("api_versions_v3_librdkafka_1.bin")).unwrap();
+    assert_eq!(
+        (request.api_key, request.version()),
+        (ApiKey::ApiVersions, 3)
+    );
+    assert_eq!(request.header.client_id.as_deref(), Some("rdkafka"));
+    let Outcome::Respond(frame) = dispatch(&request) else {
+        panic!("no response")
+    };
+    let (correlation_id, response) = decode_response(frame, 3);
+    assert_eq!(correlation_id, request.correlation_id());
+    assert_eq!(response.error_code, 0);
+    let produce = response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
+    // librdkafka < 2.10 compresses only when it sees Produce v0 (KAFKA-18659).
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
+}
+
+#[test]
 fn a_newer_api_versions_version_is_answered_at_v0_with_unsupported_version() {
     let mut frame = golden("api_versions_v4_kafka_python_1.bin").to_vec();
     frame[2..4].copy_from_slice(&9i16.to_be_bytes());

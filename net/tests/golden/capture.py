@@ -3,8 +3,9 @@
 A TCP proxy between a client and a running shardlog (start the broker with
 --advertised-listener set to this proxy's address, so the client's later
 connections come here too). The first frame of each (API, version) in
---apis is written to OUT/<api>_v<version>_<client>.bin, size prefix
-included, exactly as the client sent it.
+API_NAMES are written to OUT/<api>_v<version>_<client>_<n>.bin (n = 1, 2,
+3: the first three of each), size prefix included, exactly as the client
+sent them.
 
 Usage: capture.py LISTEN_PORT UPSTREAM_HOST:PORT OUT_DIR CLIENT_NAME
 (how the frames in this directory were made: see README.md here)"""
@@ -18,7 +19,8 @@ API_NAMES = {0: "produce", 1: "fetch", 3: "metadata", 18: "api_versions"}
 
 listen_port, upstream, out_dir, client = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 up_host, up_port = upstream.rsplit(":", 1)
-seen = set()
+KEEP = 12
+seen = {}
 lock = threading.Lock()
 
 
@@ -45,9 +47,10 @@ def client_to_broker(client_sock, broker_sock):
         name = API_NAMES.get(api_key)
         if name is not None:
             with lock:
-                if (api_key, version) not in seen:
-                    seen.add((api_key, version))
-                    path = os.path.join(out_dir, f"{name}_v{version}_{client}.bin")
+                n = seen.get((api_key, version), 0) + 1
+                seen[(api_key, version)] = n
+                if n <= KEEP:
+                    path = os.path.join(out_dir, f"{name}_v{version}_{client}_{n}.bin")
                     with open(path, "wb") as f:
                         f.write(prefix + body)
                     print("captured", path, flush=True)
