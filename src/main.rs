@@ -21,10 +21,19 @@ struct Cli {
 enum Command {
     /// Run the broker's shards on a data directory.
     Serve(serve::Args),
+    /// Load a Kafka-compatible broker and measure it.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Test helper: append random batches to one partition log and print
     /// every durable acknowledgement (the crash-recovery test kills it).
     #[command(hide = true)]
     CrashChild(crash_child::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Run a workload against one broker and print throughput and latency.
+    Run(bench::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(BenchCommand::Run(args)) => bench::run(&args),
         Command::CrashChild(args) => crash_child::run(args),
     }
 }

@@ -274,3 +274,92 @@ fn a_long_poll_returns_the_data_appended_while_it_waits() {
         );
     }
 }
+
+#[test]
+fn pipelined_produce_requests_are_appended_and_answered_in_order() {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    assert_eq!(metadata_for(addr, "pipelined", true), (0, 1));
+    // 100 requests written before any answer is read: more than the 32 a
+    // connection may have under way, so the broker must stop reading and
+    // resume without losing order.
+    let requests = 100;
+    let mut wire = BytesMut::new();
+    for i in 0..requests {
+        let batch = engine::batch::builder::simple_batch(3, 100, 1_700_000_000_000, i as u8);
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name("pipelined"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(batch))),
+                    ]),
+            ]);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(i)
+            .encode(&mut body, ApiKey::Produce.request_header_version(9))
+            .unwrap();
+        request.encode(&mut body, 9).unwrap();
+        wire.put_i32(body.len() as i32);
+        wire.extend_from_slice(&body);
+    }
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&wire).unwrap())
+    };
+    for i in 0..requests {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).unwrap();
+        let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut frame).unwrap();
+        let mut frame = Bytes::from(frame);
+        let header =
+            ResponseHeader::decode(&mut frame, ApiKey::Produce.response_header_version(9)).unwrap();
+        assert_eq!(header.correlation_id, i, "responses in request order");
+        let body = ProduceResponse::decode(&mut frame, 9).unwrap();
+        assert!(!frame.has_remaining());
+        let partition = &body.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(
+            partition.base_offset,
+            i64::from(i) * 3,
+            "appended in request order"
+        );
+    }
+    writer.join().unwrap();
+    // Each batch is where its request put it.
+    let (_, high_watermark, records) = fetch_records(addr, "pipelined", 0, 0);
+    assert_eq!(high_watermark, i64::from(requests) * 3);
+    let records = records.unwrap();
+    let mut position = 0;
+    for k in 0..requests {
+        let batch = &records[position..];
+        assert_eq!(
+            i64::from_be_bytes(batch[..8].try_into().unwrap()),
+            i64::from(k) * 3
+        );
+        let size = 12 + u32::from_be_bytes(batch[8..12].try_into().unwrap()) as usize;
+        let fill = [k as u8; 50];
+        assert!(
+            batch[..size].windows(50).any(|w| w == fill),
+            "batch {k} holds request {k}'s records"
+        );
+        position += size;
+    }
+    assert_eq!(position, records.len());
+}

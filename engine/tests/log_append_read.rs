@@ -218,3 +218,47 @@ fn segment_ms_rolls_an_old_active_segment() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn staged_appends_keep_their_order_while_their_flushes_overlap_and_wake_end_watchers() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("t-0"), LogConfig::default(), 0)
+            .await
+            .unwrap();
+        let watch = log.end_watch();
+        let mut moved = std::pin::pin!(watch.moved());
+        moved.as_mut().enable();
+        let mut rng = Rng(7);
+        let batches: Vec<Vec<u8>> = (0..4).map(|i| batch(&mut rng, 2, 50, i, false)).collect();
+        // Staged one after another, finished together.
+        let mut staged = Vec::new();
+        for b in &batches {
+            staged.push(log.stage_append(Bytes::from(b.clone()), 0).await.unwrap());
+        }
+        let bases: Vec<i64> = staged.iter().map(|s| s.info().base_offset.0).collect();
+        assert_eq!(bases, [0, 2, 4, 6], "offsets in staging order");
+        assert_eq!(
+            log.log_end_offset(),
+            Offset(0),
+            "not readable before durable"
+        );
+        let infos = futures::future::join_all(staged.into_iter().map(|s| s.finish())).await;
+        assert!(infos.iter().all(Result::is_ok));
+        moved.await; // woken by the end moving
+        assert_eq!(log.log_end_offset(), Offset(8));
+        let mut expected = Vec::new();
+        for (b, base) in batches.iter().zip(bases) {
+            expected.extend(with_offset(b, base));
+        }
+        assert_eq!(
+            concat(&log.read(Offset(0), 1 << 20).await.unwrap()),
+            expected
+        );
+        // Closing wakes whoever still waits.
+        let mut on_close = std::pin::pin!(watch.moved());
+        on_close.as_mut().enable();
+        log.close().await.unwrap();
+        on_close.await;
+    });
+}

@@ -188,6 +188,9 @@ impl Shared {
             }
             ready
         };
+        if !ready.is_empty() {
+            self.end_moved.notify_waiters();
+        }
         for waiter in ready {
             let _ = waiter.tx.send(Ok(()));
         }

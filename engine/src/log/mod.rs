@@ -30,6 +30,7 @@ pub use config::{
 };
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
+pub use write::StagedAppend;
 
 use crate::io::TaskHandle;
 use crate::{IoError, Offset};
@@ -77,6 +78,21 @@ struct Shared {
     staged: Notify,
     /// Wakes appends waiting for staging room.
     drained: Notify,
+    /// Wakes readers waiting for the log end offset to move (or the close).
+    end_moved: Rc<Notify>,
+}
+
+/// Waits for a log's end offset to move without keeping the log open.
+#[derive(Debug, Clone)]
+pub struct EndWatch(Rc<Notify>);
+
+impl EndWatch {
+    /// Completes at the next move of the log end offset, or when the log
+    /// closes. Enable it (`Notified::enable`) before checking the end
+    /// offset, so a move in between is not missed.
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notified()
+    }
 }
 
 /// A partition's append-only log of record batches. See the module docs.
@@ -99,6 +115,11 @@ impl Log {
     /// One past the last readable offset (every append below it resolved).
     pub fn log_end_offset(&self) -> Offset {
         self.shared.state.borrow().log_end_offset
+    }
+
+    /// A handle to wait for [`Log::log_end_offset`] to move (long polls).
+    pub fn end_watch(&self) -> EndWatch {
+        EndWatch(Rc::clone(&self.shared.end_moved))
     }
 
     pub fn config(&self) -> LogConfig {

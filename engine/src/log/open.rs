@@ -77,6 +77,7 @@ impl Log {
             append_lock: Mutex::new(()),
             staged: Notify::new(),
             drained: Notify::new(),
+            end_moved: Rc::new(Notify::new()),
         });
         // From here on a crash must rescan the active segment.
         shared.write_checkpoint(false).await?;

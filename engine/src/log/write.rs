@@ -16,11 +16,46 @@ use crate::io::{self, SegmentFile};
 use crate::limits::STAGED_BYTES_MAX;
 use crate::{Error, IoError, Result};
 
+/// An append with its offsets assigned, not yet durable. Dropping it does
+/// not undo it: the flusher writes it anyway.
+#[derive(Debug)]
+#[must_use = "an append is acknowledged only after finish()"]
+pub struct StagedAppend {
+    durable: oneshot::Receiver<FlushOutcome>,
+    info: AppendInfo,
+}
+
+impl StagedAppend {
+    /// The offsets the append took (final; readable only once finished).
+    pub fn info(&self) -> &AppendInfo {
+        &self.info
+    }
+
+    /// Resolves when the append is durable (or written, under an interval
+    /// flush policy), as [`Log::append`] does.
+    pub async fn finish(self) -> Result<AppendInfo> {
+        match self.durable.await {
+            Ok(Ok(())) => Ok(self.info),
+            Ok(Err(cause)) => Err(Error::Poisoned(cause)),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+}
+
 impl Log {
     /// Appends the record batches in `batches` (one or more, back to back)
     /// and resolves when they are durable (or written, under an interval
     /// flush policy). Nothing is stored unless every batch is valid.
     pub async fn append(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo> {
+        self.stage_append(batches, now_ms).await?.finish().await
+    }
+
+    /// The first half of [`Log::append`]: validates the batches, assigns
+    /// their offsets and queues them for the flusher. Appends are staged in
+    /// the order their calls first reach the append lock (FIFO), so a caller
+    /// that stages one request before starting the next keeps them in
+    /// order while their flushes overlap.
+    pub async fn stage_append(&self, batches: Bytes, now_ms: i64) -> Result<StagedAppend> {
         let max_message_bytes = self.shared.state.borrow().config.max_message_bytes;
         let mode = ValidateMode::Produce { max_message_bytes };
         let mut spans = Vec::with_capacity(1);
@@ -50,14 +85,10 @@ impl Log {
         if self.shared.needs_roll(total as u64, count, now_ms) {
             self.shared.roll(now_ms).await?;
         }
-        let (rx, info) = self.shared.stage(&batches, &spans, now_ms);
+        let (durable, info) = self.shared.stage(&batches, &spans, now_ms);
         drop(guard);
         self.shared.staged.notify_one();
-        match rx.await {
-            Ok(Ok(())) => Ok(info),
-            Ok(Err(cause)) => Err(Error::Poisoned(cause)),
-            Err(_) => Err(Error::Closed),
-        }
+        Ok(StagedAppend { durable, info })
     }
 
     /// Writes and fdatasyncs everything staged, whatever the flush policy.
@@ -74,6 +105,7 @@ impl Log {
         self.shared.state.borrow_mut().closed = true;
         self.shared.staged.notify_one();
         self.shared.drained.notify_waiters();
+        self.shared.end_moved.notify_waiters();
         if let Some(flusher) = self.flusher.take() {
             flusher.join().await;
         }

@@ -108,7 +108,6 @@ pub struct Shard {
     store: Option<tokio::sync::Mutex<MetadataStore<Log>>>,
     /// Serializes reconciliations of the partition table.
     reconciling: tokio::sync::Mutex<()>,
-    append_waiters: partition_call::AppendWaiters,
 }
 
 impl Shard {
@@ -157,7 +156,6 @@ impl Shard {
             metadata: RefCell::new(metadata),
             store: store.map(tokio::sync::Mutex::new),
             reconciling: tokio::sync::Mutex::new(()),
-            append_waiters: Default::default(),
         });
         for channel in incoming {
             let shard = Rc::clone(&shard);

@@ -2,49 +2,14 @@
 //! over the mesh. Everything crossing shards is `Send` (record bytes are
 //! copied into `Bytes` once on the way back from a read).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use engine::{AppendInfo, Offset, PartitionTable, TopicPartition, rt};
+use engine::{Offset, PartitionTable, StagedAppend, TopicPartition, rt};
 use futures::channel::oneshot;
 use futures::future::{Either, select};
 
 use super::{Shard, ShardMessage};
-
-/// Long polls waiting on this shard's partitions, woken by appends.
-#[derive(Debug, Default)]
-pub(super) struct AppendWaiters {
-    waiting: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
-}
-
-impl AppendWaiters {
-    /// A receiver that fires at the next append to `tp`.
-    fn register(&self, tp: &TopicPartition) -> oneshot::Receiver<()> {
-        let (wake, woken) = oneshot::channel();
-        let mut waiting = self.waiting.borrow_mut();
-        let list = waiting.entry(tp.clone()).or_default();
-        // Polls that ended (deadline, connection gone) dropped their end.
-        list.retain(|w| !w.is_canceled());
-        list.push(wake);
-        woken
-    }
-
-    /// Wakes every poll waiting on `tp`.
-    fn appended(&self, tp: &TopicPartition) {
-        let woken = {
-            let mut waiting = self.waiting.borrow_mut();
-            if waiting.is_empty() {
-                return;
-            }
-            waiting.remove(tp)
-        };
-        for wake in woken.into_iter().flatten() {
-            let _ = wake.send(());
-        }
-    }
-}
 
 /// An operation on one partition.
 #[derive(Debug)]
@@ -85,7 +50,8 @@ pub struct ReadOut {
 
 #[derive(Debug)]
 pub enum PartitionReply {
-    Appended(AppendInfo),
+    /// Offsets assigned; `finish()` waits for durability.
+    Staged(StagedAppend),
     Read(ReadOut),
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
@@ -153,21 +119,22 @@ impl Shard {
             .get(tp)
             .ok_or(PartitionError::UnknownPartition)?;
         match op {
-            PartitionOp::Append { records } => {
-                let info = log.append(records, rt::wall_clock_ms()).await?;
-                self.append_waiters.appended(tp);
-                Ok(PartitionReply::Appended(info))
-            }
+            PartitionOp::Append { records } => Ok(PartitionReply::Staged(
+                log.stage_append(records, rt::wall_clock_ms()).await?,
+            )),
             PartitionOp::WaitForAppend { seen, deadline } => {
+                let watch = log.end_watch();
+                let mut moved = std::pin::pin!(watch.moved());
+                moved.as_mut().enable();
                 if log.log_end_offset().get() > seen {
                     return Ok(PartitionReply::Waited(true));
                 }
-                let woken = self.append_waiters.register(tp);
+                // Not holding the log: it may close or be deleted meanwhile.
                 drop(log);
                 let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
                 let arrived = matches!(
-                    select(woken, std::pin::pin!(timeout)).await,
-                    Either::Left((Ok(()), _))
+                    select(moved, std::pin::pin!(timeout)).await,
+                    Either::Left(_)
                 );
                 Ok(PartitionReply::Waited(arrived))
             }

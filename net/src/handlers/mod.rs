@@ -61,7 +61,6 @@ pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
 }
 
 /// What the connection does with a request.
-#[derive(Debug)]
 pub enum Outcome {
     /// Send this response frame.
     Respond(Bytes),
@@ -69,10 +68,28 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection; the reason is logged.
     Close(FrameError),
+    /// The request's ordered part is done; this future gives the outcome.
+    /// The connection may start its next request meanwhile; responses
+    /// still leave in request order.
+    Pending(futures::future::LocalBoxFuture<'static, Outcome>),
     /// Close the connection: the API or version is not served. Kafka
     /// brokers close the connection here too; clients learn the supported
     /// versions from ApiVersions first.
     Unsupported { api_key: ApiKey, version: i16 },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Respond(frame) => write!(f, "Respond({} bytes)", frame.len()),
+            Outcome::NoResponse => write!(f, "NoResponse"),
+            Outcome::Close(e) => write!(f, "Close({e})"),
+            Outcome::Pending(_) => write!(f, "Pending"),
+            Outcome::Unsupported { api_key, version } => {
+                write!(f, "Unsupported({api_key:?} v{version})")
+            }
+        }
+    }
 }
 
 /// Runs the handler of a decoded request.
@@ -98,8 +115,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
             }
         }
         ApiKey::Produce => match produce::handle(shard, request).await {
-            Ok(Some(frame)) => Ok(frame),
-            Ok(None) => return Outcome::NoResponse,
+            Ok(pending) => return Outcome::Pending(pending),
             Err(e) => Err(e),
         },
         ApiKey::Fetch => fetch::handle(shard, request).await,

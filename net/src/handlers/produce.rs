@@ -1,17 +1,23 @@
 //! Produce (key 0): every partition's records go to the shard that owns the
 //! partition, concurrently; the response waits for all (acks=1 and acks=-1
-//! both mean durable on this single node). acks=0 gets no response.
+//! both mean durable on this single node). acks=0 gets no response. Two
+//! stages: staging (ordered per connection) and the wait for durability
+//! (overlapping the connection's next requests, so their flushes share an
+//! fdatasync).
 
 use bytes::Bytes;
+use engine::StagedAppend;
 use engine::TopicPartition;
-use futures::future::join_all;
+use futures::future::{LocalBoxFuture, join_all};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
-use super::errors::{CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE, partition_error_code};
-use super::{Handler, decode_body};
+use super::errors::{
+    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE, UNKNOWN_SERVER_ERROR, partition_error_code,
+};
+use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
-use crate::broker::partition_call::{PartitionOp, PartitionReply};
+use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -21,9 +27,16 @@ pub const HANDLER: Handler = Handler {
     max_version: 12,
 };
 
-/// `Ok(None)`: acks=0, nothing to send back.
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Option<Bytes>, FrameError> {
+/// Stage one, in request order: validates and stages every partition's
+/// batches on its owning shard (offsets assigned). The returned future is
+/// stage two: it waits until they are durable and builds the response (none
+/// for acks=0), so the connection can stage its next request meanwhile.
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+) -> Result<LocalBoxFuture<'static, Outcome>, FrameError> {
     let version = request.version();
+    let correlation_id = request.correlation_id();
     let body: ProduceRequest = decode_body(request)?;
     let valid_acks = matches!(body.acks, -1..=1);
     let mut topics = Vec::with_capacity(body.topic_data.len());
@@ -34,62 +47,83 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Option<Bytes>, F
             async move {
                 (
                     data.index,
-                    produce_one(shard, tp, data.records, valid_acks).await,
+                    stage_one(shard, tp, data.records, valid_acks).await,
                 )
             }
         });
-        let partitions = join_all(calls)
-            .await
-            .into_iter()
-            .map(|(index, response)| response.with_index(index))
-            .collect();
-        topics.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partitions),
-        );
+        topics.push((topic.name, join_all(calls).await));
     }
-    if body.acks == 0 {
-        return Ok(None);
-    }
-    let response = ProduceResponse::default().with_responses(topics);
-    encode_response(
-        ApiKey::Produce,
-        version,
-        request.correlation_id(),
-        &response,
-    )
-    .map(Some)
+    let acks = body.acks;
+    Ok(Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, staged) in topics {
+            let partitions =
+                join_all(staged.into_iter().map(|(index, stage)| async move {
+                    finish_one(stage).await.with_index(index)
+                }))
+                .await;
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partitions),
+            );
+        }
+        if acks == 0 {
+            return Outcome::NoResponse;
+        }
+        let response = ProduceResponse::default().with_responses(responses);
+        match encode_response(ApiKey::Produce, version, correlation_id, &response) {
+            Ok(frame) => Outcome::Respond(frame),
+            Err(e) => Outcome::Close(e),
+        }
+    }))
 }
 
-async fn produce_one(
+/// A partition after stage one: staged, or its error code.
+type Stage = Result<StagedAppend, i16>;
+
+async fn stage_one(
     shard: &Shard,
     tp: TopicPartition,
     records: Option<Bytes>,
     valid_acks: bool,
-) -> PartitionProduceResponse {
-    let response = PartitionProduceResponse::default()
-        .with_base_offset(-1)
-        .with_log_append_time_ms(-1);
+) -> Stage {
     if !valid_acks {
-        return response.with_error_code(INVALID_REQUIRED_ACKS);
+        return Err(INVALID_REQUIRED_ACKS);
     }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return response.with_error_code(CORRUPT_MESSAGE);
+        return Err(CORRUPT_MESSAGE);
     };
     match shard
         .partition_call(tp, PartitionOp::Append { records })
         .await
     {
-        Ok(PartitionReply::Appended(info)) => response
+        Ok(PartitionReply::Staged(staged)) => Ok(staged),
+        Ok(_) => Err(UNKNOWN_SERVER_ERROR),
+        Err(e) => {
+            tracing::debug!(error = %e, "produce refused");
+            Err(partition_error_code(&e))
+        }
+    }
+}
+
+async fn finish_one(stage: Stage) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default()
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1);
+    let staged = match stage {
+        Ok(staged) => staged,
+        Err(code) => return response.with_error_code(code),
+    };
+    match staged.finish().await {
+        Ok(info) => response
             .with_error_code(NONE)
             .with_base_offset(info.base_offset.get())
             .with_log_append_time_ms(info.log_append_time)
             .with_log_start_offset(info.log_start_offset.get()),
-        Ok(_) => response.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
         Err(e) => {
-            tracing::debug!(error = %e, "produce failed");
-            response.with_error_code(partition_error_code(&e))
+            tracing::warn!(error = %e, "produce failed after staging");
+            response.with_error_code(partition_error_code(&PartitionError::Engine(e)))
         }
     }
 }

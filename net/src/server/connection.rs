@@ -1,20 +1,47 @@
-//! One client connection: read the size, reject what exceeds
-//! `request_bytes_max` before allocating, read the whole frame, decode the
-//! header, dispatch, write the response. Requests are answered one at a
-//! time, so responses leave in request order. Anything malformed closes the
-//! connection with a log line; nothing here panics on input.
+//! One client connection: a reader and a writer over the same socket.
+//!
+//! The reader reads the size, rejects what exceeds `request_bytes_max`
+//! before allocating, takes the frame's bytes from the connection's and the
+//! shard's in-flight budgets (waiting, and so not reading, while either is
+//! spent), reads the frame, decodes the header and runs the request's
+//! ordered part ([`dispatch`]), one request at a time, in arrival order.
+//! What remains of a request (a Produce waiting for its fdatasync) goes to
+//! the writer in a bounded queue, so a connection has at most
+//! [`IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION`] requests under way. The writer
+//! finishes them in order and writes each response, then frees the
+//! request's bytes. Anything malformed closes the connection with a log
+//! line; nothing here panics on input.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::channel::mpsc;
+use futures::future::{LocalBoxFuture, ready};
+use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures::{SinkExt, StreamExt};
 use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
 
 use crate::broker::Shard;
 use crate::frame::{SIZE_PREFIX_BYTES, decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
+use crate::limits::{
+    IN_FLIGHT_BYTES_MAX_PER_CONNECTION, IN_FLIGHT_BYTES_MAX_PER_SHARD,
+    IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION,
+};
 
-pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: Rc<Shard>) {
+/// A request under way: its outcome to come, and the budget it holds.
+struct InFlight {
+    outcome: LocalBoxFuture<'static, Outcome>,
+    _bytes: [StaticPermit; 2],
+}
+
+pub(super) async fn run(
+    stream: TcpStream,
+    request_bytes_max: usize,
+    shard: Rc<Shard>,
+    shard_budget: Rc<Semaphore>,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -22,9 +49,53 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: 
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
+    let (reader, writer) = stream.split();
+    // A bounded channel holds its capacity plus one per sender.
+    let (queue, in_flight) = mpsc::channel(IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION - 1);
+    let budgets = Budgets {
+        connection: Rc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX_PER_CONNECTION as u64)),
+        shard: shard_budget,
+    };
+    let read = read_requests(reader, queue, request_bytes_max, &shard, &budgets, &peer);
+    let write = write_responses(writer, in_flight, &peer);
+    futures::future::join(read, write).await;
+}
+
+struct Budgets {
+    connection: Rc<Semaphore>,
+    shard: Rc<Semaphore>,
+}
+
+impl Budgets {
+    /// Takes a frame's bytes from both budgets (a frame larger than a
+    /// budget takes all of it). `None`: a budget was closed.
+    async fn take(&self, size: usize) -> Option<[StaticPermit; 2]> {
+        let units = |capacity: usize| size.min(capacity) as u64;
+        let connection = self
+            .connection
+            .acquire_static_permit(units(IN_FLIGHT_BYTES_MAX_PER_CONNECTION))
+            .await
+            .ok()?;
+        let shard = self
+            .shard
+            .acquire_static_permit(units(IN_FLIGHT_BYTES_MAX_PER_SHARD))
+            .await
+            .ok()?;
+        Some([connection, shard])
+    }
+}
+
+async fn read_requests(
+    mut reader: ReadHalf<TcpStream>,
+    mut queue: mpsc::Sender<InFlight>,
+    request_bytes_max: usize,
+    shard: &Shard,
+    budgets: &Budgets,
+    peer: &str,
+) {
     loop {
         let mut prefix = [0u8; SIZE_PREFIX_BYTES];
-        if let Err(e) = stream.read_exact(&mut prefix).await {
+        if let Err(e) = reader.read_exact(&mut prefix).await {
             if e.kind() != std::io::ErrorKind::UnexpectedEof {
                 tracing::debug!(%peer, error = %e, "read failed; closing");
             }
@@ -37,8 +108,11 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: 
                 return;
             }
         };
+        let Some(permits) = budgets.take(size).await else {
+            return;
+        };
         let mut frame = vec![0u8; size];
-        if let Err(e) = stream.read_exact(&mut frame).await {
+        if let Err(e) = reader.read_exact(&mut frame).await {
             tracing::debug!(%peer, error = %e, "connection closed mid-frame");
             return;
         }
@@ -49,9 +123,8 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: 
                 return;
             }
         };
-        let response = match dispatch(&shard, &request).await {
-            Outcome::Respond(response) => response,
-            Outcome::NoResponse => continue,
+        let outcome: LocalBoxFuture<'static, Outcome> = match dispatch(shard, &request).await {
+            Outcome::Pending(rest) => rest,
             Outcome::Close(e) => {
                 tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
                 return;
@@ -60,10 +133,42 @@ pub(super) async fn run(mut stream: TcpStream, request_bytes_max: usize, shard: 
                 tracing::warn!(%peer, ?api_key, version, "API or version not served; closing connection");
                 return;
             }
+            done => Box::pin(ready(done)),
         };
-        if let Err(e) = stream.write_all(&response).await {
-            tracing::debug!(%peer, error = %e, "write failed; closing");
-            return;
+        let in_flight = InFlight {
+            outcome,
+            _bytes: permits,
+        };
+        if queue.send(in_flight).await.is_err() {
+            return; // the writer stopped: the connection is closing
         }
     }
+}
+
+async fn write_responses(
+    mut writer: WriteHalf<TcpStream>,
+    mut in_flight: mpsc::Receiver<InFlight>,
+    peer: &str,
+) {
+    while let Some(request) = in_flight.next().await {
+        let response = match request.outcome.await {
+            Outcome::Respond(response) => response,
+            Outcome::NoResponse => continue,
+            Outcome::Pending(_) | Outcome::Unsupported { .. } => {
+                tracing::error!(%peer, "a request finished without a response; closing");
+                break;
+            }
+            Outcome::Close(e) => {
+                tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
+                break;
+            }
+        };
+        if let Err(e) = writer.write_all(&response).await {
+            tracing::debug!(%peer, error = %e, "write failed; closing");
+            break;
+        }
+    }
+    // Stops the reader: its next send fails.
+    in_flight.close();
+    let _ = writer.close().await;
 }

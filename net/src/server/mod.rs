@@ -59,6 +59,9 @@ impl Listener {
     /// as its own task on this shard.
     pub async fn serve(self, shard: std::rc::Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
         let request_bytes_max = self.config.request_bytes_max;
+        let shard_budget = std::rc::Rc::new(glommio::sync::Semaphore::new(
+            crate::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD as u64,
+        ));
         while !stopped() {
             let accept = std::pin::pin!(self.listener.accept());
             let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL_INTERVAL));
@@ -68,6 +71,7 @@ impl Listener {
                         stream,
                         request_bytes_max,
                         std::rc::Rc::clone(&shard),
+                        std::rc::Rc::clone(&shard_budget),
                     ));
                 }
                 Either::Left((Err(e), _)) => {
