@@ -10,15 +10,19 @@
 //!   shard on the same port (SO_REUSEPORT) and the connection loop.
 //! - [`limits`]: every bound the front end enforces.
 //!
-//! How a request flows: the connection reads the size prefix, rejects an
-//! oversized or non-positive size by closing the connection (with a log
-//! line), reads the whole frame, decodes the header, and hands the request to
-//! [`handlers::dispatch`], which decodes the body at its version, runs the
-//! handler and encodes the response; responses leave in request order.
+//! - [`broker`]: one shard's state (partition table, metadata snapshot,
+//!   links to the other shards) and the calls that run an operation on the
+//!   shard owning a partition.
 //!
-//! Built so far: framing, the connection loop and ApiVersions. The handlers
-//! that reach the storage engine (Metadata, Produce, Fetch, ...) come next;
-//! an API is advertised in ApiVersions only once its handler works.
+//! How a request flows: the connection's reader reads the size prefix,
+//! rejects an oversized or non-positive size by closing the connection (with
+//! a log line), takes the frame's bytes from the connection's and the shard's
+//! in-flight budgets, reads the whole frame, decodes the header, and hands the
+//! request to [`handlers::dispatch`], which decodes the body at its version
+//! and runs the handler's ordered part (a Produce stages its batches). What
+//! is left (a Produce's wait for fdatasync) goes to the connection's writer,
+//! which finishes requests in order and writes their responses; an API is
+//! advertised in ApiVersions only once its handler works.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
