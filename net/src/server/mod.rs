@@ -62,11 +62,18 @@ impl Listener {
         let shard_budget = std::rc::Rc::new(glommio::sync::Semaphore::new(
             crate::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD as u64,
         ));
+        // One accept stays pending across the stop checks: a dropped accept
+        // whose completion raced the cancellation would take a connection
+        // from the kernel and never serve it.
+        let mut accept = Box::pin(self.listener.accept());
         while !stopped() {
-            let accept = std::pin::pin!(self.listener.accept());
             let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL_INTERVAL));
-            match select(accept, tick).await {
-                Either::Left((Ok(stream), _)) => {
+            let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
+                continue;
+            };
+            accept = Box::pin(self.listener.accept());
+            match accepted {
+                Ok(stream) => {
                     spawn(connection::run(
                         stream,
                         request_bytes_max,
@@ -74,11 +81,10 @@ impl Listener {
                         std::rc::Rc::clone(&shard_budget),
                     ));
                 }
-                Either::Left((Err(e), _)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     glommio::timer::sleep(STOP_POLL_INTERVAL).await;
                 }
-                Either::Right(_) => {}
             }
         }
     }
