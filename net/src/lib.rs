@@ -32,6 +32,7 @@
 
 pub mod broker;
 pub mod frame;
+pub mod group;
 pub mod handlers;
 pub mod limits;
 pub mod server;
