@@ -12,6 +12,10 @@
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
+//! offsets-topic-num-partitions = 50    # offsets.topic.num.partitions
+//! group-initial-rebalance-delay-ms = 3000
+//! group-min-session-timeout-ms = 6000
+//! group-max-session-timeout-ms = 1800000
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -38,6 +42,10 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub num_partitions: Option<i32>,
     pub socket_request_max_bytes: Option<usize>,
+    pub offsets_topic_num_partitions: Option<i32>,
+    pub group_initial_rebalance_delay_ms: Option<i32>,
+    pub group_min_session_timeout_ms: Option<i32>,
+    pub group_max_session_timeout_ms: Option<i32>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }
@@ -61,6 +69,30 @@ impl FileConfig {
                 "socket-request-max-bytes must be between 1 and {}, not {bytes}",
                 i32::MAX
             );
+        }
+        if let Some(n) = config.offsets_topic_num_partitions {
+            anyhow::ensure!(
+                n >= 1,
+                "offsets-topic-num-partitions must be at least 1, not {n}"
+            );
+        }
+        for (name, value) in [
+            (
+                "group-initial-rebalance-delay-ms",
+                config.group_initial_rebalance_delay_ms,
+            ),
+            (
+                "group-min-session-timeout-ms",
+                config.group_min_session_timeout_ms,
+            ),
+            (
+                "group-max-session-timeout-ms",
+                config.group_max_session_timeout_ms,
+            ),
+        ] {
+            if let Some(ms) = value {
+                anyhow::ensure!(ms >= 0, "{name} must not be negative, not {ms}");
+            }
         }
         if config.shards == Some(0) {
             anyhow::bail!("shards must be at least 1");

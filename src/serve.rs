@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use engine::rt::{sleep, spawn_executor, wall_clock_ms};
 use net::broker::{MESH_CHANNEL_CAPACITY, Node, Settings, Shard, ShardMessage};
+use net::group::GroupConfig;
 use net::server::ListenerConfig;
 use net::server::mesh::MeshPlan;
 
@@ -96,6 +97,20 @@ impl ServeConfig {
                     .unwrap_or(defaults.auto_create_topics),
                 num_partitions: file.num_partitions.unwrap_or(defaults.num_partitions),
                 topic_defaults: file.topic_defaults()?,
+                offsets_topic_partitions: file
+                    .offsets_topic_num_partitions
+                    .unwrap_or(defaults.offsets_topic_partitions),
+                group: GroupConfig {
+                    initial_rebalance_delay_ms: file
+                        .group_initial_rebalance_delay_ms
+                        .unwrap_or(defaults.group.initial_rebalance_delay_ms),
+                    min_session_timeout_ms: file
+                        .group_min_session_timeout_ms
+                        .unwrap_or(defaults.group.min_session_timeout_ms),
+                    max_session_timeout_ms: file
+                        .group_max_session_timeout_ms
+                        .unwrap_or(defaults.group.max_session_timeout_ms),
+                },
             },
         })
     }

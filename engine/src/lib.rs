@@ -44,8 +44,8 @@ pub mod rt;
 
 pub use error::{Error, IoError, Result};
 pub use log::{
-    AppendInfo, Chunk, CleanupPolicy, ConfigError, EndWatch, FlushPolicy, Log, LogConfig,
-    ReadResult, StagedAppend, TOPIC_CONFIG_KEYS, TimestampType,
+    AppendInfo, Chunk, CleanupPolicy, ConfigError, EndWatch, FlushPolicy, InternalRecord, Log,
+    LogConfig, ReadResult, StagedAppend, TOPIC_CONFIG_KEYS, TimestampType,
 };
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, TopicPartition};

@@ -66,6 +66,9 @@ pub struct Request {
     pub api_key: ApiKey,
     pub header: RequestHeader,
     pub body: Bytes,
+    /// The client's address as Kafka prints it (`/127.0.0.1`), set by the
+    /// connection; empty when unknown.
+    pub client_host: String,
 }
 
 impl Request {
@@ -99,6 +102,7 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
         api_key,
         header,
         body,
+        client_host: String::new(),
     })
 }
 

@@ -1,5 +1,6 @@
-//! `engine::Log` as the durable log behind replication's state machines:
-//! one record per append, in an uncompressed batch the broker builds.
+//! `engine::Log` as the durable log behind replication's state machines
+//! and the broker's internal topics: records in uncompressed batches the
+//! broker builds itself.
 
 use bytes::Bytes;
 use replication::log_store::LogStore;
@@ -25,6 +26,47 @@ impl LogStore for Log {
     }
 
     async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        Ok(self
+            .read_internal(from)
+            .await?
+            .into_iter()
+            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .collect())
+    }
+}
+
+/// One record of an internal topic, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalRecord {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None`: a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Log {
+    /// Appends broker-built records (key, value; no value is a tombstone)
+    /// as one uncompressed batch, durably.
+    pub async fn append_internal(
+        &self,
+        records: &[(&[u8], Option<&[u8]>)],
+        now_ms: i64,
+    ) -> Result<crate::AppendInfo> {
+        let records: Vec<Record<'_>> = records
+            .iter()
+            .map(|(key, value)| Record {
+                key: Some(key),
+                value: *value,
+                ..Record::default()
+            })
+            .collect();
+        let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
+        let batch = encode_batch(&BatchSpec::new(count, now_ms), &encode_records(&records));
+        self.append(Bytes::from(batch), now_ms).await
+    }
+
+    /// Every record at or after `from` of a log of broker-built batches.
+    pub async fn read_internal(&self, from: i64) -> Result<Vec<InternalRecord>> {
         let mut out = Vec::new();
         let mut offset = Offset(from).max(self.log_start_offset());
         while offset < self.log_end_offset() {
@@ -43,7 +85,11 @@ impl LogStore for Log {
                 for record in records(&bytes).map_err(|_| unreadable)? {
                     let record_offset = header.base_offset().get() + i64::from(record.offset_delta);
                     if record_offset >= from {
-                        out.push((record_offset, record.value.unwrap_or_default().to_vec()));
+                        out.push(InternalRecord {
+                            offset: record_offset,
+                            key: record.key.map(<[u8]>::to_vec),
+                            value: record.value.map(<[u8]>::to_vec),
+                        });
                     }
                 }
                 next = header.last_offset().plus(1);

@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, Notify};
 pub use config::{
     CleanupPolicy, ConfigError, FlushPolicy, LogConfig, TOPIC_CONFIG_KEYS, TimestampType,
 };
+pub use log_store::InternalRecord;
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
 pub use write::StagedAppend;

@@ -7,6 +7,7 @@
 //! immutable snapshot, replaced, never mutated) to every shard, and each
 //! shard creates or deletes the partitions it owns to match.
 
+pub mod groups;
 pub mod partition_call;
 mod reconcile;
 
@@ -48,6 +49,10 @@ pub struct Settings {
     /// Static broker defaults of topic configs (topic keys, validated),
     /// under the dynamic ones set through AlterConfigs.
     pub topic_defaults: BTreeMap<String, String>,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_partitions: i32,
+    /// The group coordinator's timeouts.
+    pub group: crate::group::GroupConfig,
 }
 
 impl Default for Settings {
@@ -56,6 +61,8 @@ impl Default for Settings {
             auto_create_topics: true,
             num_partitions: 1,
             topic_defaults: BTreeMap::new(),
+            offsets_topic_partitions: 50,
+            group: crate::group::GroupConfig::default(),
         }
     }
 }
@@ -85,6 +92,13 @@ pub enum ShardMessage {
         op: partition_call::PartitionOp,
         reply: oneshot::Sender<partition_call::PartitionResult>,
     },
+    /// To a group's coordinator shard: run a group request.
+    Group {
+        group_id: String,
+        partition: i32,
+        op: groups::GroupOp,
+        reply: oneshot::Sender<groups::GroupAnswer>,
+    },
     /// From shard 0: the metadata after a change. The ack is sent once the
     /// shard serves it (its partitions created or deleted to match).
     Snapshot {
@@ -108,6 +122,7 @@ pub struct Shard {
     store: Option<tokio::sync::Mutex<MetadataStore<Log>>>,
     /// Serializes reconciliations of the partition table.
     reconciling: tokio::sync::Mutex<()>,
+    groups: groups::Groups,
 }
 
 impl Shard {
@@ -148,6 +163,7 @@ impl Shard {
         let partitions =
             PartitionTable::open(data_dir, id, shards, config_for, rt::wall_clock_ms()).await?;
         let incoming = mesh.take_incoming();
+        let settings_group = settings.group;
         let shard = Rc::new(Shard {
             node,
             settings,
@@ -156,7 +172,9 @@ impl Shard {
             metadata: RefCell::new(metadata),
             store: store.map(tokio::sync::Mutex::new),
             reconciling: tokio::sync::Mutex::new(()),
+            groups: groups::Groups::new(settings_group),
         });
+        shard.start_group_ticks();
         for channel in incoming {
             let shard = Rc::clone(&shard);
             crate::server::spawn(async move {
@@ -303,6 +321,14 @@ impl Shard {
             }
             ShardMessage::Partition { tp, op, reply } => {
                 let _ = reply.send(self.partition_local(&tp, op).await);
+            }
+            ShardMessage::Group {
+                group_id,
+                partition,
+                op,
+                reply,
+            } => {
+                let _ = reply.send(self.group_local(group_id, partition, op).await);
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

@@ -15,6 +15,8 @@ mod describe_log_dirs;
 pub mod errors;
 mod fetch;
 mod find_coordinator;
+mod group_membership;
+mod group_offsets;
 mod incremental_alter_configs;
 mod list_offsets;
 pub mod metadata;
@@ -54,6 +56,12 @@ pub const HANDLERS: &[Handler] = &[
     describe_cluster::HANDLER,
     describe_log_dirs::HANDLER,
     find_coordinator::HANDLER,
+    group_membership::JOIN,
+    group_membership::SYNC,
+    group_membership::HEARTBEAT,
+    group_membership::LEAVE,
+    group_offsets::COMMIT,
+    group_offsets::FETCH,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -131,6 +139,12 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
         ApiKey::FindCoordinator => find_coordinator::handle(shard, request),
+        ApiKey::JoinGroup => group_membership::join(shard, request).await,
+        ApiKey::SyncGroup => group_membership::sync(shard, request).await,
+        ApiKey::Heartbeat => group_membership::heartbeat(shard, request).await,
+        ApiKey::LeaveGroup => group_membership::leave(shard, request).await,
+        ApiKey::OffsetCommit => group_offsets::commit(shard, request).await,
+        ApiKey::OffsetFetch => group_offsets::fetch(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {

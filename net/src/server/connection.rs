@@ -42,10 +42,11 @@ pub(super) async fn run(
     shard: Rc<Shard>,
     shard_budget: Rc<Semaphore>,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map_or_else(|| "unknown".into(), |a| a.to_string());
+    let client_host = peer_addr
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
@@ -56,9 +57,27 @@ pub(super) async fn run(
         connection: Rc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX_PER_CONNECTION as u64)),
         shard: shard_budget,
     };
-    let read = read_requests(reader, queue, request_bytes_max, &shard, &budgets, &peer);
+    let connection = Peer {
+        addr: &peer,
+        host: &client_host,
+    };
+    let read = read_requests(
+        reader,
+        queue,
+        request_bytes_max,
+        &shard,
+        &budgets,
+        connection,
+    );
     let write = write_responses(writer, in_flight, &peer);
     futures::future::join(read, write).await;
+}
+
+/// Who is on the other end, for log lines and group membership.
+#[derive(Clone, Copy)]
+struct Peer<'a> {
+    addr: &'a str,
+    host: &'a str,
 }
 
 struct Budgets {
@@ -91,8 +110,9 @@ async fn read_requests(
     request_bytes_max: usize,
     shard: &Shard,
     budgets: &Budgets,
-    peer: &str,
+    connection: Peer<'_>,
 ) {
+    let peer = connection.addr;
     loop {
         let mut prefix = [0u8; SIZE_PREFIX_BYTES];
         if let Err(e) = reader.read_exact(&mut prefix).await {
@@ -117,7 +137,10 @@ async fn read_requests(
             return;
         }
         let request = match decode_request(Bytes::from(frame)) {
-            Ok(request) => request,
+            Ok(mut request) => {
+                request.client_host = connection.host.to_string();
+                request
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
                 return;

@@ -1,0 +1,386 @@
+//! The group coordinator of a shard: drives the sans-IO machine in
+//! [`crate::group`] with the clock, holds the requests it holds, and keeps
+//! committed offsets durable in `__consumer_offsets`.
+//!
+//! A group belongs to partition `abs(java_hash(group id)) % partitions` of
+//! `__consumer_offsets`, as in Kafka, and so to the shard owning that
+//! partition; every request for the group runs there. The topic is created
+//! (compacted) the first time a group is used. A shard replays a partition's
+//! offset records before it serves the first request of a group in it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use engine::{PartitionTable, TopicPartition, rt};
+use futures::channel::oneshot;
+use replication::metadata::Command;
+
+use super::{Shard, ShardMessage};
+use crate::group::offsets::{decode_key, decode_value, encode_key, encode_value};
+use crate::group::{
+    CommittedOffset, Coordinator, GroupConfig, Join, JoinReply, OffsetKey, Replies, Reply, Sync,
+    SyncReply, Token,
+};
+use crate::handlers::errors::{COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, NONE};
+
+/// Kafka's internal topic of committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often held joins and member sessions are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The partition of `__consumer_offsets` a group belongs to (Kafka's rule:
+/// `Utils.abs(groupId.hashCode()) % partitions`).
+pub fn offsets_partition(group_id: &str, partitions: i32) -> i32 {
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
+/// A request for a group, run on its coordinator shard.
+#[derive(Debug)]
+pub enum GroupOp {
+    Join(Join),
+    Sync(Sync),
+    Heartbeat {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+    },
+    Leave(Vec<(String, Option<String>)>),
+    Commit {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    },
+    /// `None`: every committed offset of the group.
+    Fetch(Option<Vec<OffsetKey>>),
+}
+
+#[derive(Debug)]
+pub enum GroupAnswer {
+    Join(JoinReply),
+    Sync(SyncReply),
+    /// One code (Heartbeat), or one per member or partition, in order.
+    Codes(Vec<i16>),
+    Offsets(Vec<(OffsetKey, Option<CommittedOffset>)>),
+}
+
+impl GroupAnswer {
+    /// The answer every request gets when no coordinator can serve it.
+    fn failed(op: &GroupOp, code: i16) -> GroupAnswer {
+        match op {
+            GroupOp::Join(join) => GroupAnswer::Join(JoinReply {
+                error: code,
+                generation: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                member_id: join.member_id.clone(),
+                members: Vec::new(),
+            }),
+            GroupOp::Sync(_) => GroupAnswer::Sync(SyncReply {
+                error: code,
+                protocol_type: None,
+                protocol_name: None,
+                assignment: bytes::Bytes::new(),
+            }),
+            GroupOp::Heartbeat { .. } => GroupAnswer::Codes(vec![code]),
+            GroupOp::Leave(members) => GroupAnswer::Codes(vec![code; members.len()]),
+            GroupOp::Commit { offsets, .. } => GroupAnswer::Codes(vec![code; offsets.len()]),
+            GroupOp::Fetch(_) => GroupAnswer::Codes(vec![code]),
+        }
+    }
+}
+
+/// This shard's coordinator state.
+#[derive(Debug)]
+pub(super) struct Groups {
+    coordinator: RefCell<Coordinator>,
+    held: RefCell<HashMap<Token, oneshot::Sender<GroupAnswer>>>,
+    next_token: Cell<Token>,
+    /// `__consumer_offsets` partitions replayed into the coordinator.
+    loaded: RefCell<BTreeSet<i32>>,
+    loading: tokio::sync::Mutex<()>,
+    started: Instant,
+}
+
+impl Groups {
+    pub(super) fn new(config: GroupConfig) -> Groups {
+        // Member ids carry a counter; starting it from the clock keeps ids
+        // of a restarted broker apart from the ones before.
+        let seed = u64::try_from(rt::wall_clock_ms()).unwrap_or(0) << 16;
+        Groups {
+            coordinator: RefCell::new(Coordinator::new(config, seed)),
+            held: RefCell::default(),
+            next_token: Cell::new(0),
+            loaded: RefCell::default(),
+            loading: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A token and the receiver its answer comes to.
+    fn hold(&self) -> (Token, oneshot::Receiver<GroupAnswer>) {
+        let token = self.next_token.get() + 1;
+        self.next_token.set(token);
+        let (tx, rx) = oneshot::channel();
+        self.held.borrow_mut().insert(token, tx);
+        (token, rx)
+    }
+
+    fn deliver(&self, replies: Replies) {
+        for (token, reply) in replies {
+            let Some(tx) = self.held.borrow_mut().remove(&token) else {
+                continue;
+            };
+            let answer = match reply {
+                Reply::Join(join) => GroupAnswer::Join(join),
+                Reply::Sync(sync) => GroupAnswer::Sync(sync),
+            };
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+impl Shard {
+    /// Starts the clock of this shard's coordinator (held joins, sessions).
+    pub(super) fn start_group_ticks(self: &std::rc::Rc<Self>) {
+        let shard = std::rc::Rc::clone(self);
+        crate::server::spawn(async move {
+            loop {
+                rt::sleep(TICK).await;
+                let replies = shard
+                    .groups
+                    .coordinator
+                    .borrow_mut()
+                    .tick(shard.groups.now_ms());
+                shard.groups.deliver(replies);
+            }
+        });
+    }
+
+    /// Runs `op` for `group_id` on its coordinator shard.
+    pub async fn group_call(&self, group_id: &str, op: GroupOp) -> GroupAnswer {
+        let partitions = match self.offsets_topic_partitions().await {
+            Ok(partitions) => partitions,
+            Err(code) => return GroupAnswer::failed(&op, code),
+        };
+        let partition = offsets_partition(group_id, partitions);
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let owner = PartitionTable::owner(&tp, self.shards());
+        if owner == self.id() {
+            return self.group_local(group_id.to_string(), partition, op).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let failed = GroupAnswer::failed(&op, COORDINATOR_NOT_AVAILABLE);
+        let message = ShardMessage::Group {
+            group_id: group_id.to_string(),
+            partition,
+            op,
+            reply,
+        };
+        if self.mesh.send(owner, message).await.is_err() {
+            return failed;
+        }
+        answer.await.unwrap_or(failed)
+    }
+
+    /// The partition count of `__consumer_offsets`, created if missing.
+    async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
+        if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
+            return Ok(topic.partitions);
+        }
+        let command = Command::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.settings.offsets_topic_partitions,
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        };
+        if let Err(e) = self.execute(command).await {
+            // Another request may have created it meanwhile.
+            tracing::debug!(error = %e, "creating {OFFSETS_TOPIC}");
+        }
+        self.metadata()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions)
+            .ok_or(COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// On the coordinator shard: replays the group's offsets partition if
+    /// needed, then runs the request.
+    pub(super) async fn group_local(
+        &self,
+        group_id: String,
+        partition: i32,
+        op: GroupOp,
+    ) -> GroupAnswer {
+        if let Err(code) = self.load_offsets(partition).await {
+            return GroupAnswer::failed(&op, code);
+        }
+        let groups = &self.groups;
+        let now = groups.now_ms();
+        match op {
+            GroupOp::Join(join) => {
+                let (token, answer) = groups.hold();
+                let (reply, replies) = groups.coordinator.borrow_mut().join(now, token, join);
+                self.answer_or_wait(token, answer, reply.map(GroupAnswer::Join), replies)
+                    .await
+            }
+            GroupOp::Sync(sync) => {
+                let (token, answer) = groups.hold();
+                let (reply, replies) = groups.coordinator.borrow_mut().sync(token, sync);
+                self.answer_or_wait(token, answer, reply.map(GroupAnswer::Sync), replies)
+                    .await
+            }
+            GroupOp::Heartbeat {
+                member_id,
+                instance_id,
+                generation,
+            } => GroupAnswer::Codes(vec![groups.coordinator.borrow_mut().heartbeat(
+                now,
+                &group_id,
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+            )]),
+            GroupOp::Leave(members) => {
+                let (codes, replies) = groups
+                    .coordinator
+                    .borrow_mut()
+                    .leave(now, &group_id, &members);
+                groups.deliver(replies);
+                GroupAnswer::Codes(codes)
+            }
+            GroupOp::Commit {
+                member_id,
+                instance_id,
+                generation,
+                offsets,
+            } => {
+                let checked = groups.coordinator.borrow().check_commit(
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                );
+                let code = match checked {
+                    Ok(()) => {
+                        self.commit_durably(&group_id, partition, offsets.clone())
+                            .await
+                    }
+                    Err(code) => code,
+                };
+                GroupAnswer::Codes(vec![code; offsets.len()])
+            }
+            GroupOp::Fetch(keys) => {
+                let coordinator = groups.coordinator.borrow();
+                let found = match keys {
+                    Some(keys) => keys
+                        .into_iter()
+                        .map(|key| {
+                            let value = coordinator.committed(&group_id, &key).cloned();
+                            (key, value)
+                        })
+                        .collect(),
+                    None => coordinator
+                        .all_committed(&group_id)
+                        .into_iter()
+                        .map(|(k, v)| (k, Some(v)))
+                        .collect(),
+                };
+                GroupAnswer::Offsets(found)
+            }
+        }
+    }
+
+    async fn answer_or_wait(
+        &self,
+        token: Token,
+        answer: oneshot::Receiver<GroupAnswer>,
+        now: Option<GroupAnswer>,
+        replies: Replies,
+    ) -> GroupAnswer {
+        if let Some(now) = now {
+            self.groups.held.borrow_mut().remove(&token);
+            self.groups.deliver(replies);
+            return now;
+        }
+        self.groups.deliver(replies);
+        answer
+            .await
+            .unwrap_or(GroupAnswer::Codes(vec![COORDINATOR_NOT_AVAILABLE]))
+    }
+
+    /// Appends the offsets to the group's partition (durable), then makes
+    /// them visible to OffsetFetch.
+    async fn commit_durably(
+        &self,
+        group_id: &str,
+        partition: i32,
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    ) -> i16 {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let Some(log) = self.partitions.get(&tp) else {
+            return COORDINATOR_NOT_AVAILABLE;
+        };
+        let encoded: Vec<(bytes::Bytes, bytes::Bytes)> = offsets
+            .iter()
+            .map(|(key, value)| (encode_key(group_id, key), encode_value(value)))
+            .collect();
+        let records: Vec<(&[u8], Option<&[u8]>)> = encoded
+            .iter()
+            .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
+            .collect();
+        if let Err(e) = log.append_internal(&records, rt::wall_clock_ms()).await {
+            tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
+            return KAFKA_STORAGE_ERROR;
+        }
+        self.groups
+            .coordinator
+            .borrow_mut()
+            .commit(group_id, offsets);
+        NONE
+    }
+
+    /// Replays partition `partition` of `__consumer_offsets` once.
+    async fn load_offsets(&self, partition: i32) -> Result<(), i16> {
+        if self.groups.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.groups.loading.lock().await;
+        if self.groups.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        let records = log.read_internal(0).await.map_err(|e| {
+            tracing::error!(partition = %tp, error = %e, "cannot replay committed offsets");
+            COORDINATOR_NOT_AVAILABLE
+        })?;
+        let mut coordinator = self.groups.coordinator.borrow_mut();
+        let count = records.len();
+        for record in records {
+            let Some((group, key)) = record.key.as_deref().and_then(decode_key) else {
+                continue;
+            };
+            match record.value.as_deref().map(decode_value) {
+                Some(Some(value)) => coordinator.commit(&group, vec![(key, value)]),
+                None => coordinator.forget(&group, &key),
+                Some(None) => {
+                    tracing::warn!(partition = %tp, offset = record.offset, "unreadable committed offset skipped")
+                }
+            }
+        }
+        drop(coordinator);
+        tracing::info!(partition = %tp, records = count, "committed offsets replayed");
+        self.groups.loaded.borrow_mut().insert(partition);
+        Ok(())
+    }
+}
