@@ -5,16 +5,20 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use common::{Broker, free_addr, start_with};
 
@@ -203,4 +207,200 @@ fn committed_offsets_survive_a_broker_sigkill_and_the_group_resumes_there() {
     }
     let all: BTreeSet<usize> = first_half.union(&second_half).copied().collect();
     assert_eq!(all.len(), 2_000, "nothing skipped");
+}
+
+/// Counts the rebalances a consumer goes through (revocations and
+/// assignments alike).
+#[derive(Clone, Default)]
+struct Rebalances(Arc<AtomicUsize>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> BTreeSet<i32> {
+    list.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// Polls `consumers` until `done` holds of their assignments.
+fn poll_until<C: ConsumerContext>(
+    consumers: &[&BaseConsumer<C>],
+    what: &str,
+    done: impl Fn(&[BTreeSet<i32>]) -> bool,
+) -> Vec<BTreeSet<i32>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for c in consumers {
+            let _ = c.poll(Duration::from_millis(20));
+        }
+        let owned: Vec<BTreeSet<i32>> = consumers
+            .iter()
+            .map(|c| partitions_of(&c.assignment().unwrap()))
+            .collect();
+        if done(&owned) {
+            return owned;
+        }
+        assert!(Instant::now() < deadline, "{what}: {owned:?}");
+    }
+}
+
+fn split_in_two(owned: &[BTreeSet<i32>], partitions: usize) -> bool {
+    owned.iter().all(|o| !o.is_empty())
+        && owned.iter().map(BTreeSet::len).sum::<usize>() == partitions
+}
+
+fn static_consumer(
+    addr: SocketAddr,
+    instance: &str,
+    rebalances: Rebalances,
+) -> BaseConsumer<Rebalances> {
+    ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("group.id", "static")
+        .set("group.instance.id", instance)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "500")
+        .create_with_context(rebalances)
+        .unwrap()
+}
+
+#[test]
+fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_broker(tmp.path(), addr);
+    create_topic(addr, "statics", 6);
+    let (count1, count2) = (Rebalances::default(), Rebalances::default());
+    let s1 = static_consumer(addr, "s1", count1.clone());
+    let s2 = static_consumer(addr, "s2", count2);
+    s1.subscribe(&["statics"]).unwrap();
+    s2.subscribe(&["statics"]).unwrap();
+    let before = poll_until(&[&s1, &s2], "never split", |o| split_in_two(o, 6));
+    let settled = count1.0.load(Ordering::SeqCst);
+    // A static member's close does not leave the group (KIP-345).
+    drop(s2);
+    let s2 = static_consumer(addr, "s2", Rebalances::default());
+    s2.subscribe(&["statics"]).unwrap();
+    let after = poll_until(&[&s1, &s2], "s2 never came back", |o| !o[1].is_empty());
+    assert_eq!(after, before, "same partitions for the same instances");
+    // Give a rebalance, if one were under way, time to reach s1.
+    let quiet = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < quiet {
+        let _ = s1.poll(Duration::from_millis(50));
+        let _ = s2.poll(Duration::from_millis(50));
+    }
+    assert_eq!(
+        count1.0.load(Ordering::SeqCst),
+        settled,
+        "s1 saw no rebalance"
+    );
+}
+
+#[test]
+fn a_member_leaving_cleanly_hands_over_without_waiting_for_its_session_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_broker(tmp.path(), addr);
+    create_topic(addr, "leaving", 4);
+    // A minute of session timeout: a handover well inside it was the leave.
+    let long_session = |group: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", addr.to_string())
+            .set("group.id", group)
+            .set("session.timeout.ms", "60000")
+            .set("heartbeat.interval.ms", "500")
+            .create()
+            .unwrap()
+    };
+    let (b, c) = (long_session("leave"), long_session("leave"));
+    b.subscribe(&["leaving"]).unwrap();
+    c.subscribe(&["leaving"]).unwrap();
+    poll_until(&[&b, &c], "never split", |o| split_in_two(o, 4));
+    let left = Instant::now();
+    drop(c); // LeaveGroup
+    poll_until(&[&b], "b never took over", |o| o[0].len() == 4);
+    assert!(
+        left.elapsed() < Duration::from_secs(30),
+        "handover came from the session timeout"
+    );
+}
+
+#[test]
+fn a_killed_members_partitions_are_read_by_the_others_after_its_session_timeout() {
+    let Some(python) = common::python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_broker(tmp.path(), addr);
+    create_topic(addr, "takeover", 4);
+    produce(addr, "takeover", 4, 400);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/group_member.py");
+    let mut killed = std::process::Command::new(python)
+        .arg(script)
+        .args([&addr.to_string(), "takeover", "takeover"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = common::ChildGuard(killed.id());
+    let lines = std::io::BufReader::new(killed.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let b = consumer(addr, "takeover", true);
+    b.subscribe(&["takeover"]).unwrap();
+    let mut theirs = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    let read = |b: &BaseConsumer, seen: &mut BTreeMap<i32, BTreeSet<i64>>| {
+        if let Some(Ok(m)) = b.poll(Duration::from_millis(20)) {
+            seen.entry(m.partition()).or_default().insert(m.offset());
+        }
+    };
+    loop {
+        read(&b, &mut seen);
+        while let Ok(line) = rx.try_recv() {
+            if let Some(list) = line.strip_prefix("assigned ") {
+                theirs = list
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse().unwrap())
+                    .collect();
+            }
+        }
+        let ours = partitions_of(&b.assignment().unwrap());
+        if !theirs.is_empty() && !ours.is_empty() && ours.len() + theirs.len() == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never split: ours {ours:?} theirs {theirs:?}"
+        );
+    }
+    killed.kill().unwrap(); // SIGKILL: no LeaveGroup, no commit
+    killed.wait().unwrap();
+    drop(guard);
+    while seen.values().map(BTreeSet::len).sum::<usize>() < 400 {
+        read(&b, &mut seen);
+        assert!(
+            Instant::now() < deadline,
+            "read {:?}",
+            seen.iter().map(|(p, o)| (p, o.len())).collect::<Vec<_>>()
+        );
+    }
+    for p in &theirs {
+        assert_eq!(
+            seen[p].len(),
+            100,
+            "partition {p} of the killed member, read from its start"
+        );
+    }
 }

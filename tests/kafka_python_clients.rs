@@ -5,15 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{free_addr, start, stop};
-
-fn python() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    venv.exists().then_some(venv)
-}
+use common::{free_addr, python_or_skip, start, stop};
 
 fn run_script(python: &Path, script: &str, args: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,19 +16,6 @@ fn run_script(python: &Path, script: &str, args: &[&str]) {
         .join(script);
     let status = Command::new(python).arg(path).args(args).status().unwrap();
     assert!(status.success(), "{script} {args:?} failed: {status}");
-}
-
-/// The Python interpreter of .venv, or `None` (outside CI) to skip.
-fn python_or_skip() -> Option<PathBuf> {
-    let python = python();
-    if python.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs scripts/test, which installs .venv"
-        );
-        eprintln!("skipped: no .venv (run scripts/test once to install the Python clients)");
-    }
-    python
 }
 
 #[test]

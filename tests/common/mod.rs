@@ -25,6 +25,33 @@ impl Drop for Broker {
     }
 }
 
+/// Kills a helper process (by PID) when dropped, even if the test fails.
+pub struct ChildGuard(pub u32);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0) {
+            // SAFETY: kill(2) on a PID this test started; an exited child
+            // is still ours until reaped, so the PID is not reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// The Python interpreter of .venv, or `None` (outside CI) to skip.
+pub fn python_or_skip() -> Option<std::path::PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        return Some(venv);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs scripts/test, which installs .venv"
+    );
+    eprintln!("skipped: no .venv (run scripts/test once to install the Python clients)");
+    None
+}
+
 /// Stops the broker with SIGTERM (by PID) and waits for it to exit.
 pub fn stop(mut broker: Broker) -> std::process::ExitStatus {
     let pid = libc::pid_t::try_from(broker.0.id()).unwrap();

@@ -676,9 +676,10 @@ fn protocols_fit(group: &Group, join: &Join) -> bool {
 }
 
 /// A static member came back with a new process (no member id): it takes
-/// the old member's place. In a stable group with the same protocols this
-/// costs no rebalance: it gets the current generation and, at SyncGroup,
-/// the old assignment. Otherwise (or when it led the group) it rejoins.
+/// the old member's place. In a stable group whose protocol it still
+/// supports this costs no rebalance: it gets the current generation (a
+/// leader also the member list) and, at SyncGroup, the old assignment.
+/// Otherwise the group rebalances.
 fn rejoin_static(
     group: &mut Group,
     now_ms: u64,
@@ -701,7 +702,6 @@ fn rejoin_static(
         replies.push((held, Reply::Sync(SyncReply::error(FENCED_INSTANCE_ID))));
     }
     let was_leader = group.leader.as_deref() == Some(old_id.as_str());
-    let unchanged = member.protocols == join.protocols;
     member.id = new_id.clone();
     member.last_heartbeat_ms = now_ms;
     member.session_timeout_ms = join.session_timeout_ms;
@@ -715,11 +715,14 @@ fn rejoin_static(
     if was_leader {
         group.leader = Some(new_id.clone());
     }
-    let quiet = group.state == GroupState::Stable && unchanged && !was_leader;
-    if !quiet {
+    group.members.insert(new_id.clone(), member);
+    // As Kafka: no rebalance while the group's protocol stays the one the
+    // members would choose (the subscription bytes may differ: they carry
+    // what the old process owned).
+    let quiet = group.state == GroupState::Stable && choose_protocol(group) == group.protocol_name;
+    if !quiet && let Some(member) = group.members.get_mut(&new_id) {
         member.awaiting_join = Some(token);
     }
-    group.members.insert(new_id.clone(), member);
     if quiet {
         tracing::info!(member = %new_id, "static member rejoined without a rebalance");
         return (Some(current_join_reply(group, &new_id)), replies);

@@ -394,3 +394,32 @@ fn random_runs_answer_every_held_request_once() {
     deliver(c.tick(now + 20_000_000), &mut held);
     assert!(held.is_empty(), "never answered: {held:?}");
 }
+
+#[test]
+fn a_restarted_static_leader_with_new_subscription_bytes_causes_no_rebalance() {
+    let mut c = coordinator();
+    let (_, _) = c.join(0, 1, join("", Some("only")));
+    let replies = c.tick(3_000);
+    let first = join_reply(&replies, 1).clone();
+    assert_eq!(first.leader, first.member_id);
+    c.sync(2, sync(&first.member_id, 1, &[(&first.member_id, b"all")]));
+    let mut again = join("", Some("only"));
+    again.protocols = vec![("range".into(), Bytes::from_static(b"sub+owned"))];
+    let (reply, _) = c.join(4_000, 3, again);
+    let reply = reply.expect("answered at once");
+    assert_eq!(
+        (reply.generation, reply.leader.clone()),
+        (1, reply.member_id.clone())
+    );
+    assert_eq!(reply.members.len(), 1, "the leader gets the member list");
+    assert_eq!(c.state("g"), Some(GroupState::Stable));
+    let (now, _) = c.sync(
+        4,
+        sync(&reply.member_id, 1, &[(&reply.member_id, b"ignored")]),
+    );
+    assert_eq!(
+        now.unwrap().assignment,
+        Bytes::from_static(b"all"),
+        "stable: kept"
+    );
+}
