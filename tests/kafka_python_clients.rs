@@ -114,3 +114,14 @@ fn every_compression_codec_round_trips() {
     let _broker = start(tmp.path(), addr, "warn");
     run_script(&python, "compression.py", &[&addr.to_string()]);
 }
+
+#[test]
+fn kafka_python_consumes_in_a_group_and_administers_groups() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_script(&python, "groups.py", &[&addr.to_string()]);
+}

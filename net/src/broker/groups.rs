@@ -19,10 +19,13 @@ use replication::metadata::Command;
 use super::{Shard, ShardMessage};
 use crate::group::offsets::{decode_key, decode_value, encode_key, encode_value};
 use crate::group::{
-    CommittedOffset, Coordinator, GroupConfig, Join, JoinReply, OffsetKey, Replies, Reply, Sync,
-    SyncReply, Token,
+    CommittedOffset, Coordinator, GroupConfig, GroupState, Join, JoinReply, MemberView, OffsetKey,
+    Replies, Reply, Sync, SyncReply, Token,
 };
-use crate::handlers::errors::{COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR, NONE};
+use crate::handlers::errors::{
+    COORDINATOR_NOT_AVAILABLE, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, KAFKA_STORAGE_ERROR,
+    NONE,
+};
 
 /// Kafka's internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -58,6 +61,10 @@ pub enum GroupOp {
     },
     /// `None`: every committed offset of the group.
     Fetch(Option<Vec<OffsetKey>>),
+    Describe,
+    Delete,
+    /// OffsetDelete of these partitions.
+    DeleteOffsets(Vec<OffsetKey>),
 }
 
 #[derive(Debug)]
@@ -67,6 +74,17 @@ pub enum GroupAnswer {
     /// One code (Heartbeat), or one per member or partition, in order.
     Codes(Vec<i16>),
     Offsets(Vec<(OffsetKey, Option<CommittedOffset>)>),
+    /// DescribeGroups: `None` for a group this coordinator does not know.
+    Described(Option<GroupView>),
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberView>,
 }
 
 impl GroupAnswer {
@@ -91,7 +109,10 @@ impl GroupAnswer {
             GroupOp::Heartbeat { .. } => GroupAnswer::Codes(vec![code]),
             GroupOp::Leave(members) => GroupAnswer::Codes(vec![code; members.len()]),
             GroupOp::Commit { offsets, .. } => GroupAnswer::Codes(vec![code; offsets.len()]),
-            GroupOp::Fetch(_) => GroupAnswer::Codes(vec![code]),
+            GroupOp::Fetch(_) | GroupOp::Describe | GroupOp::Delete => {
+                GroupAnswer::Codes(vec![code])
+            }
+            GroupOp::DeleteOffsets(keys) => GroupAnswer::Codes(vec![code; keys.len()]),
         }
     }
 }
@@ -297,7 +318,133 @@ impl Shard {
                 };
                 GroupAnswer::Offsets(found)
             }
+            GroupOp::Describe => {
+                GroupAnswer::Described(groups.coordinator.borrow().describe(&group_id).map(
+                    |(state, protocol_type, protocol, members)| GroupView {
+                        state,
+                        protocol_type,
+                        protocol,
+                        members,
+                    },
+                ))
+            }
+            GroupOp::Delete => {
+                GroupAnswer::Codes(vec![self.delete_group(&group_id, partition).await])
+            }
+            GroupOp::DeleteOffsets(keys) => self.delete_offsets(&group_id, partition, keys).await,
         }
+    }
+
+    /// DeleteGroups of one group: tombstones for its offsets, then gone.
+    async fn delete_group(&self, group_id: &str, partition: i32) -> i16 {
+        let deletable = self.groups.coordinator.borrow().deletable(group_id);
+        let keys = match deletable {
+            Ok(keys) => keys,
+            Err(code) => return code,
+        };
+        if let Err(code) = self.write_tombstones(group_id, partition, &keys).await {
+            return code;
+        }
+        self.groups
+            .coordinator
+            .borrow_mut()
+            .remove_group(group_id, &keys)
+    }
+
+    /// OffsetDelete: refused for topics an active member subscribes to.
+    async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partition: i32,
+        keys: Vec<OffsetKey>,
+    ) -> GroupAnswer {
+        let Some((state, _, _, members)) = self.groups.coordinator.borrow().describe(group_id)
+        else {
+            return GroupAnswer::Codes(vec![GROUP_ID_NOT_FOUND; keys.len()]);
+        };
+        let subscribed: BTreeSet<String> = if state == GroupState::Empty {
+            BTreeSet::new()
+        } else {
+            members
+                .iter()
+                .flat_map(|m| subscribed_topics(&m.metadata))
+                .collect()
+        };
+        let (refused, deletable): (Vec<&OffsetKey>, Vec<&OffsetKey>) =
+            keys.iter().partition(|k| subscribed.contains(&k.topic));
+        let deletable: Vec<OffsetKey> = deletable.into_iter().cloned().collect();
+        let written = self.write_tombstones(group_id, partition, &deletable).await;
+        if written.is_ok() {
+            let mut coordinator = self.groups.coordinator.borrow_mut();
+            for key in &deletable {
+                coordinator.forget(group_id, key);
+            }
+        }
+        let codes = keys
+            .iter()
+            .map(|k| match (&written, refused.contains(&k)) {
+                (_, true) => GROUP_SUBSCRIBED_TO_TOPIC,
+                (Err(code), false) => *code,
+                (Ok(()), false) => NONE,
+            })
+            .collect();
+        GroupAnswer::Codes(codes)
+    }
+
+    /// Durably deletes committed offsets (tombstone records).
+    async fn write_tombstones(
+        &self,
+        group_id: &str,
+        partition: i32,
+        keys: &[OffsetKey],
+    ) -> Result<(), i16> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        let encoded: Vec<bytes::Bytes> = keys.iter().map(|k| encode_key(group_id, k)).collect();
+        let records: Vec<(&[u8], Option<&[u8]>)> =
+            encoded.iter().map(|k| (k.as_ref(), None)).collect();
+        log.append_internal(&records, rt::wall_clock_ms())
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "cannot delete committed offsets");
+                KAFKA_STORAGE_ERROR
+            })
+    }
+
+    /// ListGroups: every group of every shard, as (id, state, protocol type).
+    pub async fn list_groups(&self) -> Vec<(String, GroupState, String)> {
+        let mut all = self.list_local_groups().await;
+        for to in (0..self.shards()).filter(|&to| to != self.id()) {
+            let (reply, answer) = oneshot::channel();
+            if self
+                .mesh
+                .send(to, ShardMessage::ListGroups { reply })
+                .await
+                .is_ok()
+                && let Ok(groups) = answer.await
+            {
+                all.extend(groups);
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The groups this shard coordinates, after replaying its partitions.
+    pub(super) async fn list_local_groups(&self) -> Vec<(String, GroupState, String)> {
+        if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+                if PartitionTable::owner(&tp, self.shards()) == self.id() {
+                    let _ = self.load_offsets(partition).await;
+                }
+            }
+        }
+        self.groups.coordinator.borrow().list()
     }
 
     async fn answer_or_wait(
@@ -383,4 +530,19 @@ impl Shard {
         self.groups.loaded.borrow_mut().insert(partition);
         Ok(())
     }
+}
+
+/// The topics a consumer-protocol member subscribes to (its metadata is a
+/// ConsumerProtocolSubscription: a version, then the body at it).
+fn subscribed_topics(metadata: &bytes::Bytes) -> Vec<String> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    let mut bytes = metadata.clone();
+    let Some(version) = bytes.first_chunk::<2>().map(|v| i16::from_be_bytes(*v)) else {
+        return Vec::new();
+    };
+    bytes::Buf::advance(&mut bytes, 2);
+    ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3))
+        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
 }

@@ -99,6 +99,10 @@ pub enum ShardMessage {
         op: groups::GroupOp,
         reply: oneshot::Sender<groups::GroupAnswer>,
     },
+    /// To every shard: the groups it coordinates.
+    ListGroups {
+        reply: oneshot::Sender<Vec<(String, crate::group::GroupState, String)>>,
+    },
     /// From shard 0: the metadata after a change. The ack is sent once the
     /// shard serves it (its partitions created or deleted to match).
     Snapshot {
@@ -329,6 +333,9 @@ impl Shard {
                 reply,
             } => {
                 let _ = reply.send(self.group_local(group_id, partition, op).await);
+            }
+            ShardMessage::ListGroups { reply } => {
+                let _ = reply.send(self.list_local_groups().await);
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

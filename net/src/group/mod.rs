@@ -24,8 +24,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::handlers::errors::{
-    FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
-    INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
+    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP, NONE,
+    REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 };
 
 /// Names a held request (the caller keeps what answers it).
@@ -505,6 +506,34 @@ impl Coordinator {
             .or_insert_with(Group::new);
         for (key, value) in offsets {
             group.offsets.insert(key, value);
+        }
+    }
+
+    /// DeleteGroups: a group with no members can go; its committed offsets
+    /// are returned (the caller writes their tombstones first, then calls
+    /// [`Coordinator::remove_group`]).
+    pub fn deletable(&self, group_id: &str) -> Result<Vec<OffsetKey>, i16> {
+        let group = self.groups.get(group_id).ok_or(GROUP_ID_NOT_FOUND)?;
+        if !group.members.is_empty() {
+            return Err(NON_EMPTY_GROUP);
+        }
+        Ok(group.offsets.keys().cloned().collect())
+    }
+
+    /// Removes a group that is still empty (its offsets already deleted
+    /// durably); a group that gained members meanwhile stays.
+    pub fn remove_group(&mut self, group_id: &str, offsets: &[OffsetKey]) -> i16 {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return NONE;
+        };
+        for key in offsets {
+            group.offsets.remove(key);
+        }
+        if group.members.is_empty() && group.pending.is_empty() {
+            self.groups.remove(group_id);
+            NONE
+        } else {
+            NON_EMPTY_GROUP
         }
     }
 

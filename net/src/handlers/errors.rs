@@ -39,6 +39,7 @@ pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 /// The Kafka error code of a metadata command failure.
 pub fn command_error_code(e: &CommandError) -> i16 {

@@ -15,6 +15,7 @@ mod describe_log_dirs;
 pub mod errors;
 mod fetch;
 mod find_coordinator;
+mod group_admin;
 mod group_membership;
 mod group_offsets;
 mod incremental_alter_configs;
@@ -62,6 +63,10 @@ pub const HANDLERS: &[Handler] = &[
     group_membership::LEAVE,
     group_offsets::COMMIT,
     group_offsets::FETCH,
+    group_admin::LIST,
+    group_admin::DESCRIBE,
+    group_admin::DELETE,
+    group_admin::DELETE_OFFSETS,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -145,6 +150,10 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::LeaveGroup => group_membership::leave(shard, request).await,
         ApiKey::OffsetCommit => group_offsets::commit(shard, request).await,
         ApiKey::OffsetFetch => group_offsets::fetch(shard, request).await,
+        ApiKey::ListGroups => group_admin::list(shard, request).await,
+        ApiKey::DescribeGroups => group_admin::describe(shard, request).await,
+        ApiKey::DeleteGroups => group_admin::delete(shard, request).await,
+        ApiKey::OffsetDelete => group_admin::delete_offsets(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {
