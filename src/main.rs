@@ -2,6 +2,7 @@
 
 mod config;
 mod crash_child;
+mod groups;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the broker's shards on a data directory.
     Serve(serve::Args),
+    /// Consumer groups of a Kafka-compatible broker, and their lag.
+    #[command(subcommand)]
+    Groups(groups::Command),
     /// Load a Kafka-compatible broker and measure it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(BenchCommand::Run(args)) => bench::run(&args),
+        Command::Groups(command) => groups::run(command),
         Command::CrashChild(args) => crash_child::run(args),
     }
 }

@@ -404,3 +404,51 @@ fn a_killed_members_partitions_are_read_by_the_others_after_its_session_timeout(
         );
     }
 }
+
+#[test]
+fn shardlog_groups_describe_prints_committed_offsets_and_lag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_broker(tmp.path(), addr);
+    create_topic(addr, "lagging", 2);
+    produce(addr, "lagging", 2, 40);
+    // A standalone consumer's commit (no membership, generation -1).
+    let c = consumer(addr, "lag", false);
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("lagging", 0, rdkafka::Offset::Offset(20))
+        .unwrap();
+    offsets
+        .add_partition_offset("lagging", 1, rdkafka::Offset::Offset(5))
+        .unwrap();
+    c.commit(&offsets, CommitMode::Sync).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args([
+            "groups",
+            "describe",
+            "--bootstrap",
+            &addr.to_string(),
+            "lag",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("lagging"))
+        .map(|l| l.split_whitespace().take(5).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["lagging", "0", "20", "20", "0"],
+            ["lagging", "1", "5", "20", "15"]
+        ],
+        "{stdout}"
+    );
+}
