@@ -20,23 +20,16 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use common::{Broker, free_addr, start_with};
+use common::{Broker, free_addr, start_configured};
 
 /// A broker whose first join phase waits 300 ms instead of Kafka's 3 s.
 fn start_broker(dir: &Path, addr: SocketAddr) -> Broker {
-    let config = dir.join("shardlog.toml");
-    std::fs::write(
-        &config,
-        "group-initial-rebalance-delay-ms = 300\noffsets-topic-num-partitions = 8\n",
-    )
-    .unwrap();
-    start_with(
-        &dir.join("data"),
-        addr,
-        "warn",
-        &["--config", config.to_str().unwrap()],
-    )
+    start_configured(dir, addr, GROUP_TEST_CONFIG)
 }
+
+/// Shorter group delays for tests, and fewer offsets partitions.
+pub const GROUP_TEST_CONFIG: &str =
+    "group-initial-rebalance-delay-ms = 300\noffsets-topic-num-partitions = 8\n";
 
 fn create_topic(addr: SocketAddr, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -99,6 +99,19 @@ pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&
     broker
 }
 
+/// [`start`] with a config file holding `toml` (written into `dir`, data in
+/// `dir/data`).
+pub fn start_configured(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
+    let config = dir.join("shardlog.toml");
+    std::fs::write(&config, toml).unwrap();
+    start_with(
+        &dir.join("data"),
+        addr,
+        &std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        &["--config", config.to_str().unwrap()],
+    )
+}
+
 /// Waits (up to 30 s) until something accepts connections on `addr`.
 pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -186,4 +199,20 @@ pub fn fetch_waiting(
     let response: FetchResponse = call(addr, ApiKey::Fetch, 11, &request);
     let data = &response.responses[0].partitions[0];
     (data.error_code, data.high_watermark, data.records.clone())
+}
+
+/// Creates a topic with a CreateTopics v5 request; panics on an error.
+pub fn create_topic_raw(addr: SocketAddr, name: &str, partitions: i32) {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]);
+    let response: CreateTopicsResponse = call(addr, ApiKey::CreateTopics, 5, &request);
+    assert_eq!(response.topics[0].error_code, 0, "create {name}");
 }

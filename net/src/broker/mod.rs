@@ -276,9 +276,12 @@ impl Shard {
             other => CommandError::Store(other),
         })?;
         let state = Arc::new(store.state().clone());
-        drop(store);
+        // The store stays locked until every shard serves the new state, so
+        // whoever runs the next command (and is refused, say, because the
+        // topic now exists) finds this change installed on its shard.
         self.install(Arc::clone(&state)).await;
         self.broadcast(Arc::clone(&state)).await;
+        drop(store);
         Ok(state)
     }
 

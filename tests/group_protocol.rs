@@ -1,0 +1,207 @@
+//! The group APIs at the protocol level against a real broker: the error
+//! codes Kafka documents for commits from strangers and stale generations,
+//! and a JoinGroup flood on one connection that leaves other groups alone.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ApiKey, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    OffsetCommitRequest, OffsetCommitResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use common::{call, free_addr, start_configured, topic_name};
+
+const CONFIG: &str = "group-initial-rebalance-delay-ms = 300\noffsets-topic-num-partitions = 4\n";
+const JOIN_VERSION: i16 = 5;
+
+fn group(name: &str) -> GroupId {
+    GroupId(StrBytes::from_string(name.into()))
+}
+
+fn join_request(group_id: &str, member_id: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(group(group_id))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member_id.into()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0")),
+        ])
+}
+
+/// Joins `group_id` as its only member: (member id, generation).
+fn join_alone(addr: SocketAddr, group_id: &str) -> (String, i32) {
+    let first: JoinGroupResponse = call(
+        addr,
+        ApiKey::JoinGroup,
+        JOIN_VERSION,
+        &join_request(group_id, ""),
+    );
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = first.member_id.to_string();
+    let joined: JoinGroupResponse = call(
+        addr,
+        ApiKey::JoinGroup,
+        JOIN_VERSION,
+        &join_request(group_id, &member),
+    );
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader.as_str(), member, "alone, so the leader");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group(group_id))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![
+            SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(Bytes::from_static(b"mine")),
+        ]);
+    let synced: SyncGroupResponse = call(addr, ApiKey::SyncGroup, 3, &sync);
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(synced.assignment, Bytes::from_static(b"mine"));
+    (member, joined.generation_id)
+}
+
+/// Commits offset 1 of partition 0 of `topic`; returns its error code.
+fn commit(addr: SocketAddr, group_id: &str, member: &str, generation: i32, topic: &str) -> i16 {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(group(group_id))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let response: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+fn heartbeat(addr: SocketAddr, group_id: &str, member: &str, generation: i32) -> i16 {
+    let request = HeartbeatRequest::default()
+        .with_group_id(group(group_id))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.into()));
+    let response: HeartbeatResponse = call(addr, ApiKey::Heartbeat, 4, &request);
+    response.error_code
+}
+
+#[test]
+fn commits_from_strangers_and_stale_generations_get_kafkas_error_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, CONFIG);
+    common::create_topic_raw(addr, "committed", 1);
+    let (member, generation) = join_alone(addr, "members");
+    assert_eq!(heartbeat(addr, "members", &member, generation), 0);
+    assert_eq!(commit(addr, "members", &member, generation, "committed"), 0);
+    assert_eq!(
+        commit(addr, "members", &member, generation - 1, "committed"),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+    assert_eq!(
+        commit(addr, "members", "stranger", generation, "committed"),
+        25,
+        "UNKNOWN_MEMBER_ID"
+    );
+    assert_eq!(
+        heartbeat(addr, "members", &member, generation + 1),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+    assert_eq!(
+        commit(addr, "nobody-here", "", 3, "committed"),
+        22,
+        "an unknown group with a generation: ILLEGAL_GENERATION"
+    );
+    assert_eq!(
+        commit(addr, "nobody-here", "", -1, "committed"),
+        0,
+        "a standalone consumer's commit"
+    );
+    assert_eq!(
+        commit(addr, "members", &member, generation, "no-such-topic"),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(heartbeat(addr, "members", "stranger", generation), 25);
+}
+
+#[test]
+fn a_join_group_flood_on_one_connection_does_not_hold_up_other_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, CONFIG);
+    common::create_topic_raw(addr, "calm-topic", 1);
+    // 5000 first joins written back to back on one connection.
+    let floods = 5_000;
+    let mut wire = BytesMut::new();
+    for i in 0..floods {
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::JoinGroup as i16)
+            .with_request_api_version(JOIN_VERSION)
+            .with_correlation_id(i)
+            .encode(
+                &mut body,
+                ApiKey::JoinGroup.request_header_version(JOIN_VERSION),
+            )
+            .unwrap();
+        join_request("flooded", "")
+            .encode(&mut body, JOIN_VERSION)
+            .unwrap();
+        wire.put_i32(body.len() as i32);
+        wire.extend_from_slice(&body);
+    }
+    let mut flood = TcpStream::connect(addr).unwrap();
+    flood
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let writer = {
+        let mut flood = flood.try_clone().unwrap();
+        std::thread::spawn(move || flood.write_all(&wire).unwrap())
+    };
+    // Meanwhile another group joins, syncs and commits.
+    let (member, generation) = join_alone(addr, "calm");
+    assert_eq!(commit(addr, "calm", &member, generation, "calm-topic"), 0);
+    writer.join().unwrap();
+    for i in 0..floods {
+        let mut size = [0u8; 4];
+        flood.read_exact(&mut size).unwrap();
+        let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
+        flood.read_exact(&mut frame).unwrap();
+        let mut frame = Bytes::from(frame);
+        let header = ResponseHeader::decode(
+            &mut frame,
+            ApiKey::JoinGroup.response_header_version(JOIN_VERSION),
+        )
+        .unwrap();
+        assert_eq!(header.correlation_id, i);
+        let response = JoinGroupResponse::decode(&mut frame, JOIN_VERSION).unwrap();
+        assert_eq!(
+            response.error_code, 79,
+            "MEMBER_ID_REQUIRED, each with its own id"
+        );
+    }
+}
