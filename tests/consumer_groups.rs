@@ -445,3 +445,71 @@ fn shardlog_groups_describe_prints_committed_offsets_and_lag() {
         "{stdout}"
     );
 }
+
+/// Records the partitions a consumer is asked to give up.
+#[derive(Clone, Default)]
+struct Revocations(Arc<std::sync::Mutex<Vec<BTreeSet<i32>>>>);
+
+impl ClientContext for Revocations {}
+
+impl ConsumerContext for Revocations {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            self.0.lock().unwrap().push(partitions_of(list));
+        }
+    }
+}
+
+#[test]
+fn cooperative_sticky_moves_only_some_partitions_and_the_rest_keep_consuming() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_broker(tmp.path(), addr);
+    create_topic(addr, "sticky", 6);
+    let cooperative = |revocations: Revocations| -> BaseConsumer<Revocations> {
+        ClientConfig::new()
+            .set("bootstrap.servers", addr.to_string())
+            .set("group.id", "sticky")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create_with_context(revocations)
+            .unwrap()
+    };
+    let revoked = Revocations::default();
+    let a = cooperative(revoked.clone());
+    a.subscribe(&["sticky"]).unwrap();
+    poll_until(&[&a], "a never got all six", |o| o[0].len() == 6);
+    let b = cooperative(Revocations::default());
+    b.subscribe(&["sticky"]).unwrap();
+    // Until the split, a must never be left with nothing: only the
+    // partitions moving to b are taken from it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (kept, moved) = loop {
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        let ours = partitions_of(&a.assignment().unwrap());
+        let theirs = partitions_of(&b.assignment().unwrap());
+        assert!(
+            !ours.is_empty(),
+            "a lost every partition: an eager rebalance"
+        );
+        if !theirs.is_empty() && ours.len() + theirs.len() == 6 && ours.is_disjoint(&theirs) {
+            break (ours, theirs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never split: {ours:?} {theirs:?}"
+        );
+    };
+    assert_eq!((kept.len(), moved.len()), (3, 3));
+    let revoked: BTreeSet<i32> = revoked
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(revoked, moved, "a gave up exactly what b took");
+}
