@@ -16,6 +16,9 @@
 //! group-initial-rebalance-delay-ms = 3000
 //! group-min-session-timeout-ms = 6000
 //! group-max-session-timeout-ms = 1800000
+//! offsets-retention-minutes = 10080    # offsets.retention.minutes
+//! offsets-retention-check-interval-ms = 600000
+//! offsets-compaction-records = 100000  # __consumer_offsets records between snapshots
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -46,6 +49,9 @@ pub struct FileConfig {
     pub group_initial_rebalance_delay_ms: Option<i32>,
     pub group_min_session_timeout_ms: Option<i32>,
     pub group_max_session_timeout_ms: Option<i32>,
+    pub offsets_retention_minutes: Option<i64>,
+    pub offsets_retention_check_interval_ms: Option<u64>,
+    pub offsets_compaction_records: Option<u64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }
@@ -93,6 +99,18 @@ impl FileConfig {
             if let Some(ms) = value {
                 anyhow::ensure!(ms >= 0, "{name} must not be negative, not {ms}");
             }
+        }
+        if let Some(minutes) = config.offsets_retention_minutes {
+            anyhow::ensure!(
+                minutes >= 1,
+                "offsets-retention-minutes must be at least 1, not {minutes}"
+            );
+        }
+        if config.offsets_compaction_records == Some(0) {
+            anyhow::bail!("offsets-compaction-records must be at least 1");
+        }
+        if config.offsets_retention_check_interval_ms == Some(0) {
+            anyhow::bail!("offsets-retention-check-interval-ms must be at least 1");
         }
         if config.shards == Some(0) {
             anyhow::bail!("shards must be at least 1");

@@ -26,6 +26,8 @@ use crate::config::FileConfig;
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// The cluster id clients see (one node, one cluster).
 const CLUSTER_ID: &str = "shardlog-single-node";
+/// How long `serve` waits for its port to be released.
+const PORT_WAIT: Duration = Duration::from_secs(5);
 /// How often a shard looks at the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -100,6 +102,16 @@ impl ServeConfig {
                 offsets_topic_partitions: file
                     .offsets_topic_num_partitions
                     .unwrap_or(defaults.offsets_topic_partitions),
+                offsets_retention_ms: file
+                    .offsets_retention_minutes
+                    .map_or(defaults.offsets_retention_ms, |m| m.saturating_mul(60_000)),
+                offsets_retention_check_interval: file.offsets_retention_check_interval_ms.map_or(
+                    defaults.offsets_retention_check_interval,
+                    Duration::from_millis,
+                ),
+                offsets_compaction_records: file
+                    .offsets_compaction_records
+                    .unwrap_or(defaults.offsets_compaction_records),
                 group: GroupConfig {
                     initial_rebalance_delay_ms: file
                         .group_initial_rebalance_delay_ms
@@ -123,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(&data_dir)?;
+    ensure_port_free(config.listen)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = config.shards;
     // Signals go to the main thread only: block them before any shard starts.
@@ -193,6 +206,30 @@ async fn run_shard(
     futures::future::join(listener.serve(Rc::clone(&shard), stopped), housekeeping).await;
     shard.partitions.close_all().await?;
     Ok(())
+}
+
+/// The shards bind with SO_REUSEPORT, which would let them share the port
+/// with any other socket of this user already bound there (traffic split
+/// between unrelated processes). A plain bind first makes that an error.
+/// A broker killed a moment ago may still hold the port (its io_uring
+/// accept keeps the socket open until the kernel tears the ring down), so
+/// this waits a little before giving up.
+fn ensure_port_free(listen: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PORT_WAIT;
+    loop {
+        match std::net::TcpListener::bind(listen) {
+            Ok(probe) => {
+                drop(probe);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot listen on {listen}"));
+            }
+        }
+    }
 }
 
 /// Takes an exclusive lock on `<data-dir>/.lock` for the process lifetime,

@@ -205,3 +205,82 @@ fn a_join_group_flood_on_one_connection_does_not_hold_up_other_groups() {
         );
     }
 }
+
+/// The log start offset of a partition (ListOffsets, earliest).
+fn log_start(addr: SocketAddr, topic: &str, partition: i32) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(-2),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
+    response.topics[0].partitions[0].offset
+}
+
+/// The offset `group` committed for partition 0 of `topic` (OffsetFetch v7).
+fn committed(addr: SocketAddr, group_id: &str, topic: &str) -> i64 {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+    let request = OffsetFetchRequest::default()
+        .with_group_id(group(group_id))
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let response: OffsetFetchResponse = call(addr, ApiKey::OffsetFetch, 7, &request);
+    assert_eq!(response.error_code, 0);
+    response.topics[0].partitions[0].committed_offset
+}
+
+/// Commits `offset` for partition 0 of `topic` as a standalone consumer.
+fn commit_offset(addr: SocketAddr, group_id: &str, topic: &str, offset: i64) -> i16 {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(group(group_id))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let response: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn consumer_offsets_are_compacted_and_the_latest_commits_survive_a_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = format!("{CONFIG}offsets-compaction-records = 50\n");
+    let broker = start_configured(tmp.path(), addr, &config);
+    common::create_topic_raw(addr, "compacted", 1);
+    for group_id in ["alpha", "beta"] {
+        for offset in 1..=120 {
+            assert_eq!(commit_offset(addr, group_id, "compacted", offset), 0);
+        }
+    }
+    let partition = net::broker::groups::offsets_partition("alpha", 4);
+    let start = log_start(addr, "__consumer_offsets", partition);
+    assert!(
+        start > 0,
+        "compaction moved the log start of partition {partition}"
+    );
+    drop(broker); // SIGKILL
+    let _broker = start_configured(tmp.path(), addr, &config);
+    assert_eq!(committed(addr, "alpha", "compacted"), 120);
+    assert_eq!(committed(addr, "beta", "compacted"), 120);
+    assert_eq!(committed(addr, "gamma", "compacted"), -1, "never committed");
+}

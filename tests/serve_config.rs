@@ -120,3 +120,18 @@ fn a_relative_data_dir_works() {
     assert_eq!(metadata.topics[0].error_code, 0);
     assert!(tmp.path().join("data/rel-0").is_dir());
 }
+
+#[test]
+fn a_port_held_by_another_socket_is_refused_not_shared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _holder = std::net::TcpListener::bind(addr).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}

@@ -78,6 +78,7 @@ pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
 
 /// [`start`] with more `serve` arguments.
 pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&str]) -> Broker {
+    wait_port_closed(addr);
     let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .args([
             "serve",
@@ -110,6 +111,22 @@ pub fn start_configured(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
         &std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         &["--config", config.to_str().unwrap()],
     )
+}
+
+/// Waits (up to 30 s) until nothing accepts connections on `addr`. A
+/// SIGKILLed broker's listening socket outlives the process for a moment
+/// (its pending io_uring accept holds it until the kernel tears the ring
+/// down): connections it takes then are reset, and a new broker would share
+/// the port with it (SO_REUSEPORT).
+pub fn wait_port_closed(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} still accepts connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Waits (up to 30 s) until something accepts connections on `addr`.

@@ -9,7 +9,7 @@
 //! offset records before it serves the first request of a group in it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use engine::{PartitionTable, TopicPartition, rt};
@@ -127,6 +127,12 @@ pub(super) struct Groups {
     loaded: RefCell<BTreeSet<i32>>,
     loading: tokio::sync::Mutex<()>,
     started: Instant,
+    /// Appends to `__consumer_offsets` hold it shared from append to
+    /// applying in memory; a compaction holds it alone, so its snapshot
+    /// never misses a commit whose record it drops.
+    compaction: tokio::sync::RwLock<()>,
+    /// Records appended per partition since its last snapshot (or replay).
+    since_snapshot: RefCell<HashMap<i32, u64>>,
 }
 
 impl Groups {
@@ -141,6 +147,8 @@ impl Groups {
             loaded: RefCell::default(),
             loading: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            compaction: tokio::sync::RwLock::new(()),
+            since_snapshot: RefCell::default(),
         }
     }
 
@@ -176,6 +184,7 @@ impl Shard {
     pub(super) fn start_group_ticks(self: &std::rc::Rc<Self>) {
         let shard = std::rc::Rc::clone(self);
         crate::server::spawn(async move {
+            let mut last_expiry = Instant::now();
             loop {
                 rt::sleep(TICK).await;
                 let replies = shard
@@ -184,6 +193,10 @@ impl Shard {
                     .borrow_mut()
                     .tick(shard.groups.now_ms());
                 shard.groups.deliver(replies);
+                if last_expiry.elapsed() >= shard.settings.offsets_retention_check_interval {
+                    last_expiry = Instant::now();
+                    shard.expire_offsets().await;
+                }
             }
         });
     }
@@ -219,10 +232,17 @@ impl Shard {
         if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
             return Ok(topic.partitions);
         }
+        // Kafka's settings for it: compacted, 100 MiB segments.
+        let configs = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
         let command = Command::CreateTopic {
             name: OFFSETS_TOPIC.to_string(),
             partitions: self.settings.offsets_topic_partitions,
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+            configs,
         };
         if let Err(e) = self.execute(command).await {
             // Another request may have created it meanwhile.
@@ -374,12 +394,6 @@ impl Shard {
             keys.iter().partition(|k| subscribed.contains(&k.topic));
         let deletable: Vec<OffsetKey> = deletable.into_iter().cloned().collect();
         let written = self.write_tombstones(group_id, partition, &deletable).await;
-        if written.is_ok() {
-            let mut coordinator = self.groups.coordinator.borrow_mut();
-            for key in &deletable {
-                coordinator.forget(group_id, key);
-            }
-        }
         let codes = keys
             .iter()
             .map(|k| match (&written, refused.contains(&k)) {
@@ -391,7 +405,8 @@ impl Shard {
         GroupAnswer::Codes(codes)
     }
 
-    /// Durably deletes committed offsets (tombstone records).
+    /// Durably deletes committed offsets (tombstone records), then forgets
+    /// them.
     async fn write_tombstones(
         &self,
         group_id: &str,
@@ -406,13 +421,23 @@ impl Shard {
         let encoded: Vec<bytes::Bytes> = keys.iter().map(|k| encode_key(group_id, k)).collect();
         let records: Vec<(&[u8], Option<&[u8]>)> =
             encoded.iter().map(|k| (k.as_ref(), None)).collect();
-        log.append_internal(&records, rt::wall_clock_ms())
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(group = group_id, error = %e, "cannot delete committed offsets");
-                KAFKA_STORAGE_ERROR
-            })
+        {
+            // Shared until they are forgotten in memory too: a snapshot
+            // taken in between would bring them back.
+            let _shared = self.groups.compaction.read().await;
+            log.append_internal(&records, rt::wall_clock_ms())
+                .await
+                .map_err(|e| {
+                    tracing::error!(group = group_id, error = %e, "cannot delete committed offsets");
+                    KAFKA_STORAGE_ERROR
+                })?;
+            let mut coordinator = self.groups.coordinator.borrow_mut();
+            for key in keys {
+                coordinator.forget(group_id, key);
+            }
+        }
+        self.after_append(partition, records.len()).await;
+        Ok(())
     }
 
     /// ListGroups: every group of every shard, as (id, state, protocol type).
@@ -485,15 +510,122 @@ impl Shard {
             .iter()
             .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
             .collect();
-        if let Err(e) = log.append_internal(&records, rt::wall_clock_ms()).await {
+        let appended = {
+            let _shared = self.groups.compaction.read().await;
+            let appended = log.append_internal(&records, rt::wall_clock_ms()).await;
+            if appended.is_ok() {
+                self.groups
+                    .coordinator
+                    .borrow_mut()
+                    .commit(group_id, offsets);
+            }
+            appended
+        };
+        if let Err(e) = appended {
             tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
             return KAFKA_STORAGE_ERROR;
         }
-        self.groups
-            .coordinator
-            .borrow_mut()
-            .commit(group_id, offsets);
+        self.after_append(partition, records.len()).await;
         NONE
+    }
+
+    /// Counts appended records; compacts the partition when enough piled up.
+    async fn after_append(&self, partition: i32, records: usize) {
+        let appended = {
+            let mut counts = self.groups.since_snapshot.borrow_mut();
+            let count = counts.entry(partition).or_default();
+            *count += records as u64;
+            *count
+        };
+        if appended >= self.settings.offsets_compaction_records {
+            self.compact(partition).await;
+        }
+    }
+
+    /// A simple compaction of one `__consumer_offsets` partition: append
+    /// every live committed offset again (a snapshot), then move the log
+    /// start to the snapshot (DeleteRecords), so replay starts there and
+    /// whole segments before it are deleted. A crash in between leaves both
+    /// copies; replay keeps the later one, which is the same.
+    async fn compact(&self, partition: i32) {
+        let _alone = self.groups.compaction.write().await;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let Some(log) = self.partitions.get(&tp) else {
+            return;
+        };
+        let partitions = self
+            .metadata()
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions);
+        let live = self
+            .groups
+            .coordinator
+            .borrow()
+            .offsets_where(|group| offsets_partition(group, partitions) == partition);
+        let encoded: Vec<(bytes::Bytes, bytes::Bytes)> = live
+            .iter()
+            .map(|(group, key, value)| (encode_key(group, key), encode_value(value)))
+            .collect();
+        let start = if encoded.is_empty() {
+            Ok(log.log_end_offset())
+        } else {
+            let records: Vec<(&[u8], Option<&[u8]>)> = encoded
+                .iter()
+                .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
+                .collect();
+            log.append_internal(&records, rt::wall_clock_ms())
+                .await
+                .map(|info| info.base_offset)
+        };
+        let compacted = match start {
+            Ok(start) => log.delete_records(start).await,
+            Err(e) => Err(e),
+        };
+        match compacted {
+            Ok(start) => {
+                tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "committed offsets compacted");
+                self.groups
+                    .since_snapshot
+                    .borrow_mut()
+                    .insert(partition, live.len() as u64);
+            }
+            Err(e) => {
+                tracing::error!(partition = %tp, error = %e, "cannot compact committed offsets")
+            }
+        }
+    }
+
+    /// Deletes the offsets past `offsets.retention.minutes` (of groups
+    /// without members) in the partitions this shard has replayed.
+    async fn expire_offsets(&self) {
+        let retention = self.settings.offsets_retention_ms;
+        let expired = self
+            .groups
+            .coordinator
+            .borrow()
+            .expired_offsets(rt::wall_clock_ms(), retention);
+        if expired.is_empty() {
+            return;
+        }
+        let partitions = self
+            .metadata()
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions);
+        let mut by_group: BTreeMap<String, Vec<OffsetKey>> = BTreeMap::new();
+        for (group, key) in expired {
+            by_group.entry(group).or_default().push(key);
+        }
+        for (group, keys) in by_group {
+            let partition = offsets_partition(&group, partitions);
+            if self
+                .write_tombstones(&group, partition, &keys)
+                .await
+                .is_ok()
+            {
+                tracing::info!(group, offsets = keys.len(), "committed offsets expired");
+            }
+        }
+        self.groups.coordinator.borrow_mut().drop_empty_groups();
     }
 
     /// Replays partition `partition` of `__consumer_offsets` once.
@@ -526,6 +658,10 @@ impl Shard {
             }
         }
         drop(coordinator);
+        self.groups
+            .since_snapshot
+            .borrow_mut()
+            .insert(partition, count as u64);
         tracing::info!(partition = %tp, records = count, "committed offsets replayed");
         self.groups.loaded.borrow_mut().insert(partition);
         Ok(())

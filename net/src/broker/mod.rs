@@ -53,6 +53,14 @@ pub struct Settings {
     pub offsets_topic_partitions: i32,
     /// The group coordinator's timeouts.
     pub group: crate::group::GroupConfig,
+    /// `offsets.retention.minutes`, in ms: offsets of groups without
+    /// members expire this long after their commit.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: std::time::Duration,
+    /// A `__consumer_offsets` partition is compacted once this many records
+    /// were appended since its last snapshot.
+    pub offsets_compaction_records: u64,
 }
 
 impl Default for Settings {
@@ -63,6 +71,9 @@ impl Default for Settings {
             topic_defaults: BTreeMap::new(),
             offsets_topic_partitions: 50,
             group: crate::group::GroupConfig::default(),
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval: std::time::Duration::from_secs(600),
+            offsets_compaction_records: 100_000,
         }
     }
 }

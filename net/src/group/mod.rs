@@ -537,6 +537,49 @@ impl Coordinator {
         }
     }
 
+    /// Offsets past `offsets.retention.minutes`: those of groups with no
+    /// members (Empty, or only offsets from standalone consumers) committed
+    /// more than `retention_ms` before `now_wall_ms`. The caller deletes
+    /// them durably, then calls [`Coordinator::forget`].
+    pub fn expired_offsets(&self, now_wall_ms: i64, retention_ms: i64) -> Vec<(String, OffsetKey)> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.state == GroupState::Empty)
+            .flat_map(|(id, g)| {
+                g.offsets
+                    .iter()
+                    .filter(move |(_, v)| {
+                        now_wall_ms.saturating_sub(v.commit_timestamp_ms) > retention_ms
+                    })
+                    .map(move |(k, _)| (id.clone(), k.clone()))
+            })
+            .collect()
+    }
+
+    /// Drops groups left with no members and no offsets.
+    pub fn drop_empty_groups(&mut self) {
+        self.groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty())
+        });
+    }
+
+    /// Every committed offset of the groups `in_partition` picks (for a
+    /// snapshot of one `__consumer_offsets` partition).
+    pub fn offsets_where(
+        &self,
+        in_partition: impl Fn(&str) -> bool,
+    ) -> Vec<(String, OffsetKey, CommittedOffset)> {
+        self.groups
+            .iter()
+            .filter(|(id, _)| in_partition(id))
+            .flat_map(|(id, g)| {
+                g.offsets
+                    .iter()
+                    .map(move |(k, v)| (id.clone(), k.clone(), v.clone()))
+            })
+            .collect()
+    }
+
     /// Removes committed offsets (replayed tombstones, OffsetDelete).
     pub fn forget(&mut self, group_id: &str, key: &OffsetKey) {
         if let Some(group) = self.groups.get_mut(group_id) {

@@ -423,3 +423,46 @@ fn a_restarted_static_leader_with_new_subscription_bytes_causes_no_rebalance() {
         "stable: kept"
     );
 }
+
+#[test]
+fn offsets_expire_only_in_empty_groups_after_the_retention() {
+    let mut c = coordinator();
+    let key = |p| OffsetKey {
+        topic: "t".into(),
+        partition: p,
+    };
+    let at = |ms| CommittedOffset {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: ms,
+    };
+    c.commit("standalone", vec![(key(0), at(1_000)), (key(1), at(5_000))]);
+    let a = stable_with_one(&mut c);
+    c.commit("g", vec![(key(0), at(1_000))]);
+    assert_eq!(
+        c.expired_offsets(6_000, 1_000),
+        vec![("standalone".to_string(), key(0))]
+    );
+    c.forget("standalone", &key(0));
+    // A group with members keeps its offsets however old.
+    assert!(
+        c.expired_offsets(100_000, 1_000)
+            .iter()
+            .all(|(g, _)| g == "standalone")
+    );
+    c.leave(7_000, "g", &[(a, None)]);
+    let mut expired = c.expired_offsets(100_000, 1_000);
+    expired.sort();
+    assert_eq!(
+        expired,
+        vec![
+            ("g".to_string(), key(0)),
+            ("standalone".to_string(), key(1))
+        ]
+    );
+    c.forget("g", &key(0));
+    c.forget("standalone", &key(1));
+    c.drop_empty_groups();
+    assert_eq!(c.list(), vec![]);
+}
