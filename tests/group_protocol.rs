@@ -284,3 +284,79 @@ fn consumer_offsets_are_compacted_and_the_latest_commits_survive_a_sigkill() {
     assert_eq!(committed(addr, "beta", "compacted"), 120);
     assert_eq!(committed(addr, "gamma", "compacted"), -1, "never committed");
 }
+
+#[test]
+fn clients_cannot_delete_grow_or_write_the_offsets_topic() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, CreatePartitionsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, CONFIG);
+    common::create_topic_raw(addr, "t", 1);
+    assert_eq!(
+        commit(addr, "someone", "", -1, "t"),
+        0,
+        "creates __consumer_offsets"
+    );
+    let offsets = "__consumer_offsets";
+    let metadata: MetadataResponse = call(
+        addr,
+        ApiKey::Metadata,
+        9,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(offsets))),
+        ])),
+    );
+    assert!(metadata.topics[0].is_internal);
+    assert_eq!(metadata.topics[0].partitions.len(), 4);
+    let deleted: DeleteTopicsResponse = call(
+        addr,
+        ApiKey::DeleteTopics,
+        4,
+        &DeleteTopicsRequest::default().with_topic_names(vec![topic_name(offsets)]),
+    );
+    assert_eq!(
+        deleted.responses[0].error_code, 17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+    let grown: CreatePartitionsResponse = call(
+        addr,
+        ApiKey::CreatePartitions,
+        2,
+        &CreatePartitionsRequest::default().with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(topic_name(offsets))
+                .with_count(8),
+        ]),
+    );
+    assert_eq!(grown.results[0].error_code, 17);
+    let batch = engine::batch::builder::simple_batch(1, 10, 1_700_000_000_000, b'z');
+    let produced: ProduceResponse = call(
+        addr,
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(offsets))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(batch))),
+                    ]),
+            ]),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 17);
+    assert_eq!(
+        commit(addr, "someone", "", -1, "t"),
+        0,
+        "the coordinator still writes"
+    );
+}

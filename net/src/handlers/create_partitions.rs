@@ -7,9 +7,12 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
-use super::errors::{INVALID_REPLICA_ASSIGNMENT, NONE, command_error_code};
+use super::errors::{
+    INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION, NONE, command_error_code,
+};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
+use crate::broker::groups::OFFSETS_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -29,6 +32,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             results.push(
                 result
                     .with_error_code(INVALID_REPLICA_ASSIGNMENT)
+                    .with_error_message(Some(message)),
+            );
+            continue;
+        }
+        if topic.name.0.as_str() == OFFSETS_TOPIC {
+            // Its partition count places every group: it must not change.
+            let message = StrBytes::from_static_str("__consumer_offsets is internal");
+            results.push(
+                result
+                    .with_error_code(INVALID_TOPIC_EXCEPTION)
                     .with_error_message(Some(message)),
             );
             continue;

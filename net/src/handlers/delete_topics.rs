@@ -7,9 +7,10 @@ use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{Command, TopicId};
 
-use super::errors::{NONE, UNKNOWN_TOPIC_ID, command_error_code};
+use super::errors::{INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_TOPIC_ID, command_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
+use crate::broker::groups::OFFSETS_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -17,6 +18,16 @@ pub const HANDLER: Handler = Handler {
     min_version: 1,
     max_version: 6,
 };
+
+/// The broker's own topic of committed offsets is not the clients' to
+/// delete (Kafka refuses too).
+fn internal_topic(result: DeletableTopicResult) -> DeletableTopicResult {
+    result
+        .with_error_code(INVALID_TOPIC_EXCEPTION)
+        .with_error_message(Some(StrBytes::from_static_str(
+            "__consumer_offsets is internal and cannot be deleted",
+        )))
+}
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
@@ -46,6 +57,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             continue;
         };
         let result = result.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if name == OFFSETS_TOPIC {
+            results.push(internal_topic(result));
+            continue;
+        }
         results.push(match shard.execute(Command::DeleteTopic { name }).await {
             Ok(_) => result.with_error_code(NONE),
             Err(e) => result

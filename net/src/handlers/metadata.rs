@@ -13,6 +13,7 @@ use replication::metadata::{ClusterMetadata, Command, TopicMetadata};
 use super::errors::{NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
+use crate::broker::groups::OFFSETS_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -130,6 +131,6 @@ fn topic_entry(shard: &Shard, topic: &TopicMetadata) -> MetadataResponseTopic {
         .with_error_code(NONE)
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(uuid::Uuid::from_bytes(topic.topic_id.0))
-        .with_is_internal(false)
+        .with_is_internal(topic.name == OFFSETS_TOPIC)
         .with_partitions(partitions)
 }

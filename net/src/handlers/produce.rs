@@ -13,10 +13,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::errors::{
-    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, NONE, UNKNOWN_SERVER_ERROR, partition_error_code,
+    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_SERVER_ERROR,
+    partition_error_code,
 };
 use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
+use crate::broker::groups::OFFSETS_TOPIC;
 use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -42,9 +44,14 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(body.topic_data.len());
     for topic in body.topic_data {
         let name = topic.name.0.to_string();
+        // Only the coordinator writes the committed offsets.
+        let internal = name == OFFSETS_TOPIC;
         let calls = topic.partition_data.into_iter().map(|data| {
             let tp = TopicPartition::new(name.clone(), data.index);
             async move {
+                if internal {
+                    return (data.index, Err(INVALID_TOPIC_EXCEPTION));
+                }
                 (
                     data.index,
                     stage_one(shard, tp, data.records, valid_acks).await,
