@@ -38,6 +38,8 @@ enum Command {
 enum BenchCommand {
     /// Run a workload against one broker and print throughput and latency.
     Run(bench::RunArgs),
+    /// Consumer-group costs: members splitting a topic, a rebalance, commits.
+    Groups(bench::groups::GroupsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(BenchCommand::Run(args)) => bench::run(&args),
+        Command::Bench(BenchCommand::Groups(args)) => bench::groups::run(&args),
         Command::Groups(command) => groups::run(command),
         Command::CrashChild(args) => crash_child::run(args),
     }

@@ -8,6 +8,7 @@
 //! omission). Still to come (the bench issue): workload files, the native
 //! driver, `bench compare`, JSON and HTML reports.
 
+pub mod groups;
 pub mod histogram;
 pub mod rdkafka_driver;
 pub mod schedule;

@@ -113,7 +113,8 @@ pub fn run(bootstrap: &str, workload: &Workload) -> anyhow::Result<RunResult> {
     Ok(result)
 }
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+/// Creates a topic with `partitions` partitions (replication factor 1).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
