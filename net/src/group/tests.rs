@@ -466,3 +466,94 @@ fn offsets_expire_only_in_empty_groups_after_the_retention() {
     c.drop_empty_groups();
     assert_eq!(c.list(), vec![]);
 }
+
+/// Commits, deletions and coordinator restarts at random (seeded): a
+/// restarted coordinator rebuilt from the durable records (what the broker
+/// replays from `__consumer_offsets`) has exactly the committed offsets the
+/// model has, and its old members must join again. SHARDLOG_TEST_SEED picks
+/// another run.
+#[test]
+fn random_commits_and_restarts_keep_exactly_the_committed_offsets() {
+    let seed = std::env::var("SHARDLOG_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xbb67_ae85_u64);
+    eprintln!("seed {seed}");
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    // The durable record stream: Some(value) a commit, None a tombstone.
+    let mut log: Vec<(String, OffsetKey, Option<CommittedOffset>)> = Vec::new();
+    let mut model: BTreeMap<(String, OffsetKey), i64> = BTreeMap::new();
+    let mut c = coordinator();
+    let (mut now, mut restarts) = (0u64, 0);
+    let a = stable_with_one(&mut c);
+    let mut member = Some(a);
+    for step in 0..2_000 {
+        now += next(50);
+        let group = ["g", "solo-1", "solo-2"][next(3) as usize].to_string();
+        let key = OffsetKey {
+            topic: format!("t{}", next(3)),
+            partition: next(4) as i32,
+        };
+        match next(10) {
+            0 => {
+                // Restart: only the durable records survive.
+                restarts += 1;
+                c = Coordinator::new(GroupConfig::default(), restarts * 1_000_000);
+                for (group, key, value) in &log {
+                    match value {
+                        Some(value) => c.commit(group, vec![(key.clone(), value.clone())]),
+                        None => c.forget(group, key),
+                    }
+                }
+                if let Some(old) = member.take() {
+                    assert_eq!(c.heartbeat(now, "g", &old, None, 1), UNKNOWN_MEMBER_ID);
+                }
+            }
+            1 => {
+                log.push((group.clone(), key.clone(), None));
+                c.forget(&group, &key);
+                model.remove(&(group, key));
+            }
+            _ => {
+                let (member_id, generation) = match (&member, group.as_str()) {
+                    (Some(m), "g") => (m.clone(), 1),
+                    _ => (String::new(), -1),
+                };
+                if c.check_commit(&group, &member_id, None, generation)
+                    .is_err()
+                {
+                    continue;
+                }
+                let value = CommittedOffset {
+                    offset: step,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 0,
+                };
+                log.push((group.clone(), key.clone(), Some(value.clone())));
+                c.commit(&group, vec![(key.clone(), value)]);
+                model.insert((group, key), step);
+            }
+        }
+        for group in ["g", "solo-1", "solo-2"] {
+            let have: BTreeMap<OffsetKey, i64> = c
+                .all_committed(group)
+                .into_iter()
+                .map(|(k, v)| (k, v.offset))
+                .collect();
+            let want: BTreeMap<OffsetKey, i64> = model
+                .iter()
+                .filter(|((g, _), _)| g == group)
+                .map(|((_, k), v)| (k.clone(), *v))
+                .collect();
+            assert_eq!(have, want, "step {step}, group {group}");
+        }
+    }
+    assert!(restarts > 0);
+}
