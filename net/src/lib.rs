@@ -10,6 +10,8 @@
 //!   shard on the same port (SO_REUSEPORT) and the connection loop.
 //! - [`limits`]: every bound the front end enforces.
 //!
+//! - [`group`]: the classic consumer-group protocol as a sans-IO state
+//!   machine, and the `__consumer_offsets` record layout.
 //! - [`broker`]: one shard's state (partition table, metadata snapshot,
 //!   links to the other shards) and the calls that run an operation on the
 //!   shard owning a partition.
