@@ -12,15 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use common::{Broker, free_addr, start_configured};
+use common::{Broker, create_topic_raw, free_addr, start_configured};
 
 /// A broker whose first join phase waits 300 ms instead of Kafka's 3 s.
 fn start_broker(dir: &Path, addr: SocketAddr) -> Broker {
@@ -30,19 +28,6 @@ fn start_broker(dir: &Path, addr: SocketAddr) -> Broker {
 /// Shorter group delays for tests, and fewer offsets partitions.
 pub const GROUP_TEST_CONFIG: &str =
     "group-initial-rebalance-delay-ms = 300\noffsets-topic-num-partitions = 8\n";
-
-fn create_topic(addr: SocketAddr, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", addr.to_string())
-        .create()
-        .unwrap();
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results =
-        futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap();
-    for result in results {
-        result.unwrap_or_else(|(topic, e)| panic!("create {topic}: {e}"));
-    }
-}
 
 /// Produces `count` messages `0..count` round-robin over the partitions.
 fn produce(addr: SocketAddr, topic: &str, partitions: i32, count: usize) {
@@ -94,7 +79,7 @@ fn three_members_split_twelve_partitions_and_read_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "grouped", 12);
+    create_topic_raw(addr, "grouped", 12);
     let consumers: Vec<BaseConsumer> = (0..3).map(|_| consumer(addr, "three", true)).collect();
     for c in &consumers {
         c.subscribe(&["grouped"]).unwrap();
@@ -150,7 +135,7 @@ fn committed_offsets_survive_a_broker_sigkill_and_the_group_resumes_there() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "resumed", 4);
+    create_topic_raw(addr, "resumed", 4);
     produce(addr, "resumed", 4, 2_000);
     let mut first_half = BTreeSet::new();
     {
@@ -267,7 +252,7 @@ fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "statics", 6);
+    create_topic_raw(addr, "statics", 6);
     let (count1, count2) = (Rebalances::default(), Rebalances::default());
     let s1 = static_consumer(addr, "s1", count1.clone());
     let s2 = static_consumer(addr, "s2", count2);
@@ -299,7 +284,7 @@ fn a_member_leaving_cleanly_hands_over_without_waiting_for_its_session_timeout()
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "leaving", 4);
+    create_topic_raw(addr, "leaving", 4);
     // A minute of session timeout: a handover well inside it was the leave.
     let long_session = |group: &str| -> BaseConsumer {
         ClientConfig::new()
@@ -331,7 +316,7 @@ fn a_killed_members_partitions_are_read_by_the_others_after_its_session_timeout(
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "takeover", 4);
+    create_topic_raw(addr, "takeover", 4);
     produce(addr, "takeover", 4, 400);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/group_member.py");
     let mut killed = std::process::Command::new(python)
@@ -403,7 +388,7 @@ fn shardlog_groups_describe_prints_committed_offsets_and_lag() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "lagging", 2);
+    create_topic_raw(addr, "lagging", 2);
     produce(addr, "lagging", 2, 40);
     // A standalone consumer's commit (no membership, generation -1).
     let c = consumer(addr, "lag", false);
@@ -465,7 +450,7 @@ fn cooperative_sticky_moves_only_some_partitions_and_the_rest_keep_consuming() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_broker(tmp.path(), addr);
-    create_topic(addr, "sticky", 6);
+    create_topic_raw(addr, "sticky", 6);
     let cooperative = |revocations: Revocations| -> BaseConsumer<Revocations> {
         ClientConfig::new()
             .set("bootstrap.servers", addr.to_string())

@@ -79,6 +79,18 @@ fn join_alone(addr: SocketAddr, group_id: &str) -> (String, i32) {
 
 /// Commits offset 1 of partition 0 of `topic`; returns its error code.
 fn commit(addr: SocketAddr, group_id: &str, member: &str, generation: i32, topic: &str) -> i16 {
+    commit_at(addr, group_id, member, generation, topic, 1)
+}
+
+/// Commits `offset` for partition 0 of `topic`; returns its error code.
+fn commit_at(
+    addr: SocketAddr,
+    group_id: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    offset: i64,
+) -> i16 {
     let request = OffsetCommitRequest::default()
         .with_group_id(group(group_id))
         .with_generation_id_or_member_epoch(generation)
@@ -89,7 +101,7 @@ fn commit(addr: SocketAddr, group_id: &str, member: &str, generation: i32, topic
                 .with_partitions(vec![
                     OffsetCommitRequestPartition::default()
                         .with_partition_index(0)
-                        .with_committed_offset(1)
+                        .with_committed_offset(offset)
                         .with_committed_leader_epoch(-1),
                 ]),
         ]);
@@ -241,25 +253,6 @@ fn committed(addr: SocketAddr, group_id: &str, topic: &str) -> i64 {
     response.topics[0].partitions[0].committed_offset
 }
 
-/// Commits `offset` for partition 0 of `topic` as a standalone consumer.
-fn commit_offset(addr: SocketAddr, group_id: &str, topic: &str, offset: i64) -> i16 {
-    let request = OffsetCommitRequest::default()
-        .with_group_id(group(group_id))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![
-            OffsetCommitRequestTopic::default()
-                .with_name(topic_name(topic))
-                .with_partitions(vec![
-                    OffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(-1),
-                ]),
-        ]);
-    let response: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, 8, &request);
-    response.topics[0].partitions[0].error_code
-}
-
 #[test]
 fn consumer_offsets_are_compacted_and_the_latest_commits_survive_a_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
@@ -269,7 +262,7 @@ fn consumer_offsets_are_compacted_and_the_latest_commits_survive_a_sigkill() {
     common::create_topic_raw(addr, "compacted", 1);
     for group_id in ["alpha", "beta"] {
         for offset in 1..=120 {
-            assert_eq!(commit_offset(addr, group_id, "compacted", offset), 0);
+            assert_eq!(commit_at(addr, group_id, "", -1, "compacted", offset), 0);
         }
     }
     let partition = net::broker::groups::offsets_partition("alpha", 4);

@@ -44,8 +44,16 @@ fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
     run_script(&python, "admin.py", &[&addr.to_string(), "check"]);
 }
 
-#[test]
-fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
+/// How the broker goes down between produce and consume.
+enum Restart {
+    /// SIGKILL after every acks=all answer.
+    Kill,
+    /// SIGTERM with interval flushing: acknowledged before fdatasync, so
+    /// only the shutdown's flush puts the tail on disk.
+    Term,
+}
+
+fn produce_restart_consume(restart: Restart) {
     let Some(python) = python_or_skip() else {
         return;
     };
@@ -53,12 +61,18 @@ fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
     let addr = free_addr();
     let bootstrap = addr.to_string();
     let broker = start(tmp.path(), addr, "warn");
-    run_script(
-        &python,
-        "produce_consume.py",
-        &[&bootstrap, "produce", "3000"],
-    );
-    drop(broker); // SIGKILL after every acks=all answer
+    let mut produce = vec![bootstrap.as_str(), "produce", "3000"];
+    if let Restart::Term = restart {
+        produce.push("flush.ms=3600000");
+    }
+    run_script(&python, "produce_consume.py", &produce);
+    match restart {
+        Restart::Kill => drop(broker),
+        Restart::Term => {
+            let status = stop(broker);
+            assert!(status.success(), "SIGTERM exits 0 after flushing: {status}");
+        }
+    }
     let _broker = start(tmp.path(), addr, "warn");
     run_script(
         &python,
@@ -68,29 +82,13 @@ fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
 }
 
 #[test]
+fn kafka_python_produces_and_consumes_across_a_sigkill_restart() {
+    produce_restart_consume(Restart::Kill);
+}
+
+#[test]
 fn kafka_python_produces_and_consumes_across_a_sigterm_restart() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let bootstrap = addr.to_string();
-    let broker = start(tmp.path(), addr, "warn");
-    // Interval flushing: acknowledged before fdatasync, so only the
-    // shutdown's flush puts the tail on disk.
-    run_script(
-        &python,
-        "produce_consume.py",
-        &[&bootstrap, "produce", "3000", "flush.ms=3600000"],
-    );
-    let status = stop(broker);
-    assert!(status.success(), "SIGTERM exits 0 after flushing: {status}");
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(
-        &python,
-        "produce_consume.py",
-        &[&bootstrap, "consume", "3000"],
-    );
+    produce_restart_consume(Restart::Term);
 }
 
 #[test]

@@ -34,6 +34,23 @@ fn sync(member: &str, generation: i32, assignments: &[(&str, &'static [u8])]) ->
     }
 }
 
+/// A xorshift generator seeded from SHARDLOG_TEST_SEED (else `default`),
+/// the seed printed: `next(n)` is in `0..n`.
+fn seeded(default: u64) -> impl FnMut(u64) -> u64 {
+    let seed = std::env::var("SHARDLOG_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed {seed}");
+    let mut rng = seed | 1;
+    move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    }
+}
+
 fn coordinator() -> Coordinator {
     Coordinator::new(GroupConfig::default(), 0)
 }
@@ -302,18 +319,7 @@ fn bad_joins_get_their_error_codes() {
 /// has no held joins. SHARDLOG_TEST_SEED picks another run.
 #[test]
 fn random_runs_answer_every_held_request_once() {
-    let seed = std::env::var("SHARDLOG_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x6a09_e667_u64);
-    eprintln!("seed {seed}");
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = seeded(0x6a09_e667_u64);
     let mut c = coordinator();
     let mut now = 0u64;
     let mut token = 0u64;
@@ -474,18 +480,7 @@ fn offsets_expire_only_in_empty_groups_after_the_retention() {
 /// another run.
 #[test]
 fn random_commits_and_restarts_keep_exactly_the_committed_offsets() {
-    let seed = std::env::var("SHARDLOG_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xbb67_ae85_u64);
-    eprintln!("seed {seed}");
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = seeded(0xbb67_ae85_u64);
     // The durable record stream: Some(value) a commit, None a tombstone.
     let mut log: Vec<(String, OffsetKey, Option<CommittedOffset>)> = Vec::new();
     let mut model: BTreeMap<(String, OffsetKey), i64> = BTreeMap::new();

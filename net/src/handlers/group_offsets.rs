@@ -186,6 +186,33 @@ async fn fetch_group(
     Ok(by_topic)
 }
 
+/// The response topics of one group's offsets. OffsetFetch v8 nests them
+/// under groups in types of their own with the same fields, hence a macro.
+macro_rules! offset_topics {
+    ($found:expr, $topic:ident, $partition:ident) => {
+        $found
+            .into_iter()
+            .map(|(name, partitions)| {
+                $topic::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|c: Committed| {
+                                $partition::default()
+                                    .with_partition_index(c.partition)
+                                    .with_committed_offset(c.offset)
+                                    .with_committed_leader_epoch(c.leader_epoch)
+                                    .with_metadata(Some(StrBytes::from_string(c.metadata)))
+                                    .with_error_code(NONE)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
 pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: OffsetFetchRequest = decode_body(request)?;
@@ -201,30 +228,11 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
             let entry = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
             groups.push(match fetch_group(shard, &group.group_id.0, topics).await {
                 Err(code) => entry.with_error_code(code),
-                Ok(found) => entry.with_error_code(NONE).with_topics(
-                    found
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(StrBytes::from_string(name)))
-                                .with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|c| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(c.partition)
-                                                .with_committed_offset(c.offset)
-                                                .with_committed_leader_epoch(c.leader_epoch)
-                                                .with_metadata(Some(StrBytes::from_string(
-                                                    c.metadata,
-                                                )))
-                                                .with_error_code(NONE)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                Ok(found) => entry.with_error_code(NONE).with_topics(offset_topics!(
+                    found,
+                    OffsetFetchResponseTopics,
+                    OffsetFetchResponsePartitions
+                )),
             });
         }
         OffsetFetchResponse::default().with_groups(groups)
@@ -239,30 +247,11 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
             Err(code) => OffsetFetchResponse::default().with_error_code(code),
             Ok(found) => OffsetFetchResponse::default()
                 .with_error_code(NONE)
-                .with_topics(
-                    found
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            OffsetFetchResponseTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(name)))
-                                .with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|c| {
-                                            OffsetFetchResponsePartition::default()
-                                                .with_partition_index(c.partition)
-                                                .with_committed_offset(c.offset)
-                                                .with_committed_leader_epoch(c.leader_epoch)
-                                                .with_metadata(Some(StrBytes::from_string(
-                                                    c.metadata,
-                                                )))
-                                                .with_error_code(NONE)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                .with_topics(offset_topics!(
+                    found,
+                    OffsetFetchResponseTopic,
+                    OffsetFetchResponsePartition
+                )),
         }
     };
     encode_response(
