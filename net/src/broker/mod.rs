@@ -138,6 +138,9 @@ pub struct Shard {
     /// Serializes reconciliations of the partition table.
     reconciling: tokio::sync::Mutex<()>,
     groups: groups::Groups,
+    /// Set (and notified) once a metadata snapshot from shard 0 serves here.
+    installed_once: std::cell::Cell<bool>,
+    installed: tokio::sync::Notify,
 }
 
 impl Shard {
@@ -188,6 +191,8 @@ impl Shard {
             store: store.map(tokio::sync::Mutex::new),
             reconciling: tokio::sync::Mutex::new(()),
             groups: groups::Groups::new(settings_group),
+            installed_once: std::cell::Cell::new(false),
+            installed: tokio::sync::Notify::new(),
         });
         shard.start_group_ticks();
         for channel in incoming {
@@ -209,6 +214,17 @@ impl Shard {
             let state = shard.metadata();
             shard.install(Arc::clone(&state)).await;
             shard.broadcast(state).await;
+        }
+        // Serve nothing before shard 0's state is here: until then this
+        // shard knows no topic, and would answer (or auto-create) wrongly.
+        loop {
+            let installed = shard.installed.notified();
+            let mut installed = std::pin::pin!(installed);
+            installed.as_mut().enable();
+            if shard.installed_once.get() {
+                break;
+            }
+            installed.await;
         }
         Ok(shard)
     }
@@ -375,6 +391,8 @@ impl Shard {
         };
         let _one_at_a_time = self.reconciling.lock().await;
         reconcile::partitions(self, &previous, &self.metadata()).await;
+        self.installed_once.set(true);
+        self.installed.notify_waiters();
     }
 }
 
