@@ -71,6 +71,27 @@ fn start_child(dir: &Path, seed: u64) -> (KillOnDrop, mpsc::Receiver<String>) {
     (KillOnDrop(child), rx)
 }
 
+/// Where each thread of a process is (name, wait channel, kernel stack),
+/// for a failure message: a child that never got ready says where it hung.
+fn thread_states(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(no /proc/{pid}/task)");
+    };
+    let mut out = String::new();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let read = |name: &str| std::fs::read_to_string(path.join(name)).unwrap_or_default();
+        out.push_str(&format!(
+            "{} {} wchan={}\n{}",
+            path.display(),
+            read("comm").trim(),
+            read("wchan"),
+            read("stack")
+        ));
+    }
+    out
+}
+
 /// Every batch in the log: (base, last, crc, len).
 fn read_log(dir: PathBuf) -> Vec<Ack> {
     engine::rt::run_on_executor("verify", None, move || async move {
@@ -124,7 +145,12 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
         let (child, lines) = start_child(&dir, seed.wrapping_add(round));
         let ready = lines
             .recv_timeout(Duration::from_secs(30))
-            .expect("child ready");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "round {round}: child not ready ({e}); its threads:\n{}",
+                    thread_states(child.0.id())
+                )
+            });
         assert!(ready.starts_with("ready "), "{ready}");
         let deadline = Instant::now() + run_for;
         let mut round_acks = 0;

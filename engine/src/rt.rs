@@ -53,7 +53,12 @@ where
         .name(name)
         .io_memory(io_memory_bytes())
         .ring_depth(128);
-    let handle = builder.spawn(make).map_err(|e| {
+    let handle = builder
+        .spawn(move || async move {
+            crate::io::spawn_detached(keep_awake());
+            make().await
+        })
+        .map_err(|e| {
         std::io::Error::other(format!(
             "cannot start the io_uring executor {name:?}: {e} (is `ulimit -l` at least 512 KiB?)"
         ))
@@ -62,6 +67,22 @@ where
         name: name.to_string(),
         handle,
     })
+}
+
+/// How often an executor wakes up whatever it waits for.
+const KEEP_AWAKE_PERIOD: Duration = Duration::from_millis(100);
+
+/// Bounds a lost wakeup to [`KEEP_AWAKE_PERIOD`]. With glommio 0.9 an
+/// executor can sleep on its ring while a completed blocking-pool operation
+/// (rename, remove, ...) waits unnoticed: seen here as a log open or close
+/// hanging until anything interrupted the sleep (a debugger attaching woke
+/// it after 12 minutes, and it went on). A timer that always comes due
+/// makes the reactor look again. Broker shards run timers anyway; this
+/// covers every executor.
+async fn keep_awake() {
+    loop {
+        sleep(KEEP_AWAKE_PERIOD).await;
+    }
 }
 
 /// Runs the future `make` returns on a new executor thread and waits for it.

@@ -324,6 +324,12 @@ pub(crate) fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> TaskH
     TaskHandle(glommio::spawn_local(fut))
 }
 
+/// Spawns a task on the current executor that runs until it ends or the
+/// executor does.
+pub(crate) fn spawn_detached(fut: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(fut).detach();
+}
+
 pub(crate) async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }
