@@ -1,0 +1,127 @@
+//! Criterion benchmarks of the protocol hot paths: decoding a Produce
+//! request and encoding a Fetch response (kafka-protocol's generated
+//! codecs, as the broker uses them), the request framing, and CRC-32C over
+//! a batch. The question they answer: does the hot path need its own
+//! zero-copy framing, or are the generated codecs cheap next to the record
+//! bytes they carry?
+//!
+//! `cargo bench -p net --bench protocol` (filters work: `-- produce`).
+
+use std::hint::black_box;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use engine::batch::builder::simple_batch;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchResponse, ProduceRequest, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use net::frame::{decode_request, encode_response};
+
+/// One batch of 1 KiB records per partition, about `batch_bytes` each.
+fn batch(batch_bytes: usize) -> Bytes {
+    let one = simple_batch(1, 1_000, 1, 7).len() - 61;
+    Bytes::from(simple_batch(
+        (batch_bytes / one).max(1) as i32,
+        1_000,
+        1_700_000_000_000,
+        7,
+    ))
+}
+
+/// A Produce v9 frame (without its size prefix) for `partitions`
+/// partitions of one topic, each with `records`.
+fn produce_frame(partitions: i32, records: &Bytes) -> Bytes {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("bench")))
+                .with_partition_data(
+                    (0..partitions)
+                        .map(|p| {
+                            PartitionProduceData::default()
+                                .with_index(p)
+                                .with_records(Some(records.clone()))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("bench")))
+        .encode(&mut frame, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    request.encode(&mut frame, 9).unwrap();
+    frame.freeze()
+}
+
+fn produce_decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("produce_decode");
+    for (label, partitions, size) in [("1x1MiB", 1, 1 << 20), ("16x64KiB", 16, 64 << 10)] {
+        let records = batch(size);
+        let frame = produce_frame(partitions, &records);
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let request = decode_request(black_box(frame.clone())).unwrap();
+                let body = ProduceRequest::decode(&mut request.body.clone(), 9).unwrap();
+                black_box(body.topic_data.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn fetch_encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fetch_encode");
+    for (label, partitions, size) in [("1x1MiB", 1, 1 << 20), ("16x64KiB", 16, 64 << 10)] {
+        let records = batch(size);
+        let response = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("bench")))
+                .with_partitions(
+                    (0..partitions)
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p)
+                                .with_high_watermark(1_000)
+                                .with_preferred_read_replica(BrokerId(-1))
+                                .with_records(Some(records.clone()))
+                        })
+                        .collect(),
+                ),
+        ]);
+        group.throughput(Throughput::Bytes((size * partitions as usize) as u64));
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                black_box(
+                    encode_response(ApiKey::Fetch, 12, 1, &response)
+                        .unwrap()
+                        .len(),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn crc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crc32c");
+    for (label, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
+        let mut bytes = BytesMut::with_capacity(size);
+        bytes.put_bytes(0xa5, size);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(label, |b| b.iter(|| crc32c::crc32c(black_box(&bytes))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, produce_decode, fetch_encode, crc);
+criterion_main!(benches);
