@@ -305,6 +305,7 @@ impl Shard {
                 generation,
                 offsets,
             } => {
+                let count = offsets.len();
                 let checked = groups.coordinator.borrow().check_commit(
                     &group_id,
                     &member_id,
@@ -312,13 +313,10 @@ impl Shard {
                     generation,
                 );
                 let code = match checked {
-                    Ok(()) => {
-                        self.commit_durably(&group_id, partition, offsets.clone())
-                            .await
-                    }
+                    Ok(()) => self.commit_durably(&group_id, partition, offsets).await,
                     Err(code) => code,
                 };
-                GroupAnswer::Codes(vec![code; offsets.len()])
+                GroupAnswer::Codes(vec![code; count])
             }
             GroupOp::Fetch(keys) => {
                 let coordinator = groups.coordinator.borrow();
@@ -416,28 +414,16 @@ impl Shard {
         if keys.is_empty() {
             return Ok(());
         }
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
-        let encoded: Vec<bytes::Bytes> = keys.iter().map(|k| encode_key(group_id, k)).collect();
-        let records: Vec<(&[u8], Option<&[u8]>)> =
-            encoded.iter().map(|k| (k.as_ref(), None)).collect();
-        {
-            // Shared until they are forgotten in memory too: a snapshot
-            // taken in between would bring them back.
-            let _shared = self.groups.compaction.read().await;
-            log.append_internal(&records, rt::wall_clock_ms())
-                .await
-                .map_err(|e| {
-                    tracing::error!(group = group_id, error = %e, "cannot delete committed offsets");
-                    KAFKA_STORAGE_ERROR
-                })?;
-            let mut coordinator = self.groups.coordinator.borrow_mut();
+        let records = keys
+            .iter()
+            .map(|k| (encode_key(group_id, k), None))
+            .collect();
+        self.append_offset_records(partition, records, |coordinator| {
             for key in keys {
                 coordinator.forget(group_id, key);
             }
-        }
-        self.after_append(partition, records.len()).await;
-        Ok(())
+        })
+        .await
     }
 
     /// ListGroups: every group of every shard, as (id, state, protocol type).
@@ -498,35 +484,47 @@ impl Shard {
         partition: i32,
         offsets: Vec<(OffsetKey, CommittedOffset)>,
     ) -> i16 {
+        let records = offsets
+            .iter()
+            .map(|(key, value)| (encode_key(group_id, key), Some(encode_value(value))))
+            .collect();
+        self.append_offset_records(partition, records, |coordinator| {
+            coordinator.commit(group_id, offsets);
+        })
+        .await
+        .err()
+        .unwrap_or(NONE)
+    }
+
+    /// Appends records (a value: a commit; none: a tombstone) to partition
+    /// `partition` of `__consumer_offsets`, durably, and applies them in
+    /// memory with `apply` before a compaction may snapshot the partition:
+    /// a snapshot taken in between would drop a commit or bring back a
+    /// deleted offset.
+    async fn append_offset_records(
+        &self,
+        partition: i32,
+        records: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
+        apply: impl FnOnce(&mut Coordinator),
+    ) -> Result<(), i16> {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let Some(log) = self.partitions.get(&tp) else {
-            return COORDINATOR_NOT_AVAILABLE;
-        };
-        let encoded: Vec<(bytes::Bytes, bytes::Bytes)> = offsets
+        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        let refs: Vec<(&[u8], Option<&[u8]>)> = records
             .iter()
-            .map(|(key, value)| (encode_key(group_id, key), encode_value(value)))
+            .map(|(k, v)| (k.as_ref(), v.as_deref()))
             .collect();
-        let records: Vec<(&[u8], Option<&[u8]>)> = encoded
-            .iter()
-            .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
-            .collect();
-        let appended = {
+        {
             let _shared = self.groups.compaction.read().await;
-            let appended = log.append_internal(&records, rt::wall_clock_ms()).await;
-            if appended.is_ok() {
-                self.groups
-                    .coordinator
-                    .borrow_mut()
-                    .commit(group_id, offsets);
-            }
-            appended
-        };
-        if let Err(e) = appended {
-            tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
-            return KAFKA_STORAGE_ERROR;
+            log.append_internal(&refs, rt::wall_clock_ms())
+                .await
+                .map_err(|e| {
+                    tracing::error!(partition = %tp, error = %e, "cannot append to the offsets topic");
+                    KAFKA_STORAGE_ERROR
+                })?;
+            apply(&mut self.groups.coordinator.borrow_mut());
         }
         self.after_append(partition, records.len()).await;
-        NONE
+        Ok(())
     }
 
     /// Counts appended records; compacts the partition when enough piled up.

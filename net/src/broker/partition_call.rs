@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use engine::{Offset, PartitionTable, StagedAppend, TopicPartition, rt};
 use futures::channel::oneshot;
-use futures::future::{Either, select};
+use futures::future::select;
 
 use super::{Shard, ShardMessage};
 
@@ -56,8 +56,9 @@ pub enum PartitionReply {
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
     Size(u64),
-    /// WaitForAppend: data arrived (true) or the deadline passed (false).
-    Waited(bool),
+    /// WaitForAppend: data arrived or the deadline passed (the next read
+    /// tells which).
+    Waited,
 }
 
 /// Why an operation on a partition failed.
@@ -127,16 +128,13 @@ impl Shard {
                 let mut moved = std::pin::pin!(watch.moved());
                 moved.as_mut().enable();
                 if log.log_end_offset().get() > seen {
-                    return Ok(PartitionReply::Waited(true));
+                    return Ok(PartitionReply::Waited);
                 }
                 // Not holding the log: it may close or be deleted meanwhile.
                 drop(log);
                 let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
-                let arrived = matches!(
-                    select(moved, std::pin::pin!(timeout)).await,
-                    Either::Left(_)
-                );
-                Ok(PartitionReply::Waited(arrived))
+                select(moved, std::pin::pin!(timeout)).await;
+                Ok(PartitionReply::Waited)
             }
             PartitionOp::Read { offset, max_bytes } => {
                 let read = log.read(Offset(offset), max_bytes).await?;
