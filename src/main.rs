@@ -38,6 +38,8 @@ enum Command {
 enum BenchCommand {
     /// Run a workload against one broker and print throughput and latency.
     Run(bench::RunArgs),
+    /// Run the same workload against several brokers in turn, side by side.
+    Compare(bench::CompareArgs),
     /// Consumer-group costs: members splitting a topic, a rebalance, commits.
     Groups(bench::groups::GroupsArgs),
 }
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(BenchCommand::Run(args)) => bench::run(&args),
+        Command::Bench(BenchCommand::Compare(args)) => bench::compare(&args),
         Command::Bench(BenchCommand::Groups(args)) => bench::groups::run(&args),
         Command::Groups(command) => groups::run(command),
         Command::CrashChild(args) => crash_child::run(args),

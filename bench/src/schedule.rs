@@ -14,8 +14,20 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(start: Instant, rate: Option<u64>) -> Schedule {
-        let interval_ns = rate.filter(|&r| r > 0).map_or(0, |r| 1_000_000_000 / r);
+        Schedule::at_rate(start, rate.map(|r| r as f64))
+    }
+
+    /// `rate` messages per second (fractional rates allowed); `None` or a
+    /// rate of zero: unlimited.
+    pub fn at_rate(start: Instant, rate: Option<f64>) -> Schedule {
+        let interval_ns = rate
+            .filter(|&r| r > 0.0 && r.is_finite())
+            .map_or(0, |r| ((1e9 / r) as u64).max(1));
         Schedule { start, interval_ns }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
     }
 
     /// When message `i` is due; `None` when unlimited (due now).

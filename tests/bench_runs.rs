@@ -1,0 +1,161 @@
+//! `shardlog bench` against a real shardlog process: every produced message
+//! is consumed and counted once, the result files are written, and
+//! `compare` puts brokers side by side.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use bench::report::Output;
+use common::{free_addr, start};
+
+/// Runs `shardlog bench ARGS` and returns its stdout; fails on a non-zero
+/// exit, showing stderr.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "shardlog bench {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn read_output(dir: &Path) -> Output {
+    let json = std::fs::read_to_string(dir.join("result.json")).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn a_grouped_keyed_run_counts_every_message_once_and_writes_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start(&tmp.path().join("data"), addr, "warn");
+    let workload = tmp.path().join("keyed.toml");
+    std::fs::write(
+        &workload,
+        "partitions = 4\nproducers = 2\nconsumers = 2\nconsumer-mode = \"group\"\n\
+         keys = { uniform = 50 }\nmessage-size = { min = 64, max = 2048 }\n\
+         compression = \"lz4\"\nrate = 1500\nwarmup-seconds = 0.5\nduration-seconds = 2\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let pid = broker.0.id().to_string();
+    let table = bench(&[
+        "run",
+        "--bootstrap",
+        &addr.to_string(),
+        "--name",
+        "shardlog",
+        "--broker-pid",
+        &pid,
+        "--workload",
+        workload.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(table.contains("publish p99.9"), "{table}");
+    let output = read_output(&out);
+    assert_eq!(output.workload.name, "keyed");
+    let [run] = &output.runs[..] else {
+        panic!("one run expected");
+    };
+    let (p, c) = (&run.produce, &run.consume);
+    // 1500 msgs/s for 2.5 s, give or take the last due time.
+    assert!((3700..=3760).contains(&p.sent), "sent {}", p.sent);
+    assert_eq!((p.acked, p.errors), (p.sent, 0));
+    assert_eq!(c.unique, p.acked, "{c:?}");
+    assert_eq!(
+        (c.missing, c.duplicates, c.unacknowledged),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(c.messages, p.acked);
+    // Latencies of messages due in the measured 2 s only.
+    assert!(
+        (2900..=3100).contains(&run.publish_latency.count),
+        "{}",
+        run.publish_latency.count
+    );
+    assert_eq!(run.end_to_end_latency.count, run.publish_latency.count);
+    let per_second: u64 = run.seconds.iter().map(|s| s.produced).sum();
+    assert_eq!(per_second, p.acked);
+    assert_eq!(run.seed, 7);
+    let usage = run.broker_process.as_ref().expect("broker usage");
+    assert!(
+        usage.cpu_seconds > 0.0 && usage.peak_rss_bytes > 0,
+        "{usage:?}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<svg").count(),
+        3,
+        "two latency curves, throughput"
+    );
+    assert!(html.contains("End-to-end latency"));
+}
+
+#[test]
+fn compare_runs_the_workload_against_each_broker_with_ratios() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(&tmp.path().join("data"), addr, "warn");
+    let out = tmp.path().join("out");
+    let table = bench(&[
+        "compare",
+        &format!("first={addr}"),
+        &format!("second={addr}"),
+        "--workload",
+        "latency",
+        "--rate",
+        "500",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("first") && header.contains("second"),
+        "{table}"
+    );
+    let produced = table
+        .lines()
+        .find(|l| l.starts_with("produce msgs/s"))
+        .unwrap();
+    assert!(produced.contains("x)"), "ratio to the first: {table}");
+    let output = read_output(&out);
+    assert_eq!(output.runs.len(), 2);
+    for run in &output.runs {
+        assert_eq!(run.consume.missing, 0);
+        assert_eq!(run.consume.unique, run.produce.acked);
+        assert!(run.produce.acked >= 700, "{}", run.produce.acked);
+    }
+    // Each broker got fresh topics: nothing of the first run was read again.
+    assert_eq!(output.runs[1].consume.unacknowledged, 0);
+}
+
+#[test]
+fn a_bad_workload_file_is_refused_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let workload = tmp.path().join("bad.toml");
+    std::fs::write(&workload, "partitions = 4\nacks = \"most\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["bench", "run", "--bootstrap", "127.0.0.1:1", "--workload"])
+        .arg(&workload)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("acks"),
+        "{stderr}"
+    );
+}
