@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the protocol hot paths: decoding a Produce
 //! request and encoding a Fetch response (kafka-protocol's generated
-//! codecs, as the broker uses them), the request framing, and CRC-32C over
-//! a batch. The question they answer: does the hot path need its own
+//! codecs, as the broker uses them), the client's side of both (Produce
+//! encode, Fetch decode), the request framing, validating a producer's
+//! batch (what the broker checks before appending) and CRC-32C over a
+//! batch. The question they answer: does the hot path need its own
 //! zero-copy framing, or are the generated codecs cheap next to the record
 //! bytes they carry?
 //!
@@ -12,6 +14,7 @@ use std::hint::black_box;
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::batch::builder::simple_batch;
+use engine::batch::{ValidateMode, validate};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -83,21 +86,7 @@ fn fetch_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("fetch_encode");
     for (label, partitions, size) in [("1x1MiB", 1, 1 << 20), ("16x64KiB", 16, 64 << 10)] {
         let records = batch(size);
-        let response = FetchResponse::default().with_responses(vec![
-            FetchableTopicResponse::default()
-                .with_topic(TopicName(StrBytes::from_static_str("bench")))
-                .with_partitions(
-                    (0..partitions)
-                        .map(|p| {
-                            PartitionData::default()
-                                .with_partition_index(p)
-                                .with_high_watermark(1_000)
-                                .with_preferred_read_replica(BrokerId(-1))
-                                .with_records(Some(records.clone()))
-                        })
-                        .collect(),
-                ),
-        ]);
+        let response = fetch_response(partitions, &records);
         group.throughput(Throughput::Bytes((size * partitions as usize) as u64));
         group.bench_function(label, |b| {
             b.iter(|| {
@@ -106,6 +95,68 @@ fn fetch_encode(c: &mut Criterion) {
                         .unwrap()
                         .len(),
                 )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn fetch_response(partitions: i32, records: &Bytes) -> FetchResponse {
+    FetchResponse::default().with_responses(vec![
+        FetchableTopicResponse::default()
+            .with_topic(TopicName(StrBytes::from_static_str("bench")))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        PartitionData::default()
+                            .with_partition_index(p)
+                            .with_high_watermark(1_000)
+                            .with_preferred_read_replica(BrokerId(-1))
+                            .with_records(Some(records.clone()))
+                    })
+                    .collect(),
+            ),
+    ])
+}
+
+/// The client's half: encoding a Produce, decoding a Fetch response.
+fn client_side(c: &mut Criterion) {
+    let mut group = c.benchmark_group("client_side");
+    for (label, partitions, size) in [("1x1MiB", 1, 1 << 20), ("16x64KiB", 16, 64 << 10)] {
+        let records = batch(size);
+        group.throughput(Throughput::Bytes((size * partitions as usize) as u64));
+        group.bench_function(format!("produce_encode/{label}"), |b| {
+            b.iter(|| black_box(produce_frame(partitions, black_box(&records)).len()))
+        });
+        let mut body = BytesMut::new();
+        fetch_response(partitions, &records)
+            .encode(&mut body, 12)
+            .unwrap();
+        let body = body.freeze();
+        group.bench_function(format!("fetch_decode/{label}"), |b| {
+            b.iter(|| {
+                let response = FetchResponse::decode(&mut black_box(body.clone()), 12).unwrap();
+                black_box(response.responses.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+/// What a Produce's records go through before they are appended: framing,
+/// magic, CRC-32C, offsets and counts, sizes.
+fn batch_validation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_validate");
+    for (label, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
+        let records = batch(size);
+        let mode = ValidateMode::Produce {
+            max_message_bytes: 8 << 20,
+        };
+        group.throughput(Throughput::Bytes(records.len() as u64));
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let valid = validate(black_box(&records), 0, mode).all(|batch| batch.is_ok());
+                assert!(valid);
             })
         });
     }
@@ -123,5 +174,12 @@ fn crc(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, produce_decode, fetch_encode, crc);
+criterion_group!(
+    benches,
+    produce_decode,
+    fetch_encode,
+    client_side,
+    batch_validation,
+    crc
+);
 criterion_main!(benches);
