@@ -4,10 +4,15 @@
 # then `shardlog bench run` with the throughput and latency workloads
 # against a fresh release broker, then iperf3 again (the machine is shared:
 # the two loopback figures bracket the broker's).
-# Usage: bench/scripts/broker-vs-loopback.sh [DURATION_SECONDS]
+# Usage: bench/scripts/broker-vs-loopback.sh [DURATION_SECONDS [WORKLOAD...]]
+# (workloads: presets or files; default: latency throughput). Each run's
+# result.json and report.html go to bench-results/<workload>/.
 # Needs iperf3 and fio (apt-get install iperf3 fio).
 set -euo pipefail
 duration=${1:-20}
+shift || true
+workloads=("${@:-latency}")
+[[ $# -eq 0 ]] && workloads=(latency throughput)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$root/target/release/shardlog
 cargo build --release --manifest-path "$root/Cargo.toml" >/dev/null 2>&1
@@ -38,9 +43,12 @@ rm -f "$work"/syncw*
 
 "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:$port 2>"$work/broker.log" & broker=$!
 sleep 1
-for workload in latency throughput; do
-  echo "--- shardlog bench run --workload $workload --duration $duration"
-  "$bin" bench run --bootstrap 127.0.0.1:$port --workload "$workload" --duration "$duration" 2>/dev/null
+for workload in "${workloads[@]}"; do
+  out=$root/bench-results/$(basename "$workload" .toml)
+  echo "--- shardlog bench run --workload $workload --duration $duration --out $out"
+  "$bin" bench run --bootstrap 127.0.0.1:$port --name shardlog --broker-pid "$broker" \
+    --workload "$workload" --duration "$duration" --out "$out" 2>"$work/bench.log" \
+    || { cat "$work/bench.log"; exit 1; }
 done
 echo "broker CPU seconds (user+sys): $(awk '{printf "%.1f", ($14+$15)/100}' /proc/$broker/stat)"
 kill "$broker"; wait "$broker" 2>/dev/null || true; broker=

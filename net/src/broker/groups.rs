@@ -168,12 +168,14 @@ impl Groups {
     fn deliver(&self, replies: Replies) {
         for (token, reply) in replies {
             let Some(tx) = self.held.borrow_mut().remove(&token) else {
+                tracing::debug!(token, "answer for a request no longer held");
                 continue;
             };
             let answer = match reply {
                 Reply::Join(join) => GroupAnswer::Join(join),
                 Reply::Sync(sync) => GroupAnswer::Sync(sync),
             };
+            tracing::debug!(token, ?answer, "held request answered");
             let _ = tx.send(answer);
         }
     }
@@ -268,30 +270,33 @@ impl Shard {
         let groups = &self.groups;
         let now = groups.now_ms();
         match op {
-            GroupOp::Join(join) => {
-                let (token, answer) = groups.hold();
-                let (reply, replies) = groups.coordinator.borrow_mut().join(now, token, join);
-                self.answer_or_wait(token, answer, reply.map(GroupAnswer::Join), replies)
-                    .await
-            }
-            GroupOp::Sync(sync) => {
-                let (token, answer) = groups.hold();
-                let (reply, replies) = groups.coordinator.borrow_mut().sync(token, sync);
-                self.answer_or_wait(token, answer, reply.map(GroupAnswer::Sync), replies)
-                    .await
-            }
+            GroupOp::Join(join) => self.join_held(&group_id, now, join).await,
+            GroupOp::Sync(sync) => self.sync_held(&group_id, sync).await,
             GroupOp::Heartbeat {
                 member_id,
                 instance_id,
                 generation,
-            } => GroupAnswer::Codes(vec![groups.coordinator.borrow_mut().heartbeat(
-                now,
-                &group_id,
-                &member_id,
-                instance_id.as_deref(),
-                generation,
-            )]),
+            } => {
+                let code = groups.coordinator.borrow_mut().heartbeat(
+                    now,
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                );
+                if code != NONE {
+                    tracing::debug!(
+                        group = %group_id,
+                        member = %member_id,
+                        generation,
+                        code,
+                        "heartbeat refused"
+                    );
+                }
+                GroupAnswer::Codes(vec![code])
+            }
             GroupOp::Leave(members) => {
+                tracing::debug!(group = %group_id, ?members, "leave");
                 let (codes, replies) = groups
                     .coordinator
                     .borrow_mut()
@@ -351,6 +356,39 @@ impl Shard {
             }
             GroupOp::DeleteOffsets(keys) => self.delete_offsets(&group_id, partition, keys).await,
         }
+    }
+
+    /// JoinGroup: answered now, or when the join phase ends.
+    async fn join_held(&self, group_id: &str, now: u64, join: Join) -> GroupAnswer {
+        let groups = &self.groups;
+        let (token, answer) = groups.hold();
+        tracing::debug!(
+            group = %group_id,
+            member = %join.member_id,
+            client = %join.client_id,
+            token,
+            "join"
+        );
+        let (reply, replies) = groups.coordinator.borrow_mut().join(now, token, join);
+        self.answer_or_wait(token, answer, reply.map(GroupAnswer::Join), replies)
+            .await
+    }
+
+    /// SyncGroup: answered now, or when the leader's assignment comes.
+    async fn sync_held(&self, group_id: &str, sync: Sync) -> GroupAnswer {
+        let groups = &self.groups;
+        let (token, answer) = groups.hold();
+        tracing::debug!(
+            group = %group_id,
+            member = %sync.member_id,
+            generation = sync.generation,
+            assignments = sync.assignments.len(),
+            token,
+            "sync"
+        );
+        let (reply, replies) = groups.coordinator.borrow_mut().sync(token, sync);
+        self.answer_or_wait(token, answer, reply.map(GroupAnswer::Sync), replies)
+            .await
     }
 
     /// DeleteGroups of one group: tombstones for its offsets, then gone.
@@ -466,6 +504,7 @@ impl Shard {
         replies: Replies,
     ) -> GroupAnswer {
         if let Some(now) = now {
+            tracing::debug!(token, answer = ?now, "answered at once");
             self.groups.held.borrow_mut().remove(&token);
             self.groups.deliver(replies);
             return now;

@@ -173,6 +173,9 @@ struct Member {
     last_heartbeat_ms: u64,
     awaiting_join: Option<Token>,
     awaiting_sync: Option<Token>,
+    /// Order of arrival in the group: the leader is the member that has
+    /// been in it longest, as in Kafka.
+    arrival: u64,
 }
 
 /// One member as DescribeGroups shows it.
@@ -195,6 +198,8 @@ struct Group {
     protocol_name: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
+    /// Members added so far (each member's `arrival`).
+    arrivals: u64,
     /// Ids handed out with MEMBER_ID_REQUIRED, and when they expire.
     pending: BTreeMap<String, u64>,
     /// Static members: instance id -> member id.
@@ -215,6 +220,7 @@ impl Group {
             protocol_name: None,
             leader: None,
             members: BTreeMap::new(),
+            arrivals: 0,
             pending: BTreeMap::new(),
             instances: BTreeMap::new(),
             join_deadline_ms: 0,
@@ -698,8 +704,14 @@ fn admit(
                 last_heartbeat_ms: now_ms,
                 awaiting_join: Some(token),
                 awaiting_sync: None,
+                arrival: group.arrivals,
             },
         );
+        group.arrivals += 1;
+        // Kafka's rule: the first member in leads until it leaves.
+        if group.leader.is_none() {
+            group.leader = Some(member_id.to_string());
+        }
         if group.protocol_type.is_none() {
             group.protocol_type = Some(join.protocol_type);
         }
@@ -900,8 +912,17 @@ fn remove_member(group: &mut Group, id: &str, replies: &mut Replies) {
         replies.push((token, Reply::Sync(SyncReply::error(UNKNOWN_MEMBER_ID))));
     }
     if group.leader.as_deref() == Some(id) {
-        group.leader = None;
+        group.leader = longest_member(group);
     }
+}
+
+/// The member that has been in the group longest.
+fn longest_member(group: &Group) -> Option<String> {
+    group
+        .members
+        .values()
+        .min_by_key(|m| m.arrival)
+        .map(|m| m.id.clone())
 }
 
 /// After members left: an empty group is Empty; otherwise the rest rejoin.
@@ -948,7 +969,7 @@ fn maybe_complete_join(group: &mut Group, now_ms: u64) -> Replies {
     }
     group.protocol_name = choose_protocol(group);
     if group.leader.is_none() {
-        group.leader = group.members.keys().next().cloned();
+        group.leader = longest_member(group);
     }
     group.state = GroupState::CompletingRebalance;
     let protocol = group.protocol_name.clone().unwrap_or_default();

@@ -114,6 +114,48 @@ fn a_first_member_joins_after_the_initial_delay_and_syncs() {
     stable_with_one(&mut c);
 }
 
+/// Kafka's rule, whatever the ids: the first member in leads, and when it
+/// leaves the one that has been in the group longest takes over.
+#[test]
+fn the_longest_member_leads() {
+    let mut c = Coordinator::new(GroupConfig::default(), 0);
+    let mut first = join("", None);
+    first.client_id = "z-late-in-the-alphabet".into();
+    let z = c.join(0, 0, first.clone()).0.unwrap().member_id;
+    let mut second = join("", None);
+    second.client_id = "a-early".into();
+    let a = c.join(0, 0, second.clone()).0.unwrap().member_id;
+    let mut third = second.clone();
+    third.client_id = "m-middle".into();
+    let m = c.join(0, 0, third.clone()).0.unwrap().member_id;
+    for (token, (id, base)) in [(&z, &first), (&a, &second), (&m, &third)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut again = base.clone();
+        again.member_id = id.clone();
+        assert_eq!(c.join(0, token as Token + 1, again), (None, vec![]));
+    }
+    let replies = c.tick(3_000);
+    assert_eq!(
+        join_reply(&replies, 2).leader,
+        z,
+        "first in, though last by id"
+    );
+    let (codes, replies) = c.leave(3_100, "g", &[(z.clone(), None)]);
+    assert_eq!(codes, vec![NONE]);
+    assert!(replies.is_empty());
+    let (reply, replies) = c.join(3_200, 10, {
+        let mut j = join(&m, None);
+        j.client_id = "m-middle".into();
+        j
+    });
+    assert!(reply.is_none() && replies.is_empty(), "waits for a");
+    let replies = c.join(3_300, 11, join(&a, None)).1;
+    assert_eq!(join_reply(&replies, 11).leader, a, "a came before m");
+    assert_eq!(join_reply(&replies, 10).leader, a);
+}
+
 #[test]
 fn a_second_member_makes_everyone_rejoin_and_the_leader_assigns() {
     let mut c = coordinator();

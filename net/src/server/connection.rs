@@ -146,6 +146,13 @@ async fn read_requests(
                 return;
             }
         };
+        tracing::trace!(
+            %peer,
+            api = ?request.api_key,
+            version = request.version(),
+            correlation = request.correlation_id(),
+            "request"
+        );
         let outcome: LocalBoxFuture<'static, Outcome> = match dispatch(shard, &request).await {
             Outcome::Pending(rest) => rest,
             Outcome::Close(e) => {
@@ -190,6 +197,7 @@ async fn write_responses(
             tracing::debug!(%peer, error = %e, "write failed; closing");
             break;
         }
+        tracing::trace!(%peer, bytes = response.len(), "response written");
     }
     // Stops the reader: its next send fails.
     in_flight.close();
