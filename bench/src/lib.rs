@@ -302,7 +302,7 @@ fn execute(target: &Target, workload: &Workload, seed: u64) -> anyhow::Result<Ru
         readings: readings(workload, &topics),
         topics,
         run: Arc::new(Run::new(workload.producers, workload.consumers)),
-        ready: AtomicU64::new(0),
+        assigned: (0..workload.consumers).map(|_| AtomicU64::new(0)).collect(),
         monitor: Monitor::new(target),
     };
     let (tallies, usage) = std::thread::scope(|scope| setup.drive(scope))?;
@@ -331,8 +331,8 @@ struct Setup<'a> {
     topics: Vec<String>,
     readings: Vec<Reading>,
     run: Arc<Run>,
-    /// Partitions the consumers were assigned.
-    ready: AtomicU64,
+    /// Partitions each consumer owns.
+    assigned: Vec<AtomicU64>,
     monitor: Monitor,
 }
 
@@ -408,25 +408,38 @@ impl<'a> Setup<'a> {
             .enumerate()
             .map(|(i, reading)| {
                 let tally = self.run.consumer(i as u32);
+                let assigned = &self.assigned[i];
                 scope.spawn(move || {
-                    rdkafka_driver::consume(&self.target.bootstrap, reading, tally, &self.ready)
+                    rdkafka_driver::consume(&self.target.bootstrap, reading, tally, assigned)
                 })
             })
             .collect()
     }
 
+    /// Waits until the consumers own every partition, as many consumers
+    /// as can have one having one: a group has settled before producers
+    /// start, so no rebalance makes a consumer read again what another read.
     fn await_assignment(&self) -> anyhow::Result<()> {
         let total = u64::from(self.workload.topics) * self.workload.partitions as u64;
+        let busy = total.min(u64::from(self.workload.consumers));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.ready.load(Ordering::Relaxed) < total {
+        loop {
+            let owned: Vec<u64> = self
+                .assigned
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect();
+            let settled = owned.iter().sum::<u64>() == total
+                && owned.iter().filter(|&&n| n > 0).count() as u64 == busy;
+            if settled {
+                return Ok(());
+            }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "consumers were assigned {} of {total} partitions in 60 s",
-                self.ready.load(Ordering::Relaxed)
+                "consumers own {owned:?} of {total} partitions after 60 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(())
     }
 
     fn start_producers<'scope>(

@@ -174,13 +174,13 @@ pub enum Reading {
     Partitions(Vec<(String, i32)>),
 }
 
-/// One consumer: reads until the run says stop. `ready` counts the
-/// partitions it was assigned (once).
+/// One consumer: reads until the run says stop. `assigned` holds how many
+/// partitions it owns (checked every 100 ms).
 pub fn consume(
     bootstrap: &str,
     reading: &Reading,
     tally: ConsumerHandle,
-    ready: &AtomicU64,
+    assigned: &AtomicU64,
 ) -> anyhow::Result<()> {
     let mut config = ClientConfig::new();
     config
@@ -209,15 +209,13 @@ pub fn consume(
             consumer
         }
     };
-    let mut counted_ready = false;
+    let mut checked = Instant::now();
     while !tally.stopped() {
         let polled = consumer.poll(Duration::from_millis(50));
-        if !counted_ready {
-            let assigned = consumer.assignment().map_or(0, |a| a.count());
-            if assigned > 0 {
-                ready.fetch_add(assigned as u64, Ordering::Relaxed);
-                counted_ready = true;
-            }
+        if checked.elapsed() >= Duration::from_millis(100) {
+            checked = Instant::now();
+            let owned = consumer.assignment().map_or(0, |a| a.count());
+            assigned.store(owned as u64, Ordering::Relaxed);
         }
         match polled {
             Some(Ok(message)) => tally.consumed(message.payload().unwrap_or(&[]), Instant::now()),
