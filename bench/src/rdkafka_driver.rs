@@ -10,7 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -101,7 +101,11 @@ pub fn produce(
     mut generator: Generator,
 ) -> anyhow::Result<()> {
     let workload = plan.workload;
-    let producer: BaseProducer<Reports> = ClientConfig::new()
+    // A ThreadedProducer serves delivery reports on its own thread as they
+    // come: a sender that polled between sends would take one report per
+    // poll and, on a busy machine, fall behind them (reports queued in the
+    // client read as broker latency).
+    let producer: ThreadedProducer<Reports> = ClientConfig::new()
         .set("bootstrap.servers", plan.bootstrap)
         .set("acks", workload.acks.as_config())
         .set("linger.ms", workload.linger_ms.to_string())
@@ -127,7 +131,6 @@ pub fn produce(
             break;
         }
         if due_at > now {
-            producer.poll(Duration::ZERO);
             std::thread::sleep((due_at - now).min(Duration::from_micros(200)));
             continue;
         }
@@ -151,16 +154,13 @@ pub fn produce(
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(e.into()),
             }
         }
         tally.sent();
         sequence += 1;
-        if sequence.is_multiple_of(256) {
-            producer.poll(Duration::ZERO);
-        }
     }
     producer.flush(Duration::from_secs(60))?;
     tally.set_retries(producer.context().retries.load(Ordering::Relaxed));
