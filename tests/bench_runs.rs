@@ -100,6 +100,48 @@ fn a_grouped_keyed_run_counts_every_message_once_and_writes_its_report() {
     assert!(html.contains("End-to-end latency"));
 }
 
+/// The native driver's producers (own pipelined client, murmur2 keys) and
+/// librdkafka consumers agree: every acknowledged message read once.
+#[test]
+fn the_native_driver_produces_what_librdkafka_consumers_read_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(&tmp.path().join("data"), addr, "warn");
+    let workload = tmp.path().join("native.toml");
+    std::fs::write(
+        &workload,
+        "partitions = 3\nproducers = 2\nconsumers = 1\nkeys = { skewed = 20 }\n\
+         message-size = { min = 30, max = 3000 }\nlinger-ms = 2\nbatch-bytes = 16384\n\
+         rate = 2000\nwarmup-seconds = 0.5\nduration-seconds = 2\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    bench(&[
+        "run",
+        "--bootstrap",
+        &addr.to_string(),
+        "--driver",
+        "native",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let output = read_output(&out);
+    let run = &output.runs[0];
+    assert!(run.driver.starts_with("native"), "{}", run.driver);
+    let (p, c) = (&run.produce, &run.consume);
+    assert!((4950..=5010).contains(&p.sent), "sent {}", p.sent);
+    assert_eq!((p.acked, p.errors), (p.sent, 0));
+    assert_eq!(c.unique, p.acked, "{c:?}");
+    assert_eq!(
+        (c.missing, c.duplicates, c.unacknowledged),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    assert!((3900..=4100).contains(&run.publish_latency.count));
+}
+
 #[test]
 fn compare_runs_the_workload_against_each_broker_with_ratios() {
     let tmp = tempfile::tempdir().unwrap();

@@ -14,13 +14,15 @@
 //! with ratios to the first. `--out DIR` writes `result.json` (workload,
 //! machine, versions, every histogram) and `report.html`.
 //!
-//! The driver is librdkafka (rdkafka crate); a native pipelined driver on
-//! the broker's own runtime is still to come (the bench issue).
+//! Producers are librdkafka clients (rdkafka crate) or, with `--driver
+//! native`, our own pipelined client on the broker's runtime ([`native`]);
+//! consumers are librdkafka clients.
 
 pub mod groups;
 pub mod histogram;
 pub mod html;
 pub mod message;
+pub mod native;
 pub mod procfs;
 pub mod rdkafka_driver;
 pub mod report;
@@ -70,6 +72,17 @@ pub struct WorkloadArgs {
     /// Seeds payloads and keys (default: from the clock; always printed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Who produces: librdkafka clients, or the native pipelined client
+    /// (uncompressed batches). Consumers are librdkafka clients either way.
+    #[arg(long, value_enum, default_value_t = Driver::Librdkafka)]
+    pub driver: Driver,
+}
+
+/// The producers' client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    Librdkafka,
+    Native,
 }
 
 impl WorkloadArgs {
@@ -89,6 +102,9 @@ impl WorkloadArgs {
             workload.partitions = partitions;
         }
         workload.check()?;
+        if self.driver == Driver::Native {
+            native::check(&workload)?;
+        }
         Ok(workload)
     }
 
@@ -196,7 +212,7 @@ fn measure(targets: &[Target], args: &WorkloadArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for target in targets {
         eprintln!("== {} ({}), seed {seed}", target.name, target.bootstrap);
-        let result = execute(target, &workload, seed)?;
+        let result = execute(target, &workload, seed, args.driver)?;
         runs.push(result);
     }
     let output = Output {
@@ -284,7 +300,12 @@ fn readings(workload: &Workload, topics: &[String]) -> Vec<Reading> {
 }
 
 /// One workload against one broker.
-fn execute(target: &Target, workload: &Workload, seed: u64) -> anyhow::Result<RunResult> {
+fn execute(
+    target: &Target,
+    workload: &Workload,
+    seed: u64,
+    driver: Driver,
+) -> anyhow::Result<RunResult> {
     let topics = topic_names(workload);
     let configs: Vec<(&str, &str)> = workload
         .topic_config
@@ -298,6 +319,7 @@ fn execute(target: &Target, workload: &Workload, seed: u64) -> anyhow::Result<Ru
         target,
         workload,
         seed,
+        driver,
         source: Source::load(workload, seed)?,
         readings: readings(workload, &topics),
         topics,
@@ -310,7 +332,13 @@ fn execute(target: &Target, workload: &Workload, seed: u64) -> anyhow::Result<Ru
     Ok(RunResult {
         broker: target.name.clone(),
         bootstrap: target.bootstrap.clone(),
-        driver: format!("librdkafka {}", rdkafka_driver::version()),
+        driver: match driver {
+            Driver::Librdkafka => format!("librdkafka {}", rdkafka_driver::version()),
+            Driver::Native => format!(
+                "native producers, librdkafka {} consumers",
+                rdkafka_driver::version()
+            ),
+        },
         seed,
         produce,
         consume,
@@ -327,6 +355,7 @@ struct Setup<'a> {
     target: &'a Target,
     workload: &'a Workload,
     seed: u64,
+    driver: Driver,
     source: Source,
     topics: Vec<String>,
     readings: Vec<Reading>,
@@ -468,7 +497,11 @@ impl<'a> Setup<'a> {
                 };
                 let generator = Generator::new(workload, i, self.source.clone(), self.seed);
                 let tally = self.run.producer(i);
-                scope.spawn(move || rdkafka_driver::produce(&plan, tally, generator))
+                let driver = self.driver;
+                scope.spawn(move || match driver {
+                    Driver::Librdkafka => rdkafka_driver::produce(&plan, tally, generator),
+                    Driver::Native => native::produce(&plan, tally, generator),
+                })
             })
             .collect()
     }
