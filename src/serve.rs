@@ -52,6 +52,10 @@ pub struct Args {
     /// for topic configs (see the README); flags win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Test knob: microseconds between the accept loop's stop checks
+    /// (default 50 ms); a short one makes hours of idle polling take seconds.
+    #[arg(long, hide = true)]
+    stop_poll_interval_us: Option<u64>,
 }
 
 /// Flags over the config file over built-in defaults.
@@ -63,6 +67,7 @@ struct ServeConfig {
     data_dir: PathBuf,
     shards: usize,
     request_bytes_max: usize,
+    stop_poll_interval: Option<Duration>,
     settings: Settings,
 }
 
@@ -79,6 +84,7 @@ impl ServeConfig {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
         let defaults = Settings::default();
         Ok(ServeConfig {
+            stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listen,
             advertised: args
                 .advertised_listener
@@ -154,6 +160,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut listener = ListenerConfig::new(config.listen);
     listener.request_bytes_max = config.request_bytes_max;
+    if let Some(interval) = config.stop_poll_interval {
+        listener.stop_poll_interval = interval;
+    }
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {
         let (data_dir, stop) = (data_dir.clone(), Arc::clone(&stop));

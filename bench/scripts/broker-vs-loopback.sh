@@ -6,7 +6,8 @@
 # the two loopback figures bracket the broker's).
 # Usage: bench/scripts/broker-vs-loopback.sh [DURATION_SECONDS [WORKLOAD...]]
 # (workloads: presets or files; default: latency throughput). Each run's
-# result.json and report.html go to bench-results/<workload>/.
+# result.json and report.html go to bench-results/<workload>-<driver>/. DRIVER=native
+# runs the producers on shardlog's own client instead of librdkafka.
 # Needs iperf3 and fio (apt-get install iperf3 fio).
 set -euo pipefail
 duration=${1:-20}
@@ -44,9 +45,10 @@ rm -f "$work"/syncw*
 "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:$port 2>"$work/broker.log" & broker=$!
 sleep 1
 for workload in "${workloads[@]}"; do
-  out=$root/bench-results/$(basename "$workload" .toml)
+  out=$root/bench-results/$(basename "$workload" .toml)-${DRIVER:-librdkafka}
   echo "--- shardlog bench run --workload $workload --duration $duration --out $out"
   "$bin" bench run --bootstrap 127.0.0.1:$port --name shardlog --broker-pid "$broker" \
+    --driver "${DRIVER:-librdkafka}" \
     --workload "$workload" --duration "$duration" --out "$out" 2>"$work/bench.log" \
     || { cat "$work/bench.log"; exit 1; }
 done

@@ -95,6 +95,13 @@ where
     spawn_executor(name, cpu, make)?.join()
 }
 
+/// Polls `future` only when it asked to be woken, with a waker of its own:
+/// for a runtime future awaited next to others that wake often (see
+/// `io::quiet` for why glommio needs it).
+pub fn quiet<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    crate::io::quiet(future)
+}
+
 /// Sleeps on the current executor.
 pub async fn sleep(duration: Duration) {
     crate::io::sleep(duration).await;

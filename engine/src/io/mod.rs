@@ -9,7 +9,13 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use futures::task::{ArcWake, AtomicWaker};
 
 use glommio::io::{BufferedFile, Directory, DmaBuffer, DmaFile, OpenOptions};
 
@@ -95,9 +101,7 @@ impl SegmentFile {
         #[cfg(test)]
         failpoint::check("write", &self.path)?;
         let len = buf.0.len();
-        let written = self
-            .file
-            .write_at(buf.0, position)
+        let written = quiet(self.file.write_at(buf.0, position))
             .await
             .map_err(io_err("write", &self.path))?;
         if written != len {
@@ -112,9 +116,7 @@ impl SegmentFile {
 
     /// Reads up to `len` bytes at `position` (fewer at the end of the file).
     pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadBuf, IoError> {
-        let read = self
-            .file
-            .read_at(position, len)
+        let read = quiet(self.file.read_at(position, len))
             .await
             .map_err(io_err("read", &self.path))?;
         Ok(ReadBuf(read))
@@ -123,28 +125,86 @@ impl SegmentFile {
     pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {
         #[cfg(test)]
         failpoint::check("fdatasync", &self.path)?;
-        self.file
-            .fdatasync()
+        quiet(self.file.fdatasync())
             .await
             .map_err(io_err("fdatasync", &self.path))
     }
 
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
-        self.file
-            .truncate(len)
+        quiet(self.file.truncate(len))
             .await
             .map_err(io_err("truncate", &self.path))
     }
 
     pub(crate) async fn size(&self) -> Result<u64, IoError> {
-        self.file
-            .file_size()
+        quiet(self.file.file_size())
             .await
             .map_err(io_err("stat", &self.path))
     }
 
     pub(crate) async fn close(self) -> Result<(), IoError> {
-        self.file.close().await.map_err(io_err("close", &self.path))
+        quiet(self.file.close())
+            .await
+            .map_err(io_err("close", &self.path))
+    }
+}
+
+/// Polls a glommio file operation only after it asked to be woken, with a
+/// waker of its own.
+///
+/// glommio adds a clone of the polling task's waker to the operation's list
+/// on every poll that finds it pending (`Source::collect_rw`, which uses
+/// `add_waiter_many`), and a glommio task allows at most `i16::MAX` waker
+/// clones. A task that polls a pending operation from a loop woken by other
+/// events (a log's flusher waits on writes, an fdatasync, new appends and a
+/// timer at once) clones on every turn; during one slow fdatasync under load
+/// the count overflowed and the shard panicked ("Waker invariant broken",
+/// refcount -32768), taking the broker down. Through this wrapper the
+/// operation is polled once per wake-up of its own, and the task's waker is
+/// held once (replaced, not added to).
+pub(crate) fn quiet<F: Future>(future: F) -> Quiet<F> {
+    let signal = Arc::new(Signal {
+        woken: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    Quiet {
+        waker: futures::task::waker(Arc::clone(&signal)),
+        inner: Box::pin(future),
+        signal,
+    }
+}
+
+/// See [`quiet`].
+pub(crate) struct Quiet<F> {
+    inner: Pin<Box<F>>,
+    signal: Arc<Signal>,
+    waker: Waker,
+}
+
+struct Signal {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl ArcWake for Signal {
+    fn wake_by_ref(signal: &Arc<Self>) {
+        signal.woken.store(true, Ordering::Release);
+        signal.task.wake();
+    }
+}
+
+impl<F: Future> Future for Quiet<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        this.signal.task.register(cx.waker());
+        if !this.signal.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
     }
 }
 
@@ -362,5 +422,69 @@ pub(crate) mod failpoint {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Pending until released; keeps the waker of its last poll.
+    struct Operation {
+        polls: Rc<Cell<usize>>,
+        waker: Rc<RefCell<Option<Waker>>>,
+        done: Rc<Cell<bool>>,
+    }
+
+    impl Future for Operation {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.set(self.polls.get() + 1);
+            if self.done.get() {
+                return Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    struct Counter(AtomicUsize);
+
+    impl ArcWake for Counter {
+        fn wake_by_ref(counter: &Arc<Self>) {
+            counter.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A task woken 100,000 times by other events polls a pending
+    /// operation once; the operation's wake-up reaches the task, and the
+    /// next poll finishes it.
+    #[test]
+    fn a_pending_operation_is_polled_only_after_it_woke() {
+        let polls = Rc::new(Cell::new(0));
+        let waker = Rc::new(RefCell::new(None));
+        let done = Rc::new(Cell::new(false));
+        let mut op = quiet(Operation {
+            polls: Rc::clone(&polls),
+            waker: Rc::clone(&waker),
+            done: Rc::clone(&done),
+        });
+        let task = Arc::new(Counter(AtomicUsize::new(0)));
+        let task_waker = futures::task::waker(Arc::clone(&task));
+        let mut cx = Context::from_waker(&task_waker);
+        for _ in 0..100_000 {
+            assert!(Pin::new(&mut op).poll(&mut cx).is_pending());
+        }
+        assert_eq!(polls.get(), 1);
+        done.set(true);
+        let woken = waker.borrow_mut().take().unwrap();
+        woken.wake();
+        assert_eq!(task.0.load(Ordering::Relaxed), 1, "the task was woken");
+        assert!(Pin::new(&mut op).poll(&mut cx).is_ready());
+        assert_eq!(polls.get(), 2);
     }
 }

@@ -54,7 +54,7 @@ impl<T: Send + 'static> std::fmt::Debug for Incoming<T> {
 impl<T: Send + 'static> Incoming<T> {
     /// The next message; `None` once the sending shard is gone.
     pub async fn recv(&self) -> Option<T> {
-        self.0.recv().await
+        engine::rt::quiet(self.0.recv()).await
     }
 }
 
@@ -80,8 +80,9 @@ impl<T: Send + 'static> ShardMesh<T> {
     /// Sends to another shard, waiting while its channel is full
     /// (backpressure). Returns the message if that shard is gone.
     pub async fn send(&self, to: u32, msg: T) -> Result<(), T> {
-        self.senders
-            .send_to(to as usize, msg)
+        // glommio adds a waker clone per pending poll of a full channel;
+        // a connection task woken by its writer would pile them up.
+        engine::rt::quiet(self.senders.send_to(to as usize, msg))
             .await
             .map_err(|e| match e {
                 glommio::GlommioError::Closed(glommio::ResourceType::Channel(msg))

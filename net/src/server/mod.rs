@@ -14,7 +14,7 @@ use futures::future::{Either, select};
 use crate::limits::REQUEST_BYTES_MAX;
 
 /// How often the accept loop looks at the stop condition.
-const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Settings of one shard's listener.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +22,8 @@ pub struct ListenerConfig {
     pub listen: SocketAddr,
     /// `socket.request.max.bytes`.
     pub request_bytes_max: usize,
+    /// How often the accept loop looks at the stop condition.
+    pub stop_poll_interval: Duration,
 }
 
 impl ListenerConfig {
@@ -29,6 +31,7 @@ impl ListenerConfig {
         ListenerConfig {
             listen,
             request_bytes_max: REQUEST_BYTES_MAX,
+            stop_poll_interval: STOP_POLL_INTERVAL,
         }
     }
 }
@@ -64,14 +67,17 @@ impl Listener {
         ));
         // One accept stays pending across the stop checks: a dropped accept
         // whose completion raced the cancellation would take a connection
-        // from the kernel and never serve it.
-        let mut accept = Box::pin(self.listener.accept());
+        // from the kernel and never serve it. glommio adds a clone of this
+        // task's waker at every poll of a pending accept, and a task allows
+        // i16::MAX of them (about 27 minutes of 50 ms checks without a new
+        // connection, then a panic): `quiet` polls it only when it woke.
+        let mut accept = Box::pin(engine::rt::quiet(self.listener.accept()));
         while !stopped() {
-            let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL_INTERVAL));
+            let tick = std::pin::pin!(glommio::timer::sleep(self.config.stop_poll_interval));
             let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
                 continue;
             };
-            accept = Box::pin(self.listener.accept());
+            accept = Box::pin(engine::rt::quiet(self.listener.accept()));
             match accepted {
                 Ok(stream) => {
                     spawn(connection::run(
@@ -83,7 +89,7 @@ impl Listener {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
-                    glommio::timer::sleep(STOP_POLL_INTERVAL).await;
+                    glommio::timer::sleep(self.config.stop_poll_interval).await;
                 }
             }
         }
