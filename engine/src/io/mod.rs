@@ -156,12 +156,13 @@ impl SegmentFile {
 /// on every poll that finds it pending (`Source::collect_rw`, which uses
 /// `add_waiter_many`), and a glommio task allows at most `i16::MAX` waker
 /// clones. A task that polls a pending operation from a loop woken by other
-/// events (a log's flusher waits on writes, an fdatasync, new appends and a
-/// timer at once) clones on every turn; during one slow fdatasync under load
-/// the count overflowed and the shard panicked ("Waker invariant broken",
-/// refcount -32768), taking the broker down. Through this wrapper the
-/// operation is polled once per wake-up of its own, and the task's waker is
-/// held once (replaced, not added to).
+/// events clones on every turn until the operation completes: the accept
+/// loop (a pending accept re-polled at every stop check) overflowed the
+/// count after about 27 idle minutes and the shard panicked ("Waker
+/// invariant broken", refcount -32768), taking the broker down; a log's
+/// flusher (a pending fdatasync re-polled at every append) has the same
+/// shape. Through this wrapper the operation is polled once per wake-up of
+/// its own, and the task's waker is held once (replaced, not added to).
 pub(crate) fn quiet<F: Future>(future: F) -> Quiet<F> {
     let signal = Arc::new(Signal {
         woken: AtomicBool::new(true),
