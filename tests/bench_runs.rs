@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use bench::report::Output;
+use bench::report::{Output, RunResult};
 use common::{free_addr, start};
 
 /// Runs `shardlog bench ARGS` and returns its stdout; fails on a non-zero
@@ -22,6 +22,19 @@ fn bench(args: &[&str]) -> String {
     eprintln!("{stderr}");
     assert!(out.status.success(), "shardlog bench {args:?} failed");
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every message was acknowledged, and every acknowledged message read
+/// exactly once.
+fn read_once(run: &RunResult) {
+    let (p, c) = (&run.produce, &run.consume);
+    assert_eq!((p.acked, p.errors), (p.sent, 0), "{p:?}");
+    assert_eq!(c.unique, p.acked, "{c:?}");
+    assert_eq!(
+        (c.missing, c.duplicates, c.unacknowledged),
+        (0, 0, 0),
+        "{c:?}"
+    );
 }
 
 fn read_output(dir: &Path) -> Output {
@@ -68,13 +81,7 @@ fn a_grouped_keyed_run_counts_every_message_once_and_writes_its_report() {
     let (p, c) = (&run.produce, &run.consume);
     // 1500 msgs/s for 2.5 s, give or take the last due time.
     assert!((3700..=3760).contains(&p.sent), "sent {}", p.sent);
-    assert_eq!((p.acked, p.errors), (p.sent, 0));
-    assert_eq!(c.unique, p.acked, "{c:?}");
-    assert_eq!(
-        (c.missing, c.duplicates, c.unacknowledged),
-        (0, 0, 0),
-        "{c:?}"
-    );
+    read_once(run);
     assert_eq!(c.messages, p.acked);
     // Latencies of messages due in the measured 2 s only.
     assert!(
@@ -130,15 +137,9 @@ fn the_native_driver_produces_what_librdkafka_consumers_read_once() {
     let output = read_output(&out);
     let run = &output.runs[0];
     assert!(run.driver.starts_with("native"), "{}", run.driver);
-    let (p, c) = (&run.produce, &run.consume);
-    assert!((4950..=5010).contains(&p.sent), "sent {}", p.sent);
-    assert_eq!((p.acked, p.errors), (p.sent, 0));
-    assert_eq!(c.unique, p.acked, "{c:?}");
-    assert_eq!(
-        (c.missing, c.duplicates, c.unacknowledged),
-        (0, 0, 0),
-        "{c:?}"
-    );
+    let sent = run.produce.sent;
+    assert!((4950..=5010).contains(&sent), "sent {sent}");
+    read_once(run);
     assert!((3900..=4100).contains(&run.publish_latency.count));
 }
 
@@ -176,8 +177,7 @@ fn compare_runs_the_workload_against_each_broker_with_ratios() {
     let output = read_output(&out);
     assert_eq!(output.runs.len(), 2);
     for run in &output.runs {
-        assert_eq!(run.consume.missing, 0);
-        assert_eq!(run.consume.unique, run.produce.acked);
+        read_once(run);
         assert!(run.produce.acked >= 700, "{}", run.produce.acked);
     }
     // Each broker got fresh topics: nothing of the first run was read again.

@@ -3,6 +3,7 @@
 //! (as HdrHistogram plots them) and throughput over time, one line per
 //! broker.
 
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use crate::histogram::Latency;
@@ -55,24 +56,17 @@ fn percentile_chart(title: &str, curves: &[(String, Vec<(f64, u64)>)]) -> anyhow
             .y_desc("latency (ms)")
             .x_label_formatter(&|x| percentile_label(*x))
             .draw()?;
-        for (i, (name, curve)) in curves.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    curve
-                        .iter()
-                        .map(|&(p, us)| (spread(p), us.max(1) as f64 / 1000.0)),
-                    color.stroke_width(2),
-                ))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        let lines: Vec<(&str, Vec<(f64, f64)>)> = curves
+            .iter()
+            .map(|(name, curve)| {
+                let points = curve
+                    .iter()
+                    .map(|&(p, us)| (spread(p), us.max(1) as f64 / 1000.0))
+                    .collect();
+                (name.as_str(), points)
+            })
+            .collect();
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::UpperLeft)?;
         root.present()?;
     }
     Ok(svg)
@@ -104,28 +98,49 @@ fn throughput_chart(title: &str, lines: &[(String, Vec<u64>)]) -> anyhow::Result
             .x_desc("seconds since start")
             .y_desc("messages/s")
             .draw()?;
-        for (i, (name, series)) in lines.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    series
-                        .iter()
-                        .enumerate()
-                        .map(|(s, &v)| (s as f64, v as f64)),
-                    color.stroke_width(2),
-                ))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        let lines: Vec<(&str, Vec<(f64, f64)>)> = lines
+            .iter()
+            .map(|(name, series)| {
+                let points = series
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &v)| (s as f64, v as f64))
+                    .collect();
+                (name.as_str(), points)
+            })
+            .collect();
+        draw_lines(&mut chart, &lines, SeriesLabelPosition::LowerRight)?;
         root.present()?;
     }
     Ok(svg)
+}
+
+/// One 2 px line per (name, points), in palette order, and the legend.
+fn draw_lines<'a, CT>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    lines: &[(&str, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    for (i, (name, points)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 fn escape(text: &str) -> String {
