@@ -107,40 +107,112 @@ fn a_grouped_keyed_run_counts_every_message_once_and_writes_its_report() {
     assert!(html.contains("End-to-end latency"));
 }
 
-/// The native driver's producers (own pipelined client, murmur2 keys) and
-/// librdkafka consumers agree: every acknowledged message read once.
+/// A compressible payload file: slices of repeated text.
+fn text_payload(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("payload.txt");
+    let text: String = (0..2000)
+        .map(|i| format!("reading {i}: sensor ok, value {} ", i % 37))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a workload file with the given drivers; returns its one run.
+fn run_with(tmp: &Path, addr: &str, workload: &str, drivers: &[&str]) -> RunResult {
+    let file = tmp.join("workload.toml");
+    std::fs::write(&file, workload).unwrap();
+    let out = tmp.join("out");
+    let mut args = vec![
+        "run",
+        "--bootstrap",
+        addr,
+        "--workload",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(drivers);
+    bench(&args);
+    let mut output = read_output(&out);
+    assert_eq!(output.runs.len(), 1);
+    output.runs.remove(0)
+}
+
+/// The native driver's producers (own pipelined client, murmur2 keys,
+/// LZ4 batches) and librdkafka consumers agree: every acknowledged message
+/// read once.
 #[test]
-fn the_native_driver_produces_what_librdkafka_consumers_read_once() {
+fn the_native_driver_compresses_what_librdkafka_consumers_read_once() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start(&tmp.path().join("data"), addr, "warn");
-    let workload = tmp.path().join("native.toml");
-    std::fs::write(
-        &workload,
-        "partitions = 3\nproducers = 2\nconsumers = 1\nkeys = { skewed = 20 }\n\
-         message-size = { min = 30, max = 3000 }\nlinger-ms = 2\nbatch-bytes = 16384\n\
-         rate = 2000\nwarmup-seconds = 0.5\nduration-seconds = 2\n",
-    )
-    .unwrap();
-    let out = tmp.path().join("out");
-    bench(&[
-        "run",
-        "--bootstrap",
-        &addr.to_string(),
-        "--driver",
-        "native",
-        "--workload",
-        workload.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let output = read_output(&out);
-    let run = &output.runs[0];
-    assert!(run.driver.starts_with("native"), "{}", run.driver);
+    let payload = text_payload(tmp.path());
+    let workload = format!(
+        "partitions = 3\nproducers = 2\nconsumers = 1\nkeys = {{ skewed = 20 }}\n\
+         message-size = {{ min = 30, max = 3000 }}\npayload = {{ file = {payload:?} }}\n\
+         compression = \"lz4\"\nlinger-ms = 2\nbatch-bytes = 16384\n\
+         rate = 2000\nwarmup-seconds = 0.5\nduration-seconds = 2\n"
+    );
+    let args = ["--driver", "native", "--consumer-driver", "librdkafka"];
+    let run = run_with(tmp.path(), &addr.to_string(), &workload, &args);
+    assert!(
+        run.driver.starts_with("native producers, librdkafka"),
+        "{}",
+        run.driver
+    );
     let sent = run.produce.sent;
     assert!((4950..=5010).contains(&sent), "sent {sent}");
-    read_once(run);
+    read_once(&run);
     assert!((3900..=4100).contains(&run.publish_latency.count));
+}
+
+/// Native consumers in a group start late and read a backlog that
+/// librdkafka producers wrote with zstd, while they go on writing: every
+/// message read once, the group's partitions split without overlap.
+#[test]
+fn native_group_consumers_catch_up_a_librdkafka_backlog_reading_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(&tmp.path().join("data"), addr, "warn");
+    let payload = text_payload(tmp.path());
+    let workload = format!(
+        "partitions = 5\nproducers = 2\nconsumers = 2\nconsumer-mode = \"group\"\n\
+         message-size = {{ min = 100, max = 1500 }}\npayload = {{ file = {payload:?} }}\n\
+         compression = \"zstd\"\nrate = 2000\nwarmup-seconds = 0.5\n\
+         duration-seconds = 3\nbacklog-seconds = 1.5\n"
+    );
+    let args = ["--driver", "librdkafka", "--consumer-driver", "native"];
+    let run = run_with(tmp.path(), &addr.to_string(), &workload, &args);
+    assert!(run.driver.ends_with("native consumers"), "{}", run.driver);
+    read_once(&run);
+    assert!(run.produce.acked >= 6900, "{:?}", run.produce);
+    assert!(run.consume.backlog_messages > 2000, "{:?}", run.consume);
+}
+
+/// Native producers and standalone native consumers, gzip and snappy
+/// through the same broker.
+#[test]
+fn the_native_driver_reads_its_own_writes_standalone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(&tmp.path().join("data"), addr, "warn");
+    let payload = text_payload(tmp.path());
+    for codec in ["gzip", "snappy"] {
+        let workload = format!(
+            "partitions = 4\nproducers = 1\nconsumers = 3\nconsumer-mode = \"standalone\"\n\
+             payload = {{ file = {payload:?} }}\ncompression = \"{codec}\"\nrate = 1500\n\
+             warmup-seconds = 0.2\nduration-seconds = 1.5\n"
+        );
+        let run = run_with(
+            tmp.path(),
+            &addr.to_string(),
+            &workload,
+            &["--driver", "native"],
+        );
+        assert_eq!(run.driver, "native");
+        read_once(&run);
+        assert!(run.produce.acked >= 2500, "{codec}: {:?}", run.produce);
+    }
 }
 
 #[test]

@@ -14,9 +14,10 @@
 //! with ratios to the first. `--out DIR` writes `result.json` (workload,
 //! machine, versions, every histogram) and `report.html`.
 //!
-//! Producers are librdkafka clients (rdkafka crate) or, with `--driver
-//! native`, our own pipelined client on the broker's runtime ([`native`]);
-//! consumers are librdkafka clients.
+//! Clients are librdkafka's (rdkafka crate) or, with `--driver native`, our
+//! own pipelined client on the broker's runtime ([`native`]), producers and
+//! consumers alike; `--consumer-driver` picks the consumers' apart, so one
+//! client reads what the other wrote.
 
 pub mod groups;
 pub mod histogram;
@@ -33,7 +34,7 @@ pub mod workload;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use workload::Workload;
@@ -72,13 +73,15 @@ pub struct WorkloadArgs {
     /// Seeds payloads and keys (default: from the clock; always printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Who produces: librdkafka clients, or the native pipelined client
-    /// (uncompressed batches). Consumers are librdkafka clients either way.
+    /// The clients: librdkafka's, or the native pipelined client.
     #[arg(long, value_enum, default_value_t = Driver::Librdkafka)]
     pub driver: Driver,
+    /// The consumers' client, when it is not the producers' (`--driver`).
+    #[arg(long, value_enum)]
+    pub consumer_driver: Option<Driver>,
 }
 
-/// The producers' client.
+/// Which client a run's producers or consumers are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Driver {
     Librdkafka,
@@ -102,9 +105,6 @@ impl WorkloadArgs {
             workload.partitions = partitions;
         }
         workload.check()?;
-        if self.driver == Driver::Native {
-            native::check(&workload)?;
-        }
         Ok(workload)
     }
 
@@ -212,7 +212,11 @@ fn measure(targets: &[Target], args: &WorkloadArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for target in targets {
         eprintln!("== {} ({}), seed {seed}", target.name, target.bootstrap);
-        let result = execute(target, &workload, seed, args.driver)?;
+        let drivers = Drivers {
+            producers: args.driver,
+            consumers: args.consumer_driver.unwrap_or(args.driver),
+        };
+        let result = execute(target, &workload, seed, drivers)?;
         runs.push(result);
     }
     let output = Output {
@@ -299,12 +303,38 @@ fn readings(workload: &Workload, topics: &[String]) -> Vec<Reading> {
     }
 }
 
+/// The clients of a run.
+#[derive(Debug, Clone, Copy)]
+struct Drivers {
+    producers: Driver,
+    consumers: Driver,
+}
+
+impl Drivers {
+    /// How reports name them.
+    fn describe(self) -> String {
+        let name = |driver| match driver {
+            Driver::Librdkafka => format!("librdkafka {}", rdkafka_driver::version()),
+            Driver::Native => "native".to_string(),
+        };
+        if self.producers == self.consumers {
+            name(self.producers)
+        } else {
+            format!(
+                "{} producers, {} consumers",
+                name(self.producers),
+                name(self.consumers)
+            )
+        }
+    }
+}
+
 /// One workload against one broker.
 fn execute(
     target: &Target,
     workload: &Workload,
     seed: u64,
-    driver: Driver,
+    drivers: Drivers,
 ) -> anyhow::Result<RunResult> {
     let topics = topic_names(workload);
     let configs: Vec<(&str, &str)> = workload
@@ -319,12 +349,11 @@ fn execute(
         target,
         workload,
         seed,
-        driver,
+        drivers,
         source: Source::load(workload, seed)?,
         readings: readings(workload, &topics),
         topics,
         run: Arc::new(Run::new(workload.producers, workload.consumers)),
-        assigned: (0..workload.consumers).map(|_| AtomicU64::new(0)).collect(),
         monitor: Monitor::new(target),
     };
     let (tallies, usage) = std::thread::scope(|scope| setup.drive(scope))?;
@@ -332,13 +361,7 @@ fn execute(
     Ok(RunResult {
         broker: target.name.clone(),
         bootstrap: target.bootstrap.clone(),
-        driver: match driver {
-            Driver::Librdkafka => format!("librdkafka {}", rdkafka_driver::version()),
-            Driver::Native => format!(
-                "native producers, librdkafka {} consumers",
-                rdkafka_driver::version()
-            ),
-        },
+        driver: drivers.describe(),
         seed,
         produce,
         consume,
@@ -355,13 +378,11 @@ struct Setup<'a> {
     target: &'a Target,
     workload: &'a Workload,
     seed: u64,
-    driver: Driver,
+    drivers: Drivers,
     source: Source,
     topics: Vec<String>,
     readings: Vec<Reading>,
     run: Arc<Run>,
-    /// Partitions each consumer owns.
-    assigned: Vec<AtomicU64>,
     monitor: Monitor,
 }
 
@@ -437,9 +458,10 @@ impl<'a> Setup<'a> {
             .enumerate()
             .map(|(i, reading)| {
                 let tally = self.run.consumer(i as u32);
-                let assigned = &self.assigned[i];
-                scope.spawn(move || {
-                    rdkafka_driver::consume(&self.target.bootstrap, reading, tally, assigned)
+                let bootstrap = &self.target.bootstrap;
+                scope.spawn(move || match self.drivers.consumers {
+                    Driver::Librdkafka => rdkafka_driver::consume(bootstrap, reading, tally),
+                    Driver::Native => native::consume(bootstrap, reading, tally),
                 })
             })
             .collect()
@@ -453,11 +475,7 @@ impl<'a> Setup<'a> {
         let busy = total.min(u64::from(self.workload.consumers));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let owned: Vec<u64> = self
-                .assigned
-                .iter()
-                .map(|a| a.load(Ordering::Relaxed))
-                .collect();
+            let owned = self.run.owned();
             let settled = owned.iter().sum::<u64>() == total
                 && owned.iter().filter(|&&n| n > 0).count() as u64 == busy;
             if settled {
@@ -497,8 +515,7 @@ impl<'a> Setup<'a> {
                 };
                 let generator = Generator::new(workload, i, self.source.clone(), self.seed);
                 let tally = self.run.producer(i);
-                let driver = self.driver;
-                scope.spawn(move || match driver {
+                scope.spawn(move || match self.drivers.producers {
                     Driver::Librdkafka => rdkafka_driver::produce(&plan, tally, generator),
                     Driver::Native => native::produce(&plan, tally, generator),
                 })

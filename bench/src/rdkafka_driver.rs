@@ -15,7 +15,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::message::Generator;
-use crate::schedule::Schedule;
+use crate::schedule::{BEHIND_MAX, Schedule};
 use crate::tally::{ConsumerHandle, ProducerHandle};
 use crate::workload::Workload;
 
@@ -127,9 +127,14 @@ pub fn produce(
     loop {
         let now = Instant::now();
         let due_at = plan.schedule.due(sequence).unwrap_or(now);
-        if due_at >= plan.end || now >= plan.end {
+        // Every message due before the end is sent, however late.
+        if due_at >= plan.end {
             break;
         }
+        anyhow::ensure!(
+            now < plan.end + BEHIND_MAX,
+            "the producer is far behind its schedule"
+        );
         if due_at > now {
             std::thread::sleep((due_at - now).min(Duration::from_micros(200)));
             continue;
@@ -174,14 +179,9 @@ pub enum Reading {
     Partitions(Vec<(String, i32)>),
 }
 
-/// One consumer: reads until the run says stop. `assigned` holds how many
+/// One consumer: reads until the run says stop, telling the tally how many
 /// partitions it owns (checked every 100 ms).
-pub fn consume(
-    bootstrap: &str,
-    reading: &Reading,
-    tally: ConsumerHandle,
-    assigned: &AtomicU64,
-) -> anyhow::Result<()> {
+pub fn consume(bootstrap: &str, reading: &Reading, tally: ConsumerHandle) -> anyhow::Result<()> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -215,7 +215,7 @@ pub fn consume(
         if checked.elapsed() >= Duration::from_millis(100) {
             checked = Instant::now();
             let owned = consumer.assignment().map_or(0, |a| a.count());
-            assigned.store(owned as u64, Ordering::Relaxed);
+            tally.owns(owned as u64);
         }
         match polled {
             Some(Ok(message)) => tally.consumed(message.payload().unwrap_or(&[]), Instant::now()),

@@ -5,6 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+/// How long past the end of a run a producer may still be sending what was
+/// due before the end (every scheduled message is sent: dropping the ones
+/// a slow broker delayed would hide the delay).
+pub const BEHIND_MAX: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
     start: Instant,

@@ -154,6 +154,8 @@ pub struct Run {
     pub consumed: AtomicU64,
     /// Set when consumers should stop.
     pub stop: AtomicBool,
+    /// Partitions each consumer owns now.
+    owned: Vec<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,7 +171,16 @@ impl Run {
             acked: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            owned: (0..consumers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// How many partitions each consumer owns now.
+    pub fn owned(&self) -> Vec<u64> {
+        self.owned
+            .iter()
+            .map(|o| o.load(Ordering::Relaxed))
+            .collect()
     }
 
     pub fn producer(self: &Arc<Self>, index: u32) -> ProducerHandle {
@@ -320,6 +331,13 @@ impl ConsumerHandle {
 
     pub fn error(&self) {
         self.tally().errors += 1;
+    }
+
+    /// The consumer owns `partitions` partitions from now on.
+    pub fn owns(&self, partitions: u64) {
+        if let Some(owned) = self.run.owned.get(self.index) {
+            owned.store(partitions, Ordering::Relaxed);
+        }
     }
 }
 

@@ -35,6 +35,17 @@ pub fn records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, RecordsError> {
     }
     let body = batch.get(HEADER_BYTES..).unwrap_or_default();
     let mut out = Vec::new();
+    for_each_record(body, |record| out.push(record))?;
+    Ok(out)
+}
+
+/// Calls `f` with each record of `body`, a batch's records once
+/// decompressed (what follows the 61-byte header), in order. Headers of
+/// records are skipped.
+pub fn for_each_record<'a>(
+    body: &'a [u8],
+    mut f: impl FnMut(RecordView<'a>),
+) -> Result<(), RecordsError> {
     let mut at = 0usize;
     while at < body.len() {
         let malformed = RecordsError::Malformed(at);
@@ -44,10 +55,10 @@ pub fn records(batch: &[u8]) -> Result<Vec<RecordView<'_>>, RecordsError> {
             .and_then(|l| (at + used).checked_add(l))
             .ok_or(malformed)?;
         let record = body.get(at + used..end).ok_or(malformed)?;
-        out.push(parse_record(record).ok_or(malformed)?);
+        f(parse_record(record).ok_or(malformed)?);
         at = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn parse_record(record: &[u8]) -> Option<RecordView<'_>> {
