@@ -7,7 +7,7 @@
 # Usage: bench/scripts/broker-vs-loopback.sh [DURATION_SECONDS [WORKLOAD...]]
 # (workloads: presets or files; default: latency throughput). Each run's
 # result.json and report.html go to bench-results/<workload>-<driver>/. DRIVER=native
-# runs the producers on shardlog's own client instead of librdkafka.
+# runs the clients on shardlog's own client instead of librdkafka.
 # Needs iperf3 and fio (apt-get install iperf3 fio).
 set -euo pipefail
 duration=${1:-20}

@@ -37,6 +37,8 @@ const BATCH_RECORDS_BYTES_MAX: usize = 64 << 20;
 const FETCH_VERSIONS: std::ops::RangeInclusive<i16> = 4..=12;
 const LIST_OFFSETS_VERSIONS: std::ops::RangeInclusive<i16> = 1..=7;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// The pause after an error before asking again.
+const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// ListOffsets' timestamp for the log start offset.
 const EARLIEST: i64 = -2;
 
@@ -82,6 +84,8 @@ pub struct Fetcher {
     pending: FuturesUnordered<Pending>,
     /// Leaders with a fetch under way.
     busy: Vec<String>,
+    /// Fetch errors so far (each also counted in the tally).
+    errors: u64,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -102,6 +106,7 @@ impl Fetcher {
             leaders: Leaders::new(),
             pending: FuturesUnordered::new(),
             busy: Vec::new(),
+            errors: 0,
         })
     }
 
@@ -153,7 +158,12 @@ impl Fetcher {
         };
         let response = FetchResponse::decode(&mut body, self.fetch_version)?;
         let now = Instant::now();
+        let errors_before = self.errors;
         let records = self.advance(response, tally);
+        if self.errors != errors_before {
+            // Not the leader, not there yet: a moment before asking again.
+            wire::sleep(ERROR_BACKOFF).await;
+        }
         // The next fetch goes out before this one's records are counted.
         if !self.positions.values().any(Option::is_none) && self.idle_leaders().contains(&leader) {
             self.send_fetch(pool, &leader).await?;
@@ -227,7 +237,7 @@ impl Fetcher {
                     tally.error();
                     eprintln!("consumer: log start of {}/{}: {e}", tp.0, tp.1);
                     self.leaders.clear();
-                    wire::sleep(Duration::from_millis(100)).await;
+                    wire::sleep(ERROR_BACKOFF).await;
                     return Ok(());
                 }
             }
@@ -314,6 +324,7 @@ impl Fetcher {
         let mut out = Vec::new();
         if response.error_code != 0 {
             tally.error();
+            self.errors += 1;
             return out;
         }
         for topic in response.responses {
@@ -331,6 +342,7 @@ impl Fetcher {
                     _ => {
                         // Not the leader, not there yet: look again.
                         tally.error();
+                        self.errors += 1;
                         self.leaders.clear();
                         continue;
                     }
