@@ -130,6 +130,16 @@ impl SegmentFile {
             .map_err(io_err("fdatasync", &self.path))
     }
 
+    /// Allocates the file's blocks up to `len` (fallocate, growing the size
+    /// when it is smaller; blocks read as zeros until written).
+    pub(crate) async fn pre_allocate(&self, len: u64) -> Result<(), IoError> {
+        #[cfg(test)]
+        failpoint::check("fallocate", &self.path)?;
+        quiet(self.file.pre_allocate(len, false))
+            .await
+            .map_err(io_err("fallocate", &self.path))
+    }
+
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
         quiet(self.file.truncate(len))
             .await
@@ -408,7 +418,8 @@ pub(crate) mod failpoint {
         static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
     }
 
-    /// Makes the next `op` ("write" or "fdatasync") fail with EIO.
+    /// Makes the next `op` ("write", "fdatasync" or "fallocate") fail with
+    /// EIO.
     pub(crate) fn fail_next(op: &'static str) {
         ARMED.with(|armed| armed.set(Some(op)));
     }

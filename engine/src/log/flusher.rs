@@ -6,6 +6,14 @@
 //! was issued, and runs while later writes proceed). Appends resolve, in
 //! order, once their bytes are written (interval policy) or written and
 //! synced (default).
+//!
+//! Ahead of the writes it allocates the segment's blocks
+//! (`SEGMENT_PREALLOCATE_BYTES` at a time, fallocate): a write that would
+//! pass the allocated size waits for the allocation, so every direct write
+//! lands in allocated space and does not allocate on the write path. An
+//! allocation that fails (a full disk) only turns this off for the
+//! segment: writes then grow the file, as they would without it, and
+//! report their own errors.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,10 +24,10 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use super::staging::Staging;
+use super::staging::{Staging, Write};
 use super::{FlushPolicy, Shared};
 use crate::io::{self, SegmentFile};
-use crate::limits::WRITES_IN_FLIGHT_MAX;
+use crate::limits::{BLOCK_BYTES, SEGMENT_PREALLOCATE_BYTES, WRITES_IN_FLIGHT_MAX};
 use crate::{IoError, Offset};
 
 /// Which segment an I/O belongs to (its base offset): completions for a
@@ -30,18 +38,71 @@ type IoFuture = Pin<Box<dyn Future<Output = (Generation, u64, Result<(), IoError
 enum Event {
     Written(Generation, u64, Result<(), IoError>),
     Synced(Generation, u64, Result<(), IoError>),
+    Allocated(Generation, u64, Result<(), IoError>),
     Staged,
     Tick,
+}
+
+/// The active segment's allocated size, and the write waiting for more.
+struct Allocation {
+    generation: Generation,
+    /// The file's blocks below this are allocated.
+    allocated: u64,
+    /// Allocation failed once for this segment: writes grow the file.
+    off: bool,
+    in_flight: Option<IoFuture>,
+    /// The next write, held until the allocation covers it.
+    held: Option<Write>,
+}
+
+impl Allocation {
+    fn new(generation: Generation) -> Allocation {
+        Allocation {
+            generation,
+            allocated: 0,
+            off: false,
+            in_flight: None,
+            held: None,
+        }
+    }
+
+    fn covers(&self, write: &Write) -> bool {
+        self.off || write.position + write.buf.as_slice().len() as u64 <= self.allocated
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight.is_none() && self.held.is_none()
+    }
+
+    fn on_done(&mut self, generation: Generation, len: u64, result: Result<(), IoError>) {
+        if generation != self.generation {
+            return;
+        }
+        match result {
+            Ok(()) => self.allocated = self.allocated.max(len),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot allocate the segment ahead of its writes");
+                self.off = true;
+            }
+        }
+    }
 }
 
 pub(super) async fn run(shared: Rc<Shared>) {
     let mut writes: FuturesUnordered<IoFuture> = FuturesUnordered::new();
     let mut sync: Option<IoFuture> = None;
     let mut last_sync = Instant::now();
+    let mut allocation = Allocation::new(Offset(-1));
     let mut staged = std::pin::pin!(shared.staged.notified());
     loop {
-        let (closed, tick) = issue(&shared, &mut writes, &mut sync, &mut last_sync);
-        if closed && writes.is_empty() && sync.is_none() {
+        let (closed, tick) = issue(
+            &shared,
+            &mut writes,
+            &mut sync,
+            &mut allocation,
+            &mut last_sync,
+        );
+        if closed && writes.is_empty() && sync.is_none() && allocation.idle() {
             return;
         }
         let mut timer = tick.map(|period| Box::pin(io::sleep(period)));
@@ -54,6 +115,12 @@ pub(super) async fn run(shared: Rc<Shared>) {
             {
                 sync = None;
                 return Poll::Ready(Event::Synced(generation, target, result));
+            }
+            if let Some(pending) = allocation.in_flight.as_mut()
+                && let Poll::Ready((generation, len, result)) = pending.as_mut().poll(cx)
+            {
+                allocation.in_flight = None;
+                return Poll::Ready(Event::Allocated(generation, len, result));
             }
             if staged.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Staged);
@@ -71,6 +138,9 @@ pub(super) async fn run(shared: Rc<Shared>) {
             Event::Synced(generation, target, result) => {
                 shared.on_synced(generation, target, result)
             }
+            Event::Allocated(generation, len, result) => {
+                allocation.on_done(generation, len, result);
+            }
             Event::Staged => {
                 staged.set(shared.staged.notified());
                 // A flush request may already be covered.
@@ -87,18 +157,49 @@ fn issue(
     shared: &Shared,
     writes: &mut FuturesUnordered<IoFuture>,
     sync: &mut Option<IoFuture>,
+    allocation: &mut Allocation,
     last_sync: &mut Instant,
 ) -> (bool, Option<std::time::Duration>) {
     let mut st = shared.state.borrow_mut();
     let st = &mut *st;
     if st.poisoned.is_some() {
+        allocation.held = None;
         return (st.closed, None);
     }
     let generation = st.active.meta.base_offset;
+    if allocation.generation != generation {
+        // A roll drains every staged byte first: nothing is held for the
+        // segment before.
+        assert!(allocation.held.is_none(), "a write held across a roll");
+        *allocation = Allocation::new(generation);
+    }
     while writes.len() < WRITES_IN_FLIGHT_MAX {
-        let Some(write) = st.staging.next_write() else {
+        let Some(write) = allocation.held.take().or_else(|| st.staging.next_write()) else {
             break;
         };
+        let end =
+            (write.position + write.buf.as_slice().len() as u64).next_multiple_of(BLOCK_BYTES);
+        let covered = allocation.covers(&write);
+        // The next step goes out half a step early, so writes rarely wait.
+        if !allocation.off
+            && allocation.in_flight.is_none()
+            && end + SEGMENT_PREALLOCATE_BYTES / 2 > allocation.allocated
+        {
+            let segment_end = st.config.segment_bytes.next_multiple_of(BLOCK_BYTES);
+            let len = (end.max(allocation.allocated) + SEGMENT_PREALLOCATE_BYTES)
+                .min(segment_end.max(end));
+            assert!(len >= end && len.is_multiple_of(BLOCK_BYTES));
+            if len > allocation.allocated {
+                let file = Rc::clone(&st.active.file);
+                allocation.in_flight = Some(Box::pin(async move {
+                    (generation, len, file.pre_allocate(len).await)
+                }));
+            }
+        }
+        if !covered {
+            allocation.held = Some(write);
+            break;
+        }
         let file = Rc::clone(&st.active.file);
         writes.push(Box::pin(async move {
             let result = file.write_at(write.buf, write.position).await;

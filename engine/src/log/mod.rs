@@ -171,3 +171,5 @@ impl Log {
 #[cfg(test)]
 #[path = "poison_test.rs"]
 mod poison_test;
+#[cfg(test)]
+mod preallocate_test;

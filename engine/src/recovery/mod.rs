@@ -6,7 +6,8 @@
 //!   closed cleanly. The scan stops at the first batch that fails framing,
 //!   magic or CRC, or whose offsets go backwards. Everything from there on is
 //!   a torn or never-acknowledged tail: it is truncated and the truncation
-//!   logged (zero padding after the last batch is not a truncation).
+//!   logged (zeros after the last batch are not a truncation: the padding of
+//!   its last block, or blocks allocated ahead of writes that never came).
 //! - Sealed segments were fdatasync'ed, truncated to size and indexed before
 //!   the next segment was created, so they are never truncated. Their index
 //!   files are verified; a bad index is rebuilt by a scan, and a corrupt batch
@@ -15,7 +16,7 @@
 
 use crate::batch::BatchError;
 use crate::io::SegmentFile;
-use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
+use crate::limits::RECOVERY_READ_BYTES;
 use crate::log::cursor::{BatchCursor, CursorError};
 use crate::log::segment::SegmentMeta;
 use crate::{IoError, Offset};
@@ -26,7 +27,7 @@ pub(crate) struct ScanOutcome {
     /// Metadata of the valid prefix.
     pub meta: SegmentMeta,
     /// Where and why the scan stopped early, unless what follows the valid
-    /// prefix is only the zero padding of its last block.
+    /// prefix is only zeros (padding, or blocks allocated ahead).
     pub stop: Option<(u64, BatchError)>,
     /// The file's size on disk.
     pub physical_size: u64,
@@ -62,7 +63,7 @@ pub(crate) async fn scan_segment(
         }
     };
     let stop = match stop {
-        Some((position, _)) if is_zero_padding(file, position, physical_size).await? => None,
+        Some((position, _)) if is_zeros(file, position, physical_size).await? => None,
         other => other,
     };
     assert!(meta.size <= physical_size);
@@ -73,17 +74,20 @@ pub(crate) async fn scan_segment(
     })
 }
 
-/// True if the bytes from `position` to `physical_size` are the zero padding
-/// of the last block (less than a block, all zero).
-async fn is_zero_padding(
-    file: &SegmentFile,
-    position: u64,
-    physical_size: u64,
-) -> Result<bool, IoError> {
-    let rest = physical_size - position;
-    if rest >= BLOCK_BYTES {
-        return Ok(false);
+/// True if the bytes from `position` to `physical_size` are all zero: the
+/// padding of the last block, or space allocated ahead of writes
+/// (`SEGMENT_PREALLOCATE_BYTES`) that the crash left unwritten.
+async fn is_zeros(file: &SegmentFile, position: u64, physical_size: u64) -> Result<bool, IoError> {
+    assert!(position <= physical_size);
+    let mut at = position;
+    while at < physical_size {
+        let len = (physical_size - at).min(RECOVERY_READ_BYTES as u64);
+        let bytes = file.read_at(at, len as usize).await?;
+        if bytes.is_empty() || bytes.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += bytes.len() as u64;
     }
-    let bytes = file.read_at(position, rest as usize).await?;
-    Ok(bytes.iter().all(|&b| b == 0))
+    assert_eq!(at, physical_size);
+    Ok(true)
 }

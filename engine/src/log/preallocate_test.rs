@@ -1,0 +1,137 @@
+//! The active segment's blocks are allocated ahead of its writes; a crash
+//! leaves the allocated zeros, which recovery drops without calling them a
+//! torn tail; a roll or close cuts the file to its exact size; a failed
+//! allocation only turns it off.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::batch::builder::simple_batch;
+use crate::io::failpoint;
+use crate::limits::SEGMENT_PREALLOCATE_BYTES;
+use crate::{Log, LogConfig, Offset};
+
+const SEGMENT: &str = "00000000000000000000.log";
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// Appends ten 2-record batches; returns them and their bytes on disk.
+async fn append_ten(log: &Log) -> (Vec<Vec<u8>>, u64) {
+    let batches: Vec<Vec<u8>> = (0..10).map(|i| simple_batch(2, 300, i, i as u8)).collect();
+    for b in &batches {
+        log.append(Bytes::from(b.clone()), 0).await.unwrap();
+    }
+    let size = batches.iter().map(|b| b.len() as u64).sum();
+    (batches, size)
+}
+
+async fn check_batches(log: &Log, batches: &[Vec<u8>]) {
+    assert_eq!(log.log_end_offset(), Offset(2 * batches.len() as i64));
+    for (i, b) in batches.iter().enumerate() {
+        let read = log.read(Offset(2 * i as i64), 1).await.unwrap();
+        let mut bytes = Vec::new();
+        read.chunks[0].extend_into(&mut bytes);
+        assert_eq!(&bytes[12..], &b[12..], "batch {i}");
+    }
+}
+
+#[test]
+fn the_active_segment_is_allocated_ahead_and_a_crash_leaves_only_zeros_to_drop() {
+    crate::rt::run_on_executor("prealloc", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        let (batches, size) = append_ten(&log).await;
+        let allocated = file_len(&dir.join(SEGMENT));
+        assert_eq!(
+            allocated,
+            SEGMENT_PREALLOCATE_BYTES + 4096,
+            "one block + the step"
+        );
+        // A crash now: the files as they are, copied aside.
+        let crashed = tmp.path().join("crashed-0");
+        std::fs::create_dir(&crashed).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+        }
+        log.close().await.unwrap();
+        assert_eq!(
+            file_len(&dir.join(SEGMENT)),
+            size,
+            "a clean close cuts to size"
+        );
+
+        let log = Log::open(&crashed, LogConfig::default(), 0).await.unwrap();
+        check_batches(&log, &batches).await;
+        assert_eq!(
+            file_len(&crashed.join(SEGMENT)),
+            size,
+            "recovery drops the zeros"
+        );
+        let more = simple_batch(3, 50, 0, 9);
+        let info = log.append(Bytes::from(more), 0).await.unwrap();
+        assert_eq!(info.base_offset, Offset(20));
+        log.close().await.unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn allocation_never_passes_segment_bytes_and_a_roll_cuts_to_size() {
+    crate::rt::run_on_executor("prealloc-roll", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let config = LogConfig {
+            segment_bytes: 64 << 10,
+            ..LogConfig::default()
+        };
+        let log = Log::open(&dir, config.clone(), 0).await.unwrap();
+        let (_, size) = append_ten(&log).await;
+        assert_eq!(file_len(&dir.join(SEGMENT)), 64 << 10);
+        // Appends until one would pass segment.bytes: that one rolls.
+        let mut in_first = size;
+        for next in (20..).step_by(2) {
+            let b = simple_batch(2, 300, next, 1);
+            let passes = in_first + b.len() as u64 > 64 << 10;
+            log.append(Bytes::from(b.clone()), 0).await.unwrap();
+            if passes {
+                break;
+            }
+            in_first += b.len() as u64;
+        }
+        assert_eq!(
+            file_len(&dir.join(SEGMENT)),
+            in_first,
+            "sealed at its exact size"
+        );
+        log.close().await.unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_failed_allocation_only_turns_it_off_for_the_segment() {
+    crate::rt::run_on_executor("prealloc-fail", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        failpoint::fail_next("fallocate");
+        let (batches, size) = append_ten(&log).await;
+        assert!(!log.is_poisoned());
+        assert_eq!(
+            file_len(&dir.join(SEGMENT)),
+            size.next_multiple_of(4096),
+            "writes grew the file"
+        );
+        check_batches(&log, &batches).await;
+        log.close().await.unwrap();
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        check_batches(&log, &batches).await;
+        log.close().await.unwrap();
+    })
+    .unwrap();
+}
