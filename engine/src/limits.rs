@@ -23,10 +23,13 @@ pub const WRITES_IN_FLIGHT_MAX: usize = 32;
 /// Bytes of the active segment allocated (fallocate) ahead of its writes:
 /// a direct write that grows the file allocates blocks and moves its size
 /// on the write path; inside allocated space it only fills them (1 MiB
-/// appends under an interval flush: +27%, at the disk's bandwidth; see
+/// appends under an interval flush: +20-30%, at the disk's bandwidth; see
 /// docs/benchmarks.md). Never past `segment.bytes`; a roll or close
 /// truncates to the exact size.
 pub const SEGMENT_PREALLOCATE_BYTES: u64 = 8 << 20;
+/// The smallest write that allocates ahead (a filled staging buffer, or a
+/// large batch): small durable writes run no faster in allocated space.
+pub const PREALLOCATE_WRITE_BYTES_MIN: usize = 256 << 10;
 /// Bytes read from disk per I/O when scanning a segment during recovery.
 pub const RECOVERY_READ_BYTES: usize = 1 << 20;
 /// Smallest disk read when serving a fetch: one read covers the index gap.

@@ -8,9 +8,10 @@
 //! synced (default).
 //!
 //! Ahead of the writes it allocates the segment's blocks
-//! (`SEGMENT_PREALLOCATE_BYTES` at a time, fallocate): a write that would
-//! pass the allocated size waits for the allocation, so every direct write
-//! lands in allocated space and does not allocate on the write path. An
+//! (`SEGMENT_PREALLOCATE_BYTES` at a time, fallocate) once its writes are
+//! large (`PREALLOCATE_WRITE_BYTES_MIN`): such a write that would pass the
+//! allocated size waits for the allocation, so it lands in allocated space
+//! and does not allocate on the write path; small writes never wait. An
 //! allocation that fails (a full disk) only turns this off for the
 //! segment: writes then grow the file, as they would without it, and
 //! report their own errors.
@@ -27,7 +28,9 @@ use futures::stream::FuturesUnordered;
 use super::staging::{Staging, Write};
 use super::{FlushPolicy, Shared};
 use crate::io::{self, SegmentFile};
-use crate::limits::{BLOCK_BYTES, SEGMENT_PREALLOCATE_BYTES, WRITES_IN_FLIGHT_MAX};
+use crate::limits::{
+    BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, WRITES_IN_FLIGHT_MAX,
+};
 use crate::{IoError, Offset};
 
 /// Which segment an I/O belongs to (its base offset): completions for a
@@ -180,8 +183,13 @@ fn issue(
         let end =
             (write.position + write.buf.as_slice().len() as u64).next_multiple_of(BLOCK_BYTES);
         let covered = allocation.covers(&write);
+        // Only large writes (a filled staging buffer) allocate: small
+        // durable writes ran 3-5% slower into allocated space (the
+        // allocation's metadata joins their fdatasync) and gain nothing.
+        let large = write.buf.as_slice().len() >= PREALLOCATE_WRITE_BYTES_MIN;
         // The next step goes out half a step early, so writes rarely wait.
-        if !allocation.off
+        if large
+            && !allocation.off
             && allocation.in_flight.is_none()
             && end + SEGMENT_PREALLOCATE_BYTES / 2 > allocation.allocated
         {
@@ -196,7 +204,7 @@ fn issue(
                 }));
             }
         }
-        if !covered {
+        if large && !covered {
             allocation.held = Some(write);
             break;
         }

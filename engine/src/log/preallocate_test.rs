@@ -1,7 +1,7 @@
-//! The active segment's blocks are allocated ahead of its writes; a crash
-//! leaves the allocated zeros, which recovery drops without calling them a
-//! torn tail; a roll or close cuts the file to its exact size; a failed
-//! allocation only turns it off.
+//! The active segment's blocks are allocated ahead of its large writes; a
+//! crash leaves the allocated zeros, which recovery drops without calling
+//! them a torn tail; a roll or close cuts the file to its exact size; small
+//! writes never allocate; a failed allocation only turns it off.
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::batch::builder::simple_batch;
 use crate::io::failpoint;
-use crate::limits::SEGMENT_PREALLOCATE_BYTES;
+use crate::limits::{PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES};
 use crate::{Log, LogConfig, Offset};
 
 const SEGMENT: &str = "00000000000000000000.log";
@@ -18,9 +18,15 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
-/// Appends ten 2-record batches; returns them and their bytes on disk.
-async fn append_ten(log: &Log) -> (Vec<Vec<u8>>, u64) {
-    let batches: Vec<Vec<u8>> = (0..10).map(|i| simple_batch(2, 300, i, i as u8)).collect();
+/// Values large enough that each batch's write allocates ahead.
+const LARGE: usize = PREALLOCATE_WRITE_BYTES_MIN / 2 + 1000;
+
+/// Appends ten 2-record batches of `value_bytes` values; returns them and
+/// their bytes on disk.
+async fn append_ten(log: &Log, value_bytes: usize) -> (Vec<Vec<u8>>, u64) {
+    let batches: Vec<Vec<u8>> = (0..10)
+        .map(|i| simple_batch(2, value_bytes, i, i as u8))
+        .collect();
     for b in &batches {
         log.append(Bytes::from(b.clone()), 0).await.unwrap();
     }
@@ -44,12 +50,11 @@ fn the_active_segment_is_allocated_ahead_and_a_crash_leaves_only_zeros_to_drop()
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
         let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
-        let (batches, size) = append_ten(&log).await;
+        let (batches, size) = append_ten(&log, LARGE).await;
         let allocated = file_len(&dir.join(SEGMENT));
-        assert_eq!(
-            allocated,
-            SEGMENT_PREALLOCATE_BYTES + 4096,
-            "one block + the step"
+        assert!(
+            allocated >= size + SEGMENT_PREALLOCATE_BYTES / 2 && allocated.is_multiple_of(4096),
+            "allocated {allocated} for {size}"
         );
         // A crash now: the files as they are, copied aside.
         let crashed = tmp.path().join("crashed-0");
@@ -85,18 +90,20 @@ fn allocation_never_passes_segment_bytes_and_a_roll_cuts_to_size() {
     crate::rt::run_on_executor("prealloc-roll", None, move || async move {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
+        let segment_bytes = 4 << 20;
         let config = LogConfig {
-            segment_bytes: 64 << 10,
+            segment_bytes,
             ..LogConfig::default()
         };
         let log = Log::open(&dir, config.clone(), 0).await.unwrap();
-        let (_, size) = append_ten(&log).await;
-        assert_eq!(file_len(&dir.join(SEGMENT)), 64 << 10);
+        let (_, size) = append_ten(&log, LARGE).await;
+        assert!(size < segment_bytes);
+        assert_eq!(file_len(&dir.join(SEGMENT)), segment_bytes);
         // Appends until one would pass segment.bytes: that one rolls.
         let mut in_first = size;
         for next in (20..).step_by(2) {
-            let b = simple_batch(2, 300, next, 1);
-            let passes = in_first + b.len() as u64 > 64 << 10;
+            let b = simple_batch(2, LARGE, next, 1);
+            let passes = in_first + b.len() as u64 > segment_bytes;
             log.append(Bytes::from(b.clone()), 0).await.unwrap();
             if passes {
                 break;
@@ -114,13 +121,27 @@ fn allocation_never_passes_segment_bytes_and_a_roll_cuts_to_size() {
 }
 
 #[test]
+fn small_writes_never_allocate_ahead() {
+    crate::rt::run_on_executor("prealloc-small", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        let (batches, size) = append_ten(&log, 300).await;
+        assert_eq!(file_len(&dir.join(SEGMENT)), size.next_multiple_of(4096));
+        check_batches(&log, &batches).await;
+        log.close().await.unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
 fn a_failed_allocation_only_turns_it_off_for_the_segment() {
     crate::rt::run_on_executor("prealloc-fail", None, move || async move {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
         let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
         failpoint::fail_next("fallocate");
-        let (batches, size) = append_ten(&log).await;
+        let (batches, size) = append_ten(&log, LARGE).await;
         assert!(!log.is_poisoned());
         assert_eq!(
             file_len(&dir.join(SEGMENT)),
