@@ -45,13 +45,27 @@ where
     F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    spawn_with_io_memory(name, cpu, io_memory_bytes(), make)
+}
+
+fn spawn_with_io_memory<T, F, G>(
+    name: &str,
+    cpu: Option<usize>,
+    io_memory: usize,
+    make: G,
+) -> std::io::Result<ExecutorHandle<T>>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
     let placement = match cpu {
         Some(cpu) => glommio::Placement::Fixed(cpu),
         None => glommio::Placement::Unbound,
     };
     let builder = glommio::LocalExecutorBuilder::new(placement)
         .name(name)
-        .io_memory(io_memory_bytes())
+        .io_memory(io_memory)
         .ring_depth(128);
     let handle = builder
         .spawn(move || async move {
@@ -93,6 +107,18 @@ where
     T: Send + 'static,
 {
     spawn_executor(name, cpu, make)?.join()
+}
+
+/// Like [`run_on_executor`], for a network client that does no direct I/O
+/// (the load generator's): it registers the smallest io_uring memory, so
+/// dozens of them do not pin gigabytes.
+pub fn run_on_client_executor<T, F, G>(name: &str, make: G) -> std::io::Result<T>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    spawn_with_io_memory(name, None, IO_MEMORY_BYTES_MIN, make)?.join()
 }
 
 /// Polls `future` only when it asked to be woken, with a waker of its own:

@@ -34,7 +34,7 @@ where
     F: Future<Output = anyhow::Result<T>> + 'static,
     T: Send + 'static,
 {
-    engine::rt::run_on_executor(name, None, make)?
+    engine::rt::run_on_client_executor(name, make)?
 }
 
 /// Runs `future` beside the current task, on the same executor.
