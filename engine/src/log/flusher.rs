@@ -143,6 +143,8 @@ pub(super) async fn run(shared: Rc<Shared>) {
             }
             Event::Allocated(generation, len, result) => {
                 allocation.on_done(generation, len, result);
+                shared.state.borrow_mut().allocating = false;
+                shared.allocated.notify_waiters();
             }
             Event::Staged => {
                 staged.set(shared.staged.notified());
@@ -186,7 +188,8 @@ fn issue(
         // Only large writes (a filled staging buffer) allocate: small
         // durable writes ran 3-5% slower into allocated space (the
         // allocation's metadata joins their fdatasync) and gain nothing.
-        let large = write.buf.as_slice().len() >= PREALLOCATE_WRITE_BYTES_MIN;
+        // Nor while a roll seals the segment.
+        let large = write.buf.as_slice().len() >= PREALLOCATE_WRITE_BYTES_MIN && !st.sealing;
         // The next step goes out half a step early, so writes rarely wait.
         if large
             && !allocation.off
@@ -199,6 +202,7 @@ fn issue(
             assert!(len >= end && len.is_multiple_of(BLOCK_BYTES));
             if len > allocation.allocated {
                 let file = Rc::clone(&st.active.file);
+                st.allocating = true;
                 allocation.in_flight = Some(Box::pin(async move {
                     (generation, len, file.pre_allocate(len).await)
                 }));

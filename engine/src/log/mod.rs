@@ -68,6 +68,11 @@ struct State {
     tail: TailCache,
     poisoned: Option<Arc<IoError>>,
     closed: bool,
+    /// The flusher has an allocation ahead of the writes under way.
+    allocating: bool,
+    /// A roll is sealing the active segment: no allocation may start (one
+    /// finishing after its truncate would grow the sealed file again).
+    sealing: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +84,8 @@ struct Shared {
     staged: Notify,
     /// Wakes appends waiting for staging room.
     drained: Notify,
+    /// Wakes a roll waiting for an allocation under way to finish.
+    allocated: Notify,
     /// Wakes readers waiting for the log end offset to move (or the close).
     end_moved: Rc<Notify>,
 }

@@ -70,6 +70,8 @@ impl Log {
             log_end_offset: next_offset,
             poisoned: None,
             closed: false,
+            allocating: false,
+            sealing: false,
         };
         let shared = Rc::new(Shared {
             dir,
@@ -77,6 +79,7 @@ impl Log {
             append_lock: Mutex::new(()),
             staged: Notify::new(),
             drained: Notify::new(),
+            allocated: Notify::new(),
             end_moved: Rc::new(Notify::new()),
         });
         // From here on a crash must rescan the active segment.

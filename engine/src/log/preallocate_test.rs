@@ -156,3 +156,47 @@ fn a_failed_allocation_only_turns_it_off_for_the_segment() {
     })
     .unwrap();
 }
+
+/// The length of the batches a segment file holds, parsed back to back.
+fn batches_length(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 0usize;
+    while let Some(length) = bytes.get(at + 8..at + 12) {
+        let length = i32::from_be_bytes(length.try_into().unwrap());
+        assert!(length > 0, "{}: no batch at {at}", path.display());
+        at += 12 + length as usize;
+    }
+    at as u64
+}
+
+#[test]
+fn rolls_under_large_writes_leave_every_sealed_segment_exact() {
+    crate::rt::run_on_executor("prealloc-rolls", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..LogConfig::default()
+        };
+        let log = Log::open(&dir, config, 0).await.unwrap();
+        for i in 0..60 {
+            let b = simple_batch(2, LARGE, i, i as u8);
+            log.append(Bytes::from(b), 0).await.unwrap();
+        }
+        let mut logs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        assert!(logs.len() >= 10, "{} segments", logs.len());
+        let active = logs.pop().unwrap();
+        // Every sealed segment ends with its last batch: no allocated tail.
+        for path in &logs {
+            assert_eq!(file_len(path), batches_length(path), "{}", path.display());
+        }
+        log.close().await.unwrap();
+        assert_eq!(file_len(&active), batches_length(&active));
+    })
+    .unwrap();
+}

@@ -293,7 +293,17 @@ impl Shared {
     /// Seals the active segment and starts a new one at the next offset.
     /// Called with the append lock held.
     pub(super) async fn roll(&self, now_ms: i64) -> Result<()> {
+        self.state.borrow_mut().sealing = true;
         self.flush_all().await?;
+        // An allocation ahead that finished after the truncate below would
+        // grow the sealed file again.
+        loop {
+            let allocated = self.allocated.notified();
+            if !self.state.borrow().allocating {
+                break;
+            }
+            allocated.await;
+        }
         let (file, mut meta) = {
             let st = self.state.borrow();
             (Rc::clone(&st.active.file), st.active.meta.clone())
@@ -323,6 +333,7 @@ impl Shared {
             st.sealed.push(old);
             st.staging = Staging::new(buffer_bytes, 0, Vec::new());
             st.readable_bytes = 0;
+            st.sealing = false;
         }
         self.write_checkpoint(false)
             .await
