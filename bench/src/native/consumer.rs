@@ -76,6 +76,8 @@ type Pending = std::pin::Pin<Box<dyn Future<Output = (String, Option<Bytes>)>>>;
 /// The positions of a consumer's partitions and its fetches under way.
 /// Lives on the consumer's executor.
 pub struct Fetcher {
+    /// The broker's versions, negotiated once (Metadata on refreshes).
+    versions: Versions,
     fetch_version: i16,
     list_offsets_version: i16,
     /// The next offset to read; None until looked up.
@@ -100,6 +102,7 @@ impl std::fmt::Debug for Fetcher {
 impl Fetcher {
     pub fn new(versions: &Versions) -> anyhow::Result<Fetcher> {
         Ok(Fetcher {
+            versions: versions.clone(),
             fetch_version: versions.pick(ApiKey::Fetch, FETCH_VERSIONS)?,
             list_offsets_version: versions.pick(ApiKey::ListOffsets, LIST_OFFSETS_VERSIONS)?,
             positions: BTreeMap::new(),
@@ -188,8 +191,7 @@ impl Fetcher {
         let mut topics: Vec<String> = self.positions.keys().map(|(t, _)| t.clone()).collect();
         topics.dedup();
         let bootstrap = pool.bootstrap().await?;
-        let versions = Versions::of(&bootstrap).await?;
-        self.leaders = wire::leaders(&bootstrap, &versions, &topics).await?;
+        self.leaders = wire::leaders(&bootstrap, &self.versions, &topics).await?;
         Ok(())
     }
 
