@@ -61,13 +61,29 @@ pub fn stop(mut broker: Broker) -> std::process::ExitStatus {
 }
 
 /// A free 127.0.0.1 port (the listener that found it is closed).
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up by
+/// default), starting from a place that differs per process: a port from
+/// `bind(:0)` is in that range, so between the probe and the broker's bind
+/// another test process could be handed it, or an outgoing connection could
+/// take it as its source port and a connect to it then succeeds with no
+/// listener (seen: `wait_listening` returned before the broker listened,
+/// and the first request got ECONNRESET).
 pub fn free_addr() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}").parse().unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % PORTS;
+    for _ in 0..PORTS {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start + step.wrapping_mul(13)) % PORTS;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + PORTS);
 }
 
 /// Starts a two-shard broker on `data_dir` listening on `addr`, and waits
