@@ -9,6 +9,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use crate::limits::DECODED_BYTES_MAX_PER_REQUEST;
+use crate::protocol::schema::{self, SchemaError};
+
 /// Bytes of the size prefix of every frame.
 pub const SIZE_PREFIX_BYTES: usize = 4;
 /// api_key + api_version + correlation_id: what every request starts with.
@@ -30,6 +33,21 @@ pub enum FrameError {
         version: i16,
         #[source]
         source: anyhow::Error,
+    },
+    #[error("malformed {api_key:?} v{version} request: {source}")]
+    Malformed {
+        api_key: ApiKey,
+        version: i16,
+        source: SchemaError,
+    },
+    #[error(
+        "{api_key:?} v{version} request would take {decoded_bytes} bytes decoded, over the {max} a request may take"
+    )]
+    TooCostly {
+        api_key: ApiKey,
+        version: i16,
+        decoded_bytes: usize,
+        max: usize,
     },
     #[error("malformed {api_key:?} v{version} request body")]
     BadBody {
@@ -69,6 +87,11 @@ pub struct Request {
     /// The client's address as Kafka prints it (`/127.0.0.1`), set by the
     /// connection; empty when unknown.
     pub client_host: String,
+    /// What the body passed: the pre-decode walk's bound on the heap its
+    /// decoding takes. `None` when the body has not been walked (no table
+    /// for this API and version: the request is not decoded by
+    /// `kafka-protocol`, or not served).
+    pub checked: Option<schema::Checked>,
 }
 
 impl Request {
@@ -80,7 +103,11 @@ impl Request {
     }
 }
 
-/// Decodes the header of one request frame (without its size prefix).
+/// Decodes the header of one request frame (without its size prefix) and
+/// walks its body along the API's table ([`schema::check`]): a body that
+/// could make the decoder allocate more than its bytes justify, or more
+/// than [`DECODED_BYTES_MAX_PER_REQUEST`], is refused here, before any
+/// handler decodes it.
 pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
     let Some(prefix) = frame.first_chunk::<HEADER_PREFIX_BYTES>() else {
         return Err(FrameError::Truncated { have: frame.len() });
@@ -98,12 +125,40 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
             version,
             source,
         })?;
+    let checked = check_body(api_key, version, &body)?;
     Ok(Request {
         api_key,
         header,
         body,
         client_host: String::new(),
+        checked,
     })
+}
+
+/// The pre-decode walk of a body, when its API and version have a table.
+pub fn check_body(
+    api_key: ApiKey,
+    version: i16,
+    body: &[u8],
+) -> Result<Option<schema::Checked>, FrameError> {
+    let Some(message) = schema::request(api_key).filter(|m| m.versions.contains(version)) else {
+        return Ok(None);
+    };
+    let checked =
+        schema::check(message, version, body).map_err(|source| FrameError::Malformed {
+            api_key,
+            version,
+            source,
+        })?;
+    if checked.decoded_bytes > DECODED_BYTES_MAX_PER_REQUEST {
+        return Err(FrameError::TooCostly {
+            api_key,
+            version,
+            decoded_bytes: checked.decoded_bytes,
+            max: DECODED_BYTES_MAX_PER_REQUEST,
+        });
+    }
+    Ok(Some(checked))
 }
 
 /// Encodes a whole response frame (size prefix, header, body) for a request

@@ -13,3 +13,16 @@ pub const IN_FLIGHT_BYTES_MAX_PER_CONNECTION: usize = 64 << 20;
 /// Request bytes all connections of a shard may hold under way (Kafka's
 /// `queued.max.request.bytes`); connections past it wait before reading.
 pub const IN_FLIGHT_BYTES_MAX_PER_SHARD: usize = 512 << 20;
+/// Kafka's broker `fetch.max.bytes` default (55 MiB): record bytes one Fetch
+/// response carries at most, whatever the client's `max_bytes` (a single
+/// batch larger than what is left is still returned, as KIP-74 has it).
+pub const FETCH_BYTES_MAX_PER_REQUEST: usize = 57_671_680;
+/// Heap one request's decoded body may take, as the pre-decode walk bounds
+/// it (`protocol::schema::check`); a request past it is refused and its
+/// connection closed. A Metadata request naming 100,000 topics takes about
+/// 6 MB, a Fetch of 10,000 partitions under 1 MB.
+pub const DECODED_BYTES_MAX_PER_REQUEST: usize = 64 << 20;
+/// Heap the decoded request bodies of all connections of a shard may take
+/// at once (each connection decodes one request at a time); past it,
+/// connections wait before they dispatch.
+pub const DECODED_BYTES_MAX_PER_SHARD: usize = 256 << 20;

@@ -93,12 +93,12 @@ fn a_newer_api_versions_version_is_answered_at_v0_with_unsupported_version() {
 #[test]
 fn apis_we_do_not_serve_close_the_connection() {
     let mut frame = golden("api_versions_v4_kafka_python_1.bin").to_vec();
-    frame[0..2].copy_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
+    frame[0..2].copy_from_slice(&(ApiKey::SaslHandshake as i16).to_be_bytes());
     let request = decode_request(Bytes::from(frame)).unwrap();
     assert!(matches!(
         dispatch(&request),
         Outcome::Unsupported {
-            api_key: ApiKey::Produce,
+            api_key: ApiKey::SaslHandshake,
             ..
         }
     ));

@@ -715,7 +715,25 @@ fn subscribed_topics(metadata: &bytes::Bytes) -> Vec<String> {
         return Vec::new();
     };
     bytes::Buf::advance(&mut bytes, 2);
-    ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3))
+    // Newer versions only add fields: read them as the newest we know.
+    let version = version.clamp(0, 3);
+    // The member's metadata is the client's bytes: walked before decoding.
+    let schema = crate::protocol::schema::CONSUMER_PROTOCOL_SUBSCRIPTION;
+    match crate::protocol::schema::check(schema, version, &bytes) {
+        Ok(checked) if checked.decoded_bytes <= crate::limits::DECODED_BYTES_MAX_PER_REQUEST => {}
+        Ok(checked) => {
+            tracing::debug!(
+                decoded_bytes = checked.decoded_bytes,
+                "a member's subscription is too large to decode"
+            );
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "a member's subscription does not decode");
+            return Vec::new();
+        }
+    }
+    ConsumerProtocolSubscription::decode(&mut bytes, version)
         .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
         .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
+use crate::limits::FETCH_BYTES_MAX_PER_REQUEST;
 
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::Fetch,
@@ -76,10 +77,13 @@ struct Pass {
     seen: Vec<(TopicPartition, i64)>,
 }
 
-/// Reads every requested partition: at most `max_bytes` in all, or one
+/// Reads every requested partition: at most `max_bytes` in all (never more
+/// than the broker's `fetch.max.bytes`, whatever the client asks), or one
 /// partition's first batches if they alone are larger.
 async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
-    let mut budget = usize::try_from(body.max_bytes).unwrap_or(0).max(1);
+    let mut budget = usize::try_from(body.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, FETCH_BYTES_MAX_PER_REQUEST);
     let (mut total, mut failed, mut seen) = (0, false, Vec::new());
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {

@@ -177,10 +177,15 @@ pub fn dispatch_stateless(request: &Request) -> Outcome {
 }
 
 /// Decodes a request's body at its version; a body that does not decode
-/// closes the connection (with a log line) as malformed.
+/// closes the connection (with a log line) as malformed. A body is decoded
+/// only once the pre-decode walk passed it (`decode_request` walks every
+/// body with a table; one built otherwise is walked here).
 pub(crate) fn decode_body<T: kafka_protocol::protocol::Decodable>(
     request: &Request,
 ) -> Result<T, FrameError> {
+    if request.checked.is_none() {
+        crate::frame::check_body(request.api_key, request.version(), &request.body)?;
+    }
     T::decode(&mut request.body.clone(), request.version()).map_err(|source| FrameError::BadBody {
         api_key: request.api_key,
         version: request.version(),

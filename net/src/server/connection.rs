@@ -11,6 +11,14 @@
 //! finishes them in order and writes each response, then frees the
 //! request's bytes. Anything malformed closes the connection with a log
 //! line; nothing here panics on input.
+//!
+//! Memory a client controls is bounded three ways: the frame's bytes (the
+//! in-flight budgets above), the body's decoded size (the pre-decode walk
+//! in [`decode_request`] refuses a body that would take more than
+//! [`DECODED_BYTES_MAX_PER_REQUEST`]; what passed is taken from the
+//! shard's decode budget while the request's ordered part runs, so all
+//! connections of a shard decode at most [`DECODED_BYTES_MAX_PER_SHARD`]
+//! at once), and the number of requests under way.
 
 use std::rc::Rc;
 
@@ -26,8 +34,8 @@ use crate::broker::Shard;
 use crate::frame::{SIZE_PREFIX_BYTES, decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
 use crate::limits::{
-    IN_FLIGHT_BYTES_MAX_PER_CONNECTION, IN_FLIGHT_BYTES_MAX_PER_SHARD,
-    IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION,
+    DECODED_BYTES_MAX_PER_REQUEST, DECODED_BYTES_MAX_PER_SHARD, IN_FLIGHT_BYTES_MAX_PER_CONNECTION,
+    IN_FLIGHT_BYTES_MAX_PER_SHARD, IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION,
 };
 
 /// A request under way: its outcome to come, and the budget it holds.
@@ -36,11 +44,30 @@ struct InFlight {
     _bytes: [StaticPermit; 2],
 }
 
+/// The budgets all connections of one shard share.
+#[derive(Debug)]
+pub(super) struct ShardBudgets {
+    /// Request bytes read and not yet answered.
+    in_flight: Rc<Semaphore>,
+    /// Decoded request bodies (the walk's bound) whose ordered part runs.
+    decoded: Rc<Semaphore>,
+}
+
+impl ShardBudgets {
+    pub(super) fn new() -> ShardBudgets {
+        const _: () = assert!(DECODED_BYTES_MAX_PER_REQUEST <= DECODED_BYTES_MAX_PER_SHARD);
+        ShardBudgets {
+            in_flight: Rc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX_PER_SHARD as u64)),
+            decoded: Rc::new(Semaphore::new(DECODED_BYTES_MAX_PER_SHARD as u64)),
+        }
+    }
+}
+
 pub(super) async fn run(
     stream: TcpStream,
     request_bytes_max: usize,
     shard: Rc<Shard>,
-    shard_budget: Rc<Semaphore>,
+    shard_budget: Rc<ShardBudgets>,
 ) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".into(), |a| a.to_string());
@@ -82,7 +109,7 @@ struct Peer<'a> {
 
 struct Budgets {
     connection: Rc<Semaphore>,
-    shard: Rc<Semaphore>,
+    shard: Rc<ShardBudgets>,
 }
 
 impl Budgets {
@@ -97,10 +124,19 @@ impl Budgets {
             .ok()?;
         let shard = self
             .shard
+            .in_flight
             .acquire_static_permit(units(IN_FLIGHT_BYTES_MAX_PER_SHARD))
             .await
             .ok()?;
         Some([connection, shard])
+    }
+
+    /// Takes a walked body's decoded bytes from the shard's decode budget
+    /// (at least one unit, so every decode counts). `None`: closed.
+    async fn take_decoded(&self, request: &crate::frame::Request) -> Option<StaticPermit> {
+        let bytes = request.checked.map_or(0, |c| c.decoded_bytes);
+        let units = bytes.clamp(1, DECODED_BYTES_MAX_PER_SHARD) as u64;
+        self.shard.decoded.acquire_static_permit(units).await.ok()
     }
 }
 
@@ -146,6 +182,9 @@ async fn read_requests(
                 return;
             }
         };
+        let Some(decoding) = budgets.take_decoded(&request).await else {
+            return;
+        };
         tracing::trace!(
             %peer,
             api = ?request.api_key,
@@ -153,7 +192,9 @@ async fn read_requests(
             correlation = request.correlation_id(),
             "request"
         );
-        let outcome: LocalBoxFuture<'static, Outcome> = match dispatch(shard, &request).await {
+        let dispatched = dispatch(shard, &request).await;
+        drop(decoding);
+        let outcome: LocalBoxFuture<'static, Outcome> = match dispatched {
             Outcome::Pending(rest) => rest,
             Outcome::Close(e) => {
                 tracing::warn!(%peer, error = %e, "cannot answer; closing connection");

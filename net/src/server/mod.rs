@@ -62,9 +62,7 @@ impl Listener {
     /// as its own task on this shard.
     pub async fn serve(self, shard: std::rc::Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
         let request_bytes_max = self.config.request_bytes_max;
-        let shard_budget = std::rc::Rc::new(glommio::sync::Semaphore::new(
-            crate::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD as u64,
-        ));
+        let shard_budget = std::rc::Rc::new(connection::ShardBudgets::new());
         // One accept stays pending across the stop checks: a dropped accept
         // whose completion raced the cancellation would take a connection
         // from the kernel and never serve it. glommio adds a clone of this

@@ -1,0 +1,110 @@
+//! Request tables of the admin APIs: topics, partitions, configs,
+//! records, cluster and log dirs (see the parent module for the notation).
+
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, TopicName, alter_configs_request, create_partitions_request,
+    create_topics_request, delete_records_request, delete_topics_request, describe_configs_request,
+    describe_log_dirs_request, incremental_alter_configs_request,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Kind::{Bool, Int8, Int16, Int32, Int64, Str, Uuid};
+use super::{Message, array, field, message};
+
+pub(super) const CREATE_TOPICS: Message = message!(CreateTopicsRequest, Some(ApiKey::CreateTopics), 2..=7, flexible 5, [
+    field!(topics, 0.., array!(create_topics_request::CreatableTopic, [
+        field!(name, 0.., Str),
+        field!(num_partitions, 0.., Int32),
+        field!(replication_factor, 0.., Int16),
+        field!(assignments, 0.., array!(create_topics_request::CreatableReplicaAssignment, [
+            field!(partition_index, 0.., Int32),
+            field!(broker_ids, 0.., array!(BrokerId, Int32)),
+        ])),
+        field!(configs, 0.., array!(create_topics_request::CreatableTopicConfig, [
+            field!(name, 0.., Str),
+            field!(value, 0.., Str, nullable),
+        ])),
+    ])),
+    field!(timeout_ms, 0.., Int32),
+    field!(validate_only, 0.., Bool),
+]);
+
+pub(super) const DELETE_TOPICS: Message = message!(DeleteTopicsRequest, Some(ApiKey::DeleteTopics), 1..=6, flexible 4, [
+    field!(topics, 6.., array!(delete_topics_request::DeleteTopicState, [
+        field!(name, 6.., Str, nullable),
+        field!(topic_id, 6.., Uuid),
+    ])),
+    field!(topic_names, 0..=5, array!(TopicName, Str)),
+    field!(timeout_ms, 0.., Int32),
+]);
+
+pub(super) const CREATE_PARTITIONS: Message = message!(CreatePartitionsRequest, Some(ApiKey::CreatePartitions), 0..=3, flexible 2, [
+    field!(topics, 0.., array!(create_partitions_request::CreatePartitionsTopic, [
+        field!(name, 0.., Str),
+        field!(count, 0.., Int32),
+        field!(assignments, 0.., array!(create_partitions_request::CreatePartitionsAssignment, [
+            field!(broker_ids, 0.., array!(BrokerId, Int32)),
+        ]), nullable),
+    ])),
+    field!(timeout_ms, 0.., Int32),
+    field!(validate_only, 0.., Bool),
+]);
+
+pub(super) const DESCRIBE_CONFIGS: Message = message!(DescribeConfigsRequest, Some(ApiKey::DescribeConfigs), 1..=4, flexible 4, [
+    field!(resources, 0.., array!(describe_configs_request::DescribeConfigsResource, [
+        field!(resource_type, 0.., Int8),
+        field!(resource_name, 0.., Str),
+        field!(configuration_keys, 0.., array!(StrBytes, Str), nullable),
+    ])),
+    field!(include_synonyms, 0.., Bool),
+    field!(include_documentation, 3.., Bool),
+]);
+
+pub(super) const ALTER_CONFIGS: Message = message!(AlterConfigsRequest, Some(ApiKey::AlterConfigs), 0..=2, flexible 2, [
+    field!(resources, 0.., array!(alter_configs_request::AlterConfigsResource, [
+        field!(resource_type, 0.., Int8),
+        field!(resource_name, 0.., Str),
+        field!(configs, 0.., array!(alter_configs_request::AlterableConfig, [
+            field!(name, 0.., Str),
+            field!(value, 0.., Str, nullable),
+        ])),
+    ])),
+    field!(validate_only, 0.., Bool),
+]);
+
+pub(super) const INCREMENTAL_ALTER_CONFIGS: Message = message!(IncrementalAlterConfigsRequest, Some(ApiKey::IncrementalAlterConfigs), 0..=1, flexible 1, [
+    field!(resources, 0.., array!(incremental_alter_configs_request::AlterConfigsResource, [
+        field!(resource_type, 0.., Int8),
+        field!(resource_name, 0.., Str),
+        field!(configs, 0.., array!(incremental_alter_configs_request::AlterableConfig, [
+            field!(name, 0.., Str),
+            field!(config_operation, 0.., Int8),
+            field!(value, 0.., Str, nullable),
+        ])),
+    ])),
+    field!(validate_only, 0.., Bool),
+]);
+
+pub(super) const DELETE_RECORDS: Message = message!(DeleteRecordsRequest, Some(ApiKey::DeleteRecords), 0..=2, flexible 2, [
+    field!(topics, 0.., array!(delete_records_request::DeleteRecordsTopic, [
+        field!(name, 0.., Str),
+        field!(partitions, 0.., array!(delete_records_request::DeleteRecordsPartition, [
+            field!(partition_index, 0.., Int32),
+            field!(offset, 0.., Int64),
+        ])),
+    ])),
+    field!(timeout_ms, 0.., Int32),
+]);
+
+pub(super) const DESCRIBE_CLUSTER: Message = message!(DescribeClusterRequest, Some(ApiKey::DescribeCluster), 0..=2, flexible 0, [
+    field!(include_cluster_authorized_operations, 0.., Bool),
+    field!(endpoint_type, 1.., Int8),
+    field!(include_fenced_brokers, 2.., Bool),
+]);
+
+pub(super) const DESCRIBE_LOG_DIRS: Message = message!(DescribeLogDirsRequest, Some(ApiKey::DescribeLogDirs), 1..=4, flexible 2, [
+    field!(topics, 0.., array!(describe_log_dirs_request::DescribableLogDirTopic, [
+        field!(topic, 0.., Str),
+        field!(partitions, 0.., array!(i32, Int32)),
+    ]), nullable),
+]);
