@@ -209,6 +209,73 @@ fn serve_answers_api_versions_and_survives_bad_input() {
     assert!(status.success(), "SIGTERM exits 0, got {status}");
 }
 
+/// The request that killed the broker (issue 18): DeleteRecords v0, 20
+/// bytes, whose topic array claims 0x7fffffff elements; the decoder asked
+/// for ~100 GB and the process aborted. Now the connection is closed and
+/// every other one is served.
+#[test]
+fn an_array_count_past_the_frame_closes_its_connection_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut broker = start(tmp.path(), addr, "info");
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&20i32.to_be_bytes());
+    frame.extend_from_slice(&21i16.to_be_bytes()); // DeleteRecords
+    frame.extend_from_slice(&0i16.to_be_bytes()); // v0
+    frame.extend_from_slice(&1i32.to_be_bytes()); // correlation id
+    frame.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    frame.extend_from_slice(&0x7fff_ffffi32.to_be_bytes()); // topics
+    frame.extend_from_slice(&[0; 6]);
+    assert_eq!(frame.len(), 24);
+    for _ in 0..3 {
+        expect_closed(addr, &frame, "DeleteRecords with 0x7fffffff topics");
+    }
+    api_versions_round_trip(addr);
+    assert!(
+        broker.0.try_wait().unwrap().is_none(),
+        "the broker is alive"
+    );
+}
+
+/// Every advertised ListOffsets version answers, offsets right: v1-v3 have
+/// no leader epoch, and setting one made the response impossible to encode
+/// (the connection was closed: kafkajs, kcat and aiokafka read nothing).
+#[test]
+fn list_offsets_answers_at_every_advertised_version() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    assert_eq!(metadata_for(addr, "offsets", true), (0, 1));
+    let batch = engine::batch::builder::simple_batch(5, 10, 1_700_000_000_000, b'o');
+    assert_eq!(produce(addr, "offsets", batch), 0);
+    for version in 1..=8 {
+        for (timestamp, expected) in [(-2, 0), (-1, 5)] {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name("offsets"))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(timestamp),
+                        ]),
+                ]);
+            let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, version, &request);
+            let partition = &response.topics[0].partitions[0];
+            assert_eq!(partition.error_code, 0, "v{version}");
+            assert_eq!(
+                partition.offset, expected,
+                "v{version} timestamp {timestamp}"
+            );
+            let epoch = if version >= 4 { 0 } else { -1 };
+            assert_eq!(partition.leader_epoch, epoch, "v{version}");
+        }
+    }
+}
+
 #[test]
 fn find_coordinator_names_this_node_for_groups_and_refuses_transactions() {
     use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};

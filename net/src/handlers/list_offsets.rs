@@ -18,6 +18,12 @@ pub const HANDLER: Handler = Handler {
     max_version: 8,
 };
 
+/// The leader epoch exists from v4; below it the field must keep its
+/// default (-1) or the response cannot be encoded at the client's version.
+fn leader_epoch(version: i16) -> i32 {
+    if version >= 4 { 0 } else { -1 }
+}
+
 pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
     let version = request.version();
     let body: ListOffsetsRequest = decode_body(request)?;
@@ -42,7 +48,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
                         .with_error_code(NONE)
                         .with_offset(offset)
                         .with_timestamp(timestamp)
-                        .with_leader_epoch(0),
+                        .with_leader_epoch(leader_epoch(version)),
                     Ok(_) => response.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
                     Err(e) => response
                         .with_error_code(partition_error_code(&e))
