@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    shardlog_fuzz::request(kafka_protocol::messages::ApiKey::AlterConfigs, data)
+});
