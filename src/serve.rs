@@ -218,11 +218,13 @@ async fn run_shard(
 }
 
 /// The shards bind with SO_REUSEPORT, which would let them share the port
-/// with any other socket of this user already bound there (traffic split
-/// between unrelated processes). A plain bind first makes that an error.
-/// A broker killed a moment ago may still hold the port (its io_uring
-/// accept keeps the socket open until the kernel tears the ring down), so
-/// this waits a little before giving up.
+/// with any other socket of this user already listening there (traffic
+/// split between unrelated processes). A plain bind first makes that an
+/// error: it has SO_REUSEADDR and not SO_REUSEPORT, so it succeeds past the
+/// TIME_WAIT connections a killed broker leaves and fails only if something
+/// listens. A broker killed a moment ago may still listen for a moment (its
+/// pending io_uring accept keeps the socket open until the kernel tears the
+/// ring down), so this waits a little before giving up.
 fn ensure_port_free(listen: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + PORT_WAIT;
     loop {
@@ -233,6 +235,15 @@ fn ensure_port_free(listen: SocketAddr) -> anyhow::Result<()> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot listen on {listen}: another process listens there \
+                         (a broker still running? `ss -ltnp 'sport = :{}'` names it)",
+                        listen.port()
+                    )
+                });
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot listen on {listen}"));

@@ -37,14 +37,36 @@ impl ListenerConfig {
 }
 
 /// Binds the listener on the current shard. Every shard binds the same
-/// address (glommio sets SO_REUSEPORT).
+/// address with SO_REUSEPORT, so the kernel spreads connections over them.
+/// SO_REUSEADDR lets a restarted broker bind while the connections of the
+/// one before it sit in TIME_WAIT (the broker's side closes first when it
+/// dies: a broker killed under load left its port unusable for 60 s); it
+/// does not let two sockets listen on one port, so a live broker is still
+/// detected (`serve` checks that first).
 pub fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
-    let listener = glommio::net::TcpListener::bind(config.listen).map_err(std::io::Error::from)?;
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let domain = if config.listen.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&config.listen.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that we own
+    // and hand over whole (into_raw_fd gives up our ownership).
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
     Ok(Listener {
         listener,
         config: *config,
     })
 }
+
+/// Connections the kernel queues before the shard accepts them.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// A bound listener of one shard.
 #[derive(Debug)]

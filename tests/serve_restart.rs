@@ -1,0 +1,164 @@
+//! A broker killed with hundreds of clients connected and producing comes
+//! back at once on the same port and data dir (issue 10): its connections'
+//! sockets in TIME_WAIT and FIN_WAIT_2 must not block the new listener
+//! (SO_REUSEADDR), while a broker that still listens keeps the port to
+//! itself.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use common::{create_topic_raw, fetch_records, free_addr, start, topic_name};
+
+const CONNECTIONS: usize = 300;
+
+/// An ApiVersions v0 round trip on an open connection.
+fn api_versions(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(0);
+    frame.put_i32(1);
+    frame.put_i16(-1);
+    stream.write_all(&frame)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body)
+}
+
+/// A Produce v9 frame (acks=all) of one small batch to partition 0.
+fn produce_frame(topic: &str, correlation: i32) -> Vec<u8> {
+    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b'r');
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("restart")))
+        .encode(&mut body, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    request.encode(&mut body, 9).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Produces one record at a time until `stop`, counting acknowledged ones;
+/// errors (the broker is being killed) end the loop.
+fn producer(addr: SocketAddr, stop: Arc<AtomicBool>, acked: Arc<AtomicUsize>) {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return;
+    };
+    let mut correlation = 0;
+    while !stop.load(Ordering::Relaxed) {
+        correlation += 1;
+        if stream
+            .write_all(&produce_frame("restart", correlation))
+            .is_err()
+        {
+            return;
+        }
+        let mut size = [0u8; 4];
+        if stream.read_exact(&mut size).is_err() {
+            return;
+        }
+        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+        if stream.read_exact(&mut response).is_err() {
+            return;
+        }
+        let mut response = Bytes::from(response);
+        ResponseHeader::decode(&mut response, ApiKey::Produce.response_header_version(9)).unwrap();
+        let response = ProduceResponse::decode(&mut response, 9).unwrap();
+        if response.responses[0].partition_responses[0].error_code == 0 {
+            acked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn a_broker_killed_under_load_restarts_at_once_on_its_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut broker = start(tmp.path(), addr, "warn");
+    create_topic_raw(addr, "restart", 1);
+
+    let mut clients: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            api_versions(&mut stream).unwrap();
+            stream
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
+            std::thread::spawn(move || producer(addr, stop, acked))
+        })
+        .collect();
+    while acked.load(Ordering::Relaxed) < 200 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    broker.0.kill().unwrap(); // SIGKILL, by PID
+    broker.0.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    let acknowledged = acked.load(Ordering::Relaxed);
+    // Half the clients close (their broker-side sockets go to TIME_WAIT),
+    // half stay open (FIN_WAIT_2 on the broker's side).
+    clients.truncate(CONNECTIONS / 2);
+
+    let broker = start(tmp.path(), addr, "warn");
+    let (error, high_watermark, _) = fetch_records(addr, "restart", 0, 0);
+    assert_eq!(error, 0);
+    assert!(
+        high_watermark >= acknowledged as i64,
+        "{acknowledged} acknowledged, {high_watermark} after the restart"
+    );
+    let mut fresh = TcpStream::connect(addr).unwrap();
+    api_versions(&mut fresh).unwrap();
+
+    // A second broker (its own data dir) on the port the first listens on.
+    let second = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(tmp.path().join("second"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another process listens there"), "{stderr}");
+    drop(clients);
+    common::stop(broker);
+}
