@@ -277,7 +277,7 @@ fn list_offsets_answers_at_every_advertised_version() {
 }
 
 #[test]
-fn find_coordinator_names_this_node_for_groups_and_refuses_transactions() {
+fn find_coordinator_names_this_node_for_groups_and_has_no_transaction_coordinator_yet() {
     use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
@@ -308,7 +308,10 @@ fn find_coordinator_names_this_node_for_groups_and_refuses_transactions() {
         .with_key_type(1)
         .with_coordinator_keys(vec![StrBytes::from_static_str("tx")]);
     let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 4, &transaction);
-    assert_eq!(answer.coordinators[0].error_code, 42, "not served yet");
+    assert_eq!(
+        answer.coordinators[0].error_code, 15,
+        "COORDINATOR_NOT_AVAILABLE until transactions are served"
+    );
 }
 
 #[test]

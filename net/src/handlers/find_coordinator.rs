@@ -1,15 +1,17 @@
 //! FindCoordinator (key 10): the coordinator of a consumer group is this
 //! node (one node holds every partition of `__consumer_offsets`). v4+
 //! batches keys. Transactions are not served yet: their keys get
-//! INVALID_REQUEST with a message saying so, rather than a coordinator that
-//! would then refuse every transactional request.
+//! COORDINATOR_NOT_AVAILABLE, as a Kafka broker answers while its
+//! transaction coordinator is not up (clients retry; INVALID_REQUEST made
+//! some fail hard), rather than a coordinator that would then refuse every
+//! transactional request.
 
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_REQUEST, NONE};
+use super::errors::{COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE};
 use super::{Handler, decode_body};
 use crate::broker::{Node, Shard};
 use crate::frame::{FrameError, Request, encode_response};
@@ -67,8 +69,8 @@ fn lookup(key_type: i8, key: &str) -> (i16, Option<&'static str>) {
         KEY_TYPE_GROUP if key.is_empty() => (INVALID_REQUEST, Some("the group id is empty")),
         KEY_TYPE_GROUP => (NONE, None),
         KEY_TYPE_TRANSACTION => (
-            INVALID_REQUEST,
-            Some("transactions are not supported by this broker"),
+            COORDINATOR_NOT_AVAILABLE,
+            Some("transactions are not served by this broker yet"),
         ),
         _ => (INVALID_REQUEST, Some("unknown coordinator key type")),
     }
