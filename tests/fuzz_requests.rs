@@ -15,8 +15,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use kafka_protocol::messages::ApiKey;
 use net::protocol::schema::generate::{self, Rng, Shape};
 use net::protocol::schema::{Message, REQUESTS};
 
+use common::probe::{Fate, Prober, probe_frame, request_frame as frame};
 use common::{Broker, fetch_records, free_addr, wait_listening};
 
 const CANARY: &str = "Fuzz-Canary"; // upper case: generated names never are
@@ -39,15 +39,6 @@ const WORDS: &[&str] = &[
     "range",
     "consumer",
 ];
-const PROBE_CORRELATION: i32 = -77;
-
-/// What became of the fuzzed frames.
-#[derive(Debug, Default)]
-struct Tally {
-    answered: usize,
-    closed: usize,
-    held: usize,
-}
 
 /// Which kind of frame: valid bodies must be answered (Kafka answers a
 /// request it can decode, with error codes), never cost the connection.
@@ -57,116 +48,6 @@ enum Origin {
     Valid,
     Hostile,
     Header,
-}
-
-/// One connection at a time to the broker, reopened whenever the broker
-/// closes it.
-struct Prober {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
-    tally: Tally,
-}
-
-fn probe_frame() -> Vec<u8> {
-    // ApiVersions v0: header v1 (key, version, correlation, null client id).
-    let mut frame = BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(ApiKey::ApiVersions as i16);
-    frame.put_i16(0);
-    frame.put_i32(PROBE_CORRELATION);
-    frame.put_i16(-1);
-    frame.to_vec()
-}
-
-impl Prober {
-    fn connect(&mut self) -> &mut TcpStream {
-        self.stream.get_or_insert_with(|| {
-            let stream = TcpStream::connect(self.addr).expect("the broker accepts connections");
-            stream
-                .set_read_timeout(Some(Duration::from_millis(1500)))
-                .unwrap();
-            stream
-                .set_write_timeout(Some(Duration::from_millis(1500)))
-                .unwrap();
-            stream
-        })
-    }
-
-    /// Sends `frame`, then a probe; reads until the probe's answer.
-    fn send(&mut self, frame: &[u8]) -> Fate {
-        let probe = probe_frame();
-        let stream = self.connect();
-        let sent = stream
-            .write_all(frame)
-            .and_then(|()| stream.write_all(&probe));
-        let fate = match sent {
-            Err(_) => Fate::Closed,
-            Ok(()) => read_until_probe(stream),
-        };
-        match fate {
-            Fate::Answered => self.tally.answered += 1,
-            Fate::Closed => {
-                self.tally.closed += 1;
-                self.stream = None;
-            }
-            Fate::Held => {
-                self.tally.held += 1;
-                self.stream = None;
-            }
-        }
-        fate
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Answered,
-    Closed,
-    Held,
-}
-
-fn read_until_probe(stream: &mut TcpStream) -> Fate {
-    loop {
-        let mut size = [0u8; 4];
-        if let Err(e) = stream.read_exact(&mut size) {
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Fate::Held,
-                _ => Fate::Closed,
-            };
-        }
-        let size = u32::from_be_bytes(size) as usize;
-        assert!((4..64 << 20).contains(&size), "response size {size}");
-        let mut response = vec![0u8; size];
-        if stream.read_exact(&mut response).is_err() {
-            return Fate::Closed;
-        }
-        let correlation = i32::from_be_bytes(response[..4].try_into().unwrap());
-        if correlation == PROBE_CORRELATION {
-            return Fate::Answered;
-        }
-    }
-}
-
-/// A request frame: size, header (v0: key, version, correlation; v1 adds
-/// the client id; v2 adds tagged fields), body.
-fn frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {
-    let header_version = ApiKey::try_from(api_key).map_or(1, |k| k.request_header_version(version));
-    let mut header = BytesMut::new();
-    header.put_i16(api_key);
-    header.put_i16(version);
-    header.put_i32(correlation);
-    if header_version >= 1 {
-        header.put_i16(4);
-        header.put_slice(b"fuzz");
-    }
-    if header_version >= 2 {
-        header.put_u8(0);
-    }
-    let mut out = Vec::with_capacity(4 + header.len() + body.len());
-    out.extend_from_slice(&((header.len() + body.len()) as i32).to_be_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(body);
-    out
 }
 
 /// Random bodies for every API key Kafka defines (and a few it does not)
@@ -346,11 +227,7 @@ fn read_canary(addr: SocketAddr) -> Vec<(i64, Option<Bytes>)> {
 /// Every shard answers: connections spread over the shards (SO_REUSEPORT).
 fn every_connection_answers(addr: SocketAddr) {
     for n in 0..16 {
-        let mut prober = Prober {
-            addr,
-            stream: None,
-            tally: Tally::default(),
-        };
+        let mut prober = Prober::new(addr);
         prober.send(&probe_frame());
         assert_eq!(prober.tally.answered, 1, "connection {n} got no answer");
     }
@@ -418,11 +295,7 @@ fn generated_requests_of_every_api_and_version_leave_the_broker_serving_and_the_
         frames.extend(table_frames(message, &mut rng, scale));
     }
     frames.extend(header_frames(&mut rng));
-    let mut prober = Prober {
-        addr,
-        stream: None,
-        tally: Tally::default(),
-    };
+    let mut prober = Prober::new(addr);
     let started = Instant::now();
     let mut valid_closed = Vec::new();
     for (n, (origin, frame)) in frames.iter().enumerate() {

@@ -1,6 +1,8 @@
 //! Starting and stopping real broker processes for the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod probe;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
