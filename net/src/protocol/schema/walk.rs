@@ -118,6 +118,25 @@ pub(super) fn min_bytes(kind: &Kind, version: i16, flexible: bool) -> usize {
     }
 }
 
+/// The encoding size of `kind` at a version if it is the same for every
+/// value (no strings, bytes or arrays in it; a struct's own tagged fields
+/// are not counted): an array of such structs is walked by skipping.
+fn fixed_bytes(kind: &Kind, version: i16) -> Option<usize> {
+    match kind {
+        Kind::Bool | Kind::Int8 => Some(1),
+        Kind::Int16 | Kind::Uint16 => Some(2),
+        Kind::Int32 => Some(4),
+        Kind::Int64 | Kind::Float64 => Some(8),
+        Kind::Uuid => Some(16),
+        Kind::Str | Kind::Bytes | Kind::Records | Kind::Array(_) => None,
+        Kind::Struct(fields) => fields
+            .iter()
+            .filter(|f| f.tag.is_none() && f.versions.contains(version))
+            .map(|f| fixed_bytes(&f.kind, version))
+            .sum(),
+    }
+}
+
 struct Walk<'a> {
     message: &'static str,
     body: &'a [u8],
@@ -279,8 +298,25 @@ impl Walk<'_> {
                 self.decoded_bytes = self
                     .decoded_bytes
                     .saturating_add(elements.saturating_mul(array.element_bytes));
-                for _ in 0..elements {
-                    self.value(field, &array.element, false)?;
+                match (fixed_bytes(&array.element, self.version), &array.element) {
+                    // Fixed-size elements: skip each (and its tagged fields).
+                    (Some(bytes), Kind::Struct(fields)) => {
+                        for _ in 0..elements {
+                            self.skip(bytes, name)?;
+                            if self.flexible {
+                                self.tagged_fields(fields)?;
+                            }
+                        }
+                    }
+                    (Some(bytes), _) => {
+                        let total = bytes.saturating_mul(elements);
+                        self.skip(total, name)?;
+                    }
+                    (None, element) => {
+                        for _ in 0..elements {
+                            self.value(field, element, false)?;
+                        }
+                    }
                 }
                 Ok(())
             }
