@@ -213,3 +213,54 @@ fn every_compression_codec_round_trips_through_librdkafka() {
         assert_eq!(consume_and_check(addr, &topic, 2, 5_000), 2, "{codec}");
     }
 }
+
+/// librdkafka's admin API with explicit replica assignments (issue 10):
+/// placing every partition on this broker alone is followed, naming any
+/// other broker is INVALID_REPLICA_ASSIGNMENT.
+#[test]
+fn explicit_assignments_on_this_broker_create_and_grow_topics() {
+    use rdkafka::admin::NewPartitions;
+    use rdkafka::types::RDKafkaErrorCode;
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .create()
+        .unwrap();
+    let options = AdminOptions::new();
+    let here: &[i32] = &[0];
+    let elsewhere: &[i32] = &[7];
+    let create = |name: &str, assignment: &[&[i32]]| {
+        let count = assignment.len() as i32;
+        let topic = NewTopic::new(name, count, TopicReplication::Variable(assignment));
+        let results = futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap();
+        results.into_iter().next().unwrap().map_err(|(_, e)| e)
+    };
+    assert_eq!(
+        create("assigned", &[here, here]),
+        Ok("assigned".to_string())
+    );
+    assert_eq!(
+        create("misassigned", &[here, elsewhere]),
+        Err(RDKafkaErrorCode::InvalidReplicaAssignment)
+    );
+    let grow = |total: usize, assignment: &[&[i32]]| {
+        let partitions = NewPartitions::new("assigned", total).assign(assignment);
+        let results =
+            futures::executor::block_on(admin.create_partitions(&[partitions], &options)).unwrap();
+        results.into_iter().next().unwrap().map_err(|(_, e)| e)
+    };
+    assert_eq!(
+        grow(4, &[here, elsewhere]),
+        Err(RDKafkaErrorCode::InvalidReplicaAssignment)
+    );
+    assert_eq!(grow(4, &[here, here]), Ok("assigned".to_string()));
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some("assigned"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 4);
+    let (error, _, _) = fetch_records(addr, "misassigned", 0, 0);
+    assert_eq!(error, 3, "the refused topic does not exist");
+}

@@ -1,7 +1,9 @@
 //! CreatePartitions (key 37): grows topics; the owning shards create the
-//! new partitions. Manual assignments are refused (one broker).
+//! new partitions. An explicit assignment is followed when it puts every
+//! new partition on this node alone (else INVALID_REPLICA_ASSIGNMENT).
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -10,7 +12,7 @@ use replication::metadata::Command;
 use super::errors::{
     INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION, NONE, command_error_code,
 };
-use super::{Handler, decode_body};
+use super::{Handler, decode_body, replica_assignment};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
@@ -21,18 +23,46 @@ pub const HANDLER: Handler = Handler {
     max_version: 3,
 };
 
+/// An explicit assignment: one replica list per new partition, each this
+/// node alone. (An unknown topic, or a count that does not grow it, is the
+/// metadata writer's error to give.)
+fn check_assignments(
+    shard: &Shard,
+    name: &str,
+    count: i32,
+    assignments: &[CreatePartitionsAssignment],
+) -> Result<(), String> {
+    replica_assignment::check_replicas(
+        shard.node.node_id,
+        assignments.iter().map(|a| &a.broker_ids[..]),
+    )?;
+    let metadata = shard.metadata();
+    let Some(current) = metadata.topic(name).map(|t| t.partitions) else {
+        return Ok(());
+    };
+    let new = i64::from(count) - i64::from(current);
+    if new > 0 && new != assignments.len() as i64 {
+        return Err(format!(
+            "{new} partitions are added and {} assignments given",
+            assignments.len()
+        ));
+    }
+    Ok(())
+}
+
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: CreatePartitionsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            let message = StrBytes::from_static_str("manual replica assignment is not supported");
+        if let Some(assignments) = &topic.assignments
+            && let Err(message) = check_assignments(shard, &topic.name.0, topic.count, assignments)
+        {
             results.push(
                 result
                     .with_error_code(INVALID_REPLICA_ASSIGNMENT)
-                    .with_error_message(Some(message)),
+                    .with_error_message(Some(StrBytes::from_string(message))),
             );
             continue;
         }

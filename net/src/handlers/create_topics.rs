@@ -1,5 +1,6 @@
 //! CreateTopics (key 19): validates names, partition counts, replication
-//! factors and configs (unknown keys and bad values: INVALID_CONFIG), then
+//! factors, explicit assignments (valid when every partition is on this
+//! node alone) and configs (unknown keys and bad values: INVALID_CONFIG), then
 //! has the metadata writer create each topic; `validate_only` checks
 //! without creating.
 
@@ -11,10 +12,10 @@ use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
 use super::errors::{
-    INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, NONE,
+    INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, NONE,
     command_error_code,
 };
-use super::{Handler, decode_body};
+use super::{Handler, decode_body, replica_assignment};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -40,17 +41,29 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     )
 }
 
+/// The partition count an explicit assignment gives, if it is valid here:
+/// as in Kafka, with an assignment the partition count and replication
+/// factor must be left to it (-1).
+fn explicit_partitions(node_id: i32, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err((
+            INVALID_REQUEST,
+            "both a partition count or replication factor and an assignment were given".into(),
+        ));
+    }
+    let assignments = &topic.assignments;
+    replica_assignment::check_replicas(node_id, assignments.iter().map(|a| &a.broker_ids[..]))
+        .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))?;
+    replica_assignment::check_partition_indexes(assignments.iter().map(|a| a.partition_index))
+        .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))
+}
+
 async fn create_one(
     shard: &Shard,
     topic: CreatableTopic,
     validate_only: bool,
 ) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
-    let partitions = if topic.num_partitions == -1 {
-        shard.settings.num_partitions
-    } else {
-        topic.num_partitions
-    };
     let result = CreatableTopicResult::default().with_name(topic.name.clone());
     let fail = |code: i16, message: String| {
         result
@@ -64,12 +77,16 @@ async fn create_one(
             "this broker runs alone: replication factor must be 1".into(),
         );
     }
-    if !topic.assignments.is_empty() {
-        return fail(
-            INVALID_REPLICA_ASSIGNMENT,
-            "manual replica assignment is not supported".into(),
-        );
-    }
+    let partitions = if !topic.assignments.is_empty() {
+        match explicit_partitions(shard.node.node_id, &topic) {
+            Ok(partitions) => partitions,
+            Err((code, message)) => return fail(code, message),
+        }
+    } else if topic.num_partitions == -1 {
+        shard.settings.num_partitions
+    } else {
+        topic.num_partitions
+    };
     let mut configs = std::collections::BTreeMap::new();
     let mut check = engine::LogConfig::default();
     for config in &topic.configs {

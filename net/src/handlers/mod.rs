@@ -23,6 +23,7 @@ mod list_offsets;
 pub mod metadata;
 mod produce;
 mod produce_legacy;
+mod replica_assignment;
 
 pub use config_resource::BROKER_KEYS;
 
