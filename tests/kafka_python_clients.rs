@@ -5,18 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
+use common::run_python_script as run_script;
 use common::{free_addr, python_or_skip, start, stop};
-
-fn run_script(python: &Path, script: &str, args: &[&str]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(script);
-    let status = Command::new(python).arg(path).args(args).status().unwrap();
-    assert!(status.success(), "{script} {args:?} failed: {status}");
-}
 
 #[test]
 fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {

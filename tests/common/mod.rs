@@ -54,6 +54,16 @@ pub fn python_or_skip() -> Option<std::path::PathBuf> {
     None
 }
 
+/// Runs `tests/clients/<script>` with the Python of .venv; panics if it
+/// fails.
+pub fn run_python_script(python: &Path, script: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let status = Command::new(python).arg(path).args(args).status().unwrap();
+    assert!(status.success(), "{script} {args:?} failed: {status}");
+}
+
 /// Stops the broker with SIGTERM (by PID) and waits for it to exit.
 pub fn stop(mut broker: Broker) -> std::process::ExitStatus {
     let pid = libc::pid_t::try_from(broker.0.id()).unwrap();

@@ -1,0 +1,19 @@
+//! aiokafka (an independent asyncio client, as many Python services use it)
+//! against a real broker, with its defaults: every codec produced, consumed
+//! in a group with commits, offsets looked up at the ends and by time.
+//! Needs the Python clients that scripts/test installs in .venv.
+
+mod common;
+
+use common::{free_addr, python_or_skip, run_python_script, start};
+
+#[test]
+fn aiokafka_produces_and_consumes_in_a_group_with_every_codec() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_python_script(&python, "aiokafka_clients.py", &[&addr.to_string()]);
+}
