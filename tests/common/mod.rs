@@ -54,6 +54,21 @@ pub fn python_or_skip() -> Option<std::path::PathBuf> {
     None
 }
 
+/// The kafkajs test client's directory once scripts/test installed its
+/// packages, or `None` (outside CI) to skip.
+pub fn kafkajs_or_skip() -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs");
+    if dir.join("node_modules/kafkajs").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs scripts/test, which installs tests/clients/kafkajs/node_modules"
+    );
+    eprintln!("skipped: no kafkajs (run scripts/test once to install it)");
+    None
+}
+
 /// Runs `tests/clients/<script>` with the Python of .venv; panics if it
 /// fails.
 pub fn run_python_script(python: &Path, script: &str, args: &[&str]) {
