@@ -12,6 +12,8 @@
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
+//! max-connections-per-ip = 1000        # max.connections.per.ip (default: no limit)
+//! connections-max-idle-ms = 600000     # connections.max.idle.ms
 //! offsets-topic-num-partitions = 50    # offsets.topic.num.partitions
 //! group-initial-rebalance-delay-ms = 3000
 //! group-min-session-timeout-ms = 6000
@@ -45,6 +47,8 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub num_partitions: Option<i32>,
     pub socket_request_max_bytes: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub connections_max_idle_ms: Option<u64>,
     pub offsets_topic_num_partitions: Option<i32>,
     pub group_initial_rebalance_delay_ms: Option<i32>,
     pub group_min_session_timeout_ms: Option<i32>,
@@ -75,6 +79,12 @@ impl FileConfig {
                 "socket-request-max-bytes must be between 1 and {}, not {bytes}",
                 i32::MAX
             );
+        }
+        if let Some(n) = config.max_connections_per_ip {
+            anyhow::ensure!(n >= 1, "max-connections-per-ip must be at least 1, not {n}");
+        }
+        if let Some(ms) = config.connections_max_idle_ms {
+            anyhow::ensure!(ms >= 1, "connections-max-idle-ms must be at least 1");
         }
         if let Some(n) = config.offsets_topic_num_partitions {
             anyhow::ensure!(

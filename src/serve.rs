@@ -67,6 +67,8 @@ struct ServeConfig {
     data_dir: PathBuf,
     shards: usize,
     request_bytes_max: usize,
+    max_connections_per_ip: usize,
+    connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     settings: Settings,
 }
@@ -99,6 +101,10 @@ impl ServeConfig {
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
+            max_connections_per_ip: file.max_connections_per_ip.unwrap_or(usize::MAX),
+            connections_max_idle: file
+                .connections_max_idle_ms
+                .map_or(net::server::CONNECTIONS_MAX_IDLE, Duration::from_millis),
             settings: Settings {
                 auto_create_topics: file
                     .auto_create_topics
@@ -160,6 +166,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut listener = ListenerConfig::new(config.listen);
     listener.request_bytes_max = config.request_bytes_max;
+    listener.connections_max_idle = config.connections_max_idle;
+    listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
     if let Some(interval) = config.stop_poll_interval {
         listener.stop_poll_interval = interval;
     }
@@ -168,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (data_dir, stop) = (data_dir.clone(), Arc::clone(&stop));
         let cpu = (shards <= cores).then_some(shard);
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
+        let listener = listener.clone();
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             run_shard(data_dir, listener, node, settings, plan, stop)
         })?;

@@ -13,14 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::ApiKey;
 
-use common::{create_topic_raw, fetch_records, free_addr, start, topic_name};
+use common::{create_topic_raw, fetch_records, free_addr, start};
 
 const CONNECTIONS: usize = 300;
 
@@ -39,35 +35,6 @@ fn api_versions(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.read_exact(&mut body)
 }
 
-/// A Produce v9 frame (acks=all) of one small batch to partition 0.
-fn produce_frame(topic: &str, correlation: i32) -> Vec<u8> {
-    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b'r');
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(ApiKey::Produce as i16)
-        .with_request_api_version(9)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str("restart")))
-        .encode(&mut body, ApiKey::Produce.request_header_version(9))
-        .unwrap();
-    request.encode(&mut body, 9).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
 /// Produces one record at a time until `stop`, counting acknowledged ones;
 /// errors (the broker is being killed) end the loop.
 fn producer(addr: SocketAddr, stop: Arc<AtomicBool>, acked: Arc<AtomicUsize>) {
@@ -77,25 +44,12 @@ fn producer(addr: SocketAddr, stop: Arc<AtomicBool>, acked: Arc<AtomicUsize>) {
     let mut correlation = 0;
     while !stop.load(Ordering::Relaxed) {
         correlation += 1;
-        if stream
-            .write_all(&produce_frame("restart", correlation))
-            .is_err()
-        {
-            return;
-        }
-        let mut size = [0u8; 4];
-        if stream.read_exact(&mut size).is_err() {
-            return;
-        }
-        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
-        if stream.read_exact(&mut response).is_err() {
-            return;
-        }
-        let mut response = Bytes::from(response);
-        ResponseHeader::decode(&mut response, ApiKey::Produce.response_header_version(9)).unwrap();
-        let response = ProduceResponse::decode(&mut response, 9).unwrap();
-        if response.responses[0].partition_responses[0].error_code == 0 {
-            acked.fetch_add(1, Ordering::Relaxed);
+        match common::produce_one(&mut stream, "restart", correlation) {
+            Ok(0) => {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) => return,
         }
     }
 }

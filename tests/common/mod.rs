@@ -276,3 +276,37 @@ pub fn create_topic_raw(addr: SocketAddr, name: &str, partitions: i32) {
     let response: CreateTopicsResponse = call(addr, ApiKey::CreateTopics, 5, &request);
     assert_eq!(response.topics[0].error_code, 0, "create {name}");
 }
+
+/// Produces one small batch (Produce v9, acks=all) to partition 0 of
+/// `topic` on an open connection; the partition's error code.
+pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std::io::Result<i16> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b'r');
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    let mut body = BytesMut::new();
+    request.encode(&mut body, 9).unwrap();
+    let frame = probe::request_frame(ApiKey::Produce as i16, 9, correlation, &body);
+    stream.write_all(&frame)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response)?;
+    let mut response = Bytes::from(response);
+    let header =
+        ResponseHeader::decode(&mut response, ApiKey::Produce.response_header_version(9)).unwrap();
+    assert_eq!(header.correlation_id, correlation);
+    let response = ProduceResponse::decode(&mut response, 9).unwrap();
+    Ok(response.responses[0].partition_responses[0].error_code)
+}

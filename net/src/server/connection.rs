@@ -30,6 +30,7 @@ use futures::{SinkExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 
+use super::admission::{Activity, UnderWay};
 use crate::broker::Shard;
 use crate::frame::{SIZE_PREFIX_BYTES, decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
@@ -42,6 +43,7 @@ use crate::limits::{
 struct InFlight {
     outcome: LocalBoxFuture<'static, Outcome>,
     _bytes: [StaticPermit; 2],
+    _under_way: UnderWay,
 }
 
 /// The budgets all connections of one shard share.
@@ -68,6 +70,7 @@ pub(super) async fn run(
     request_bytes_max: usize,
     shard: Rc<Shard>,
     shard_budget: Rc<ShardBudgets>,
+    activity: Rc<Activity>,
 ) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".into(), |a| a.to_string());
@@ -95,6 +98,7 @@ pub(super) async fn run(
         &shard,
         &budgets,
         connection,
+        &activity,
     );
     let write = write_responses(writer, in_flight, &peer);
     futures::future::join(read, write).await;
@@ -147,6 +151,7 @@ async fn read_requests(
     shard: &Shard,
     budgets: &Budgets,
     connection: Peer<'_>,
+    activity: &Rc<Activity>,
 ) {
     let peer = connection.addr;
     loop {
@@ -172,6 +177,8 @@ async fn read_requests(
             tracing::debug!(%peer, error = %e, "connection closed mid-frame");
             return;
         }
+        // Under way once whole: a client that stalls mid-frame is idle.
+        let under_way = activity.begin();
         let request = match decode_request(Bytes::from(frame)) {
             Ok(mut request) => {
                 request.client_host = connection.host.to_string();
@@ -209,6 +216,7 @@ async fn read_requests(
         let in_flight = InFlight {
             outcome,
             _bytes: permits,
+            _under_way: under_way,
         };
         if queue.send(in_flight).await.is_err() {
             return; // the writer stopped: the connection is closing

@@ -3,27 +3,39 @@
 //! spreads connections, and one task per connection on the shard that
 //! accepted it.
 
+pub mod admission;
 mod connection;
 pub mod mesh;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::future::{Either, select};
 
 use crate::limits::REQUEST_BYTES_MAX;
+use admission::{Connections, PerIp};
 
 /// How often the accept loop looks at the stop condition.
 pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Settings of one shard's listener.
-#[derive(Debug, Clone, Copy)]
+/// Kafka's `connections.max.idle.ms` default (10 minutes).
+pub const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
+
+/// Settings of the shards' listeners (shared by all shards).
+#[derive(Debug, Clone)]
 pub struct ListenerConfig {
     pub listen: SocketAddr,
     /// `socket.request.max.bytes`.
     pub request_bytes_max: usize,
     /// How often the accept loop looks at the stop condition.
     pub stop_poll_interval: Duration,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle: Duration,
+    /// `max.connections.per.ip`, counted over every shard.
+    pub per_ip: Arc<PerIp>,
 }
 
 impl ListenerConfig {
@@ -32,6 +44,8 @@ impl ListenerConfig {
             listen,
             request_bytes_max: REQUEST_BYTES_MAX,
             stop_poll_interval: STOP_POLL_INTERVAL,
+            connections_max_idle: CONNECTIONS_MAX_IDLE,
+            per_ip: PerIp::new(usize::MAX),
         }
     }
 }
@@ -61,7 +75,7 @@ pub fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
     let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
     Ok(Listener {
         listener,
-        config: *config,
+        config: config.clone(),
     })
 }
 
@@ -81,10 +95,12 @@ impl Listener {
     }
 
     /// Accepts connections until `stopped()` says so; each connection runs
-    /// as its own task on this shard.
-    pub async fn serve(self, shard: std::rc::Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
-        let request_bytes_max = self.config.request_bytes_max;
-        let shard_budget = std::rc::Rc::new(connection::ShardBudgets::new());
+    /// as its own task on this shard. Between accepts it closes idle
+    /// connections (`connections.max.idle.ms`).
+    pub async fn serve(self, shard: Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
+        let shard_budget = Rc::new(connection::ShardBudgets::new());
+        let connections = Connections::new(self.config.connections_max_idle);
+        let mut last_sweep = Instant::now();
         // One accept stays pending across the stop checks: a dropped accept
         // whose completion raced the cancellation would take a connection
         // from the kernel and never serve it. glommio adds a clone of this
@@ -93,26 +109,64 @@ impl Listener {
         // connection, then a panic): `quiet` polls it only when it woke.
         let mut accept = Box::pin(engine::rt::quiet(self.listener.accept()));
         while !stopped() {
+            if last_sweep.elapsed() >= connections.sweep_interval() {
+                last_sweep = Instant::now();
+                let closed = connections.sweep(last_sweep);
+                if closed > 0 {
+                    tracing::debug!(
+                        closed,
+                        "closed connections idle past connections.max.idle.ms"
+                    );
+                }
+            }
             let tick = std::pin::pin!(glommio::timer::sleep(self.config.stop_poll_interval));
             let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
                 continue;
             };
             accept = Box::pin(engine::rt::quiet(self.listener.accept()));
             match accepted {
-                Ok(stream) => {
-                    spawn(connection::run(
-                        stream,
-                        request_bytes_max,
-                        std::rc::Rc::clone(&shard),
-                        std::rc::Rc::clone(&shard_budget),
-                    ));
-                }
+                Ok(stream) => self.admit(stream, &connections, &shard, &shard_budget),
                 Err(e) => {
+                    // Out of descriptors or memory: back off, then go on.
                     tracing::warn!(error = %e, "accept failed");
                     glommio::timer::sleep(self.config.stop_poll_interval).await;
                 }
             }
         }
+    }
+
+    /// Serves an accepted connection, or closes it at once (with a log
+    /// line) when its address or this shard has too many already.
+    fn admit(
+        &self,
+        stream: glommio::net::TcpStream,
+        connections: &Connections,
+        shard: &Rc<crate::broker::Shard>,
+        shard_budget: &Rc<connection::ShardBudgets>,
+    ) {
+        let Ok(peer) = stream.peer_addr() else {
+            return; // already gone
+        };
+        if !connections.has_room() {
+            tracing::warn!(%peer, max = crate::limits::CONNECTIONS_MAX_PER_SHARD, "refusing connection: this shard has its maximum");
+            return;
+        }
+        let Some(admitted) = self.config.per_ip.admit(peer.ip()) else {
+            let open = self.config.per_ip.open_from(peer.ip());
+            tracing::warn!(%peer, open, "refusing connection: max.connections.per.ip reached");
+            return;
+        };
+        let (abort, registration) = futures::future::AbortHandle::new_pair();
+        let activity = connections.register(abort);
+        let task = connection::run(
+            stream,
+            self.config.request_bytes_max,
+            Rc::clone(shard),
+            Rc::clone(shard_budget),
+            activity,
+        );
+        let task = futures::future::Abortable::new(task, registration);
+        spawn(task.map(move |_| drop(admitted)));
     }
 }
 
