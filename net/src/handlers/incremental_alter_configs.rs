@@ -1,5 +1,7 @@
-//! IncrementalAlterConfigs (key 44): SET and DELETE of single configs.
-//! APPEND and SUBTRACT (for list configs) are refused with INVALID_CONFIG.
+//! IncrementalAlterConfigs (key 44): SET and DELETE of single configs;
+//! APPEND and SUBTRACT of items of list configs (`cleanup.policy`), against
+//! the resource's current value, as Kafka applies them (on other configs
+//! they are INVALID_CONFIG).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::config_resource::{ResourceError, alter, resource, topic_key};
+use super::config_resource::{Resource, ResourceError, alter, resource, topic_key};
 use super::errors::{INVALID_CONFIG, NONE};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -24,6 +26,48 @@ pub const HANDLER: Handler = Handler {
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// Our list-type configs: the ones APPEND and SUBTRACT apply to.
+const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+
+/// `current` (comma-separated items) with `items` appended (those not in
+/// it yet) or subtracted.
+fn combine(current: &str, items: &str, op: i8) -> String {
+    let split = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (mut list, items) = (split(current), split(items));
+    if op == APPEND {
+        for item in items {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+    } else {
+        list.retain(|item| !items.contains(item));
+    }
+    list.join(",")
+}
+
+/// The value a config has now on `resource` (its override, else the
+/// default it inherits).
+fn current_value(shard: &Shard, resource: &Resource, key: &str) -> String {
+    let metadata = shard.metadata();
+    let topic = match resource {
+        Resource::Topic(name) => name.as_str(),
+        Resource::Broker => "",
+    };
+    shard
+        .log_config(&metadata, topic)
+        .get(key)
+        .unwrap_or_default()
+}
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
@@ -40,6 +84,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                         set.insert(key, value.to_string());
                     }
                     (DELETE, _) => delete.push(key),
+                    (APPEND | SUBTRACT, Some(items)) if LIST_CONFIGS.contains(&key.as_str()) => {
+                        let op = config.config_operation;
+                        let current = match set.get(&key) {
+                            Some(pending) => String::clone(pending),
+                            None => current_value(shard, &resource, &key),
+                        };
+                        set.insert(key, combine(&current, items, op));
+                    }
+                    (op @ (APPEND | SUBTRACT), _) => {
+                        return Err((
+                            INVALID_CONFIG,
+                            format!("operation {op} applies to list configs, and {key} is not one"),
+                        ));
+                    }
                     (op, _) => {
                         return Err((
                             INVALID_CONFIG,
@@ -68,4 +126,21 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         request.correlation_id(),
         &response,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_adds_missing_items_and_subtract_removes_them() {
+        assert_eq!(combine("delete", "compact", APPEND), "delete,compact");
+        assert_eq!(
+            combine("delete,compact", "compact", APPEND),
+            "delete,compact"
+        );
+        assert_eq!(combine("delete,compact", "delete", SUBTRACT), "compact");
+        assert_eq!(combine("compact", "compact", SUBTRACT), "");
+        assert_eq!(combine("", "compact, delete", APPEND), "compact,delete");
+    }
 }
