@@ -103,6 +103,20 @@ fn every_compression_codec_round_trips() {
     run_script(&python, "compression.py", &[&addr.to_string()]);
 }
 
+/// DescribeConfigs of the broker: its settings as Kafka names them, with
+/// sources; a topic config's synonyms at each level.
+#[test]
+fn describe_configs_lists_the_brokers_settings_and_a_topic_configs_synonyms() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let toml = "node-id = 7\nnum-partitions = 3\ngroup-initial-rebalance-delay-ms = 0\n";
+    let _broker = common::start_configured(tmp.path(), addr, toml);
+    run_script(&python, "broker_configs.py", &[&addr.to_string(), "7"]);
+}
+
 /// IncrementalAlterConfigs APPEND and SUBTRACT on cleanup.policy, as
 /// kafka-python's admin client sends them (refused until issue 10).
 #[test]

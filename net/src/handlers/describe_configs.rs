@@ -1,17 +1,20 @@
 //! DescribeConfigs (key 32): a topic's configs (with where each value comes
-//! from: the topic, the broker defaults, or the built-in default) and the
-//! broker-default configs.
+//! from: the topic, the broker defaults, or the built-in default, and the
+//! synonyms at each level when asked), and the broker's: the topic defaults
+//! in their broker names, then its read-only settings (listeners, ids, log
+//! dirs, partitions, group and offsets settings) as Kafka names them.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use replication::metadata::ClusterMetadata;
 
 use super::config_resource::{BROKER_KEYS, Resource, resource};
 use super::errors::NONE;
-use super::{Handler, decode_body};
+use super::{Handler, broker_configs, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -48,56 +51,39 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                 continue;
             }
         };
-        let (topic, overrides) = match &resource {
-            Resource::Topic(name) => (
-                name.as_str(),
-                metadata
-                    .topic(name)
-                    .map(|t| t.configs.clone())
-                    .unwrap_or_default(),
-            ),
-            Resource::Broker => ("", Default::default()),
-        };
-        let config = shard.log_config(&metadata, topic);
-        let names: Vec<(String, &str)> = match &resource {
-            Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS
-                .iter()
-                .map(|k| (k.to_string(), *k))
-                .collect(),
-            Resource::Broker => BROKER_KEYS
-                .iter()
-                .map(|(b, t)| (b.to_string(), *t))
-                .collect(),
-        };
         // Null or empty: every config.
         let wanted_keys = wanted
             .configuration_keys
             .filter(|keys| !keys.is_empty())
             .map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
-        let configs = names
-            .into_iter()
-            .filter(|(name, _)| wanted_keys.as_ref().is_none_or(|keys| keys.contains(name)))
-            .map(|(name, key)| {
-                let from_broker = metadata.broker_configs().contains_key(key);
-                let source = match &resource {
-                    Resource::Topic(_) if overrides.contains_key(key) => DYNAMIC_TOPIC_CONFIG,
-                    // Asked of this broker by id: its (only) dynamic config.
-                    Resource::Broker if from_broker && !wanted.resource_name.is_empty() => {
-                        DYNAMIC_BROKER_CONFIG
-                    }
-                    _ if from_broker => DYNAMIC_DEFAULT_BROKER_CONFIG,
-                    _ if shard.settings.topic_defaults.contains_key(key) => STATIC_BROKER_CONFIG,
-                    _ => DEFAULT_CONFIG,
+        let mut configs = log_configs(
+            shard,
+            &metadata,
+            &resource,
+            &wanted.resource_name,
+            body.include_synonyms,
+        );
+        if resource == Resource::Broker {
+            configs.extend(broker_configs::static_configs(shard).into_iter().map(|c| {
+                let source = if c.is_default {
+                    DEFAULT_CONFIG
+                } else {
+                    STATIC_BROKER_CONFIG
                 };
                 DescribeConfigsResourceResult::default()
-                    .with_name(StrBytes::from_string(name))
-                    .with_value(config.get(key).ok().map(StrBytes::from_string))
-                    .with_read_only(false)
+                    .with_name(StrBytes::from_static_str(c.name))
+                    .with_value(Some(StrBytes::from_string(c.value)))
+                    .with_read_only(true)
                     .with_config_source(source)
                     .with_is_sensitive(false)
-                    .with_config_type(config_type(key))
-            })
-            .collect();
+                    .with_config_type(c.config_type)
+            }));
+        }
+        configs.retain(|c| {
+            wanted_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k == c.name.as_str()))
+        });
         results.push(
             result
                 .with_error_code(NONE)
@@ -117,9 +103,89 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
 /// Kafka's ConfigType of each key (v3+).
 fn config_type(key: &str) -> i8 {
     match key {
-        "cleanup.policy" => 7,         // LIST
-        "message.timestamp.type" => 2, // STRING
-        "max.message.bytes" => 3,      // INT
-        _ => 5,                        // LONG
+        "cleanup.policy" => broker_configs::LIST,
+        "message.timestamp.type" => broker_configs::STRING,
+        "max.message.bytes" => broker_configs::INT,
+        _ => broker_configs::LONG,
     }
+}
+
+/// The topic configs of a topic, or the topic defaults of the broker (in
+/// their broker names): each with its value, where it comes from and, when
+/// asked, its synonyms in order of precedence (the topic's own value, the
+/// dynamic broker default, the config file's, the built-in default).
+fn log_configs(
+    shard: &Shard,
+    metadata: &ClusterMetadata,
+    resource: &Resource,
+    resource_name: &str,
+    include_synonyms: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let (topic, overrides) = match resource {
+        Resource::Topic(name) => (
+            name.as_str(),
+            metadata
+                .topic(name)
+                .map(|t| t.configs.clone())
+                .unwrap_or_default(),
+        ),
+        Resource::Broker => ("", Default::default()),
+    };
+    let config = shard.log_config(metadata, topic);
+    let builtin = engine::LogConfig::default();
+    fn broker_name(key: &'static str) -> &'static str {
+        BROKER_KEYS
+            .iter()
+            .find(|(_, t)| *t == key)
+            .map_or(key, |(b, _)| *b)
+    }
+    let names: Vec<(&str, &str)> = match resource {
+        Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS.iter().map(|k| (*k, *k)).collect(),
+        Resource::Broker => BROKER_KEYS.iter().map(|(b, t)| (*b, *t)).collect(),
+    };
+    names
+        .into_iter()
+        .map(|(name, key)| {
+            let dynamic = metadata.broker_configs().get(key);
+            let file = shard.settings.topic_defaults.get(key);
+            // Asked of this broker by id: its (only) dynamic config.
+            let dynamic_source = match resource {
+                Resource::Broker if !resource_name.is_empty() => DYNAMIC_BROKER_CONFIG,
+                _ => DYNAMIC_DEFAULT_BROKER_CONFIG,
+            };
+            let mut levels: Vec<(&str, Option<String>, i8)> = Vec::new();
+            if let Some(value) = overrides.get(key) {
+                levels.push((key, Some(value.clone()), DYNAMIC_TOPIC_CONFIG));
+            }
+            if let Some(value) = dynamic {
+                levels.push((broker_name(key), Some(value.clone()), dynamic_source));
+            }
+            if let Some(value) = file {
+                levels.push((broker_name(key), Some(value.clone()), STATIC_BROKER_CONFIG));
+            }
+            levels.push((broker_name(key), builtin.get(key).ok(), DEFAULT_CONFIG));
+            let source = levels.first().map_or(DEFAULT_CONFIG, |l| l.2);
+            let synonyms = if include_synonyms {
+                levels
+                    .into_iter()
+                    .map(|(name, value, source)| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(StrBytes::from_string(name.to_string()))
+                            .with_value(value.map(StrBytes::from_string))
+                            .with_source(source)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_value(config.get(key).ok().map(StrBytes::from_string))
+                .with_read_only(false)
+                .with_config_source(source)
+                .with_is_sensitive(false)
+                .with_config_type(config_type(key))
+                .with_synonyms(synonyms)
+        })
+        .collect()
 }

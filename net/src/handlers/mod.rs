@@ -4,6 +4,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod broker_configs;
 mod config_resource;
 mod create_partitions;
 mod create_topics;
