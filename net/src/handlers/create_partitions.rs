@@ -56,16 +56,6 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        if let Some(assignments) = &topic.assignments
-            && let Err(message) = check_assignments(shard, &topic.name.0, topic.count, assignments)
-        {
-            results.push(
-                result
-                    .with_error_code(INVALID_REPLICA_ASSIGNMENT)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            );
-            continue;
-        }
         if topic.name.0.as_str() == OFFSETS_TOPIC {
             // Its partition count places every group: it must not change.
             let message = StrBytes::from_static_str("__consumer_offsets is internal");
@@ -73,6 +63,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                 result
                     .with_error_code(INVALID_TOPIC_EXCEPTION)
                     .with_error_message(Some(message)),
+            );
+            continue;
+        }
+        // No assignment (null, or empty as some clients send it): placed here.
+        if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty())
+            && let Err(message) = check_assignments(shard, &topic.name.0, topic.count, assignments)
+        {
+            results.push(
+                result
+                    .with_error_code(INVALID_REPLICA_ASSIGNMENT)
+                    .with_error_message(Some(StrBytes::from_string(message))),
             );
             continue;
         }
