@@ -168,7 +168,8 @@ fn ten_thousand_connects_and_disconnects_lose_nothing_and_the_broker_answers_thr
     let with_churn = acked as f64 / producing.as_secs_f64();
     let without = alone_acked as f64 / start.elapsed().as_secs_f64();
     eprintln!(
-        "{CYCLES} connect/close cycles in {:.2} s ({} probes answered); producer: {acked} acks/s {with_churn:.0} with churn, {without:.0} alone (ratio {:.2})",
+        "{CYCLES} connect/close cycles in {:.2} s ({} probes answered); producer: {acked} acks \
+         during them, {with_churn:.0}/s, against {without:.0}/s alone (ratio {:.2})",
         churned.as_secs_f64(),
         probes.load(Ordering::Relaxed),
         with_churn / without
