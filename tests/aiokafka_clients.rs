@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fetch_records, free_addr, python_or_skip, run_python_script, start};
+use common::{free_addr, python_or_skip, run_python_script, start};
 
 #[test]
 fn aiokafka_produces_and_consumes_in_a_group_with_every_codec() {
@@ -18,16 +18,9 @@ fn aiokafka_produces_and_consumes_in_a_group_with_every_codec() {
     run_python_script(&python, "aiokafka_clients.py", &[&addr.to_string()]);
     // The batches are stored as aiokafka compressed them (attributes' codec
     // bits: gzip 1, snappy 2, lz4 3, zstd 4).
-    for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
-        let topic = format!("aio-{codec}");
-        let stored: Vec<u8> = (0..3)
-            .filter_map(|p| fetch_records(addr, &topic, p, 0).2)
-            .filter_map(|records| records.get(21..23).map(|a| a[1] & 7))
-            .collect();
-        assert!(!stored.is_empty(), "{topic} holds batches");
-        assert!(
-            stored.iter().all(|&c| c == id),
-            "{topic}: codecs {stored:?}"
-        );
-    }
+    common::assert_stored_codecs(
+        addr,
+        "aio-",
+        &[("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)],
+    );
 }

@@ -310,3 +310,18 @@ pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std
     let response = ProduceResponse::decode(&mut response, 9).unwrap();
     Ok(response.responses[0].partition_responses[0].error_code)
 }
+
+/// Checks that the batches stored in partitions 0-2 of `{prefix}{codec}`
+/// carry `id` in their attributes' codec bits (none 0, gzip 1, snappy 2,
+/// lz4 3, zstd 4): a client's compressed batches are stored as it sent them.
+pub fn assert_stored_codecs(addr: SocketAddr, prefix: &str, codecs: &[(&str, u8)]) {
+    for (codec, id) in codecs {
+        let topic = format!("{prefix}{codec}");
+        let stored: Vec<u8> = (0..3)
+            .filter_map(|p| fetch_records(addr, &topic, p, 0).2)
+            .filter_map(|records| records.get(21..23).map(|a| a[1] & 7))
+            .collect();
+        assert!(!stored.is_empty(), "{topic} holds batches");
+        assert!(stored.iter().all(|c| c == id), "{topic}: codecs {stored:?}");
+    }
+}
