@@ -82,7 +82,7 @@ pub fn check(message: &'static Message, version: i16, body: &[u8]) -> Result<Che
         return Err(walk.error(message.name, Reason::Version(version)));
     }
     walk.fields(message.fields)?;
-    debug_assert!(walk.at <= body.len());
+    assert!(walk.at <= body.len(), "the walk never reads past the body");
     Ok(Checked {
         decoded_bytes: walk.decoded_bytes,
         body_bytes: walk.at,
