@@ -456,3 +456,60 @@ fn an_idle_broker_survives_hours_worth_of_stop_checks() {
     }
     assert!(broker.0.try_wait().unwrap().is_none());
 }
+
+/// Fetch v13+ names topics by id (KIP-516): a known id reads the topic, an
+/// unknown one gets UNKNOWN_TOPIC_ID (100).
+#[test]
+fn fetch_by_topic_id_reads_the_topic_and_an_unknown_id_is_refused() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    assert_eq!(metadata_for(addr, "by-id", true), (0, 1));
+    let batch = engine::batch::builder::simple_batch(3, 10, 1_700_000_000_000, b'i');
+    assert_eq!(produce(addr, "by-id", batch), 0);
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name("by-id"))),
+    ]));
+    let metadata: MetadataResponse = call(addr, ApiKey::Metadata, 12, &request);
+    let topic_id = metadata.topics[0].topic_id;
+    assert!(!topic_id.is_nil());
+    let unknown = uuid::Uuid::from_u128(0x5eed);
+    for version in 13..=16 {
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(
+                [topic_id, unknown]
+                    .into_iter()
+                    .map(|id| {
+                        FetchTopic::default()
+                            .with_topic_id(id)
+                            .with_partitions(vec![
+                                FetchPartition::default()
+                                    .with_partition(0)
+                                    .with_partition_max_bytes(1 << 20),
+                            ])
+                    })
+                    .collect(),
+            );
+        let response: FetchResponse = call(addr, ApiKey::Fetch, version, &request);
+        let (known, missing) = (&response.responses[0], &response.responses[1]);
+        assert_eq!(known.topic_id, topic_id, "v{version}");
+        assert_eq!(known.partitions[0].error_code, 0, "v{version}");
+        assert_eq!(known.partitions[0].high_watermark, 3, "v{version}");
+        assert!(
+            known.partitions[0]
+                .records
+                .as_ref()
+                .is_some_and(|r| !r.is_empty()),
+            "v{version}"
+        );
+        assert_eq!(missing.topic_id, unknown, "v{version}");
+        assert_eq!(
+            missing.partitions[0].error_code, 100,
+            "v{version}: UNKNOWN_TOPIC_ID"
+        );
+    }
+}

@@ -4,17 +4,21 @@
 //! timer polling), and it answers at `max_wait_ms` at the latest. An error
 //! on any partition answers at once, as Kafka does. Fetch sessions
 //! (KIP-227) are declined: the response's session id is 0, so clients send
-//! full requests.
+//! full requests. From v13 topics are named by id (KIP-516); an unknown id
+//! gets UNKNOWN_TOPIC_ID.
 
 use std::time::{Duration, Instant};
 
 use engine::TopicPartition;
 use futures::future::{Either, select, select_all};
 
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use replication::metadata::TopicId;
 
-use super::errors::{NONE, partition_error_code};
+use super::errors::{NONE, UNKNOWN_TOPIC_ID, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
@@ -24,7 +28,7 @@ use crate::limits::FETCH_BYTES_MAX_PER_REQUEST;
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::Fetch,
     min_version: 4,
-    max_version: 12,
+    max_version: 16,
 };
 
 /// The longest a fetch waits, whatever the client asks.
@@ -37,7 +41,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
         Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
     loop {
-        let pass = read_all(shard, &body).await;
+        let pass = read_all(shard, &body, version).await;
         let answer = pass.total >= min_bytes.max(1)
             || pass.failed
             || pass.seen.is_empty()
@@ -77,16 +81,52 @@ struct Pass {
     seen: Vec<(TopicPartition, i64)>,
 }
 
+/// The first version that names topics by id (KIP-516).
+const TOPIC_ID_VERSION: i16 = 13;
+
+/// A topic id this broker does not know: UNKNOWN_TOPIC_ID on each of its
+/// partitions, as Kafka answers (the client refreshes its metadata).
+fn unknown_topic_id(topic: &FetchTopic) -> FetchableTopicResponse {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_error_code(UNKNOWN_TOPIC_ID)
+                .with_high_watermark(-1)
+                .with_preferred_read_replica(BrokerId(-1))
+        })
+        .collect();
+    FetchableTopicResponse::default()
+        .with_topic_id(topic.topic_id)
+        .with_partitions(partitions)
+}
+
 /// Reads every requested partition: at most `max_bytes` in all (never more
 /// than the broker's `fetch.max.bytes`, whatever the client asks), or one
 /// partition's first batches if they alone are larger.
-async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
+async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
     let mut budget = usize::try_from(body.max_bytes)
         .unwrap_or(0)
         .clamp(1, FETCH_BYTES_MAX_PER_REQUEST);
     let (mut total, mut failed, mut seen) = (0, false, Vec::new());
     let mut topics = Vec::with_capacity(body.topics.len());
+    let metadata = shard.metadata();
     for topic in &body.topics {
+        // v13+ (KIP-516) names topics by id only.
+        let name = if version >= TOPIC_ID_VERSION {
+            match metadata.topic_by_id(TopicId(topic.topic_id.into_bytes())) {
+                Some(found) => TopicName(StrBytes::from_string(found.name.clone())),
+                None => {
+                    failed = true;
+                    topics.push(unknown_topic_id(topic));
+                    continue;
+                }
+            }
+        } else {
+            topic.topic.clone()
+        };
         let ops = topic.partitions.iter().map(|p| {
             let max_bytes = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
@@ -101,7 +141,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
             )
         });
         let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for (index, result) in shard.per_partition(&topic.topic.0, ops).await {
+        for (index, result) in shard.per_partition(&name.0, ops).await {
             let data = PartitionData::default()
                 .with_partition_index(index)
                 .with_preferred_read_replica(BrokerId(-1));
@@ -115,7 +155,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
                     }
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
-                    let tp = TopicPartition::new(topic.topic.0.as_str(), index);
+                    let tp = TopicPartition::new(name.0.as_str(), index);
                     seen.push((tp, read.high_watermark));
                     data.with_error_code(NONE)
                         .with_high_watermark(read.high_watermark)
@@ -137,7 +177,8 @@ async fn read_all(shard: &Shard, body: &FetchRequest) -> Pass {
         }
         topics.push(
             FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
+                .with_topic(name)
+                .with_topic_id(topic.topic_id)
                 .with_partitions(partitions),
         );
     }
