@@ -7,26 +7,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::probe::probe_frame;
+use common::probe::api_versions_v0;
 use common::{create_topic_raw, fetch_records, free_addr, start_configured};
 
 /// An ApiVersions round trip; false if the broker closed the connection.
 fn answered(stream: &mut TcpStream) -> bool {
-    if stream.write_all(&probe_frame()).is_err() {
-        return false;
-    }
-    let mut size = [0u8; 4];
-    if stream.read_exact(&mut size).is_err() {
-        return false;
-    }
-    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).is_ok()
+    api_versions_v0(stream).is_ok()
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -6,34 +6,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::ApiKey;
-
+use common::probe::api_versions_v0;
 use common::{create_topic_raw, fetch_records, free_addr, start};
 
 const CONNECTIONS: usize = 300;
-
-/// An ApiVersions v0 round trip on an open connection.
-fn api_versions(stream: &mut TcpStream) -> std::io::Result<()> {
-    let mut frame = BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(ApiKey::ApiVersions as i16);
-    frame.put_i16(0);
-    frame.put_i32(1);
-    frame.put_i16(-1);
-    stream.write_all(&frame)?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size)?;
-    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body)
-}
 
 /// Produces one record at a time until `stop`, counting acknowledged ones;
 /// errors (the broker is being killed) end the loop.
@@ -67,7 +49,7 @@ fn a_broker_killed_under_load_restarts_at_once_on_its_port() {
             stream
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
-            api_versions(&mut stream).unwrap();
+            api_versions_v0(&mut stream).unwrap();
             stream
         })
         .collect();
@@ -102,7 +84,7 @@ fn a_broker_killed_under_load_restarts_at_once_on_its_port() {
         "{acknowledged} acknowledged, {high_watermark} after the restart"
     );
     let mut fresh = TcpStream::connect(addr).unwrap();
-    api_versions(&mut fresh).unwrap();
+    api_versions_v0(&mut fresh).unwrap();
 
     // A second broker (its own data dir) on the port the first listens on.
     let second = Command::new(env!("CARGO_BIN_EXE_shardlog"))

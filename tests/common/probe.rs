@@ -49,6 +49,16 @@ pub fn probe_frame() -> Vec<u8> {
     frame.to_vec()
 }
 
+/// An ApiVersions v0 round trip on an open connection (the probe's
+/// request; its answer read and dropped).
+pub fn api_versions_v0(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream.write_all(&probe_frame())?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body)
+}
+
 /// A request frame: size, header (v0: key, version, correlation; v1 adds
 /// the client id; v2 adds tagged fields), body.
 pub fn request_frame(api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Vec<u8> {

@@ -36,6 +36,17 @@ pub(super) enum Resource {
     Broker,
 }
 
+impl Resource {
+    /// The topic whose configs the resource describes; "" for the broker,
+    /// whose configs are every topic's defaults (`Shard::log_config`).
+    pub(super) fn topic(&self) -> &str {
+        match self {
+            Resource::Topic(name) => name,
+            Resource::Broker => "",
+        }
+    }
+}
+
 /// A failure for one resource: Kafka error code and message.
 pub(super) type ResourceError = (i16, String);
 

@@ -121,17 +121,11 @@ fn log_configs(
     resource_name: &str,
     include_synonyms: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
-    let (topic, overrides) = match resource {
-        Resource::Topic(name) => (
-            name.as_str(),
-            metadata
-                .topic(name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default(),
-        ),
-        Resource::Broker => ("", Default::default()),
-    };
-    let config = shard.log_config(metadata, topic);
+    let overrides = metadata
+        .topic(resource.topic())
+        .map(|t| t.configs.clone())
+        .unwrap_or_default();
+    let config = shard.log_config(metadata, resource.topic());
     let builtin = engine::LogConfig::default();
     fn broker_name(key: &'static str) -> &'static str {
         BROKER_KEYS
@@ -143,16 +137,16 @@ fn log_configs(
         Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS.iter().map(|k| (*k, *k)).collect(),
         Resource::Broker => BROKER_KEYS.iter().map(|(b, t)| (*b, *t)).collect(),
     };
+    // Asked of this broker by id: its (only) dynamic config.
+    let dynamic_source = match resource {
+        Resource::Broker if !resource_name.is_empty() => DYNAMIC_BROKER_CONFIG,
+        _ => DYNAMIC_DEFAULT_BROKER_CONFIG,
+    };
     names
         .into_iter()
         .map(|(name, key)| {
             let dynamic = metadata.broker_configs().get(key);
             let file = shard.settings.topic_defaults.get(key);
-            // Asked of this broker by id: its (only) dynamic config.
-            let dynamic_source = match resource {
-                Resource::Broker if !resource_name.is_empty() => DYNAMIC_BROKER_CONFIG,
-                _ => DYNAMIC_DEFAULT_BROKER_CONFIG,
-            };
             let mut levels: Vec<(&str, Option<String>, i8)> = Vec::new();
             if let Some(value) = overrides.get(key) {
                 levels.push((key, Some(value.clone()), DYNAMIC_TOPIC_CONFIG));

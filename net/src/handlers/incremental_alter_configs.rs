@@ -59,12 +59,8 @@ fn combine(current: &str, items: &str, op: i8) -> String {
 /// default it inherits).
 fn current_value(shard: &Shard, resource: &Resource, key: &str) -> String {
     let metadata = shard.metadata();
-    let topic = match resource {
-        Resource::Topic(name) => name.as_str(),
-        Resource::Broker => "",
-    };
     shard
-        .log_config(&metadata, topic)
+        .log_config(&metadata, resource.topic())
         .get(key)
         .unwrap_or_default()
 }

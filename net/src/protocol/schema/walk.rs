@@ -152,13 +152,9 @@ impl Walk<'_> {
         self.body.len().saturating_sub(self.at)
     }
 
+    /// An error at the current byte.
     fn error(&self, field: &'static str, reason: Reason) -> SchemaError {
-        SchemaError {
-            message: self.message,
-            field,
-            at: self.at,
-            reason,
-        }
+        self.error_at(self.at, field, reason)
     }
 
     fn skip(&mut self, bytes: usize, field: &'static str) -> Result<(), SchemaError> {
