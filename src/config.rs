@@ -140,8 +140,9 @@ impl FileConfig {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
                 other => anyhow::bail!(
-                    "[topic-defaults] {name:?}: expected a string or an integer, found {}",
+                    "[topic-defaults] {name:?}: expected a string or a number, found {}",
                     other.type_str()
                 ),
             };
@@ -159,16 +160,7 @@ impl FileConfig {
 
 /// A topic config key, or the broker name of one (`log.retention.ms`).
 fn topic_key(name: &str) -> Option<&'static str> {
-    engine::TOPIC_CONFIG_KEYS
-        .iter()
-        .copied()
-        .find(|k| *k == name)
-        .or_else(|| {
-            net::handlers::BROKER_KEYS
-                .iter()
-                .find(|(broker, _)| *broker == name)
-                .map(|(_, topic)| *topic)
-        })
+    net::handlers::topic_key_of(name)
 }
 
 #[cfg(test)]

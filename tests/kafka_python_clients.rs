@@ -7,6 +7,7 @@ mod common;
 
 use common::run_python_script as run_script;
 use common::{free_addr, python_or_skip, start, stop};
+use engine::batch::{Compression, ValidateMode, validate};
 
 #[test]
 fn kafka_python_creates_lists_and_describes_topics_across_a_restart() {
@@ -139,4 +140,45 @@ fn kafka_python_consumes_in_a_group_and_administers_groups() {
     let addr = free_addr();
     let _broker = start(tmp.path(), addr, "warn");
     run_script(&python, "groups.py", &[&addr.to_string()]);
+}
+
+/// Every Kafka 3.9 topic config described, set and validated; those that
+/// act here take effect. The batches of the compression.type topics, sent
+/// in five codecs, are all stored in the topic's codec.
+#[test]
+fn every_kafka_topic_config_is_described_validated_and_acted_on() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_script(&python, "topic_configs.py", &[&addr.to_string()]);
+    for (topic, codec) in [
+        ("recompress-zstd", Compression::Zstd),
+        ("recompress-uncompressed", Compression::None),
+        ("recompress-gzip", Compression::Gzip),
+    ] {
+        let mut offset = 0;
+        let mut batches = 0;
+        loop {
+            let (error, high_watermark, records) = common::fetch_records(addr, topic, 0, offset);
+            assert_eq!(error, 0, "{topic}");
+            let records = records.unwrap_or_default();
+            for batch in validate(&records, 0, ValidateMode::Stored) {
+                let Ok((_, batch)) = batch else {
+                    break; // a batch cut at the fetch's byte limit
+                };
+                let header = batch.header();
+                assert_eq!(header.compression(), Some(codec), "{topic} at {offset}");
+                offset = header.last_offset().get() + 1;
+                batches += 1;
+            }
+            if offset >= high_watermark {
+                break;
+            }
+        }
+        assert_eq!(offset, 1000, "{topic}: every record was read");
+        println!("{topic}: {batches} batches, all {codec:?}");
+    }
 }

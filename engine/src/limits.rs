@@ -12,6 +12,14 @@ pub const SEGMENT_BYTES_MIN: u64 = 14;
 pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's `retention.ms` default (7 days).
 pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `delete.retention.ms` default (1 day): how long compaction keeps
+/// a tombstone.
+pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// The most bytes one batch's records may decompress to when the broker
+/// reads them (recompression, timestamp checks): a compressed batch is at
+/// most max.message.bytes, and the decoder stops here rather than follow a
+/// decompression bomb.
+pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 /// Kafka's `index.interval.bytes` default: bytes between offset index entries.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Bytes of recently appended batches each partition keeps in memory for reads.

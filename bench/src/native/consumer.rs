@@ -22,10 +22,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use super::codec;
 use super::wire::{self, Connection, Leaders, Pool, Versions};
 use crate::rdkafka_driver::Reading;
 use crate::tally::ConsumerHandle;
+use engine::batch::codec;
 
 /// How long the broker may hold a fetch with nothing to answer: also how
 /// soon a consumer notices it should stop.
@@ -431,7 +431,7 @@ mod tests {
         let mut spec = BatchSpec::new(values.len() as i32, 0);
         spec.base_offset = base;
         spec.compression = codec;
-        let body = codec::compress(codec, &encode_records(&records)).unwrap();
+        let body = codec::compress(codec, Some(1), &encode_records(&records)).unwrap();
         encode_batch(&spec, &body)
     }
 

@@ -11,9 +11,7 @@
 //!   decompressed and walked in place, log-start resets.
 //! - [`group`]: classic consumer-group membership with the range assignor,
 //!   commits before each rejoin.
-//! - [`codec`]: gzip, snappy (xerial), LZ4 frame and zstd.
 
-pub mod codec;
 pub mod consumer;
 pub mod group;
 pub mod producer;

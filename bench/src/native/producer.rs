@@ -15,13 +15,13 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::codec;
 use super::wire::{self, Connection, Pool, Versions};
 use crate::message::Generator;
 use crate::rdkafka_driver::ProducerPlan;
 use crate::schedule::{BEHIND_MAX, Schedule};
 use crate::tally::ProducerHandle;
 use crate::workload::{Acks, Workload};
+use engine::batch::codec;
 
 /// Produce requests under way per connection.
 pub const IN_FLIGHT_MAX: usize = 32;
@@ -321,7 +321,7 @@ impl Sender<'_> {
             .collect();
         let mut spec = BatchSpec::new(i32::try_from(records.len())?, timestamp);
         spec.compression = self.plan.compression;
-        let records = codec::compress(spec.compression, &encode_records(&records))?;
+        let records = codec::compress(spec.compression, Some(1), &encode_records(&records))?;
         Ok(encode_batch(&spec, &records))
     }
 

@@ -19,15 +19,20 @@
 //! | 57..61 | record count           | yes            |
 //! | 61..   | records (maybe compressed) | yes        |
 //!
-//! The broker only ever rewrites the 61-byte header ([`BatchHeader`]); record
-//! bytes are stored and served exactly as the producer sent them.
+//! The broker rewrites only the 61-byte header ([`BatchHeader`]); record
+//! bytes are stored and served exactly as the producer sent them, unless
+//! the topic names a codec other than the producer's (`compression.type`)
+//! or bounds timestamps, and then [`rewrite`] reads them.
 
 pub mod builder;
+pub mod codec;
 mod record_batch;
 pub mod records;
+mod rewrite;
 mod validator;
 
 pub use record_batch::{BatchHeader, Compression, RecordBatch};
+pub use rewrite::{Rewrite, rewrite_batches};
 pub use validator::{BatchError, BatchErrorKind, Batches, ValidateMode, check_batch, validate};
 pub(crate) use validator::{framed_size_of, read_varint};
 

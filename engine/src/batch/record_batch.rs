@@ -145,6 +145,16 @@ impl BatchHeader {
         self.0[12..16].copy_from_slice(&epoch.to_be_bytes());
     }
 
+    /// Makes this the header of `records` in `codec` (a recompressed batch):
+    /// sets the codec bits, the batch length and the CRC.
+    pub fn set_records(&mut self, codec: Compression, batch_length: i32, records: &[u8]) {
+        let attributes = (self.attributes() & !0x07) | codec.attribute_bits();
+        self.0[21..23].copy_from_slice(&attributes.to_be_bytes());
+        self.0[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&self.0[CRC_START..]), records);
+        self.0[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// Marks the batch LogAppendTime with `now_ms` as its max timestamp and
     /// recomputes the CRC over the new header fields and the unchanged
     /// `records` (the bytes after the header).

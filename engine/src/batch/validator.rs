@@ -27,6 +27,19 @@ pub enum BatchError {
     Invalid { position: u64, reason: &'static str },
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: u64, max: u32 },
+    #[error("record batch at byte {position} decompresses past {limit} bytes")]
+    DecompressedTooLarge { position: u64, limit: usize },
+    #[error("record batch at byte {position} cannot be decompressed: {reason}")]
+    Compression { position: u64, reason: String },
+    #[error(
+        "record batch at byte {position} has timestamp {timestamp}, outside the topic's window [{low}, {high}]"
+    )]
+    Timestamp {
+        position: u64,
+        timestamp: i64,
+        low: i64,
+        high: i64,
+    },
 }
 
 /// The Kafka error family a [`BatchError`] belongs to.
@@ -38,16 +51,22 @@ pub enum BatchErrorKind {
     InvalidRecord,
     /// MESSAGE_TOO_LARGE (10)
     TooLarge,
+    /// INVALID_TIMESTAMP (32)
+    InvalidTimestamp,
 }
 
 impl BatchError {
     pub fn kind(&self) -> BatchErrorKind {
         match self {
-            BatchError::Truncated { .. } | BatchError::Magic { .. } | BatchError::Crc { .. } => {
-                BatchErrorKind::Corrupt
-            }
+            BatchError::Truncated { .. }
+            | BatchError::Magic { .. }
+            | BatchError::Crc { .. }
+            | BatchError::Compression { .. } => BatchErrorKind::Corrupt,
             BatchError::Invalid { .. } => BatchErrorKind::InvalidRecord,
-            BatchError::TooLarge { .. } => BatchErrorKind::TooLarge,
+            BatchError::TooLarge { .. } | BatchError::DecompressedTooLarge { .. } => {
+                BatchErrorKind::TooLarge
+            }
+            BatchError::Timestamp { .. } => BatchErrorKind::InvalidTimestamp,
         }
     }
 }

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, Notify};
 
 pub use config::{
-    CleanupPolicy, ConfigError, FlushPolicy, LogConfig, TOPIC_CONFIG_KEYS, TimestampType,
+    CleanupPolicy, ConfigError, ConfigType, FlushPolicy, LogConfig, Ratio, TOPIC_CONFIGS,
+    TimestampType, TopicCompression, TopicConfigKey, ValueKind, topic_config,
+    topic_config_by_broker_name,
 };
 pub use log_store::InternalRecord;
 pub use read::{Chunk, ReadResult};
@@ -128,6 +130,12 @@ impl Log {
     /// A handle to wait for [`Log::log_end_offset`] to move (long polls).
     pub fn end_watch(&self) -> EndWatch {
         EndWatch(Rc::clone(&self.shared.end_moved))
+    }
+
+    /// `min.insync.replicas`, without cloning the config (every produce
+    /// with acks=all asks).
+    pub fn min_insync_replicas(&self) -> u32 {
+        self.shared.state.borrow().config.min_insync_replicas
     }
 
     pub fn config(&self) -> LogConfig {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::segment::{ActiveSegment, SegmentMeta, index_path, log_path, time_index_path};
 use super::staging::{FlushOutcome, Staging, Waiter};
 use super::{AppendInfo, CachedBatch, FlushPolicy, Log, Shared, TimestampType};
-use crate::batch::{BatchHeader, HEADER_BYTES, ValidateMode, validate};
+use crate::batch::{BatchHeader, HEADER_BYTES, Rewrite, ValidateMode, rewrite_batches, validate};
 use crate::checkpoint::Checkpoint;
 use crate::io::{self, SegmentFile};
 use crate::limits::STAGED_BYTES_MAX;
@@ -56,13 +56,28 @@ impl Log {
     /// that stages one request before starting the next keeps them in
     /// order while their flushes overlap.
     pub async fn stage_append(&self, batches: Bytes, now_ms: i64) -> Result<StagedAppend> {
-        let max_message_bytes = self.shared.state.borrow().config.max_message_bytes;
-        let mode = ValidateMode::Produce { max_message_bytes };
+        let rewrite = {
+            let config = &self.shared.state.borrow().config;
+            Rewrite {
+                compression: config.target_compression(),
+                timestamps: config.timestamp_window(),
+                now_ms,
+                max_message_bytes: config.max_message_bytes,
+            }
+        };
+        let mode = ValidateMode::Produce {
+            max_message_bytes: rewrite.max_message_bytes,
+        };
         let mut spans = Vec::with_capacity(1);
         for item in validate(&batches, 0, mode) {
             let (position, batch) = item?;
             spans.push((position, batch.size()));
         }
+        // On this (the owning) shard, before the append lock: CPU only.
+        let (batches, spans) = match rewrite_batches(&batches, &spans, &rewrite)? {
+            Some((rewritten, spans)) => (Bytes::from(rewritten), spans),
+            None => (batches, spans),
+        };
         if spans.is_empty() {
             return Err(crate::batch::BatchError::Truncated {
                 position: 0,
@@ -184,7 +199,10 @@ impl Shared {
             return false;
         }
         let too_big = meta.size + bytes > st.config.segment_bytes;
-        let max_age = i64::try_from(st.config.segment_ms).unwrap_or(i64::MAX);
+        let max_age = st
+            .config
+            .segment_max_age_ms(meta.base_offset.0, meta.created_ms);
+        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
         let too_old = now_ms.saturating_sub(meta.created_ms) >= max_age;
         let span = (st.next_offset.0 - meta.base_offset.0) as u64 + records;
         too_big || too_old || span >= u64::from(u32::MAX)

@@ -16,6 +16,8 @@ use super::{Shard, ShardMessage};
 pub enum PartitionOp {
     Append {
         records: Bytes,
+        /// The request's acks: acks=all needs min.insync.replicas in sync.
+        acks: i16,
     },
     Read {
         offset: i64,
@@ -70,6 +72,8 @@ pub enum PartitionError {
     Engine(#[from] engine::Error),
     #[error("the owning shard is gone")]
     ShardGone,
+    #[error("acks=all needs {required} in-sync replicas, {in_sync} in sync")]
+    NotEnoughReplicas { required: u32, in_sync: u32 },
 }
 
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
@@ -120,9 +124,16 @@ impl Shard {
             .get(tp)
             .ok_or(PartitionError::UnknownPartition)?;
         match op {
-            PartitionOp::Append { records } => Ok(PartitionReply::Staged(
-                log.stage_append(records, rt::wall_clock_ms()).await?,
-            )),
+            PartitionOp::Append { records, acks } => {
+                // A single broker: the leader is the only in-sync replica.
+                let (required, in_sync) = (log.min_insync_replicas(), 1);
+                if acks == -1 && required > in_sync {
+                    return Err(PartitionError::NotEnoughReplicas { required, in_sync });
+                }
+                Ok(PartitionReply::Staged(
+                    log.stage_append(records, rt::wall_clock_ms()).await?,
+                ))
+            }
             PartitionOp::WaitForAppend { seen, deadline } => {
                 let watch = log.end_watch();
                 let mut moved = std::pin::pin!(watch.moved());

@@ -11,6 +11,7 @@ pub const BOOLEAN: i8 = 1;
 pub const STRING: i8 = 2;
 pub const INT: i8 = 3;
 pub const LONG: i8 = 5;
+pub const DOUBLE: i8 = 6;
 pub const LIST: i8 = 7;
 
 /// One static setting: its Kafka name, value, whether that is the built-in

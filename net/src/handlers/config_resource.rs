@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use engine::LogConfig;
 use replication::metadata::Command;
 
 use super::errors::{
@@ -15,18 +14,21 @@ use crate::broker::Shard;
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
-/// Broker-default config names and the topic configs they set defaults for.
-pub const BROKER_KEYS: &[(&str, &str)] = &[
-    ("log.cleanup.policy", "cleanup.policy"),
-    ("log.flush.interval.messages", "flush.messages"),
-    ("log.flush.interval.ms", "flush.ms"),
-    ("log.message.timestamp.type", "message.timestamp.type"),
-    ("log.retention.bytes", "retention.bytes"),
-    ("log.retention.ms", "retention.ms"),
-    ("log.roll.ms", "segment.ms"),
-    ("log.segment.bytes", "segment.bytes"),
-    ("message.max.bytes", "max.message.bytes"),
-];
+/// Broker-default config names and the topic configs they set defaults for
+/// (Kafka's ServerTopicConfigSynonyms), in topic-config order.
+pub fn broker_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    engine::TOPIC_CONFIGS
+        .iter()
+        .filter_map(|k| Some((k.broker_name?, k.name)))
+}
+
+/// The topic config a name stands for: its own name, or its broker
+/// default's (`log.retention.ms`).
+pub fn topic_key_of(name: &str) -> Option<&'static str> {
+    engine::topic_config(name)
+        .or_else(|| engine::topic_config_by_broker_name(name))
+        .map(|k| k.name)
+}
 
 /// A config resource: a topic, or the broker (whose configs are the
 /// defaults of every topic).
@@ -77,15 +79,10 @@ pub(super) fn resource(
 /// The topic config key a config name stands for on `resource`.
 pub(super) fn topic_key(resource: &Resource, name: &str) -> Result<&'static str, ResourceError> {
     let found = match resource {
-        Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS
-            .iter()
-            .find(|k| **k == name)
-            .copied(),
-        Resource::Broker => BROKER_KEYS
-            .iter()
-            .find(|(b, _)| *b == name)
-            .map(|(_, t)| *t),
-    };
+        Resource::Topic(_) => engine::topic_config(name),
+        Resource::Broker => engine::topic_config_by_broker_name(name),
+    }
+    .map(|k| k.name);
     found.ok_or_else(|| (INVALID_CONFIG, format!("unknown config {name:?}")))
 }
 
@@ -97,12 +94,15 @@ pub(super) async fn alter(
     delete: Vec<String>,
     validate_only: bool,
 ) -> Result<(), ResourceError> {
-    let mut check = LogConfig::default();
+    let mut check = shard.log_config(&shard.metadata(), resource.topic());
     for (key, value) in &set {
         check
             .set(key, value)
             .map_err(|e| (INVALID_CONFIG, e.to_string()))?;
     }
+    check
+        .check_consistent()
+        .map_err(|e| (INVALID_CONFIG, e.to_string()))?;
     let topic = match resource {
         Resource::Topic(name) => Some(name),
         Resource::Broker => None,

@@ -88,7 +88,8 @@ async fn create_one(
         topic.num_partitions
     };
     let mut configs = std::collections::BTreeMap::new();
-    let mut check = engine::LogConfig::default();
+    // Over the broker's defaults: a topic's configs must agree with them.
+    let mut check = shard.log_config(&shard.metadata(), "");
     for config in &topic.configs {
         let key = config.name.to_string();
         let Some(value) = config.value.as_ref().map(|v| v.to_string()) else {
@@ -98,6 +99,9 @@ async fn create_one(
             return fail(INVALID_CONFIG, e.to_string());
         }
         configs.insert(key, value);
+    }
+    if let Err(e) = check.check_consistent() {
+        return fail(INVALID_CONFIG, e.to_string());
     }
     let command = Command::CreateTopic {
         name: name.clone(),

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::ClusterMetadata;
 
-use super::config_resource::{BROKER_KEYS, Resource, resource};
+use super::config_resource::{Resource, broker_keys, resource};
 use super::errors::NONE;
 use super::{Handler, broker_configs, decode_body};
 use crate::broker::Shard;
@@ -100,13 +100,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     )
 }
 
-/// Kafka's ConfigType of each key (v3+).
+/// Kafka's ConfigType of a topic config (v3+).
 fn config_type(key: &str) -> i8 {
-    match key {
-        "cleanup.policy" => broker_configs::LIST,
-        "message.timestamp.type" => broker_configs::STRING,
-        "max.message.bytes" => broker_configs::INT,
-        _ => broker_configs::LONG,
+    use engine::ConfigType;
+    match engine::topic_config(key).map(|k| k.config_type()) {
+        Some(ConfigType::Boolean) => broker_configs::BOOLEAN,
+        Some(ConfigType::String) => broker_configs::STRING,
+        Some(ConfigType::Int) => broker_configs::INT,
+        Some(ConfigType::Double) => broker_configs::DOUBLE,
+        Some(ConfigType::List) => broker_configs::LIST,
+        Some(ConfigType::Long) | None => broker_configs::LONG,
     }
 }
 
@@ -128,14 +131,16 @@ fn log_configs(
     let config = shard.log_config(metadata, resource.topic());
     let builtin = engine::LogConfig::default();
     fn broker_name(key: &'static str) -> &'static str {
-        BROKER_KEYS
-            .iter()
-            .find(|(_, t)| *t == key)
-            .map_or(key, |(b, _)| *b)
+        engine::topic_config(key)
+            .and_then(|k| k.broker_name)
+            .unwrap_or(key)
     }
     let names: Vec<(&str, &str)> = match resource {
-        Resource::Topic(_) => engine::TOPIC_CONFIG_KEYS.iter().map(|k| (*k, *k)).collect(),
-        Resource::Broker => BROKER_KEYS.iter().map(|(b, t)| (*b, *t)).collect(),
+        Resource::Topic(_) => engine::TOPIC_CONFIGS
+            .iter()
+            .map(|k| (k.name, k.name))
+            .collect(),
+        Resource::Broker => broker_keys().collect(),
     };
     // Asked of this broker by id: its (only) dynamic config.
     let dynamic_source = match resource {

@@ -13,7 +13,9 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const INVALID_TIMESTAMP: i16 = 32;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const INVALID_RECORD: i16 = 87;
@@ -60,11 +62,13 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
     match e {
         PartitionError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
+        PartitionError::NotEnoughReplicas { .. } => NOT_ENOUGH_REPLICAS,
         PartitionError::Engine(e) => match e {
             engine::Error::Batch(batch) => match batch.kind() {
                 BatchErrorKind::Corrupt => CORRUPT_MESSAGE,
                 BatchErrorKind::InvalidRecord => INVALID_RECORD,
                 BatchErrorKind::TooLarge => MESSAGE_TOO_LARGE,
+                BatchErrorKind::InvalidTimestamp => INVALID_TIMESTAMP,
             },
             engine::Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             engine::Error::Corrupt { .. } | engine::Error::Io(_) | engine::Error::Poisoned(_) => {

@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (key 44): SET and DELETE of single configs;
-//! APPEND and SUBTRACT of items of list configs (`cleanup.policy`), against
+//! APPEND and SUBTRACT of items of list configs (`cleanup.policy`, the
+//! replication throttles), against
 //! the resource's current value, as Kafka applies them (on other configs
 //! they are INVALID_CONFIG).
 
@@ -29,8 +30,10 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-/// Our list-type configs: the ones APPEND and SUBTRACT apply to.
-const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+/// Whether `key` is a list config, the kind APPEND and SUBTRACT apply to.
+fn is_list(key: &str) -> bool {
+    engine::topic_config(key).is_some_and(|k| k.config_type() == engine::ConfigType::List)
+}
 
 /// `current` (comma-separated items) with `items` appended (those not in
 /// it yet) or subtracted.
@@ -80,7 +83,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                         set.insert(key, value.to_string());
                     }
                     (DELETE, _) => delete.push(key),
-                    (APPEND | SUBTRACT, Some(items)) if LIST_CONFIGS.contains(&key.as_str()) => {
+                    (APPEND | SUBTRACT, Some(items)) if is_list(&key) => {
                         let op = config.config_operation;
                         let current = match set.get(&key) {
                             Some(pending) => String::clone(pending),

@@ -26,7 +26,7 @@ mod produce;
 mod produce_legacy;
 mod replica_assignment;
 
-pub use config_resource::BROKER_KEYS;
+pub use config_resource::{broker_keys, topic_key_of};
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;

@@ -1,6 +1,8 @@
 //! Produce (key 0): every partition's records go to the shard that owns the
 //! partition, concurrently; the response waits for all (acks=1 and acks=-1
-//! both mean durable on this single node). acks=0 gets no response. Two
+//! both mean durable on this single node, and acks=-1 is refused with
+//! NOT_ENOUGH_REPLICAS when the topic's min.insync.replicas exceeds the one
+//! replica). acks=0 gets no response. Two
 //! stages: staging (ordered per connection) and the wait for durability
 //! (overlapping the connection's next requests, so their flushes share an
 //! fdatasync).
@@ -40,7 +42,7 @@ pub async fn handle(
     let version = request.version();
     let correlation_id = request.correlation_id();
     let body: ProduceRequest = decode_body(request)?;
-    let valid_acks = matches!(body.acks, -1..=1);
+    let acks = body.acks;
     let mut topics = Vec::with_capacity(body.topic_data.len());
     for topic in body.topic_data {
         let name = topic.name.0.to_string();
@@ -52,15 +54,11 @@ pub async fn handle(
                 if internal {
                     return (data.index, Err(INVALID_TOPIC_EXCEPTION));
                 }
-                (
-                    data.index,
-                    stage_one(shard, tp, data.records, valid_acks).await,
-                )
+                (data.index, stage_one(shard, tp, data.records, acks).await)
             }
         });
         topics.push((topic.name, join_all(calls).await));
     }
-    let acks = body.acks;
     Ok(Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, staged) in topics {
@@ -89,20 +87,15 @@ pub async fn handle(
 /// A partition after stage one: staged, or its error code.
 type Stage = Result<StagedAppend, i16>;
 
-async fn stage_one(
-    shard: &Shard,
-    tp: TopicPartition,
-    records: Option<Bytes>,
-    valid_acks: bool,
-) -> Stage {
-    if !valid_acks {
+async fn stage_one(shard: &Shard, tp: TopicPartition, records: Option<Bytes>, acks: i16) -> Stage {
+    if !matches!(acks, -1..=1) {
         return Err(INVALID_REQUIRED_ACKS);
     }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err(CORRUPT_MESSAGE);
     };
     match shard
-        .partition_call(tp, PartitionOp::Append { records })
+        .partition_call(tp, PartitionOp::Append { records, acks })
         .await
     {
         Ok(PartitionReply::Staged(staged)) => Ok(staged),
