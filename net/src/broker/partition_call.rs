@@ -23,7 +23,9 @@ pub enum PartitionOp {
         offset: i64,
         max_bytes: usize,
     },
-    /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, else by time.
+    /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, -4 earliest
+    /// local (all of it is local), -5 latest tiered (nothing is), else by
+    /// time.
     ListOffset {
         timestamp: i64,
     },
@@ -163,7 +165,8 @@ impl Shard {
             }
             PartitionOp::ListOffset { timestamp } => {
                 let (offset, ts) = match timestamp {
-                    -2 => (log.log_start_offset().get(), -1),
+                    -2 | -4 => (log.log_start_offset().get(), -1),
+                    -5 => (-1, -1),
                     -1 => (log.log_end_offset().get(), -1),
                     -3 => log
                         .max_timestamp()

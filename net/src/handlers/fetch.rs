@@ -28,7 +28,8 @@ use crate::limits::FETCH_BYTES_MAX_PER_REQUEST;
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::Fetch,
     min_version: 4,
-    max_version: 16,
+    // v17 and v18 add replica-fetching fields (tagged) only.
+    max_version: 18,
 };
 
 /// The longest a fetch waits, whatever the client asks.
@@ -140,6 +141,9 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                 },
             )
         });
+        // As Kafka: none listed for read_uncommitted (null), and for
+        // read_committed the aborted transactions in range (none yet).
+        let aborted = (body.isolation_level == 1).then(Vec::new);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (index, result) in shard.per_partition(&name.0, ops).await {
             let data = PartitionData::default()
@@ -161,7 +165,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.high_watermark)
                         .with_log_start_offset(read.log_start_offset)
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_aborted_transactions(aborted.clone())
                         .with_records(Some(read.records))
                 }
                 Ok(_) => {

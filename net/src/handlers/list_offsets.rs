@@ -15,7 +15,8 @@ use crate::frame::{FrameError, Request, encode_response};
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::ListOffsets,
     min_version: 1,
-    max_version: 8,
+    // v9 (KIP-1005: -5, latest tiered) and v10 (a timeout) answer as v8.
+    max_version: 10,
 };
 
 /// The leader epoch exists from v4; below it the field must keep its
@@ -48,7 +49,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
                         .with_error_code(NONE)
                         .with_offset(offset)
                         .with_timestamp(timestamp)
-                        .with_leader_epoch(leader_epoch(version)),
+                        // No offset found (-1): no epoch either.
+                        .with_leader_epoch(if offset >= 0 {
+                            leader_epoch(version)
+                        } else {
+                            -1
+                        }),
                     Ok(_) => response.with_error_code(super::errors::UNKNOWN_SERVER_ERROR),
                     Err(e) => response
                         .with_error_code(partition_error_code(&e))
