@@ -6,9 +6,10 @@ use std::rc::Rc;
 use super::cursor::{BatchCursor, CursorError};
 use super::tail_cache::CachedBatch;
 use super::{Log, State};
-use crate::batch::{Compression, HEADER_BYTES, NO_TIMESTAMP};
+use crate::batch::records::for_each_record;
+use crate::batch::{Compression, HEADER_BYTES, NO_TIMESTAMP, codec};
 use crate::io::{ReadBuf, SegmentFile};
-use crate::limits::READ_BYTES_MIN;
+use crate::limits::{DECOMPRESSED_BYTES_MAX, READ_BYTES_MIN};
 use crate::{Error, Offset, Result};
 
 /// One whole record batch handed to a reader, without copying its bytes:
@@ -256,33 +257,36 @@ fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
     }
 }
 
-/// For an uncompressed CreateTime batch, the offset and timestamp of its
-/// first record with timestamp >= `timestamp`; `None` otherwise.
+/// For a CreateTime batch, the offset and timestamp of its first record
+/// with timestamp >= `timestamp` (a compressed batch is decompressed, as
+/// Kafka does, up to `DECOMPRESSED_BYTES_MAX`); `None` otherwise.
 fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(Offset, i64)> {
     let header = crate::batch::BatchHeader(*batch.first_chunk::<HEADER_BYTES>()?);
-    if header.compression() != Some(Compression::None) || header.is_log_append_time() {
+    if header.is_log_append_time() {
         return None;
     }
+    let records = batch.get(HEADER_BYTES..)?;
+    let decompressed;
+    let raw = match header.compression()? {
+        Compression::None => records,
+        codec => {
+            decompressed = codec::decompress(codec, records, DECOMPRESSED_BYTES_MAX).ok()?;
+            &decompressed[..]
+        }
+    };
     let base_ts = header.base_timestamp();
-    let mut rest = batch.get(HEADER_BYTES..)?;
-    while !rest.is_empty() {
-        let (length, used) = crate::batch::read_varint(rest)?;
-        let record = rest.get(used..used + usize::try_from(length).ok()?)?;
-        // attributes (1 byte), timestamp delta (varlong), offset delta (varint)
-        let (ts_delta, ts_used) = crate::batch::records::read_varlong(record.get(1..)?)?;
-        let (offset_delta, _) = crate::batch::read_varint(record.get(1 + ts_used..)?)?;
+    let mut found = None;
+    for_each_record(raw, |record| {
         let record_ts = if base_ts == NO_TIMESTAMP {
             NO_TIMESTAMP
         } else {
-            base_ts + ts_delta
+            base_ts + record.timestamp_delta
         };
-        if record_ts >= timestamp {
-            return Some((
-                header.base_offset().plus(i64::from(offset_delta)),
-                record_ts,
-            ));
+        if found.is_none() && record_ts >= timestamp {
+            let offset = header.base_offset().plus(i64::from(record.offset_delta));
+            found = Some((offset, record_ts));
         }
-        rest = rest.get(used + record.len()..)?;
-    }
-    None
+    })
+    .ok()?;
+    found
 }
