@@ -67,7 +67,24 @@ every = describe("every-config")
 for key, value in CHANGED.items():
     assert every[key]["value"] == value, (key, every[key])
     assert every[key]["config_source"] == "DYNAMIC_TOPIC_CONFIG", (key, every[key])
-print(f"described: {len(plain)} topic configs with Kafka's defaults, every one settable")
+
+
+def synonyms(topic, key):
+    wanted = ConfigResource(ConfigResourceType.TOPIC, topic, [key])
+    described = admin.describe_configs([wanted], include_synonyms=True, config_filter="all")
+    return [(s["name"], s["value"], s["source"]) for s in described["topic"][topic][key]["synonyms"]]
+
+
+# Each config's synonyms: the topic's value, then its broker default by
+# Kafka's broker name; configs with no broker default have none.
+assert synonyms("every-config", "delete.retention.ms") == [
+    ("delete.retention.ms", "1000", "DYNAMIC_TOPIC_CONFIG"),
+    ("log.cleaner.delete.retention.ms", "86400000", "DEFAULT_CONFIG")], synonyms("every-config", "delete.retention.ms")
+assert synonyms("every-config", "leader.replication.throttled.replicas") == [
+    ("leader.replication.throttled.replicas", "*", "DYNAMIC_TOPIC_CONFIG")]
+assert synonyms("plain", "leader.replication.throttled.replicas") == []
+assert synonyms("plain", "compression.type") == [("compression.type", "producer", "DEFAULT_CONFIG")]
+print(f"described: {len(plain)} topic configs with Kafka's defaults and synonyms, every one settable")
 
 for key, value in [("compression.type", "brotli"), ("compression.zstd.level", "23"),
                    ("min.cleanable.dirty.ratio", "1.5"), ("min.insync.replicas", "0"),

@@ -162,7 +162,11 @@ fn log_configs(
             if let Some(value) = file {
                 levels.push((broker_name(key), Some(value.clone()), STATIC_BROKER_CONFIG));
             }
-            levels.push((broker_name(key), builtin.get(key).ok(), DEFAULT_CONFIG));
+            // A config with no broker default (the replication throttles,
+            // tiered storage's) has no default synonym, as in Kafka.
+            if engine::topic_config(key).is_some_and(|k| k.broker_name.is_some()) {
+                levels.push((broker_name(key), builtin.get(key).ok(), DEFAULT_CONFIG));
+            }
             let source = levels.first().map_or(DEFAULT_CONFIG, |l| l.2);
             let synonyms = if include_synonyms {
                 levels
