@@ -117,6 +117,7 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DescribeGroups => DescribeGroupsResponse,
         DeleteGroups => DeleteGroupsResponse,
         OffsetDelete => OffsetDeleteResponse,
+        InitProducerId => InitProducerIdResponse,
     )
 }
 

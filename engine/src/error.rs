@@ -34,6 +34,9 @@ pub enum Error {
     /// Bytes offered for append are not acceptable record batches.
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// An idempotent producer's batch out of sequence or from an old epoch.
+    #[error(transparent)]
+    Producer(#[from] crate::log::ProducerError),
     /// Stored bytes failed validation when read back: never served.
     #[error("corrupt data in {path} at byte {position}: {cause}")]
     Corrupt {

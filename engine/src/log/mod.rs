@@ -11,6 +11,7 @@ pub(crate) mod cursor;
 mod flusher;
 mod log_store;
 mod open;
+mod producers;
 mod read;
 mod retention;
 pub(crate) mod segment;
@@ -31,6 +32,7 @@ pub use config::{
     topic_config_by_broker_name,
 };
 pub use log_store::InternalRecord;
+pub use producers::ProducerError;
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
 pub use write::StagedAppend;
@@ -75,6 +77,8 @@ struct State {
     /// A roll is sealing the active segment: no allocation may start (one
     /// finishing after its truncate would grow the sealed file again).
     sealing: bool,
+    /// Idempotent producers' sequences and epochs.
+    producers: producers::Producers,
 }
 
 #[derive(Debug)]

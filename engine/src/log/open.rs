@@ -7,6 +7,9 @@ use std::rc::Rc;
 
 use tokio::sync::{Mutex, Notify};
 
+use super::cursor::BatchCursor;
+use super::producers::Producers;
+use super::read::corrupt;
 use super::segment::{
     ActiveSegment, SealedSegment, SegmentMeta, index_path, log_path, parse_log_name,
     time_index_path,
@@ -17,7 +20,7 @@ use super::{Log, LogConfig, Shared, State};
 use crate::checkpoint::Checkpoint;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::io::{self, SegmentFile};
-use crate::limits::BLOCK_BYTES;
+use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
 use crate::recovery::scan_segment;
 use crate::{IoError, Offset, Result};
 
@@ -58,7 +61,7 @@ impl Log {
         let (active, carry) = open_active(&dir, last, clean_end, &config, now_ms).await?;
         let next_offset = active.meta.next_offset;
         log_start = log_start.min(next_offset);
-        let state = State {
+        let mut state = State {
             staging: Staging::new(config.write_buffer_bytes, active.meta.size, carry),
             readable_bytes: active.meta.size,
             tail: TailCache::new(config.tail_cache_bytes),
@@ -72,7 +75,9 @@ impl Log {
             closed: false,
             allocating: false,
             sealing: false,
+            producers: Producers::default(),
         };
+        state.producers = rebuild_producers(&dir, &state, now_ms).await?;
         let shared = Rc::new(Shared {
             dir,
             state: RefCell::new(state),
@@ -86,6 +91,43 @@ impl Log {
         shared.write_checkpoint(false).await?;
         Ok(Log::start_flusher(shared))
     }
+}
+
+/// The idempotent producers' state: the snapshot's, then every batch from
+/// its offset to the log end replayed (the whole log without one).
+async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Producers> {
+    let (mut producers, from) = match Producers::read_snapshot(dir).await? {
+        Some((producers, offset)) if offset <= st.next_offset => (producers, offset),
+        _ => (Producers::default(), Offset::ZERO),
+    };
+    let segments = st
+        .sealed
+        .iter()
+        .map(|s| (&s.meta, &s.file, s.meta.size))
+        .chain(std::iter::once((
+            &st.active.meta,
+            &st.active.file,
+            st.active.meta.size,
+        )));
+    let mut replayed = 0u64;
+    for (meta, file, size) in segments {
+        if meta.next_offset <= from {
+            continue;
+        }
+        let mut cursor = BatchCursor::new(file, 0, size, RECOVERY_READ_BYTES);
+        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(file, e))? {
+            if batch.header.last_offset() < from || batch.header.producer_id() < 0 {
+                continue;
+            }
+            producers.replay(&batch.header, now_ms);
+            replayed += 1;
+        }
+    }
+    producers.expire(now_ms);
+    if producers.len() > 0 || replayed > 0 {
+        tracing::debug!(dir = %dir.display(), producers = producers.len(), from = from.0, replayed, "producer state rebuilt");
+    }
+    Ok(producers)
 }
 
 /// Base offsets of the segments in `dir`, sorted; removes leftover temp files.

@@ -243,7 +243,7 @@ fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
     }
 }
 
-fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
+pub(super) fn corrupt(file: &SegmentFile, e: CursorError) -> Error {
     match e {
         CursorError::Io(e) => Error::Io(e),
         CursorError::Invalid { position, cause } => {

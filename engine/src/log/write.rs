@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::producers::{Updates, Verdict};
 use super::segment::{ActiveSegment, SegmentMeta, index_path, log_path, time_index_path};
 use super::staging::{FlushOutcome, Staging, Waiter};
 use super::{AppendInfo, CachedBatch, FlushPolicy, Log, Shared, TimestampType};
@@ -14,7 +15,7 @@ use crate::batch::{BatchHeader, HEADER_BYTES, Rewrite, ValidateMode, rewrite_bat
 use crate::checkpoint::Checkpoint;
 use crate::io::{self, SegmentFile};
 use crate::limits::STAGED_BYTES_MAX;
-use crate::{Error, IoError, Result};
+use crate::{Error, IoError, Offset, Result};
 
 /// An append with its offsets assigned, not yet durable. Dropping it does
 /// not undo it: the flusher writes it anyway.
@@ -100,7 +101,14 @@ impl Log {
         if self.shared.needs_roll(total as u64, count, now_ms) {
             self.shared.roll(now_ms).await?;
         }
-        let (durable, info) = self.shared.stage(&batches, &spans, now_ms);
+        let (durable, info) = match self.shared.check_producers(&batches, &spans, now_ms)? {
+            Verdict::Append(updates) => {
+                let staged = self.shared.stage(&batches, &spans, now_ms);
+                self.shared.state.borrow_mut().producers.apply(updates);
+                staged
+            }
+            Verdict::Duplicate { first, last } => self.shared.wait_for_duplicate(first, last),
+        };
         drop(guard);
         self.shared.staged.notify_one();
         Ok(StagedAppend { durable, info })
@@ -206,6 +214,57 @@ impl Shared {
         let too_old = now_ms.saturating_sub(meta.created_ms) >= max_age;
         let span = (st.next_offset.0 - meta.base_offset.0) as u64 + records;
         too_big || too_old || span >= u64::from(u32::MAX)
+    }
+
+    /// Checks the idempotent producers' batches of an append against their
+    /// state (nothing to do, and nothing allocated, for plain producers).
+    fn check_producers(
+        &self,
+        batches: &Bytes,
+        spans: &[(usize, usize)],
+        now_ms: i64,
+    ) -> Result<Verdict> {
+        let headers: Vec<BatchHeader> = spans
+            .iter()
+            .filter_map(|&(position, _)| {
+                let bytes = batches.get(position..position + HEADER_BYTES)?;
+                Some(BatchHeader(*bytes.first_chunk()?))
+            })
+            .collect();
+        if headers.iter().all(|h| h.producer_id() < 0) {
+            return Ok(Verdict::Append(Updates::default()));
+        }
+        let st = self.state.borrow();
+        Ok(st.producers.check(&headers, st.next_offset, now_ms)?)
+    }
+
+    /// A retried batch already stored at [first, last]: resolves once
+    /// everything staged so far is durable (the first copy with it), with
+    /// the first copy's offsets; stores nothing.
+    fn wait_for_duplicate(
+        &self,
+        first: Offset,
+        last: Offset,
+    ) -> (oneshot::Receiver<FlushOutcome>, AppendInfo) {
+        let mut st = self.state.borrow_mut();
+        let (tx, rx) = oneshot::channel();
+        let needs_sync = st.config.flush == FlushPolicy::EveryAppend;
+        let (end, last_offset) = (st.staging.end(), st.next_offset.plus(-1));
+        st.staging.add_waiter(Waiter {
+            end,
+            last_offset,
+            messages: 0,
+            needs_sync,
+            tx,
+        });
+        let info = AppendInfo {
+            base_offset: first,
+            last_offset: last,
+            log_append_time: -1,
+            log_start_offset: st.log_start_offset,
+            record_count: 0,
+        };
+        (rx, info)
     }
 
     /// Assigns offsets to validated batches and stages them. Synchronous:
@@ -356,6 +415,9 @@ impl Shared {
         self.write_checkpoint(false)
             .await
             .map_err(|e| self.poison(e))?;
+        self.snapshot_producers(base, now_ms)
+            .await
+            .map_err(|e| self.poison(e))?;
         tracing::debug!(dir = %self.dir.display(), base = base.0, "rolled to a new segment");
         Ok(())
     }
@@ -403,11 +465,31 @@ impl Shared {
 
     /// On a clean close: the active segment gets its exact size and index
     /// files, and the checkpoint says so.
-    async fn seal_active_for_close(&self) -> Result<()> {
-        let (file, mut meta) = {
-            let st = self.state.borrow();
-            (Rc::clone(&st.active.file), st.active.meta.clone())
+    /// Writes the producers' state as of `offset` (everything below it
+    /// staged), after forgetting the expired; nothing while there are none.
+    async fn snapshot_producers(&self, offset: Offset, now_ms: i64) -> Result<(), IoError> {
+        let producers = {
+            let mut st = self.state.borrow_mut();
+            st.producers.expire(now_ms);
+            if st.producers.len() == 0 {
+                return Ok(());
+            }
+            st.producers.clone()
         };
+        producers.write_snapshot(&self.dir, offset).await
+    }
+
+    async fn seal_active_for_close(&self) -> Result<()> {
+        let (file, mut meta, next) = {
+            let st = self.state.borrow();
+            (
+                Rc::clone(&st.active.file),
+                st.active.meta.clone(),
+                st.next_offset,
+            )
+        };
+        self.snapshot_producers(next, crate::rt::wall_clock_ms())
+            .await?;
         if meta.size == 0 {
             return Ok(self.write_checkpoint(false).await?);
         }

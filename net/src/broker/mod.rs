@@ -125,6 +125,9 @@ pub enum ShardMessage {
 /// Messages one shard may have queued towards another.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
+/// Producer ids a shard reserves at once (Kafka's broker blocks are 1000).
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// One shard; lives on its executor, shared by its connections.
 #[derive(Debug)]
 pub struct Shard {
@@ -141,6 +144,11 @@ pub struct Shard {
     /// Set (and notified) once a metadata snapshot from shard 0 serves here.
     installed_once: std::cell::Cell<bool>,
     installed: tokio::sync::Notify,
+    /// The producer ids this shard holds, `[next, end)`, reserved durably
+    /// in the metadata log a block at a time.
+    producer_ids: std::cell::Cell<(i64, i64)>,
+    /// Serializes block reservations.
+    reserving: tokio::sync::Mutex<()>,
 }
 
 impl Shard {
@@ -193,6 +201,8 @@ impl Shard {
             groups: groups::Groups::new(settings_group),
             installed_once: std::cell::Cell::new(false),
             installed: tokio::sync::Notify::new(),
+            producer_ids: std::cell::Cell::new((0, 0)),
+            reserving: tokio::sync::Mutex::new(()),
         });
         shard.start_group_ticks();
         for channel in incoming {
@@ -241,6 +251,25 @@ impl Shard {
     /// static broker defaults, the dynamic broker defaults, the topic's own.
     pub fn log_config(&self, metadata: &ClusterMetadata, topic: &str) -> LogConfig {
         reconcile::log_config(&self.settings.topic_defaults, metadata, topic)
+    }
+
+    /// A producer id never handed out before, on any shard or in any
+    /// earlier run: from this shard's block, reserving the next block in
+    /// the metadata log when it is used up.
+    pub async fn new_producer_id(&self) -> Result<i64, CommandError> {
+        let _reserving = self.reserving.lock().await;
+        let (next, end) = self.producer_ids.get();
+        if next < end {
+            self.producer_ids.set((next + 1, end));
+            return Ok(next);
+        }
+        let count = PRODUCER_ID_BLOCK;
+        let state = self.execute(Command::AllocateProducerIds { count }).await?;
+        // The state right after the reservation: the block ends at its next.
+        let end = state.next_producer_id();
+        let first = end - count;
+        self.producer_ids.set((first + 1, end));
+        Ok(first)
     }
 
     /// The current metadata snapshot.

@@ -2,6 +2,7 @@
 
 use replication::metadata::MetadataError;
 
+use engine::ProducerError;
 use engine::batch::BatchErrorKind;
 
 use crate::broker::CommandError;
@@ -16,6 +17,8 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const INVALID_TIMESTAMP: i16 = 32;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const INVALID_RECORD: i16 = 87;
@@ -51,7 +54,9 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             MetadataError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
             MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
             MetadataError::InvalidPartitions { .. } => INVALID_PARTITIONS,
-            MetadataError::TopicIdInUse => UNKNOWN_SERVER_ERROR,
+            MetadataError::TopicIdInUse | MetadataError::ProducerIdsExhausted => {
+                UNKNOWN_SERVER_ERROR
+            }
         },
         CommandError::Store(_) | CommandError::WriterGone => UNKNOWN_SERVER_ERROR,
     }
@@ -70,6 +75,10 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
                 BatchErrorKind::TooLarge => MESSAGE_TOO_LARGE,
                 BatchErrorKind::InvalidTimestamp => INVALID_TIMESTAMP,
             },
+            engine::Error::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+                OUT_OF_ORDER_SEQUENCE_NUMBER
+            }
+            engine::Error::Producer(ProducerError::InvalidEpoch { .. }) => INVALID_PRODUCER_EPOCH,
             engine::Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             engine::Error::Corrupt { .. } | engine::Error::Io(_) | engine::Error::Poisoned(_) => {
                 KAFKA_STORAGE_ERROR

@@ -20,6 +20,7 @@ mod group_admin;
 mod group_membership;
 mod group_offsets;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod list_offsets;
 pub mod metadata;
 mod produce;
@@ -69,6 +70,7 @@ pub const HANDLERS: &[Handler] = &[
     group_admin::DESCRIBE,
     group_admin::DELETE,
     group_admin::DELETE_OFFSETS,
+    init_producer_id::HANDLER,
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -156,6 +158,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeGroups => group_admin::describe(shard, request).await,
         ApiKey::DeleteGroups => group_admin::delete(shard, request).await,
         ApiKey::OffsetDelete => group_admin::delete_offsets(shard, request).await,
+        ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
         api_key => return Outcome::Unsupported { api_key, version },
     };
     match result {

@@ -220,3 +220,36 @@ proptest! {
         prop_assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
     }
 }
+
+#[test]
+fn producer_id_blocks_follow_each_other_and_replay_to_the_same_next() {
+    let mut state = ClusterMetadata::default();
+    let mut records = Vec::new();
+    for (count, first) in [(1000, 0), (1000, 1000), (5, 2000)] {
+        let record = run(&mut state, Command::AllocateProducerIds { count }, id(0)).unwrap();
+        assert_eq!(
+            record,
+            MetadataRecord::ProducerIdsAllocated { first, count }
+        );
+        let decoded = MetadataRecord::decode(&record.encode()).unwrap();
+        records.push(decoded);
+    }
+    assert_eq!(state.next_producer_id(), 2005);
+    let mut replayed = ClusterMetadata::default();
+    for record in records.iter().cloned() {
+        replayed.apply(record).unwrap();
+    }
+    assert_eq!(replayed, state);
+    // A block behind the current next would hand ids out twice.
+    assert_eq!(
+        replayed.apply(records[0].clone()),
+        Err(MetadataError::ProducerIdsExhausted)
+    );
+    for count in [0, -1, i64::MAX] {
+        assert_eq!(
+            state.decide(Command::AllocateProducerIds { count }, id(0)),
+            Err(MetadataError::ProducerIdsExhausted),
+            "{count}"
+        );
+    }
+}

@@ -48,6 +48,10 @@ pub enum Command {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// Reserves the next `count` producer ids (InitProducerId).
+    AllocateProducerIds {
+        count: i64,
+    },
 }
 
 /// Why a command is refused; each maps to a Kafka error code.
@@ -72,6 +76,9 @@ pub enum MetadataError {
     /// A topic id collision: the caller draws a new id and retries.
     #[error("topic id already in use")]
     TopicIdInUse,
+    /// No producer ids left to hand out (or a block that does not fit).
+    #[error("producer ids exhausted")]
+    ProducerIdsExhausted,
 }
 
 /// The whole metadata state. Cloning it is how other shards get a snapshot.
@@ -80,6 +87,8 @@ pub struct ClusterMetadata {
     topics: BTreeMap<String, TopicMetadata>,
     /// Broker-default config overrides (over the built-in defaults).
     broker_configs: BTreeMap<String, String>,
+    /// The first producer id not yet handed out.
+    next_producer_id: i64,
     /// Records applied so far: the position in the metadata log.
     applied: u64,
 }
@@ -122,6 +131,11 @@ impl ClusterMetadata {
 
     pub fn broker_configs(&self) -> &BTreeMap<String, String> {
         &self.broker_configs
+    }
+
+    /// The first producer id no shard holds yet.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// How many records built this state.
@@ -198,6 +212,13 @@ impl ClusterMetadata {
                 }
                 Ok(MetadataRecord::ConfigsAltered { topic, set, delete })
             }
+            Command::AllocateProducerIds { count } => {
+                let first = self.next_producer_id;
+                if count <= 0 || first.checked_add(count).is_none() {
+                    return Err(MetadataError::ProducerIdsExhausted);
+                }
+                Ok(MetadataRecord::ProducerIdsAllocated { first, count })
+            }
         }
     }
 
@@ -260,6 +281,12 @@ impl ClusterMetadata {
                     configs.remove(&key);
                 }
                 configs.extend(set);
+            }
+            MetadataRecord::ProducerIdsAllocated { first, count } => {
+                if first < self.next_producer_id {
+                    return Err(MetadataError::ProducerIdsExhausted);
+                }
+                self.next_producer_id = first.saturating_add(count);
             }
         }
         self.applied += 1;

@@ -61,6 +61,12 @@ pub enum MetadataRecord {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     },
+    /// Producer ids `[first, first + count)` handed to a shard: never
+    /// handed out again, whatever restarts follow.
+    ProducerIdsAllocated {
+        first: i64,
+        count: i64,
+    },
 }
 
 const VERSION: u8 = 1;

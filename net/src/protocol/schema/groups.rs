@@ -1,6 +1,6 @@
-//! Request tables of the group APIs, and of the consumer protocol's
-//! subscription and assignment that the coordinator decodes (see the
-//! parent module for the notation).
+//! Request tables of the group APIs, of the consumer protocol's
+//! subscription and assignment that the coordinator decodes, and of
+//! InitProducerId (see the parent module for the notation).
 
 use kafka_protocol::messages::{
     ApiKey, GroupId, consumer_protocol_assignment, consumer_protocol_subscription,
@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Kind::{Bool, Bytes, Int8, Int32, Int64, Str};
+use super::Kind::{Bool, Bytes, Int8, Int16, Int32, Int64, Str};
 use super::{Message, array, field, message};
 
 pub(super) const FIND_COORDINATOR: Message = message!(FindCoordinatorRequest, Some(ApiKey::FindCoordinator), 0..=6, flexible 3, [
@@ -138,4 +138,11 @@ pub(super) const CONSUMER_PROTOCOL_ASSIGNMENT: Message = message!(ConsumerProtoc
         field!(partitions, 0.., array!(i32, Int32)),
     ])),
     field!(user_data, 0.., Bytes, nullable),
+]);
+
+pub(super) const INIT_PRODUCER_ID: Message = message!(InitProducerIdRequest, Some(ApiKey::InitProducerId), 0..=5, flexible 2, [
+    field!(transactional_id, 0.., Str, nullable),
+    field!(transaction_timeout_ms, 0.., Int32),
+    field!(producer_id, 3.., Int64),
+    field!(producer_epoch, 3.., Int16),
 ]);

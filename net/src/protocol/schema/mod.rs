@@ -244,6 +244,7 @@ pub const REQUESTS: &[&Message] = &[
     &groups::DESCRIBE_GROUPS,
     &groups::DELETE_GROUPS,
     &groups::OFFSET_DELETE,
+    &groups::INIT_PRODUCER_ID,
 ];
 
 /// The consumer protocol's subscription (a JoinGroup member's metadata),

@@ -1,0 +1,336 @@
+//! Idempotent producers' state in one partition (Kafka's
+//! ProducerStateManager): for each producer id, its epoch and the sequence
+//! ranges and offsets of its last five batches. Every append is checked
+//! against it under the append lock: a retried batch (same epoch, same
+//! sequences as one of the five) is a duplicate, answered with the offsets
+//! it got the first time and not stored again; a gap in the sequence is
+//! OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH.
+//! A producer this partition does not know may start at any sequence (its
+//! state may have gone with retention, as in Kafka since KIP-360).
+//!
+//! The state is rebuilt on open: from the snapshot written at the last roll
+//! or clean close (`producer.snapshot`, the state as of its offset), then
+//! the batches from that offset to the log end. Producers idle longer than
+//! [`PRODUCER_ID_EXPIRATION_MS`] are forgotten at rolls and on open.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+use crate::batch::BatchHeader;
+use crate::{IoError, Offset, io};
+
+pub const SNAPSHOT_FILE: &str = "producer.snapshot";
+/// Batches remembered per producer: Kafka's (and the clients')
+/// `max.in.flight.requests.per.connection` bound for idempotence.
+pub const BATCHES_KEPT: usize = 5;
+/// Kafka's `producer.id.expiration.ms` default (1 day).
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
+const MAGIC: &[u8; 8] = b"SLPROD01";
+
+/// One remembered batch: its sequence range and where it was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchSeq {
+    first_seq: i32,
+    last_seq: i32,
+    first_offset: Offset,
+    last_offset: Offset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    epoch: i16,
+    batches: VecDeque<BatchSeq>,
+    /// Wall-clock time of its last append, for expiration.
+    last_append_ms: i64,
+}
+
+/// Why an idempotent batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    #[error("producer {producer_id}: sequence {got} does not follow {last}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        last: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {got} is older than {current}")]
+    InvalidEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
+}
+
+/// What an append is, for the producers' state.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Store it; then record these updates.
+    Append(Updates),
+    /// A retry of batches already stored at [first, last].
+    Duplicate { first: Offset, last: Offset },
+}
+
+/// The entries an append changes, applied once it is staged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Updates(Vec<(i64, Entry)>);
+
+/// Every producer's state in one partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Producers {
+    entries: HashMap<i64, Entry>,
+}
+
+/// The sequence of a batch's last record (sequences wrap at i32::MAX).
+fn last_sequence(header: &BatchHeader) -> i32 {
+    let (base, delta) = (header.base_sequence(), header.last_offset_delta());
+    if base > i32::MAX - delta {
+        delta - (i32::MAX - base) - 1
+    } else {
+        base + delta
+    }
+}
+
+fn in_sequence(last: i32, next: i32) -> bool {
+    next == last.wrapping_add(1) || (last == i32::MAX && next == 0)
+}
+
+impl Producers {
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Checks the batches of one append, whose first offset will be `base`,
+    /// in order (later batches see earlier ones). `headers` are the batches'
+    /// headers as sent.
+    pub(super) fn check<'a>(
+        &self,
+        headers: impl IntoIterator<Item = &'a BatchHeader>,
+        base: Offset,
+        now_ms: i64,
+    ) -> Result<Verdict, ProducerError> {
+        let mut updated: Vec<(i64, Entry)> = Vec::new();
+        let mut next = base;
+        for header in headers {
+            let first_offset = next;
+            next = next.plus(i64::from(header.last_offset_delta()) + 1);
+            let producer_id = header.producer_id();
+            if producer_id < 0 {
+                continue;
+            }
+            let at = updated.iter().position(|(id, _)| *id == producer_id);
+            let current = match at {
+                Some(i) => updated.get(i).map(|(_, e)| e),
+                None => self.entries.get(&producer_id),
+            };
+            let (epoch, first_seq) = (header.producer_epoch(), header.base_sequence());
+            let last_seq = last_sequence(header);
+            let mut entry = match current {
+                Some(entry) => {
+                    if epoch < entry.epoch {
+                        return Err(ProducerError::InvalidEpoch {
+                            producer_id,
+                            current: entry.epoch,
+                            got: epoch,
+                        });
+                    }
+                    if epoch == entry.epoch {
+                        let same =
+                            |b: &&BatchSeq| b.first_seq == first_seq && b.last_seq == last_seq;
+                        if let Some(stored) = entry.batches.iter().find(same) {
+                            // Kafka answers a request whose batch is a retry
+                            // with the first stored copy's offsets.
+                            return Ok(Verdict::Duplicate {
+                                first: stored.first_offset,
+                                last: stored.last_offset,
+                            });
+                        }
+                        let last = entry.batches.back().map_or(-1, |b| b.last_seq);
+                        if !entry.batches.is_empty() && !in_sequence(last, first_seq) {
+                            return Err(ProducerError::OutOfOrderSequence {
+                                producer_id,
+                                last,
+                                got: first_seq,
+                            });
+                        }
+                        entry.clone()
+                    } else {
+                        // A new epoch starts its sequences again at 0.
+                        if first_seq != 0 {
+                            return Err(ProducerError::OutOfOrderSequence {
+                                producer_id,
+                                last: -1,
+                                got: first_seq,
+                            });
+                        }
+                        Entry {
+                            epoch,
+                            batches: VecDeque::new(),
+                            last_append_ms: now_ms,
+                        }
+                    }
+                }
+                // Unknown here (new, or its state expired or was deleted
+                // with the log's head): any sequence starts it.
+                None => Entry {
+                    epoch,
+                    batches: VecDeque::new(),
+                    last_append_ms: now_ms,
+                },
+            };
+            entry.batches.push_back(BatchSeq {
+                first_seq,
+                last_seq,
+                first_offset,
+                last_offset: next.plus(-1),
+            });
+            if entry.batches.len() > BATCHES_KEPT {
+                entry.batches.pop_front();
+            }
+            entry.last_append_ms = now_ms;
+            match at {
+                Some(i) => {
+                    if let Some(slot) = updated.get_mut(i) {
+                        slot.1 = entry;
+                    }
+                }
+                None => updated.push((producer_id, entry)),
+            }
+        }
+        Ok(Verdict::Append(Updates(updated)))
+    }
+
+    pub(super) fn apply(&mut self, updates: Updates) {
+        self.entries.extend(updates.0);
+    }
+
+    /// Replays a stored batch (its offsets final) while rebuilding.
+    pub(super) fn replay(&mut self, header: &BatchHeader, now_ms: i64) {
+        let base = header.base_offset();
+        if header.producer_id() < 0 {
+            return;
+        }
+        // Stored batches were checked when appended; a replay only records.
+        let mut scratch = Producers::default();
+        if let Some(entry) = self.entries.get(&header.producer_id()) {
+            scratch.entries.insert(header.producer_id(), entry.clone());
+        }
+        match scratch.check([header], base, now_ms) {
+            Ok(Verdict::Append(updates)) => self.apply(updates),
+            // Recorded already (the snapshot was taken after it).
+            Ok(Verdict::Duplicate { .. }) => {}
+            Err(_) => self.restart(header, now_ms),
+        }
+    }
+
+    /// Records `header` as its producer's only batch.
+    fn restart(&mut self, header: &BatchHeader, now_ms: i64) {
+        // A new epoch not starting at 0, say: the log is the truth.
+        let entry = Entry {
+            epoch: header.producer_epoch(),
+            batches: VecDeque::from([BatchSeq {
+                first_seq: header.base_sequence(),
+                last_seq: last_sequence(header),
+                first_offset: header.base_offset(),
+                last_offset: header.last_offset(),
+            }]),
+            last_append_ms: now_ms,
+        };
+        self.entries.insert(header.producer_id(), entry);
+    }
+
+    /// Forgets producers idle for [`PRODUCER_ID_EXPIRATION_MS`].
+    pub(super) fn expire(&mut self, now_ms: i64) {
+        self.entries
+            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < PRODUCER_ID_EXPIRATION_MS);
+    }
+
+    /// The snapshot file's bytes: the state as of `offset` (every batch
+    /// below it included). Little-endian fields, a CRC-32C last.
+    pub(super) fn encode(&self, offset: Offset) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&offset.0.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        let mut ids: Vec<&i64> = self.entries.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(e) = self.entries.get(id) else {
+                continue;
+            };
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&e.epoch.to_le_bytes());
+            out.extend_from_slice(&e.last_append_ms.to_le_bytes());
+            out.push(e.batches.len() as u8);
+            for b in &e.batches {
+                out.extend_from_slice(&b.first_seq.to_le_bytes());
+                out.extend_from_slice(&b.last_seq.to_le_bytes());
+                out.extend_from_slice(&b.first_offset.0.to_le_bytes());
+                out.extend_from_slice(&b.last_offset.0.to_le_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses a snapshot: the state and its offset; `None` if malformed.
+    pub(super) fn decode(bytes: &[u8]) -> Option<(Producers, Offset)> {
+        let (body, crc) = bytes.split_last_chunk::<4>()?;
+        if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
+            return None;
+        }
+        let mut rest = body.strip_prefix(MAGIC)?;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let i64_of = |b: &[u8]| b.try_into().ok().map(i64::from_le_bytes);
+        let i32_of = |b: &[u8]| b.try_into().ok().map(i32::from_le_bytes);
+        let offset = Offset(i64_of(take(8)?)?);
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut producers = Producers::default();
+        for _ in 0..count {
+            let id = i64_of(take(8)?)?;
+            let epoch = i16::from_le_bytes(take(2)?.try_into().ok()?);
+            let last_append_ms = i64_of(take(8)?)?;
+            let n = *take(1)?.first()?;
+            let mut batches = VecDeque::with_capacity(usize::from(n));
+            for _ in 0..n {
+                batches.push_back(BatchSeq {
+                    first_seq: i32_of(take(4)?)?,
+                    last_seq: i32_of(take(4)?)?,
+                    first_offset: Offset(i64_of(take(8)?)?),
+                    last_offset: Offset(i64_of(take(8)?)?),
+                });
+            }
+            let entry = Entry {
+                epoch,
+                batches,
+                last_append_ms,
+            };
+            producers.entries.insert(id, entry);
+        }
+        rest.is_empty().then_some((producers, offset))
+    }
+
+    pub(super) async fn write_snapshot(&self, dir: &Path, offset: Offset) -> Result<(), IoError> {
+        io::write_file_atomic(&dir.join(SNAPSHOT_FILE), self.encode(offset)).await
+    }
+
+    /// The snapshot in `dir`, if there is a valid one.
+    pub(super) async fn read_snapshot(dir: &Path) -> Result<Option<(Producers, Offset)>, IoError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        Ok(io::read_file(&path).await?.and_then(|bytes| {
+            let decoded = Producers::decode(&bytes);
+            if decoded.is_none() {
+                tracing::warn!(path = %path.display(), "producer snapshot unreadable; rebuilding from the log");
+            }
+            decoded
+        }))
+    }
+}
+
+#[cfg(test)]
+#[path = "producers_test.rs"]
+mod tests;

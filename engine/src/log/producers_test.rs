@@ -1,0 +1,195 @@
+use super::*;
+use crate::batch::builder::{BatchSpec, encode_batch};
+
+/// The header of a batch of `count` records from `producer_id` at `epoch`,
+/// sequences from `base_sequence`.
+fn header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+    let mut spec = BatchSpec::new(count, 0);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = base_sequence;
+    let bytes = encode_batch(&spec, &[]);
+    BatchHeader(*bytes.first_chunk().unwrap())
+}
+
+/// Appends one batch at `base` if the state accepts it; returns the verdict.
+fn append(producers: &mut Producers, h: &BatchHeader, base: i64) -> Result<Verdict, ProducerError> {
+    let verdict = producers.check([h], Offset(base), 1_000)?;
+    if let Verdict::Append(updates) = verdict {
+        producers.apply(updates);
+        return Ok(Verdict::Append(Updates::default()));
+    }
+    Ok(verdict)
+}
+
+fn appended() -> Result<Verdict, ProducerError> {
+    Ok(Verdict::Append(Updates::default()))
+}
+
+#[test]
+fn in_order_batches_append_and_retries_get_their_first_offsets() {
+    let mut p = Producers::default();
+    // Seven batches of 3 records: sequences 0-2, 3-5, ... at offsets 10, 13, ...
+    for i in 0..7 {
+        assert_eq!(
+            append(&mut p, &header(7, 0, i * 3, 3), 10 + i64::from(i) * 3),
+            appended()
+        );
+    }
+    // Each of the last five is recognised, with its offsets.
+    for i in 2..7 {
+        let first = Offset(10 + i64::from(i) * 3);
+        assert_eq!(
+            append(&mut p, &header(7, 0, i * 3, 3), 99),
+            Ok(Verdict::Duplicate {
+                first,
+                last: first.plus(2)
+            }),
+            "batch {i}"
+        );
+    }
+    // Older than the five kept: out of sequence, as in Kafka.
+    assert!(matches!(
+        append(&mut p, &header(7, 0, 0, 3), 99),
+        Err(ProducerError::OutOfOrderSequence { .. })
+    ));
+}
+
+#[test]
+fn gaps_old_epochs_and_restarted_sequences_are_refused() {
+    let mut p = Producers::default();
+    assert_eq!(append(&mut p, &header(1, 3, 0, 5), 0), appended());
+    assert_eq!(
+        append(&mut p, &header(1, 3, 6, 1), 5),
+        Err(ProducerError::OutOfOrderSequence {
+            producer_id: 1,
+            last: 4,
+            got: 6
+        })
+    );
+    assert_eq!(
+        append(&mut p, &header(1, 2, 5, 1), 5),
+        Err(ProducerError::InvalidEpoch {
+            producer_id: 1,
+            current: 3,
+            got: 2
+        })
+    );
+    // A new epoch starts again at 0, and only there.
+    assert!(matches!(
+        append(&mut p, &header(1, 4, 5, 1), 5),
+        Err(ProducerError::OutOfOrderSequence { .. })
+    ));
+    assert_eq!(append(&mut p, &header(1, 4, 0, 1), 5), appended());
+    assert_eq!(append(&mut p, &header(1, 4, 1, 1), 6), appended());
+}
+
+#[test]
+fn an_unknown_producer_may_start_anywhere_and_sequences_wrap() {
+    let mut p = Producers::default();
+    assert_eq!(
+        append(&mut p, &header(9, 0, i32::MAX - 1, 2), 0),
+        appended()
+    );
+    assert_eq!(
+        append(&mut p, &header(9, 0, 0, 1), 2),
+        appended(),
+        "after i32::MAX comes 0"
+    );
+    // A batch that wraps inside itself.
+    let mut q = Producers::default();
+    assert_eq!(append(&mut q, &header(9, 0, i32::MAX, 3), 0), appended());
+    assert_eq!(append(&mut q, &header(9, 0, 2, 1), 3), appended());
+}
+
+#[test]
+fn later_batches_of_one_append_see_the_earlier_ones() {
+    let p = Producers::default();
+    let (a, b, gap) = (header(5, 0, 0, 2), header(5, 0, 2, 2), header(5, 0, 5, 1));
+    let Ok(Verdict::Append(updates)) = p.check([&a, &b], Offset(100), 0) else {
+        panic!("two consecutive batches in one append");
+    };
+    let mut applied = p.clone();
+    applied.apply(updates);
+    assert_eq!(
+        applied.check([&b], Offset(0), 0),
+        Ok(Verdict::Duplicate {
+            first: Offset(102),
+            last: Offset(103)
+        })
+    );
+    assert!(
+        p.check([&a, &gap], Offset(100), 0).is_err(),
+        "nothing of a refused append"
+    );
+    assert_eq!(p, Producers::default());
+}
+
+#[test]
+fn plain_batches_are_not_tracked() {
+    let mut p = Producers::default();
+    assert_eq!(append(&mut p, &header(-1, -1, -1, 4), 0), appended());
+    assert_eq!(append(&mut p, &header(-1, -1, -1, 4), 4), appended());
+    assert_eq!(p.len(), 0);
+}
+
+#[test]
+fn snapshots_round_trip_and_damage_is_detected() {
+    let mut p = Producers::default();
+    for (id, epoch) in [(1i64, 0i16), (2, 7), (300_000, 1)] {
+        for i in 0..7 {
+            append(&mut p, &header(id, epoch, i * 2, 2), i64::from(i) * 2).unwrap();
+        }
+    }
+    let bytes = p.encode(Offset(1234));
+    assert_eq!(Producers::decode(&bytes), Some((p.clone(), Offset(1234))));
+    for at in [0, 9, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        assert_eq!(Producers::decode(&damaged), None, "byte {at}");
+    }
+    assert_eq!(Producers::decode(&bytes[..bytes.len() - 3]), None);
+    assert_eq!(Producers::decode(&[]), None);
+}
+
+#[test]
+fn idle_producers_expire() {
+    let mut p = Producers::default();
+    let Ok(Verdict::Append(u)) = p.check([&header(1, 0, 0, 1)], Offset(0), 0) else {
+        panic!()
+    };
+    p.apply(u);
+    let Ok(Verdict::Append(u)) = p.check([&header(2, 0, 0, 1)], Offset(1), 50_000) else {
+        panic!()
+    };
+    p.apply(u);
+    p.expire(PRODUCER_ID_EXPIRATION_MS + 10_000);
+    assert_eq!(p.len(), 1, "only the one active in the last day");
+}
+
+#[test]
+fn replay_records_stored_batches_once() {
+    let mut p = Producers::default();
+    let mut stored = header(4, 0, 0, 3);
+    stored.set_base_offset(Offset(40));
+    p.replay(&stored, 0);
+    p.replay(&stored, 0);
+    let mut next = header(4, 0, 3, 1);
+    next.set_base_offset(Offset(43));
+    p.replay(&next, 0);
+    assert_eq!(
+        p.check([&header(4, 0, 0, 3)], Offset(0), 0),
+        Ok(Verdict::Duplicate {
+            first: Offset(40),
+            last: Offset(42)
+        })
+    );
+    // The log is the truth: a stored batch out of sequence restarts it.
+    let mut odd = header(4, 0, 90, 1);
+    odd.set_base_offset(Offset(44));
+    p.replay(&odd, 0);
+    assert_eq!(
+        p.check([&header(4, 0, 91, 1)], Offset(45), 0).map(|_| ()),
+        Ok(())
+    );
+}

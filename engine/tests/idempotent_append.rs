@@ -1,0 +1,123 @@
+//! Idempotent producers through the log: a retried batch is answered with
+//! its first offsets and stored once; gaps and old epochs are refused; the
+//! state survives a clean reopen, a reopen after rolls (from the snapshot
+//! plus the batches after it) and a crash (a copy of the files taken while
+//! the log was open).
+
+mod common;
+
+use bytes::Bytes;
+use common::{run, small_config};
+use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+use engine::{Error, Log, Offset, ProducerError};
+
+/// A batch of `count` 1 KiB records from `producer_id` at `epoch`,
+/// sequences from `sequence`.
+fn batch(producer_id: i64, epoch: i16, sequence: i32, count: i32) -> Bytes {
+    let value = vec![b'i'; 1024];
+    let records: Vec<Record<'_>> = (0..count)
+        .map(|_| Record {
+            value: Some(&value),
+            ..Record::default()
+        })
+        .collect();
+    let mut spec = BatchSpec::new(count, 1_000);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = sequence;
+    Bytes::from(encode_batch(&spec, &encode_records(&records)))
+}
+
+async fn offsets(log: &Log, b: Bytes) -> Result<(i64, i64), Error> {
+    log.append(b, 0)
+        .await
+        .map(|info| (info.base_offset.get(), info.last_offset.get()))
+}
+
+#[test]
+fn retries_are_stored_once_and_out_of_order_batches_refused() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("t-0"), small_config(), 0)
+            .await
+            .unwrap();
+        assert_eq!(offsets(&log, batch(-1, -1, -1, 2)).await.unwrap(), (0, 1));
+        assert_eq!(offsets(&log, batch(8, 0, 0, 3)).await.unwrap(), (2, 4));
+        assert_eq!(offsets(&log, batch(8, 0, 3, 3)).await.unwrap(), (5, 7));
+        // The retry of the first: its offsets, nothing stored.
+        assert_eq!(offsets(&log, batch(8, 0, 0, 3)).await.unwrap(), (2, 4));
+        assert_eq!(log.log_end_offset(), Offset(8));
+        let refused = offsets(&log, batch(8, 0, 7, 1)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Producer(ProducerError::OutOfOrderSequence { .. }))
+            ),
+            "{refused:?}"
+        );
+        let fenced = offsets(&log, batch(8, -1, 6, 1)).await;
+        assert!(
+            matches!(
+                fenced,
+                Err(Error::Producer(ProducerError::InvalidEpoch { .. }))
+            ),
+            "{fenced:?}"
+        );
+        assert_eq!(log.log_end_offset(), Offset(8), "refusals store nothing");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn producer_state_survives_reopen_rolls_and_crashes() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        // 64 KiB segments: 30 batches of 4 KiB roll several times.
+        let log = Log::open(&dir, small_config(), 0).await.unwrap();
+        for i in 0..30 {
+            let producer = 100 + i64::from(i % 3);
+            let sequence = (i / 3) * 4;
+            offsets(&log, batch(producer, 1, sequence, 4))
+                .await
+                .unwrap();
+        }
+        let segments = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+            .count();
+        assert!(segments > 1, "rolled ({segments} segments)");
+        assert!(
+            dir.join("producer.snapshot").exists(),
+            "a roll wrote a snapshot"
+        );
+        // A crash now: the files as they are, the log still open.
+        let crashed = tmp.path().join("crashed-0");
+        std::fs::create_dir(&crashed).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+        }
+        log.close().await.unwrap();
+        for reopened in [&dir, &crashed] {
+            let log = Log::open(reopened, small_config(), 0).await.unwrap();
+            let end = log.log_end_offset();
+            assert_eq!(end, Offset(120), "{}", reopened.display());
+            // Producer 100's last batch (sequences 36-39) was the 28th: offsets 108-111.
+            assert_eq!(
+                offsets(&log, batch(100, 1, 36, 4)).await.unwrap(),
+                (108, 111),
+                "{}: a retry after reopening",
+                reopened.display()
+            );
+            assert_eq!(log.log_end_offset(), end);
+            let gap = offsets(&log, batch(101, 1, 44, 4)).await;
+            assert!(matches!(gap, Err(Error::Producer(_))), "{gap:?}");
+            assert_eq!(
+                offsets(&log, batch(102, 1, 40, 4)).await.unwrap(),
+                (120, 123)
+            );
+            log.close().await.unwrap();
+        }
+    });
+}

@@ -1,0 +1,55 @@
+//! InitProducerId (key 22): an idempotent producer's id. Without a
+//! transactional id Kafka hands out a fresh producer id at epoch 0 every
+//! time, also when a v3+ client names its current id and epoch to have its
+//! epoch bumped after an error (KIP-360): a new id serves it just as well,
+//! and ids are never reused (blocks are reserved in the metadata log).
+//! Transactional ids are the transaction coordinator's, which is not
+//! served yet: COORDINATOR_NOT_AVAILABLE, as FindCoordinator answers.
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::errors::{COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE, command_error_code};
+use super::{Handler, decode_body};
+use crate::broker::Shard;
+use crate::frame::{FrameError, Request, encode_response};
+
+pub const HANDLER: Handler = Handler {
+    api_key: ApiKey::InitProducerId,
+    min_version: 0,
+    max_version: 5,
+};
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body: InitProducerIdRequest = decode_body(request)?;
+    let refused = |code| {
+        InitProducerIdResponse::default()
+            .with_error_code(code)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    // An id and an epoch come together or not at all.
+    let response = if (body.producer_id.0 == -1) != (body.producer_epoch == -1) {
+        refused(INVALID_REQUEST)
+    } else if body.transactional_id.is_some() {
+        refused(COORDINATOR_NOT_AVAILABLE)
+    } else {
+        match shard.new_producer_id().await {
+            Ok(id) => InitProducerIdResponse::default()
+                .with_error_code(NONE)
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reserve producer ids");
+                refused(command_error_code(&e))
+            }
+        }
+    };
+    encode_response(
+        ApiKey::InitProducerId,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}

@@ -1,0 +1,265 @@
+//! Idempotent producers (issue 11 item 1) against real broker processes:
+//! InitProducerId at every version, ids never handed out twice across a
+//! SIGKILL; a retried batch answered with its first offsets and stored
+//! once, gaps and fenced epochs refused with Kafka's codes; and the clients
+//! with idempotence on (kafka-python's default, librdkafka's
+//! enable.idempotence=true) writing every message once, in order.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    ProducerId, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use common::{call, create_topic_raw, free_addr, python_or_skip, run_python_script, start};
+
+fn init_producer_id(
+    addr: SocketAddr,
+    version: i16,
+    request: &InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    call(addr, ApiKey::InitProducerId, version, request)
+}
+
+fn idempotent() -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+}
+
+#[test]
+fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start(tmp.path(), addr, "warn");
+    let mut ids = HashSet::new();
+    for version in 0..=5 {
+        for _ in 0..3 {
+            let answer = init_producer_id(addr, version, &idempotent());
+            assert_eq!(answer.error_code, 0, "v{version}");
+            assert_eq!(answer.producer_epoch, 0, "v{version}");
+            assert_eq!(answer.throttle_time_ms, 0, "v{version}");
+            assert!(answer.producer_id.0 >= 0, "v{version}");
+            assert!(
+                ids.insert(answer.producer_id.0),
+                "v{version}: {:?} twice",
+                answer.producer_id
+            );
+        }
+        let transactional = idempotent()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))));
+        let answer = init_producer_id(addr, version, &transactional);
+        assert_eq!(
+            answer.error_code, 15,
+            "v{version}: COORDINATOR_NOT_AVAILABLE"
+        );
+        assert_eq!(answer.producer_id, ProducerId(-1));
+        if version >= 3 {
+            // An id without an epoch.
+            let half = idempotent().with_producer_id(ProducerId(5));
+            let answer = init_producer_id(addr, version, &half);
+            assert_eq!(answer.error_code, 42, "v{version}: INVALID_REQUEST");
+            // KIP-360: an idempotent producer asking for a bump gets a new id.
+            let bump = idempotent()
+                .with_producer_id(ProducerId(*ids.iter().max().unwrap()))
+                .with_producer_epoch(0);
+            let answer = init_producer_id(addr, version, &bump);
+            assert_eq!(answer.error_code, 0, "v{version}");
+            assert!(ids.insert(answer.producer_id.0), "v{version}: a new id");
+        }
+    }
+    let before = *ids.iter().max().unwrap();
+    drop(broker); // SIGKILL
+    let _broker = start(tmp.path(), addr, "warn");
+    let after = init_producer_id(addr, 4, &idempotent()).producer_id.0;
+    assert!(after > before, "after a kill: {after}, before: {before}");
+}
+
+/// One Produce of a 3-record batch from `producer` at `epoch`, sequences
+/// from `sequence`: (error code, base offset).
+fn produce(addr: SocketAddr, producer: i64, epoch: i16, sequence: i32) -> (i16, i64) {
+    let value = vec![b'r'; 100];
+    let records: Vec<engine::batch::builder::Record<'_>> = (0..3)
+        .map(|_| engine::batch::builder::Record {
+            value: Some(&value),
+            ..Default::default()
+        })
+        .collect();
+    let mut spec = engine::batch::builder::BatchSpec::new(3, 1_700_000_000_000);
+    spec.producer_id = producer;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = sequence;
+    let batch = engine::batch::builder::encode_batch(
+        &spec,
+        &engine::batch::builder::encode_records(&records),
+    );
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(common::topic_name("retries"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+#[test]
+fn retried_batches_get_their_first_offsets_and_gaps_and_old_epochs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start(tmp.path(), addr, "warn");
+    create_topic_raw(addr, "retries", 1);
+    let id = init_producer_id(addr, 4, &idempotent()).producer_id.0;
+    assert_eq!(produce(addr, id, 0, 0), (0, 0));
+    assert_eq!(produce(addr, id, 0, 3), (0, 3));
+    assert_eq!(produce(addr, id, 0, 0), (0, 0), "a retry: its first offset");
+    assert_eq!(
+        produce(addr, id, 0, 9).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(produce(addr, id, 1, 0), (0, 6), "a new epoch starts at 0");
+    assert_eq!(produce(addr, id, 0, 6).0, 47, "INVALID_PRODUCER_EPOCH");
+    let (_, high_watermark, _) = common::fetch_records(addr, "retries", 0, 0);
+    assert_eq!(high_watermark, 9, "three batches stored, the retry not");
+    // The state survives a SIGKILL: the retry is still recognised.
+    drop(broker);
+    let _broker = start(tmp.path(), addr, "warn");
+    assert_eq!(produce(addr, id, 1, 0), (0, 6), "a retry after a kill");
+    assert_eq!(produce(addr, id, 1, 3), (0, 9));
+}
+
+#[test]
+fn kafka_python_default_producer_writes_each_message_once() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_python_script(
+        &python,
+        "idempotent.py",
+        &[&addr.to_string(), "kp-idempotent", "3000"],
+    );
+}
+
+/// A delivery report: (partition, offset), or the error.
+type Delivery = Result<(i32, i64), String>;
+
+#[derive(Clone, Default)]
+struct Deliveries(Arc<Mutex<Vec<Delivery>>>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        let outcome = match result {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+#[test]
+fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let topic = "rdk-idempotent";
+    create_topic_raw(addr, topic, 4);
+    let deliveries = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create_with_context(deliveries.clone())
+        .unwrap();
+    let count = 5000usize;
+    for i in 0..count {
+        let key = format!("key-{}", i % 13);
+        let value = format!("value-{i}");
+        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(e.to_string().contains("Queue full"), "send: {e}");
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let reports = deliveries.0.lock().unwrap().clone();
+    assert_eq!(reports.len(), count);
+    let failed: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .take(3)
+        .collect();
+    assert!(failed.is_empty(), "deliveries failed: {failed:?}");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("enable.auto.commit", "false")
+        .set("group.id", "rdk-idempotent")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..4 {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut per_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut read = 0;
+    while read < count {
+        assert!(Instant::now() < deadline, "read {read} of {count}");
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let value = std::str::from_utf8(message.payload().unwrap()).unwrap();
+        let i: usize = value.strip_prefix("value-").unwrap().parse().unwrap();
+        per_partition
+            .entry(message.partition())
+            .or_default()
+            .push(i);
+        read += 1;
+    }
+    let mut all: Vec<usize> = per_partition.values().flatten().copied().collect();
+    for (partition, values) in &per_partition {
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition} in send order"
+        );
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..count).collect::<Vec<_>>(), "each message once");
+}
