@@ -94,11 +94,20 @@ impl Log {
 }
 
 /// The idempotent producers' state: the snapshot's, then every batch from
-/// its offset to the log end replayed (the whole log without one).
+/// its offset to the log end replayed. Without a usable snapshot (a log
+/// from before snapshots, or a damaged file) the last two segments are
+/// replayed, as Kafka does on upgrade: a producer last seen before them is
+/// unknown, and an unknown producer may resume at any sequence.
 async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Producers> {
     let (mut producers, from) = match Producers::read_snapshot(dir).await? {
         Some((producers, offset)) if offset <= st.next_offset => (producers, offset),
-        _ => (Producers::default(), Offset::ZERO),
+        _ => {
+            let from = st
+                .sealed
+                .last()
+                .map_or(st.active.meta.base_offset, |s| s.meta.base_offset);
+            (Producers::default(), from)
+        }
     };
     let segments = st
         .sealed

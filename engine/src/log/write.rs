@@ -224,16 +224,14 @@ impl Shared {
         spans: &[(usize, usize)],
         now_ms: i64,
     ) -> Result<Verdict> {
-        let headers: Vec<BatchHeader> = spans
-            .iter()
-            .filter_map(|&(position, _)| {
-                let bytes = batches.get(position..position + HEADER_BYTES)?;
-                Some(BatchHeader(*bytes.first_chunk()?))
-            })
-            .collect();
-        if headers.iter().all(|h| h.producer_id() < 0) {
+        let headers = spans.iter().filter_map(|&(position, _)| {
+            let bytes = batches.get(position..position + HEADER_BYTES)?;
+            Some(BatchHeader(*bytes.first_chunk()?))
+        });
+        if headers.clone().all(|h| h.producer_id() < 0) {
             return Ok(Verdict::Append(Updates::default()));
         }
+        let headers: Vec<BatchHeader> = headers.collect();
         let st = self.state.borrow();
         Ok(st.producers.check(&headers, st.next_offset, now_ms)?)
     }
@@ -415,7 +413,7 @@ impl Shared {
         self.write_checkpoint(false)
             .await
             .map_err(|e| self.poison(e))?;
-        self.snapshot_producers(base, now_ms)
+        self.snapshot_producers(base, Some(now_ms))
             .await
             .map_err(|e| self.poison(e))?;
         tracing::debug!(dir = %self.dir.display(), base = base.0, "rolled to a new segment");
@@ -466,13 +464,14 @@ impl Shared {
     /// On a clean close: the active segment gets its exact size and index
     /// files, and the checkpoint says so.
     /// Writes the producers' state as of `offset` (everything below it
-    /// staged), after forgetting the expired; nothing while there are none.
-    async fn snapshot_producers(&self, offset: Offset, now_ms: i64) -> Result<(), IoError> {
+    /// staged), after forgetting those expired at `now_ms` if given (the
+    /// appends' clock). Written also when there are none: an open then
+    /// replays from `offset`, not from further back.
+    async fn snapshot_producers(&self, offset: Offset, now_ms: Option<i64>) -> Result<(), IoError> {
         let producers = {
             let mut st = self.state.borrow_mut();
-            st.producers.expire(now_ms);
-            if st.producers.len() == 0 {
-                return Ok(());
+            if let Some(now_ms) = now_ms {
+                st.producers.expire(now_ms);
             }
             st.producers.clone()
         };
@@ -488,8 +487,7 @@ impl Shared {
                 st.next_offset,
             )
         };
-        self.snapshot_producers(next, crate::rt::wall_clock_ms())
-            .await?;
+        self.snapshot_producers(next, None).await?;
         if meta.size == 0 {
             return Ok(self.write_checkpoint(false).await?);
         }
