@@ -168,38 +168,44 @@ fn kafka_python_default_producer_writes_each_message_once() {
 /// A delivery report: (partition, offset), or the error.
 type Delivery = Result<(i32, i64), String>;
 
+/// Delivery reports by message index (the payload's "value-I").
 #[derive(Clone, Default)]
-struct Deliveries(Arc<Mutex<Vec<Delivery>>>);
+struct Deliveries(Arc<Mutex<Vec<(usize, Delivery)>>>);
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        let outcome = match result {
-            Ok(m) => Ok((m.partition(), m.offset())),
-            Err((e, _)) => Err(e.to_string()),
+        let (message, outcome) = match result {
+            Ok(m) => (m, Ok((m.partition(), m.offset()))),
+            Err((e, m)) => (m, Err(e.to_string())),
         };
-        self.0.lock().unwrap().push(outcome);
+        let value = std::str::from_utf8(message.payload().unwrap_or_default()).unwrap_or("");
+        let i = value
+            .strip_prefix("value-")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(usize::MAX);
+        self.0.lock().unwrap().push((i, outcome));
     }
 }
 
-#[test]
-fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    let topic = "rdk-idempotent";
-    create_topic_raw(addr, topic, 4);
-    let deliveries = Deliveries::default();
-    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+/// An idempotent librdkafka producer (acks=all by idempotence).
+fn idempotent_producer(addr: SocketAddr, deliveries: &Deliveries) -> ThreadedProducer<Deliveries> {
+    ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .set("enable.idempotence", "true")
         .set("linger.ms", "2")
+        .set("message.timeout.ms", "120000")
+        .set("reconnect.backoff.max.ms", "200")
         .create_with_context(deliveries.clone())
-        .unwrap();
-    let count = 5000usize;
-    for i in 0..count {
+        .unwrap()
+}
+
+/// Sends "value-I" for I in `range`, keyed over 13 keys, waiting when the
+/// queue is full.
+fn send_all(producer: &ThreadedProducer<Deliveries>, topic: &str, range: std::ops::Range<usize>) {
+    for i in range {
         let key = format!("key-{}", i % 13);
         let value = format!("value-{i}");
         let mut record = BaseRecord::to(topic).key(&key).payload(&value);
@@ -214,16 +220,42 @@ fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
             }
         }
     }
+}
+
+/// Every report a success.
+fn assert_delivered(reports: &[(usize, Delivery)], count: usize) {
+    assert_eq!(reports.len(), count);
+    let failed: Vec<_> = reports.iter().filter(|r| r.1.is_err()).take(3).collect();
+    assert!(failed.is_empty(), "deliveries failed: {failed:?}");
+}
+
+#[test]
+fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let topic = "rdk-idempotent";
+    create_topic_raw(addr, topic, 4);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(addr, &deliveries);
+    let count = 5000usize;
+    send_all(&producer, topic, 0..count);
     producer.flush(Duration::from_secs(60)).unwrap();
     let reports = deliveries.0.lock().unwrap().clone();
-    assert_eq!(reports.len(), count);
-    let failed: Vec<_> = reports
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .take(3)
-        .collect();
-    assert!(failed.is_empty(), "deliveries failed: {failed:?}");
+    assert_delivered(&reports, count);
+    assert_each_once_in_order(addr, topic, 4, count, &reports);
+}
 
+/// Reads `count` messages "value-I" from `partitions` partitions of
+/// `topic`: each I once, each partition in send order, each where and at
+/// the offset its delivery report said.
+fn assert_each_once_in_order(
+    addr: SocketAddr,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    reports: &[(usize, Delivery)],
+) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .set("enable.auto.commit", "false")
@@ -231,13 +263,14 @@ fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();
-    for p in 0..4 {
+    for p in 0..partitions {
         assignment
             .add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let mut per_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    let mut stored = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut read = 0;
     while read < count {
@@ -251,15 +284,68 @@ fn librdkafka_idempotent_producer_writes_each_message_once_in_order() {
             .entry(message.partition())
             .or_default()
             .push(i);
+        assert!(
+            stored
+                .insert(i, (message.partition(), message.offset()))
+                .is_none(),
+            "message {i} twice"
+        );
         read += 1;
     }
-    let mut all: Vec<usize> = per_partition.values().flatten().copied().collect();
     for (partition, values) in &per_partition {
         assert!(
             values.windows(2).all(|w| w[0] < w[1]),
             "partition {partition} in send order"
         );
     }
+    let mut all: Vec<usize> = stored.keys().copied().collect();
     all.sort_unstable();
     assert_eq!(all, (0..count).collect::<Vec<_>>(), "each message once");
+    for (i, report) in reports {
+        assert_eq!(
+            report.as_ref().ok(),
+            stored.get(i),
+            "message {i}: reported where it is stored"
+        );
+    }
+}
+
+/// The producer keeps sending while the broker is SIGKILLed and restarted
+/// three times under it: batches in flight at a kill are retried with their
+/// sequences, so each acknowledged message is stored once, in order, with
+/// nothing missing.
+#[test]
+fn librdkafka_idempotent_producer_across_three_sigkills_stores_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut broker = start(tmp.path(), addr, "error");
+    let topic = "rdk-killed";
+    create_topic_raw(addr, topic, 4);
+    let deliveries = Deliveries::default();
+    let producer = Arc::new(idempotent_producer(addr, &deliveries));
+    let count = 100_000usize;
+    let sender = {
+        let producer = Arc::clone(&producer);
+        // Unpaced: the kills land with batches in flight.
+        std::thread::spawn(move || send_all(&producer, topic, 0..count))
+    };
+    // Each kill once deliveries have moved on since the last restart.
+    for (kill, after) in [10_000, 40_000, 70_000].into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while deliveries.0.lock().unwrap().len() < after {
+            assert!(Instant::now() < deadline, "kill {kill}: deliveries stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let acked = deliveries.0.lock().unwrap().len();
+        drop(broker); // SIGKILL
+        println!("kill {kill}: {acked} deliveries reported before it");
+        assert!(acked < count, "kill {kill} came after the last delivery");
+        broker = start(tmp.path(), addr, "error");
+    }
+    sender.join().unwrap();
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let reports = deliveries.0.lock().unwrap().clone();
+    assert_delivered(&reports, count);
+    assert_each_once_in_order(addr, topic, 4, count, &reports);
+    drop(broker);
 }
