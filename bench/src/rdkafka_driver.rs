@@ -105,13 +105,17 @@ pub fn produce(
     // come: a sender that polled between sends would take one report per
     // poll and, on a busy machine, fall behind them (reports queued in the
     // client read as broker latency).
-    let producer: ThreadedProducer<Reports> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if let Some(n) = workload.max_in_flight {
+        config.set("max.in.flight.requests.per.connection", n.to_string());
+    }
+    let producer: ThreadedProducer<Reports> = config
         .set("bootstrap.servers", plan.bootstrap)
         .set("acks", workload.acks.as_config())
         .set("linger.ms", workload.linger_ms.to_string())
         .set("batch.size", workload.batch_bytes.to_string())
         .set("compression.type", workload.compression.as_config())
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", workload.idempotence.to_string())
         // The Java client's partitioner, so keys land where Kafka puts them.
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.kbytes", "1048576")

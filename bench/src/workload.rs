@@ -14,6 +14,9 @@
 //! keys = { skewed = 10000 }   # "none", { uniform = K }, { skewed = K }
 //! payload = "random"          # or { file = "payload.json" }
 //! acks = "all"                # "0", "1", "all"
+//! idempotence = false         # librdkafka's enable.idempotence (acks = "all")
+//! max-in-flight = 5           # requests in flight per connection (librdkafka's
+//!                             # max.in.flight; default: the client's own)
 //! compression = "lz4"         # none, gzip, snappy, lz4, zstd
 //! linger-ms = 1
 //! batch-bytes = 1048576
@@ -47,6 +50,11 @@ pub struct Workload {
     pub keys: Keys,
     pub payload: Payload,
     pub acks: Acks,
+    /// Idempotent producers (librdkafka's `enable.idempotence`).
+    pub idempotence: bool,
+    /// librdkafka's `max.in.flight.requests.per.connection` (its default
+    /// when unset: 1,000,000, or 5 with idempotence).
+    pub max_in_flight: Option<u32>,
     pub compression: Compression,
     pub linger_ms: u32,
     pub batch_bytes: u32,
@@ -171,6 +179,8 @@ impl Default for Workload {
             keys: Keys::None,
             payload: Payload::Random,
             acks: Acks::All,
+            idempotence: false,
+            max_in_flight: None,
             compression: Compression::None,
             linger_ms: 1,
             batch_bytes: 1_048_576,
@@ -254,6 +264,17 @@ impl Workload {
             "rate and rate-mb: give one of them (neither: unlimited)"
         );
         anyhow::ensure!(self.rate != Some(0), "rate: must be above 0");
+        anyhow::ensure!(
+            !self.idempotence || self.acks == Acks::All,
+            "idempotence: needs acks = \"all\""
+        );
+        if let Some(n) = self.max_in_flight {
+            anyhow::ensure!(n >= 1, "max-in-flight: at least 1");
+            anyhow::ensure!(
+                !self.idempotence || n <= 5,
+                "max-in-flight: at most 5 with idempotence"
+            );
+        }
         if let Some(mb) = self.rate_mb {
             anyhow::ensure!(mb > 0.0 && mb.is_finite(), "rate-mb: must be above 0");
         }

@@ -88,6 +88,14 @@ pub fn produce(
     tally: ProducerHandle,
     generator: Generator,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !plan.workload.idempotence,
+        "idempotence: the native producer does not send producer ids yet (use --driver librdkafka)"
+    );
+    anyhow::ensure!(
+        plan.workload.max_in_flight.is_none(),
+        "max-in-flight: a librdkafka setting (the native producer keeps up to 32 per leader)"
+    );
     let owned = Plan {
         bootstrap: plan.bootstrap.to_string(),
         topic: plan.topic.to_string(),
