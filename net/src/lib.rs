@@ -44,3 +44,4 @@ pub mod handlers;
 pub mod limits;
 pub mod protocol;
 pub mod server;
+pub mod txn;
