@@ -68,6 +68,13 @@ fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
             "v{version}: COORDINATOR_NOT_AVAILABLE"
         );
         assert_eq!(answer.producer_id, ProducerId(-1));
+        let empty = idempotent()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(""))));
+        let answer = init_producer_id(addr, version, &empty);
+        assert_eq!(
+            answer.error_code, 42,
+            "v{version}: an empty transactional id"
+        );
         if version >= 3 {
             // An id without an epoch.
             let half = idempotent().with_producer_id(ProducerId(5));

@@ -44,7 +44,7 @@ pub mod rt;
 
 pub use error::{Error, IoError, Result};
 pub use log::{
-    AppendInfo, Chunk, CleanupPolicy, ConfigError, ConfigType, EndWatch, FlushPolicy,
+    AbortedTxn, AppendInfo, Chunk, CleanupPolicy, ConfigError, ConfigType, EndWatch, FlushPolicy,
     InternalRecord, Log, LogConfig, ProducerError, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS,
     TimestampType, TopicCompression, TopicConfigKey, ValueKind, topic_config,
     topic_config_by_broker_name,

@@ -24,6 +24,8 @@ pub struct BatchSpec {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub record_count: i32,
+    /// Part of a transaction (attributes bit 4).
+    pub transactional: bool,
 }
 
 impl BatchSpec {
@@ -38,6 +40,7 @@ impl BatchSpec {
             producer_epoch: -1,
             base_sequence: -1,
             record_count,
+            transactional: false,
         }
     }
 }
@@ -98,7 +101,8 @@ pub fn encode_batch(spec: &BatchSpec, records: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
     out.push(MAGIC_V2 as u8);
     out.extend_from_slice(&[0; 4]); // CRC, filled below
-    out.extend_from_slice(&spec.compression.attribute_bits().to_be_bytes());
+    let transactional = if spec.transactional { 0x10 } else { 0 };
+    out.extend_from_slice(&(spec.compression.attribute_bits() | transactional).to_be_bytes());
     out.extend_from_slice(&(spec.record_count - 1).to_be_bytes());
     out.extend_from_slice(&spec.base_timestamp.to_be_bytes());
     out.extend_from_slice(&spec.max_timestamp.to_be_bytes());
@@ -112,6 +116,53 @@ pub fn encode_batch(spec: &BatchSpec, records: &[u8]) -> Vec<u8> {
         field.copy_from_slice(&crc.to_be_bytes());
     }
     out
+}
+
+/// A transaction marker: a control batch (transactional and control bits)
+/// from `producer_id` at `epoch` with one record, key (version 0, type:
+/// 0 abort, 1 commit) and value (version 0, coordinator epoch), as Kafka's
+/// EndTransactionMarker.
+pub fn marker_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = 0i16.to_be_bytes().to_vec();
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = 0i16.to_be_bytes().to_vec();
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record {
+        key: Some(&key),
+        value: Some(&value),
+        ..Record::default()
+    };
+    let mut spec = BatchSpec::new(1, timestamp);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.transactional = true;
+    let mut batch = encode_batch(&spec, &encode_records(&[record]));
+    // The control bit (0x20), which only the broker sets; CRC again.
+    if let Some(attributes) = batch.get_mut(21..23) {
+        attributes.copy_from_slice(&0x30i16.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(batch.get(CRC_START..).unwrap_or_default());
+    if let Some(field) = batch.get_mut(17..CRC_START) {
+        field.copy_from_slice(&crc.to_be_bytes());
+    }
+    batch
+}
+
+/// Whether a control batch's record says commit (`Some(true)`) or abort;
+/// `None` if it is not a marker.
+pub fn marker_commit(batch: &[u8]) -> Option<bool> {
+    let record = *super::records::records(batch).ok()?.first()?;
+    match record.key? {
+        [0, 0, 0, 1] => Some(true),
+        [0, 0, 0, 0] => Some(false),
+        _ => None,
+    }
 }
 
 /// A batch of `count` uncompressed records whose values are `value_bytes`

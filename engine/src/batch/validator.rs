@@ -207,6 +207,12 @@ fn check_producer_fields(batch: &RecordBatch<'_>, position: u64) -> Result<(), B
     if header.is_control() {
         return invalid("producers may not write control batches");
     }
+    if header.is_transactional() && header.producer_id() < 0 {
+        return invalid("a transactional batch needs a producer id");
+    }
+    if header.producer_id() >= 0 && header.base_sequence() < 0 {
+        return invalid("a batch with a producer id needs a sequence number");
+    }
     let (base, max) = (header.base_timestamp(), header.max_timestamp());
     if base < NO_TIMESTAMP || max < NO_TIMESTAMP || (base >= 0 && max >= 0 && max < base) {
         return invalid("timestamps are negative or max timestamp precedes base timestamp");

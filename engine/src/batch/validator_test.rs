@@ -114,6 +114,42 @@ fn zero_records_and_bad_timestamps_are_invalid() {
 }
 
 #[test]
+fn producer_fields_must_agree_and_markers_only_come_from_the_broker() {
+    let records = encode_records(&[Record {
+        value: Some(b"v"),
+        ..Record::default()
+    }]);
+    let batch_with = |producer_id: i64, sequence: i32, transactional: bool| {
+        let mut spec = BatchSpec::new(1, 1_000);
+        spec.producer_id = producer_id;
+        spec.producer_epoch = 0;
+        spec.base_sequence = sequence;
+        spec.transactional = transactional;
+        encode_batch(&spec, &records)
+    };
+    assert_eq!(one(&batch_with(7, 0, true), PRODUCE), Ok(1));
+    for (buf, what) in [
+        (
+            batch_with(-1, -1, true),
+            "transactional without a producer id",
+        ),
+        (batch_with(7, -1, false), "a producer id without a sequence"),
+        (
+            crate::batch::builder::marker_batch(7, 0, true, 0, 1_000),
+            "a control batch",
+        ),
+    ] {
+        let err = one(&buf, PRODUCE).unwrap_err();
+        assert_eq!(err.kind(), BatchErrorKind::InvalidRecord, "{what}: {err}");
+        assert_eq!(
+            one(&buf, ValidateMode::Stored),
+            Ok(1),
+            "{what}: stored is fine"
+        );
+    }
+}
+
+#[test]
 fn compressed_batches_are_not_walked() {
     let records = encode_records(&[Record {
         value: Some(b"hello"),

@@ -32,7 +32,7 @@ pub use config::{
     topic_config_by_broker_name,
 };
 pub use log_store::InternalRecord;
-pub use producers::ProducerError;
+pub use producers::{AbortedTxn, ProducerError};
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
 pub use write::StagedAppend;

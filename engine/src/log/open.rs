@@ -128,7 +128,13 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
             if batch.header.last_offset() < from || batch.header.producer_id() < 0 {
                 continue;
             }
-            producers.replay(&batch.header, now_ms);
+            if batch.header.is_control() {
+                if let Some(commit) = crate::batch::builder::marker_commit(&batch.bytes) {
+                    producers.replay_marker(&batch.header, commit, now_ms);
+                }
+            } else {
+                producers.replay(&batch.header, now_ms);
+            }
             replayed += 1;
         }
     }

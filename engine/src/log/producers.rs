@@ -13,7 +13,7 @@
 //! the batches from that offset to the log end. Producers idle longer than
 //! [`PRODUCER_ID_EXPIRATION_MS`] are forgotten at rolls and on open.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
 use crate::batch::BatchHeader;
@@ -26,7 +26,7 @@ pub const BATCHES_KEPT: usize = 5;
 /// Kafka's `producer.id.expiration.ms` default (1 day).
 pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
-const MAGIC: &[u8; 8] = b"SLPROD01";
+const MAGIC: &[u8; 8] = b"SLPROD02";
 
 /// One remembered batch: its sequence range and where it was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,29 @@ struct Entry {
     batches: VecDeque<BatchSeq>,
     /// Wall-clock time of its last append, for expiration.
     last_append_ms: i64,
+    /// The first offset of its open transaction, if one is open here.
+    txn_first: Option<Offset>,
+}
+
+impl Entry {
+    fn new(epoch: i16, now_ms: i64) -> Entry {
+        Entry {
+            epoch,
+            batches: VecDeque::new(),
+            last_append_ms: now_ms,
+            txn_first: None,
+        }
+    }
+}
+
+/// A transaction that ended in an abort marker: consumers reading
+/// committed data skip `producer_id`'s records from `first_offset` on, up
+/// to the marker at `last_offset` (Kafka's .txnindex entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
 }
 
 /// Why an idempotent batch is refused.
@@ -71,14 +94,20 @@ pub(super) enum Verdict {
     Duplicate { first: Offset, last: Offset },
 }
 
-/// The entries an append changes, applied once it is staged.
+/// The entries an append changes, applied once it is staged, and the
+/// transaction an abort marker ends.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Updates(Vec<(i64, Entry)>);
+pub(super) struct Updates(Vec<(i64, Entry)>, Option<AbortedTxn>);
 
 /// Every producer's state in one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Producers {
     entries: HashMap<i64, Entry>,
+    /// Open transactions by first offset: the first is the last stable
+    /// offset's bound.
+    ongoing: BTreeSet<(Offset, i64)>,
+    /// Aborted transactions still in the log, by marker offset.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// The sequence of a batch's last record (sequences wrap at i32::MAX).
@@ -163,21 +192,20 @@ impl Producers {
                                 got: first_seq,
                             });
                         }
+                        // An open transaction stays open until its marker.
                         Entry {
-                            epoch,
-                            batches: VecDeque::new(),
-                            last_append_ms: now_ms,
+                            txn_first: entry.txn_first,
+                            ..Entry::new(epoch, now_ms)
                         }
                     }
                 }
                 // Unknown here (new, or its state expired or was deleted
                 // with the log's head): any sequence starts it.
-                None => Entry {
-                    epoch,
-                    batches: VecDeque::new(),
-                    last_append_ms: now_ms,
-                },
+                None => Entry::new(epoch, now_ms),
             };
+            if header.is_transactional() && entry.txn_first.is_none() {
+                entry.txn_first = Some(first_offset);
+            }
             entry.batches.push_back(BatchSeq {
                 first_seq,
                 last_seq,
@@ -197,11 +225,81 @@ impl Producers {
                 None => updated.push((producer_id, entry)),
             }
         }
-        Ok(Verdict::Append(Updates(updated)))
+        Ok(Verdict::Append(Updates(updated, None)))
+    }
+
+    /// Checks a commit or abort marker from `producer_id` at `epoch`, to be
+    /// stored at `offset`: it closes the producer's open transaction here
+    /// (if any; an abort is then remembered for read_committed readers). An
+    /// older epoch is refused; a newer one starts the producer's sequences
+    /// afresh (the coordinator fenced it).
+    pub(super) fn marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: Offset,
+        now_ms: i64,
+    ) -> Result<Updates, ProducerError> {
+        let mut entry = match self.entries.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => {
+                return Err(ProducerError::InvalidEpoch {
+                    producer_id,
+                    current: entry.epoch,
+                    got: epoch,
+                });
+            }
+            Some(entry) if epoch == entry.epoch => entry.clone(),
+            Some(entry) => Entry {
+                txn_first: entry.txn_first,
+                ..Entry::new(epoch, now_ms)
+            },
+            None => Entry::new(epoch, now_ms),
+        };
+        let aborted = match entry.txn_first.take() {
+            Some(first_offset) if !commit => Some(AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset: offset,
+            }),
+            _ => None,
+        };
+        entry.last_append_ms = now_ms;
+        Ok(Updates(vec![(producer_id, entry)], aborted))
     }
 
     pub(super) fn apply(&mut self, updates: Updates) {
-        self.entries.extend(updates.0);
+        for (producer_id, entry) in updates.0 {
+            if let Some(first) = self.entries.get(&producer_id).and_then(|e| e.txn_first) {
+                self.ongoing.remove(&(first, producer_id));
+            }
+            if let Some(first) = entry.txn_first {
+                self.ongoing.insert((first, producer_id));
+            }
+            self.entries.insert(producer_id, entry);
+        }
+        self.aborted.extend(updates.1);
+    }
+
+    /// The first offset of the earliest open transaction: nothing from it
+    /// on is stable yet.
+    pub(super) fn first_unstable(&self) -> Option<Offset> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// Aborted transactions that a read of `[from, to)` overlaps, in
+    /// marker order: (producer id, first offset).
+    pub(super) fn aborted_between(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below `log_start`.
+    pub(super) fn trim(&mut self, log_start: Offset) {
+        self.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     /// Replays a stored batch (its offsets final) while rebuilding.
@@ -226,23 +324,44 @@ impl Producers {
     /// Records `header` as its producer's only batch.
     fn restart(&mut self, header: &BatchHeader, now_ms: i64) {
         // A new epoch not starting at 0, say: the log is the truth.
-        let entry = Entry {
-            epoch: header.producer_epoch(),
-            batches: VecDeque::from([BatchSeq {
-                first_seq: header.base_sequence(),
-                last_seq: last_sequence(header),
-                first_offset: header.base_offset(),
-                last_offset: header.last_offset(),
-            }]),
-            last_append_ms: now_ms,
-        };
-        self.entries.insert(header.producer_id(), entry);
+        let first_offset = header.base_offset();
+        let mut entry = Entry::new(header.producer_epoch(), now_ms);
+        entry.batches.push_back(BatchSeq {
+            first_seq: header.base_sequence(),
+            last_seq: last_sequence(header),
+            first_offset,
+            last_offset: header.last_offset(),
+        });
+        if header.is_transactional() {
+            entry.txn_first = self
+                .entries
+                .get(&header.producer_id())
+                .and_then(|e| e.txn_first)
+                .or(Some(first_offset));
+        }
+        self.apply(Updates(vec![(header.producer_id(), entry)], None));
     }
 
-    /// Forgets producers idle for [`PRODUCER_ID_EXPIRATION_MS`].
+    /// Replays a stored commit or abort marker while rebuilding.
+    pub(super) fn replay_marker(&mut self, header: &BatchHeader, commit: bool, now_ms: i64) {
+        let (producer_id, epoch) = (header.producer_id(), header.producer_epoch());
+        // The log is the truth: an older epoch's marker is taken as it is.
+        let updates = self
+            .marker(producer_id, epoch, commit, header.base_offset(), now_ms)
+            .unwrap_or_else(|_| {
+                let entry = Entry::new(epoch, now_ms);
+                Updates(vec![(producer_id, entry)], None)
+            });
+        self.apply(updates);
+    }
+
+    /// Forgets producers idle for [`PRODUCER_ID_EXPIRATION_MS`] (never
+    /// one with an open transaction: the coordinator ends it first).
     pub(super) fn expire(&mut self, now_ms: i64) {
-        self.entries
-            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < PRODUCER_ID_EXPIRATION_MS);
+        self.entries.retain(|_, e| {
+            e.txn_first.is_some()
+                || now_ms.saturating_sub(e.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
+        });
     }
 
     /// The snapshot file's bytes: the state as of `offset` (every batch
@@ -260,6 +379,8 @@ impl Producers {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&e.epoch.to_le_bytes());
             out.extend_from_slice(&e.last_append_ms.to_le_bytes());
+            let txn_first = e.txn_first.map_or(-1, |o| o.0);
+            out.extend_from_slice(&txn_first.to_le_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_le_bytes());
@@ -267,6 +388,12 @@ impl Producers {
                 out.extend_from_slice(&b.first_offset.0.to_le_bytes());
                 out.extend_from_slice(&b.last_offset.0.to_le_bytes());
             }
+        }
+        out.extend_from_slice(&(self.aborted.len() as u32).to_le_bytes());
+        for a in &self.aborted {
+            out.extend_from_slice(&a.producer_id.to_le_bytes());
+            out.extend_from_slice(&a.first_offset.0.to_le_bytes());
+            out.extend_from_slice(&a.last_offset.0.to_le_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -294,6 +421,7 @@ impl Producers {
             let id = i64_of(take(8)?)?;
             let epoch = i16::from_le_bytes(take(2)?.try_into().ok()?);
             let last_append_ms = i64_of(take(8)?)?;
+            let txn_first = Some(Offset(i64_of(take(8)?)?)).filter(|o| o.0 >= 0);
             let n = *take(1)?.first()?;
             let mut batches = VecDeque::with_capacity(usize::from(n));
             for _ in 0..n {
@@ -308,8 +436,17 @@ impl Producers {
                 epoch,
                 batches,
                 last_append_ms,
+                txn_first,
             };
-            producers.entries.insert(id, entry);
+            producers.apply(Updates(vec![(id, entry)], None));
+        }
+        let aborted = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        for _ in 0..aborted {
+            producers.aborted.push(AbortedTxn {
+                producer_id: i64_of(take(8)?)?,
+                first_offset: Offset(i64_of(take(8)?)?),
+                last_offset: Offset(i64_of(take(8)?)?),
+            });
         }
         rest.is_empty().then_some((producers, offset))
     }

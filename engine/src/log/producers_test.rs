@@ -193,3 +193,75 @@ fn replay_records_stored_batches_once() {
         Ok(())
     );
 }
+
+fn txn_header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+    let mut spec = BatchSpec::new(count, 0);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = base_sequence;
+    spec.transactional = true;
+    let bytes = encode_batch(&spec, &[]);
+    BatchHeader(*bytes.first_chunk().unwrap())
+}
+
+#[test]
+fn transactions_open_at_their_first_batch_and_close_at_their_marker() {
+    let mut p = Producers::default();
+    append(&mut p, &txn_header(1, 0, 0, 2), 10).unwrap();
+    append(&mut p, &txn_header(1, 0, 2, 2), 12).unwrap();
+    append(&mut p, &txn_header(2, 0, 0, 1), 14).unwrap();
+    assert_eq!(p.first_unstable(), Some(Offset(10)));
+    let commit = p.marker(1, 0, true, Offset(15), 0).unwrap();
+    p.apply(commit);
+    assert_eq!(p.first_unstable(), Some(Offset(14)));
+    let abort = p.marker(2, 0, false, Offset(16), 0).unwrap();
+    p.apply(abort);
+    assert_eq!(p.first_unstable(), None);
+    let expected = AbortedTxn {
+        producer_id: 2,
+        first_offset: Offset(14),
+        last_offset: Offset(16),
+    };
+    assert_eq!(p.aborted_between(Offset(0), Offset(20)), vec![expected]);
+    assert_eq!(p.aborted_between(Offset(17), Offset(20)), vec![]);
+    // A marker for a producer with nothing open records no abort.
+    let empty = p.marker(3, 0, false, Offset(17), 0).unwrap();
+    p.apply(empty);
+    assert_eq!(p.aborted_between(Offset(0), Offset(20)).len(), 1);
+    assert!(matches!(
+        p.marker(1, -1, true, Offset(18), 0),
+        Err(ProducerError::InvalidEpoch { .. })
+    ));
+    p.trim(Offset(17));
+    assert_eq!(p.aborted_between(Offset(0), Offset(20)), vec![]);
+}
+
+#[test]
+fn a_fencing_marker_closes_the_transaction_under_its_new_epoch() {
+    let mut p = Producers::default();
+    append(&mut p, &txn_header(5, 0, 0, 3), 0).unwrap();
+    // The coordinator aborts it with epoch 1 (a timeout or a new instance).
+    let fence = p.marker(5, 1, false, Offset(3), 0).unwrap();
+    p.apply(fence);
+    assert_eq!(p.first_unstable(), None);
+    assert_eq!(p.aborted_between(Offset(0), Offset(4)).len(), 1);
+    assert!(matches!(
+        append(&mut p, &txn_header(5, 0, 3, 1), 4),
+        Err(ProducerError::InvalidEpoch { .. })
+    ));
+    assert_eq!(append(&mut p, &txn_header(5, 1, 0, 1), 4), appended());
+    assert_eq!(p.first_unstable(), Some(Offset(4)));
+}
+
+#[test]
+fn snapshots_keep_open_transactions_and_aborts() {
+    let mut p = Producers::default();
+    append(&mut p, &txn_header(1, 0, 0, 2), 0).unwrap();
+    append(&mut p, &txn_header(2, 0, 0, 2), 2).unwrap();
+    let abort = p.marker(2, 0, false, Offset(4), 0).unwrap();
+    p.apply(abort);
+    let (decoded, offset) = Producers::decode(&p.encode(Offset(5))).unwrap();
+    assert_eq!(offset, Offset(5));
+    assert_eq!(decoded, p);
+    assert_eq!(decoded.first_unstable(), Some(Offset(0)));
+}

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use super::cursor::{BatchCursor, CursorError};
+use super::producers::AbortedTxn;
 use super::tail_cache::CachedBatch;
 use super::{Log, State};
 use crate::batch::records::for_each_record;
@@ -118,45 +119,70 @@ impl Log {
     /// does since KIP-74). Offsets outside `[log_start, log_end]` fail with
     /// `OffsetOutOfRange`; `offset == log_end` returns no batches.
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
-        let mut result = {
+        self.read_below(offset, max_bytes, None).await
+    }
+
+    /// [`Log::read`] of committed data only (Kafka's read_committed): up to
+    /// the last stable offset, which no open transaction's data reaches.
+    pub async fn read_committed(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
+        let stable = self.last_stable_offset();
+        self.read_below(offset, max_bytes, Some(stable)).await
+    }
+
+    /// The offset below which every transaction is decided (Kafka's LSO):
+    /// the first offset of the earliest open transaction, or the log end.
+    pub fn last_stable_offset(&self) -> Offset {
+        let st = self.shared.state.borrow();
+        st.producers
+            .first_unstable()
+            .map_or(st.log_end_offset, |first| first.min(st.log_end_offset))
+    }
+
+    /// The aborted transactions a read of `[from, to)` overlaps, for a
+    /// read_committed fetch to hand the consumer.
+    pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.shared
+            .state
+            .borrow()
+            .producers
+            .aborted_between(from, to)
+    }
+
+    async fn read_below(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        bound: Option<Offset>,
+    ) -> Result<ReadResult> {
+        let (mut result, end) = {
             let st = self.shared.state.borrow();
             check_range(&st, offset)?;
-            ReadResult {
+            let result = ReadResult {
                 chunks: Vec::new(),
                 log_start_offset: st.log_start_offset,
                 log_end_offset: st.log_end_offset,
-            }
+            };
+            let end = bound.map_or(st.log_end_offset, |b| b.min(st.log_end_offset));
+            (result, end)
         };
         let mut next = offset;
         let mut total = 0usize;
-        // One segment per step, until max_bytes or the log end.
-        while total < max_bytes && next < result.log_end_offset {
+        // One segment per step, until max_bytes or the end.
+        while total < max_bytes && next < end {
             let plan = {
                 let st = self.shared.state.borrow();
                 if st.tail.covers(next) {
                     let mut cached = Vec::new();
-                    st.tail.read_into(
-                        next,
-                        result.log_end_offset,
-                        max_bytes,
-                        &mut total,
-                        &mut cached,
-                    );
+                    st.tail
+                        .read_into(next, end, max_bytes, &mut total, &mut cached);
                     result.chunks.extend(cached.into_iter().map(Chunk::Cached));
                     break;
                 }
                 plan_disk_read(&st, next)
             };
             let segment_end = plan.next_offset;
-            let complete = read_segment(
-                &plan,
-                next,
-                result.log_end_offset,
-                max_bytes,
-                &mut total,
-                &mut result.chunks,
-            )
-            .await?;
+            let complete =
+                read_segment(&plan, next, end, max_bytes, &mut total, &mut result.chunks).await?;
             if !complete || segment_end <= next {
                 break;
             }
@@ -166,10 +192,9 @@ impl Log {
     }
 
     /// The first offset whose timestamp is at or after `timestamp`, with that
-    /// timestamp (ListOffsets by time); `None` if every record is older.
-    /// Inside a compressed CreateTime batch the batch's base offset is
-    /// returned (records are not decompressed): a consumer seeking there
-    /// sees a few older records first.
+    /// timestamp (ListOffsets by time); `None` if every record is older. A
+    /// compressed CreateTime batch is decompressed to find the record, as
+    /// Kafka does.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
         let (plan, log_start, log_end) = {
             let st = self.shared.state.borrow();

@@ -87,20 +87,7 @@ impl Log {
             }
             .into());
         }
-        let guard = self.shared.append_lock.lock().await;
-        self.shared.check_writable()?;
-        while self.shared.state.borrow().staging.unwritten_bytes() > STAGED_BYTES_MAX {
-            self.shared.drained.notified().await;
-            self.shared.check_writable()?;
-        }
-        let total: usize = spans.iter().map(|(_, size)| size).sum();
-        let count: u64 = spans
-            .iter()
-            .map(|&(p, _)| batch_record_count(&batches, p))
-            .sum();
-        if self.shared.needs_roll(total as u64, count, now_ms) {
-            self.shared.roll(now_ms).await?;
-        }
+        let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
         let (durable, info) = match self.shared.check_producers(&batches, &spans, now_ms)? {
             Verdict::Append(updates) => {
                 let staged = self.shared.stage(&batches, &spans, now_ms);
@@ -112,6 +99,64 @@ impl Log {
         drop(guard);
         self.shared.staged.notify_one();
         Ok(StagedAppend { durable, info })
+    }
+
+    /// Appends a transaction marker (a control batch ending `producer_id`'s
+    /// transaction here: commit or abort) and resolves when it is durable.
+    /// Markers come from the transaction coordinator, never from clients;
+    /// one from an older epoch than the producer's is refused.
+    pub async fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let batch = Bytes::from(crate::batch::builder::marker_batch(
+            producer_id,
+            epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        ));
+        let spans = [(0, batch.len())];
+        let guard = self.lock_for_append(&batch, &spans, now_ms).await?;
+        let staged = {
+            let st = self.shared.state.borrow();
+            st.producers
+                .marker(producer_id, epoch, commit, st.next_offset, now_ms)?
+        };
+        let (durable, info) = self.shared.stage(&batch, &spans, now_ms);
+        self.shared.state.borrow_mut().producers.apply(staged);
+        drop(guard);
+        self.shared.staged.notify_one();
+        StagedAppend { durable, info }.finish().await
+    }
+
+    /// Takes the append lock for `batches`, once the staged bytes are under
+    /// their bound, rolling first when they would not fit the segment.
+    async fn lock_for_append(
+        &self,
+        batches: &Bytes,
+        spans: &[(usize, usize)],
+        now_ms: i64,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.shared.append_lock.lock().await;
+        self.shared.check_writable()?;
+        while self.shared.state.borrow().staging.unwritten_bytes() > STAGED_BYTES_MAX {
+            self.shared.drained.notified().await;
+            self.shared.check_writable()?;
+        }
+        let total: usize = spans.iter().map(|(_, size)| size).sum();
+        let count: u64 = spans
+            .iter()
+            .map(|&(p, _)| batch_record_count(batches, p))
+            .sum();
+        if self.shared.needs_roll(total as u64, count, now_ms) {
+            self.shared.roll(now_ms).await?;
+        }
+        Ok(guard)
     }
 
     /// Writes and fdatasyncs everything staged, whatever the flush policy.
@@ -473,6 +518,8 @@ impl Shared {
             if let Some(now_ms) = now_ms {
                 st.producers.expire(now_ms);
             }
+            let log_start = st.log_start_offset;
+            st.producers.trim(log_start);
             st.producers.clone()
         };
         producers.write_snapshot(&self.dir, offset).await

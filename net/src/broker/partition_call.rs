@@ -19,29 +19,25 @@ pub enum PartitionOp {
         /// The request's acks: acks=all needs min.insync.replicas in sync.
         acks: i16,
     },
+    /// A fetch's read; `committed` (read_committed) stops at the last
+    /// stable offset.
     Read {
         offset: i64,
         max_bytes: usize,
+        committed: bool,
     },
-    /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, -4 earliest
-    /// local (all of it is local), -5 latest tiered (nothing is), else by
-    /// time.
-    ListOffset {
-        timestamp: i64,
-    },
+    /// ListOffsets: -2 earliest, -1 latest (the last stable offset for
+    /// read_committed), -3 max timestamp, -4 earliest local (all of it is
+    /// local), -5 latest tiered (nothing is), else by time.
+    ListOffset { timestamp: i64, committed: bool },
     /// DeleteRecords to `offset` (-1: the high watermark); replies with the
     /// new log start offset.
-    DeleteRecords {
-        offset: i64,
-    },
+    DeleteRecords { offset: i64 },
     /// DescribeLogDirs: the partition's bytes on disk.
     Size,
     /// A fetch's long poll: replies once the log end offset passes `seen`
     /// (an append landed) or at `deadline`, whichever is first.
-    WaitForAppend {
-        seen: i64,
-        deadline: Instant,
-    },
+    WaitForAppend { seen: i64, deadline: Instant },
 }
 
 /// A read's result: whole batches, and the partition's bounds.
@@ -49,7 +45,11 @@ pub enum PartitionOp {
 pub struct ReadOut {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed: the aborted transactions the records overlap,
+    /// (producer id, first offset).
+    pub aborted: Option<Vec<(i64, i64)>>,
 }
 
 #[derive(Debug)]
@@ -149,24 +149,46 @@ impl Shard {
                 select(moved, std::pin::pin!(timeout)).await;
                 Ok(PartitionReply::Waited)
             }
-            PartitionOp::Read { offset, max_bytes } => {
-                let read = log.read(Offset(offset), max_bytes).await?;
+            PartitionOp::Read {
+                offset,
+                max_bytes,
+                committed,
+            } => {
+                let read = if committed {
+                    log.read_committed(Offset(offset), max_bytes).await?
+                } else {
+                    log.read(Offset(offset), max_bytes).await?
+                };
+                let stable = log.last_stable_offset();
                 let mut records = BytesMut::with_capacity(read.bytes());
                 for chunk in &read.chunks {
                     for slice in chunk.slices() {
                         records.extend_from_slice(slice);
                     }
                 }
+                let aborted = committed.then(|| {
+                    let end = Offset(offset).max(stable);
+                    log.aborted_transactions(Offset(offset), end)
+                        .into_iter()
+                        .map(|a| (a.producer_id, a.first_offset.get()))
+                        .collect()
+                });
                 Ok(PartitionReply::Read(ReadOut {
                     records: records.freeze(),
                     high_watermark: read.log_end_offset.get(),
+                    last_stable_offset: stable.get(),
                     log_start_offset: read.log_start_offset.get(),
+                    aborted,
                 }))
             }
-            PartitionOp::ListOffset { timestamp } => {
+            PartitionOp::ListOffset {
+                timestamp,
+                committed,
+            } => {
                 let (offset, ts) = match timestamp {
                     -2 | -4 => (log.log_start_offset().get(), -1),
                     -5 => (-1, -1),
+                    -1 if committed => (log.last_stable_offset().get(), -1),
                     -1 => (log.log_end_offset().get(), -1),
                     -3 => log
                         .max_timestamp()

@@ -13,8 +13,12 @@ use engine::TopicPartition;
 use futures::future::{Either, select, select_all};
 
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::TopicId;
 
@@ -138,12 +142,10 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                 PartitionOp::Read {
                     offset: p.fetch_offset,
                     max_bytes,
+                    committed: body.isolation_level == 1,
                 },
             )
         });
-        // As Kafka: none listed for read_uncommitted (null), and for
-        // read_committed the aborted transactions in range (none yet).
-        let aborted = (body.isolation_level == 1).then(Vec::new);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (index, result) in shard.per_partition(&name.0, ops).await {
             let data = PartitionData::default()
@@ -163,9 +165,19 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                     seen.push((tp, read.high_watermark));
                     data.with_error_code(NONE)
                         .with_high_watermark(read.high_watermark)
-                        .with_last_stable_offset(read.high_watermark)
+                        .with_last_stable_offset(read.last_stable_offset)
                         .with_log_start_offset(read.log_start_offset)
-                        .with_aborted_transactions(aborted.clone())
+                        // As Kafka: null for read_uncommitted; for
+                        // read_committed the aborted transactions in range.
+                        .with_aborted_transactions(read.aborted.map(|list| {
+                            list.into_iter()
+                                .map(|(producer_id, first_offset)| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(producer_id))
+                                        .with_first_offset(first_offset)
+                                })
+                                .collect()
+                        }))
                         .with_records(Some(read.records))
                 }
                 Ok(_) => {

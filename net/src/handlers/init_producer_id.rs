@@ -32,6 +32,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     // An id and an epoch come together or not at all.
     let response = if (body.producer_id.0 == -1) != (body.producer_epoch == -1) {
         refused(INVALID_REQUEST)
+    } else if body
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty())
+    {
+        // Kafka: an empty transactional id is no id at all.
+        refused(INVALID_REQUEST)
     } else if body.transactional_id.is_some() {
         refused(COORDINATOR_NOT_AVAILABLE)
     } else {

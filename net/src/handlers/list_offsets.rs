@@ -35,6 +35,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
                 p.partition_index,
                 PartitionOp::ListOffset {
                     timestamp: p.timestamp,
+                    committed: body.isolation_level == 1,
                 },
             )
         });
