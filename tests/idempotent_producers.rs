@@ -12,11 +12,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    ProducerId, TransactionalId,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -99,36 +96,9 @@ fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
 /// One Produce of a 3-record batch from `producer` at `epoch`, sequences
 /// from `sequence`: (error code, base offset).
 fn produce(addr: SocketAddr, producer: i64, epoch: i16, sequence: i32) -> (i16, i64) {
-    let value = vec![b'r'; 100];
-    let records: Vec<engine::batch::builder::Record<'_>> = (0..3)
-        .map(|_| engine::batch::builder::Record {
-            value: Some(&value),
-            ..Default::default()
-        })
-        .collect();
-    let mut spec = engine::batch::builder::BatchSpec::new(3, 1_700_000_000_000);
-    spec.producer_id = producer;
-    spec.producer_epoch = epoch;
-    spec.base_sequence = sequence;
-    let batch = engine::batch::builder::encode_batch(
-        &spec,
-        &engine::batch::builder::encode_records(&records),
-    );
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(common::topic_name("retries"))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
-    let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
-    let partition = &response.responses[0].partition_responses[0];
-    (partition.error_code, partition.base_offset)
+    let batch = common::producer_batch(producer, epoch, sequence, 3, false);
+    let answer = common::produce_batch(addr, "retries", batch, 9);
+    (answer.error_code, answer.base_offset)
 }
 
 #[test]

@@ -8,13 +8,11 @@ mod common;
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse,
+    ListOffsetsRequest, ListOffsetsResponse,
 };
 
 use common::{call, create_topic_raw, free_addr, start, topic_name};
@@ -22,36 +20,10 @@ use common::{call, create_topic_raw, free_addr, start, topic_name};
 const TOPIC: &str = "committed";
 
 fn produce(addr: SocketAddr, producer_id: i64, sequence: i32, transactional: bool) -> i64 {
-    let value = vec![b'c'; 64];
-    let records: Vec<engine::batch::builder::Record<'_>> = (0..2)
-        .map(|_| engine::batch::builder::Record {
-            value: Some(&value),
-            ..Default::default()
-        })
-        .collect();
-    let mut spec = engine::batch::builder::BatchSpec::new(2, 1_700_000_000_000);
-    spec.producer_id = producer_id;
-    spec.producer_epoch = 0;
-    spec.base_sequence = sequence;
-    spec.transactional = transactional;
-    let records = engine::batch::builder::encode_records(&records);
-    let batch = engine::batch::builder::encode_batch(&spec, &records);
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic_name(TOPIC))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
-    let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
-    let partition = &response.responses[0].partition_responses[0];
-    assert_eq!(partition.error_code, 0);
-    partition.base_offset
+    let batch = common::producer_batch(producer_id, 0, sequence, 2, transactional);
+    let answer = common::produce_batch(addr, TOPIC, batch, 9);
+    assert_eq!(answer.error_code, 0);
+    answer.base_offset
 }
 
 /// (high watermark, last stable offset, batches, aborted list length).

@@ -24,7 +24,6 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -55,18 +54,7 @@ fn broker(dir: &std::path::Path, addr: SocketAddr) -> common::Broker {
 /// Produces one batch at `version`; returns the partition's answer.
 fn produce(addr: SocketAddr, version: i16) -> produce_response::PartitionProduceResponse {
     let batch = engine::batch::builder::simple_batch(BATCH_RECORDS, 16, 1_700_000_000_000, b'f');
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic_name(TOPIC))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
+    let request = common::produce_request(TOPIC, batch);
     let response: ProduceResponse = call(addr, ApiKey::Produce, version, &request);
     assert_eq!(response.throttle_time_ms, 0, "v{version}");
     assert_eq!(response.responses.len(), 1);

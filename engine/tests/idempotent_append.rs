@@ -82,10 +82,7 @@ fn producer_state_survives_reopen_rolls_and_crashes() {
                 .await
                 .unwrap();
         }
-        let segments = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
-            .count();
+        let segments = common::segment_files(&dir);
         assert!(segments > 1, "rolled ({segments} segments)");
         assert!(
             dir.join("producer.snapshot").exists(),
@@ -93,11 +90,7 @@ fn producer_state_survives_reopen_rolls_and_crashes() {
         );
         // A crash now: the files as they are, the log still open.
         let crashed = tmp.path().join("crashed-0");
-        std::fs::create_dir(&crashed).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
-        }
+        common::copy_as_crashed(&dir, &crashed);
         log.close().await.unwrap();
         for reopened in [&dir, &crashed] {
             let log = Log::open(reopened, small_config(), 0).await.unwrap();

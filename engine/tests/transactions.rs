@@ -117,17 +117,10 @@ fn transactions_survive_reopen_rolls_and_crashes() {
             sequence += 4;
         }
         let end = log.log_end_offset();
-        let segments = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
-            .count();
+        let segments = common::segment_files(&dir);
         assert!(segments > 2, "rolled ({segments} segments)");
         let crashed = tmp.path().join("crashed-0");
-        std::fs::create_dir(&crashed).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
-        }
+        common::copy_as_crashed(&dir, &crashed);
         log.close().await.unwrap();
         for reopened in [&dir, &crashed] {
             let log = Log::open(reopened, small_config(), 0).await.unwrap();

@@ -277,13 +277,11 @@ pub fn create_topic_raw(addr: SocketAddr, name: &str, partitions: i32) {
     assert_eq!(response.topics[0].error_code, 0, "create {name}");
 }
 
-/// Produces one small batch (Produce v9, acks=all) to partition 0 of
-/// `topic` on an open connection; the partition's error code.
-pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std::io::Result<i16> {
+/// An acks=all Produce of `batch` to partition 0 of `topic`.
+pub fn produce_request(topic: &str, batch: Vec<u8>) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::ProduceRequest;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b'r');
-    let request = ProduceRequest::default()
+    ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
@@ -294,7 +292,60 @@ pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std
                         .with_index(0)
                         .with_records(Some(Bytes::from(batch))),
                 ]),
-        ]);
+        ])
+}
+
+/// Sends [`produce_request`] at `version` on a new connection; the answer
+/// of partition 0 (the only one asked).
+pub fn produce_batch(
+    addr: SocketAddr,
+    topic: &str,
+    batch: Vec<u8>,
+    version: i16,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
+    use kafka_protocol::messages::ProduceResponse;
+    let response: ProduceResponse = call(
+        addr,
+        ApiKey::Produce,
+        version,
+        &produce_request(topic, batch),
+    );
+    assert_eq!(response.responses.len(), 1);
+    assert_eq!(response.responses[0].partition_responses.len(), 1);
+    response.responses[0].partition_responses[0].clone()
+}
+
+/// A batch of `count` `value_bytes`-byte records from `producer_id` at
+/// `epoch` (sequences from `sequence`), transactional or not.
+pub fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+    count: i32,
+    transactional: bool,
+) -> Vec<u8> {
+    use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+    let value = vec![b'p'; 100];
+    let records: Vec<Record<'_>> = (0..count)
+        .map(|_| Record {
+            value: Some(&value),
+            ..Record::default()
+        })
+        .collect();
+    let mut spec = BatchSpec::new(count, 1_700_000_000_000);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = sequence;
+    spec.transactional = transactional;
+    encode_batch(&spec, &encode_records(&records))
+}
+
+/// Produces one small batch (Produce v9, acks=all) to partition 0 of
+/// `topic` on an open connection; the partition's error code.
+pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std::io::Result<i16> {
+    use kafka_protocol::messages::ProduceResponse;
+    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b'r');
+    let request = produce_request(topic, batch);
     let mut body = BytesMut::new();
     request.encode(&mut body, 9).unwrap();
     let frame = probe::request_frame(ApiKey::Produce as i16, 9, correlation, &body);

@@ -129,3 +129,21 @@ pub async fn read_all(log: &engine::Log) -> Vec<u8> {
     }
     out
 }
+
+/// Copies the files of a partition directory as they are now, the log
+/// still open: what a crash at this moment leaves on disk.
+pub fn copy_as_crashed(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// How many segment files a partition directory holds.
+pub fn segment_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+        .count()
+}
