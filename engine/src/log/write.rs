@@ -506,8 +506,6 @@ impl Shared {
         checkpoint.write(&self.dir).await
     }
 
-    /// On a clean close: the active segment gets its exact size and index
-    /// files, and the checkpoint says so.
     /// Writes the producers' state as of `offset` (everything below it
     /// staged), after forgetting those expired at `now_ms` if given (the
     /// appends' clock). Written also when there are none: an open then
@@ -525,6 +523,9 @@ impl Shared {
         producers.write_snapshot(&self.dir, offset).await
     }
 
+    /// On a clean close: the producers' snapshot at the log end, the active
+    /// segment gets its exact size and index files, and the checkpoint says
+    /// so.
     async fn seal_active_for_close(&self) -> Result<()> {
         let (file, mut meta, next) = {
             let st = self.state.borrow();
