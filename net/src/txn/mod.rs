@@ -45,6 +45,7 @@
 //! FindCoordinator and InitProducerId answer transactional ids with
 //! COORDINATOR_NOT_AVAILABLE.
 
+pub mod record;
 #[cfg(test)]
 mod tests;
 
