@@ -326,3 +326,109 @@ fn librdkafka_idempotent_producer_across_three_sigkills_stores_each_message_once
     assert_each_once_in_order(addr, topic, 4, count, &reports);
     drop(broker);
 }
+
+/// A TCP proxy on 127.0.0.1 in front of the broker whose connections can be
+/// cut, all at once, from the test (both directions shut down, as a network
+/// failure or a broker closing its side looks to a client).
+struct CuttingProxy {
+    addr: SocketAddr,
+    live: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    /// Listens on `addr` (free: the broker advertises it) for `broker`.
+    fn start_at(addr: SocketAddr, broker: SocketAddr) -> CuttingProxy {
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let live: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (accepted, stopping) = (Arc::clone(&live), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(upstream) = std::net::TcpStream::connect(broker) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || pump(from, to));
+                }
+                accepted.lock().unwrap().extend([client, upstream]);
+            }
+        });
+        CuttingProxy { addr, live, stop }
+    }
+
+    /// Shuts every connection through the proxy down; returns how many.
+    fn cut(&self) -> usize {
+        let streams = std::mem::take(&mut *self.live.lock().unwrap());
+        for stream in &streams {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        streams.len() / 2
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cut();
+    }
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// The producer's connections are cut three times mid-stream (through a
+/// proxy the broker advertises, so every connection passes it): requests
+/// in flight are lost with their answers and retried, and each message is
+/// still stored once, in order.
+#[test]
+fn librdkafka_idempotent_producer_across_cut_connections_stores_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy_listener.local_addr().unwrap();
+    drop(proxy_listener);
+    let _broker = common::start_with(
+        tmp.path(),
+        addr,
+        "error",
+        &["--advertised-listener", &proxy_addr.to_string()],
+    );
+    let proxy = CuttingProxy::start_at(proxy_addr, addr);
+    let topic = "rdk-cut";
+    create_topic_raw(addr, topic, 4);
+    let deliveries = Deliveries::default();
+    let producer = Arc::new(idempotent_producer(proxy.addr, &deliveries));
+    let count = 100_000usize;
+    let sender = {
+        let producer = Arc::clone(&producer);
+        std::thread::spawn(move || send_all(&producer, topic, 0..count))
+    };
+    for (cut, after) in [10_000, 40_000, 70_000].into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while deliveries.0.lock().unwrap().len() < after {
+            assert!(Instant::now() < deadline, "cut {cut}: deliveries stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let cut_connections = proxy.cut();
+        let acked = deliveries.0.lock().unwrap().len();
+        println!("cut {cut}: {cut_connections} connections, {acked} deliveries reported");
+        assert!(acked < count, "cut {cut} came after the last delivery");
+    }
+    sender.join().unwrap();
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let reports = deliveries.0.lock().unwrap().clone();
+    assert_delivered(&reports, count);
+    assert_each_once_in_order(proxy.addr, topic, 4, count, &reports);
+}
