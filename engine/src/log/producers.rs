@@ -174,8 +174,10 @@ impl Producers {
                                 last: stored.last_offset,
                             });
                         }
+                        // With no batch yet in this epoch (a fencing marker
+                        // opened it), the sequence starts at 0, as in Kafka.
                         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
-                        if !entry.batches.is_empty() && !in_sequence(last, first_seq) {
+                        if !in_sequence(last, first_seq) {
                             return Err(ProducerError::OutOfOrderSequence {
                                 producer_id,
                                 last,

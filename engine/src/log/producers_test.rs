@@ -249,6 +249,13 @@ fn a_fencing_marker_closes_the_transaction_under_its_new_epoch() {
         append(&mut p, &txn_header(5, 0, 3, 1), 4),
         Err(ProducerError::InvalidEpoch { .. })
     ));
+    assert!(
+        matches!(
+            append(&mut p, &txn_header(5, 1, 7, 1), 4),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ),
+        "the new epoch starts at 0"
+    );
     assert_eq!(append(&mut p, &txn_header(5, 1, 0, 1), 4), appended());
     assert_eq!(p.first_unstable(), Some(Offset(4)));
 }
