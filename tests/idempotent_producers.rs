@@ -185,17 +185,7 @@ fn send_all(producer: &ThreadedProducer<Deliveries>, topic: &str, range: std::op
     for i in range {
         let key = format!("key-{}", i % 13);
         let value = format!("value-{i}");
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, back)) => {
-                    assert!(e.to_string().contains("Queue full"), "send: {e}");
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        common::send_when_queued(producer, BaseRecord::to(topic).key(&key).payload(&value));
     }
 }
 

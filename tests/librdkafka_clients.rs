@@ -73,21 +73,12 @@ fn produce(addr: SocketAddr, topic: &str, count: usize, compression: &str) {
             key: "i",
             value: Some(&i.to_string()),
         });
-        let mut record = BaseRecord::to(topic)
+        let record = BaseRecord::to(topic)
             .key(&key)
             .payload(&value)
             .headers(headers)
             .timestamp(1_700_000_000_000 + i as i64);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, back)) => {
-                    assert!(e.to_string().contains("Queue full"), "send: {e}");
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        common::send_when_queued(&producer, record);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
     let reports = deliveries.0.lock().unwrap();

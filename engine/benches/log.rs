@@ -121,21 +121,14 @@ fn append_bench(c: &mut Criterion) {
 /// A 16-record batch of 1 KiB records from `producer_id` (-1: a plain
 /// producer) with sequences from `sequence`.
 fn producer_batch(producer_id: i64, sequence: i32) -> Bytes {
-    use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
-    let value = vec![7u8; 1_000];
-    let records: Vec<Record<'_>> = (0..16)
-        .map(|_| Record {
-            value: Some(&value),
-            ..Record::default()
-        })
-        .collect();
-    let mut spec = BatchSpec::new(16, 1_700_000_000_000);
-    if producer_id >= 0 {
-        spec.producer_id = producer_id;
-        spec.producer_epoch = 0;
-        spec.base_sequence = sequence;
-    }
-    Bytes::from(encode_batch(&spec, &encode_records(&records)))
+    let (epoch, sequence) = if producer_id < 0 {
+        (-1, -1)
+    } else {
+        (0, sequence)
+    };
+    let batch =
+        engine::batch::builder::producer_batch(producer_id, epoch, sequence, 16, 1_000, false);
+    Bytes::from(batch)
 }
 
 /// Times `iters` staged appends (validation, the producer check, offsets,

@@ -8,24 +8,20 @@ mod common;
 
 use bytes::Bytes;
 use common::{run, small_config};
-use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+use engine::batch::builder::producer_batch;
 use engine::{Error, Log, Offset, ProducerError};
 
 /// A batch of `count` 1 KiB records from `producer_id` at `epoch`,
 /// sequences from `sequence`.
 fn batch(producer_id: i64, epoch: i16, sequence: i32, count: i32) -> Bytes {
-    let value = vec![b'i'; 1024];
-    let records: Vec<Record<'_>> = (0..count)
-        .map(|_| Record {
-            value: Some(&value),
-            ..Record::default()
-        })
-        .collect();
-    let mut spec = BatchSpec::new(count, 1_000);
-    spec.producer_id = producer_id;
-    spec.producer_epoch = epoch;
-    spec.base_sequence = sequence;
-    Bytes::from(encode_batch(&spec, &encode_records(&records)))
+    Bytes::from(producer_batch(
+        producer_id,
+        epoch,
+        sequence,
+        count,
+        1024,
+        false,
+    ))
 }
 
 async fn offsets(log: &Log, b: Bytes) -> Result<(i64, i64), Error> {

@@ -7,26 +7,21 @@ mod common;
 
 use bytes::Bytes;
 use common::{run, small_config};
-use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+use engine::batch::builder::producer_batch;
 use engine::batch::{ValidateMode, validate};
 use engine::{AbortedTxn, Error, Log, Offset, ProducerError};
 
 /// `count` records of 1 KiB from `producer_id` (epoch 0), transactional or
 /// not, sequences from `sequence`.
 fn batch(producer_id: i64, sequence: i32, count: i32, transactional: bool) -> Bytes {
-    let value = vec![b't'; 1024];
-    let records: Vec<Record<'_>> = (0..count)
-        .map(|_| Record {
-            value: Some(&value),
-            ..Record::default()
-        })
-        .collect();
-    let mut spec = BatchSpec::new(count, 1_000);
-    spec.producer_id = producer_id;
-    spec.producer_epoch = 0;
-    spec.base_sequence = sequence;
-    spec.transactional = transactional;
-    Bytes::from(encode_batch(&spec, &encode_records(&records)))
+    Bytes::from(producer_batch(
+        producer_id,
+        0,
+        sequence,
+        count,
+        1024,
+        transactional,
+    ))
 }
 
 async fn offsets_read_committed(log: &Log) -> Vec<i64> {

@@ -315,8 +315,8 @@ pub fn produce_batch(
     response.responses[0].partition_responses[0].clone()
 }
 
-/// A batch of `count` `value_bytes`-byte records from `producer_id` at
-/// `epoch` (sequences from `sequence`), transactional or not.
+/// A batch of `count` 100-byte records from `producer_id` at `epoch`
+/// (sequences from `sequence`), transactional or not.
 pub fn producer_batch(
     producer_id: i64,
     epoch: i16,
@@ -324,20 +324,7 @@ pub fn producer_batch(
     count: i32,
     transactional: bool,
 ) -> Vec<u8> {
-    use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
-    let value = vec![b'p'; 100];
-    let records: Vec<Record<'_>> = (0..count)
-        .map(|_| Record {
-            value: Some(&value),
-            ..Record::default()
-        })
-        .collect();
-    let mut spec = BatchSpec::new(count, 1_700_000_000_000);
-    spec.producer_id = producer_id;
-    spec.producer_epoch = epoch;
-    spec.base_sequence = sequence;
-    spec.transactional = transactional;
-    encode_batch(&spec, &encode_records(&records))
+    engine::batch::builder::producer_batch(producer_id, epoch, sequence, count, 100, transactional)
 }
 
 /// Produces one small batch (Produce v9, acks=all) to partition 0 of
@@ -374,5 +361,27 @@ pub fn assert_stored_codecs(addr: SocketAddr, prefix: &str, codecs: &[(&str, u8)
             .collect();
         assert!(!stored.is_empty(), "{topic} holds batches");
         assert!(stored.iter().all(|c| c == id), "{topic}: codecs {stored:?}");
+    }
+}
+
+/// Sends `record` through librdkafka, waiting while its queue is full (any
+/// other refusal fails the test).
+pub fn send_when_queued<'a, C, K, P>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'a, K, P, C::DeliveryOpaque>,
+) where
+    C: rdkafka::producer::ProducerContext + 'static,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((e, back)) => {
+                assert!(e.to_string().contains("Queue full"), "send: {e}");
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }

@@ -118,6 +118,32 @@ pub fn encode_batch(spec: &BatchSpec, records: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A batch of `count` records of `value_bytes` bytes from `producer_id` at
+/// `epoch`, sequences from `sequence` (all -1: a plain producer's batch),
+/// transactional or not (tests and benchmarks).
+pub fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+    count: i32,
+    value_bytes: usize,
+    transactional: bool,
+) -> Vec<u8> {
+    let value = vec![b'p'; value_bytes];
+    let records: Vec<Record<'_>> = (0..count)
+        .map(|_| Record {
+            value: Some(&value),
+            ..Record::default()
+        })
+        .collect();
+    let mut spec = BatchSpec::new(count, 1_700_000_000_000);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = epoch;
+    spec.base_sequence = sequence;
+    spec.transactional = transactional;
+    encode_batch(&spec, &encode_records(&records))
+}
+
 /// A transaction marker: a control batch (transactional and control bits)
 /// from `producer_id` at `epoch` with one record, key (version 0, type:
 /// 0 abort, 1 commit) and value (version 0, coordinator epoch), as Kafka's

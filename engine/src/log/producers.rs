@@ -306,16 +306,11 @@ impl Producers {
 
     /// Replays a stored batch (its offsets final) while rebuilding.
     pub(super) fn replay(&mut self, header: &BatchHeader, now_ms: i64) {
-        let base = header.base_offset();
         if header.producer_id() < 0 {
             return;
         }
         // Stored batches were checked when appended; a replay only records.
-        let mut scratch = Producers::default();
-        if let Some(entry) = self.entries.get(&header.producer_id()) {
-            scratch.entries.insert(header.producer_id(), entry.clone());
-        }
-        match scratch.check([header], base, now_ms) {
+        match self.check([header], header.base_offset(), now_ms) {
             Ok(Verdict::Append(updates)) => self.apply(updates),
             // Recorded already (the snapshot was taken after it).
             Ok(Verdict::Duplicate { .. }) => {}

@@ -2,14 +2,25 @@ use super::*;
 use crate::batch::builder::{BatchSpec, encode_batch};
 
 /// The header of a batch of `count` records from `producer_id` at `epoch`,
-/// sequences from `base_sequence`.
-fn header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+/// sequences from `base_sequence`, transactional or not.
+fn header_of(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    count: i32,
+    transactional: bool,
+) -> BatchHeader {
     let mut spec = BatchSpec::new(count, 0);
     spec.producer_id = producer_id;
     spec.producer_epoch = epoch;
     spec.base_sequence = base_sequence;
+    spec.transactional = transactional;
     let bytes = encode_batch(&spec, &[]);
     BatchHeader(*bytes.first_chunk().unwrap())
+}
+
+fn header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+    header_of(producer_id, epoch, base_sequence, count, false)
 }
 
 /// Appends one batch at `base` if the state accepts it; returns the verdict.
@@ -195,13 +206,7 @@ fn replay_records_stored_batches_once() {
 }
 
 fn txn_header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
-    let mut spec = BatchSpec::new(count, 0);
-    spec.producer_id = producer_id;
-    spec.producer_epoch = epoch;
-    spec.base_sequence = base_sequence;
-    spec.transactional = true;
-    let bytes = encode_batch(&spec, &[]);
-    BatchHeader(*bytes.first_chunk().unwrap())
+    header_of(producer_id, epoch, base_sequence, count, true)
 }
 
 #[test]
