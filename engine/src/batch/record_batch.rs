@@ -12,6 +12,15 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, uncompressed first.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     pub fn from_attributes(attributes: i16) -> Option<Compression> {
         match attributes & 0x07 {
             0 => Some(Compression::None),

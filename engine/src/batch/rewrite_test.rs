@@ -2,13 +2,7 @@ use super::*;
 use crate::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
 use crate::batch::{ValidateMode, validate};
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
+const CODECS: [Compression; 5] = Compression::ALL;
 
 const NOW: i64 = 1_700_000_000_000;
 
