@@ -21,6 +21,10 @@
 //! offsets-retention-minutes = 10080    # offsets.retention.minutes
 //! offsets-retention-check-interval-ms = 600000
 //! offsets-compaction-records = 100000  # __consumer_offsets records between snapshots
+//! transaction-state-log-num-partitions = 50 # transaction.state.log.num.partitions
+//! transaction-max-timeout-ms = 900000  # transaction.max.timeout.ms
+//! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
+//! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -56,6 +60,10 @@ pub struct FileConfig {
     pub offsets_retention_minutes: Option<i64>,
     pub offsets_retention_check_interval_ms: Option<u64>,
     pub offsets_compaction_records: Option<u64>,
+    pub transaction_state_log_num_partitions: Option<i32>,
+    pub transaction_max_timeout_ms: Option<i32>,
+    pub transactional_id_expiration_ms: Option<i64>,
+    pub producer_id_expiration_ms: Option<i64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }
@@ -91,6 +99,32 @@ impl FileConfig {
                 n >= 1,
                 "offsets-topic-num-partitions must be at least 1, not {n}"
             );
+        }
+        if let Some(n) = config.transaction_state_log_num_partitions {
+            anyhow::ensure!(
+                n >= 1,
+                "transaction-state-log-num-partitions must be at least 1, not {n}"
+            );
+        }
+        if let Some(ms) = config.transaction_max_timeout_ms {
+            anyhow::ensure!(
+                ms >= 1,
+                "transaction-max-timeout-ms must be at least 1, not {ms}"
+            );
+        }
+        for (name, value) in [
+            (
+                "transactional-id-expiration-ms",
+                config.transactional_id_expiration_ms,
+            ),
+            (
+                "producer-id-expiration-ms",
+                config.producer_id_expiration_ms,
+            ),
+        ] {
+            if let Some(ms) = value {
+                anyhow::ensure!(ms >= 1, "{name} must be at least 1, not {ms}");
+            }
         }
         for (name, value) in [
             (

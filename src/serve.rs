@@ -124,6 +124,18 @@ impl ServeConfig {
                 offsets_compaction_records: file
                     .offsets_compaction_records
                     .unwrap_or(defaults.offsets_compaction_records),
+                transaction_topic_partitions: file
+                    .transaction_state_log_num_partitions
+                    .unwrap_or(defaults.transaction_topic_partitions),
+                transaction_max_timeout_ms: file
+                    .transaction_max_timeout_ms
+                    .unwrap_or(defaults.transaction_max_timeout_ms),
+                transactional_id_expiration_ms: file
+                    .transactional_id_expiration_ms
+                    .unwrap_or(defaults.transactional_id_expiration_ms),
+                producer_id_expiration_ms: file
+                    .producer_id_expiration_ms
+                    .unwrap_or(defaults.producer_id_expiration_ms),
                 group: GroupConfig {
                     initial_rebalance_delay_ms: file
                         .group_initial_rebalance_delay_ms

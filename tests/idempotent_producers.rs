@@ -44,6 +44,7 @@ fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
     let addr = free_addr();
     let broker = start(tmp.path(), addr, "warn");
     let mut ids = HashSet::new();
+    let mut txn_producer_ids = HashSet::new();
     for version in 0..=5 {
         for _ in 0..3 {
             let answer = init_producer_id(addr, version, &idempotent());
@@ -57,14 +58,18 @@ fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
                 answer.producer_id
             );
         }
+        // A transactional id keeps its producer id; each init bumps its
+        // epoch (InitProducerId of a new instance).
         let transactional = idempotent()
             .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))));
         let answer = init_producer_id(addr, version, &transactional);
-        assert_eq!(
-            answer.error_code, 15,
-            "v{version}: COORDINATOR_NOT_AVAILABLE"
+        assert_eq!(answer.error_code, 0, "v{version}");
+        assert_eq!(answer.producer_epoch, version, "v{version}");
+        assert!(
+            ids.insert(answer.producer_id.0) || version > 0,
+            "v{version}"
         );
-        assert_eq!(answer.producer_id, ProducerId(-1));
+        txn_producer_ids.insert(answer.producer_id.0);
         let empty = idempotent()
             .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(""))));
         let answer = init_producer_id(addr, version, &empty);
@@ -91,6 +96,17 @@ fn producer_ids_are_new_at_every_version_and_never_reused_after_a_kill() {
     let _broker = start(tmp.path(), addr, "warn");
     let after = init_producer_id(addr, 4, &idempotent()).producer_id.0;
     assert!(after > before, "after a kill: {after}, before: {before}");
+    assert_eq!(
+        txn_producer_ids.len(),
+        1,
+        "one producer id for the transactional id"
+    );
+    let transactional =
+        idempotent().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))));
+    let answer = init_producer_id(addr, 4, &transactional);
+    assert_eq!(answer.error_code, 0);
+    assert_eq!(answer.producer_epoch, 6, "the epoch survives the kill");
+    assert!(txn_producer_ids.contains(&answer.producer_id.0));
 }
 
 /// One Produce of a 3-record batch from `producer` at `epoch`, sequences

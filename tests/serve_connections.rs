@@ -277,7 +277,7 @@ fn list_offsets_answers_at_every_advertised_version() {
 }
 
 #[test]
-fn find_coordinator_names_this_node_for_groups_and_has_no_transaction_coordinator_yet() {
+fn find_coordinator_names_this_node_for_groups_and_transactional_ids() {
     use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
@@ -306,12 +306,22 @@ fn find_coordinator_names_this_node_for_groups_and_has_no_transaction_coordinato
 
     let transaction = FindCoordinatorRequest::default()
         .with_key_type(1)
-        .with_coordinator_keys(vec![StrBytes::from_static_str("tx")]);
+        .with_coordinator_keys(vec![
+            StrBytes::from_static_str("tx"),
+            StrBytes::from_static_str(""),
+        ]);
     let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 4, &transaction);
-    assert_eq!(
-        answer.coordinators[0].error_code, 15,
-        "COORDINATOR_NOT_AVAILABLE until transactions are served"
-    );
+    let codes: Vec<(&str, i16, i32)> = answer
+        .coordinators
+        .iter()
+        .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
+        .collect();
+    assert_eq!(codes, [("tx", 0, 0), ("", 42, -1)]);
+    let single = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_key(StrBytes::from_static_str("tx"));
+    let answer: FindCoordinatorResponse = call(addr, ApiKey::FindCoordinator, 2, &single);
+    assert_eq!((answer.error_code, answer.node_id.0), (0, 0));
 }
 
 #[test]

@@ -24,7 +24,13 @@ use common::{create_topic_raw, free_addr, start_configured};
 
 const SEED: u64 = 0x7e25_10a5;
 const REQUESTS_PER_VERSION: usize = 12;
-const WORDS: &[&str] = &["matrix", "matrix-group", "__consumer_offsets", "consumer"];
+const WORDS: &[&str] = &[
+    "matrix",
+    "matrix-group",
+    "__consumer_offsets",
+    "consumer",
+    "matrix-txn",
+];
 
 /// Produce v0-2 (message format v0/v1) is answered by its own encoder with
 /// UNSUPPORTED_VERSION per partition; its bodies have no table: one fixed
@@ -118,6 +124,13 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DeleteGroups => DeleteGroupsResponse,
         OffsetDelete => OffsetDeleteResponse,
         InitProducerId => InitProducerIdResponse,
+        AddPartitionsToTxn => AddPartitionsToTxnResponse,
+        AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        EndTxn => EndTxnResponse,
+        TxnOffsetCommit => TxnOffsetCommitResponse,
+        DescribeProducers => DescribeProducersResponse,
+        DescribeTransactions => DescribeTransactionsResponse,
+        ListTransactions => ListTransactionsResponse,
     )
 }
 

@@ -45,9 +45,9 @@ pub mod rt;
 pub use error::{Error, IoError, Result};
 pub use log::{
     AbortedTxn, AppendInfo, Chunk, CleanupPolicy, ConfigError, ConfigType, EndWatch, FlushPolicy,
-    InternalRecord, Log, LogConfig, ProducerError, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS,
-    TimestampType, TopicCompression, TopicConfigKey, ValueKind, topic_config,
-    topic_config_by_broker_name,
+    InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS, ProducerError,
+    ProducerView, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS, TimestampType, TopicCompression,
+    TopicConfigKey, ValueKind, topic_config, topic_config_by_broker_name,
 };
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, TopicPartition};

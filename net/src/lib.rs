@@ -15,6 +15,9 @@
 //!
 //! - [`group`]: the classic consumer-group protocol as a sans-IO state
 //!   machine, and the `__consumer_offsets` record layout.
+//! - [`txn`]: the transaction coordinator as a sans-IO state machine, and
+//!   the `__transaction_state` record layout (docs/transactions.md).
+//! - [`failpoint`]: crash points armed from the environment, for recovery tests.
 //! - [`broker`]: one shard's state (partition table, metadata snapshot,
 //!   links to the other shards) and the calls that run an operation on the
 //!   shard owning a partition.
@@ -38,6 +41,7 @@
 )]
 
 pub mod broker;
+pub mod failpoint;
 pub mod frame;
 pub mod group;
 pub mod handlers;

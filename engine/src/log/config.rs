@@ -117,6 +117,9 @@ pub struct LogConfig {
     pub stored: BTreeMap<&'static str, String>,
     /// Bytes of recent batches kept in memory for reads.
     pub tail_cache_bytes: usize,
+    /// The broker's `producer.id.expiration.ms`: a producer with no open
+    /// transaction that wrote nothing here for this long is forgotten.
+    pub producer_id_expiration_ms: i64,
     /// Size of one aligned staging buffer (a multiple of 4 KiB).
     pub write_buffer_bytes: usize,
 }
@@ -152,6 +155,7 @@ impl Default for LogConfig {
             unclean_leader_election: false,
             stored: config_keys::stored_defaults(),
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
+            producer_id_expiration_ms: super::producers::PRODUCER_ID_EXPIRATION_MS,
             write_buffer_bytes: WRITE_BUFFER_BYTES_DEFAULT,
         }
     }

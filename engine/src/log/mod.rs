@@ -31,8 +31,8 @@ pub use config::{
     TimestampType, TopicCompression, TopicConfigKey, ValueKind, topic_config,
     topic_config_by_broker_name,
 };
-pub use log_store::InternalRecord;
-pub use producers::{AbortedTxn, ProducerError};
+pub use log_store::{InternalRecord, InternalTxn};
+pub use producers::{AbortedTxn, PRODUCER_ID_EXPIRATION_MS, ProducerError, ProducerView};
 pub use read::{Chunk, ReadResult};
 pub use tail_cache::CachedBatch;
 pub use write::StagedAppend;

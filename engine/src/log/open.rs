@@ -138,7 +138,7 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
             replayed += 1;
         }
     }
-    producers.expire(now_ms);
+    producers.expire(now_ms, st.config.producer_id_expiration_ms);
     if producers.len() > 0 || replayed > 0 {
         tracing::debug!(dir = %dir.display(), producers = producers.len(), from = from.0, replayed, "producer state rebuilt");
     }

@@ -11,7 +11,8 @@
 //! The state is rebuilt on open: from the snapshot written at the last roll
 //! or clean close (`producer.snapshot`, the state as of its offset), then
 //! the batches from that offset to the log end. Producers idle longer than
-//! [`PRODUCER_ID_EXPIRATION_MS`] are forgotten at rolls and on open.
+//! `producer.id.expiration.ms` ([`PRODUCER_ID_EXPIRATION_MS`] by default)
+//! are forgotten at rolls and on open.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
@@ -66,6 +67,18 @@ pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: Offset,
     pub last_offset: Offset,
+}
+
+/// One producer's state in a partition, as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence of its last stored record; -1 if none in this epoch.
+    pub last_sequence: i32,
+    pub last_append_ms: i64,
+    /// The first offset of its open transaction here.
+    pub txn_start_offset: Option<Offset>,
 }
 
 /// Why an idempotent batch is refused.
@@ -283,6 +296,37 @@ impl Producers {
         self.aborted.extend(updates.1);
     }
 
+    /// The sequence `producer_id`'s next batch at `epoch` starts with.
+    pub(super) fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
+        match self.entries.get(&producer_id) {
+            Some(entry) if entry.epoch == epoch => entry.batches.back().map_or(0, |b| {
+                if b.last_seq == i32::MAX {
+                    0
+                } else {
+                    b.last_seq + 1
+                }
+            }),
+            _ => 0,
+        }
+    }
+
+    /// Every producer's state, by producer id.
+    pub(super) fn views(&self) -> Vec<ProducerView> {
+        let mut views: Vec<ProducerView> = self
+            .entries
+            .iter()
+            .map(|(&producer_id, e)| ProducerView {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_append_ms: e.last_append_ms,
+                txn_start_offset: e.txn_first,
+            })
+            .collect();
+        views.sort_by_key(|v| v.producer_id);
+        views
+    }
+
     /// The first offset of the earliest open transaction: nothing from it
     /// on is stable yet.
     pub(super) fn first_unstable(&self) -> Option<Offset> {
@@ -352,12 +396,11 @@ impl Producers {
         self.apply(updates);
     }
 
-    /// Forgets producers idle for [`PRODUCER_ID_EXPIRATION_MS`] (never
-    /// one with an open transaction: the coordinator ends it first).
-    pub(super) fn expire(&mut self, now_ms: i64) {
+    /// Forgets producers idle for `expiration_ms` (never one with an open
+    /// transaction: the coordinator ends it first).
+    pub(super) fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
         self.entries.retain(|_, e| {
-            e.txn_first.is_some()
-                || now_ms.saturating_sub(e.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
+            e.txn_first.is_some() || now_ms.saturating_sub(e.last_append_ms) < expiration_ms
         });
     }
 

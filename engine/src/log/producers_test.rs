@@ -174,7 +174,10 @@ fn idle_producers_expire() {
         panic!()
     };
     p.apply(u);
-    p.expire(PRODUCER_ID_EXPIRATION_MS + 10_000);
+    p.expire(
+        PRODUCER_ID_EXPIRATION_MS + 10_000,
+        PRODUCER_ID_EXPIRATION_MS,
+    );
     assert_eq!(p.len(), 1, "only the one active in the last day");
 }
 

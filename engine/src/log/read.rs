@@ -138,6 +138,21 @@ impl Log {
             .map_or(st.log_end_offset, |first| first.min(st.log_end_offset))
     }
 
+    /// The sequence `producer_id`'s next batch at `epoch` starts with here
+    /// (0 for a new producer or epoch).
+    pub fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
+        self.shared
+            .state
+            .borrow()
+            .producers
+            .next_sequence(producer_id, epoch)
+    }
+
+    /// The state of every producer that wrote here (DescribeProducers).
+    pub fn producers(&self) -> Vec<super::producers::ProducerView> {
+        self.shared.state.borrow().producers.views()
+    }
+
     /// The aborted transactions a read of `[from, to)` overlaps, for a
     /// read_committed fetch to hand the consumer.
     pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {

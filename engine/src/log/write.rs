@@ -514,7 +514,8 @@ impl Shared {
         let producers = {
             let mut st = self.state.borrow_mut();
             if let Some(now_ms) = now_ms {
-                st.producers.expire(now_ms);
+                let expiration = st.config.producer_id_expiration_ms;
+                st.producers.expire(now_ms, expiration);
             }
             let log_start = st.log_start_offset;
             st.producers.trim(log_start);

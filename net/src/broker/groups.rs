@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use engine::{PartitionTable, TopicPartition, rt};
+use engine::{InternalTxn, PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
 use replication::metadata::Command;
 
@@ -24,7 +24,7 @@ use crate::group::{
 };
 use crate::handlers::errors::{
     COORDINATOR_NOT_AVAILABLE, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, KAFKA_STORAGE_ERROR,
-    NONE,
+    NONE, PRODUCER_FENCED, UNSTABLE_OFFSET_COMMIT,
 };
 
 /// Kafka's internal topic of committed offsets.
@@ -59,8 +59,24 @@ pub enum GroupOp {
         generation: i32,
         offsets: Vec<(OffsetKey, CommittedOffset)>,
     },
-    /// `None`: every committed offset of the group.
-    Fetch(Option<Vec<OffsetKey>>),
+    /// TxnOffsetCommit: offsets held in `producer_id`'s transaction until
+    /// its marker. An empty member id skips the member checks (a consumer
+    /// outside the group protocol), as in Kafka.
+    TxnCommit {
+        producer_id: i64,
+        epoch: i16,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    },
+    /// OffsetFetch: `keys` (`None`: every committed offset of the group);
+    /// with `require_stable` a partition an open transaction holds an
+    /// offset for is UNSTABLE_OFFSET_COMMIT (the client retries).
+    Fetch {
+        keys: Option<Vec<OffsetKey>>,
+        require_stable: bool,
+    },
     Describe,
     Delete,
     /// OffsetDelete of these partitions.
@@ -73,7 +89,8 @@ pub enum GroupAnswer {
     Sync(SyncReply),
     /// One code (Heartbeat), or one per member or partition, in order.
     Codes(Vec<i16>),
-    Offsets(Vec<(OffsetKey, Option<CommittedOffset>)>),
+    /// OffsetFetch: per partition, its offset (if any) and error code.
+    Offsets(Vec<(OffsetKey, Option<CommittedOffset>, i16)>),
     /// DescribeGroups: `None` for a group this coordinator does not know.
     Described(Option<GroupView>),
 }
@@ -108,8 +125,10 @@ impl GroupAnswer {
             }),
             GroupOp::Heartbeat { .. } => GroupAnswer::Codes(vec![code]),
             GroupOp::Leave(members) => GroupAnswer::Codes(vec![code; members.len()]),
-            GroupOp::Commit { offsets, .. } => GroupAnswer::Codes(vec![code; offsets.len()]),
-            GroupOp::Fetch(_) | GroupOp::Describe | GroupOp::Delete => {
+            GroupOp::Commit { offsets, .. } | GroupOp::TxnCommit { offsets, .. } => {
+                GroupAnswer::Codes(vec![code; offsets.len()])
+            }
+            GroupOp::Fetch { .. } | GroupOp::Describe | GroupOp::Delete => {
                 GroupAnswer::Codes(vec![code])
             }
             GroupOp::DeleteOffsets(keys) => GroupAnswer::Codes(vec![code; keys.len()]),
@@ -131,6 +150,9 @@ pub(super) struct Groups {
     /// applying in memory; a compaction holds it alone, so its snapshot
     /// never misses a commit whose record it drops.
     compaction: tokio::sync::RwLock<()>,
+    /// Serializes transactional offset appends (each takes its producer's
+    /// next sequence).
+    txn_appends: tokio::sync::Mutex<()>,
     /// Records appended per partition since its last snapshot (or replay).
     since_snapshot: RefCell<HashMap<i32, u64>>,
 }
@@ -148,6 +170,7 @@ impl Groups {
             loading: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             compaction: tokio::sync::RwLock::new(()),
+            txn_appends: tokio::sync::Mutex::new(()),
             since_snapshot: RefCell::default(),
         }
     }
@@ -230,7 +253,7 @@ impl Shard {
     }
 
     /// The partition count of `__consumer_offsets`, created if missing.
-    async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
+    pub(crate) async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
         if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
             return Ok(topic.partitions);
         }
@@ -323,24 +346,25 @@ impl Shard {
                 };
                 GroupAnswer::Codes(vec![code; count])
             }
-            GroupOp::Fetch(keys) => {
-                let coordinator = groups.coordinator.borrow();
-                let found = match keys {
-                    Some(keys) => keys
-                        .into_iter()
-                        .map(|key| {
-                            let value = coordinator.committed(&group_id, &key).cloned();
-                            (key, value)
-                        })
-                        .collect(),
-                    None => coordinator
-                        .all_committed(&group_id)
-                        .into_iter()
-                        .map(|(k, v)| (k, Some(v)))
-                        .collect(),
-                };
-                GroupAnswer::Offsets(found)
+            GroupOp::TxnCommit {
+                producer_id,
+                epoch,
+                member_id,
+                instance_id,
+                generation,
+                offsets,
+            } => {
+                let count = offsets.len();
+                let member = (member_id.as_str(), instance_id.as_deref(), generation);
+                let code = self
+                    .txn_commit(&group_id, partition, member, (producer_id, epoch), offsets)
+                    .await;
+                GroupAnswer::Codes(vec![code; count])
             }
+            GroupOp::Fetch {
+                keys,
+                require_stable,
+            } => GroupAnswer::Offsets(self.fetch_offsets(&group_id, keys, require_stable)),
             GroupOp::Describe => {
                 GroupAnswer::Described(groups.coordinator.borrow().describe(&group_id).map(
                     |(state, protocol_type, protocol, members)| GroupView {
@@ -356,6 +380,70 @@ impl Shard {
             }
             GroupOp::DeleteOffsets(keys) => self.delete_offsets(&group_id, partition, keys).await,
         }
+    }
+
+    /// TxnOffsetCommit: the member (id, instance id, generation) checked
+    /// unless its id is empty, then the offsets held in the transaction of
+    /// `producer` (id, epoch).
+    async fn txn_commit(
+        &self,
+        group_id: &str,
+        partition: i32,
+        (member_id, instance_id, generation): (&str, Option<&str>, i32),
+        (producer_id, epoch): (i64, i16),
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    ) -> i16 {
+        if !member_id.is_empty() {
+            let checked = self.groups.coordinator.borrow().check_commit(
+                group_id,
+                member_id,
+                instance_id,
+                generation,
+            );
+            if let Err(code) = checked {
+                return code;
+            }
+        }
+        self.txn_commit_durably(group_id, partition, producer_id, epoch, offsets)
+            .await
+    }
+
+    /// OffsetFetch: the committed offsets of `keys` (`None`: all), each
+    /// UNSTABLE_OFFSET_COMMIT under `require_stable` while an open
+    /// transaction holds an offset for it.
+    fn fetch_offsets(
+        &self,
+        group_id: &str,
+        keys: Option<Vec<OffsetKey>>,
+        require_stable: bool,
+    ) -> Vec<(OffsetKey, Option<CommittedOffset>, i16)> {
+        let coordinator = self.groups.coordinator.borrow();
+        let found: Vec<(OffsetKey, Option<CommittedOffset>)> = match keys {
+            Some(keys) => keys
+                .into_iter()
+                .map(|key| {
+                    let value = coordinator.committed(group_id, &key).cloned();
+                    (key, value)
+                })
+                .collect(),
+            None => coordinator
+                .all_committed(group_id)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect(),
+        };
+        found
+            .into_iter()
+            .map(|(key, value)| {
+                let unstable = require_stable
+                    && coordinator.has_txn_offsets(group_id, Some(std::slice::from_ref(&key)));
+                if unstable {
+                    (key, None, UNSTABLE_OFFSET_COMMIT)
+                } else {
+                    (key, value, NONE)
+                }
+            })
+            .collect()
     }
 
     /// JoinGroup: answered now, or when the join phase ends.
@@ -535,6 +623,86 @@ impl Shard {
         .unwrap_or(NONE)
     }
 
+    /// TxnOffsetCommit: appends the offsets to the group's partition inside
+    /// the producer's transaction (durable), then holds them until its
+    /// marker. An epoch older than the partition's (a marker fenced it) is
+    /// PRODUCER_FENCED.
+    async fn txn_commit_durably(
+        &self,
+        group_id: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    ) -> i16 {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let Some(log) = self.partitions.get(&tp) else {
+            return COORDINATOR_NOT_AVAILABLE;
+        };
+        let records: Vec<(bytes::Bytes, bytes::Bytes)> = offsets
+            .iter()
+            .map(|(key, value)| (encode_key(group_id, key), encode_value(value)))
+            .collect();
+        let refs: Vec<(&[u8], Option<&[u8]>)> = records
+            .iter()
+            .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
+            .collect();
+        let _shared = self.groups.compaction.read().await;
+        // One producer's appends take their sequences one after another.
+        let _in_order = self.groups.txn_appends.lock().await;
+        match log
+            .append_internal_txn(&refs, producer_id, epoch, rt::wall_clock_ms())
+            .await
+        {
+            Ok(_) => {
+                self.groups.coordinator.borrow_mut().stage_txn_offsets(
+                    producer_id,
+                    group_id,
+                    offsets,
+                );
+                NONE
+            }
+            Err(engine::Error::Producer(e)) => {
+                tracing::debug!(group = %group_id, error = %e, "transactional offsets refused");
+                PRODUCER_FENCED
+            }
+            Err(e) => {
+                tracing::error!(partition = %tp, error = %e, "cannot append to the offsets topic");
+                KAFKA_STORAGE_ERROR
+            }
+        }
+    }
+
+    /// A transaction marker for `producer_id` reached partition `partition`
+    /// of `__consumer_offsets` (`append` writes it): the offsets the
+    /// transaction holds there are committed or dropped, under the same
+    /// lock as any append, so a compaction's snapshot sees both or neither.
+    pub(super) async fn offsets_marker<T>(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        append: impl std::future::Future<Output = T>,
+    ) -> T {
+        let _shared = self.groups.compaction.read().await;
+        let written = append.await;
+        let partitions = self
+            .metadata()
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions);
+        // Only a loaded partition has the offsets in memory; otherwise its
+        // replay finds the records and the marker.
+        if self.groups.loaded.borrow().contains(&partition) {
+            self.groups
+                .coordinator
+                .borrow_mut()
+                .end_txn_offsets(producer_id, commit, |group| {
+                    offsets_partition(group, partitions) == partition
+                });
+        }
+        written
+    }
+
     /// Appends records (a value: a commit; none: a tombstone) to partition
     /// `partition` of `__consumer_offsets`, durably, and applies them in
     /// memory with `apply` before a compaction may snapshot the partition:
@@ -594,11 +762,19 @@ impl Shard {
             .metadata()
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partitions);
-        let live = self
+        let in_partition = |group: &str| offsets_partition(group, partitions) == partition;
+        // Offsets of open transactions live only in their records: the
+        // snapshot waits until none is open here.
+        if self
             .groups
             .coordinator
             .borrow()
-            .offsets_where(|group| offsets_partition(group, partitions) == partition);
+            .txn_offsets_where(in_partition)
+        {
+            tracing::debug!(partition = %tp, "compaction deferred: transactional offsets pending");
+            return;
+        }
+        let live = self.groups.coordinator.borrow().offsets_where(in_partition);
         let encoded: Vec<(bytes::Bytes, bytes::Bytes)> = live
             .iter()
             .map(|(group, key, value)| (encode_key(group, key), encode_value(value)))
@@ -680,14 +856,33 @@ impl Shard {
             tracing::error!(partition = %tp, error = %e, "cannot replay committed offsets");
             COORDINATOR_NOT_AVAILABLE
         })?;
+        let partitions = self
+            .metadata()
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions);
         let mut coordinator = self.groups.coordinator.borrow_mut();
         let count = records.len();
         for record in records {
+            if let InternalTxn::Marker {
+                producer_id,
+                commit,
+            } = record.txn
+            {
+                coordinator.end_txn_offsets(producer_id, commit, |group| {
+                    offsets_partition(group, partitions) == partition
+                });
+                continue;
+            }
             let Some((group, key)) = record.key.as_deref().and_then(decode_key) else {
                 continue;
             };
             match record.value.as_deref().map(decode_value) {
-                Some(Some(value)) => coordinator.commit(&group, vec![(key, value)]),
+                Some(Some(value)) => match record.txn {
+                    InternalTxn::Data { producer_id } => {
+                        coordinator.stage_txn_offsets(producer_id, &group, vec![(key, value)])
+                    }
+                    _ => coordinator.commit(&group, vec![(key, value)]),
+                },
                 None => coordinator.forget(&group, &key),
                 Some(None) => {
                     tracing::warn!(partition = %tp, offset = record.offset, "unreadable committed offset skipped")

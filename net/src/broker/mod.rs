@@ -10,6 +10,7 @@
 pub mod groups;
 pub mod partition_call;
 mod reconcile;
+pub mod transactions;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -58,9 +59,22 @@ pub struct Settings {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval: std::time::Duration,
-    /// A `__consumer_offsets` partition is compacted once this many records
-    /// were appended since its last snapshot.
+    /// A `__consumer_offsets` (or `__transaction_state`) partition is
+    /// compacted once this many records were appended since its last
+    /// snapshot.
     pub offsets_compaction_records: u64,
+    /// `transaction.state.log.num.partitions`: partitions of
+    /// `__transaction_state`.
+    pub transaction_topic_partitions: i32,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a
+    /// producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `producer.id.expiration.ms`: a partition forgets a producer idle
+    /// this long.
+    pub producer_id_expiration_ms: i64,
+    /// `transactional.id.expiration.ms`: a transactional id with no
+    /// transaction running is forgotten this long after its last use.
+    pub transactional_id_expiration_ms: i64,
 }
 
 impl Default for Settings {
@@ -74,6 +88,10 @@ impl Default for Settings {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval: std::time::Duration::from_secs(600),
             offsets_compaction_records: 100_000,
+            transaction_topic_partitions: 50,
+            transaction_max_timeout_ms: crate::txn::TRANSACTION_MAX_TIMEOUT_MS,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            producer_id_expiration_ms: engine::PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -110,6 +128,17 @@ pub enum ShardMessage {
         op: groups::GroupOp,
         reply: oneshot::Sender<groups::GroupAnswer>,
     },
+    /// To a transactional id's coordinator shard: run a request.
+    Txn {
+        transactional_id: String,
+        partition: i32,
+        op: transactions::TxnOp,
+        reply: oneshot::Sender<transactions::TxnAnswer>,
+    },
+    /// To every shard: the transactional ids it coordinates.
+    ListTransactions {
+        reply: oneshot::Sender<Vec<transactions::TxnListing>>,
+    },
     /// To every shard: the groups it coordinates.
     ListGroups {
         reply: oneshot::Sender<Vec<(String, crate::group::GroupState, String)>>,
@@ -141,6 +170,7 @@ pub struct Shard {
     /// Serializes reconciliations of the partition table.
     reconciling: tokio::sync::Mutex<()>,
     groups: groups::Groups,
+    txns: transactions::Txns,
     /// Set (and notified) once a metadata snapshot from shard 0 serves here.
     installed_once: std::cell::Cell<bool>,
     installed: tokio::sync::Notify,
@@ -185,11 +215,14 @@ impl Shard {
         );
         let snapshot = Arc::clone(&metadata);
         let defaults = settings.topic_defaults.clone();
-        let config_for = move |topic: &str| reconcile::log_config(&defaults, &snapshot, topic);
+        let expiration = settings.producer_id_expiration_ms;
+        let config_for =
+            move |topic: &str| reconcile::log_config(&defaults, expiration, &snapshot, topic);
         let partitions =
             PartitionTable::open(data_dir, id, shards, config_for, rt::wall_clock_ms()).await?;
         let incoming = mesh.take_incoming();
         let settings_group = settings.group;
+        let settings_txn_max_timeout = settings.transaction_max_timeout_ms;
         let shard = Rc::new(Shard {
             node,
             settings,
@@ -199,12 +232,14 @@ impl Shard {
             store: store.map(tokio::sync::Mutex::new),
             reconciling: tokio::sync::Mutex::new(()),
             groups: groups::Groups::new(settings_group),
+            txns: transactions::Txns::new(settings_txn_max_timeout),
             installed_once: std::cell::Cell::new(false),
             installed: tokio::sync::Notify::new(),
             producer_ids: std::cell::Cell::new((0, 0)),
             reserving: tokio::sync::Mutex::new(()),
         });
         shard.start_group_ticks();
+        shard.start_txn_ticks();
         for channel in incoming {
             let shard = Rc::clone(&shard);
             crate::server::spawn(async move {
@@ -250,7 +285,12 @@ impl Shard {
     /// The engine config of `topic` in `metadata`: built-in defaults, the
     /// static broker defaults, the dynamic broker defaults, the topic's own.
     pub fn log_config(&self, metadata: &ClusterMetadata, topic: &str) -> LogConfig {
-        reconcile::log_config(&self.settings.topic_defaults, metadata, topic)
+        reconcile::log_config(
+            &self.settings.topic_defaults,
+            self.settings.producer_id_expiration_ms,
+            metadata,
+            topic,
+        )
     }
 
     /// A producer id never handed out before, on any shard or in any
@@ -392,6 +432,17 @@ impl Shard {
                 reply,
             } => {
                 let _ = reply.send(self.group_local(group_id, partition, op).await);
+            }
+            ShardMessage::Txn {
+                transactional_id,
+                partition,
+                op,
+                reply,
+            } => {
+                let _ = reply.send(self.txn_local(transactional_id, partition, op).await);
+            }
+            ShardMessage::ListTransactions { reply } => {
+                let _ = reply.send(self.list_local_transactions().await);
             }
             ShardMessage::ListGroups { reply } => {
                 let _ = reply.send(self.list_local_groups().await);

@@ -35,6 +35,15 @@ pub enum PartitionOp {
     DeleteRecords { offset: i64 },
     /// DescribeLogDirs: the partition's bytes on disk.
     Size,
+    /// A transaction marker from the coordinator (Kafka's WriteTxnMarkers):
+    /// ends `producer_id`'s transaction here; replies with its offset.
+    WriteMarker {
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
+    /// DescribeProducers: every producer's state here.
+    Producers,
     /// A fetch's long poll: replies once the log end offset passes `seen`
     /// (an append landed) or at `deadline`, whichever is first.
     WaitForAppend { seen: i64, deadline: Instant },
@@ -60,6 +69,7 @@ pub enum PartitionReply {
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
     Size(u64),
+    Producers(Vec<engine::ProducerView>),
     /// WaitForAppend: data arrived or the deadline passed (the next read
     /// tells which).
     Waited,
@@ -81,6 +91,27 @@ pub enum PartitionError {
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
 
 impl Shard {
+    /// A transaction marker on `log` (the partition `tp`); on a partition
+    /// of `__consumer_offsets` its group offsets follow the outcome.
+    async fn write_marker(
+        &self,
+        tp: &TopicPartition,
+        log: &engine::Log,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> PartitionResult {
+        // One node: the coordinator's epoch is always 0.
+        let append = log.append_marker(producer_id, epoch, commit, 0, rt::wall_clock_ms());
+        let info = if tp.topic == super::groups::OFFSETS_TOPIC {
+            self.offsets_marker(tp.partition, producer_id, commit, append)
+                .await?
+        } else {
+            append.await?
+        };
+        Ok(PartitionReply::Offset(info.base_offset.get(), -1))
+    }
+
     /// Runs one operation per partition of `topic`, each on its owning
     /// shard, all concurrently; results come back in the order given.
     pub async fn per_partition(
@@ -185,22 +216,19 @@ impl Shard {
                 timestamp,
                 committed,
             } => {
-                let (offset, ts) = match timestamp {
-                    -2 | -4 => (log.log_start_offset().get(), -1),
-                    -5 => (-1, -1),
-                    -1 if committed => (log.last_stable_offset().get(), -1),
-                    -1 => (log.log_end_offset().get(), -1),
-                    -3 => log
-                        .max_timestamp()
-                        .map_or((-1, -1), |(ts, o)| (o.get(), ts)),
-                    t => log
-                        .offset_for_timestamp(t)
-                        .await?
-                        .map_or((-1, -1), |(o, ts)| (o.get(), ts)),
-                };
+                let (offset, ts) = list_offset(&log, timestamp, committed).await?;
                 Ok(PartitionReply::Offset(offset, ts))
             }
             PartitionOp::Size => Ok(PartitionReply::Size(log.size_bytes())),
+            PartitionOp::Producers => Ok(PartitionReply::Producers(log.producers())),
+            PartitionOp::WriteMarker {
+                producer_id,
+                epoch,
+                commit,
+            } => {
+                self.write_marker(tp, &log, producer_id, epoch, commit)
+                    .await
+            }
             PartitionOp::DeleteRecords { offset } => {
                 let offset = if offset == -1 {
                     log.log_end_offset()
@@ -214,4 +242,25 @@ impl Shard {
             }
         }
     }
+}
+
+/// ListOffsets on one partition: (offset, timestamp), -1 when none.
+async fn list_offset(
+    log: &engine::Log,
+    timestamp: i64,
+    committed: bool,
+) -> Result<(i64, i64), engine::Error> {
+    Ok(match timestamp {
+        -2 | -4 => (log.log_start_offset().get(), -1),
+        -5 => (-1, -1),
+        -1 if committed => (log.last_stable_offset().get(), -1),
+        -1 => (log.log_end_offset().get(), -1),
+        -3 => log
+            .max_timestamp()
+            .map_or((-1, -1), |(ts, o)| (o.get(), ts)),
+        t => log
+            .offset_for_timestamp(t)
+            .await?
+            .map_or((-1, -1), |(o, ts)| (o.get(), ts)),
+    })
 }

@@ -10,13 +10,17 @@ use super::Shard;
 
 /// The engine config of `topic`: built-in defaults, then the static broker
 /// defaults, then the dynamic broker defaults, then the topic's own. Values
-/// were validated when stored.
+/// were validated when stored. `producer_id_expiration_ms` is the broker's.
 pub(super) fn log_config(
     static_defaults: &BTreeMap<String, String>,
+    producer_id_expiration_ms: i64,
     metadata: &ClusterMetadata,
     topic: &str,
 ) -> LogConfig {
-    let mut config = LogConfig::default();
+    let mut config = LogConfig {
+        producer_id_expiration_ms,
+        ..LogConfig::default()
+    };
     let topic_configs = metadata.topic(topic).map(|t| &t.configs);
     for (key, value) in static_defaults
         .iter()

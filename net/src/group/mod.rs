@@ -238,6 +238,11 @@ pub struct Coordinator {
     /// Member ids are `<client id>-<counter>`; the counter starts from the
     /// caller's seed so restarts do not reuse ids.
     next_member: u64,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by
+    /// producer id, in commit order: they become committed offsets when
+    /// the transaction's commit marker reaches the group's partition, and
+    /// vanish on an abort.
+    txn_offsets: BTreeMap<i64, Vec<(String, OffsetKey, CommittedOffset)>>,
 }
 
 impl Coordinator {
@@ -246,6 +251,7 @@ impl Coordinator {
             config,
             groups: BTreeMap::new(),
             next_member: member_id_seed,
+            txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -513,6 +519,65 @@ impl Coordinator {
         for (key, value) in offsets {
             group.offsets.insert(key, value);
         }
+    }
+
+    /// Holds offsets committed inside `producer_id`'s transaction (after
+    /// they are durable, or on replay) until its marker.
+    pub fn stage_txn_offsets(
+        &mut self,
+        producer_id: i64,
+        group_id: &str,
+        offsets: Vec<(OffsetKey, CommittedOffset)>,
+    ) {
+        let staged = self.txn_offsets.entry(producer_id).or_default();
+        staged.extend(
+            offsets
+                .into_iter()
+                .map(|(key, value)| (group_id.to_string(), key, value)),
+        );
+    }
+
+    /// A marker of `producer_id`'s transaction reached a partition: the
+    /// offsets it holds for the groups `in_partition` picks are committed
+    /// (`commit`) or dropped.
+    pub fn end_txn_offsets(
+        &mut self,
+        producer_id: i64,
+        commit: bool,
+        in_partition: impl Fn(&str) -> bool,
+    ) {
+        let Some(staged) = self.txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        let (ending, kept): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|(group, _, _)| in_partition(group));
+        if !kept.is_empty() {
+            self.txn_offsets.insert(producer_id, kept);
+        }
+        if commit {
+            for (group, key, value) in ending {
+                self.commit(&group, vec![(key, value)]);
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset of the group (for
+    /// `keys`, or any): OffsetFetch with require_stable waits for it.
+    pub fn has_txn_offsets(&self, group_id: &str, keys: Option<&[OffsetKey]>) -> bool {
+        self.txn_offsets
+            .values()
+            .flatten()
+            .any(|(group, key, _)| group == group_id && keys.is_none_or(|keys| keys.contains(key)))
+    }
+
+    /// Whether an open transaction holds offsets of a group `in_partition`
+    /// picks.
+    pub fn txn_offsets_where(&self, in_partition: impl Fn(&str) -> bool) -> bool {
+        self.txn_offsets
+            .values()
+            .flatten()
+            .any(|(group, _, _)| in_partition(group))
     }
 
     /// DeleteGroups: a group with no members can go; its committed offsets

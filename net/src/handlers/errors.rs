@@ -50,6 +50,9 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// The Kafka error code of a metadata command failure.
 pub fn command_error_code(e: &CommandError) -> i16 {

@@ -1,17 +1,13 @@
-//! FindCoordinator (key 10): the coordinator of a consumer group is this
-//! node (one node holds every partition of `__consumer_offsets`). v4+
-//! batches keys. Transactions are not served yet: their keys get
-//! COORDINATOR_NOT_AVAILABLE, as a Kafka broker answers while its
-//! transaction coordinator is not up (clients retry; INVALID_REQUEST made
-//! some fail hard), rather than a coordinator that would then refuse every
-//! transactional request.
+//! FindCoordinator (key 10): the coordinator of a consumer group or of a
+//! transactional id is this node (one node holds every partition of
+//! `__consumer_offsets` and `__transaction_state`). v4+ batches keys.
 
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE};
+use super::errors::{INVALID_REQUEST, NONE};
 use super::{Handler, decode_body};
 use crate::broker::{Node, Shard};
 use crate::frame::{FrameError, Request, encode_response};
@@ -63,15 +59,16 @@ pub fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     )
 }
 
-/// The error code (and message) for a key: every group is coordinated here.
+/// The error code (and message) for a key: every group and transactional
+/// id is coordinated here.
 fn lookup(key_type: i8, key: &str) -> (i16, Option<&'static str>) {
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => (INVALID_REQUEST, Some("the group id is empty")),
         KEY_TYPE_GROUP => (NONE, None),
-        KEY_TYPE_TRANSACTION => (
-            COORDINATOR_NOT_AVAILABLE,
-            Some("transactions are not served by this broker yet"),
-        ),
+        KEY_TYPE_TRANSACTION if key.is_empty() => {
+            (INVALID_REQUEST, Some("the transactional id is empty"))
+        }
+        KEY_TYPE_TRANSACTION => (NONE, None),
         _ => (INVALID_REQUEST, Some("unknown coordinator key type")),
     }
 }

@@ -1,6 +1,6 @@
-//! OffsetCommit (key 8) and OffsetFetch (key 9): committed offsets, kept
-//! by each group's coordinator shard in `__consumer_offsets`. A commit is
-//! answered once it is durable.
+//! OffsetCommit (key 8), OffsetFetch (key 9) and TxnOffsetCommit (key 28):
+//! committed offsets, kept by each group's coordinator shard in
+//! `__consumer_offsets`. A commit is answered once it is durable.
 
 use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_response::{
@@ -10,13 +10,16 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     ApiKey, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    TopicName,
+    TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_GROUP_ID, NONE, UNKNOWN_TOPIC_OR_PARTITION};
+use super::errors::{INVALID_GROUP_ID, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION};
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -34,6 +37,12 @@ pub const FETCH: Handler = Handler {
     min_version: 1,
     max_version: 8,
 };
+/// v5 is KIP-890's second part (transaction.version 2), not served.
+pub const TXN_COMMIT: Handler = Handler {
+    api_key: ApiKey::TxnOffsetCommit,
+    min_version: 0,
+    max_version: 4,
+};
 
 /// Kafka's `offset.metadata.max.bytes`.
 const METADATA_BYTES_MAX: usize = 4096;
@@ -45,42 +54,16 @@ pub async fn commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let version = request.version();
     let body: OffsetCommitRequest = decode_body(request)?;
     let group_id = body.group_id.0.to_string();
-    let metadata = shard.metadata();
-    let now = engine::rt::wall_clock_ms();
-    // Per partition: its own error (unknown, metadata too large) or a slot
-    // in the commit sent to the coordinator.
-    let mut results: Vec<(TopicName, Vec<PartitionOutcome>)> = Vec::new();
-    let mut offsets = Vec::new();
-    for topic in &body.topics {
-        let known = metadata.topic(&topic.name.0).map_or(0, |t| t.partitions);
-        let mut partitions = Vec::new();
-        for p in &topic.partitions {
-            let meta = p.committed_metadata.as_deref().unwrap_or_default();
-            let own = if group_id.is_empty() {
-                Some(INVALID_GROUP_ID)
-            } else if !(0..known).contains(&p.partition_index) {
-                Some(UNKNOWN_TOPIC_OR_PARTITION)
-            } else if meta.len() > METADATA_BYTES_MAX {
-                Some(OFFSET_METADATA_TOO_LARGE)
-            } else {
-                offsets.push((
-                    OffsetKey {
-                        topic: topic.name.0.to_string(),
-                        partition: p.partition_index,
-                    },
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: meta.to_string(),
-                        commit_timestamp_ms: now,
-                    },
-                ));
-                None
-            };
-            partitions.push((p.partition_index, own));
-        }
-        results.push((topic.name.clone(), partitions));
-    }
+    let topics = body.topics.into_iter().map(|t| {
+        let partitions = t.partitions.into_iter().map(|p| OffsetToCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: p.committed_leader_epoch,
+            metadata: p.committed_metadata,
+        });
+        (t.name, partitions.collect())
+    });
+    let (results, offsets) = check_offsets(shard, &group_id, topics.collect());
     let codes = if offsets.is_empty() {
         Vec::new()
     } else {
@@ -95,24 +78,19 @@ pub async fn commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             other => return unexpected(request, &other),
         }
     };
-    let mut codes = codes.into_iter();
-    let topics = results
-        .into_iter()
-        .map(|(name, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, own)| {
-                    let code = own.unwrap_or_else(|| codes.next().unwrap_or(NONE));
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(index)
-                        .with_error_code(code)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = per_partition(results, codes, |name, partitions| {
+        let partitions = partitions
+            .into_iter()
+            .map(|(index, code)| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_error_code(code)
+            })
+            .collect();
+        OffsetCommitResponseTopic::default()
+            .with_name(name)
+            .with_partitions(partitions)
+    });
     let response = OffsetCommitResponse::default().with_topics(topics);
     encode_response(
         ApiKey::OffsetCommit,
@@ -122,9 +100,141 @@ pub async fn commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     )
 }
 
+/// TxnOffsetCommit (key 28): offsets committed inside a transaction, held
+/// by the group's coordinator until the transaction's marker reaches the
+/// group's `__consumer_offsets` partition (visible on commit, dropped on
+/// abort).
+pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body: TxnOffsetCommitRequest = decode_body(request)?;
+    let group_id = body.group_id.0.to_string();
+    let topics = body.topics.into_iter().map(|t| {
+        let partitions = t.partitions.into_iter().map(|p| OffsetToCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: p.committed_leader_epoch,
+            metadata: p.committed_metadata,
+        });
+        (t.name, partitions.collect())
+    });
+    let (results, offsets) = check_offsets(shard, &group_id, topics.collect());
+    let codes = if offsets.is_empty() {
+        Vec::new()
+    } else if body.transactional_id.is_empty() {
+        vec![INVALID_REQUEST; offsets.len()]
+    } else {
+        let op = GroupOp::TxnCommit {
+            producer_id: body.producer_id.0,
+            epoch: body.producer_epoch,
+            member_id: body.member_id.to_string(),
+            instance_id: body.group_instance_id.map(|i| i.to_string()),
+            generation: body.generation_id,
+            offsets,
+        };
+        match shard.group_call(&group_id, op).await {
+            GroupAnswer::Codes(codes) => codes,
+            other => return unexpected(request, &other),
+        }
+    };
+    let topics = per_partition(results, codes, |name, partitions| {
+        let partitions = partitions
+            .into_iter()
+            .map(|(index, code)| {
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_error_code(code)
+            })
+            .collect();
+        TxnOffsetCommitResponseTopic::default()
+            .with_name(name)
+            .with_partitions(partitions)
+    });
+    let response = TxnOffsetCommitResponse::default().with_topics(topics);
+    encode_response(
+        ApiKey::TxnOffsetCommit,
+        version,
+        request.correlation_id(),
+        &response,
+    )
+}
+
+/// One partition's offset as a commit request carries it.
+struct OffsetToCommit {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<StrBytes>,
+}
+
+/// Checks each partition of a commit on its own (unknown, metadata too
+/// large); the others become the offsets sent to the coordinator, in order.
+fn check_offsets(
+    shard: &Shard,
+    group_id: &str,
+    topics: Vec<(TopicName, Vec<OffsetToCommit>)>,
+) -> (Outcomes, Vec<(OffsetKey, CommittedOffset)>) {
+    let metadata = shard.metadata();
+    let now = engine::rt::wall_clock_ms();
+    let mut results = Vec::with_capacity(topics.len());
+    let mut offsets = Vec::new();
+    for (name, requested) in topics {
+        let known = metadata.topic(&name.0).map_or(0, |t| t.partitions);
+        let mut partitions = Vec::with_capacity(requested.len());
+        for p in requested {
+            let meta = p.metadata.as_deref().unwrap_or_default();
+            let own = if group_id.is_empty() {
+                Some(INVALID_GROUP_ID)
+            } else if !(0..known).contains(&p.partition) {
+                Some(UNKNOWN_TOPIC_OR_PARTITION)
+            } else if meta.len() > METADATA_BYTES_MAX {
+                Some(OFFSET_METADATA_TOO_LARGE)
+            } else {
+                offsets.push((
+                    OffsetKey {
+                        topic: name.0.to_string(),
+                        partition: p.partition,
+                    },
+                    CommittedOffset {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: meta.to_string(),
+                        commit_timestamp_ms: now,
+                    },
+                ));
+                None
+            };
+            partitions.push((p.partition, own));
+        }
+        results.push((name, partitions));
+    }
+    (results, offsets)
+}
+
+/// The response topics of a commit: each partition's own error, or the
+/// coordinator's code for it (`codes` in the order the offsets were sent).
+fn per_partition<T>(
+    results: Outcomes,
+    codes: Vec<i16>,
+    topic: impl Fn(TopicName, Vec<(i32, i16)>) -> T,
+) -> Vec<T> {
+    let mut codes = codes.into_iter();
+    results
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, own)| (index, own.unwrap_or_else(|| codes.next().unwrap_or(NONE))))
+                .collect();
+            topic(name, partitions)
+        })
+        .collect()
+}
+
 /// A partition of a commit: its index, and its own error if it has one
 /// (otherwise the coordinator's code applies).
 type PartitionOutcome = (i32, Option<i16>);
+/// Every partition of a commit, by topic.
+type Outcomes = Vec<(TopicName, Vec<PartitionOutcome>)>;
 
 /// A committed offset as OffsetFetch reports it (-1 and "" when none).
 #[derive(Debug)]
@@ -133,6 +243,7 @@ struct Committed {
     offset: i64,
     leader_epoch: i32,
     metadata: String,
+    error: i16,
 }
 
 /// One group's committed offsets as asked, by topic; or a group error.
@@ -142,6 +253,7 @@ async fn fetch_group(
     shard: &Shard,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> GroupOffsets {
     if group_id.is_empty() {
         return Err(INVALID_GROUP_ID);
@@ -157,25 +269,31 @@ async fn fetch_group(
             })
             .collect()
     });
-    let found = match shard.group_call(group_id, GroupOp::Fetch(keys)).await {
+    let op = GroupOp::Fetch {
+        keys,
+        require_stable,
+    };
+    let found = match shard.group_call(group_id, op).await {
         GroupAnswer::Offsets(found) => found,
         GroupAnswer::Codes(codes) => return Err(codes.first().copied().unwrap_or(NONE)),
         _ => return Err(super::errors::UNKNOWN_SERVER_ERROR),
     };
     let mut by_topic: Vec<(String, Vec<Committed>)> = Vec::new();
-    for (key, value) in found {
+    for (key, value, error) in found {
         let entry = match value {
             Some(v) => Committed {
                 partition: key.partition,
                 offset: v.offset,
                 leader_epoch: v.leader_epoch,
                 metadata: v.metadata,
+                error,
             },
             None => Committed {
                 partition: key.partition,
                 offset: -1,
                 leader_epoch: -1,
                 metadata: String::new(),
+                error,
             },
         };
         match by_topic.iter_mut().find(|(t, _)| *t == key.topic) {
@@ -204,7 +322,7 @@ macro_rules! offset_topics {
                                     .with_committed_offset(c.offset)
                                     .with_committed_leader_epoch(c.leader_epoch)
                                     .with_metadata(Some(StrBytes::from_string(c.metadata)))
-                                    .with_error_code(NONE)
+                                    .with_error_code(c.error)
                             })
                             .collect(),
                     )
@@ -226,7 +344,8 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                     .collect()
             });
             let entry = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match fetch_group(shard, &group.group_id.0, topics).await {
+            let fetched = fetch_group(shard, &group.group_id.0, topics, body.require_stable).await;
+            groups.push(match fetched {
                 Err(code) => entry.with_error_code(code),
                 Ok(found) => entry.with_error_code(NONE).with_topics(offset_topics!(
                     found,
@@ -243,7 +362,7 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        match fetch_group(shard, &body.group_id.0, topics).await {
+        match fetch_group(shard, &body.group_id.0, topics, body.require_stable).await {
             Err(code) => OffsetFetchResponse::default().with_error_code(code),
             Ok(found) => OffsetFetchResponse::default()
                 .with_error_code(NONE)

@@ -3,15 +3,19 @@
 //! time, also when a v3+ client names its current id and epoch to have its
 //! epoch bumped after an error (KIP-360): a new id serves it just as well,
 //! and ids are never reused (blocks are reserved in the metadata log).
-//! Transactional ids are the transaction coordinator's, which is not
-//! served yet: COORDINATOR_NOT_AVAILABLE, as FindCoordinator answers.
+//! A transactional id goes to its transaction coordinator (rule 1 of
+//! `crate::txn`): the timeout is checked against
+//! transaction.max.timeout.ms, the id gets its producer id and a bumped
+//! epoch, and a transaction its previous instance left running is aborted.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::errors::{COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, NONE, command_error_code};
+use super::errors::{INVALID_REQUEST, NONE, UNKNOWN_SERVER_ERROR, command_error_code};
+use super::transactions::valid_transactional_id;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
+use crate::broker::transactions::{TxnAnswer, TxnOp};
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -32,15 +36,26 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     // An id and an epoch come together or not at all.
     let response = if (body.producer_id.0 == -1) != (body.producer_epoch == -1) {
         refused(INVALID_REQUEST)
-    } else if body
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| id.is_empty())
-    {
+    } else if let Some(id) = &body.transactional_id {
         // Kafka: an empty transactional id is no id at all.
-        refused(INVALID_REQUEST)
-    } else if body.transactional_id.is_some() {
-        refused(COORDINATOR_NOT_AVAILABLE)
+        if !valid_transactional_id(id) {
+            refused(INVALID_REQUEST)
+        } else {
+            let expected =
+                (body.producer_id.0 >= 0).then_some((body.producer_id.0, body.producer_epoch));
+            let op = TxnOp::InitProducerId {
+                timeout_ms: body.transaction_timeout_ms,
+                expected,
+            };
+            match shard.txn_call(id, op).await {
+                TxnAnswer::Init(Ok((producer_id, epoch))) => InitProducerIdResponse::default()
+                    .with_error_code(NONE)
+                    .with_producer_id(ProducerId(producer_id))
+                    .with_producer_epoch(epoch),
+                TxnAnswer::Init(Err(code)) => refused(code),
+                TxnAnswer::Codes(_) | TxnAnswer::Described(_) => refused(UNKNOWN_SERVER_ERROR),
+            }
+        }
     } else {
         match shard.new_producer_id().await {
             Ok(id) => InitProducerIdResponse::default()

@@ -40,10 +40,8 @@
 //! 5. Records replayed in order rebuild the state; transactions found in
 //!    Prepare* have their markers written again (markers are idempotent).
 //!
-//! Not served yet: the handlers, the `__transaction_state` topic, the
-//! markers and read_committed are the next steps of issue 11; until then
-//! FindCoordinator and InitProducerId answer transactional ids with
-//! COORDINATOR_NOT_AVAILABLE.
+//! The driver (records in `__transaction_state`, markers, the clock) is
+//! `crate::broker::transactions`; docs/transactions.md puts both together.
 
 pub mod record;
 #[cfg(test)]
@@ -143,9 +141,17 @@ struct Entry {
 }
 
 /// Every transactional id one coordinator owns.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coordinator {
     ids: BTreeMap<String, Entry>,
+    /// `transaction.max.timeout.ms`.
+    max_timeout_ms: i32,
+}
+
+impl Default for Coordinator {
+    fn default() -> Coordinator {
+        Coordinator::with_max_timeout(TRANSACTION_MAX_TIMEOUT_MS)
+    }
 }
 
 type Outcome<T> = Result<Decision<T>, i16>;
@@ -156,6 +162,14 @@ type Outcome<T> = Result<Decision<T>, i16>;
 pub type InitReply = Result<(i64, i16), i16>;
 
 impl Coordinator {
+    /// A coordinator refusing timeouts over `max_timeout_ms`.
+    pub fn with_max_timeout(max_timeout_ms: i32) -> Coordinator {
+        Coordinator {
+            ids: BTreeMap::new(),
+            max_timeout_ms,
+        }
+    }
+
     pub fn metadata(&self, transactional_id: &str) -> Option<&TxnMetadata> {
         self.ids.get(transactional_id)?.metadata.as_ref()
     }
@@ -212,7 +226,7 @@ impl Coordinator {
         if transactional_id.is_empty() {
             return Err(INVALID_REQUEST);
         }
-        if timeout_ms <= 0 || timeout_ms > TRANSACTION_MAX_TIMEOUT_MS {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
             return Err(INVALID_TRANSACTION_TIMEOUT);
         }
         let Some(current) = self.settled(transactional_id)?.cloned() else {
@@ -435,6 +449,37 @@ impl Coordinator {
                 }
             })
             .collect()
+    }
+
+    /// Ids idle past `expiration_ms` (Kafka's transactional.id.expiration.ms)
+    /// with no transaction running, marked pending: the caller writes their
+    /// tombstones, then [`remove`](Self::remove)s them (or
+    /// [`abandon`](Self::abandon)s, if the write failed).
+    pub fn take_idle(&mut self, now_ms: i64, expiration_ms: i64) -> Vec<String> {
+        let idle: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|(_, e)| !e.pending)
+            .filter_map(|(id, e)| Some((id, e.metadata.as_ref()?)))
+            .filter(|(_, m)| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now_ms.saturating_sub(m.update_ms) > expiration_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &idle {
+            if let Some(entry) = self.ids.get_mut(id) {
+                entry.pending = true;
+            }
+        }
+        idle
+    }
+
+    /// Forgets an id (its tombstone is written, or replayed).
+    pub fn remove(&mut self, transactional_id: &str) {
+        self.ids.remove(transactional_id);
     }
 
     /// Applies a persisted record (also when replaying the log).

@@ -112,6 +112,37 @@ fn timeouts_abort_and_fence() {
 }
 
 #[test]
+fn idle_ids_expire_but_not_with_a_transaction_running() {
+    let mut c = Coordinator::with_max_timeout(120_000);
+    assert_eq!(
+        c.init_producer_id(T, 120_001, None, 1, 0),
+        Err(INVALID_TRANSACTION_TIMEOUT),
+        "over transaction.max.timeout.ms"
+    );
+    init(&mut c, 1, 0).unwrap();
+    let other = c.init_producer_id("txn-2", 60_000, None, 2, 0);
+    run(&mut c, other).unwrap().unwrap();
+    let add = c.add_partitions("txn-2", 2, 0, &[tp("a", 0)], 0);
+    run(&mut c, add).unwrap();
+    assert!(c.take_idle(1_000, 1_000).is_empty(), "not idle yet");
+    // txn-2 is Ongoing: only the timeout ends it, never expiry.
+    assert_eq!(c.take_idle(1_001, 1_000), vec![T.to_string()]);
+    assert_eq!(
+        c.init_producer_id(T, 60_000, None, 3, 1_002),
+        Err(CONCURRENT_TRANSACTIONS),
+        "pending while its tombstone is written"
+    );
+    c.remove(T);
+    assert!(c.metadata(T).is_none());
+    // A new instance starts afresh with the next producer id.
+    assert_eq!(init(&mut c, 4, 2_000), Ok((4, 0)));
+    // A failed tombstone keeps the id.
+    let _ = c.take_idle(10_000, 1_000);
+    c.abandon(T);
+    assert_eq!(c.metadata(T).map(|m| m.producer_id), Some(4));
+}
+
+#[test]
 fn bad_requests_get_kafkas_codes() {
     let mut c = Coordinator::default();
     assert_eq!(

@@ -32,6 +32,7 @@ mod admin;
 pub mod generate;
 mod groups;
 mod produce_fetch;
+mod transactions;
 mod walk;
 
 pub use walk::{Checked, Reason, SchemaError, check};
@@ -245,6 +246,13 @@ pub const REQUESTS: &[&Message] = &[
     &groups::DELETE_GROUPS,
     &groups::OFFSET_DELETE,
     &groups::INIT_PRODUCER_ID,
+    &transactions::ADD_PARTITIONS_TO_TXN,
+    &transactions::ADD_OFFSETS_TO_TXN,
+    &transactions::END_TXN,
+    &transactions::TXN_OFFSET_COMMIT,
+    &transactions::DESCRIBE_PRODUCERS,
+    &transactions::DESCRIBE_TRANSACTIONS,
+    &transactions::LIST_TRANSACTIONS,
 ];
 
 /// The consumer protocol's subscription (a JoinGroup member's metadata),

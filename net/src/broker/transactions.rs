@@ -1,0 +1,675 @@
+//! The transaction coordinator of a shard: drives the sans-IO machine in
+//! [`crate::txn`] with the clock, keeps its records durable in
+//! `__transaction_state` and writes the markers that end transactions.
+//!
+//! A transactional id belongs to partition `abs(java_hash(id)) % partitions`
+//! of `__transaction_state` (Kafka's rule, as for groups), and so to the
+//! shard owning that partition; every request for the id runs there. The
+//! topic is created (compacted, 50 partitions) on the first transactional
+//! InitProducerId. Rules of the driver:
+//!
+//! 1. A decision's record is appended (durable) before it is applied and
+//!    answered; a failed append abandons it.
+//! 2. EndTxn answers once PrepareCommit/PrepareAbort is durable and the
+//!    markers are written to every partition of the transaction (each on
+//!    its owning shard, all at once), and CompleteCommit/CompleteAbort is
+//!    appended; so a read_committed consumer finds the outcome as soon as
+//!    the producer's commit returns. Markers that fail are retried by the
+//!    tick; the client is answered NONE anyway (the outcome is decided).
+//! 3. Every second, the tick replays the partitions this shard owns that
+//!    are not replayed yet (so Prepare* transactions found after a crash
+//!    are completed without waiting for a client), aborts transactions past
+//!    their timeout (with a bumped epoch, fencing their producer), retries
+//!    unfinished markers and expires idle ids.
+//! 4. A partition whose appended records reach the compaction threshold is
+//!    snapshot (every live id again) and its log start moved there, as for
+//!    `__consumer_offsets`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use engine::{PartitionTable, TopicPartition, rt};
+use futures::channel::oneshot;
+use replication::metadata::Command;
+
+use super::groups::offsets_partition;
+use super::partition_call::{PartitionError, PartitionOp};
+use super::{Shard, ShardMessage};
+use crate::failpoint;
+use crate::handlers::errors::{
+    COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, KAFKA_STORAGE_ERROR,
+    NONE, PRODUCER_FENCED, command_error_code,
+};
+use crate::txn::record::{decode, decode_key, encode_key, encode_value};
+use crate::txn::{Coordinator, Decision, TxnMetadata, TxnPartition, TxnRecord, TxnState};
+
+/// Kafka's internal topic of transaction state.
+pub const TRANSACTION_TOPIC: &str = "__transaction_state";
+/// The failpoint between a transaction's first marker and the others.
+pub const CRASH_BETWEEN_MARKERS: &str = "txn-between-markers";
+/// How often timeouts, unfinished markers and idle ids are looked at.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A request for a transactional id, run on its coordinator shard.
+#[derive(Debug)]
+pub enum TxnOp {
+    /// `expected`: the v3+ request's current (producer id, epoch).
+    InitProducerId {
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    },
+    /// AddPartitionsToTxn and AddOffsetsToTxn.
+    AddPartitions {
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<TxnPartition>,
+    },
+    /// AddPartitionsToTxn v4+ verify_only (KIP-890): whether each partition
+    /// is in the producer's running transaction.
+    Verify {
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<TxnPartition>,
+    },
+    EndTxn {
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
+    Describe,
+}
+
+#[derive(Debug)]
+pub enum TxnAnswer {
+    Init(Result<(i64, i16), i16>),
+    /// One code, or one per partition (Verify), in order.
+    Codes(Vec<i16>),
+    Described(Option<TxnMetadata>),
+}
+
+impl TxnAnswer {
+    fn failed(op: &TxnOp, code: i16) -> TxnAnswer {
+        match op {
+            TxnOp::InitProducerId { .. } => TxnAnswer::Init(Err(code)),
+            TxnOp::Verify { partitions, .. } => TxnAnswer::Codes(vec![code; partitions.len()]),
+            TxnOp::AddPartitions { .. } | TxnOp::EndTxn { .. } | TxnOp::Describe => {
+                TxnAnswer::Codes(vec![code])
+            }
+        }
+    }
+}
+
+/// One transactional id as ListTransactions shows it.
+#[derive(Debug, Clone)]
+pub struct TxnListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub state: TxnState,
+    /// When its running transaction began (-1: none).
+    pub start_ms: i64,
+}
+
+/// This shard's coordinator state.
+#[derive(Debug)]
+pub(super) struct Txns {
+    coordinator: RefCell<Coordinator>,
+    /// `__transaction_state` partitions replayed into the coordinator.
+    loaded: RefCell<BTreeSet<i32>>,
+    loading: tokio::sync::Mutex<()>,
+    /// Ids whose markers are being written.
+    completing: RefCell<BTreeSet<String>>,
+    /// Appends hold it shared from append to apply; a compaction alone.
+    compaction: tokio::sync::RwLock<()>,
+    /// Records appended per partition since its last snapshot (or replay).
+    since_snapshot: RefCell<HashMap<i32, u64>>,
+}
+
+impl Txns {
+    pub(super) fn new(max_timeout_ms: i32) -> Txns {
+        Txns {
+            coordinator: RefCell::new(Coordinator::with_max_timeout(max_timeout_ms)),
+            loaded: RefCell::default(),
+            loading: tokio::sync::Mutex::new(()),
+            completing: RefCell::default(),
+            compaction: tokio::sync::RwLock::new(()),
+            since_snapshot: RefCell::default(),
+        }
+    }
+}
+
+impl Shard {
+    /// Starts the coordinator's clock (rule 3).
+    pub(super) fn start_txn_ticks(self: &std::rc::Rc<Self>) {
+        let shard = std::rc::Rc::clone(self);
+        crate::server::spawn(async move {
+            loop {
+                rt::sleep(TICK).await;
+                shard.txn_tick().await;
+            }
+        });
+    }
+
+    async fn txn_tick(&self) {
+        let Some(partitions) = self
+            .metadata()
+            .topic(TRANSACTION_TOPIC)
+            .map(|t| t.partitions)
+        else {
+            return;
+        };
+        for partition in 0..partitions {
+            let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+            if PartitionTable::owner(&tp, self.shards()) == self.id() {
+                let _ = self.load_txns(partition).await;
+            }
+        }
+        let now = rt::wall_clock_ms();
+        let expired = self.txns.coordinator.borrow_mut().expired(now);
+        for record in expired {
+            let id = record.transactional_id.clone();
+            tracing::info!(transactional_id = %id, producer_id = record.metadata.producer_id, "transaction timed out: aborting");
+            if self.persist_txn(record).await.is_ok() {
+                self.finish_txn(&id).await;
+            }
+        }
+        let unfinished: Vec<String> = self
+            .txns
+            .coordinator
+            .borrow()
+            .markers()
+            .into_iter()
+            .map(|m| m.transactional_id)
+            .collect();
+        for id in unfinished {
+            self.finish_txn(&id).await;
+        }
+        self.expire_txn_ids(now).await;
+    }
+
+    /// Tombstones for ids idle past transactional.id.expiration.ms.
+    async fn expire_txn_ids(&self, now: i64) {
+        let expiration = self.settings.transactional_id_expiration_ms;
+        let idle = self
+            .txns
+            .coordinator
+            .borrow_mut()
+            .take_idle(now, expiration);
+        if idle.is_empty() {
+            return;
+        }
+        let partitions = self.txn_topic_partition_count();
+        for id in idle {
+            let partition = offsets_partition(&id, partitions);
+            let key = encode_key(&id);
+            match self
+                .append_txn_records(partition, &[(key.as_ref(), None)])
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(transactional_id = %id, "transactional id expired");
+                    self.txns.coordinator.borrow_mut().remove(&id);
+                }
+                Err(_) => self.txns.coordinator.borrow_mut().abandon(&id),
+            }
+        }
+    }
+
+    /// Runs `op` for `transactional_id` on its coordinator shard.
+    pub async fn txn_call(&self, transactional_id: &str, op: TxnOp) -> TxnAnswer {
+        let partitions = match self.txn_topic_partitions().await {
+            Ok(partitions) => partitions,
+            Err(code) => return TxnAnswer::failed(&op, code),
+        };
+        let partition = offsets_partition(transactional_id, partitions);
+        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+        let owner = PartitionTable::owner(&tp, self.shards());
+        if owner == self.id() {
+            return self
+                .txn_local(transactional_id.to_string(), partition, op)
+                .await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let failed = TxnAnswer::failed(&op, COORDINATOR_NOT_AVAILABLE);
+        let message = ShardMessage::Txn {
+            transactional_id: transactional_id.to_string(),
+            partition,
+            op,
+            reply,
+        };
+        if self.mesh.send(owner, message).await.is_err() {
+            return failed;
+        }
+        answer.await.unwrap_or(failed)
+    }
+
+    fn txn_topic_partition_count(&self) -> i32 {
+        self.metadata()
+            .topic(TRANSACTION_TOPIC)
+            .map_or(1, |t| t.partitions)
+    }
+
+    /// The partition count of `__transaction_state`, created if missing.
+    async fn txn_topic_partitions(&self) -> Result<i32, i16> {
+        if let Some(topic) = self.metadata().topic(TRANSACTION_TOPIC) {
+            return Ok(topic.partitions);
+        }
+        // Kafka's settings for it: compacted, 100 MiB segments.
+        let configs = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let command = Command::CreateTopic {
+            name: TRANSACTION_TOPIC.to_string(),
+            partitions: self.settings.transaction_topic_partitions,
+            configs,
+        };
+        if let Err(e) = self.execute(command).await {
+            // Another request may have created it meanwhile.
+            tracing::debug!(error = %e, "creating {TRANSACTION_TOPIC}");
+        }
+        self.metadata()
+            .topic(TRANSACTION_TOPIC)
+            .map(|t| t.partitions)
+            .ok_or(COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// On the coordinator shard: replays the id's partition if needed,
+    /// then runs the request.
+    pub(super) async fn txn_local(
+        &self,
+        transactional_id: String,
+        partition: i32,
+        op: TxnOp,
+    ) -> TxnAnswer {
+        if let Err(code) = self.load_txns(partition).await {
+            return TxnAnswer::failed(&op, code);
+        }
+        let id = transactional_id.as_str();
+        let now = rt::wall_clock_ms();
+        match op {
+            TxnOp::InitProducerId {
+                timeout_ms,
+                expected,
+            } => {
+                let fresh = match self.new_producer_id().await {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reserve producer ids");
+                        return TxnAnswer::Init(Err(command_error_code(&e)));
+                    }
+                };
+                let decision = self
+                    .txns
+                    .coordinator
+                    .borrow_mut()
+                    .init_producer_id(id, timeout_ms, expected, fresh, now);
+                match decision {
+                    Err(code) => TxnAnswer::Init(Err(code)),
+                    Ok(Decision::Reply(reply)) => TxnAnswer::Init(reply),
+                    Ok(Decision::Persist { record, reply }) => {
+                        let aborting = record.metadata.state == TxnState::PrepareAbort;
+                        if let Err(code) = self.persist_txn(record).await {
+                            return TxnAnswer::Init(Err(code));
+                        }
+                        if aborting {
+                            tracing::info!(transactional_id = %id, "a new producer instance aborts the running transaction");
+                            self.finish_txn(id).await;
+                        }
+                        TxnAnswer::Init(reply)
+                    }
+                }
+            }
+            TxnOp::AddPartitions {
+                producer_id,
+                epoch,
+                partitions,
+            } => {
+                let decision = self.txns.coordinator.borrow_mut().add_partitions(
+                    id,
+                    producer_id,
+                    epoch,
+                    &partitions,
+                    now,
+                );
+                TxnAnswer::Codes(vec![self.settle(decision).await])
+            }
+            TxnOp::Verify {
+                producer_id,
+                epoch,
+                partitions,
+            } => {
+                let coordinator = self.txns.coordinator.borrow();
+                let codes = match coordinator.metadata(id) {
+                    None => vec![INVALID_PRODUCER_ID_MAPPING; partitions.len()],
+                    Some(m) if m.producer_id != producer_id => {
+                        vec![INVALID_PRODUCER_ID_MAPPING; partitions.len()]
+                    }
+                    Some(m) if m.epoch != epoch => vec![PRODUCER_FENCED; partitions.len()],
+                    Some(m) => partitions
+                        .iter()
+                        .map(|p| {
+                            if m.state == TxnState::Ongoing && m.partitions.contains(p) {
+                                NONE
+                            } else {
+                                INVALID_TXN_STATE
+                            }
+                        })
+                        .collect(),
+                };
+                TxnAnswer::Codes(codes)
+            }
+            TxnOp::EndTxn {
+                producer_id,
+                epoch,
+                commit,
+            } => {
+                let decision =
+                    self.txns
+                        .coordinator
+                        .borrow_mut()
+                        .end_txn(id, producer_id, epoch, commit, now);
+                let persisted = matches!(decision, Ok(Decision::Persist { .. }));
+                let code = self.settle(decision).await;
+                if code == NONE && persisted {
+                    self.finish_txn(id).await;
+                }
+                TxnAnswer::Codes(vec![code])
+            }
+            TxnOp::Describe => {
+                TxnAnswer::Described(self.txns.coordinator.borrow().metadata(id).cloned())
+            }
+        }
+    }
+
+    /// The code a decision answers with, once its record (if any) is durable.
+    async fn settle(&self, decision: Result<Decision<()>, i16>) -> i16 {
+        match decision {
+            Err(code) => code,
+            Ok(Decision::Reply(())) => NONE,
+            Ok(Decision::Persist { record, reply: () }) => {
+                self.persist_txn(record).await.err().unwrap_or(NONE)
+            }
+        }
+    }
+
+    /// Appends a decided record (rule 1), then applies it; abandons it if
+    /// the append fails.
+    async fn persist_txn(&self, record: TxnRecord) -> Result<(), i16> {
+        let partition =
+            offsets_partition(&record.transactional_id, self.txn_topic_partition_count());
+        let key = encode_key(&record.transactional_id);
+        let value = encode_value(&record.metadata);
+        let id = record.transactional_id.clone();
+        let shared = self.txns.compaction.read().await;
+        let written = self
+            .append_txn_records_unlocked(partition, &[(key.as_ref(), Some(value.as_ref()))])
+            .await;
+        match written {
+            Ok(()) => {
+                self.txns.coordinator.borrow_mut().apply(record);
+                drop(shared);
+                self.after_txn_append(partition, 1).await;
+                Ok(())
+            }
+            Err(code) => {
+                self.txns.coordinator.borrow_mut().abandon(&id);
+                Err(code)
+            }
+        }
+    }
+
+    /// Appends records to a partition of `__transaction_state`, durably.
+    async fn append_txn_records(
+        &self,
+        partition: i32,
+        records: &[(&[u8], Option<&[u8]>)],
+    ) -> Result<(), i16> {
+        let _shared = self.txns.compaction.read().await;
+        self.append_txn_records_unlocked(partition, records).await
+    }
+
+    async fn append_txn_records_unlocked(
+        &self,
+        partition: i32,
+        records: &[(&[u8], Option<&[u8]>)],
+    ) -> Result<(), i16> {
+        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        log.append_internal(records, rt::wall_clock_ms())
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(partition = %tp, error = %e, "cannot append to the transaction log");
+                KAFKA_STORAGE_ERROR
+            })
+    }
+
+    /// Writes the markers of `transactional_id`'s decided transaction to
+    /// every partition in it, then completes it (rule 2). A partition
+    /// deleted meanwhile needs no marker.
+    async fn finish_txn(&self, transactional_id: &str) {
+        if !self
+            .txns
+            .completing
+            .borrow_mut()
+            .insert(transactional_id.to_string())
+        {
+            return;
+        }
+        let markers = self
+            .txns
+            .coordinator
+            .borrow()
+            .markers()
+            .into_iter()
+            .find(|m| m.transactional_id == transactional_id);
+        if let Some(markers) = markers {
+            let write = |(topic, partition): &TxnPartition| {
+                let op = PartitionOp::WriteMarker {
+                    producer_id: markers.producer_id,
+                    epoch: markers.epoch,
+                    commit: markers.commit,
+                };
+                let tp = TopicPartition::new(topic.clone(), *partition);
+                async move { (self.partition_call(tp.clone(), op).await, tp) }
+            };
+            if failpoint::is_armed(CRASH_BETWEEN_MARKERS) {
+                // A test's crash after the first marker only.
+                if let Some(first) = markers.partitions.first() {
+                    let _ = write(first).await;
+                }
+                failpoint::crash_if(CRASH_BETWEEN_MARKERS);
+            }
+            let writes = markers.partitions.iter().map(write);
+            let mut written = true;
+            for (result, tp) in futures::future::join_all(writes).await {
+                match result {
+                    Ok(_) | Err(PartitionError::UnknownPartition) => {}
+                    Err(e) => {
+                        tracing::warn!(transactional_id, partition = %tp, error = %e, "transaction marker not written; retried");
+                        written = false;
+                    }
+                }
+            }
+            if written {
+                let record = self
+                    .txns
+                    .coordinator
+                    .borrow_mut()
+                    .complete(transactional_id, rt::wall_clock_ms());
+                if let Some(record) = record {
+                    let outcome = if markers.commit {
+                        "committed"
+                    } else {
+                        "aborted"
+                    };
+                    tracing::debug!(
+                        transactional_id,
+                        producer_id = markers.producer_id,
+                        partitions = markers.partitions.len(),
+                        outcome,
+                        "transaction complete"
+                    );
+                    let _ = self.persist_txn(record).await;
+                }
+            }
+        }
+        self.txns.completing.borrow_mut().remove(transactional_id);
+    }
+
+    /// ListTransactions: every id of every shard.
+    pub async fn list_transactions(&self) -> Vec<TxnListing> {
+        let mut all = self.list_local_transactions().await;
+        for to in (0..self.shards()).filter(|&to| to != self.id()) {
+            let (reply, answer) = oneshot::channel();
+            if self
+                .mesh
+                .send(to, ShardMessage::ListTransactions { reply })
+                .await
+                .is_ok()
+                && let Ok(listed) = answer.await
+            {
+                all.extend(listed);
+            }
+        }
+        all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        all
+    }
+
+    /// The ids this shard coordinates, after replaying its partitions.
+    pub(super) async fn list_local_transactions(&self) -> Vec<TxnListing> {
+        if let Some(topic) = self.metadata().topic(TRANSACTION_TOPIC) {
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+                if PartitionTable::owner(&tp, self.shards()) == self.id() {
+                    let _ = self.load_txns(partition).await;
+                }
+            }
+        }
+        self.txns
+            .coordinator
+            .borrow()
+            .transactional_ids()
+            .map(|(id, m)| TxnListing {
+                transactional_id: id.to_string(),
+                producer_id: m.producer_id,
+                state: m.state,
+                start_ms: if m.state == TxnState::Ongoing {
+                    m.start_ms
+                } else {
+                    -1
+                },
+            })
+            .collect()
+    }
+
+    /// Counts appended records; compacts the partition when enough piled up.
+    async fn after_txn_append(&self, partition: i32, records: usize) {
+        let appended = {
+            let mut counts = self.txns.since_snapshot.borrow_mut();
+            let count = counts.entry(partition).or_default();
+            *count += records as u64;
+            *count
+        };
+        if appended >= self.settings.offsets_compaction_records {
+            self.compact_txns(partition).await;
+        }
+    }
+
+    /// Rule 4: every live id of the partition appended again, then the log
+    /// start moved to the first of them. A crash in between leaves both
+    /// copies; replay keeps the later one, which is the same.
+    async fn compact_txns(&self, partition: i32) {
+        let _alone = self.txns.compaction.write().await;
+        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+        let Some(log) = self.partitions.get(&tp) else {
+            return;
+        };
+        let partitions = self.txn_topic_partition_count();
+        let live: Vec<(bytes::Bytes, bytes::Bytes)> = self
+            .txns
+            .coordinator
+            .borrow()
+            .transactional_ids()
+            .filter(|(id, _)| offsets_partition(id, partitions) == partition)
+            .map(|(id, m)| (encode_key(id), encode_value(m)))
+            .collect();
+        let start = if live.is_empty() {
+            Ok(log.log_end_offset())
+        } else {
+            let records: Vec<(&[u8], Option<&[u8]>)> = live
+                .iter()
+                .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
+                .collect();
+            log.append_internal(&records, rt::wall_clock_ms())
+                .await
+                .map(|info| info.base_offset)
+        };
+        match start {
+            Ok(start) => match log.delete_records(start).await {
+                Ok(start) => {
+                    tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "transaction log compacted");
+                    self.txns
+                        .since_snapshot
+                        .borrow_mut()
+                        .insert(partition, live.len() as u64);
+                }
+                Err(e) => {
+                    tracing::error!(partition = %tp, error = %e, "cannot compact the transaction log")
+                }
+            },
+            Err(e) => {
+                tracing::error!(partition = %tp, error = %e, "cannot compact the transaction log")
+            }
+        }
+    }
+
+    /// Replays partition `partition` of `__transaction_state` once.
+    async fn load_txns(&self, partition: i32) -> Result<(), i16> {
+        if self.txns.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.txns.loading.lock().await;
+        if self.txns.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        let records = log.read_internal(0).await.map_err(|e| {
+            tracing::error!(partition = %tp, error = %e, "cannot replay the transaction log");
+            COORDINATOR_NOT_AVAILABLE
+        })?;
+        let count = records.len();
+        let mut coordinator = self.txns.coordinator.borrow_mut();
+        for record in records {
+            let Some(key) = record.key.as_deref() else {
+                continue;
+            };
+            match record.value.as_deref() {
+                None => {
+                    if let Some(id) = decode_key(key) {
+                        coordinator.remove(&id);
+                    }
+                }
+                Some(value) => match decode(key, value) {
+                    Some(record) => coordinator.apply(record),
+                    None => {
+                        tracing::warn!(partition = %tp, offset = record.offset, "unreadable transaction record skipped")
+                    }
+                },
+            }
+        }
+        let unfinished = coordinator.markers().len();
+        drop(coordinator);
+        self.txns
+            .since_snapshot
+            .borrow_mut()
+            .insert(partition, count as u64);
+        tracing::info!(partition = %tp, records = count, unfinished, "transaction log replayed");
+        self.txns.loaded.borrow_mut().insert(partition);
+        Ok(())
+    }
+}
