@@ -197,6 +197,20 @@ fn native_group_consumers_catch_up_a_librdkafka_backlog_reading_each_message_onc
     );
 }
 
+/// Transactional librdkafka producers (a commit every 50 messages) and
+/// read_committed consumers: every message read once.
+#[test]
+fn transactional_producers_are_read_once_by_read_committed_consumers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(&tmp.path().join("data"), addr, "warn");
+    let workload = "partitions = 4\nproducers = 2\nconsumers = 1\ntransaction-messages = 50\n\
+                    rate = 2000\nwarmup-seconds = 0.5\nduration-seconds = 2\n";
+    let run = run_with(tmp.path(), &addr.to_string(), workload, &[]);
+    read_once(&run);
+    assert!(run.produce.acked >= 4900, "{:?}", run.produce);
+}
+
 /// Native producers and standalone native consumers, gzip and snappy
 /// through the same broker.
 #[test]

@@ -599,3 +599,66 @@ fn bad_transactional_requests_get_kafkas_codes() {
     assert_eq!(produce(1), 0, "0 was the batch's last");
     assert_eq!(produce(5), 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
 }
+
+#[test]
+fn a_transactional_batch_outside_its_transaction_is_refused() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    create_topic_raw(addr, "verified", 1);
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id("verified")))
+        .with_transaction_timeout_ms(60_000);
+    let answer: InitProducerIdResponse = call(addr, ApiKey::InitProducerId, 4, &request);
+    let producer = (answer.producer_id.0, answer.producer_epoch);
+    let produce = |sequence: i32| {
+        let batch = common::producer_batch(producer.0, producer.1, sequence, 2, true);
+        let request = common::produce_request("verified", batch)
+            .with_transactional_id(Some(txn_id("verified")));
+        let response: kafka_protocol::messages::ProduceResponse =
+            call(addr, ApiKey::Produce, 9, &request);
+        response.responses[0].partition_responses[0].error_code
+    };
+    assert_eq!(
+        produce(0),
+        48,
+        "INVALID_TXN_STATE: the partition was not added"
+    );
+    assert_eq!(
+        add_partitions(addr, "verified", producer, "verified", vec![0]),
+        [0]
+    );
+    assert_eq!(produce(0), 0);
+    assert_eq!(produce(2), 0, "the transaction is open here: no check");
+    assert_eq!(end_txn(addr, "verified", producer, false), 0);
+    // A late batch of the aborted transaction would open one no marker
+    // closes, holding read_committed readers at it for good.
+    assert_eq!(produce(4), 48);
+    let (high_watermark, last_stable) = {
+        let (_, hw, _) = common::fetch_records(addr, "verified", 0, 0);
+        (hw, read_committed_end(addr))
+    };
+    assert_eq!(high_watermark, 5, "two batches and the abort marker");
+    assert_eq!(last_stable, 5, "nothing holds the last stable offset");
+}
+
+/// ListOffsets latest at read_committed of partition 0 of "verified".
+fn read_committed_end(addr: SocketAddr) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(1)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name("verified"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
+    response.topics[0].partitions[0].offset
+}

@@ -459,8 +459,14 @@ impl<'a> Setup<'a> {
             .map(|(i, reading)| {
                 let tally = self.run.consumer(i as u32);
                 let bootstrap = &self.target.bootstrap;
+                let committed = self.workload.transaction_messages.is_some();
                 scope.spawn(move || match self.drivers.consumers {
-                    Driver::Librdkafka => rdkafka_driver::consume(bootstrap, reading, tally),
+                    Driver::Librdkafka => {
+                        rdkafka_driver::consume(bootstrap, reading, committed, tally)
+                    }
+                    Driver::Native if committed => Err(anyhow::anyhow!(
+                        "transaction-messages: the native consumer reads uncommitted (use --consumer-driver librdkafka)"
+                    )),
                     Driver::Native => native::consume(bootstrap, reading, tally),
                 })
             })

@@ -81,6 +81,9 @@ impl ProducerContext for Reports {
     }
 }
 
+/// How long a transactional producer waits for its coordinator.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One producer: sends `generator`'s messages to `topic` on `schedule`
 /// until `end`, then waits for every delivery report.
 #[derive(Debug)]
@@ -109,13 +112,20 @@ pub fn produce(
     if let Some(n) = workload.max_in_flight {
         config.set("max.in.flight.requests.per.connection", n.to_string());
     }
+    if workload.transaction_messages.is_some() {
+        static PRODUCERS: AtomicU64 = AtomicU64::new(0);
+        let n = PRODUCERS.fetch_add(1, Ordering::Relaxed);
+        let id = format!("shardlog-bench-{}-{n}", std::process::id());
+        config.set("transactional.id", id);
+    }
+    let idempotence = workload.idempotence || workload.transaction_messages.is_some();
     let producer: ThreadedProducer<Reports> = config
         .set("bootstrap.servers", plan.bootstrap)
         .set("acks", workload.acks.as_config())
         .set("linger.ms", workload.linger_ms.to_string())
         .set("batch.size", workload.batch_bytes.to_string())
         .set("compression.type", workload.compression.as_config())
-        .set("enable.idempotence", workload.idempotence.to_string())
+        .set("enable.idempotence", idempotence.to_string())
         // The Java client's partitioner, so keys land where Kafka puts them.
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.kbytes", "1048576")
@@ -125,6 +135,11 @@ pub fn produce(
             tally: tally.clone(),
             retries: AtomicU64::new(0),
         })?;
+    let transaction = workload.transaction_messages.map(u64::from);
+    if transaction.is_some() {
+        producer.init_transactions(TRANSACTION_TIMEOUT)?;
+        producer.begin_transaction()?;
+    }
     let clock = tally.clock();
     let mut sequence = 0u64;
     let mut partition = plan.first_partition;
@@ -170,6 +185,15 @@ pub fn produce(
         }
         tally.sent();
         sequence += 1;
+        // A commit waits for every message of the transaction, then for
+        // the markers: the next messages are sent late by that much.
+        if transaction.is_some_and(|n| sequence.is_multiple_of(n)) {
+            producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            producer.begin_transaction()?;
+        }
+    }
+    if transaction.is_some() {
+        producer.commit_transaction(TRANSACTION_TIMEOUT)?;
     }
     producer.flush(Duration::from_secs(60))?;
     tally.set_retries(producer.context().retries.load(Ordering::Relaxed));
@@ -185,10 +209,21 @@ pub enum Reading {
 
 /// One consumer: reads until the run says stop, telling the tally how many
 /// partitions it owns (checked every 100 ms).
-pub fn consume(bootstrap: &str, reading: &Reading, tally: ConsumerHandle) -> anyhow::Result<()> {
+pub fn consume(
+    bootstrap: &str,
+    reading: &Reading,
+    read_committed: bool,
+    tally: ConsumerHandle,
+) -> anyhow::Result<()> {
     let mut config = ClientConfig::new();
+    let isolation = if read_committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
     config
         .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", isolation)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.max.bytes", "52428800")

@@ -17,6 +17,8 @@
 //! idempotence = false         # librdkafka's enable.idempotence (acks = "all")
 //! max-in-flight = 5           # requests in flight per connection (librdkafka's
 //!                             # max.in.flight; default: the client's own)
+//! transaction-messages = 100  # transactional producers, a commit every 100
+//!                             # messages (librdkafka; consumers read_committed)
 //! compression = "lz4"         # none, gzip, snappy, lz4, zstd
 //! linger-ms = 1
 //! batch-bytes = 1048576
@@ -55,6 +57,10 @@ pub struct Workload {
     /// librdkafka's `max.in.flight.requests.per.connection` (its default
     /// when unset: 1,000,000, or 5 with idempotence).
     pub max_in_flight: Option<u32>,
+    /// Transactional producers committing every this many messages
+    /// (librdkafka); consumers then read with isolation.level
+    /// read_committed, so end-to-end latency includes the commit.
+    pub transaction_messages: Option<u32>,
     pub compression: Compression,
     pub linger_ms: u32,
     pub batch_bytes: u32,
@@ -181,6 +187,7 @@ impl Default for Workload {
             acks: Acks::All,
             idempotence: false,
             max_in_flight: None,
+            transaction_messages: None,
             compression: Compression::None,
             linger_ms: 1,
             batch_bytes: 1_048_576,
@@ -268,6 +275,13 @@ impl Workload {
             !self.idempotence || self.acks == Acks::All,
             "idempotence: needs acks = \"all\""
         );
+        if let Some(n) = self.transaction_messages {
+            anyhow::ensure!(n >= 1, "transaction-messages: at least 1");
+            anyhow::ensure!(
+                self.acks == Acks::All,
+                "transaction-messages: needs acks = \"all\""
+            );
+        }
         if let Some(n) = self.max_in_flight {
             anyhow::ensure!(n >= 1, "max-in-flight: at least 1");
             anyhow::ensure!(

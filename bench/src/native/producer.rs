@@ -93,6 +93,10 @@ pub fn produce(
         "idempotence: the native producer does not send producer ids yet (use --driver librdkafka)"
     );
     anyhow::ensure!(
+        plan.workload.transaction_messages.is_none(),
+        "transaction-messages: the native producer has no transactions (use --driver librdkafka)"
+    );
+    anyhow::ensure!(
         plan.workload.max_in_flight.is_none(),
         "max-in-flight: a librdkafka setting (the native producer keeps up to 32 per leader)"
     );

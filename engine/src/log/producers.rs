@@ -310,6 +310,13 @@ impl Producers {
         }
     }
 
+    /// Whether `producer_id` at `epoch` has a transaction open here.
+    pub(super) fn transaction_open(&self, producer_id: i64, epoch: i16) -> bool {
+        self.entries
+            .get(&producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.txn_first.is_some())
+    }
+
     /// Every producer's state, by producer id.
     pub(super) fn views(&self) -> Vec<ProducerView> {
         let mut views: Vec<ProducerView> = self

@@ -148,6 +148,16 @@ impl Log {
             .next_sequence(producer_id, epoch)
     }
 
+    /// Whether `producer_id` at `epoch` has a transaction open here (its
+    /// batches need no check with the coordinator: KIP-890).
+    pub fn transaction_open(&self, producer_id: i64, epoch: i16) -> bool {
+        self.shared
+            .state
+            .borrow()
+            .producers
+            .transaction_open(producer_id, epoch)
+    }
+
     /// The state of every producer that wrote here (DescribeProducers).
     pub fn producers(&self) -> Vec<super::producers::ProducerView> {
         self.shared.state.borrow().producers.views()

@@ -18,6 +18,9 @@ pub enum PartitionOp {
         records: Bytes,
         /// The request's acks: acks=all needs min.insync.replicas in sync.
         acks: i16,
+        /// The request's transactional id: a transactional batch is stored
+        /// only in a transaction that has this partition (KIP-890).
+        transactional_id: Option<String>,
     },
     /// A fetch's read; `committed` (read_committed) stops at the last
     /// stable offset.
@@ -86,11 +89,64 @@ pub enum PartitionError {
     ShardGone,
     #[error("acks=all needs {required} in-sync replicas, {in_sync} in sync")]
     NotEnoughReplicas { required: u32, in_sync: u32 },
+    /// A transactional batch for a partition its transaction does not
+    /// have (or from a fenced producer): the Produce error code.
+    #[error("transactional batch refused by its coordinator ({code})")]
+    NotInTransaction { code: i16 },
 }
 
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
 
 impl Shard {
+    /// KIP-890: a transactional batch opening a transaction here is checked
+    /// with its coordinator, so a late batch of an ended transaction cannot
+    /// open one nobody will close (holding read_committed readers forever).
+    /// A producer whose transaction is open here already needs no check.
+    async fn verify_in_transaction(
+        &self,
+        tp: &TopicPartition,
+        log: &engine::Log,
+        records: &Bytes,
+        transactional_id: &str,
+    ) -> Result<(), PartitionError> {
+        use crate::broker::transactions::{TxnAnswer, TxnOp};
+        use crate::handlers::errors::{
+            INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NONE, PRODUCER_FENCED,
+        };
+        let Some(header) = records
+            .first_chunk::<{ engine::batch::HEADER_BYTES }>()
+            .map(|h| engine::batch::BatchHeader(*h))
+        else {
+            return Ok(());
+        };
+        let (producer_id, epoch) = (header.producer_id(), header.producer_epoch());
+        if !header.is_transactional() || log.transaction_open(producer_id, epoch) {
+            return Ok(());
+        }
+        let op = TxnOp::Verify {
+            producer_id,
+            epoch,
+            partitions: vec![(tp.topic.clone(), tp.partition)],
+        };
+        // Boxed: the coordinator writes markers through partition calls.
+        let verified: futures::future::LocalBoxFuture<'_, TxnAnswer> =
+            Box::pin(self.txn_call(transactional_id, op));
+        match verified.await {
+            TxnAnswer::Codes(codes) if codes == [NONE] => Ok(()),
+            TxnAnswer::Codes(codes) if codes.first() == Some(&PRODUCER_FENCED) => {
+                Err(PartitionError::NotInTransaction {
+                    code: INVALID_PRODUCER_EPOCH,
+                })
+            }
+            answer => {
+                tracing::debug!(partition = %tp, producer_id, epoch, ?answer, "transactional batch outside its transaction");
+                Err(PartitionError::NotInTransaction {
+                    code: INVALID_TXN_STATE,
+                })
+            }
+        }
+    }
+
     /// A transaction marker on `log` (the partition `tp`); on a partition
     /// of `__consumer_offsets` its group offsets follow the outcome.
     async fn write_marker(
@@ -157,11 +213,18 @@ impl Shard {
             .get(tp)
             .ok_or(PartitionError::UnknownPartition)?;
         match op {
-            PartitionOp::Append { records, acks } => {
+            PartitionOp::Append {
+                records,
+                acks,
+                transactional_id,
+            } => {
                 // A single broker: the leader is the only in-sync replica.
                 let (required, in_sync) = (log.min_insync_replicas(), 1);
                 if acks == -1 && required > in_sync {
                     return Err(PartitionError::NotEnoughReplicas { required, in_sync });
+                }
+                if let Some(id) = transactional_id {
+                    self.verify_in_transaction(tp, &log, &records, &id).await?;
                 }
                 Ok(PartitionReply::Staged(
                     log.stage_append(records, rt::wall_clock_ms()).await?,

@@ -76,6 +76,7 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
         PartitionError::NotEnoughReplicas { .. } => NOT_ENOUGH_REPLICAS,
+        PartitionError::NotInTransaction { code } => *code,
         PartitionError::Engine(e) => match e {
             engine::Error::Batch(batch) => match batch.kind() {
                 BatchErrorKind::Corrupt => CORRUPT_MESSAGE,

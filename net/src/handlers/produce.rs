@@ -22,6 +22,7 @@ use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
 use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply};
+use crate::broker::transactions::TRANSACTION_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -43,18 +44,21 @@ pub async fn handle(
     let correlation_id = request.correlation_id();
     let body: ProduceRequest = decode_body(request)?;
     let acks = body.acks;
+    let transactional_id = body.transactional_id.map(|id| id.0.to_string());
     let mut topics = Vec::with_capacity(body.topic_data.len());
     for topic in body.topic_data {
         let name = topic.name.0.to_string();
-        // Only the coordinator writes the committed offsets.
-        let internal = name == OFFSETS_TOPIC;
+        // Only the coordinators write their internal topics.
+        let internal = name == OFFSETS_TOPIC || name == TRANSACTION_TOPIC;
         let calls = topic.partition_data.into_iter().map(|data| {
             let tp = TopicPartition::new(name.clone(), data.index);
+            let transactional_id = transactional_id.clone();
             async move {
                 if internal {
                     return (data.index, Err(INVALID_TOPIC_EXCEPTION));
                 }
-                (data.index, stage_one(shard, tp, data.records, acks).await)
+                let staged = stage_one(shard, tp, data.records, acks, transactional_id).await;
+                (data.index, staged)
             }
         });
         topics.push((topic.name, join_all(calls).await));
@@ -87,7 +91,13 @@ pub async fn handle(
 /// A partition after stage one: staged, or its error code.
 type Stage = Result<StagedAppend, i16>;
 
-async fn stage_one(shard: &Shard, tp: TopicPartition, records: Option<Bytes>, acks: i16) -> Stage {
+async fn stage_one(
+    shard: &Shard,
+    tp: TopicPartition,
+    records: Option<Bytes>,
+    acks: i16,
+    transactional_id: Option<String>,
+) -> Stage {
     if !matches!(acks, -1..=1) {
         return Err(INVALID_REQUIRED_ACKS);
     }
@@ -95,7 +105,14 @@ async fn stage_one(shard: &Shard, tp: TopicPartition, records: Option<Bytes>, ac
         return Err(CORRUPT_MESSAGE);
     };
     match shard
-        .partition_call(tp, PartitionOp::Append { records, acks })
+        .partition_call(
+            tp,
+            PartitionOp::Append {
+                records,
+                acks,
+                transactional_id,
+            },
+        )
         .await
     {
         Ok(PartitionReply::Staged(staged)) => Ok(staged),
