@@ -15,14 +15,17 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's internal topics, whose offsets no consumer group commits.
+const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Every group: name, state, protocol type.
     List(Target),
     /// A group's members and, per partition it committed, the committed
-    /// offset, the log end offset and the lag.
+    /// offset, the log end offset (the last stable offset: an open
+    /// transaction's records are not yet readable by read_committed
+    /// consumers) and the lag.
     Describe {
         #[command(flatten)]
         target: Target,
@@ -55,6 +58,9 @@ fn client(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
+        // The end offsets are what a read_committed consumer can reach:
+        // the last stable offset (the log end without open transactions).
+        .set("isolation.level", "read_committed")
         .create()
         .context("creating the Kafka client")
 }
@@ -112,7 +118,7 @@ fn describe(target: &Target, group: &str) -> anyhow::Result<String> {
     for topic in metadata
         .topics()
         .iter()
-        .filter(|t| t.name() != OFFSETS_TOPIC)
+        .filter(|t| !INTERNAL_TOPICS.contains(&t.name()))
     {
         for partition in topic.partitions() {
             wanted.add_partition(topic.name(), partition.id());

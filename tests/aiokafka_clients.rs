@@ -1,6 +1,7 @@
 //! aiokafka (an independent asyncio client, as many Python services use it)
 //! against a real broker, with its defaults: every codec produced, consumed
-//! in a group with commits, offsets looked up at the ends and by time.
+//! in a group with commits, offsets looked up at the ends and by time; and
+//! its transactional producer (commit, abort, offsets in a transaction).
 //! Needs the Python clients that scripts/test installs in .venv.
 
 mod common;
@@ -23,4 +24,15 @@ fn aiokafka_produces_and_consumes_in_a_group_with_every_codec() {
         "aio-",
         &[("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)],
     );
+}
+
+#[test]
+fn aiokafka_transactions_commit_abort_and_send_offsets() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    run_python_script(&python, "aiokafka_transactions.py", &[&addr.to_string()]);
 }

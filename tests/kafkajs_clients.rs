@@ -2,8 +2,9 @@
 //! defaults: every codec produced (snappy, LZ4 and zstd through the codec
 //! packages kafkajs users add), consumed in a group with commits, offsets
 //! at the ends and by time (ListOffsets: kafkajs asks v1-v3, which failed
-//! to encode until issue 10). Needs Node.js and the packages scripts/test
-//! installs.
+//! to encode until issue 10); and its transactions, read by read_committed
+//! (kafkajs' default) and read_uncommitted consumers. Needs Node.js and the
+//! packages scripts/test installs.
 
 mod common;
 
@@ -39,4 +40,21 @@ fn kafkajs_produces_and_consumes_in_a_group_with_every_codec() {
             ("zstd", 4),
         ],
     );
+}
+
+#[test]
+fn kafkajs_transactions_commit_abort_and_send_offsets() {
+    let Some(dir) = kafkajs_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let status = Command::new("node")
+        .arg(dir.join("kafkajs_transactions.js"))
+        .arg(addr.to_string())
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "kafkajs_transactions.js failed: {status}");
 }
