@@ -84,6 +84,20 @@ impl ProducerContext for Reports {
 /// How long a transactional producer waits for its coordinator.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Commits the open transaction once its messages are acknowledged.
+/// librdkafka's commit waits for them itself, but in 100 ms steps (its
+/// flush wait): a transaction of 100 messages would take 100 ms whatever
+/// the broker, so the wait is done here in steps of 100 us.
+fn commit(producer: &ThreadedProducer<Reports>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + TRANSACTION_TIMEOUT;
+    while producer.in_flight_count() > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "messages unacknowledged for 60 s");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+    Ok(())
+}
+
 /// One producer: sends `generator`'s messages to `topic` on `schedule`
 /// until `end`, then waits for every delivery report.
 #[derive(Debug)]
@@ -188,12 +202,12 @@ pub fn produce(
         // A commit waits for every message of the transaction, then for
         // the markers: the next messages are sent late by that much.
         if transaction.is_some_and(|n| sequence.is_multiple_of(n)) {
-            producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            commit(&producer)?;
             producer.begin_transaction()?;
         }
     }
     if transaction.is_some() {
-        producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+        commit(&producer)?;
     }
     producer.flush(Duration::from_secs(60))?;
     tally.set_retries(producer.context().retries.load(Ordering::Relaxed));

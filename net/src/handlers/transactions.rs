@@ -185,6 +185,7 @@ async fn add_one(
             answer => vec![code_of(answer); requested.len()],
         }
     };
+    tracing::debug!(transactional_id = %transactional_id.0, ?codes, "AddPartitionsToTxn");
     let mut codes = codes.into_iter();
     topics
         .into_iter()
