@@ -662,3 +662,51 @@ fn read_committed_end(addr: SocketAddr) -> i64 {
     let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
     response.topics[0].partitions[0].offset
 }
+
+#[test]
+fn the_transaction_log_is_compacted_and_replayed_after_a_kill() {
+    const TOPIC: &str = "txn-compacted";
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = format!(
+        "listen = \"{addr}\"\nshards = 2\ntransaction-state-log-num-partitions = 3\n\
+         offsets-compaction-records = 4\n"
+    );
+    let broker = common::start_configured(tmp.path(), addr, &config);
+    create_topic_raw(addr, TOPIC, 2);
+    let producer = transactional_producer(addr, "compacted", &[]);
+    let mut committed = Vec::new();
+    for t in 0..8 {
+        producer.begin_transaction().unwrap();
+        let payloads = transaction(&format!("t{t}"), 2, 4);
+        send_all(&producer, TOPIC, &payloads);
+        producer.commit_transaction(TIMEOUT).unwrap();
+        committed.extend(payloads);
+    }
+    drop(producer);
+    let (_, state, producer_id, epoch, _) = describe(addr, "compacted");
+    assert_eq!(state, "CompleteCommit");
+    // Three records per transaction, a snapshot every four: the log start
+    // of the id's partition has moved (a fetch from 0 is out of range).
+    let moved = (0..3)
+        .filter(|&p| common::fetch_records(addr, "__transaction_state", p, 0).0 == 1)
+        .count();
+    assert_eq!(moved, 1, "the id's partition was compacted");
+    drop(broker); // SIGKILL
+    let _broker = common::start_configured(tmp.path(), addr, &config);
+    let (_, state, after_id, after_epoch, _) = describe(addr, "compacted");
+    assert_eq!(
+        (state.as_str(), after_id, after_epoch),
+        ("CompleteCommit", producer_id, epoch),
+        "replayed from the snapshot"
+    );
+    let next = transactional_producer(addr, "compacted", &[]);
+    assert_eq!(describe(addr, "compacted").3, epoch + 1);
+    next.begin_transaction().unwrap();
+    let more = transaction("after", 2, 4);
+    send_all(&next, TOPIC, &more);
+    next.commit_transaction(TIMEOUT).unwrap();
+    committed.extend(more);
+    let read = read_all(addr, TOPIC, 2, "read_committed", committed.len());
+    assert_eq!(read, by_partition(&committed));
+}

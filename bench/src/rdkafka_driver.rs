@@ -91,7 +91,10 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 fn commit(producer: &ThreadedProducer<Reports>) -> anyhow::Result<()> {
     let deadline = Instant::now() + TRANSACTION_TIMEOUT;
     while producer.in_flight_count() > 0 {
-        anyhow::ensure!(Instant::now() < deadline, "messages unacknowledged for 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "messages unacknowledged for 60 s"
+        );
         std::thread::sleep(Duration::from_micros(100));
     }
     producer.commit_transaction(TRANSACTION_TIMEOUT)?;

@@ -66,17 +66,9 @@ impl Log {
         records: &[(&[u8], Option<&[u8]>)],
         now_ms: i64,
     ) -> Result<crate::AppendInfo> {
-        let records: Vec<Record<'_>> = records
-            .iter()
-            .map(|(key, value)| Record {
-                key: Some(key),
-                value: *value,
-                ..Record::default()
-            })
-            .collect();
         let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
-        let batch = encode_batch(&BatchSpec::new(count, now_ms), &encode_records(&records));
-        self.append(Bytes::from(batch), now_ms).await
+        let batch = internal_batch(records, BatchSpec::new(count, now_ms));
+        self.append(batch, now_ms).await
     }
 
     /// Appends broker-built records inside `producer_id`'s transaction
@@ -91,22 +83,13 @@ impl Log {
         epoch: i16,
         now_ms: i64,
     ) -> Result<crate::AppendInfo> {
-        let records: Vec<Record<'_>> = records
-            .iter()
-            .map(|(key, value)| Record {
-                key: Some(key),
-                value: *value,
-                ..Record::default()
-            })
-            .collect();
         let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
         let mut spec = BatchSpec::new(count, now_ms);
         spec.producer_id = producer_id;
         spec.producer_epoch = epoch;
         spec.base_sequence = self.next_sequence(producer_id, epoch);
         spec.transactional = true;
-        let batch = encode_batch(&spec, &encode_records(&records));
-        self.append(Bytes::from(batch), now_ms).await
+        self.append(internal_batch(records, spec), now_ms).await
     }
 
     /// Every record at or after `from` of a log of broker-built batches.
@@ -159,4 +142,17 @@ impl Log {
         }
         Ok(out)
     }
+}
+
+/// One uncompressed batch of broker-built (key, value) records.
+fn internal_batch(records: &[(&[u8], Option<&[u8]>)], spec: BatchSpec) -> Bytes {
+    let records: Vec<Record<'_>> = records
+        .iter()
+        .map(|(key, value)| Record {
+            key: Some(key),
+            value: *value,
+            ..Record::default()
+        })
+        .collect();
+    Bytes::from(encode_batch(&spec, &encode_records(&records)))
 }

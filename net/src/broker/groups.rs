@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use engine::{InternalTxn, PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
-use replication::metadata::Command;
 
 use super::{Shard, ShardMessage};
 use crate::group::offsets::{decode_key, decode_value, encode_key, encode_value};
@@ -254,29 +253,9 @@ impl Shard {
 
     /// The partition count of `__consumer_offsets`, created if missing.
     pub(crate) async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
-        if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
-            return Ok(topic.partitions);
-        }
-        // Kafka's settings for it: compacted, 100 MiB segments.
-        let configs = [
-            ("cleanup.policy", "compact"),
-            ("segment.bytes", "104857600"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
-        let command = Command::CreateTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: self.settings.offsets_topic_partitions,
-            configs,
-        };
-        if let Err(e) = self.execute(command).await {
-            // Another request may have created it meanwhile.
-            tracing::debug!(error = %e, "creating {OFFSETS_TOPIC}");
-        }
-        self.metadata()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions)
-            .ok_or(COORDINATOR_NOT_AVAILABLE)
+        let partitions = self.settings.offsets_topic_partitions;
+        self.internal_topic_partitions(OFFSETS_TOPIC, partitions)
+            .await
     }
 
     /// On the coordinator shard: replays the group's offsets partition if
@@ -747,11 +726,9 @@ impl Shard {
         }
     }
 
-    /// A simple compaction of one `__consumer_offsets` partition: append
-    /// every live committed offset again (a snapshot), then move the log
-    /// start to the snapshot (DeleteRecords), so replay starts there and
-    /// whole segments before it are deleted. A crash in between leaves both
-    /// copies; replay keeps the later one, which is the same.
+    /// A simple compaction of one `__consumer_offsets` partition: every
+    /// live committed offset written again, the log start moved to them
+    /// ([`super::internal::compact_by_snapshot`]).
     async fn compact(&self, partition: i32) {
         let _alone = self.groups.compaction.write().await;
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
@@ -779,22 +756,7 @@ impl Shard {
             .iter()
             .map(|(group, key, value)| (encode_key(group, key), encode_value(value)))
             .collect();
-        let start = if encoded.is_empty() {
-            Ok(log.log_end_offset())
-        } else {
-            let records: Vec<(&[u8], Option<&[u8]>)> = encoded
-                .iter()
-                .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
-                .collect();
-            log.append_internal(&records, rt::wall_clock_ms())
-                .await
-                .map(|info| info.base_offset)
-        };
-        let compacted = match start {
-            Ok(start) => log.delete_records(start).await,
-            Err(e) => Err(e),
-        };
-        match compacted {
+        match super::internal::compact_by_snapshot(&log, &encoded).await {
             Ok(start) => {
                 tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "committed offsets compacted");
                 self.groups

@@ -8,6 +8,7 @@
 //! shard creates or deletes the partitions it owns to match.
 
 pub mod groups;
+mod internal;
 pub mod partition_call;
 mod reconcile;
 pub mod transactions;

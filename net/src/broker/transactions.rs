@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use engine::{PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
-use replication::metadata::Command;
 
 use super::groups::offsets_partition;
 use super::partition_call::{PartitionError, PartitionOp};
@@ -251,29 +250,9 @@ impl Shard {
 
     /// The partition count of `__transaction_state`, created if missing.
     async fn txn_topic_partitions(&self) -> Result<i32, i16> {
-        if let Some(topic) = self.metadata().topic(TRANSACTION_TOPIC) {
-            return Ok(topic.partitions);
-        }
-        // Kafka's settings for it: compacted, 100 MiB segments.
-        let configs = [
-            ("cleanup.policy", "compact"),
-            ("segment.bytes", "104857600"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
-        let command = Command::CreateTopic {
-            name: TRANSACTION_TOPIC.to_string(),
-            partitions: self.settings.transaction_topic_partitions,
-            configs,
-        };
-        if let Err(e) = self.execute(command).await {
-            // Another request may have created it meanwhile.
-            tracing::debug!(error = %e, "creating {TRANSACTION_TOPIC}");
-        }
-        self.metadata()
-            .topic(TRANSACTION_TOPIC)
-            .map(|t| t.partitions)
-            .ok_or(COORDINATOR_NOT_AVAILABLE)
+        let partitions = self.settings.transaction_topic_partitions;
+        self.internal_topic_partitions(TRANSACTION_TOPIC, partitions)
+            .await
     }
 
     /// On the coordinator shard: replays the id's partition if needed,
@@ -579,9 +558,8 @@ impl Shard {
         }
     }
 
-    /// Rule 4: every live id of the partition appended again, then the log
-    /// start moved to the first of them. A crash in between leaves both
-    /// copies; replay keeps the later one, which is the same.
+    /// Rule 4: every live id of the partition written again, the log start
+    /// moved to them ([`super::internal::compact_by_snapshot`]).
     async fn compact_txns(&self, partition: i32) {
         let _alone = self.txns.compaction.write().await;
         let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
@@ -597,30 +575,14 @@ impl Shard {
             .filter(|(id, _)| offsets_partition(id, partitions) == partition)
             .map(|(id, m)| (encode_key(id), encode_value(m)))
             .collect();
-        let start = if live.is_empty() {
-            Ok(log.log_end_offset())
-        } else {
-            let records: Vec<(&[u8], Option<&[u8]>)> = live
-                .iter()
-                .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
-                .collect();
-            log.append_internal(&records, rt::wall_clock_ms())
-                .await
-                .map(|info| info.base_offset)
-        };
-        match start {
-            Ok(start) => match log.delete_records(start).await {
-                Ok(start) => {
-                    tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "transaction log compacted");
-                    self.txns
-                        .since_snapshot
-                        .borrow_mut()
-                        .insert(partition, live.len() as u64);
-                }
-                Err(e) => {
-                    tracing::error!(partition = %tp, error = %e, "cannot compact the transaction log")
-                }
-            },
+        match super::internal::compact_by_snapshot(&log, &live).await {
+            Ok(start) => {
+                tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "transaction log compacted");
+                self.txns
+                    .since_snapshot
+                    .borrow_mut()
+                    .insert(partition, live.len() as u64);
+            }
             Err(e) => {
                 tracing::error!(partition = %tp, error = %e, "cannot compact the transaction log")
             }

@@ -1,0 +1,69 @@
+//! What the coordinators' internal topics (`__consumer_offsets`,
+//! `__transaction_state`) share: created on first use with Kafka's
+//! settings, and compacted by snapshot.
+
+use bytes::Bytes;
+use engine::{Log, Offset, rt};
+use replication::metadata::Command;
+
+use super::Shard;
+
+impl Shard {
+    /// The partition count of a coordinator's internal topic (`name`),
+    /// created with `partitions` and Kafka's settings for it (compacted,
+    /// 100 MiB segments) the first time it is needed.
+    pub(super) async fn internal_topic_partitions(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Result<i32, i16> {
+        if let Some(topic) = self.metadata().topic(name) {
+            return Ok(topic.partitions);
+        }
+        let configs = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let command = Command::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            configs,
+        };
+        if let Err(e) = self.execute(command).await {
+            // Another request may have created it meanwhile.
+            tracing::debug!(error = %e, topic = name, "creating an internal topic");
+        }
+        self.metadata()
+            .topic(name)
+            .map(|t| t.partitions)
+            .ok_or(crate::handlers::errors::COORDINATOR_NOT_AVAILABLE)
+    }
+}
+
+/// A coordinator's compaction of one partition of its internal topic:
+/// every live record (`live`: key, value) appended again, then the log
+/// start moved to the first of them (to the log end when nothing lives),
+/// so replay starts there and whole segments before it are deleted. A
+/// crash in between leaves both copies; replay keeps the later one, which
+/// is the same. Returns the new log start offset. The caller holds off its
+/// own appends meanwhile, so nothing lands between the snapshot and the
+/// cut.
+pub(super) async fn compact_by_snapshot(
+    log: &Log,
+    live: &[(Bytes, Bytes)],
+) -> Result<Offset, engine::Error> {
+    let start = if live.is_empty() {
+        log.log_end_offset()
+    } else {
+        let records: Vec<(&[u8], Option<&[u8]>)> = live
+            .iter()
+            .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
+            .collect();
+        log.append_internal(&records, rt::wall_clock_ms())
+            .await?
+            .base_offset
+    };
+    log.delete_records(start).await
+}
