@@ -243,17 +243,24 @@ async fn run_shard(
 /// split between unrelated processes). A plain bind first makes that an
 /// error: it has SO_REUSEADDR and not SO_REUSEPORT, so it succeeds past the
 /// TIME_WAIT connections a killed broker leaves and fails only if something
-/// listens. A broker killed a moment ago may still listen for a moment (its
+/// listens. The probe never listens itself: a client connecting in the
+/// moment it existed would land in its queue and be reset when it closed
+/// (seen in tests on a loaded machine: the first request after start
+/// reset). A broker killed a moment ago may still listen for a moment (its
 /// pending io_uring accept keeps the socket open until the kernel tears the
 /// ring down), so this waits a little before giving up.
+fn probe_bind(listen: SocketAddr) -> std::io::Result<()> {
+    let domain = socket2::Domain::for_address(listen);
+    let probe = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&listen.into())
+}
+
 fn ensure_port_free(listen: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + PORT_WAIT;
     loop {
-        match std::net::TcpListener::bind(listen) {
-            Ok(probe) => {
-                drop(probe);
-                return Ok(());
-            }
+        match probe_bind(listen) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -654,24 +654,25 @@ impl Shard {
 
     /// A transaction marker for `producer_id` reached partition `partition`
     /// of `__consumer_offsets` (`append` writes it): the offsets the
-    /// transaction holds there are committed or dropped, under the same
+    /// transaction holds there are committed or dropped. The partition is
+    /// replayed first (so the replay covers everything before the marker
+    /// and memory takes the marker itself), and the append holds the same
     /// lock as any append, so a compaction's snapshot sees both or neither.
-    pub(super) async fn offsets_marker<T>(
+    pub(super) async fn offsets_marker(
         &self,
         partition: i32,
         producer_id: i64,
         commit: bool,
-        append: impl std::future::Future<Output = T>,
-    ) -> T {
+        append: impl std::future::Future<Output = engine::Result<engine::AppendInfo>>,
+    ) -> engine::Result<engine::AppendInfo> {
+        let loaded = self.load_offsets(partition).await.is_ok();
         let _shared = self.groups.compaction.read().await;
-        let written = append.await;
+        let written = append.await?;
         let partitions = self
             .metadata()
             .topic(OFFSETS_TOPIC)
             .map_or(1, |t| t.partitions);
-        // Only a loaded partition has the offsets in memory; otherwise its
-        // replay finds the records and the marker.
-        if self.groups.loaded.borrow().contains(&partition) {
+        if loaded {
             self.groups
                 .coordinator
                 .borrow_mut()
@@ -679,7 +680,7 @@ impl Shard {
                     offsets_partition(group, partitions) == partition
                 });
         }
-        written
+        Ok(written)
     }
 
     /// Appends records (a value: a commit; none: a tombstone) to partition

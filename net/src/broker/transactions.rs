@@ -116,12 +116,32 @@ pub(super) struct Txns {
     /// `__transaction_state` partitions replayed into the coordinator.
     loaded: RefCell<BTreeSet<i32>>,
     loading: tokio::sync::Mutex<()>,
-    /// Ids whose markers are being written.
-    completing: RefCell<BTreeSet<String>>,
+    /// Ids whose markers are being written, and how to wait for that.
+    completing: RefCell<HashMap<String, std::rc::Rc<tokio::sync::Notify>>>,
     /// Appends hold it shared from append to apply; a compaction alone.
     compaction: tokio::sync::RwLock<()>,
     /// Records appended per partition since its last snapshot (or replay).
     since_snapshot: RefCell<HashMap<i32, u64>>,
+}
+
+/// An id's turn at writing its markers; ends (and wakes whoever waits) when
+/// dropped.
+struct Completing<'a> {
+    txns: &'a Txns,
+    transactional_id: &'a str,
+}
+
+impl Drop for Completing<'_> {
+    fn drop(&mut self) {
+        let done = self
+            .txns
+            .completing
+            .borrow_mut()
+            .remove(self.transactional_id);
+        if let Some(done) = done {
+            done.notify_waiters();
+        }
+    }
 }
 
 impl Txns {
@@ -429,15 +449,29 @@ impl Shard {
     /// Writes the markers of `transactional_id`'s decided transaction to
     /// every partition in it, then completes it (rule 2). A partition
     /// deleted meanwhile needs no marker.
+    /// If another task is already at it (the tick, or a request), this
+    /// waits for that one to end instead: an EndTxn is answered only once
+    /// its markers are written, whoever writes them.
     async fn finish_txn(&self, transactional_id: &str) {
-        if !self
-            .txns
-            .completing
-            .borrow_mut()
-            .insert(transactional_id.to_string())
-        {
+        let running = self.txns.completing.borrow().get(transactional_id).cloned();
+        if let Some(done) = running {
+            let notified = done.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.txns.completing.borrow().contains_key(transactional_id) {
+                notified.await;
+            }
             return;
         }
+        self.txns.completing.borrow_mut().insert(
+            transactional_id.to_string(),
+            std::rc::Rc::new(tokio::sync::Notify::new()),
+        );
+        // Cleared however this ends, even if the task is dropped midway.
+        let _completing = Completing {
+            txns: &self.txns,
+            transactional_id,
+        };
         let markers = self
             .txns
             .coordinator
@@ -496,7 +530,6 @@ impl Shard {
                 }
             }
         }
-        self.txns.completing.borrow_mut().remove(transactional_id);
     }
 
     /// ListTransactions: every id of every shard.
