@@ -631,6 +631,16 @@ fn a_transactional_batch_outside_its_transaction_is_refused() {
     );
     assert_eq!(produce(0), 0);
     assert_eq!(produce(2), 0, "the transaction is open here: no check");
+    // Offsets likewise: only once AddOffsetsToTxn put the group's
+    // partition in the transaction.
+    assert_eq!(txn_offset_commit(addr, "verified", producer, "g"), 48);
+    assert_eq!(add_offsets(addr, "verified", producer, "g"), 0);
+    assert_eq!(txn_offset_commit(addr, "verified", producer, "g"), 0);
+    assert_eq!(
+        txn_offset_commit(addr, "verified", (producer.0, producer.1 + 1), "g"),
+        90,
+        "PRODUCER_FENCED"
+    );
     assert_eq!(end_txn(addr, "verified", producer, false), 0);
     // A late batch of the aborted transaction would open one no marker
     // closes, holding read_committed readers at it for good.
@@ -641,6 +651,46 @@ fn a_transactional_batch_outside_its_transaction_is_refused() {
     };
     assert_eq!(high_watermark, 5, "two batches and the abort marker");
     assert_eq!(last_stable, 5, "nothing holds the last stable offset");
+}
+
+fn add_offsets(addr: SocketAddr, id: &str, producer: (i64, i16), group: &str) -> i16 {
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, GroupId, ProducerId,
+    };
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())));
+    let response: AddOffsetsToTxnResponse = call(addr, ApiKey::AddOffsetsToTxn, 3, &request);
+    response.error_code
+}
+
+/// TxnOffsetCommit of offset 1 of partition 0 of "verified" for `group`.
+fn txn_offset_commit(addr: SocketAddr, id: &str, producer: (i64, i16), group: &str) -> i16 {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        GroupId, ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    };
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_generation_id(-1)
+        .with_topics(vec![
+            TxnOffsetCommitRequestTopic::default()
+                .with_name(topic_name("verified"))
+                .with_partitions(vec![
+                    TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let response: TxnOffsetCommitResponse = call(addr, ApiKey::TxnOffsetCommit, 3, &request);
+    response.topics[0].partitions[0].error_code
 }
 
 /// ListOffsets latest at read_committed of partition 0 of "verified".

@@ -108,6 +108,11 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
     let version = request.version();
     let body: TxnOffsetCommitRequest = decode_body(request)?;
     let group_id = body.group_id.0.to_string();
+    let transaction = (
+        body.transactional_id.0.to_string(),
+        body.producer_id.0,
+        body.producer_epoch,
+    );
     let topics = body.topics.into_iter().map(|t| {
         let partitions = t.partitions.into_iter().map(|p| OffsetToCommit {
             partition: p.partition_index,
@@ -120,8 +125,10 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
     let (results, offsets) = check_offsets(shard, &group_id, topics.collect());
     let codes = if offsets.is_empty() {
         Vec::new()
-    } else if body.transactional_id.is_empty() {
+    } else if transaction.0.is_empty() {
         vec![INVALID_REQUEST; offsets.len()]
+    } else if let Err(code) = offsets_in_transaction(shard, &transaction, &group_id).await {
+        vec![code; offsets.len()]
     } else {
         let op = GroupOp::TxnCommit {
             producer_id: body.producer_id.0,
@@ -156,6 +163,38 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
         request.correlation_id(),
         &response,
     )
+}
+
+/// Whether the group's `__consumer_offsets` partition is in the producer's
+/// transaction (AddOffsetsToTxn came first): offsets outside one would be
+/// held for a marker that never comes. PRODUCER_FENCED and
+/// INVALID_PRODUCER_ID_MAPPING pass through; anything else is
+/// INVALID_TXN_STATE.
+async fn offsets_in_transaction(
+    shard: &Shard,
+    (transactional_id, producer_id, epoch): &(String, i64, i16),
+    group_id: &str,
+) -> Result<(), i16> {
+    use super::errors::{INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, PRODUCER_FENCED};
+    use crate::broker::groups::{OFFSETS_TOPIC, offsets_partition};
+    use crate::broker::transactions::{TxnAnswer, TxnOp};
+    let partitions = shard.offsets_topic_partitions().await?;
+    let op = TxnOp::Verify {
+        producer_id: *producer_id,
+        epoch: *epoch,
+        partitions: vec![(
+            OFFSETS_TOPIC.to_string(),
+            offsets_partition(group_id, partitions),
+        )],
+    };
+    match shard.txn_call(transactional_id, op).await {
+        TxnAnswer::Codes(codes) => match codes.first().copied() {
+            Some(NONE) => Ok(()),
+            Some(code @ (PRODUCER_FENCED | INVALID_PRODUCER_ID_MAPPING)) => Err(code),
+            _ => Err(INVALID_TXN_STATE),
+        },
+        _ => Err(INVALID_TXN_STATE),
+    }
 }
 
 /// One partition's offset as a commit request carries it.
