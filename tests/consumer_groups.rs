@@ -128,6 +128,25 @@ fn three_members_split_twelve_partitions_and_read_everything() {
             "partition {partition}: every message once, in order"
         );
     }
+    leave(&consumers);
+}
+
+/// Unsubscribes every consumer and polls until none owns a partition, so
+/// that dropping them runs no rebalance callback: librdkafka's
+/// `rd_kafka_rebalance_protocol()` called from the callback during close
+/// can block forever (librdkafka issue 4041; seen here as a test hung in
+/// `BaseConsumer::drop` while the others' leaves rebalanced the group).
+fn leave(consumers: &[BaseConsumer]) {
+    for c in consumers {
+        c.unsubscribe();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assignments(consumers).iter().any(|owned| !owned.is_empty()) {
+        assert!(Instant::now() < deadline, "consumers still own partitions");
+        for c in consumers {
+            let _ = c.poll(Duration::from_millis(20));
+        }
+    }
 }
 
 #[test]

@@ -16,11 +16,10 @@ use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use common::{call, create_topic_raw, free_addr, python_or_skip, run_python_script, start};
 
@@ -239,19 +238,13 @@ fn assert_each_once_in_order(
     count: usize,
     reports: &[(usize, Delivery)],
 ) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr.to_string())
-        .set("enable.auto.commit", "false")
-        .set("group.id", "rdk-idempotent")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let consumer = common::assigned_consumer(
+        addr,
+        topic,
+        partitions,
+        "rdk-idempotent",
+        "read_uncommitted",
+    );
     let mut per_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     let mut stored = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);

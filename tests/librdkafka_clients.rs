@@ -11,13 +11,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use common::{fetch_records, free_addr, start};
 
@@ -97,21 +96,13 @@ fn produce(addr: SocketAddr, topic: &str, count: usize, compression: &str) {
 /// Reads `count` messages from every partition of `topic` from the start
 /// and checks them; returns how many partitions held data.
 fn consume_and_check(addr: SocketAddr, topic: &str, partitions: i32, count: usize) -> usize {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr.to_string())
-        .set("enable.auto.commit", "false")
-        // librdkafka needs a group id to assign partitions; no group
-        // protocol is used (no subscribe, no commits).
-        .set("group.id", "librdkafka-test")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let consumer = common::assigned_consumer(
+        addr,
+        topic,
+        partitions,
+        "librdkafka-test",
+        "read_uncommitted",
+    );
     let mut seen = vec![false; count];
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
     let mut key_partition: HashMap<String, i32> = HashMap::new();

@@ -21,10 +21,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use common::{Broker, call, create_topic_raw, free_addr, start, topic_name, wait_listening};
 
@@ -73,20 +71,8 @@ fn read_all(
     isolation: &str,
     expected: usize,
 ) -> BTreeMap<i32, Vec<String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr.to_string())
-        .set("group.id", format!("reader-{isolation}"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation)
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let group = format!("reader-{isolation}");
+    let consumer = common::assigned_consumer(addr, topic, partitions, &group, isolation);
     let mut got: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     let mut count = 0;
     let deadline = Instant::now() + TIMEOUT;

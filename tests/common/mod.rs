@@ -385,3 +385,32 @@ pub fn send_when_queued<'a, C, K, P>(
         }
     }
 }
+
+/// A librdkafka consumer assigned every partition of `topic` from the
+/// beginning, at `isolation` (read_committed or read_uncommitted); its
+/// group id is only what librdkafka needs to assign (no subscribe, no
+/// commits).
+pub fn assigned_consumer(
+    addr: SocketAddr,
+    topic: &str,
+    partitions: i32,
+    group: &str,
+    isolation: &str,
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("enable.auto.commit", "false")
+        .set("group.id", group)
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
+}

@@ -2,6 +2,9 @@
 //! `__transaction_state`) share: created on first use with Kafka's
 //! settings, and compacted by snapshot.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use engine::{Log, Offset, rt};
 use replication::metadata::Command;
@@ -66,4 +69,17 @@ pub(super) async fn compact_by_snapshot(
             .base_offset
     };
     log.delete_records(start).await
+}
+
+/// Adds `records` to the count of records appended to `partition` since
+/// its last snapshot (or replay); returns the new count.
+pub(super) fn count_appended(
+    counts: &RefCell<HashMap<i32, u64>>,
+    partition: i32,
+    records: usize,
+) -> u64 {
+    let mut counts = counts.borrow_mut();
+    let count = counts.entry(partition).or_default();
+    *count += records as u64;
+    *count
 }

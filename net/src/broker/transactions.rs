@@ -580,12 +580,8 @@ impl Shard {
 
     /// Counts appended records; compacts the partition when enough piled up.
     async fn after_txn_append(&self, partition: i32, records: usize) {
-        let appended = {
-            let mut counts = self.txns.since_snapshot.borrow_mut();
-            let count = counts.entry(partition).or_default();
-            *count += records as u64;
-            *count
-        };
+        let appended =
+            super::internal::count_appended(&self.txns.since_snapshot, partition, records);
         if appended >= self.settings.offsets_compaction_records {
             self.compact_txns(partition).await;
         }
