@@ -9,10 +9,8 @@ mod common;
 use std::net::SocketAddr;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse,
 };
 
 use common::{call, create_topic_raw, free_addr, start, topic_name};
@@ -53,23 +51,6 @@ fn fetch(addr: SocketAddr, isolation: i8) -> (i64, i64, usize, Option<usize>) {
     (p.high_watermark, p.last_stable_offset, batches, aborted)
 }
 
-fn latest(addr: SocketAddr, isolation: i8) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_isolation_level(isolation)
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(topic_name(TOPIC))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(-1),
-                ]),
-        ]);
-    let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
-    response.topics[0].partitions[0].offset
-}
-
 #[test]
 fn an_open_transaction_holds_read_committed_readers_at_its_first_offset() {
     let tmp = tempfile::tempdir().unwrap();
@@ -98,10 +79,16 @@ fn an_open_transaction_holds_read_committed_readers_at_its_first_offset() {
         (6, 2, 1, Some(0)),
         "read_committed: up to the open transaction"
     );
-    assert_eq!((latest(addr, 0), latest(addr, 1)), (6, 2));
+    assert_eq!(
+        (
+            common::latest_offset(addr, TOPIC, 0),
+            common::latest_offset(addr, TOPIC, 1)
+        ),
+        (6, 2)
+    );
     // The open transaction is found again after a SIGKILL.
     drop(broker);
     let _broker = start(tmp.path(), addr, "warn");
     assert_eq!(fetch(addr, 1), (6, 2, 1, Some(0)));
-    assert_eq!(latest(addr, 1), 2);
+    assert_eq!(common::latest_offset(addr, TOPIC, 1), 2);
 }

@@ -633,7 +633,7 @@ fn a_transactional_batch_outside_its_transaction_is_refused() {
     assert_eq!(produce(4), 48);
     let (high_watermark, last_stable) = {
         let (_, hw, _) = common::fetch_records(addr, "verified", 0, 0);
-        (hw, read_committed_end(addr))
+        (hw, common::latest_offset(addr, "verified", 1))
     };
     assert_eq!(high_watermark, 5, "two batches and the abort marker");
     assert_eq!(last_stable, 5, "nothing holds the last stable offset");
@@ -677,26 +677,6 @@ fn txn_offset_commit(addr: SocketAddr, id: &str, producer: (i64, i16), group: &s
         ]);
     let response: TxnOffsetCommitResponse = call(addr, ApiKey::TxnOffsetCommit, 3, &request);
     response.topics[0].partitions[0].error_code
-}
-
-/// ListOffsets latest at read_committed of partition 0 of "verified".
-fn read_committed_end(addr: SocketAddr) -> i64 {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_isolation_level(1)
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(topic_name("verified"))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(-1),
-                ]),
-        ]);
-    let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
-    response.topics[0].partitions[0].offset
 }
 
 #[test]

@@ -414,3 +414,25 @@ pub fn assigned_consumer(
     consumer.assign(&assignment).unwrap();
     consumer
 }
+
+/// ListOffsets (v5) latest of partition 0 of `topic` at `isolation` (0
+/// read_uncommitted: the high watermark; 1 read_committed: the last stable
+/// offset).
+pub fn latest_offset(addr: SocketAddr, topic: &str, isolation: i8) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
+    response.topics[0].partitions[0].offset
+}

@@ -552,13 +552,8 @@ impl Shard {
 
     /// The groups this shard coordinates, after replaying its partitions.
     pub(super) async fn list_local_groups(&self) -> Vec<(String, GroupState, String)> {
-        if let Some(topic) = self.metadata().topic(OFFSETS_TOPIC) {
-            for partition in 0..topic.partitions {
-                let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-                if PartitionTable::owner(&tp, self.shards()) == self.id() {
-                    let _ = self.load_offsets(partition).await;
-                }
-            }
+        for partition in self.owned_partitions(OFFSETS_TOPIC) {
+            let _ = self.load_offsets(partition).await;
         }
         self.groups.coordinator.borrow().list()
     }
@@ -668,10 +663,7 @@ impl Shard {
         let loaded = self.load_offsets(partition).await.is_ok();
         let _shared = self.groups.compaction.read().await;
         let written = append.await?;
-        let partitions = self
-            .metadata()
-            .topic(OFFSETS_TOPIC)
-            .map_or(1, |t| t.partitions);
+        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         if loaded {
             self.groups
                 .coordinator
@@ -732,10 +724,7 @@ impl Shard {
         let Some(log) = self.partitions.get(&tp) else {
             return;
         };
-        let partitions = self
-            .metadata()
-            .topic(OFFSETS_TOPIC)
-            .map_or(1, |t| t.partitions);
+        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         let in_partition = |group: &str| offsets_partition(group, partitions) == partition;
         // Offsets of open transactions live only in their records: the
         // snapshot waits until none is open here.
@@ -779,10 +768,7 @@ impl Shard {
         if expired.is_empty() {
             return;
         }
-        let partitions = self
-            .metadata()
-            .topic(OFFSETS_TOPIC)
-            .map_or(1, |t| t.partitions);
+        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         let mut by_group: BTreeMap<String, Vec<OffsetKey>> = BTreeMap::new();
         for (group, key) in expired {
             by_group.entry(group).or_default().push(key);
@@ -815,10 +801,7 @@ impl Shard {
             tracing::error!(partition = %tp, error = %e, "cannot replay committed offsets");
             COORDINATOR_NOT_AVAILABLE
         })?;
-        let partitions = self
-            .metadata()
-            .topic(OFFSETS_TOPIC)
-            .map_or(1, |t| t.partitions);
+        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         let mut coordinator = self.groups.coordinator.borrow_mut();
         let count = records.len();
         for record in records {

@@ -6,12 +6,30 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use engine::{Log, Offset, rt};
+use engine::{Log, Offset, PartitionTable, TopicPartition, rt};
 use replication::metadata::Command;
 
 use super::Shard;
 
 impl Shard {
+    /// The partition count of internal topic `name` as the metadata has it
+    /// (1 while it does not exist: the hash of a key needs a divisor).
+    pub(super) fn internal_partition_count(&self, name: &str) -> i32 {
+        self.metadata().topic(name).map_or(1, |t| t.partitions)
+    }
+
+    /// The partitions of internal topic `name` this shard owns (none while
+    /// the topic does not exist).
+    pub(super) fn owned_partitions(&self, name: &str) -> Vec<i32> {
+        let partitions = self.metadata().topic(name).map_or(0, |t| t.partitions);
+        (0..partitions)
+            .filter(|&p| {
+                let tp = TopicPartition::new(name, p);
+                PartitionTable::owner(&tp, self.shards()) == self.id()
+            })
+            .collect()
+    }
+
     /// The partition count of a coordinator's internal topic (`name`),
     /// created with `partitions` and Kafka's settings for it (compacted,
     /// 100 MiB segments) the first time it is needed.

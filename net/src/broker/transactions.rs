@@ -170,18 +170,11 @@ impl Shard {
     }
 
     async fn txn_tick(&self) {
-        let Some(partitions) = self
-            .metadata()
-            .topic(TRANSACTION_TOPIC)
-            .map(|t| t.partitions)
-        else {
+        if self.metadata().topic(TRANSACTION_TOPIC).is_none() {
             return;
-        };
-        for partition in 0..partitions {
-            let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
-            if PartitionTable::owner(&tp, self.shards()) == self.id() {
-                let _ = self.load_txns(partition).await;
-            }
+        }
+        for partition in self.owned_partitions(TRANSACTION_TOPIC) {
+            let _ = self.load_txns(partition).await;
         }
         let now = rt::wall_clock_ms();
         let expired = self.txns.coordinator.borrow_mut().expired(now);
@@ -217,7 +210,7 @@ impl Shard {
         if idle.is_empty() {
             return;
         }
-        let partitions = self.txn_topic_partition_count();
+        let partitions = self.internal_partition_count(TRANSACTION_TOPIC);
         for id in idle {
             let partition = offsets_partition(&id, partitions);
             let key = encode_key(&id);
@@ -260,12 +253,6 @@ impl Shard {
             return failed;
         }
         answer.await.unwrap_or(failed)
-    }
-
-    fn txn_topic_partition_count(&self) -> i32 {
-        self.metadata()
-            .topic(TRANSACTION_TOPIC)
-            .map_or(1, |t| t.partitions)
     }
 
     /// The partition count of `__transaction_state`, created if missing.
@@ -397,8 +384,10 @@ impl Shard {
     /// Appends a decided record (rule 1), then applies it; abandons it if
     /// the append fails.
     async fn persist_txn(&self, record: TxnRecord) -> Result<(), i16> {
-        let partition =
-            offsets_partition(&record.transactional_id, self.txn_topic_partition_count());
+        let partition = offsets_partition(
+            &record.transactional_id,
+            self.internal_partition_count(TRANSACTION_TOPIC),
+        );
         let key = encode_key(&record.transactional_id);
         let value = encode_value(&record.metadata);
         let id = record.transactional_id.clone();
@@ -553,13 +542,8 @@ impl Shard {
 
     /// The ids this shard coordinates, after replaying its partitions.
     pub(super) async fn list_local_transactions(&self) -> Vec<TxnListing> {
-        if let Some(topic) = self.metadata().topic(TRANSACTION_TOPIC) {
-            for partition in 0..topic.partitions {
-                let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
-                if PartitionTable::owner(&tp, self.shards()) == self.id() {
-                    let _ = self.load_txns(partition).await;
-                }
-            }
+        for partition in self.owned_partitions(TRANSACTION_TOPIC) {
+            let _ = self.load_txns(partition).await;
         }
         self.txns
             .coordinator
@@ -595,7 +579,7 @@ impl Shard {
         let Some(log) = self.partitions.get(&tp) else {
             return;
         };
-        let partitions = self.txn_topic_partition_count();
+        let partitions = self.internal_partition_count(TRANSACTION_TOPIC);
         let live: Vec<(bytes::Bytes, bytes::Bytes)> = self
             .txns
             .coordinator
