@@ -20,19 +20,21 @@
 //! connections of a shard decode at most [`DECODED_BYTES_MAX_PER_SHARD`]
 //! at once), and the number of requests under way.
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::future::{LocalBoxFuture, ready};
-use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use futures::{SinkExt, StreamExt};
+use futures::io::AsyncReadExt;
+use futures::{FutureExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 
 use super::admission::{Activity, UnderWay};
+use super::socket_io::{FrameReader, ReadEnd, ResponseWriter};
 use crate::broker::Shard;
-use crate::frame::{SIZE_PREFIX_BYTES, decode_request, frame_size};
+use crate::frame::{decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
 use crate::limits::{
     DECODED_BYTES_MAX_PER_REQUEST, DECODED_BYTES_MAX_PER_SHARD, IN_FLIGHT_BYTES_MAX_PER_CONNECTION,
@@ -80,7 +82,10 @@ pub(super) async fn run(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
+    let fd = stream.as_raw_fd();
     let (reader, writer) = stream.split();
+    let reader = FrameReader::new(reader, fd);
+    let writer = ResponseWriter::new(writer, fd);
     // A bounded channel holds its capacity plus one per sender.
     let (queue, in_flight) = mpsc::channel(IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION - 1);
     let budgets = Budgets {
@@ -145,7 +150,7 @@ impl Budgets {
 }
 
 async fn read_requests(
-    mut reader: ReadHalf<TcpStream>,
+    mut reader: FrameReader,
     mut queue: mpsc::Sender<InFlight>,
     request_bytes_max: usize,
     shard: &Shard,
@@ -155,13 +160,14 @@ async fn read_requests(
 ) {
     let peer = connection.addr;
     loop {
-        let mut prefix = [0u8; SIZE_PREFIX_BYTES];
-        if let Err(e) = reader.read_exact(&mut prefix).await {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+        let prefix = match reader.prefix().await {
+            Ok(prefix) => prefix,
+            Err(ReadEnd::Closed) => return,
+            Err(ReadEnd::Failed(e)) => {
                 tracing::debug!(%peer, error = %e, "read failed; closing");
+                return;
             }
-            return;
-        }
+        };
         let size = match frame_size(prefix, request_bytes_max) {
             Ok(size) => size,
             Err(e) => {
@@ -172,14 +178,17 @@ async fn read_requests(
         let Some(permits) = budgets.take(size).await else {
             return;
         };
-        let mut frame = vec![0u8; size];
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            tracing::debug!(%peer, error = %e, "connection closed mid-frame");
-            return;
-        }
+        let frame = match reader.frame(size).await {
+            Ok(frame) => frame,
+            Err(ReadEnd::Closed) => return,
+            Err(ReadEnd::Failed(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+                return;
+            }
+        };
         // Under way once whole: a client that stalls mid-frame is idle.
         let under_way = activity.begin();
-        let request = match decode_request(Bytes::from(frame)) {
+        let request = match decode_request(frame) {
             Ok(mut request) => {
                 request.client_host = connection.host.to_string();
                 request
@@ -224,29 +233,72 @@ async fn read_requests(
     }
 }
 
+/// Responses written together at most (bytes), so one slow client's
+/// answers do not hold back the budgets of requests already answered.
+const COALESCED_BYTES_MAX: usize = 1 << 20;
+
 async fn write_responses(
-    mut writer: WriteHalf<TcpStream>,
+    mut writer: ResponseWriter,
     mut in_flight: mpsc::Receiver<InFlight>,
     peer: &str,
 ) {
-    while let Some(request) = in_flight.next().await {
-        let response = match request.outcome.await {
-            Outcome::Respond(response) => response,
-            Outcome::NoResponse => continue,
-            Outcome::Pending(_) | Outcome::Unsupported { .. } => {
-                tracing::error!(%peer, "a request finished without a response; closing");
-                break;
-            }
-            Outcome::Close(e) => {
-                tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
-                break;
-            }
+    // Responses ready together leave in one write; each request's budget is
+    // held until its response is written.
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut answered: Vec<InFlight> = Vec::new();
+    let mut waiting: Option<InFlight> = None;
+    'connection: loop {
+        let mut request = match waiting.take() {
+            Some(request) => request,
+            None => match in_flight.next().await {
+                Some(request) => request,
+                None => break,
+            },
         };
-        if let Err(e) = writer.write_all(&response).await {
+        let mut outcome = (&mut request.outcome).await;
+        let mut bytes = 0;
+        loop {
+            match outcome {
+                Outcome::Respond(response) => {
+                    bytes += response.len();
+                    frames.push(response);
+                }
+                Outcome::NoResponse => {}
+                Outcome::Pending(_) | Outcome::Unsupported { .. } => {
+                    tracing::error!(%peer, "a request finished without a response; closing");
+                    break 'connection;
+                }
+                Outcome::Close(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
+                    break 'connection;
+                }
+            }
+            answered.push(request);
+            if bytes >= COALESCED_BYTES_MAX {
+                break;
+            }
+            // The next request, if its outcome is there without waiting.
+            let Ok(mut next) = in_flight.try_recv() else {
+                break;
+            };
+            match (&mut next.outcome).now_or_never() {
+                Some(next_outcome) => {
+                    outcome = next_outcome;
+                    request = next;
+                }
+                None => {
+                    waiting = Some(next);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = writer.write_all(&frames).await {
             tracing::debug!(%peer, error = %e, "write failed; closing");
             break;
         }
-        tracing::trace!(%peer, bytes = response.len(), "response written");
+        tracing::trace!(%peer, bytes, responses = frames.len(), "responses written");
+        frames.clear();
+        answered.clear();
     }
     // Stops the reader: its next send fails.
     in_flight.close();

@@ -6,6 +6,7 @@
 pub mod admission;
 mod connection;
 pub mod mesh;
+mod socket_io;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -1,0 +1,273 @@
+//! Reading request frames from a connection and writing its responses,
+//! with as few system calls and copies as the traffic allows.
+//!
+//! Reads: small frames arrive through one receive buffer per connection
+//! (allocated once, so never zero-filled again); one `recv` takes as many
+//! frames as the client has sent, and each frame is copied out at its exact
+//! size (its bytes may stay in the tail cache, so it must not pin the
+//! buffer). A frame larger than the buffer is received straight into its
+//! own allocation, uninitialised, by `recv(2)` on the socket; glommio's read
+//! is only what waits when the socket is empty.
+//!
+//! Writes: responses that are ready together leave in one `sendmsg(2)` of
+//! their buffers as they are (no copy into a joined frame); glommio's write
+//! is only what waits when the socket's send buffer is full.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use bytes::{Bytes, BytesMut};
+use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use glommio::net::TcpStream;
+
+use crate::frame::SIZE_PREFIX_BYTES;
+
+/// Bytes of each connection's receive buffer: frames up to this size
+/// (prefix included) are read through it.
+pub(super) const RECEIVE_BUFFER_BYTES: usize = 16 * 1024;
+
+/// At most this many buffers go into one `sendmsg` (Linux's `UIO_MAXIOV`
+/// is 1024).
+const IOVECS_MAX: usize = 256;
+
+/// What the reader found instead of a frame.
+#[derive(Debug)]
+pub(super) enum ReadEnd {
+    /// The client closed the connection between frames.
+    Closed,
+    /// The socket failed, or closed in the middle of a frame.
+    Failed(io::Error),
+}
+
+fn closed_mid_frame() -> ReadEnd {
+    ReadEnd::Failed(io::ErrorKind::UnexpectedEof.into())
+}
+
+/// A range of the receive buffer outside it: a bug here, not the client's.
+fn out_of_bounds() -> ReadEnd {
+    ReadEnd::Failed(io::Error::other("receive buffer range out of bounds"))
+}
+
+/// Reads size-prefixed frames from one connection.
+pub(super) struct FrameReader {
+    reader: ReadHalf<TcpStream>,
+    fd: RawFd,
+    buffer: Box<[u8]>,
+    /// What of `buffer` is received and not yet taken.
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader {
+    pub(super) fn new(reader: ReadHalf<TcpStream>, fd: RawFd) -> FrameReader {
+        FrameReader {
+            reader,
+            fd,
+            buffer: vec![0u8; RECEIVE_BUFFER_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// `len` received bytes from `skip` past `start`.
+    fn received(&self, skip: usize, len: usize) -> Result<&[u8], ReadEnd> {
+        let from = self.start + skip;
+        self.buffer
+            .get(from..from + len)
+            .filter(|_| from + len <= self.end)
+            .ok_or_else(out_of_bounds)
+    }
+
+    /// The next frame's size prefix (the 4 bytes stay until
+    /// [`FrameReader::frame`] takes the frame).
+    pub(super) async fn prefix(&mut self) -> Result<[u8; SIZE_PREFIX_BYTES], ReadEnd> {
+        while self.buffered() < SIZE_PREFIX_BYTES {
+            let mid_frame = self.buffered() > 0;
+            self.fill(SIZE_PREFIX_BYTES, mid_frame).await?;
+        }
+        let mut prefix = [0u8; SIZE_PREFIX_BYTES];
+        prefix.copy_from_slice(self.received(0, SIZE_PREFIX_BYTES)?);
+        Ok(prefix)
+    }
+
+    /// The body of the frame whose prefix [`FrameReader::prefix`] returned
+    /// (`size` bytes, checked by the caller).
+    pub(super) async fn frame(&mut self, size: usize) -> Result<Bytes, ReadEnd> {
+        let whole = SIZE_PREFIX_BYTES + size;
+        if whole > self.buffer.len() {
+            return self.large_frame(size).await;
+        }
+        while self.buffered() < whole {
+            self.fill(whole, true).await?;
+        }
+        let frame = Bytes::copy_from_slice(self.received(SIZE_PREFIX_BYTES, size)?);
+        self.start += whole;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(frame)
+    }
+
+    /// Receives into the buffer (at least one byte), first moving what is
+    /// there to its front if `want` bytes from `start` would not fit.
+    async fn fill(&mut self, want: usize, mid_frame: bool) -> Result<(), ReadEnd> {
+        if self.start + want > self.buffer.len() {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let free = self.buffer.get_mut(self.end..).ok_or_else(out_of_bounds)?;
+        let received = self.reader.read(free).await.map_err(ReadEnd::Failed)?;
+        if received == 0 {
+            return Err(if mid_frame {
+                closed_mid_frame()
+            } else {
+                ReadEnd::Closed
+            });
+        }
+        self.end += received;
+        Ok(())
+    }
+
+    /// A frame larger than the buffer: what the buffer holds of it is
+    /// copied, the rest received into the frame's own allocation.
+    async fn large_frame(&mut self, size: usize) -> Result<Bytes, ReadEnd> {
+        let mut frame = BytesMut::with_capacity(size);
+        let have = (self.buffered() - SIZE_PREFIX_BYTES).min(size);
+        frame.extend_from_slice(self.received(SIZE_PREFIX_BYTES, have)?);
+        // The buffer held less than the frame: all of it was this frame's.
+        self.start = 0;
+        self.end = 0;
+        while frame.len() < size {
+            let wanted = size - frame.len();
+            match recv_into_spare(self.fd, &mut frame, wanted) {
+                Ok(Some(0)) => return Err(closed_mid_frame()),
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    // Nothing to receive: wait through glommio, into the
+                    // buffer, and move what came (at most a buffer's worth).
+                    let into = self
+                        .buffer
+                        .get_mut(..wanted.min(RECEIVE_BUFFER_BYTES))
+                        .ok_or_else(out_of_bounds)?;
+                    let received = self.reader.read(into).await.map_err(ReadEnd::Failed)?;
+                    if received == 0 {
+                        return Err(closed_mid_frame());
+                    }
+                    frame.extend_from_slice(self.buffer.get(..received).ok_or_else(out_of_bounds)?);
+                }
+                Err(e) => return Err(ReadEnd::Failed(e)),
+            }
+        }
+        Ok(frame.freeze())
+    }
+}
+
+/// One non-blocking `recv` of at most `wanted` bytes into `frame`'s spare
+/// capacity (which holds at least that). `None`: nothing to receive now.
+fn recv_into_spare(fd: RawFd, frame: &mut BytesMut, wanted: usize) -> io::Result<Option<usize>> {
+    let spare = frame.spare_capacity_mut();
+    let len = wanted.min(spare.len());
+    // SAFETY: recv writes at most `len` bytes into memory this BytesMut
+    // owns and has not initialised; only what it wrote is then counted as
+    // initialised.
+    let received = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
+    if received < 0 {
+        let error = io::Error::last_os_error();
+        return match error.kind() {
+            // Interrupted: glommio's read, which waits, tries again.
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(error),
+        };
+    }
+    let received = received as usize;
+    // SAFETY: the kernel initialised `received` (<= `len`) bytes past the
+    // length.
+    unsafe { frame.set_len(frame.len() + received) };
+    Ok(Some(received))
+}
+
+/// Writes responses, several at a time when several are ready.
+pub(super) struct ResponseWriter {
+    writer: WriteHalf<TcpStream>,
+    fd: RawFd,
+}
+
+impl ResponseWriter {
+    pub(super) fn new(writer: WriteHalf<TcpStream>, fd: RawFd) -> ResponseWriter {
+        ResponseWriter { writer, fd }
+    }
+
+    /// Writes every buffer of `frames`, in order.
+    pub(super) async fn write_all(&mut self, frames: &[Bytes]) -> io::Result<()> {
+        let mut left: std::collections::VecDeque<&[u8]> = frames
+            .iter()
+            .map(|f| &f[..])
+            .filter(|f| !f.is_empty())
+            .collect();
+        while let Some(&first) = left.front() {
+            match send_vectored(self.fd, left.iter().take(IOVECS_MAX))? {
+                Some(mut sent) => {
+                    while let Some(&buffer) = left.front() {
+                        if sent < buffer.len() {
+                            if let (Some(rest), Some(front)) =
+                                (buffer.get(sent..), left.front_mut())
+                            {
+                                *front = rest;
+                            }
+                            break;
+                        }
+                        sent -= buffer.len();
+                        left.pop_front();
+                    }
+                }
+                None => {
+                    // The send buffer is full: glommio waits for room and
+                    // writes what is left of the first buffer.
+                    self.writer.write_all(first).await?;
+                    left.pop_front();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn close(&mut self) -> io::Result<()> {
+        self.writer.close().await
+    }
+}
+
+/// One non-blocking `sendmsg` of `buffers`. `None`: no room now.
+fn send_vectored<'a>(
+    fd: RawFd,
+    buffers: impl Iterator<Item = &'a &'a [u8]>,
+) -> io::Result<Option<usize>> {
+    let iovecs: Vec<libc::iovec> = buffers
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: a zeroed msghdr is valid (no address, no control data); the
+    // iovecs point into buffers borrowed for the duration of the call.
+    let sent = unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
+        message.msg_iovlen = iovecs.len() as _;
+        libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    if sent < 0 {
+        let error = io::Error::last_os_error();
+        return match error.kind() {
+            io::ErrorKind::WouldBlock => Ok(None),
+            io::ErrorKind::Interrupted => Ok(Some(0)),
+            _ => Err(error),
+        };
+    }
+    Ok(Some(sent as usize))
+}
