@@ -38,6 +38,14 @@ pub const SEGMENT_PREALLOCATE_BYTES: u64 = 8 << 20;
 /// The smallest write that allocates ahead (a filled staging buffer, or a
 /// large batch): small durable writes run no faster in allocated space.
 pub const PREALLOCATE_WRITE_BYTES_MIN: usize = 256 << 10;
+/// Bytes of the active segment written with zeros ahead of small writes.
+/// Into written blocks a small direct write is a pure overwrite: ext4 does
+/// it inline under a shared lock (io_uring does not hand it to a kernel
+/// worker) and its fdatasync has no extent to convert and no size to
+/// record, only the device cache to flush (fio, 4 KiB writes + fdatasync:
+/// sync 99 us against 207 us into a growing file; docs/benchmarks.md).
+/// Zeros cost one large write per this many bytes of small ones.
+pub const SEGMENT_ZERO_AHEAD_BYTES: u64 = 1 << 20;
 /// Bytes read from disk per I/O when scanning a segment during recovery.
 pub const RECOVERY_READ_BYTES: usize = 1 << 20;
 /// Smallest disk read when serving a fetch: one read covers the index gap.

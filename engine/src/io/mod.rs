@@ -100,6 +100,10 @@ impl SegmentFile {
     pub(crate) async fn write_at(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
         #[cfg(test)]
         failpoint::check("write", &self.path)?;
+        self.write_whole(buf, position).await
+    }
+
+    async fn write_whole(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
         let len = buf.0.len();
         let written = quiet(self.file.write_at(buf.0, position))
             .await
@@ -138,6 +142,17 @@ impl SegmentFile {
         quiet(self.file.pre_allocate(len, false))
             .await
             .map_err(io_err("fallocate", &self.path))
+    }
+
+    /// Writes zeros over `from..to` (block aligned), growing the file: its
+    /// blocks are then allocated and written, so later writes into them are
+    /// pure overwrites.
+    pub(crate) async fn write_zeros(&self, from: u64, to: u64) -> Result<(), IoError> {
+        #[cfg(test)]
+        failpoint::check("zeros", &self.path)?;
+        let mut buf = self.alloc((to - from) as usize);
+        buf.as_mut().fill(0);
+        self.write_whole(buf, from).await
     }
 
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {

@@ -7,14 +7,17 @@
 //! order, once their bytes are written (interval policy) or written and
 //! synced (default).
 //!
-//! Ahead of the writes it allocates the segment's blocks
-//! (`SEGMENT_PREALLOCATE_BYTES` at a time, fallocate) once its writes are
-//! large (`PREALLOCATE_WRITE_BYTES_MIN`): such a write that would pass the
-//! allocated size waits for the allocation, so it lands in allocated space
-//! and does not allocate on the write path; small writes never wait. An
-//! allocation that fails (a full disk) only turns this off for the
-//! segment: writes then grow the file, as they would without it, and
-//! report their own errors.
+//! Ahead of the writes it allocates the segment's blocks: for large writes
+//! (`PREALLOCATE_WRITE_BYTES_MIN`), `SEGMENT_PREALLOCATE_BYTES` at a time
+//! with fallocate, and such a write that would pass the allocated size
+//! waits for the allocation, so it lands in allocated space and does not
+//! allocate on the write path; for small writes, `SEGMENT_ZERO_AHEAD_BYTES`
+//! at a time by writing zeros past everything written so far, so the small
+//! writes that follow are pure overwrites (inline in io_uring, and nothing
+//! for their fdatasync to convert); a write waits only if it overlaps zeros
+//! still being written. An allocation that fails (a full disk) only turns
+//! this off for the segment: writes then grow the file, as they would
+//! without it, and report their own errors.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +32,8 @@ use super::staging::{Staging, Write};
 use super::{FlushPolicy, Shared};
 use crate::io::{self, SegmentFile};
 use crate::limits::{
-    BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, WRITES_IN_FLIGHT_MAX,
+    BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
+    WRITES_IN_FLIGHT_MAX,
 };
 use crate::{IoError, Offset};
 
@@ -49,8 +53,14 @@ enum Event {
 /// The active segment's allocated size, and the write waiting for more.
 struct Allocation {
     generation: Generation,
-    /// The file's blocks below this are allocated.
+    /// The file's blocks below this are allocated (and, once zeros were
+    /// written ahead, written).
     allocated: u64,
+    /// The block-aligned end of every write issued so far: zeros go only
+    /// past it.
+    issued_end: u64,
+    /// Zeros being written over this range: writes into it wait.
+    zeroing: Option<(u64, u64)>,
     /// Allocation failed once for this segment: writes grow the file.
     off: bool,
     in_flight: Option<IoFuture>,
@@ -63,6 +73,8 @@ impl Allocation {
         Allocation {
             generation,
             allocated: 0,
+            issued_end: 0,
+            zeroing: None,
             off: false,
             in_flight: None,
             held: None,
@@ -77,6 +89,7 @@ impl Allocation {
         if generation != self.generation {
             return;
         }
+        self.zeroing = None;
         match result {
             Ok(()) => self.allocated = self.allocated.max(len),
             Err(e) => {
@@ -205,10 +218,34 @@ fn issue(
                 }));
             }
         }
-        if large && !covered {
+        // Small writes: zeros past everything issued (this write included),
+        // half a step early.
+        let zero_from = allocation.issued_end.max(end).max(allocation.allocated);
+        if !large
+            && !st.sealing
+            && !allocation.off
+            && allocation.in_flight.is_none()
+            && end + SEGMENT_ZERO_AHEAD_BYTES / 2 > allocation.allocated
+        {
+            let segment_end = st.config.segment_bytes.next_multiple_of(BLOCK_BYTES);
+            let to = (zero_from + SEGMENT_ZERO_AHEAD_BYTES).min(segment_end);
+            if to > zero_from {
+                let file = Rc::clone(&st.active.file);
+                st.allocating = true;
+                allocation.zeroing = Some((zero_from, to));
+                allocation.in_flight = Some(Box::pin(async move {
+                    (generation, to, file.write_zeros(zero_from, to).await)
+                }));
+            }
+        }
+        let overlaps_zeros = allocation
+            .zeroing
+            .is_some_and(|(from, to)| write.position < to && end > from);
+        if (large && !covered) || overlaps_zeros {
             allocation.held = Some(write);
             break;
         }
+        allocation.issued_end = allocation.issued_end.max(end);
         let file = Rc::clone(&st.active.file);
         writes.push(Box::pin(async move {
             let result = file.write_at(write.buf, write.position).await;

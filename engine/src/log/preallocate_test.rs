@@ -1,7 +1,8 @@
-//! The active segment's blocks are allocated ahead of its large writes; a
-//! crash leaves the allocated zeros, which recovery drops without calling
-//! them a torn tail; a roll or close cuts the file to its exact size; small
-//! writes never allocate; a failed allocation only turns it off.
+//! The active segment's blocks are allocated ahead of its large writes and
+//! written with zeros ahead of its small ones; a crash leaves the zeros,
+//! which recovery drops without calling them a torn tail; a roll or close
+//! cuts the file to its exact size; zeros never cover data; a failed
+//! allocation or zero write only turns it off.
 
 use std::path::Path;
 
@@ -9,7 +10,9 @@ use bytes::Bytes;
 
 use crate::batch::builder::simple_batch;
 use crate::io::failpoint;
-use crate::limits::{PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES};
+use crate::limits::{
+    PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
+};
 use crate::{Log, LogConfig, Offset};
 
 const SEGMENT: &str = "00000000000000000000.log";
@@ -120,14 +123,80 @@ fn allocation_never_passes_segment_bytes_and_a_roll_cuts_to_size() {
     .unwrap();
 }
 
+/// Copies a log's files aside as a crash would leave them.
+fn copy_as_crashed(dir: &Path, crashed: &Path) {
+    std::fs::create_dir(crashed).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
 #[test]
-fn small_writes_never_allocate_ahead() {
-    crate::rt::run_on_executor("prealloc-small", None, move || async move {
+fn small_writes_get_zeros_ahead_that_never_cover_their_data() {
+    crate::rt::run_on_executor("zeros-small", None, move || async move {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
         let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
         let (batches, size) = append_ten(&log, 300).await;
-        assert_eq!(file_len(&dir.join(SEGMENT)), size.next_multiple_of(4096));
+        let len = file_len(&dir.join(SEGMENT));
+        assert!(
+            len >= size + SEGMENT_ZERO_AHEAD_BYTES / 2 && len.is_multiple_of(4096),
+            "zeros ahead: {len} for {size}"
+        );
+        // Durable small appends across several zeroing steps: every batch
+        // is acknowledged after its own write and sync, while zeros go on
+        // ahead of it; each must read back whole.
+        let mut all = batches;
+        let mut total = size;
+        let steps = 3 * SEGMENT_ZERO_AHEAD_BYTES;
+        let mut i = all.len();
+        while total < size + steps {
+            let b = simple_batch(2, 700 + (i * 37) % 900, 2 * i as i64, i as u8);
+            log.append(Bytes::from(b.clone()), 0).await.unwrap();
+            total += b.len() as u64;
+            all.push(b);
+            i += 1;
+        }
+        check_batches(&log, &all).await;
+        let crashed = tmp.path().join("crashed-0");
+        copy_as_crashed(&dir, &crashed);
+        log.close().await.unwrap();
+        assert_eq!(
+            file_len(&dir.join(SEGMENT)),
+            total,
+            "a clean close cuts to size"
+        );
+
+        let log = Log::open(&crashed, LogConfig::default(), 0).await.unwrap();
+        check_batches(&log, &all).await;
+        assert_eq!(
+            file_len(&crashed.join(SEGMENT)),
+            total,
+            "recovery drops the zeros"
+        );
+        log.close().await.unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_failed_zero_write_only_turns_it_off_for_the_segment() {
+    crate::rt::run_on_executor("zeros-fail", None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        failpoint::fail_next("zeros");
+        let (batches, size) = append_ten(&log, 300).await;
+        assert!(!log.is_poisoned());
+        assert_eq!(
+            file_len(&dir.join(SEGMENT)),
+            size.next_multiple_of(4096),
+            "writes grew the file"
+        );
+        check_batches(&log, &batches).await;
+        log.close().await.unwrap();
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
         check_batches(&log, &batches).await;
         log.close().await.unwrap();
     })
