@@ -19,6 +19,7 @@
 //! consumers alike; `--consumer-driver` picks the consumers' apart, so one
 //! client reads what the other wrote.
 
+pub mod cost;
 pub mod groups;
 pub mod histogram;
 pub mod html;
@@ -370,6 +371,7 @@ fn execute(
         seconds,
         broker_process: usage.broker,
         bench_process: usage.bench,
+        requests: Some(usage.requests),
     })
 }
 
@@ -567,6 +569,7 @@ struct Monitor {
 #[derive(Debug)]
 struct Usage {
     broker: Option<procfs::ProcessUsage>,
+    requests: u64,
     bench: Option<procfs::ProcessUsage>,
     backlog_messages: u64,
     drained_seconds: Option<f64>,
@@ -591,6 +594,8 @@ impl Monitor {
 
     fn watch(&self, run: &Run, workload: &Workload) -> Usage {
         let mut broker = self.pid.map(Watch::new);
+        let kernel = self.pid.and_then(cost::KernelCounts::start);
+        let requests_before = cost::requests_sent();
         let mut bench = Watch::new(std::process::id());
         let tty = std::io::stderr().is_terminal();
         let started = Instant::now();
@@ -638,8 +643,16 @@ impl Monitor {
         if tty {
             eprintln!();
         }
+        let requests = cost::requests_sent() - requests_before;
+        let counted = kernel.and_then(cost::KernelCounts::finish);
+        let broker = broker.and_then(|w| w.usage()).map(|mut usage| {
+            usage.syscalls = counted.map(|c| c.syscalls);
+            usage.context_switches = counted.map(|c| c.context_switches);
+            usage
+        });
         Usage {
-            broker: broker.and_then(|w| w.usage()),
+            broker,
+            requests,
             bench: bench.usage(),
             backlog_messages,
             drained_seconds: drained,

@@ -10,6 +10,12 @@ pub struct ProcessUsage {
     pub cpu_seconds: f64,
     /// The largest resident set seen during the run (sampled every 100 ms).
     pub peak_rss_bytes: u64,
+    /// System calls during the run (perf), where they could be counted.
+    #[serde(default)]
+    pub syscalls: Option<u64>,
+    /// Context switches during the run (perf), where they could be counted.
+    #[serde(default)]
+    pub context_switches: Option<u64>,
 }
 
 /// One reading of /proc/PID.
@@ -78,6 +84,8 @@ impl Watch {
             pid: self.pid,
             cpu_seconds: last.cpu_seconds - first.cpu_seconds,
             peak_rss_bytes: self.peak_rss_bytes,
+            syscalls: None,
+            context_switches: None,
         })
     }
 }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::cost::CumulativeRequests;
 use crate::message::Generator;
 use crate::schedule::{BEHIND_MAX, Schedule};
 use crate::tally::{ConsumerHandle, ProducerHandle};
@@ -58,14 +59,32 @@ struct Reports {
     tally: ProducerHandle,
     /// librdkafka's count of retried requests (statistics).
     retries: AtomicU64,
+    requests: CumulativeRequests,
 }
 
 impl ClientContext for Reports {
     fn stats(&self, statistics: Statistics) {
         let retries = statistics.brokers.values().map(|b| b.txretries).sum();
         self.retries.store(retries, Ordering::Relaxed);
+        self.requests
+            .observe(statistics.brokers.values().map(|b| b.tx).sum());
     }
 }
+
+/// A consumer's statistics: the requests it sent.
+#[derive(Default)]
+struct Counting {
+    requests: CumulativeRequests,
+}
+
+impl ClientContext for Counting {
+    fn stats(&self, statistics: Statistics) {
+        self.requests
+            .observe(statistics.brokers.values().map(|b| b.tx).sum());
+    }
+}
+
+impl ConsumerContext for Counting {}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = Box<Sent>;
@@ -151,6 +170,7 @@ pub fn produce(
         .create_with_context(Reports {
             tally: tally.clone(),
             retries: AtomicU64::new(0),
+            requests: CumulativeRequests::default(),
         })?;
     let transaction = workload.transaction_messages.map(u64::from);
     if transaction.is_some() {
@@ -244,19 +264,22 @@ pub fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "4194304");
-    let consumer: BaseConsumer = match reading {
+        .set("max.partition.fetch.bytes", "4194304")
+        .set("statistics.interval.ms", "1000");
+    let consumer: BaseConsumer<Counting> = match reading {
         Reading::Group { group, topics } => {
-            let consumer: BaseConsumer = config.set("group.id", group).create()?;
+            let consumer: BaseConsumer<Counting> = config
+                .set("group.id", group)
+                .create_with_context(Counting::default())?;
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
             consumer.subscribe(&topics)?;
             consumer
         }
         Reading::Partitions(partitions) => {
-            let consumer: BaseConsumer = config
+            let consumer: BaseConsumer<Counting> = config
                 .set("group.id", "shardlog-bench-standalone")
                 .set("enable.auto.commit", "false")
-                .create()?;
+                .create_with_context(Counting::default())?;
             let mut assignment = TopicPartitionList::new();
             for (topic, partition) in partitions {
                 assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;

@@ -38,6 +38,10 @@ pub struct RunResult {
     pub seconds: Vec<Second>,
     pub broker_process: Option<ProcessUsage>,
     pub bench_process: Option<ProcessUsage>,
+    /// Requests the clients sent during the run (warm-up included, as the
+    /// broker's CPU seconds are).
+    #[serde(default)]
+    pub requests: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +244,34 @@ fn cost_metrics() -> Vec<(String, Metric)> {
                 .as_ref()
                 .map(|u| (format!("{:.1}", u.cpu_seconds), u.cpu_seconds))
         }),
+        metric("broker CPU µs/msg", |r| {
+            let cpu = r.broker_process.as_ref()?.cpu_seconds;
+            (r.produce.acked > 0).then(|| {
+                let v = cpu * 1e6 / r.produce.acked as f64;
+                (format!("{v:.1}"), v)
+            })
+        }),
+        metric("requests", |r| {
+            r.requests.map(|n| (n.to_string(), n as f64))
+        }),
+        metric("broker CPU µs/request", |r| {
+            let cpu = r.broker_process.as_ref()?.cpu_seconds;
+            let n = r.requests.filter(|&n| n > 0)?;
+            let v = cpu * 1e6 / n as f64;
+            Some((format!("{v:.1}"), v))
+        }),
+        metric("broker syscalls/request", |r| {
+            let calls = r.broker_process.as_ref()?.syscalls?;
+            let n = r.requests.filter(|&n| n > 0)?;
+            let v = calls as f64 / n as f64;
+            Some((format!("{v:.1}"), v))
+        }),
+        metric("broker ctx switches/request", |r| {
+            let switches = r.broker_process.as_ref()?.context_switches?;
+            let n = r.requests.filter(|&n| n > 0)?;
+            let v = switches as f64 / n as f64;
+            Some((format!("{v:.2}"), v))
+        }),
         metric("broker peak RSS MiB", |r| {
             r.broker_process.as_ref().map(|u| {
                 let mib = u.peak_rss_bytes as f64 / (1 << 20) as f64;
@@ -369,6 +401,7 @@ mod tests {
             end_to_end_latency: Latency::new().report(),
             seconds: Vec::new(),
             broker_process: None,
+            requests: None,
             bench_process: None,
         }
     }

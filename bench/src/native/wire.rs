@@ -158,6 +158,7 @@ impl Connection {
     ) -> anyhow::Result<(i32, Bytes)> {
         let correlation = self.next_correlation.get().wrapping_add(1);
         self.next_correlation.set(correlation);
+        crate::cost::count_request();
         Ok((correlation, frame(api, version, correlation, body)?))
     }
 

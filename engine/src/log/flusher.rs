@@ -28,8 +28,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use super::flush_group::{self, FlushGroup};
 use super::staging::{Staging, Write};
-use super::{FlushPolicy, Shared};
+use super::{FlushPolicy, Shared, State};
 use crate::io::{self, SegmentFile};
 use crate::limits::{
     BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
@@ -61,6 +62,19 @@ struct Allocation {
     issued_end: u64,
     /// Zeros being written over this range: writes into it wait.
     zeroing: Option<(u64, u64)>,
+    /// Blocks written with zeros (the latest contiguous run).
+    zeroed: Option<(u64, u64)>,
+    /// Zeroed blocks whose metadata one of this file's own fdatasyncs made
+    /// durable: a write inside them is a pure overwrite, which a device
+    /// flush alone makes durable ([`FlushGroup`]).
+    pure: Option<(u64, u64)>,
+    /// The end (bytes) of the last write issued that was not a pure
+    /// overwrite, and how far this file's own fdatasyncs have synced: the
+    /// device flush serves the log only once the first is below the second.
+    impure_end: u64,
+    own_synced_end: u64,
+    /// The sync under way is the file's own: `zeroed` when it was issued.
+    own_sync: Option<Option<(u64, u64)>>,
     /// Allocation failed once for this segment: writes grow the file.
     off: bool,
     in_flight: Option<IoFuture>,
@@ -75,6 +89,11 @@ impl Allocation {
             allocated: 0,
             issued_end: 0,
             zeroing: None,
+            zeroed: None,
+            pure: None,
+            impure_end: 0,
+            own_synced_end: 0,
+            own_sync: None,
             off: false,
             in_flight: None,
             held: None,
@@ -89,9 +108,17 @@ impl Allocation {
         if generation != self.generation {
             return;
         }
-        self.zeroing = None;
+        let zeroed = self.zeroing.take();
         match result {
-            Ok(()) => self.allocated = self.allocated.max(len),
+            Ok(()) => {
+                self.allocated = self.allocated.max(len);
+                if let Some((from, to)) = zeroed {
+                    self.zeroed = match self.zeroed {
+                        Some((start, end)) if end == from => Some((start, to)),
+                        _ => Some((from, to)),
+                    };
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot allocate the segment ahead of its writes");
                 self.off = true;
@@ -105,6 +132,7 @@ pub(super) async fn run(shared: Rc<Shared>) {
     let mut sync: Option<IoFuture> = None;
     let mut last_sync = Instant::now();
     let mut allocation = Allocation::new(Offset(-1));
+    let group = flush_group::for_dir(&shared.dir);
     let mut staged = std::pin::pin!(shared.staged.notified());
     loop {
         let (closed, tick) = issue(
@@ -113,6 +141,7 @@ pub(super) async fn run(shared: Rc<Shared>) {
             &mut sync,
             &mut allocation,
             &mut last_sync,
+            group.as_ref(),
         );
         if closed && writes.is_empty() && sync.is_none() && allocation.idle() {
             return;
@@ -148,6 +177,13 @@ pub(super) async fn run(shared: Rc<Shared>) {
         match event {
             Event::Written(generation, end, result) => shared.on_written(generation, end, result),
             Event::Synced(generation, target, result) => {
+                if let Some(zeroed) = allocation.own_sync.take()
+                    && result.is_ok()
+                    && generation == allocation.generation
+                {
+                    allocation.own_synced_end = allocation.own_synced_end.max(target);
+                    allocation.pure = zeroed;
+                }
                 shared.on_synced(generation, target, result)
             }
             Event::Allocated(generation, len, result) => {
@@ -173,6 +209,7 @@ fn issue(
     sync: &mut Option<IoFuture>,
     allocation: &mut Allocation,
     last_sync: &mut Instant,
+    group: Option<&Rc<FlushGroup>>,
 ) -> (bool, Option<std::time::Duration>) {
     let mut st = shared.state.borrow_mut();
     let st = &mut *st;
@@ -200,44 +237,7 @@ fn issue(
         // allocation's metadata joins their fdatasync) and gain nothing.
         // Nor while a roll seals the segment.
         let large = write.buf.as_slice().len() >= PREALLOCATE_WRITE_BYTES_MIN && !st.sealing;
-        // The next step goes out half a step early, so writes rarely wait.
-        if large
-            && !allocation.off
-            && allocation.in_flight.is_none()
-            && end + SEGMENT_PREALLOCATE_BYTES / 2 > allocation.allocated
-        {
-            let segment_end = st.config.segment_bytes.next_multiple_of(BLOCK_BYTES);
-            let len = (end.max(allocation.allocated) + SEGMENT_PREALLOCATE_BYTES)
-                .min(segment_end.max(end));
-            assert!(len >= end && len.is_multiple_of(BLOCK_BYTES));
-            if len > allocation.allocated {
-                let file = Rc::clone(&st.active.file);
-                st.allocating = true;
-                allocation.in_flight = Some(Box::pin(async move {
-                    (generation, len, file.pre_allocate(len).await)
-                }));
-            }
-        }
-        // Small writes: zeros past everything issued (this write included),
-        // half a step early.
-        let zero_from = allocation.issued_end.max(end).max(allocation.allocated);
-        if !large
-            && !st.sealing
-            && !allocation.off
-            && allocation.in_flight.is_none()
-            && end + SEGMENT_ZERO_AHEAD_BYTES / 2 > allocation.allocated
-        {
-            let segment_end = st.config.segment_bytes.next_multiple_of(BLOCK_BYTES);
-            let to = (zero_from + SEGMENT_ZERO_AHEAD_BYTES).min(segment_end);
-            if to > zero_from {
-                let file = Rc::clone(&st.active.file);
-                st.allocating = true;
-                allocation.zeroing = Some((zero_from, to));
-                allocation.in_flight = Some(Box::pin(async move {
-                    (generation, to, file.write_zeros(zero_from, to).await)
-                }));
-            }
-        }
+        allocate_ahead(st, allocation, generation, end, large);
         let overlaps_zeros = allocation
             .zeroing
             .is_some_and(|(from, to)| write.position < to && end > from);
@@ -246,6 +246,12 @@ fn issue(
             break;
         }
         allocation.issued_end = allocation.issued_end.max(end);
+        let pure = allocation
+            .pure
+            .is_some_and(|(from, to)| write.position >= from && end <= to);
+        if !pure {
+            allocation.impure_end = allocation.impure_end.max(write.end);
+        }
         let file = Rc::clone(&st.active.file);
         writes.push(Box::pin(async move {
             let result = file.write_at(write.buf, write.position).await;
@@ -263,16 +269,78 @@ fn issue(
         }
     };
     if sync.is_none() && due {
-        let target = st.staging.written_end;
         st.staging.unsynced_messages = 0;
         *last_sync = Instant::now();
-        *sync = Some(sync_future(Rc::clone(&st.active.file), generation, target));
+        *sync = Some(start_sync(st, allocation, generation, group));
     }
     let tick = st
         .config
         .flush_interval()
         .filter(|_| sync.is_none() && st.staging.written_end > st.staging.synced_end);
     (st.closed, tick)
+}
+
+/// Allocates the segment ahead of a write ending at `end`: fallocate ahead
+/// of large writes, zeros ahead of small ones (past everything issued, this
+/// write included); each goes out half a step early, so writes rarely wait.
+/// Not while a roll seals the segment.
+fn allocate_ahead(
+    st: &mut State,
+    allocation: &mut Allocation,
+    generation: Generation,
+    end: u64,
+    large: bool,
+) {
+    if allocation.off || allocation.in_flight.is_some() || st.sealing {
+        return;
+    }
+    let segment_end = st.config.segment_bytes.next_multiple_of(BLOCK_BYTES);
+    let file = Rc::clone(&st.active.file);
+    if large && end + SEGMENT_PREALLOCATE_BYTES / 2 > allocation.allocated {
+        let len =
+            (end.max(allocation.allocated) + SEGMENT_PREALLOCATE_BYTES).min(segment_end.max(end));
+        assert!(len >= end && len.is_multiple_of(BLOCK_BYTES));
+        if len > allocation.allocated {
+            st.allocating = true;
+            allocation.in_flight = Some(Box::pin(async move {
+                (generation, len, file.pre_allocate(len).await)
+            }));
+        }
+    } else if !large && end + SEGMENT_ZERO_AHEAD_BYTES / 2 > allocation.allocated {
+        let from = allocation.issued_end.max(end).max(allocation.allocated);
+        let to = (from + SEGMENT_ZERO_AHEAD_BYTES).min(segment_end);
+        if to > from {
+            st.allocating = true;
+            allocation.zeroing = Some((from, to));
+            allocation.in_flight = Some(Box::pin(async move {
+                (generation, to, file.write_zeros(from, to).await)
+            }));
+        }
+    }
+}
+
+/// The sync of every byte written so far: a share of the device flush of
+/// this shard's logs when every unsynced write is a pure overwrite, else
+/// the file's own fdatasync.
+fn start_sync(
+    st: &State,
+    allocation: &mut Allocation,
+    generation: Generation,
+    group: Option<&Rc<FlushGroup>>,
+) -> IoFuture {
+    let target = st.staging.written_end;
+    let file = &st.active.file;
+    match group {
+        Some(group) if allocation.impure_end <= allocation.own_synced_end => {
+            allocation.own_sync = None;
+            let flush = group.flush(file);
+            Box::pin(async move { (generation, target, flush.await) })
+        }
+        _ => {
+            allocation.own_sync = Some(allocation.zeroed);
+            sync_future(Rc::clone(file), generation, target)
+        }
+    }
 }
 
 fn sync_future(file: Rc<SegmentFile>, generation: Generation, target: u64) -> IoFuture {

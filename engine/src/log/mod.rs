@@ -8,6 +8,7 @@
 
 mod config;
 pub(crate) mod cursor;
+mod flush_group;
 mod flusher;
 mod log_store;
 mod open;
