@@ -25,6 +25,7 @@
 //! transaction-max-timeout-ms = 900000  # transaction.max.timeout.ms
 //! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
+//! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -64,6 +65,8 @@ pub struct FileConfig {
     pub transaction_max_timeout_ms: Option<i32>,
     pub transactional_id_expiration_ms: Option<i64>,
     pub producer_id_expiration_ms: Option<i64>,
+    /// What the tail caches of one shard hold together.
+    pub tail_cache_bytes_per_shard: Option<usize>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

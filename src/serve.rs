@@ -70,6 +70,7 @@ struct ServeConfig {
     max_connections_per_ip: usize,
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
+    tail_cache_bytes_per_shard: usize,
     settings: Settings,
 }
 
@@ -98,6 +99,9 @@ impl ServeConfig {
                 .or_else(|| file.data_dir.clone())
                 .unwrap_or_else(|| PathBuf::from("./data")),
             shards: args.shards.or(file.shards).unwrap_or(cores).max(1),
+            tail_cache_bytes_per_shard: file.tail_cache_bytes_per_shard.unwrap_or_else(|| {
+                tail_cache_share(args.shards.or(file.shards).unwrap_or(cores).max(1))
+            }),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
@@ -152,6 +156,21 @@ impl ServeConfig {
     }
 }
 
+/// The default budget of a shard's tail caches: an eighth of the
+/// machine's memory, split over the shards, within 64 MiB and 4 GiB.
+fn tail_cache_share(shards: usize) -> usize {
+    // SAFETY: sysconf only reads configuration values.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let memory =
+        usize::try_from(pages.max(0)).unwrap_or(0) * usize::try_from(page.max(0)).unwrap_or(0);
+    (memory / 8 / shards.max(1)).clamp(64 << 20, 4 << 30)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ServeConfig::resolve(args)?;
     let data_dir = std::path::absolute(&config.data_dir)
@@ -189,7 +208,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let cpu = (shards <= cores).then_some(shard);
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listener = listener.clone();
+        let tail_cache = config.tail_cache_bytes_per_shard;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
+            engine::set_tail_cache_shard_budget(tail_cache);
             run_shard(data_dir, listener, node, settings, plan, stop)
         })?;
         handles.push(handle);

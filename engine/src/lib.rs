@@ -47,7 +47,8 @@ pub use log::{
     AbortedTxn, AppendInfo, Chunk, CleanupPolicy, ConfigError, ConfigType, EndWatch, FlushPolicy,
     InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS, ProducerError,
     ProducerView, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS, TimestampType, TopicCompression,
-    TopicConfigKey, ValueKind, topic_config, topic_config_by_broker_name,
+    TopicConfigKey, ValueKind, set_tail_cache_shard_budget, tail_cache_shard_usage, topic_config,
+    topic_config_by_broker_name,
 };
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, TopicPartition};

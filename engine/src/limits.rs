@@ -24,6 +24,9 @@ pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Bytes of recently appended batches each partition keeps in memory for reads.
 pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 << 20;
+/// Bytes the tail caches of one shard hold together unless the broker sets
+/// a budget (`serve` does: a share of the machine's memory).
+pub const TAIL_CACHE_SHARD_BYTES_DEFAULT: usize = 256 << 20;
 /// Size of one aligned staging buffer; full buffers are written concurrently.
 pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1 << 20;
 /// Writes one log keeps in flight at once.

@@ -18,6 +18,9 @@ mod retention;
 pub(crate) mod segment;
 mod staging;
 mod tail_cache;
+pub use tail_cache::{
+    set_shard_budget as set_tail_cache_shard_budget, shard_usage as tail_cache_shard_usage,
+};
 mod write;
 
 use std::cell::RefCell;
@@ -193,3 +196,5 @@ impl Log {
 mod poison_test;
 #[cfg(test)]
 mod preallocate_test;
+#[cfg(test)]
+mod tail_cache_test;
