@@ -182,11 +182,11 @@ mod tests {
             }
             // Past the first zeros' own sync, then rounds of one append per
             // log, all in flight together.
-            let rounds = 2 * SEGMENT_ZERO_AHEAD_BYTES as usize / 1200 + 50;
+            let rounds = 2 * SEGMENT_ZERO_AHEAD_BYTES as usize / 8200 + 20;
             let before = group.flushes();
             for round in 0..rounds {
                 let appends = logs.iter().enumerate().map(|(i, log)| {
-                    let batch = simple_batch(1, 1000, 0, (round + i) as u8);
+                    let batch = simple_batch(1, 8000, 0, (round + i) as u8);
                     let log = Rc::clone(log);
                     async move { log.append(Bytes::from(batch), 0).await.unwrap() }
                 });

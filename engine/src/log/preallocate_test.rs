@@ -47,6 +47,39 @@ async fn check_batches(log: &Log, batches: &[Vec<u8>]) {
     }
 }
 
+/// A crash now (the log's files as they are, copied aside to
+/// `tmp/crashed-0`), then a clean close of `log`, which cuts its segment to
+/// the `size` its `batches` take; the crashed copy opens with every batch
+/// and without the zeros. Returns the recovered log.
+async fn crash_close_and_recover(
+    log: Log,
+    tmp: &Path,
+    dir: &Path,
+    batches: &[Vec<u8>],
+    size: u64,
+) -> Log {
+    let crashed = tmp.join("crashed-0");
+    std::fs::create_dir(&crashed).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+    }
+    log.close().await.unwrap();
+    assert_eq!(
+        file_len(&dir.join(SEGMENT)),
+        size,
+        "a clean close cuts to size"
+    );
+    let log = Log::open(&crashed, LogConfig::default(), 0).await.unwrap();
+    check_batches(&log, batches).await;
+    assert_eq!(
+        file_len(&crashed.join(SEGMENT)),
+        size,
+        "recovery drops the zeros"
+    );
+    log
+}
+
 #[test]
 fn the_active_segment_is_allocated_ahead_and_a_crash_leaves_only_zeros_to_drop() {
     crate::rt::run_on_executor("prealloc", None, move || async move {
@@ -59,27 +92,7 @@ fn the_active_segment_is_allocated_ahead_and_a_crash_leaves_only_zeros_to_drop()
             allocated >= size + SEGMENT_PREALLOCATE_BYTES / 2 && allocated.is_multiple_of(4096),
             "allocated {allocated} for {size}"
         );
-        // A crash now: the files as they are, copied aside.
-        let crashed = tmp.path().join("crashed-0");
-        std::fs::create_dir(&crashed).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
-        }
-        log.close().await.unwrap();
-        assert_eq!(
-            file_len(&dir.join(SEGMENT)),
-            size,
-            "a clean close cuts to size"
-        );
-
-        let log = Log::open(&crashed, LogConfig::default(), 0).await.unwrap();
-        check_batches(&log, &batches).await;
-        assert_eq!(
-            file_len(&crashed.join(SEGMENT)),
-            size,
-            "recovery drops the zeros"
-        );
+        let log = crash_close_and_recover(log, tmp.path(), &dir, &batches, size).await;
         let more = simple_batch(3, 50, 0, 9);
         let info = log.append(Bytes::from(more), 0).await.unwrap();
         assert_eq!(info.base_offset, Offset(20));
@@ -123,15 +136,6 @@ fn allocation_never_passes_segment_bytes_and_a_roll_cuts_to_size() {
     .unwrap();
 }
 
-/// Copies a log's files aside as a crash would leave them.
-fn copy_as_crashed(dir: &Path, crashed: &Path) {
-    std::fs::create_dir(crashed).unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
-    }
-}
-
 #[test]
 fn small_writes_get_zeros_ahead_that_never_cover_their_data() {
     crate::rt::run_on_executor("zeros-small", None, move || async move {
@@ -159,22 +163,32 @@ fn small_writes_get_zeros_ahead_that_never_cover_their_data() {
             i += 1;
         }
         check_batches(&log, &all).await;
-        let crashed = tmp.path().join("crashed-0");
-        copy_as_crashed(&dir, &crashed);
+        let log = crash_close_and_recover(log, tmp.path(), &dir, &all, total).await;
         log.close().await.unwrap();
+    })
+    .unwrap();
+}
+
+/// The next `op` ("fallocate" or "zeros") fails: appends of
+/// `value_bytes` values still succeed, grow the file as they would without
+/// allocation ahead, and read back, before and after a reopen.
+fn a_failed_allocation_only_turns_it_off(op: &'static str, value_bytes: usize) {
+    crate::rt::run_on_executor(op, None, move || async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        failpoint::fail_next(op);
+        let (batches, size) = append_ten(&log, value_bytes).await;
+        assert!(!log.is_poisoned());
         assert_eq!(
             file_len(&dir.join(SEGMENT)),
-            total,
-            "a clean close cuts to size"
+            size.next_multiple_of(4096),
+            "writes grew the file"
         );
-
-        let log = Log::open(&crashed, LogConfig::default(), 0).await.unwrap();
-        check_batches(&log, &all).await;
-        assert_eq!(
-            file_len(&crashed.join(SEGMENT)),
-            total,
-            "recovery drops the zeros"
-        );
+        check_batches(&log, &batches).await;
+        log.close().await.unwrap();
+        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
+        check_batches(&log, &batches).await;
         log.close().await.unwrap();
     })
     .unwrap();
@@ -182,48 +196,12 @@ fn small_writes_get_zeros_ahead_that_never_cover_their_data() {
 
 #[test]
 fn a_failed_zero_write_only_turns_it_off_for_the_segment() {
-    crate::rt::run_on_executor("zeros-fail", None, move || async move {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("t-0");
-        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
-        failpoint::fail_next("zeros");
-        let (batches, size) = append_ten(&log, 300).await;
-        assert!(!log.is_poisoned());
-        assert_eq!(
-            file_len(&dir.join(SEGMENT)),
-            size.next_multiple_of(4096),
-            "writes grew the file"
-        );
-        check_batches(&log, &batches).await;
-        log.close().await.unwrap();
-        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
-        check_batches(&log, &batches).await;
-        log.close().await.unwrap();
-    })
-    .unwrap();
+    a_failed_allocation_only_turns_it_off("zeros", 300);
 }
 
 #[test]
 fn a_failed_allocation_only_turns_it_off_for_the_segment() {
-    crate::rt::run_on_executor("prealloc-fail", None, move || async move {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("t-0");
-        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
-        failpoint::fail_next("fallocate");
-        let (batches, size) = append_ten(&log, LARGE).await;
-        assert!(!log.is_poisoned());
-        assert_eq!(
-            file_len(&dir.join(SEGMENT)),
-            size.next_multiple_of(4096),
-            "writes grew the file"
-        );
-        check_batches(&log, &batches).await;
-        log.close().await.unwrap();
-        let log = Log::open(&dir, LogConfig::default(), 0).await.unwrap();
-        check_batches(&log, &batches).await;
-        log.close().await.unwrap();
-    })
-    .unwrap();
+    a_failed_allocation_only_turns_it_off("fallocate", LARGE);
 }
 
 /// The length of the batches a segment file holds, parsed back to back.

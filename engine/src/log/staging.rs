@@ -57,9 +57,18 @@ pub(crate) struct Write {
     pub end: u64,
 }
 
+/// The smallest staging buffer (unless `write_buffer_bytes` is smaller).
+const BUFFER_BYTES_MIN: usize = 64 << 10;
+
 #[derive(Debug)]
 pub(crate) struct Staging {
+    /// The largest buffer (`write_buffer_bytes`).
     buffer_bytes: usize,
+    /// The size of the next buffer: it doubles each time a buffer fills,
+    /// and halves when a partial buffer goes out less than a quarter full,
+    /// so a partition of small appends holds a small buffer (1,000 of them
+    /// held ~0.5 MiB resident each at 1 MiB) and a busy one large writes.
+    capacity: usize,
     full: VecDeque<(u64, WriteBuf)>,
     current: Option<Current>,
     /// Valid bytes of the partial block at `end` rounded down.
@@ -93,6 +102,7 @@ impl Staging {
         assert_eq!(buffer_bytes % BLOCK, 0);
         Staging {
             buffer_bytes,
+            capacity: BUFFER_BYTES_MIN.min(buffer_bytes),
             full: VecDeque::new(),
             current: None,
             carry,
@@ -143,6 +153,7 @@ impl Staging {
                     // It ends on a block boundary: the next starts aligned.
                     self.full.push_back((full.position, full.buf));
                     self.carry.clear();
+                    self.capacity = (self.capacity * 2).min(self.buffer_bytes);
                 }
             }
         }
@@ -151,7 +162,7 @@ impl Staging {
     fn current_buffer(&mut self, file: &SegmentFile, want: usize) -> &mut Current {
         let end = self.end;
         let carry = &self.carry;
-        let buffer_bytes = self.buffer_bytes;
+        let buffer_bytes = self.capacity;
         self.current.get_or_insert_with(|| {
             let prefix = carry.len();
             assert_eq!(
@@ -159,7 +170,9 @@ impl Staging {
                 end % BLOCK_BYTES,
                 "a new buffer starts at the carried block"
             );
-            let capacity = (prefix + want).next_multiple_of(BLOCK).max(buffer_bytes);
+            let capacity = (prefix + want)
+                .next_multiple_of(BLOCK)
+                .max(buffer_bytes.next_multiple_of(BLOCK));
             let mut buf = file.alloc(capacity);
             if let Some(dst) = buf.as_mut().get_mut(..prefix) {
                 dst.copy_from_slice(carry);
@@ -199,6 +212,9 @@ impl Staging {
             return None;
         }
         let mut current = self.current.take_if(|c| c.filled > c.prefix)?;
+        if current.filled < current.buf.as_slice().len() / 4 {
+            self.capacity = (self.capacity / 2).max(BUFFER_BYTES_MIN.min(self.buffer_bytes));
+        }
         let aligned = current.filled.next_multiple_of(BLOCK);
         let block_start = current.filled - current.filled % BLOCK;
         let bytes = current.buf.as_mut();

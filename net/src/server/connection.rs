@@ -247,7 +247,7 @@ async fn write_responses(
     let mut frames: Vec<Bytes> = Vec::new();
     let mut answered: Vec<InFlight> = Vec::new();
     let mut waiting: Option<InFlight> = None;
-    'connection: loop {
+    loop {
         let mut request = match waiting.take() {
             Some(request) => request,
             None => match in_flight.next().await {
@@ -257,6 +257,9 @@ async fn write_responses(
         };
         let mut outcome = (&mut request.outcome).await;
         let mut bytes = 0;
+        // Set when this connection must close: what was answered before
+        // still goes out first.
+        let mut closing = false;
         loop {
             match outcome {
                 Outcome::Respond(response) => {
@@ -266,11 +269,13 @@ async fn write_responses(
                 Outcome::NoResponse => {}
                 Outcome::Pending(_) | Outcome::Unsupported { .. } => {
                     tracing::error!(%peer, "a request finished without a response; closing");
-                    break 'connection;
+                    closing = true;
+                    break;
                 }
                 Outcome::Close(e) => {
                     tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
-                    break 'connection;
+                    closing = true;
+                    break;
                 }
             }
             answered.push(request);
@@ -299,6 +304,9 @@ async fn write_responses(
         tracing::trace!(%peer, bytes, responses = frames.len(), "responses written");
         frames.clear();
         answered.clear();
+        if closing {
+            break;
+        }
     }
     // Stops the reader: its next send fails.
     in_flight.close();
