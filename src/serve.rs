@@ -86,6 +86,7 @@ impl ServeConfig {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
         let defaults = Settings::default();
+        let shards = args.shards.or(file.shards).unwrap_or(cores).max(1);
         Ok(ServeConfig {
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listen,
@@ -98,10 +99,10 @@ impl ServeConfig {
                 .data_dir
                 .or_else(|| file.data_dir.clone())
                 .unwrap_or_else(|| PathBuf::from("./data")),
-            shards: args.shards.or(file.shards).unwrap_or(cores).max(1),
-            tail_cache_bytes_per_shard: file.tail_cache_bytes_per_shard.unwrap_or_else(|| {
-                tail_cache_share(args.shards.or(file.shards).unwrap_or(cores).max(1))
-            }),
+            shards,
+            tail_cache_bytes_per_shard: file
+                .tail_cache_bytes_per_shard
+                .unwrap_or_else(|| tail_cache_share(shards)),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),

@@ -231,6 +231,19 @@ fn speed_metrics() -> Vec<(String, Metric)> {
     metrics
 }
 
+/// A total of the broker's over the requests the clients sent, shown with
+/// `decimals`; none without either.
+fn per_request(
+    r: &RunResult,
+    total: impl Fn(&ProcessUsage) -> Option<f64>,
+    decimals: usize,
+) -> Cell {
+    let total = total(r.broker_process.as_ref()?)?;
+    let n = r.requests.filter(|&n| n > 0)?;
+    let v = total / n as f64;
+    Some((format!("{v:.decimals$}"), v))
+}
+
 /// Backlog, the broker's resources, and what went wrong.
 fn cost_metrics() -> Vec<(String, Metric)> {
     let mut metrics = vec![
@@ -255,22 +268,13 @@ fn cost_metrics() -> Vec<(String, Metric)> {
             r.requests.map(|n| (n.to_string(), n as f64))
         }),
         metric("broker CPU µs/request", |r| {
-            let cpu = r.broker_process.as_ref()?.cpu_seconds;
-            let n = r.requests.filter(|&n| n > 0)?;
-            let v = cpu * 1e6 / n as f64;
-            Some((format!("{v:.1}"), v))
+            per_request(r, |u| Some(u.cpu_seconds * 1e6), 1)
         }),
         metric("broker syscalls/request", |r| {
-            let calls = r.broker_process.as_ref()?.syscalls?;
-            let n = r.requests.filter(|&n| n > 0)?;
-            let v = calls as f64 / n as f64;
-            Some((format!("{v:.1}"), v))
+            per_request(r, |u| u.syscalls.map(|n| n as f64), 1)
         }),
         metric("broker ctx switches/request", |r| {
-            let switches = r.broker_process.as_ref()?.context_switches?;
-            let n = r.requests.filter(|&n| n > 0)?;
-            let v = switches as f64 / n as f64;
-            Some((format!("{v:.2}"), v))
+            per_request(r, |u| u.context_switches.map(|n| n as f64), 2)
         }),
         metric("broker peak RSS MiB", |r| {
             r.broker_process.as_ref().map(|u| {
