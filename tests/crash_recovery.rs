@@ -92,8 +92,26 @@ fn thread_states(pid: u32) -> String {
     out
 }
 
-/// Every batch in the log: (base, last, crc, len).
+/// How long reopening and reading the log may take before the test fails
+/// with the state of every thread (it takes well under a second).
+const REOPEN_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Every batch in the log: (base, last, crc, len). A reopen that hangs fails
+/// the test with where each thread waits, instead of hanging it.
 fn read_log(dir: PathBuf) -> Vec<Ack> {
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(read_log_on_executor(dir));
+    });
+    result.recv_timeout(REOPEN_PATIENCE).unwrap_or_else(|e| {
+        panic!(
+            "reopening the log did not finish in {REOPEN_PATIENCE:?} ({e}); this process's threads:\n{}",
+            thread_states(std::process::id())
+        )
+    })
+}
+
+fn read_log_on_executor(dir: PathBuf) -> Vec<Ack> {
     engine::rt::run_on_executor("verify", None, move || async move {
         let log = Log::open(&dir, LogConfig::default(), 0)
             .await
@@ -102,6 +120,11 @@ fn read_log(dir: PathBuf) -> Vec<Ack> {
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
             let read = log.read(offset, 1 << 20).await.expect("read");
+            assert!(
+                !read.chunks.is_empty(),
+                "a read at {offset:?}, below the log end {:?}, returned no batch",
+                log.log_end_offset()
+            );
             for chunk in &read.chunks {
                 let mut bytes = Vec::new();
                 chunk.extend_into(&mut bytes);

@@ -86,13 +86,15 @@ where
 /// How often an executor wakes up whatever it waits for.
 const KEEP_AWAKE_PERIOD: Duration = Duration::from_millis(100);
 
-/// Bounds a lost wakeup to [`KEEP_AWAKE_PERIOD`]. With glommio 0.9 an
-/// executor can sleep on its ring while a completed blocking-pool operation
-/// (rename, remove, ...) waits unnoticed: seen here as a log open or close
-/// hanging until anything interrupted the sleep (a debugger attaching woke
-/// it after 12 minutes, and it went on). A timer that always comes due
-/// makes the reactor look again. Broker shards run timers anyway; this
-/// covers every executor.
+/// Bounds a lost wakeup to [`KEEP_AWAKE_PERIOD`]: a timer that always comes
+/// due makes a sleeping reactor look again. It was added for a log open or
+/// close that hung until anything interrupted the sleep (a debugger
+/// attaching woke it after 12 minutes, and it went on), taken then for a
+/// blocking-pool completion glommio missed. That shape is the executor
+/// parking with woken tasks queued (vendor/glommio/PATCHES.md 4, fixed
+/// there), which this timer could not bound when its own task was among
+/// the queued ones. It stays as a bound for any other lost wake-up, at ten
+/// wake-ups a second per executor.
 async fn keep_awake() {
     loop {
         sleep(KEEP_AWAKE_PERIOD).await;

@@ -1320,6 +1320,12 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// Whether a task queue has tasks woken and not yet run (shardlog patch,
+    /// PATCHES.md 4).
+    fn has_runnable_tasks(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
@@ -1493,6 +1499,14 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if this.has_runnable_tasks() {
+                        // shardlog patch (PATCHES.md 4): nothing ran
+                        // because the time slice was over before the first
+                        // task queue (`need_preempt`: a latency-ring
+                        // completion or the deadline); the woken tasks are
+                        // still queued. Parking now would sleep with them
+                        // queued and, if none of them holds a timer, forever.
+                        // Go round: the next `poll_io` starts a new slice.
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
