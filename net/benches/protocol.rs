@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use net::frame::{decode_request, encode_response};
+use net::rope::{RecordSlices, Splicer};
 
 /// One batch of 1 KiB records per partition, about `batch_bytes` each.
 fn batch(batch_bytes: usize) -> Bytes {
@@ -93,6 +94,22 @@ fn fetch_encode(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     encode_response(ApiKey::Fetch, 12, 1, &response)
+                        .unwrap()
+                        .len(),
+                )
+            })
+        });
+        // The broker's way: the records spliced in, not copied (net::rope).
+        group.bench_function(format!("spliced/{label}"), |b| {
+            b.iter(|| {
+                let mut splicer = Splicer::default();
+                let mut response = fetch_response(partitions, &Bytes::new());
+                for partition in &mut response.responses[0].partitions {
+                    partition.records = Some(splicer.field(RecordSlices::from(records.clone())));
+                }
+                black_box(
+                    splicer
+                        .encode(ApiKey::Fetch, 12, 1, &response)
                         .unwrap()
                         .len(),
                 )

@@ -47,5 +47,6 @@ pub mod group;
 pub mod handlers;
 pub mod limits;
 pub mod protocol;
+pub mod rope;
 pub mod server;
 pub mod txn;

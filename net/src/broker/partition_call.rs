@@ -1,15 +1,17 @@
 //! Work on one partition, run by the shard that owns it: locally, or sent
-//! over the mesh. Everything crossing shards is `Send` (record bytes are
-//! copied into `Bytes` once on the way back from a read).
+//! over the mesh. Everything crossing shards is `Send`: a read's record
+//! bytes go back as `RecordSlices` (cached records shared, the rest copied
+//! once), which the Fetch response sends without copying again.
 
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use engine::{Offset, PartitionTable, StagedAppend, TopicPartition, rt};
 use futures::channel::oneshot;
 use futures::future::select;
 
 use super::{Shard, ShardMessage};
+use crate::rope::RecordSlices;
 
 /// An operation on one partition.
 #[derive(Debug)]
@@ -55,7 +57,7 @@ pub enum PartitionOp {
 /// A read's result: whole batches, and the partition's bounds.
 #[derive(Debug)]
 pub struct ReadOut {
-    pub records: Bytes,
+    pub records: RecordSlices,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -254,12 +256,7 @@ impl Shard {
                     log.read(Offset(offset), max_bytes).await?
                 };
                 let stable = log.last_stable_offset();
-                let mut records = BytesMut::with_capacity(read.bytes());
-                for chunk in &read.chunks {
-                    for slice in chunk.slices() {
-                        records.extend_from_slice(slice);
-                    }
-                }
+                let records = RecordSlices::from_chunks(&read.chunks);
                 let aborted = committed.then(|| {
                     let end = Offset(offset).max(stable);
                     log.aborted_transactions(Offset(offset), end)
@@ -268,7 +265,7 @@ impl Shard {
                         .collect()
                 });
                 Ok(PartitionReply::Read(ReadOut {
-                    records: records.freeze(),
+                    records,
                     high_watermark: read.log_end_offset.get(),
                     last_stable_offset: stable.get(),
                     log_start_offset: read.log_start_offset.get(),

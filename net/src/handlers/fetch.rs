@@ -26,8 +26,9 @@ use super::errors::{NONE, UNKNOWN_TOPIC_ID, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
-use crate::frame::{FrameError, Request, encode_response};
+use crate::frame::{FrameError, Request};
 use crate::limits::FETCH_BYTES_MAX_PER_REQUEST;
+use crate::rope::{RecordSlices, Splicer};
 
 pub const HANDLER: Handler = Handler {
     api_key: ApiKey::Fetch,
@@ -39,7 +40,9 @@ pub const HANDLER: Handler = Handler {
 /// The longest a fetch waits, whatever the client asks.
 const MAX_WAIT_MS: i32 = 30_000;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
+/// The response frame as buffers to send in order: record bytes are not
+/// copied into it (`rope`).
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Vec<bytes::Bytes>, FrameError> {
     let version = request.version();
     let body: FetchRequest = decode_body(request)?;
     let deadline =
@@ -56,7 +59,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
                 .with_error_code(NONE)
                 .with_session_id(0)
                 .with_responses(pass.topics);
-            return encode_response(ApiKey::Fetch, version, request.correlation_id(), &response);
+            return pass.records.encode(
+                ApiKey::Fetch,
+                version,
+                request.correlation_id(),
+                &response,
+            );
         }
         wait_for_append(shard, pass.seen, deadline).await;
     }
@@ -78,6 +86,8 @@ async fn wait_for_append(shard: &Shard, seen: Vec<(TopicPartition, i64)>, deadli
 /// One pass over every requested partition.
 struct Pass {
     topics: Vec<FetchableTopicResponse>,
+    /// The records the topics' fields stand in for.
+    records: Splicer,
     /// Record bytes included.
     total: usize,
     /// A partition answered with an error.
@@ -117,6 +127,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
         .clamp(1, FETCH_BYTES_MAX_PER_REQUEST);
     let (mut total, mut failed, mut seen) = (0, false, Vec::new());
     let mut topics = Vec::with_capacity(body.topics.len());
+    let mut records = Splicer::default();
     let metadata = shard.metadata();
     for topic in &body.topics {
         // v13+ (KIP-516) names topics by id only.
@@ -157,7 +168,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                     // first data goes in whatever its size (KIP-74), later
                     // data only while the response stays within max_bytes.
                     if total > 0 && read.records.len() > budget {
-                        read.records = bytes::Bytes::new();
+                        read.records = RecordSlices::default();
                     }
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
@@ -178,7 +189,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                                 })
                                 .collect()
                         }))
-                        .with_records(Some(read.records))
+                        .with_records(Some(records.field(read.records)))
                 }
                 Ok(_) => {
                     failed = true;
@@ -200,6 +211,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
     }
     Pass {
         topics,
+        records,
         total,
         failed,
         seen,

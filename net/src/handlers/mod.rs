@@ -89,6 +89,9 @@ pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
 pub enum Outcome {
     /// Send this response frame.
     Respond(Bytes),
+    /// Send this response frame, in pieces (a Fetch's records are not
+    /// copied into it).
+    RespondInParts(Vec<Bytes>),
     /// Send nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection; the reason is logged.
@@ -107,6 +110,12 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Respond(frame) => write!(f, "Respond({} bytes)", frame.len()),
+            Outcome::RespondInParts(parts) => write!(
+                f,
+                "RespondInParts({} bytes in {} parts)",
+                parts.iter().map(Bytes::len).sum::<usize>(),
+                parts.len()
+            ),
             Outcome::NoResponse => write!(f, "NoResponse"),
             Outcome::Close(e) => write!(f, "Close({e})"),
             Outcome::Pending(_) => write!(f, "Pending"),
@@ -143,7 +152,12 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
             Ok(pending) => return Outcome::Pending(pending),
             Err(e) => Err(e),
         },
-        ApiKey::Fetch => fetch::handle(shard, request).await,
+        ApiKey::Fetch => {
+            return match fetch::handle(shard, request).await {
+                Ok(parts) => Outcome::RespondInParts(parts),
+                Err(e) => Outcome::Close(e),
+            };
+        }
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::Metadata => metadata::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,

@@ -266,6 +266,10 @@ async fn write_responses(
                     bytes += response.len();
                     frames.push(response);
                 }
+                Outcome::RespondInParts(parts) => {
+                    bytes += parts.iter().map(Bytes::len).sum::<usize>();
+                    frames.extend(parts);
+                }
                 Outcome::NoResponse => {}
                 Outcome::Pending(_) | Outcome::Unsupported { .. } => {
                     tracing::error!(%peer, "a request finished without a response; closing");

@@ -1,0 +1,483 @@
+//! Responses that carry record bytes without copying them.
+//!
+//! A Fetch response is mostly record batches. Copying them into the
+//! response frame costs as much as everything else the broker does for a
+//! consumer, so the frame is a rope instead: the protocol fields encoded by
+//! kafka-protocol into one buffer, cut where a partition's records go, and
+//! the records' own buffers between the cuts (the tail cache's, shared by
+//! reference count). The connection writes the pieces with one vectored
+//! send.
+//!
+//! The cut is made inside kafka-protocol's encoder: the records field holds
+//! a stand-in of the records' length (a slice of a static zero region that
+//! is never read), and the buffer the encoder writes into recognises the
+//! stand-in by its address when the encoder copies it, and splices the
+//! real records there instead. Every field, version and tagged field stays
+//! kafka-protocol's; an encoding that did not splice every stand-in is an
+//! error, never zeros on the wire.
+
+use std::ops::Range;
+
+use bytes::buf::UninitSlice;
+use bytes::{BufMut, Bytes, BytesMut};
+use engine::Chunk;
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::buf::ByteBufMut;
+
+use crate::frame::{FrameError, SIZE_PREFIX_BYTES};
+
+/// Cached records at least this long are shared with the cache; shorter
+/// ones are copied (one copy of a few hundred bytes is cheaper than another
+/// buffer to reference and send).
+const SHARE_BYTES_MIN: usize = 2 << 10;
+
+/// The largest records field a stand-in covers: a whole fetch
+/// (`FETCH_BYTES_MAX_PER_REQUEST`) and then some. Larger ones (a single
+/// batch over 64 MiB) are copied into the frame.
+const STAND_IN_BYTES: usize = 64 << 20;
+
+/// Zeros in the binary's bss: address space only, never read or written.
+static STAND_IN: [u8; STAND_IN_BYTES] = [0; STAND_IN_BYTES];
+
+/// A partition's record bytes for a response, as buffers in order: cached
+/// batches' records by reference, everything else (batch headers, small
+/// batches, what was read from disk) copied together once. `Send`: it is
+/// built on the shard that owns the partition and sent to the one that
+/// answers.
+#[derive(Debug, Clone, Default)]
+pub struct RecordSlices {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl RecordSlices {
+    /// The bytes of `chunks` (whole batches, in order).
+    pub fn from_chunks(chunks: &[Chunk]) -> RecordSlices {
+        let shared = |chunk: &Chunk| match chunk {
+            Chunk::Cached(batch) if batch.records.len() >= SHARE_BYTES_MIN => {
+                Some(batch.records.clone())
+            }
+            _ => None,
+        };
+        let len: usize = chunks.iter().map(Chunk::len).sum();
+        let copied: usize = chunks
+            .iter()
+            .map(|c| shared(c).map_or(c.len(), |records| c.len() - records.len()))
+            .sum();
+        let mut parts = Vec::new();
+        let mut pending = BytesMut::with_capacity(copied);
+        for chunk in chunks {
+            match shared(chunk) {
+                Some(records) => {
+                    // The batch's header is copied; its records are shared.
+                    let [header, _] = chunk.slices();
+                    pending.extend_from_slice(header);
+                    parts.push(pending.split().freeze());
+                    parts.push(records);
+                }
+                None => {
+                    for slice in chunk.slices() {
+                        pending.extend_from_slice(slice);
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            parts.push(pending.freeze());
+        }
+        RecordSlices { parts, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffers, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// The bytes in one buffer (copied unless there is only one part).
+    pub fn concat(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [only] => only.clone(),
+            parts => {
+                let mut out = BytesMut::with_capacity(self.len);
+                for part in parts {
+                    out.extend_from_slice(part);
+                }
+                out.freeze()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for RecordSlices {
+    fn from(bytes: Bytes) -> RecordSlices {
+        let len = bytes.len();
+        let parts = if bytes.is_empty() {
+            vec![]
+        } else {
+            vec![bytes]
+        };
+        RecordSlices { parts, len }
+    }
+}
+
+/// The records of one response, spliced into its frame by [`Splicer::encode`].
+#[derive(Debug, Default)]
+pub struct Splicer {
+    records: Vec<RecordSlices>,
+}
+
+impl Splicer {
+    /// The value to put in a response's records field for `records`: a
+    /// stand-in that `encode` replaces with them. Fields must be taken in
+    /// the order the encoder writes them (the response's order).
+    pub fn field(&mut self, records: RecordSlices) -> Bytes {
+        match STAND_IN.get(..records.len()) {
+            Some(stand_in) if !records.is_empty() => {
+                self.records.push(records);
+                Bytes::from_static(stand_in)
+            }
+            _ => records.concat(),
+        }
+    }
+
+    /// Encodes a whole response frame (size prefix, header, body) as
+    /// buffers to send in order, with every field taken from this splicer
+    /// replaced by its records.
+    pub fn encode<R: Encodable>(
+        self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &R,
+    ) -> Result<Vec<Bytes>, FrameError> {
+        let encode = || -> anyhow::Result<Vec<Bytes>> {
+            let header = ResponseHeader::default().with_correlation_id(correlation_id);
+            let header_version = api_key.response_header_version(version);
+            let size = header.compute_size(header_version)? + body.compute_size(version)?;
+            // Records long enough to be referenced take no room in the head.
+            let referenced: usize = self
+                .records
+                .iter()
+                .map(RecordSlices::len)
+                .filter(|&len| len >= SHARE_BYTES_MIN)
+                .sum();
+            let mut out = Rope {
+                head: BytesMut::with_capacity(
+                    (SIZE_PREFIX_BYTES + size).saturating_sub(referenced),
+                ),
+                head_offset: 0,
+                parts: Vec::with_capacity(2 * self.records.len() + 1),
+                records: self.records.into_iter(),
+                broken: false,
+            };
+            out.put_i32(i32::try_from(size)?);
+            header.encode(&mut out, header_version)?;
+            body.encode(&mut out, version)?;
+            anyhow::ensure!(!out.broken, "a stand-in did not match its records");
+            anyhow::ensure!(
+                out.records.next().is_none(),
+                "records left over: a stand-in was not spliced"
+            );
+            anyhow::ensure!(
+                out.offset() == SIZE_PREFIX_BYTES + size,
+                "encoded size differs from computed size"
+            );
+            Ok(out.finish())
+        };
+        encode().map_err(|source| FrameError::Encode {
+            api_key,
+            version,
+            source,
+        })
+    }
+}
+
+/// The buffer kafka-protocol encodes into: `head` collects the encoded
+/// fields; a stand-in's copy cuts it and puts the records between.
+struct Rope {
+    head: BytesMut,
+    /// The frame offset `head` starts at.
+    head_offset: usize,
+    parts: Vec<Bytes>,
+    records: std::vec::IntoIter<RecordSlices>,
+    broken: bool,
+}
+
+impl Rope {
+    fn splice(&mut self, stand_in_len: usize) {
+        let Some(records) = self.records.next() else {
+            self.broken = true;
+            return;
+        };
+        if records.len() != stand_in_len {
+            self.broken = true;
+            return;
+        }
+        if records.len() < SHARE_BYTES_MIN {
+            // Cheaper copied than sent as buffers of their own.
+            for part in records.parts() {
+                self.head.extend_from_slice(part);
+            }
+            return;
+        }
+        self.head_offset += self.head.len() + records.len();
+        if !self.head.is_empty() {
+            self.parts.push(self.head.split().freeze());
+        }
+        self.parts.extend(records.parts);
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.head.is_empty() {
+            self.parts.push(self.head.freeze());
+        }
+        self.parts
+    }
+}
+
+// SAFETY: every method forwards to `head`, a BytesMut, whose own
+// implementation upholds the trait's contract; `put_slice` either forwards
+// too or writes nothing into the buffer (it records a splice).
+unsafe impl BufMut for Rope {
+    fn remaining_mut(&self) -> usize {
+        self.head.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's guarantee (cnt bytes of chunk_mut, which is
+        // head's, were initialised) is the one head's advance_mut needs.
+        unsafe { self.head.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.head.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        if !src.is_empty() && std::ptr::eq(src.as_ptr(), STAND_IN.as_ptr()) {
+            self.splice(src.len());
+        } else {
+            self.head.put_slice(src);
+        }
+    }
+}
+
+impl ByteBufMut for Rope {
+    fn offset(&self) -> usize {
+        self.head_offset + self.head.len()
+    }
+
+    fn seek(&mut self, offset: usize) {
+        match offset.checked_sub(self.head_offset) {
+            Some(in_head) => self.head.resize(in_head, 0),
+            None => self.broken = true,
+        }
+    }
+
+    fn range(&mut self, r: Range<usize>) -> &mut [u8] {
+        let in_head = r.start.checked_sub(self.head_offset).and_then(|start| {
+            let end = r.end.checked_sub(self.head_offset)?;
+            Some(start..end)
+        });
+        match in_head {
+            Some(range) if range.end <= self.head.len() => match self.head.get_mut(range) {
+                Some(slice) => slice,
+                None => &mut [],
+            },
+            _ => {
+                // Only message encoders that back-patch use ranges, and
+                // never across a splice; if one did, the frame is refused.
+                self.broken = true;
+                &mut []
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use kafka_protocol::messages::FetchResponse;
+    use kafka_protocol::messages::fetch_response::{
+        AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    };
+    use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::frame::encode_response;
+
+    /// xorshift64*: the test's only randomness, from a printed seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Records cut into random buffers, some short, some long.
+    fn random_records(rng: &mut Rng) -> RecordSlices {
+        let mut parts = Vec::new();
+        for _ in 0..rng.below(5) {
+            let len = match rng.below(3) {
+                0 => rng.below(64) as usize,
+                1 => rng.below(4096) as usize,
+                _ => 4096 + rng.below(40_000) as usize,
+            };
+            let seed = rng.next() as u8;
+            let part: Vec<u8> = (0..len).map(|i| seed.wrapping_add(i as u8)).collect();
+            parts.push(Bytes::from(part));
+        }
+        let parts: Vec<Bytes> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        let len = parts.iter().map(Bytes::len).sum();
+        RecordSlices { parts, len }
+    }
+
+    fn random_partition(
+        rng: &mut Rng,
+        version: i16,
+        index: i32,
+        records: Option<Bytes>,
+    ) -> PartitionData {
+        let aborted = (rng.below(3) == 0).then(|| {
+            (0..rng.below(3))
+                .map(|i| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(i as i64 + 7))
+                        .with_first_offset(rng.below(1000) as i64)
+                })
+                .collect()
+        });
+        let leader = if version >= 12 {
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(rng.below(3) as i32))
+                .with_leader_epoch(rng.below(9) as i32)
+        } else {
+            LeaderIdAndEpoch::default()
+        };
+        PartitionData::default()
+            .with_partition_index(index)
+            .with_error_code(rng.below(2) as i16)
+            .with_high_watermark(rng.below(1 << 40) as i64)
+            .with_last_stable_offset(rng.below(1 << 40) as i64)
+            .with_log_start_offset(rng.below(1000) as i64)
+            .with_aborted_transactions(aborted)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_current_leader(leader)
+            .with_records(records)
+    }
+
+    /// The same response encoded twice, with each partition's records as
+    /// one copied buffer (kafka-protocol alone) and spliced: at every
+    /// served version, the bytes on the wire are the same.
+    #[test]
+    fn spliced_frames_equal_kafka_protocols_encoding_at_every_version() {
+        let seed = std::env::var("SHARDLOG_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed_f7c4_u64);
+        eprintln!("seed {seed} (replay with SHARDLOG_TEST_SEED={seed})");
+        let mut rng = Rng(seed | 1);
+        for round in 0..200 {
+            let version = 4 + (round % 15) as i16;
+            let mut splicer = Splicer::default();
+            let mut plain_topics = Vec::new();
+            let mut spliced_topics = Vec::new();
+            for t in 0..rng.below(4) {
+                let mut plain = Vec::new();
+                let mut spliced = Vec::new();
+                for p in 0..rng.below(5) as i32 {
+                    let fields_seed = rng.next();
+                    let (plain_records, spliced_records) = match rng.below(4) {
+                        0 => (None, None),
+                        _ => {
+                            let records = random_records(&mut rng);
+                            let whole = records.concat();
+                            (Some(whole), Some(splicer.field(records)))
+                        }
+                    };
+                    let partition =
+                        |records| random_partition(&mut Rng(fields_seed), version, p, records);
+                    plain.push(partition(plain_records));
+                    spliced.push(partition(spliced_records));
+                }
+                // v13+ names topics by id (KIP-516).
+                let topic = |partitions| {
+                    let response = FetchableTopicResponse::default().with_partitions(partitions);
+                    if version >= 13 {
+                        response.with_topic_id(uuid::Uuid::from_u64_pair(t, 9))
+                    } else {
+                        response.with_topic(TopicName(StrBytes::from_string(format!("topic-{t}"))))
+                    }
+                };
+                plain_topics.push(topic(plain));
+                spliced_topics.push(topic(spliced));
+            }
+            let response = |topics| {
+                FetchResponse::default()
+                    .with_throttle_time_ms(3)
+                    .with_session_id(0)
+                    .with_responses(topics)
+            };
+            let expected =
+                encode_response(ApiKey::Fetch, version, 41, &response(plain_topics)).unwrap();
+            let parts = splicer
+                .encode(ApiKey::Fetch, version, 41, &response(spliced_topics))
+                .unwrap();
+            let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            assert_eq!(
+                joined,
+                expected.to_vec(),
+                "round {round}, version {version}"
+            );
+        }
+    }
+
+    /// Records longer than a copy are sent from their own buffers: the
+    /// frame references them instead of copying.
+    #[test]
+    fn long_records_are_referenced_not_copied() {
+        let long = Bytes::from(vec![7u8; 100_000]);
+        let mut splicer = Splicer::default();
+        let field = splicer.field(RecordSlices::from(long.clone()));
+        let response = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![PartitionData::default().with_records(Some(field))]),
+        ]);
+        let parts = splicer.encode(ApiKey::Fetch, 11, 1, &response).unwrap();
+        assert!(
+            parts.iter().any(|p| p.as_ptr() == long.as_ptr()),
+            "the records' own buffer is among the frame's"
+        );
+    }
+
+    /// A stand-in the encoder never reached (a field taken but left out of
+    /// the response) fails the encoding rather than sending zeros.
+    #[test]
+    fn a_stand_in_left_out_fails_the_encoding() {
+        let mut splicer = Splicer::default();
+        let _unused = splicer.field(RecordSlices::from(Bytes::from(vec![1u8; 10_000])));
+        let response = FetchResponse::default();
+        assert!(splicer.encode(ApiKey::Fetch, 12, 1, &response).is_err());
+    }
+}
