@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -150,9 +151,50 @@ impl SegmentFile {
     pub(crate) async fn write_zeros(&self, from: u64, to: u64) -> Result<(), IoError> {
         #[cfg(test)]
         failpoint::check("zeros", &self.path)?;
-        let mut buf = self.alloc((to - from) as usize);
-        buf.as_mut().fill(0);
-        self.write_whole(buf, from).await
+        let len = (to - from) as usize;
+        let Some(zeros) = self.shared_zeros(len) else {
+            let mut buf = self.alloc(len);
+            buf.as_mut().fill(0);
+            return self.write_whole(buf, from).await;
+        };
+        let written = quiet(self.file.write_rc_at(zeros, from))
+            .await
+            .map_err(io_err("write", &self.path))?;
+        if written != len {
+            let e = io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {written} of {len} bytes"),
+            );
+            return Err(IoError::new("write", &self.path, e));
+        }
+        Ok(())
+    }
+
+    /// This executor's block of `len` zeros (a power of two up to
+    /// `SEGMENT_ZERO_AHEAD_BYTES`, the lengths of zero-ahead steps), which
+    /// every zero-ahead write of that length sends (the kernel only reads
+    /// it): a few allocations per shard, not one per write in flight (1,000
+    /// partitions starting at once held a mebibyte each), and no fill per
+    /// write. `None` for other lengths (a step cut at a segment's end).
+    fn shared_zeros(&self, len: usize) -> Option<Rc<DmaBuffer>> {
+        if !len.is_power_of_two() || len > ZEROS_BYTES_MAX {
+            return None;
+        }
+        let executor = glommio::executor().id();
+        SHARED_ZEROS.with(|zeros| {
+            let mut zeros = zeros.borrow_mut();
+            if zeros.0 != Some(executor) {
+                *zeros = (Some(executor), Vec::new());
+            }
+            if let Some((_, buf)) = zeros.1.iter().find(|(size, _)| *size == len) {
+                return Some(Rc::clone(buf));
+            }
+            let mut buf = self.file.alloc_dma_buffer(len);
+            buf.as_bytes_mut().fill(0);
+            let buf = Rc::new(buf);
+            zeros.1.push((len, Rc::clone(&buf)));
+            Some(buf)
+        })
     }
 
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
@@ -234,7 +276,15 @@ impl<F: Future> Future for Quiet<F> {
     }
 }
 
+/// The longest zero-ahead write ([`SegmentFile::write_zeros`]).
+const ZEROS_BYTES_MAX: usize = crate::limits::SEGMENT_ZERO_AHEAD_BYTES as usize;
+
+/// An executor (by id) and its shared blocks of zeros, by length.
+type SharedZeros = (Option<usize>, Vec<(usize, Rc<DmaBuffer>)>);
+
 thread_local! {
+    static SHARED_ZEROS: RefCell<SharedZeros> = const { RefCell::new((None, Vec::new())) };
+
     /// Devices on which this executor already opened a non-empty DMA file.
     static PROBED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
 }

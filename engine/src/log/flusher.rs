@@ -11,8 +11,9 @@
 //! (`PREALLOCATE_WRITE_BYTES_MIN`), `SEGMENT_PREALLOCATE_BYTES` at a time
 //! with fallocate, and such a write that would pass the allocated size
 //! waits for the allocation, so it lands in allocated space and does not
-//! allocate on the write path; for small writes, `SEGMENT_ZERO_AHEAD_BYTES`
-//! at a time by writing zeros past everything written so far, so the small
+//! allocate on the write path; for small writes, by writing zeros past
+//! everything written so far (32 KiB first, doubling up to
+//! `SEGMENT_ZERO_AHEAD_BYTES` at a time as the writes go on), so the small
 //! writes that follow are pure overwrites (inline in io_uring, and nothing
 //! for their fdatasync to convert); a write waits only if it overlaps zeros
 //! still being written. An allocation that fails (a full disk) only turns
@@ -34,7 +35,7 @@ use super::{FlushPolicy, Shared, State};
 use crate::io::{self, SegmentFile};
 use crate::limits::{
     BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
-    WRITES_IN_FLIGHT_MAX,
+    SEGMENT_ZERO_AHEAD_BYTES_MIN, WRITES_IN_FLIGHT_MAX,
 };
 use crate::{IoError, Offset};
 
@@ -75,6 +76,8 @@ struct Allocation {
     own_synced_end: u64,
     /// The sync under way is the file's own: `zeroed` when it was issued.
     own_sync: Option<Option<(u64, u64)>>,
+    /// The next zero-ahead write's length: it doubles after each.
+    zero_step: u64,
     /// Allocation failed once for this segment: writes grow the file.
     off: bool,
     in_flight: Option<IoFuture>,
@@ -94,6 +97,7 @@ impl Allocation {
             impure_end: 0,
             own_synced_end: 0,
             own_sync: None,
+            zero_step: SEGMENT_ZERO_AHEAD_BYTES_MIN,
             off: false,
             in_flight: None,
             held: None,
@@ -306,10 +310,11 @@ fn allocate_ahead(
                 (generation, len, file.pre_allocate(len).await)
             }));
         }
-    } else if !large && end + SEGMENT_ZERO_AHEAD_BYTES / 2 > allocation.allocated {
+    } else if !large && end + allocation.zero_step / 2 > allocation.allocated {
         let from = allocation.issued_end.max(end).max(allocation.allocated);
-        let to = (from + SEGMENT_ZERO_AHEAD_BYTES).min(segment_end);
+        let to = (from + allocation.zero_step).min(segment_end);
         if to > from {
+            allocation.zero_step = (allocation.zero_step * 2).min(SEGMENT_ZERO_AHEAD_BYTES);
             st.allocating = true;
             allocation.zeroing = Some((from, to));
             allocation.in_flight = Some(Box::pin(async move {

@@ -12,6 +12,7 @@ use crate::batch::builder::simple_batch;
 use crate::io::failpoint;
 use crate::limits::{
     PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
+    SEGMENT_ZERO_AHEAD_BYTES_MIN,
 };
 use crate::{Log, LogConfig, Offset};
 
@@ -145,7 +146,7 @@ fn small_writes_get_zeros_ahead_that_never_cover_their_data() {
         let (batches, size) = append_ten(&log, 300).await;
         let len = file_len(&dir.join(SEGMENT));
         assert!(
-            len >= size + SEGMENT_ZERO_AHEAD_BYTES / 2 && len.is_multiple_of(4096),
+            len >= size + SEGMENT_ZERO_AHEAD_BYTES_MIN / 2 && len.is_multiple_of(4096),
             "zeros ahead: {len} for {size}"
         );
         // Durable small appends across several zeroing steps: every batch
