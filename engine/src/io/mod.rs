@@ -106,9 +106,13 @@ impl SegmentFile {
 
     async fn write_whole(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
         let len = buf.0.len();
-        let written = quiet(self.file.write_at(buf.0, position))
-            .await
-            .map_err(io_err("write", &self.path))?;
+        let written = quiet(self.file.write_at(buf.0, position)).await;
+        self.whole(written, len)
+    }
+
+    /// A write's outcome: all of its `len` bytes written, or an error.
+    fn whole(&self, written: glommio::Result<usize, ()>, len: usize) -> Result<(), IoError> {
+        let written = written.map_err(io_err("write", &self.path))?;
         if written != len {
             let e = io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -157,17 +161,8 @@ impl SegmentFile {
             buf.as_mut().fill(0);
             return self.write_whole(buf, from).await;
         };
-        let written = quiet(self.file.write_rc_at(zeros, from))
-            .await
-            .map_err(io_err("write", &self.path))?;
-        if written != len {
-            let e = io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write: {written} of {len} bytes"),
-            );
-            return Err(IoError::new("write", &self.path, e));
-        }
-        Ok(())
+        let written = quiet(self.file.write_rc_at(zeros, from)).await;
+        self.whole(written, len)
     }
 
     /// This executor's block of `len` zeros (a power of two up to
