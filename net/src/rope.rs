@@ -9,8 +9,8 @@
 //! send.
 //!
 //! The cut is made inside kafka-protocol's encoder: the records field holds
-//! a stand-in of the records' length (a slice of a static zero region that
-//! is never read), and the buffer the encoder writes into recognises the
+//! a stand-in of the records' length (a slice of a zeroed region that is
+//! never read), and the buffer the encoder writes into recognises the
 //! stand-in by its address when the encoder copies it, and splices the
 //! real records there instead. Every field, version and tagged field stays
 //! kafka-protocol's; an encoding that did not splice every stand-in is an
@@ -37,8 +37,10 @@ const SHARE_BYTES_MIN: usize = 2 << 10;
 /// batch over 64 MiB) are copied into the frame.
 const STAND_IN_BYTES: usize = 64 << 20;
 
-/// Zeros in the binary's bss: address space only, never read or written.
-static STAND_IN: [u8; STAND_IN_BYTES] = [0; STAND_IN_BYTES];
+/// Zeroed address space (calloc'ed: fresh pages the process never touches,
+/// so no memory and nothing in the binary), never read or written.
+static STAND_IN: std::sync::LazyLock<Box<[u8]>> =
+    std::sync::LazyLock::new(|| vec![0u8; STAND_IN_BYTES].into_boxed_slice());
 
 /// A partition's record bytes for a response, as buffers in order: cached
 /// batches' records by reference, everything else (batch headers, small
@@ -141,7 +143,8 @@ impl Splicer {
     /// stand-in that `encode` replaces with them. Fields must be taken in
     /// the order the encoder writes them (the response's order).
     pub fn field(&mut self, records: RecordSlices) -> Bytes {
-        match STAND_IN.get(..records.len()) {
+        let stand_in: &'static [u8] = &STAND_IN;
+        match stand_in.get(..records.len()) {
             Some(stand_in) if !records.is_empty() => {
                 self.records.push(records);
                 Bytes::from_static(stand_in)
