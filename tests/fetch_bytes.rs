@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
     ProduceResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use net::protocol::schema::generate::Rng;
 
 const TOPIC: &str = "fetch-bytes";
 const PARTITIONS: i32 = 4;
@@ -85,22 +86,6 @@ struct Stored {
     base: i64,
     last: i64,
     bytes: Vec<u8>,
-}
-
-/// xorshift64*, from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// Produces batches of mixed sizes (a few bytes to 150 KiB, around the
@@ -306,7 +291,7 @@ fn fetched_bytes_equal_the_written_batches_from_cache_and_from_disk() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xfe7c_4b17);
     eprintln!("seed {seed} (replay with SHARDLOG_TEST_SEED={seed})");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let tmp = tempfile::tempdir().unwrap();
     let addr = common::free_addr();
     // A tail cache of one byte per shard: every read but the newest

@@ -5,8 +5,9 @@
 //! (header v2, for flexible versions), then the body. A response is `size`,
 //! `correlation_id`, tagged fields (header v1), then the body.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::limits::DECODED_BYTES_MAX_PER_REQUEST;
@@ -169,19 +170,43 @@ pub fn encode_response<R: Encodable>(
     correlation_id: i32,
     body: &R,
 ) -> Result<Bytes, FrameError> {
-    let encode = || -> anyhow::Result<Bytes> {
+    encode_response_into(
+        api_key,
+        version,
+        correlation_id,
+        body,
+        BytesMut::with_capacity,
+        |out| Ok(out.freeze()),
+    )
+}
+
+/// [`encode_response`] into the buffer `buffer` makes for a frame of the
+/// length it is given; `finish` turns the filled buffer into the result.
+pub(crate) fn encode_response_into<R, B, T>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    buffer: impl FnOnce(usize) -> B,
+    finish: impl FnOnce(B) -> anyhow::Result<T>,
+) -> Result<T, FrameError>
+where
+    R: Encodable,
+    B: ByteBufMut,
+{
+    let encode = || -> anyhow::Result<T> {
         let header = ResponseHeader::default().with_correlation_id(correlation_id);
         let header_version = api_key.response_header_version(version);
         let size = header.compute_size(header_version)? + body.compute_size(version)?;
-        let mut out = BytesMut::with_capacity(SIZE_PREFIX_BYTES + size);
+        let mut out = buffer(SIZE_PREFIX_BYTES + size);
         out.put_i32(i32::try_from(size)?);
         header.encode(&mut out, header_version)?;
         body.encode(&mut out, version)?;
         anyhow::ensure!(
-            out.len() == SIZE_PREFIX_BYTES + size,
+            out.offset() == SIZE_PREFIX_BYTES + size,
             "encoded size differs from computed size"
         );
-        Ok(out.freeze())
+        finish(out)
     };
     encode().map_err(|source| FrameError::Encode {
         api_key,
@@ -192,6 +217,7 @@ pub fn encode_response<R: Encodable>(
 
 #[cfg(test)]
 mod tests {
+    use bytes::BufMut;
     use proptest::prelude::*;
 
     use super::*;

@@ -21,11 +21,11 @@ use std::ops::Range;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use engine::Chunk;
-use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 use kafka_protocol::protocol::buf::ByteBufMut;
 
-use crate::frame::{FrameError, SIZE_PREFIX_BYTES};
+use crate::frame::{FrameError, encode_response_into};
 
 /// Cached records at least this long are shared with the cache; shorter
 /// ones are copied (one copy of a few hundred bytes is cheaper than another
@@ -56,16 +56,18 @@ pub struct RecordSlices {
 impl RecordSlices {
     /// The bytes of `chunks` (whole batches, in order).
     pub fn from_chunks(chunks: &[Chunk]) -> RecordSlices {
-        let shared = |chunk: &Chunk| match chunk {
-            Chunk::Cached(batch) if batch.records.len() >= SHARE_BYTES_MIN => {
-                Some(batch.records.clone())
+        fn shared(chunk: &Chunk) -> Option<&Bytes> {
+            match chunk {
+                Chunk::Cached(batch) if batch.records.len() >= SHARE_BYTES_MIN => {
+                    Some(&batch.records)
+                }
+                _ => None,
             }
-            _ => None,
-        };
+        }
         let len: usize = chunks.iter().map(Chunk::len).sum();
         let copied: usize = chunks
             .iter()
-            .map(|c| shared(c).map_or(c.len(), |records| c.len() - records.len()))
+            .map(|c| c.len() - shared(c).map_or(0, Bytes::len))
             .sum();
         let mut parts = Vec::new();
         let mut pending = BytesMut::with_capacity(copied);
@@ -76,7 +78,7 @@ impl RecordSlices {
                     let [header, _] = chunk.slices();
                     pending.extend_from_slice(header);
                     parts.push(pending.split().freeze());
-                    parts.push(records);
+                    parts.push(records.clone());
                 }
                 None => {
                     for slice in chunk.slices() {
@@ -163,45 +165,30 @@ impl Splicer {
         correlation_id: i32,
         body: &R,
     ) -> Result<Vec<Bytes>, FrameError> {
-        let encode = || -> anyhow::Result<Vec<Bytes>> {
-            let header = ResponseHeader::default().with_correlation_id(correlation_id);
-            let header_version = api_key.response_header_version(version);
-            let size = header.compute_size(header_version)? + body.compute_size(version)?;
-            // Records long enough to be referenced take no room in the head.
-            let referenced: usize = self
-                .records
-                .iter()
-                .map(RecordSlices::len)
-                .filter(|&len| len >= SHARE_BYTES_MIN)
-                .sum();
-            let mut out = Rope {
-                head: BytesMut::with_capacity(
-                    (SIZE_PREFIX_BYTES + size).saturating_sub(referenced),
-                ),
-                head_offset: 0,
-                parts: Vec::with_capacity(2 * self.records.len() + 1),
-                records: self.records.into_iter(),
-                broken: false,
-            };
-            out.put_i32(i32::try_from(size)?);
-            header.encode(&mut out, header_version)?;
-            body.encode(&mut out, version)?;
+        // Records long enough to be referenced take no room in the head.
+        let referenced: usize = self
+            .records
+            .iter()
+            .map(RecordSlices::len)
+            .filter(|&len| len >= SHARE_BYTES_MIN)
+            .sum();
+        let records = self.records;
+        let rope = |frame_len: usize| Rope {
+            head: BytesMut::with_capacity(frame_len.saturating_sub(referenced)),
+            head_offset: 0,
+            parts: Vec::with_capacity(2 * records.len() + 1),
+            records: records.into_iter(),
+            broken: false,
+        };
+        let finish = |mut out: Rope| {
             anyhow::ensure!(!out.broken, "a stand-in did not match its records");
             anyhow::ensure!(
                 out.records.next().is_none(),
                 "records left over: a stand-in was not spliced"
             );
-            anyhow::ensure!(
-                out.offset() == SIZE_PREFIX_BYTES + size,
-                "encoded size differs from computed size"
-            );
             Ok(out.finish())
         };
-        encode().map_err(|source| FrameError::Encode {
-            api_key,
-            version,
-            source,
-        })
+        encode_response_into(api_key, version, correlation_id, body, rope, finish)
     }
 }
 
@@ -320,22 +307,7 @@ mod tests {
 
     use super::*;
     use crate::frame::encode_response;
-
-    /// xorshift64*: the test's only randomness, from a printed seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
+    use crate::protocol::schema::generate::Rng;
 
     /// Records cut into random buffers, some short, some long.
     fn random_records(rng: &mut Rng) -> RecordSlices {
@@ -346,7 +318,7 @@ mod tests {
                 1 => rng.below(4096) as usize,
                 _ => 4096 + rng.below(40_000) as usize,
             };
-            let seed = rng.next() as u8;
+            let seed = rng.next_u64() as u8;
             let part: Vec<u8> = (0..len).map(|i| seed.wrapping_add(i as u8)).collect();
             parts.push(Bytes::from(part));
         }
@@ -399,7 +371,7 @@ mod tests {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0x5eed_f7c4_u64);
         eprintln!("seed {seed} (replay with SHARDLOG_TEST_SEED={seed})");
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         for round in 0..200 {
             let version = 4 + (round % 15) as i16;
             let mut splicer = Splicer::default();
@@ -409,7 +381,7 @@ mod tests {
                 let mut plain = Vec::new();
                 let mut spliced = Vec::new();
                 for p in 0..rng.below(5) as i32 {
-                    let fields_seed = rng.next();
+                    let fields_seed = rng.next_u64();
                     let (plain_records, spliced_records) = match rng.below(4) {
                         0 => (None, None),
                         _ => {
@@ -419,7 +391,7 @@ mod tests {
                         }
                     };
                     let partition =
-                        |records| random_partition(&mut Rng(fields_seed), version, p, records);
+                        |records| random_partition(&mut Rng::new(fields_seed), version, p, records);
                     plain.push(partition(plain_records));
                     spliced.push(partition(spliced_records));
                 }
