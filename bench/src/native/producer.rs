@@ -143,8 +143,39 @@ struct Pending {
 #[derive(Default)]
 struct Accumulator {
     messages: Vec<Pending>,
+    /// The batch's encoded size at most (before compression).
     bytes: usize,
     first_at: Option<Instant>,
+    /// The next message would take the batch past `batch_bytes`.
+    full: bool,
+}
+
+/// A record batch's header (v2).
+const BATCH_HEADER_BYTES: usize = 61;
+/// What a record adds to its key and value at most: its length, attributes,
+/// timestamp and offset deltas, key and value lengths (varints) and header
+/// count.
+const RECORD_OVERHEAD_BYTES_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 1;
+
+impl Accumulator {
+    /// Whether a message of `bytes` (key and value) fits a batch of at most
+    /// `batch_bytes` with those gathered; the first always does, as with
+    /// librdkafka's `batch.size` (a larger one meets the broker's
+    /// `max.message.bytes`).
+    fn fits(&self, bytes: usize, batch_bytes: usize) -> bool {
+        self.messages.is_empty() || self.bytes + bytes + RECORD_OVERHEAD_BYTES_MAX <= batch_bytes
+    }
+
+    fn push(&mut self, message: Pending, now: Instant) {
+        if self.messages.is_empty() {
+            self.bytes = BATCH_HEADER_BYTES;
+        }
+        self.bytes += message.payload.len()
+            + message.key.as_ref().map_or(0, Vec::len)
+            + RECORD_OVERHEAD_BYTES_MAX;
+        self.first_at.get_or_insert(now);
+        self.messages.push(message);
+    }
 }
 
 /// The messages of one request, by partition: sequence number, due time
@@ -206,10 +237,18 @@ async fn run(plan: Plan, tally: ProducerHandle, mut generator: Generator) -> any
         connection_of: &connection_of,
         tally: &tally,
     };
+    // A message that did not fit its partition's batch: it starts the
+    // next one, once that batch went.
+    let mut overflow: Option<(usize, Pending)> = None;
     loop {
         // Every message due before the end is sent, however late: dropping
         // the ones a slow broker delayed would hide the delay.
         let now = Instant::now();
+        if let Some((partition, message)) = overflow.take()
+            && let Some(acc) = accumulators.get_mut(partition)
+        {
+            acc.push(message, now);
+        }
         if plan.schedule.due(sequence).unwrap_or(now) >= plan.end {
             break;
         }
@@ -235,18 +274,23 @@ async fn run(plan: Plan, tally: ProducerHandle, mut generator: Generator) -> any
                 }
             };
             gathered += payload.len();
-            if let Some(acc) = accumulators.get_mut(partition as usize) {
-                acc.bytes += payload.len() + key.as_ref().map_or(0, Vec::len);
-                acc.first_at.get_or_insert(now);
-                acc.messages.push(Pending {
-                    sequence,
-                    due_ns,
-                    key,
-                    payload,
-                });
-            }
+            let message = Pending {
+                sequence,
+                due_ns,
+                key,
+                payload,
+            };
             tally.sent();
             sequence += 1;
+            let bytes = message.payload.len() + message.key.as_ref().map_or(0, Vec::len);
+            if let Some(acc) = accumulators.get_mut(partition as usize) {
+                if !acc.fits(bytes, plan.batch_bytes) {
+                    acc.full = true;
+                    overflow = Some((partition as usize, message));
+                    break;
+                }
+                acc.push(message, now);
+            }
         }
         sender
             .send_ready(&mut accumulators, &connections, false)
@@ -271,7 +315,19 @@ async fn run(plan: Plan, tally: ProducerHandle, mut generator: Generator) -> any
     sender
         .send_ready(&mut accumulators, &connections, true)
         .await?;
-    // Every answer, or 60 s.
+    if let Some((partition, message)) = overflow.take()
+        && let Some(acc) = accumulators.get_mut(partition)
+    {
+        acc.push(message, Instant::now());
+        sender
+            .send_ready(&mut accumulators, &connections, true)
+            .await?;
+    }
+    answered(&connections).await
+}
+
+/// Waits for every answer, or 60 s.
+async fn answered(connections: &[Leader]) -> anyhow::Result<()> {
     let idle = |c: &Leader| c.slots.available_permits() == IN_FLIGHT_MAX;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !connections.iter().all(idle) && Instant::now() < deadline {
@@ -307,7 +363,9 @@ impl Sender<'_> {
             let mut partitions = Vec::new();
             for (partition, acc) in accumulators.iter_mut().enumerate() {
                 let ready = acc.first_at.is_some_and(|first| {
-                    all || acc.bytes >= self.plan.batch_bytes || now >= first + self.plan.linger
+                    all || acc.full
+                        || acc.bytes >= self.plan.batch_bytes
+                        || now >= first + self.plan.linger
                 });
                 if ready && self.connection_of.get(partition) == Some(&index) {
                     partitions.push((partition as i32, std::mem::take(acc)));
@@ -434,5 +492,49 @@ mod tests {
             assert_eq!(murmur2(data), hash, "{}", String::from_utf8_lossy(data));
         }
         assert!((0..7).contains(&partition_for_key(b"21", 7)));
+    }
+
+    /// A batch gathered while messages fit is no larger, encoded, than
+    /// `batch_bytes` (the broker refuses a batch past `max.message.bytes`
+    /// with MESSAGE_TOO_LARGE).
+    #[test]
+    fn gathered_batches_fit_batch_bytes() {
+        let now = Instant::now();
+        for (value, key, batch_bytes) in [
+            (1024, 0, 1 << 20),
+            (1000, 24, 1 << 20),
+            (100, 8, 16 << 10),
+            (1, 0, 4096),
+        ] {
+            let mut acc = Accumulator::default();
+            let mut sequence = 0;
+            while acc.fits(value + key, batch_bytes) {
+                let message = Pending {
+                    sequence,
+                    due_ns: u64::MAX,
+                    key: (key > 0).then(|| vec![7; key]),
+                    payload: vec![9; value],
+                };
+                acc.push(message, now);
+                sequence += 1;
+            }
+            let records: Vec<Record<'_>> = acc
+                .messages
+                .iter()
+                .map(|m| Record {
+                    key: m.key.as_deref(),
+                    value: Some(&m.payload),
+                    timestamp_delta: i64::from(i32::MAX),
+                    ..Record::default()
+                })
+                .collect();
+            let spec = BatchSpec::new(i32::try_from(records.len()).unwrap(), 0);
+            let encoded = encode_batch(&spec, &encode_records(&records)).len();
+            assert!(
+                encoded <= batch_bytes,
+                "{value}+{key}: {encoded} > {batch_bytes}"
+            );
+            assert!(acc.messages.len() > 1);
+        }
     }
 }
