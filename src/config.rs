@@ -26,6 +26,7 @@
 //! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
+//! in-flight-bytes-per-shard = 536870912 # request bytes read, not yet answered (queued.max.request.bytes)
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -67,6 +68,7 @@ pub struct FileConfig {
     pub producer_id_expiration_ms: Option<i64>,
     /// What the tail caches of one shard hold together.
     pub tail_cache_bytes_per_shard: Option<usize>,
+    pub in_flight_bytes_per_shard: Option<usize>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

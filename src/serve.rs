@@ -71,6 +71,7 @@ struct ServeConfig {
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
+    in_flight_bytes_per_shard: usize,
     settings: Settings,
 }
 
@@ -103,6 +104,9 @@ impl ServeConfig {
             tail_cache_bytes_per_shard: file
                 .tail_cache_bytes_per_shard
                 .unwrap_or_else(|| tail_cache_share(shards)),
+            in_flight_bytes_per_shard: file
+                .in_flight_bytes_per_shard
+                .unwrap_or(net::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
@@ -199,6 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut listener = ListenerConfig::new(config.listen);
     listener.request_bytes_max = config.request_bytes_max;
     listener.connections_max_idle = config.connections_max_idle;
+    listener.in_flight_bytes_per_shard = config.in_flight_bytes_per_shard;
     listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
     if let Some(interval) = config.stop_poll_interval {
         listener.stop_poll_interval = interval;

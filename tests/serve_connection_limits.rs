@@ -167,3 +167,44 @@ fn ten_thousand_connects_and_disconnects_lose_nothing_and_the_broker_answers_thr
         with_churn / without
     );
 }
+
+/// `in-flight-bytes-per-shard` far below one request: each request takes
+/// the whole budget (a frame larger than it takes all of it), so a shard
+/// reads one request at a time, and concurrent producers on several
+/// connections still all get every batch acknowledged and stored.
+#[test]
+fn a_tiny_in_flight_budget_serialises_requests_and_loses_nothing() {
+    const PRODUCERS: usize = 4;
+    const BATCHES: i32 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(dir.path(), addr, "in-flight-bytes-per-shard = 4096\n");
+    create_topic_raw(addr, "budget", 1);
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|producer| {
+            std::thread::spawn(move || {
+                let mut records = 0;
+                for n in 0..BATCHES {
+                    // 100-byte and 64 KiB values: frames under and over the budget.
+                    let value_bytes = if n % 3 == 0 { 65_536 } else { 100 };
+                    let count = 1 + (n % 4);
+                    let batch = engine::batch::builder::simple_batch(
+                        count,
+                        value_bytes,
+                        1_700_000_000_000,
+                        producer as u8,
+                    );
+                    let answer = common::produce_batch(addr, "budget", batch, 9);
+                    assert_eq!(answer.error_code, 0, "producer {producer}, batch {n}");
+                    records += i64::from(count);
+                }
+                records
+            })
+        })
+        .collect();
+    let produced: i64 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+    assert_eq!(common::latest_offset(addr, "budget", 0), produced);
+    let (error, high_watermark, records) = fetch_records(addr, "budget", 0, 0);
+    assert_eq!((error, high_watermark), (0, produced));
+    assert!(records.is_some_and(|r| !r.is_empty()));
+}

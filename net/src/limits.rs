@@ -12,6 +12,7 @@ pub const IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION: usize = 32;
 pub const IN_FLIGHT_BYTES_MAX_PER_CONNECTION: usize = 64 << 20;
 /// Request bytes all connections of a shard may hold under way (Kafka's
 /// `queued.max.request.bytes`); connections past it wait before reading.
+/// The default of `in-flight-bytes-per-shard`.
 pub const IN_FLIGHT_BYTES_MAX_PER_SHARD: usize = 512 << 20;
 /// Kafka's broker `fetch.max.bytes` default (55 MiB): record bytes one Fetch
 /// response carries at most, whatever the client's `max_bytes` (a single

@@ -38,7 +38,7 @@ use crate::frame::{decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
 use crate::limits::{
     DECODED_BYTES_MAX_PER_REQUEST, DECODED_BYTES_MAX_PER_SHARD, IN_FLIGHT_BYTES_MAX_PER_CONNECTION,
-    IN_FLIGHT_BYTES_MAX_PER_SHARD, IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION,
+    IN_FLIGHT_REQUESTS_MAX_PER_CONNECTION,
 };
 
 /// A request under way: its outcome to come, and the budget it holds.
@@ -51,17 +51,22 @@ struct InFlight {
 /// The budgets all connections of one shard share.
 #[derive(Debug)]
 pub(super) struct ShardBudgets {
-    /// Request bytes read and not yet answered.
+    /// Request bytes read and not yet answered, of `in_flight_bytes`.
     in_flight: Rc<Semaphore>,
+    in_flight_bytes: usize,
     /// Decoded request bodies (the walk's bound) whose ordered part runs.
     decoded: Rc<Semaphore>,
 }
 
 impl ShardBudgets {
-    pub(super) fn new() -> ShardBudgets {
+    /// `in_flight_bytes` at least 1: a frame larger than the budget takes
+    /// all of it.
+    pub(super) fn new(in_flight_bytes: usize) -> ShardBudgets {
         const _: () = assert!(DECODED_BYTES_MAX_PER_REQUEST <= DECODED_BYTES_MAX_PER_SHARD);
+        let in_flight_bytes = in_flight_bytes.max(1);
         ShardBudgets {
-            in_flight: Rc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX_PER_SHARD as u64)),
+            in_flight: Rc::new(Semaphore::new(in_flight_bytes as u64)),
+            in_flight_bytes,
             decoded: Rc::new(Semaphore::new(DECODED_BYTES_MAX_PER_SHARD as u64)),
         }
     }
@@ -134,7 +139,7 @@ impl Budgets {
         let shard = self
             .shard
             .in_flight
-            .acquire_static_permit(units(IN_FLIGHT_BYTES_MAX_PER_SHARD))
+            .acquire_static_permit(units(self.shard.in_flight_bytes))
             .await
             .ok()?;
         Some([connection, shard])

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{Either, select};
 
-use crate::limits::REQUEST_BYTES_MAX;
+use crate::limits::{IN_FLIGHT_BYTES_MAX_PER_SHARD, REQUEST_BYTES_MAX};
 use admission::{Connections, PerIp};
 
 /// How often the accept loop looks at the stop condition.
@@ -37,6 +37,9 @@ pub struct ListenerConfig {
     pub connections_max_idle: Duration,
     /// `max.connections.per.ip`, counted over every shard.
     pub per_ip: Arc<PerIp>,
+    /// Request bytes all connections of a shard may hold read and not yet
+    /// answered (Kafka's `queued.max.request.bytes`, per shard).
+    pub in_flight_bytes_per_shard: usize,
 }
 
 impl ListenerConfig {
@@ -47,6 +50,7 @@ impl ListenerConfig {
             stop_poll_interval: STOP_POLL_INTERVAL,
             connections_max_idle: CONNECTIONS_MAX_IDLE,
             per_ip: PerIp::new(usize::MAX),
+            in_flight_bytes_per_shard: IN_FLIGHT_BYTES_MAX_PER_SHARD,
         }
     }
 }
@@ -99,7 +103,9 @@ impl Listener {
     /// as its own task on this shard. Between accepts it closes idle
     /// connections (`connections.max.idle.ms`).
     pub async fn serve(self, shard: Rc<crate::broker::Shard>, stopped: impl Fn() -> bool) {
-        let shard_budget = Rc::new(connection::ShardBudgets::new());
+        let shard_budget = Rc::new(connection::ShardBudgets::new(
+            self.config.in_flight_bytes_per_shard,
+        ));
         let connections = Connections::new(self.config.connections_max_idle);
         let mut last_sweep = Instant::now();
         // One accept stays pending across the stop checks: a dropped accept
