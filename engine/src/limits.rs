@@ -51,8 +51,10 @@ pub const PREALLOCATE_WRITE_BYTES_MIN: usize = 256 << 10;
 /// the largest step: a segment's first is `SEGMENT_ZERO_AHEAD_BYTES_MIN`,
 /// and each next one is twice the last, so a partition that writes little
 /// writes few zeros (10,000 partitions at 2 messages a second each had
-/// 10 GB of zeros to write before their data at 1 MiB each).
-pub const SEGMENT_ZERO_AHEAD_BYTES: u64 = 1 << 20;
+/// 10 GB of zeros to write before their data at 1 MiB each). 128 KiB, not
+/// 1 MiB: with 16 partitions at 50,000 msgs/s (omb) the publish p99 was
+/// 38-61 ms at 1 MiB steps and 23-25 ms at 128 KiB (docs/benchmarks.md).
+pub const SEGMENT_ZERO_AHEAD_BYTES: u64 = 128 << 10;
 /// The first zero-ahead step of a segment.
 pub const SEGMENT_ZERO_AHEAD_BYTES_MIN: u64 = 32 << 10;
 /// Bytes read from disk per I/O when scanning a segment during recovery.
