@@ -27,6 +27,7 @@
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
 //! in-flight-bytes-per-shard = 536870912 # request bytes read, not yet answered (queued.max.request.bytes)
+//! pin-shards = true                    # shard N on CPU N (default: when shards <= cores)
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -69,6 +70,7 @@ pub struct FileConfig {
     /// What the tail caches of one shard hold together.
     pub tail_cache_bytes_per_shard: Option<usize>,
     pub in_flight_bytes_per_shard: Option<usize>,
+    pub pin_shards: Option<bool>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

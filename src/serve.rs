@@ -48,6 +48,12 @@ pub struct Args {
     /// Number of shards (one executor thread each); default: available cores.
     #[arg(long)]
     shards: Option<usize>,
+    /// Pin shard N to CPU N [default: true when shards <= cores]. `false`
+    /// leaves the shards to the scheduler: for machines the broker shares
+    /// with busy processes (clients, other services), where a pinned shard
+    /// waits for its one CPU while another is free.
+    #[arg(long)]
+    pin_shards: Option<bool>,
     /// A TOML file with the same keys, broker settings and broker defaults
     /// for topic configs (see the README); flags win over it.
     #[arg(long)]
@@ -72,6 +78,7 @@ struct ServeConfig {
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
     in_flight_bytes_per_shard: usize,
+    pin_shards: bool,
     settings: Settings,
 }
 
@@ -107,6 +114,10 @@ impl ServeConfig {
             in_flight_bytes_per_shard: file
                 .in_flight_bytes_per_shard
                 .unwrap_or(net::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD),
+            pin_shards: args
+                .pin_shards
+                .or(file.pin_shards)
+                .unwrap_or(shards <= cores),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
@@ -211,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {
         let (data_dir, stop) = (data_dir.clone(), Arc::clone(&stop));
-        let cpu = (shards <= cores).then_some(shard);
+        let cpu = config.pin_shards.then_some(shard % cores);
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listener = listener.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;

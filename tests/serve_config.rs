@@ -135,3 +135,70 @@ fn a_port_held_by_another_socket_is_refused_not_shared() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
+
+/// The CPUs a task of `pid` may run on (`Cpus_allowed_list`), by thread name.
+fn threads_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let (Ok(name), Ok(status)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("status")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        threads.push((name.trim().to_string(), cpus));
+    }
+    threads
+}
+
+/// Shards are pinned one per CPU by default (two shards here, on a
+/// machine of two or more CPUs: each shard's threads on its own CPU), and
+/// `--pin-shards false` leaves every one of them the process's CPUs.
+#[test]
+fn pin_shards_decides_where_shard_threads_may_run() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for pin in [None, Some("false"), Some("true")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let extra: Vec<&str> = pin.map(|p| vec!["--pin-shards", p]).unwrap_or_default();
+        let broker = start_with(&tmp.path().join("data"), addr, "warn", &extra);
+        let pid = broker.0.id();
+        let process_cpus = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Cpus_allowed_list:")
+                    .map(|c| c.trim().to_string())
+            })
+            .unwrap();
+        let threads = threads_cpus(pid);
+        for shard in 0..2 {
+            let prefix = format!("shard-{shard}-");
+            let cpus: Vec<&String> = threads
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(_, cpus)| cpus)
+                .collect();
+            assert!(
+                !cpus.is_empty(),
+                "{pin:?}: threads of shard {shard}: {threads:?}"
+            );
+            let pinned = pin != Some("false") && (pin.is_some() || 2 <= cores);
+            let expected = if pinned {
+                (shard % cores).to_string()
+            } else {
+                process_cpus.clone()
+            };
+            for cpu in cpus {
+                assert_eq!(cpu, &expected, "{pin:?}: shard {shard} ({threads:?})");
+            }
+        }
+    }
+}
