@@ -166,6 +166,20 @@ impl Accumulator {
         self.messages.is_empty() || self.bytes + bytes + RECORD_OVERHEAD_BYTES_MAX <= batch_bytes
     }
 
+    /// The gathered messages as records, each `timestamp_delta` after the
+    /// batch's timestamp.
+    fn records(&self, timestamp_delta: i64) -> Vec<Record<'_>> {
+        self.messages
+            .iter()
+            .map(|m| Record {
+                key: m.key.as_deref(),
+                value: Some(&m.payload),
+                timestamp_delta,
+                ..Record::default()
+            })
+            .collect()
+    }
+
     fn push(&mut self, message: Pending, now: Instant) {
         if self.messages.is_empty() {
             self.bytes = BATCH_HEADER_BYTES;
@@ -380,15 +394,7 @@ impl Sender<'_> {
 
     /// One partition's batch, compressed as the workload says.
     fn batch(&self, acc: &Accumulator, timestamp: i64) -> anyhow::Result<Vec<u8>> {
-        let records: Vec<Record<'_>> = acc
-            .messages
-            .iter()
-            .map(|m| Record {
-                key: m.key.as_deref(),
-                value: Some(&m.payload),
-                ..Record::default()
-            })
-            .collect();
+        let records = acc.records(0);
         let mut spec = BatchSpec::new(i32::try_from(records.len())?, timestamp);
         spec.compression = self.plan.compression;
         let records = codec::compress(spec.compression, Some(1), &encode_records(&records))?;
@@ -518,16 +524,8 @@ mod tests {
                 acc.push(message, now);
                 sequence += 1;
             }
-            let records: Vec<Record<'_>> = acc
-                .messages
-                .iter()
-                .map(|m| Record {
-                    key: m.key.as_deref(),
-                    value: Some(&m.payload),
-                    timestamp_delta: i64::from(i32::MAX),
-                    ..Record::default()
-                })
-                .collect();
+            // The largest delta a batch carries: the longest varint.
+            let records = acc.records(i64::from(i32::MAX));
             let spec = BatchSpec::new(i32::try_from(records.len()).unwrap(), 0);
             let encoded = encode_batch(&spec, &encode_records(&records)).len();
             assert!(
