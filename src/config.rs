@@ -28,6 +28,7 @@
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
 //! in-flight-bytes-per-shard = 536870912 # request bytes read, not yet answered (queued.max.request.bytes)
 //! pin-shards = true                    # shard N on CPU N (default: when shards <= cores)
+//! slow-request-log-ms = 100            # log requests answered this long after read (0: all)
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -71,6 +72,7 @@ pub struct FileConfig {
     pub tail_cache_bytes_per_shard: Option<usize>,
     pub in_flight_bytes_per_shard: Option<usize>,
     pub pin_shards: Option<bool>,
+    pub slow_request_log_ms: Option<u64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

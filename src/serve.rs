@@ -79,6 +79,7 @@ struct ServeConfig {
     tail_cache_bytes_per_shard: usize,
     in_flight_bytes_per_shard: usize,
     pin_shards: bool,
+    slow_request_log: Duration,
     settings: Settings,
 }
 
@@ -118,6 +119,9 @@ impl ServeConfig {
                 .pin_shards
                 .or(file.pin_shards)
                 .unwrap_or(shards <= cores),
+            slow_request_log: file
+                .slow_request_log_ms
+                .map_or(net::limits::SLOW_REQUEST_LOG, Duration::from_millis),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
@@ -215,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     listener.request_bytes_max = config.request_bytes_max;
     listener.connections_max_idle = config.connections_max_idle;
     listener.in_flight_bytes_per_shard = config.in_flight_bytes_per_shard;
+    listener.slow_request_log = config.slow_request_log;
     listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
     if let Some(interval) = config.stop_poll_interval {
         listener.stop_poll_interval = interval;

@@ -202,3 +202,49 @@ fn pin_shards_decides_where_shard_threads_may_run() {
         }
     }
 }
+
+/// `slow-request-log-ms = 0` logs every request but those that wait by
+/// design, with where its time went, at most one line a second per shard.
+#[test]
+fn slow_requests_are_logged_with_where_the_time_went() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = tmp.path().join("shardlog.toml");
+    std::fs::write(&config, "slow-request-log-ms = 0\n").unwrap();
+    let log = tmp.path().join("broker.log");
+    common::wait_port_closed(addr);
+    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let broker = common::Broker(child);
+    common::wait_listening(addr);
+    common::create_topic_raw(addr, "slow", 1);
+    // Past the one-line-a-second bound of whichever shard logged before.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let batch = engine::batch::builder::simple_batch(1, 100, 1_700_000_000_000, b's');
+    assert_eq!(common::produce_batch(addr, "slow", batch, 9).error_code, 0);
+    let (error, _, _) = common::fetch_records(addr, "slow", 0, 0);
+    assert_eq!(error, 0);
+    assert!(common::stop(broker).success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("slow request")).collect();
+    let produce = lines
+        .iter()
+        .find(|l| l.contains("api=Produce"))
+        .unwrap_or_else(|| panic!("a Produce line in {lines:#?}"));
+    for field in ["total_ms=", "ordered_ms=", "completing_ms=", "sending_ms="] {
+        assert!(produce.contains(field), "{field} in {produce}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains("api=Fetch")),
+        "Fetch waits by design: {lines:#?}"
+    );
+}

@@ -14,6 +14,10 @@ pub const IN_FLIGHT_BYTES_MAX_PER_CONNECTION: usize = 64 << 20;
 /// `queued.max.request.bytes`); connections past it wait before reading.
 /// The default of `in-flight-bytes-per-shard`.
 pub const IN_FLIGHT_BYTES_MAX_PER_SHARD: usize = 512 << 20;
+/// The default of `slow-request-log-ms`: a request (other than those that
+/// wait by design: Fetch, JoinGroup, SyncGroup) answered this long after it
+/// was read is logged.
+pub const SLOW_REQUEST_LOG: std::time::Duration = std::time::Duration::from_millis(100);
 /// Kafka's broker `fetch.max.bytes` default (55 MiB): record bytes one Fetch
 /// response carries at most, whatever the client's `max_bytes` (a single
 /// batch larger than what is left is still returned, as KIP-74 has it).

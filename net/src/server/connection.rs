@@ -22,6 +22,7 @@
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::mpsc;
@@ -46,7 +47,75 @@ struct InFlight {
     outcome: LocalBoxFuture<'static, Outcome>,
     _bytes: [StaticPermit; 2],
     _under_way: UnderWay,
+    timing: Timing,
 }
+
+/// When a request was read whole and when its ordered part was done, for
+/// the slow-request log line.
+struct Timing {
+    api_key: kafka_protocol::messages::ApiKey,
+    correlation: i32,
+    read: Instant,
+    dispatched: Instant,
+}
+
+/// Slow requests a shard logged last, to log at most one a second.
+struct SlowLog {
+    last: Option<Instant>,
+    /// Slow requests not logged since the last line.
+    unlogged: u64,
+}
+
+thread_local! {
+    static SLOW_LOG: std::cell::RefCell<SlowLog> =
+        const { std::cell::RefCell::new(SlowLog { last: None, unlogged: 0 }) };
+}
+
+impl Timing {
+    /// Logs the request if it took `slow` or longer from read to written
+    /// (Fetch and the group joins wait by design and are not), at most one
+    /// line a second per shard, counting those left out.
+    fn log_if_slow(&self, ready: Instant, written: Instant, slow: Duration, peer: &str) {
+        use kafka_protocol::messages::ApiKey;
+        let total = written.saturating_duration_since(self.read);
+        if total < slow
+            || matches!(
+                self.api_key,
+                ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup
+            )
+        {
+            return;
+        }
+        let Some(unlogged) = SLOW_LOG.with_borrow_mut(|log| {
+            if log
+                .last
+                .is_some_and(|last| written.saturating_duration_since(last) < SLOW_LOG_PERIOD)
+            {
+                log.unlogged += 1;
+                return None;
+            }
+            log.last = Some(written);
+            Some(std::mem::take(&mut log.unlogged))
+        }) else {
+            return;
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        tracing::warn!(
+            %peer,
+            api = ?self.api_key,
+            correlation = self.correlation,
+            total_ms = ms(total),
+            ordered_ms = ms(self.dispatched.saturating_duration_since(self.read)),
+            completing_ms = ms(ready.saturating_duration_since(self.dispatched)),
+            sending_ms = ms(written.saturating_duration_since(ready)),
+            slow_requests_not_logged = unlogged,
+            "slow request: read to answered in total_ms (ordered part, completing, sending)"
+        );
+    }
+}
+
+/// At most one slow-request line per shard per this period.
+const SLOW_LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// The budgets all connections of one shard share.
 #[derive(Debug)]
@@ -78,6 +147,7 @@ pub(super) async fn run(
     shard: Rc<Shard>,
     shard_budget: Rc<ShardBudgets>,
     activity: Rc<Activity>,
+    slow_request_log: Duration,
 ) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".into(), |a| a.to_string());
@@ -110,7 +180,7 @@ pub(super) async fn run(
         connection,
         &activity,
     );
-    let write = write_responses(writer, in_flight, &peer);
+    let write = write_responses(writer, in_flight, slow_request_log, &peer);
     futures::future::join(read, write).await;
 }
 
@@ -193,6 +263,7 @@ async fn read_requests(
         };
         // Under way once whole: a client that stalls mid-frame is idle.
         let under_way = activity.begin();
+        let read = Instant::now();
         let request = match decode_request(frame) {
             Ok(mut request) => {
                 request.client_host = connection.host.to_string();
@@ -231,6 +302,12 @@ async fn read_requests(
             outcome,
             _bytes: permits,
             _under_way: under_way,
+            timing: Timing {
+                api_key: request.api_key,
+                correlation: request.correlation_id(),
+                read,
+                dispatched: Instant::now(),
+            },
         };
         if queue.send(in_flight).await.is_err() {
             return; // the writer stopped: the connection is closing
@@ -245,12 +322,14 @@ const COALESCED_BYTES_MAX: usize = 1 << 20;
 async fn write_responses(
     mut writer: ResponseWriter,
     mut in_flight: mpsc::Receiver<InFlight>,
+    slow_request_log: Duration,
     peer: &str,
 ) {
     // Responses ready together leave in one write; each request's budget is
     // held until its response is written.
     let mut frames: Vec<Bytes> = Vec::new();
-    let mut answered: Vec<InFlight> = Vec::new();
+    // Each answered request with when its outcome was there.
+    let mut answered: Vec<(InFlight, Instant)> = Vec::new();
     let mut waiting: Option<InFlight> = None;
     loop {
         let mut request = match waiting.take() {
@@ -287,7 +366,7 @@ async fn write_responses(
                     break;
                 }
             }
-            answered.push(request);
+            answered.push((request, Instant::now()));
             if bytes >= COALESCED_BYTES_MAX {
                 break;
             }
@@ -311,8 +390,13 @@ async fn write_responses(
             break;
         }
         tracing::trace!(%peer, bytes, responses = frames.len(), "responses written");
+        let written = Instant::now();
+        for (request, ready) in answered.drain(..) {
+            request
+                .timing
+                .log_if_slow(ready, written, slow_request_log, peer);
+        }
         frames.clear();
-        answered.clear();
         if closing {
             break;
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{Either, select};
 
-use crate::limits::{IN_FLIGHT_BYTES_MAX_PER_SHARD, REQUEST_BYTES_MAX};
+use crate::limits::{IN_FLIGHT_BYTES_MAX_PER_SHARD, REQUEST_BYTES_MAX, SLOW_REQUEST_LOG};
 use admission::{Connections, PerIp};
 
 /// How often the accept loop looks at the stop condition.
@@ -40,6 +40,9 @@ pub struct ListenerConfig {
     /// Request bytes all connections of a shard may hold read and not yet
     /// answered (Kafka's `queued.max.request.bytes`, per shard).
     pub in_flight_bytes_per_shard: usize,
+    /// A request answered this long after it was read is logged, with where
+    /// the time went (at most one line a second per shard).
+    pub slow_request_log: Duration,
 }
 
 impl ListenerConfig {
@@ -51,6 +54,7 @@ impl ListenerConfig {
             connections_max_idle: CONNECTIONS_MAX_IDLE,
             per_ip: PerIp::new(usize::MAX),
             in_flight_bytes_per_shard: IN_FLIGHT_BYTES_MAX_PER_SHARD,
+            slow_request_log: SLOW_REQUEST_LOG,
         }
     }
 }
@@ -171,6 +175,7 @@ impl Listener {
             Rc::clone(shard),
             Rc::clone(shard_budget),
             activity,
+            self.config.slow_request_log,
         );
         let task = futures::future::Abortable::new(task, registration);
         spawn(task.map(move |_| drop(admitted)));
