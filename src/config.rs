@@ -70,8 +70,11 @@ pub struct FileConfig {
     pub producer_id_expiration_ms: Option<i64>,
     /// What the tail caches of one shard hold together.
     pub tail_cache_bytes_per_shard: Option<usize>,
+    /// Request bytes one shard holds read and not yet answered.
     pub in_flight_bytes_per_shard: Option<usize>,
+    /// Shard N on CPU N (`--pin-shards`).
     pub pin_shards: Option<bool>,
+    /// Requests answered this long after they were read are logged.
     pub slow_request_log_ms: Option<u64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,

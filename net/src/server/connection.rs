@@ -19,6 +19,11 @@
 //! shard's decode budget while the request's ordered part runs, so all
 //! connections of a shard decode at most [`DECODED_BYTES_MAX_PER_SHARD`]
 //! at once), and the number of requests under way.
+//!
+//! A request answered `slow_request_log` or more after it was read whole is
+//! logged with where the time went: its ordered part, its completion (a
+//! Produce's appends becoming durable, or the wait behind the answers
+//! before it on the connection) and the send.
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
