@@ -78,6 +78,10 @@ start() { # PORT DIR [KEY=VALUE...]
   resolve
   write_log_config
   [[ -e $dir ]] && { echo "$dir exists: give a fresh folder" >&2; exit 1; }
+  # Something answering there already would pass the wait below for Kafka.
+  if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "127.0.0.1:$port is in use (ss -ltnp 'sport = :$port' names it)" >&2; exit 1
+  fi
   mkdir -p "$dir/data"
   {
     echo "process.roles=broker,controller"
@@ -95,7 +99,7 @@ start() { # PORT DIR [KEY=VALUE...]
     echo "transaction.state.log.min.isr=1"
     echo "share.coordinator.state.topic.replication.factor=1"
     echo "share.coordinator.state.topic.min.isr=1"
-    echo "group.initial.rebalance.delay.ms=0"
+    echo "group.initial.rebalance.delay.ms=0"  # as Kafka's shipped server.properties
     for kv in "$@"; do echo "$kv"; done
   } > "$dir/server.properties"
   local id
