@@ -159,8 +159,10 @@ fn threads_cpus(pid: u32) -> Vec<(String, String)> {
 }
 
 /// Shards are pinned one per CPU by default (two shards here, on a
-/// machine of two or more CPUs: each shard's threads on its own CPU), and
-/// `--pin-shards false` leaves every one of them the process's CPUs.
+/// machine of two or more CPUs: each shard's executor thread on its own
+/// CPU), and `--pin-shards false` leaves every one of them the process's
+/// CPUs. A shard's blocking-pool thread has its name too, and may have been
+/// started before the executor pinned itself: it may keep every CPU.
 #[test]
 fn pin_shards_decides_where_shard_threads_may_run() {
     let cores = std::thread::available_parallelism().unwrap().get();
@@ -196,8 +198,15 @@ fn pin_shards_decides_where_shard_threads_may_run() {
             } else {
                 process_cpus.clone()
             };
+            assert!(
+                cpus.contains(&&expected),
+                "{pin:?}: shard {shard} on {expected} ({threads:?})"
+            );
             for cpu in cpus {
-                assert_eq!(cpu, &expected, "{pin:?}: shard {shard} ({threads:?})");
+                assert!(
+                    cpu == &expected || cpu == &process_cpus,
+                    "{pin:?}: shard {shard} ({threads:?})"
+                );
             }
         }
     }
