@@ -17,7 +17,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -26,7 +25,7 @@ use net::protocol::schema::generate::{self, Rng, Shape};
 use net::protocol::schema::{Message, REQUESTS};
 
 use common::probe::{Fate, Prober, probe_frame, request_frame as frame};
-use common::{Broker, fetch_records, free_addr, wait_listening};
+use common::{Broker, fetch_records, free_addr};
 
 const CANARY: &str = "Fuzz-Canary"; // upper case: generated names never are
 /// Names generated requests use half the time: a topic with data that they
@@ -154,27 +153,11 @@ fn header_frames(rng: &mut Rng) -> Vec<(Origin, Vec<u8>)> {
 }
 
 fn start_broker(dir: &Path, addr: SocketAddr) -> Broker {
-    let config = dir.join("shardlog.toml");
-    std::fs::write(
-        &config,
+    common::start_configured_logged(
+        dir,
+        addr,
         "group-initial-rebalance-delay-ms = 0\nnum-partitions = 1\n",
     )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start shardlog serve");
-    let broker = Broker(child);
-    wait_listening(addr);
-    broker
 }
 
 /// Writes three batches to each of the canary's two partitions (raw

@@ -136,6 +136,16 @@ fn a_port_held_by_another_socket_is_refused_not_shared() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
 
+/// The CPUs a task may run on, from its `/proc/.../status`.
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// The CPUs a task of `pid` may run on (`Cpus_allowed_list`), by thread name.
 fn threads_cpus(pid: u32) -> Vec<(String, String)> {
     let mut threads = Vec::new();
@@ -147,13 +157,7 @@ fn threads_cpus(pid: u32) -> Vec<(String, String)> {
         ) else {
             continue; // the thread ended meanwhile
         };
-        let cpus = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim()
-            .to_string();
-        threads.push((name.trim().to_string(), cpus));
+        threads.push((name.trim().to_string(), cpus_allowed(&status)));
     }
     threads
 }
@@ -172,14 +176,8 @@ fn pin_shards_decides_where_shard_threads_may_run() {
         let extra: Vec<&str> = pin.map(|p| vec!["--pin-shards", p]).unwrap_or_default();
         let broker = start_with(&tmp.path().join("data"), addr, "warn", &extra);
         let pid = broker.0.id();
-        let process_cpus = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Cpus_allowed_list:")
-                    .map(|c| c.trim().to_string())
-            })
-            .unwrap();
+        let process_cpus =
+            cpus_allowed(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap());
         let threads = threads_cpus(pid);
         for shard in 0..2 {
             let prefix = format!("shard-{shard}-");
@@ -218,23 +216,7 @@ fn pin_shards_decides_where_shard_threads_may_run() {
 fn slow_requests_are_logged_with_where_the_time_went() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let config = tmp.path().join("shardlog.toml");
-    std::fs::write(&config, "slow-request-log-ms = 0\n").unwrap();
-    let log = tmp.path().join("broker.log");
-    common::wait_port_closed(addr);
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let broker = common::Broker(child);
-    common::wait_listening(addr);
+    let broker = common::start_configured_logged(tmp.path(), addr, "slow-request-log-ms = 0\n");
     common::create_topic_raw(addr, "slow", 1);
     // Past the one-line-a-second bound of whichever shard logged before.
     std::thread::sleep(Duration::from_millis(1_100));
@@ -243,7 +225,7 @@ fn slow_requests_are_logged_with_where_the_time_went() {
     let (error, _, _) = common::fetch_records(addr, "slow", 0, 0);
     assert_eq!(error, 0);
     assert!(common::stop(broker).success());
-    let log = std::fs::read_to_string(&log).unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("broker.log")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("slow request")).collect();
     let produce = lines
         .iter()

@@ -121,6 +121,17 @@ pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
 
 /// [`start`] with more `serve` arguments.
 pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&str]) -> Broker {
+    spawn_serve(data_dir, addr, log_level, extra, Stdio::inherit())
+}
+
+/// [`start_with`], the broker's log (its stderr) going to `log`.
+fn spawn_serve(
+    data_dir: &Path,
+    addr: SocketAddr,
+    log_level: &str,
+    extra: &[&str],
+    log: Stdio,
+) -> Broker {
     wait_port_closed(addr);
     let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .args([
@@ -135,7 +146,7 @@ pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&
         .args(extra)
         .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("start shardlog serve");
     let broker = Broker(child);
@@ -153,6 +164,21 @@ pub fn start_configured(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
         addr,
         &std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         &["--config", config.to_str().unwrap()],
+    )
+}
+
+/// [`start_configured`] at log level warn, the broker's log in
+/// `dir/broker.log` for the test to read.
+pub fn start_configured_logged(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
+    let config = dir.join("shardlog.toml");
+    std::fs::write(&config, toml).unwrap();
+    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+    spawn_serve(
+        &dir.join("data"),
+        addr,
+        "warn",
+        &["--config", config.to_str().unwrap()],
+        log.into(),
     )
 }
 
