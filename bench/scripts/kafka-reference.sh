@@ -7,8 +7,9 @@
 #       broker+controller in DIR (a fresh folder) and starts it on
 #       127.0.0.1:PORT (its controller on PORT+1) in the background; prints its
 #       PID once it answers. KEY=VALUE pairs are added to server.properties,
-#       e.g. flush.messages=1 for an fsync per batch (Kafka's default is the
-#       page cache, no fsync). Logs in DIR/kafka.log.
+#       e.g. log.flush.interval.messages=1 for an fsync per batch (Kafka's
+#       default is the page cache, no fsync; the topic-level name
+#       flush.messages is ignored there). Logs in DIR/kafka.log.
 #   bench/scripts/kafka-reference.sh stop DIR
 #       ends the broker started in DIR (by its PID) and removes DIR.
 #   bench/scripts/kafka-reference.sh perf-test BOOTSTRAP TOPIC RECORDS SIZE [RATE]
