@@ -42,6 +42,9 @@ enum BenchCommand {
     Compare(bench::CompareArgs),
     /// Consumer-group costs: members splitting a topic, a rebalance, commits.
     Groups(bench::groups::GroupsArgs),
+    /// This machine's floor for a durable produce: loopback TCP, an
+    /// O_DIRECT write and fdatasync, both, at a rate; CPU per operation.
+    Floor(bench::floor::FloorArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Run(args)) => bench::run(&args),
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(&args),
         Command::Bench(BenchCommand::Groups(args)) => bench::groups::run(&args),
+        Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
         Command::Groups(command) => groups::run(command),
         Command::CrashChild(args) => crash_child::run(args),
     }

@@ -20,6 +20,7 @@
 //! client reads what the other wrote.
 
 pub mod cost;
+pub mod floor;
 pub mod groups;
 pub mod histogram;
 pub mod html;

@@ -48,6 +48,11 @@ impl Sample {
             rss_bytes: rss_kb * 1024,
         })
     }
+
+    /// User plus system CPU seconds of every thread so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.cpu_seconds
+    }
 }
 
 /// Follows a process through a run.
