@@ -262,3 +262,45 @@ fn staged_appends_keep_their_order_while_their_flushes_overlap_and_wake_end_watc
         on_close.await;
     });
 }
+
+/// Batches read from disk are buffers of their own: they go to another
+/// thread as they are (a Fetch answered by another shard sends them without
+/// a copy) and stay intact after the executor that read them is gone.
+#[test]
+fn batches_read_from_disk_outlive_their_executor_on_another_thread() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let expected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let written = std::sync::Arc::clone(&expected);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..small_config()
+        };
+        let log = Log::open(&path, config, 0).await.unwrap();
+        let mut rng = Rng(19);
+        for i in 0..40 {
+            let b = batch(&mut rng, 3, 1_500, i, i % 3 == 0);
+            let info = log.append(Bytes::from(b.clone()), 0).await.unwrap();
+            written
+                .lock()
+                .unwrap()
+                .push(with_offset(&b, info.base_offset.0));
+        }
+        let r = log.read(Offset(0), 1 << 20).await.unwrap();
+        for chunk in &r.chunks {
+            match chunk {
+                engine::Chunk::Stored(buf) => tx.send(buf.to_bytes()).unwrap(),
+                engine::Chunk::Cached(_) => panic!("a tail cache of 0 bytes served a batch"),
+            }
+        }
+        log.close().await.unwrap();
+    });
+    let read: Vec<Bytes> = rx.try_iter().collect();
+    let expected = expected.lock().unwrap();
+    assert_eq!(read.len(), expected.len(), "every batch, one chunk each");
+    for (i, (bytes, want)) in read.iter().zip(expected.iter()).enumerate() {
+        assert_eq!(&bytes[..], &want[..], "batch {i}");
+    }
+}

@@ -4,8 +4,8 @@
 //! response frame costs as much as everything else the broker does for a
 //! consumer, so the frame is a rope instead: the protocol fields encoded by
 //! kafka-protocol into one buffer, cut where a partition's records go, and
-//! the records' own buffers between the cuts (the tail cache's, shared by
-//! reference count). The connection writes the pieces with one vectored
+//! the records' own buffers between the cuts (the tail cache's, or a disk
+//! read's, shared by reference count). The connection writes the pieces with one vectored
 //! send.
 //!
 //! The cut is made inside kafka-protocol's encoder: the records field holds
@@ -43,8 +43,8 @@ static STAND_IN: std::sync::LazyLock<Box<[u8]>> =
     std::sync::LazyLock::new(|| vec![0u8; STAND_IN_BYTES].into_boxed_slice());
 
 /// A partition's record bytes for a response, as buffers in order: cached
-/// batches' records by reference, everything else (batch headers, small
-/// batches, what was read from disk) copied together once. `Send`: it is
+/// batches' records and batches read from disk by reference, everything
+/// else (rewritten batch headers, small batches) copied together once. `Send`: it is
 /// built on the shard that owns the partition and sent to the one that
 /// answers.
 #[derive(Debug, Clone, Default)]
@@ -56,29 +56,40 @@ pub struct RecordSlices {
 impl RecordSlices {
     /// The bytes of `chunks` (whole batches, in order).
     pub fn from_chunks(chunks: &[Chunk]) -> RecordSlices {
-        fn shared(chunk: &Chunk) -> Option<&Bytes> {
+        /// What of a batch is shared rather than copied: a cached batch's
+        /// records (its header was rewritten apart from them), or the whole
+        /// of a batch read from disk.
+        fn shared(chunk: &Chunk) -> Option<Bytes> {
             match chunk {
                 Chunk::Cached(batch) if batch.records.len() >= SHARE_BYTES_MIN => {
-                    Some(&batch.records)
+                    Some(batch.records.clone())
                 }
+                Chunk::Stored(buf) if buf.len() >= SHARE_BYTES_MIN => Some(buf.to_bytes()),
                 _ => None,
             }
         }
         let len: usize = chunks.iter().map(Chunk::len).sum();
+        let shares: Vec<Option<Bytes>> = chunks.iter().map(shared).collect();
         let copied: usize = chunks
             .iter()
-            .map(|c| c.len() - shared(c).map_or(0, Bytes::len))
+            .zip(&shares)
+            .map(|(c, s)| c.len() - s.as_ref().map_or(0, Bytes::len))
             .sum();
         let mut parts = Vec::new();
         let mut pending = BytesMut::with_capacity(copied);
-        for chunk in chunks {
-            match shared(chunk) {
-                Some(records) => {
-                    // The batch's header is copied; its records are shared.
-                    let [header, _] = chunk.slices();
-                    pending.extend_from_slice(header);
-                    parts.push(pending.split().freeze());
-                    parts.push(records.clone());
+        for (chunk, share) in chunks.iter().zip(shares) {
+            match share {
+                Some(bytes) => {
+                    // A cached batch's header is copied; its records, or a
+                    // stored batch whole, are shared.
+                    if let Chunk::Cached(_) = chunk {
+                        let [header, _] = chunk.slices();
+                        pending.extend_from_slice(header);
+                    }
+                    if !pending.is_empty() {
+                        parts.push(pending.split().freeze());
+                    }
+                    parts.push(bytes);
                 }
                 None => {
                     for slice in chunk.slices() {
@@ -444,6 +455,45 @@ mod tests {
             parts.iter().any(|p| p.as_ptr() == long.as_ptr()),
             "the records' own buffer is among the frame's"
         );
+    }
+
+    /// A batch read from disk goes to the frame as the read's own buffer,
+    /// not a copy, and that buffer is `Send`: the shard that answers the
+    /// Fetch need not be the one that read it.
+    #[test]
+    fn batches_read_from_disk_are_referenced_not_copied() {
+        use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        let value = vec![5u8; 10_000];
+        let (slices, stored) = engine::rt::run_on_executor("rope-test", None, move || async move {
+            let config = engine::LogConfig {
+                tail_cache_bytes: 0,
+                ..engine::LogConfig::default()
+            };
+            let log = engine::Log::open(&path, config, 0).await.unwrap();
+            let record = Record {
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                timestamp_delta: 0,
+            };
+            let batch = encode_batch(&BatchSpec::new(1, 0), &encode_records(&[record]));
+            log.append(Bytes::from(batch), 0).await.unwrap();
+            let read = log.read(engine::Offset(0), 1 << 20).await.unwrap();
+            assert!(matches!(read.chunks.as_slice(), [Chunk::Stored(_)]));
+            let stored = read.chunks[0].slices()[0].as_ptr() as usize;
+            let slices = RecordSlices::from_chunks(&read.chunks);
+            log.close().await.unwrap();
+            (slices, stored)
+        })
+        .unwrap();
+        // Checked on this thread, after the executor that read it is gone.
+        assert_eq!(slices.parts().len(), 1);
+        assert_eq!(slices.parts()[0].as_ptr() as usize, stored);
+        assert_eq!(slices.len(), slices.parts()[0].len());
+        // The record's value, then its header count (0).
+        assert!(slices.parts()[0].ends_with(&[5u8, 5, 5, 5, 0]));
     }
 
     /// A stand-in the encoder never reached (a field taken but left out of

@@ -46,14 +46,22 @@ impl WriteBuf {
     }
 }
 
-/// Bytes read from a file; shares its buffer with every slice taken of it.
+/// Bytes read from a file; shares its buffer with every slice taken of it,
+/// on any thread (the buffer is the global allocator's: a Fetch answered on
+/// another shard sends the same bytes).
 #[derive(Debug, Clone)]
-pub struct ReadBuf(glommio::io::ReadResult);
+pub struct ReadBuf(bytes::Bytes);
 
 impl ReadBuf {
     /// A sub-slice sharing the same buffer, or `None` if out of range.
     pub fn slice(&self, at: usize, len: usize) -> Option<ReadBuf> {
-        glommio::io::ReadResult::slice(&self.0, at, len).map(ReadBuf)
+        let end = at.checked_add(len)?;
+        (end <= self.0.len()).then(|| ReadBuf(self.0.slice(at..end)))
+    }
+
+    /// The bytes, shared (no copy).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        self.0.clone()
     }
 }
 
@@ -125,10 +133,10 @@ impl SegmentFile {
 
     /// Reads up to `len` bytes at `position` (fewer at the end of the file).
     pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadBuf, IoError> {
-        let read = quiet(self.file.read_at(position, len))
+        let read = quiet(self.file.read_at_owned(position, len))
             .await
             .map_err(io_err("read", &self.path))?;
-        Ok(ReadBuf(read))
+        Ok(ReadBuf(bytes::Bytes::from_owner(read)))
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {

@@ -1,7 +1,8 @@
 //! Work on one partition, run by the shard that owns it: locally, or sent
 //! over the mesh. Everything crossing shards is `Send`: a read's record
-//! bytes go back as `RecordSlices` (cached records shared, the rest copied
-//! once), which the Fetch response sends without copying again.
+//! bytes go back as `RecordSlices` (cached records and batches read from
+//! disk shared, small batches and rewritten headers copied once), which the
+//! Fetch response sends without copying again.
 
 use std::time::Instant;
 

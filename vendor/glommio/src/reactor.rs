@@ -589,6 +589,20 @@ impl Reactor {
         }
     }
 
+    /// A direct I/O read into a buffer of the global allocator (shardlog
+    /// patch, PATCHES.md 5): no scheduler, no registered buffer.
+    pub(crate) fn read_dma_owned(
+        &self,
+        raw: RawFd,
+        pos: u64,
+        size: usize,
+        pollable: PollableStatus,
+    ) -> Source {
+        let source = self.new_source(raw, SourceType::Read(pollable, None), None);
+        self.sys.read_dma_owned(&source, pos, size);
+        source
+    }
+
     pub(crate) fn read_buffered(
         &self,
         raw: RawFd,

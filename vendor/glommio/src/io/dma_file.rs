@@ -14,7 +14,7 @@ use crate::{
         read_result::ReadResult,
         ScheduledSource,
     },
-    sys::{self, sysfs, DirectIo, DmaBuffer, DmaSource, PollableStatus},
+    sys::{self, sysfs, DirectIo, DmaBuffer, DmaSource, IoBuffer, PollableStatus},
 };
 use futures_lite::{Stream, StreamExt};
 use nix::sys::statfs::*;
@@ -417,6 +417,34 @@ impl DmaFile {
         ))
     }
 
+    /// Reads from a specific position in the file into a buffer of the
+    /// global allocator that any thread may hold and free ([`OwnedRead`]),
+    /// where [`Self::read_at`]'s buffers belong to this executor (shardlog
+    /// patch, PATCHES.md 5). Alignment as in [`Self::read_at`]; never served
+    /// from the file's read scheduler and never a registered buffer.
+    pub async fn read_at_owned(&self, pos: u64, size: usize) -> Result<OwnedRead> {
+        let eff_pos = self.align_down(pos);
+        let b = (pos - eff_pos) as usize;
+
+        let eff_size = self.align_up((size + b) as u64) as usize;
+        let source = self.file.reactor.upgrade().unwrap().read_dma_owned(
+            self.as_raw_fd(),
+            eff_pos,
+            eff_size,
+            self.pollable,
+        );
+        let read_size = enhanced_try!(source.collect_rw().await, "Reading", self.file)?;
+        let buffer = match source.extract_buffer() {
+            IoBuffer::DmaSink(buffer) => buffer,
+            _ => unreachable!("a read's buffer is a sink"),
+        };
+        Ok(OwnedRead {
+            buffer,
+            offset: b,
+            len: read_size.saturating_sub(b).min(size),
+        })
+    }
+
     /// Submit many reads and process the results in a stream-like fashion via a
     /// [`ReadManyResult`].
     ///
@@ -771,6 +799,33 @@ impl AsRawFd for OwnedDmaFile {
         self.file.as_raw_fd()
     }
 }
+
+/// The bytes of a [`DmaFile::read_at_owned`] (shardlog patch, PATCHES.md 5).
+#[derive(Debug)]
+pub struct OwnedRead {
+    buffer: DmaBuffer,
+    offset: usize,
+    len: usize,
+}
+
+impl OwnedRead {
+    /// The bytes read.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buffer.as_bytes()[self.offset..self.offset + self.len]
+    }
+}
+
+impl AsRef<[u8]> for OwnedRead {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+// SAFETY: the buffer is only ever `BufferStorage::Sys` (made by
+// `DmaBuffer::new` in `ReadOwned`): memory of the global allocator, owned
+// by this value alone, which any thread may read and free. The kernel's
+// write into it completed before `read_at_owned` returned.
+unsafe impl Send for OwnedRead {}
 
 #[cfg(test)]
 pub(crate) mod test {
@@ -1662,3 +1717,4 @@ pub(crate) mod test {
         assert_eq!(original_write_buffer.as_slice(), &read[..]);
     });
 }
+

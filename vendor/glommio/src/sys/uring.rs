@@ -62,6 +62,9 @@ enum UringOpDescriptor {
     Write(*const u8, usize, u64),
     WriteFixed(*const u8, usize, u64, u32),
     ReadFixed(u64, usize),
+    /// A read into a buffer of the global allocator, never the registered
+    /// pool (shardlog patch, PATCHES.md 5).
+    ReadOwned(u64, usize),
     Read(u64, usize),
     Open(*const u8, libc::c_int, u32),
     Close,
@@ -367,6 +370,23 @@ fn fill_sqe<F>(
                                     sqe.prep_read_fixed(op.fd, buf.as_bytes_mut(), pos, idx);
                                 }
                             };
+                            *slot = Some(IoBuffer::DmaSink(buf));
+                        }
+                        _ => unreachable!(),
+                    };
+                });
+            }
+
+            // shardlog patch (PATCHES.md 5): the buffer comes from the
+            // global allocator, so the bytes may leave this thread.
+            UringOpDescriptor::ReadOwned(pos, len) => {
+                // A read of nothing still needs a buffer to hand back.
+                let mut buf = DmaBuffer::new(len.max(1)).expect("Buffer allocation failed");
+                buf.trim_to_size(len);
+                source_map.peek_source_mut(from_user_data(op.user_data), |mut src| {
+                    match &mut src.source_type {
+                        SourceType::Read(_, slot) => {
+                            sqe.prep_read(op.fd, buf.as_bytes_mut(), pos);
                             *slot = Some(IoBuffer::DmaSink(buf));
                         }
                         _ => unreachable!(),
@@ -1435,6 +1455,17 @@ impl Reactor {
 
     pub(crate) fn read_dma(&self, source: &Source, pos: u64, size: usize) {
         let op = UringOpDescriptor::ReadFixed(pos, size);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// shardlog patch (PATCHES.md 5).
+    pub(crate) fn read_dma_owned(&self, source: &Source, pos: u64, size: usize) {
+        let op = UringOpDescriptor::ReadOwned(pos, size);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
