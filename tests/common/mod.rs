@@ -69,6 +69,26 @@ pub fn kafkajs_or_skip() -> Option<std::path::PathBuf> {
     None
 }
 
+/// The Java client tests' build (tests/clients/java, built by scripts/test
+/// with Maven): the class path to run them with, or `None` (skip) outside
+/// CI when it was not built.
+pub fn java_clients_or_skip() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java/target");
+    if dir.join("classes/shardlog/JavaClients.class").exists() && dir.join("dependency").is_dir() {
+        return Some(format!(
+            "{}:{}/*",
+            dir.join("classes").display(),
+            dir.join("dependency").display()
+        ));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs scripts/test, which builds tests/clients/java with Maven"
+    );
+    eprintln!("skipped: tests/clients/java is not built (run scripts/test once)");
+    None
+}
+
 /// Runs `tests/clients/<script>` with the Python of .venv; panics if it
 /// fails.
 pub fn run_python_script(python: &Path, script: &str, args: &[&str]) {

@@ -1,0 +1,473 @@
+package shardlog;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * The Java client against shardlog, with its defaults: every check reads
+ * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO, where
+ * SCENARIO is produce-consume, admin, transactions or static-member. Exits
+ * non-zero on the first failure.
+ */
+public final class JavaClients {
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+    private static final int PARTITIONS = 3;
+
+    private JavaClients() {}
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 2) {
+            throw new IllegalArgumentException(
+                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member");
+        }
+        String bootstrap = args[0];
+        switch (args[1]) {
+            case "produce-consume" -> produceConsume(bootstrap);
+            case "admin" -> admin(bootstrap);
+            case "transactions" -> transactions(bootstrap);
+            case "static-member" -> staticMember(bootstrap);
+            default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
+        }
+        System.out.println("ok: " + args[1]);
+    }
+
+    static void check(boolean condition, String what) {
+        if (!condition) {
+            throw new AssertionError(what);
+        }
+    }
+
+    static Admin adminClient(String bootstrap) {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        return Admin.create(props);
+    }
+
+    static KafkaProducer<String, String> producer(String bootstrap, Map<String, Object> extra) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.putAll(extra);
+        return new KafkaProducer<>(props);
+    }
+
+    static KafkaConsumer<String, String> consumer(String bootstrap, String group, Map<String, Object> extra) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.putAll(extra);
+        return new KafkaConsumer<>(props);
+    }
+
+    /** Acknowledged records by partition, in offset order: offset -> value. */
+    static Map<Integer, TreeMap<Long, String>> produce(
+            String bootstrap, String topic, int count, Map<String, Object> extra) throws Exception {
+        Map<Integer, TreeMap<Long, String>> acked = new HashMap<>();
+        try (KafkaProducer<String, String> producer = producer(bootstrap, extra)) {
+            List<Future<RecordMetadata>> sends = new ArrayList<>();
+            List<String> values = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                String value = topic + "-value-" + i + "-" + "x".repeat(i % 200);
+                values.add(value);
+                sends.add(producer.send(new ProducerRecord<>(topic, "key-" + (i % 17), value)));
+            }
+            producer.flush();
+            for (int i = 0; i < count; i++) {
+                RecordMetadata md = sends.get(i).get();
+                String previous = acked.computeIfAbsent(md.partition(), p -> new TreeMap<>())
+                        .put(md.offset(), values.get(i));
+                check(previous == null, topic + ": offset " + md.offset() + " acknowledged twice");
+            }
+        }
+        return acked;
+    }
+
+    /** Reads until every acknowledged record was seen; checks each exactly once, in order. */
+    static void consumeAll(KafkaConsumer<String, String> consumer, String topic,
+            Map<Integer, TreeMap<Long, String>> acked) {
+        int expected = acked.values().stream().mapToInt(Map::size).sum();
+        Map<Integer, Long> last = new HashMap<>();
+        int seen = 0;
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (seen < expected) {
+            check(System.nanoTime() < deadline, topic + ": read " + seen + " of " + expected + " in time");
+            ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+            for (ConsumerRecord<String, String> r : records) {
+                check(r.topic().equals(topic), "a record of " + r.topic());
+                Long before = last.put(r.partition(), r.offset());
+                check(before == null || r.offset() > before,
+                        topic + "/" + r.partition() + ": offset " + r.offset() + " after " + before);
+                String want = acked.getOrDefault(r.partition(), new TreeMap<>()).get(r.offset());
+                check(r.value().equals(want), topic + "/" + r.partition() + "@" + r.offset()
+                        + ": read " + r.value() + ", acknowledged " + want);
+                seen++;
+            }
+        }
+        check(seen == expected, topic + ": read " + seen + ", acknowledged " + expected);
+    }
+
+    static void createTopics(Admin admin, Collection<String> names, int partitions) throws Exception {
+        List<NewTopic> topics = new ArrayList<>();
+        for (String name : names) {
+            topics.add(new NewTopic(name, partitions, (short) 1));
+        }
+        admin.createTopics(topics).all().get();
+    }
+
+    /**
+     * The default producer (idempotent, acks=all) with every codec; consumers
+     * in a group with each classic assignor, committing; a second member of
+     * the group finds the committed offsets at the end.
+     */
+    static void produceConsume(String bootstrap) throws Exception {
+        String[] codecs = {"none", "gzip", "snappy", "lz4", "zstd"};
+        String[] assignors = {
+            "org.apache.kafka.clients.consumer.RangeAssignor",
+            "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+        };
+        List<String> topics = new ArrayList<>();
+        for (String codec : codecs) {
+            topics.add("java-" + codec);
+        }
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, topics, PARTITIONS);
+        }
+        for (int c = 0; c < codecs.length; c++) {
+            String topic = topics.get(c);
+            Map<Integer, TreeMap<Long, String>> acked = produce(bootstrap, topic, 3000,
+                    Map.of(ProducerConfig.COMPRESSION_TYPE_CONFIG, codecs[c]));
+            check(acked.size() == PARTITIONS, topic + ": records in every partition: " + acked.keySet());
+            String group = "java-group-" + codecs[c];
+            String assignor = assignors[c % assignors.length];
+            Map<String, Object> consumerProps = Map.of(
+                    ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor,
+                    ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            try (KafkaConsumer<String, String> consumer = consumer(bootstrap, group, consumerProps)) {
+                consumer.subscribe(List.of(topic));
+                consumeAll(consumer, topic, acked);
+                consumer.commitSync();
+            }
+            try (KafkaConsumer<String, String> again = consumer(bootstrap, group, consumerProps)) {
+                Set<TopicPartition> parts = new java.util.HashSet<>();
+                for (int p = 0; p < PARTITIONS; p++) {
+                    parts.add(new TopicPartition(topic, p));
+                }
+                Map<TopicPartition, OffsetAndMetadata> committed = again.committed(parts, TIMEOUT);
+                Map<TopicPartition, Long> ends = again.endOffsets(parts, TIMEOUT);
+                for (TopicPartition tp : parts) {
+                    OffsetAndMetadata at = committed.get(tp);
+                    check(at != null && at.offset() == ends.get(tp),
+                            tp + ": committed " + at + ", end " + ends.get(tp));
+                    check(ends.get(tp) == acked.get(tp.partition()).lastKey() + 1,
+                            tp + ": end " + ends.get(tp) + " after the last acknowledged offset");
+                }
+                again.subscribe(List.of(topic));
+                ConsumerRecords<String, String> more = again.poll(Duration.ofSeconds(2));
+                check(more.isEmpty(), topic + ": " + more.count() + " records past the committed offsets");
+            }
+        }
+    }
+
+    /**
+     * AdminClient end to end: topics, configs, partitions, the cluster,
+     * offsets (and a consumer's offsetsForTimes and seek), deleted records,
+     * groups and their offsets.
+     */
+    static void admin(String bootstrap) throws Exception {
+        String topic = "java-admin";
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(topic), 2);
+            TopicDescription described = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            check(described.partitions().size() == 2, "2 partitions: " + described);
+
+            var cluster = admin.describeCluster();
+            check(cluster.nodes().get().size() == 1, "one broker: " + cluster.nodes().get());
+            check(cluster.clusterId().get() != null, "a cluster id");
+
+            ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+            admin.incrementalAlterConfigs(Map.of(resource, List.of(
+                    new AlterConfigOp(new ConfigEntry("retention.ms", "3600000"), AlterConfigOp.OpType.SET))))
+                    .all().get();
+            ConfigEntry retention = admin.describeConfigs(List.of(resource)).all().get()
+                    .get(resource).get("retention.ms");
+            check(retention != null && retention.value().equals("3600000"), "retention.ms: " + retention);
+
+            admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
+            described = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            check(described.partitions().size() == 4, "4 partitions after createPartitions: " + described);
+
+            // 100 records with increasing timestamps into partition 0.
+            long base = System.currentTimeMillis() - 1_000_000;
+            try (KafkaProducer<String, String> producer = producer(bootstrap, Map.of())) {
+                for (int i = 0; i < 100; i++) {
+                    producer.send(new ProducerRecord<>(topic, 0, base + i * 1000L, "k", "v" + i)).get();
+                }
+            }
+            TopicPartition p0 = new TopicPartition(topic, 0);
+            var latest = admin.listOffsets(Map.of(p0, OffsetSpec.latest())).all().get().get(p0);
+            check(latest.offset() == 100, "latest offset " + latest.offset());
+            var byTime = admin.listOffsets(Map.of(p0, OffsetSpec.forTimestamp(base + 42_000))).all().get().get(p0);
+            check(byTime.offset() == 42, "offset for timestamp: " + byTime.offset());
+            var maxTs = admin.listOffsets(Map.of(p0, OffsetSpec.maxTimestamp())).all().get().get(p0);
+            check(maxTs.offset() == 99 && maxTs.timestamp() == base + 99_000, "max timestamp: " + maxTs);
+
+            // No auto-commit: closing would commit the position (100) over the 95 below.
+            try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-admin-group",
+                    Map.of(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false"))) {
+                Map<TopicPartition, OffsetAndTimestamp> times =
+                        consumer.offsetsForTimes(Map.of(p0, base + 10_500), TIMEOUT);
+                check(times.get(p0).offset() == 11, "offsetsForTimes: " + times.get(p0));
+                consumer.assign(List.of(p0));
+                consumer.seek(p0, 90);
+                List<String> values = new ArrayList<>();
+                long deadline = System.nanoTime() + TIMEOUT.toNanos();
+                while (values.size() < 10) {
+                    check(System.nanoTime() < deadline, "read after seek in time");
+                    for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                        values.add(r.value());
+                    }
+                }
+                check(values.get(0).equals("v90") && values.get(9).equals("v99"), "after seek: " + values);
+                consumer.commitSync(Map.of(p0, new OffsetAndMetadata(95)));
+            }
+
+            var groups = admin.listConsumerGroups().all().get();
+            check(groups.stream().map(ConsumerGroupListing::groupId).anyMatch("java-admin-group"::equals),
+                    "the group is listed: " + groups);
+            var offsets = admin.listConsumerGroupOffsets("java-admin-group").partitionsToOffsetAndMetadata().get();
+            check(offsets.get(p0).offset() == 95, "committed offset: " + offsets);
+            admin.alterConsumerGroupOffsets("java-admin-group", Map.of(p0, new OffsetAndMetadata(50))).all().get();
+            offsets = admin.listConsumerGroupOffsets("java-admin-group").partitionsToOffsetAndMetadata().get();
+            check(offsets.get(p0).offset() == 50, "altered offset: " + offsets);
+            admin.deleteConsumerGroupOffsets("java-admin-group", Set.of(p0)).all().get();
+            offsets = admin.listConsumerGroupOffsets("java-admin-group").partitionsToOffsetAndMetadata().get();
+            check(!offsets.containsKey(p0), "deleted offset: " + offsets);
+            var description = admin.describeConsumerGroups(List.of("java-admin-group")).all().get()
+                    .get("java-admin-group");
+            check(description.members().isEmpty(), "no members left: " + description);
+            admin.deleteConsumerGroups(List.of("java-admin-group")).all().get();
+            check(admin.listConsumerGroups().all().get().stream()
+                    .noneMatch(g -> g.groupId().equals("java-admin-group")), "the group is gone");
+
+            admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(30))).all().get();
+            var earliest = admin.listOffsets(Map.of(p0, OffsetSpec.earliest())).all().get().get(p0);
+            check(earliest.offset() == 30, "earliest after deleteRecords: " + earliest.offset());
+
+            admin.deleteTopics(List.of(topic)).all().get();
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (admin.listTopics().names().get().contains(topic)) {
+                check(System.nanoTime() < deadline, "the topic is deleted in time");
+                Thread.sleep(100);
+            }
+        } catch (ExecutionException e) {
+            throw new AssertionError("admin call failed", e.getCause());
+        }
+    }
+
+    /** Every value of a topic, read from the start with the given isolation level. */
+    static List<String> readAll(String bootstrap, String topic, String isolation, int expected) {
+        List<String> values = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-read-" + isolation,
+                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation,
+                        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false"))) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (int p = 0; p < PARTITIONS; p++) {
+                parts.add(new TopicPartition(topic, p));
+            }
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (values.size() < expected) {
+                check(System.nanoTime() < deadline,
+                        topic + " (" + isolation + "): read " + values.size() + " of " + expected);
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    values.add(r.value());
+                }
+            }
+            // Nothing beyond: one more poll finds no record.
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofSeconds(1))) {
+                values.add(r.value());
+            }
+        }
+        return values;
+    }
+
+    /**
+     * Transactions as the Java client runs them (transaction.version 2 where
+     * the broker offers it): committed and aborted transactions across
+     * partitions, read by read_committed and read_uncommitted consumers; a
+     * read-process-write transaction with sendOffsetsToTransaction; a second
+     * producer with the same transactional.id fences the first.
+     */
+    static void transactions(String bootstrap) throws Exception {
+        String input = "java-txn-in";
+        String output = "java-txn-out";
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(input, output), PARTITIONS);
+        }
+        Map<String, Object> txn = Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-txn-1");
+        try (KafkaProducer<String, String> producer = producer(bootstrap, txn)) {
+            producer.initTransactions();
+            for (int t = 0; t < 6; t++) {
+                producer.beginTransaction();
+                for (int i = 0; i < 50; i++) {
+                    producer.send(new ProducerRecord<>(input, "k" + i, "t" + t + "-" + i));
+                }
+                if (t % 3 == 2) {
+                    // Sent first: abortTransaction drops records still queued.
+                    producer.flush();
+                    producer.abortTransaction();
+                } else {
+                    producer.commitTransaction();
+                }
+            }
+        }
+        List<String> committed = readAll(bootstrap, input, "read_committed", 200);
+        check(committed.size() == 200, "read_committed: " + committed.size() + " of 200");
+        check(committed.stream().noneMatch(v -> v.startsWith("t2-") || v.startsWith("t5-")),
+                "read_committed saw an aborted record");
+        List<String> uncommitted = readAll(bootstrap, input, "read_uncommitted", 300);
+        check(uncommitted.size() == 300, "read_uncommitted: " + uncommitted.size() + " of 300");
+
+        // Read-process-write: input -> output, the group's offsets in the transaction.
+        String group = "java-rpw";
+        Map<String, Object> rpw = Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-rpw-1");
+        try (KafkaProducer<String, String> producer = producer(bootstrap, rpw);
+                KafkaConsumer<String, String> consumer = consumer(bootstrap, group,
+                        Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false"))) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            int copied = 0;
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (copied < 200) {
+                check(System.nanoTime() < deadline, "read-process-write: " + copied + " of 200");
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+                if (records.isEmpty()) {
+                    continue;
+                }
+                producer.beginTransaction();
+                Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+                for (ConsumerRecord<String, String> r : records) {
+                    producer.send(new ProducerRecord<>(output, r.key(), r.value().toUpperCase()));
+                    next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    copied++;
+                }
+                producer.sendOffsetsToTransaction(next, consumer.groupMetadata());
+                producer.commitTransaction();
+            }
+        }
+        List<String> out = readAll(bootstrap, output, "read_committed", 200);
+        check(out.size() == 200 && out.stream().allMatch(v -> v.startsWith("T")), "output: " + out.size());
+        // The offsets committed in the transactions: the group's next member
+        // finds nothing left to copy (what follows them is aborted data and
+        // transaction markers).
+        try (KafkaConsumer<String, String> next = consumer(bootstrap, group,
+                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false"))) {
+            next.subscribe(List.of(input));
+            ConsumerRecords<String, String> more = next.poll(Duration.ofSeconds(3));
+            check(more.isEmpty(), "read-process-write: " + more.count() + " records copied twice");
+            for (int p = 0; p < PARTITIONS; p++) {
+                TopicPartition tp = new TopicPartition(input, p);
+                OffsetAndMetadata at = next.committed(Set.of(tp), TIMEOUT).get(tp);
+                check(at != null && at.offset() > 0, tp + ": committed in a transaction: " + at);
+            }
+        }
+        // Fencing: a new producer with the same id ends the old one's epoch.
+        try (KafkaProducer<String, String> old = producer(bootstrap, txn)) {
+            old.initTransactions();
+            old.beginTransaction();
+            old.send(new ProducerRecord<>(input, "k", "fenced")).get();
+            try (KafkaProducer<String, String> fresh = producer(bootstrap, txn)) {
+                fresh.initTransactions();
+                boolean fenced = false;
+                try {
+                    old.send(new ProducerRecord<>(input, "k", "late")).get();
+                    old.commitTransaction();
+                } catch (Exception e) {
+                    fenced = true;
+                }
+                check(fenced, "the old producer was fenced");
+            }
+        } catch (org.apache.kafka.common.errors.ProducerFencedException
+                | org.apache.kafka.common.errors.InvalidProducerEpochException e) {
+            // close() of a fenced producer may report it again: expected.
+        }
+        List<String> after = readAll(bootstrap, input, "read_committed", 200);
+        check(after.stream().noneMatch(v -> v.equals("fenced") || v.equals("late")),
+                "a fenced producer's records are not committed");
+    }
+
+    /**
+     * Static membership with auto-commit: a member that leaves and comes back
+     * with the same group.instance.id resumes after what it committed.
+     */
+    static void staticMember(String bootstrap) throws Exception {
+        String topic = "java-static";
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(topic), PARTITIONS);
+        }
+        Map<Integer, TreeMap<Long, String>> first = produce(bootstrap, topic, 300, Map.of());
+        Map<String, Object> props = Map.of(
+                ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "java-static-1",
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "true",
+                ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, "100");
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-static-group", props)) {
+            consumer.subscribe(List.of(topic));
+            consumeAll(consumer, topic, first);
+        } // close() commits the position (auto-commit)
+        Map<Integer, TreeMap<Long, String>> second = produce(bootstrap, topic, 150, Map.of());
+        Map<Integer, TreeMap<Long, String>> onlyNew = new HashMap<>(second);
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-static-group", props)) {
+            consumer.subscribe(List.of(topic));
+            consumeAll(consumer, topic, onlyNew);
+            ConsumerRecords<String, String> more = consumer.poll(Duration.ofSeconds(1));
+            check(more.isEmpty(), "the returning member read " + more.count() + " records twice");
+        }
+        try (Admin admin = adminClient(bootstrap)) {
+            var description = admin.describeConsumerGroups(List.of("java-static-group")).all().get()
+                    .get("java-static-group");
+            check(description.members().stream().allMatch(m -> m.groupInstanceId().orElse("").equals("java-static-1")),
+                    "members: " + description.members());
+        }
+    }
+}

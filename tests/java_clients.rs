@@ -1,0 +1,72 @@
+//! The Java client (kafka-clients 4.4.0) against a real broker, with its
+//! defaults (idempotent producer, acks=all): every codec produced and read
+//! back in groups with the range and cooperative-sticky assignors, commits
+//! found by the next member; AdminClient end to end (topics, configs,
+//! partitions, the cluster, offsets by time, seek, group offsets altered and
+//! deleted, groups deleted, records deleted); transactions (commit, abort,
+//! read_committed and read_uncommitted, read-process-write with
+//! sendOffsetsToTransaction, fencing); a static member with auto-commit.
+//! Every check compares what was acknowledged with what was read
+//! (tests/clients/java). Needs Java 17 and the build scripts/test makes with
+//! Maven.
+
+mod common;
+
+use std::process::Command;
+
+use common::{free_addr, java_clients_or_skip, start_configured};
+
+/// Runs one scenario of shardlog.JavaClients against a fresh broker.
+fn run_scenario(scenario: &str) {
+    let Some(class_path) = java_clients_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    // Kafka's shipped server.properties: groups form without the 3 s wait.
+    let _broker = start_configured(tmp.path(), addr, "group-initial-rebalance-delay-ms = 0\n");
+    let status = Command::new("java")
+        .arg("-cp")
+        .arg(&class_path)
+        .arg("shardlog.JavaClients")
+        .arg(addr.to_string())
+        .arg(scenario)
+        .status()
+        .expect("java runs");
+    assert!(status.success(), "JavaClients {scenario} failed: {status}");
+    if scenario == "produce-consume" {
+        // Stored as the Java producer compressed them (attributes' codec
+        // bits: none 0, gzip 1, snappy 2, lz4 3, zstd 4).
+        common::assert_stored_codecs(
+            addr,
+            "java-",
+            &[
+                ("none", 0),
+                ("gzip", 1),
+                ("snappy", 2),
+                ("lz4", 3),
+                ("zstd", 4),
+            ],
+        );
+    }
+}
+
+#[test]
+fn java_producer_defaults_every_codec_and_consumer_groups_read_back_what_was_acknowledged() {
+    run_scenario("produce-consume");
+}
+
+#[test]
+fn java_admin_client_topics_configs_partitions_offsets_and_groups() {
+    run_scenario("admin");
+}
+
+#[test]
+fn java_transactions_commit_abort_read_process_write_and_fencing() {
+    run_scenario("transactions");
+}
+
+#[test]
+fn java_static_member_with_auto_commit_resumes_after_what_it_committed() {
+    run_scenario("static-member");
+}
