@@ -398,6 +398,16 @@ pub fn produce_one(stream: &mut TcpStream, topic: &str, correlation: i32) -> std
 /// Checks that the batches stored in partitions 0-2 of `{prefix}{codec}`
 /// carry `id` in their attributes' codec bits (none 0, gzip 1, snappy 2,
 /// lz4 3, zstd 4): a client's compressed batches are stored as it sent them.
+/// Every codec by its client name, with its id in a batch's attributes
+/// (bits 0-2).
+pub const EVERY_CODEC: [(&str, u8); 5] = [
+    ("none", 0),
+    ("gzip", 1),
+    ("snappy", 2),
+    ("lz4", 3),
+    ("zstd", 4),
+];
+
 pub fn assert_stored_codecs(addr: SocketAddr, prefix: &str, codecs: &[(&str, u8)]) {
     for (codec, id) in codecs {
         let topic = format!("{prefix}{codec}");
