@@ -226,8 +226,10 @@ fn exchange_loop(
     let served = server
         .join()
         .map_err(|_| anyhow::anyhow!("the loopback server thread panicked"))?;
-    let latency = latency?;
-    Ok((latency, Some(served?)))
+    // The server's failure (a write or sync refused) is the cause of the
+    // client's (the connection it closed): report it first.
+    let server_seconds = served?;
+    Ok((latency?, Some(server_seconds)))
 }
 
 /// The calling thread's user plus system CPU seconds so far.

@@ -5,8 +5,8 @@
 //! consumer, so the frame is a rope instead: the protocol fields encoded by
 //! kafka-protocol into one buffer, cut where a partition's records go, and
 //! the records' own buffers between the cuts (the tail cache's, or a disk
-//! read's, shared by reference count). The connection writes the pieces with one vectored
-//! send.
+//! read's, shared by reference count). The connection writes the pieces
+//! with one vectored send.
 //!
 //! The cut is made inside kafka-protocol's encoder: the records field holds
 //! a stand-in of the records' length (a slice of a zeroed region that is
@@ -44,9 +44,9 @@ static STAND_IN: std::sync::LazyLock<Box<[u8]>> =
 
 /// A partition's record bytes for a response, as buffers in order: cached
 /// batches' records and batches read from disk by reference, everything
-/// else (rewritten batch headers, small batches) copied together once. `Send`: it is
-/// built on the shard that owns the partition and sent to the one that
-/// answers.
+/// else (rewritten batch headers, small batches) copied together once.
+/// `Send`: it is built on the shard that owns the partition and sent to the
+/// one that answers.
 #[derive(Debug, Clone, Default)]
 pub struct RecordSlices {
     parts: Vec<Bytes>,

@@ -1717,4 +1717,3 @@ pub(crate) mod test {
         assert_eq!(original_write_buffer.as_slice(), &read[..]);
     });
 }
-
