@@ -5,8 +5,10 @@
 //! partitions, the cluster, offsets by time, seek, group offsets altered and
 //! deleted, groups deleted, records deleted); transactions (commit, abort,
 //! read_committed and read_uncommitted, read-process-write with
-//! sendOffsetsToTransaction, fencing); a static member with auto-commit.
-//! Every check compares what was acknowledged with what was read
+//! sendOffsetsToTransaction, fencing); a static member with auto-commit;
+//! a Kafka Streams word count with exactly_once_v2 (state store, changelog,
+//! repartition topic) closed and started again mid-stream, its counts
+//! exact. Every check compares what was acknowledged with what was read
 //! (tests/clients/java). Needs Java 17 and the build scripts/test makes with
 //! Maven.
 
@@ -58,4 +60,9 @@ fn java_transactions_commit_abort_read_process_write_and_fencing() {
 #[test]
 fn java_static_member_with_auto_commit_resumes_after_what_it_committed() {
     run_scenario("static-member");
+}
+
+#[test]
+fn kafka_streams_word_count_exactly_once_v2_across_a_restart() {
+    run_scenario("streams");
 }

@@ -40,7 +40,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * The Java client against shardlog, with its defaults: every check reads
  * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO, where
- * SCENARIO is produce-consume, admin, transactions or static-member. Exits
+ * SCENARIO is produce-consume, admin, transactions, static-member or streams. Exits
  * non-zero on the first failure.
  */
 public final class JavaClients {
@@ -52,7 +52,7 @@ public final class JavaClients {
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
             throw new IllegalArgumentException(
-                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member");
+                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams");
         }
         String bootstrap = args[0];
         switch (args[1]) {
@@ -60,6 +60,7 @@ public final class JavaClients {
             case "admin" -> admin(bootstrap);
             case "transactions" -> transactions(bootstrap);
             case "static-member" -> staticMember(bootstrap);
+            case "streams" -> streams(bootstrap);
             default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
         }
         System.out.println("ok: " + args[1]);
@@ -468,6 +469,109 @@ public final class JavaClients {
                     .get("java-static-group");
             check(description.members().stream().allMatch(m -> m.groupInstanceId().orElse("").equals("java-static-1")),
                     "members: " + description.members());
+        }
+    }
+
+    static final String[] WORDS = {
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
+        "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    };
+
+    static org.apache.kafka.streams.KafkaStreams wordCount(String bootstrap, java.nio.file.Path stateDir,
+            String input, String output) {
+        Properties props = new Properties();
+        props.put(org.apache.kafka.streams.StreamsConfig.APPLICATION_ID_CONFIG, "java-wordcount");
+        props.put(org.apache.kafka.streams.StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(org.apache.kafka.streams.StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
+                org.apache.kafka.streams.StreamsConfig.EXACTLY_ONCE_V2);
+        props.put(org.apache.kafka.streams.StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "100");
+        props.put(org.apache.kafka.streams.StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        props.put(org.apache.kafka.streams.StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.Serdes.StringSerde.class);
+        props.put(org.apache.kafka.streams.StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.Serdes.StringSerde.class);
+        var builder = new org.apache.kafka.streams.StreamsBuilder();
+        builder.<String, String>stream(input)
+                .flatMapValues(line -> java.util.Arrays.asList(line.split(" ")))
+                .groupBy((key, word) -> word)
+                .count(org.apache.kafka.streams.kstream.Materialized.as("counts"))
+                .toStream()
+                .mapValues(count -> Long.toString(count))
+                .to(output);
+        var streams = new org.apache.kafka.streams.KafkaStreams(builder.build(), props);
+        streams.start();
+        return streams;
+    }
+
+    /** Produces lines `from..to` of the word-count input; adds their words to `expected`. */
+    static void produceLines(String bootstrap, String input, int from, int to, Map<String, Long> expected)
+            throws Exception {
+        try (KafkaProducer<String, String> producer = producer(bootstrap, Map.of())) {
+            for (int i = from; i < to; i++) {
+                StringBuilder line = new StringBuilder();
+                for (int w = 0; w < 5; w++) {
+                    String word = WORDS[(i * 7 + w * 3) % WORDS.length];
+                    expected.merge(word, 1L, Long::sum);
+                    line.append(w == 0 ? "" : " ").append(word);
+                }
+                producer.send(new ProducerRecord<>(input, "line-" + i, line.toString())).get();
+            }
+        }
+    }
+
+    /** Reads the output (read_committed) until every word's latest count is `expected`. */
+    static void awaitCounts(String bootstrap, String output, Map<String, Long> expected) {
+        Map<String, Long> latest = new HashMap<>();
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-wordcount-check",
+                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false"))) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (var info : consumer.partitionsFor(output, TIMEOUT)) {
+                parts.add(new TopicPartition(output, info.partition()));
+            }
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+            while (!latest.equals(expected)) {
+                check(System.nanoTime() < deadline, "word counts: " + latest + ", expected " + expected);
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    long count = Long.parseLong(r.value());
+                    Long before = latest.put(r.key(), count);
+                    check(before == null || count > before, r.key() + ": count " + count + " after " + before);
+                    check(count <= expected.getOrDefault(r.key(), 0L),
+                            r.key() + ": counted " + count + ", only " + expected.get(r.key()) + " produced");
+                }
+            }
+        }
+    }
+
+    /**
+     * Kafka Streams word count with exactly_once_v2 (a state store, its
+     * changelog, a repartition topic, transactions): half the input, the
+     * application closed and started again, the rest; the counts exact.
+     */
+    static void streams(String bootstrap) throws Exception {
+        String input = "java-streams-in";
+        String output = "java-streams-out";
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(input, output), PARTITIONS);
+        }
+        java.nio.file.Path stateDir = java.nio.file.Files.createTempDirectory("shardlog-streams");
+        Map<String, Long> expected = new TreeMap<>();
+        var app = wordCount(bootstrap, stateDir, input, output);
+        try {
+            produceLines(bootstrap, input, 0, 200, expected);
+            awaitCounts(bootstrap, output, expected);
+        } finally {
+            app.close(Duration.ofSeconds(30));
+        }
+        app = wordCount(bootstrap, stateDir, input, output);
+        try {
+            produceLines(bootstrap, input, 200, 400, expected);
+            awaitCounts(bootstrap, output, expected);
+        } finally {
+            app.close(Duration.ofSeconds(30));
+            app.cleanUp();
         }
     }
 }
