@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::histogram::Latency;
-use crate::procfs::Sample;
+use crate::procfs::{self, Sample};
 
 /// `shardlog bench floor`.
 #[derive(Debug, Clone, clap::Args)]
@@ -234,21 +234,7 @@ fn exchange_loop(
 
 /// The calling thread's user plus system CPU seconds so far.
 fn thread_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").context("/proc/thread-self")?;
-    let rest = stat
-        .get(stat.rfind(')').unwrap_or(0) + 1..)
-        .unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    // utime and stime: fields 14 and 15, 11 and 12 after the name.
-    Ok((ticks(11) + ticks(12)) as f64 / hz)
+    procfs::cpu_seconds("/proc/thread-self/stat").context("reading /proc/thread-self/stat")
 }
 
 /// The CPU seconds of every process on the machine so far, kernel threads
@@ -267,9 +253,7 @@ fn machine_busy_seconds() -> anyhow::Result<f64> {
         else {
             continue;
         };
-        if let Some(sample) = Sample::take(pid) {
-            total += sample.cpu_seconds();
-        }
+        total += procfs::cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(0.0);
     }
     Ok(total)
 }

@@ -28,15 +28,7 @@ pub struct Sample {
 impl Sample {
     /// `None` when the process is gone or /proc cannot be read.
     pub fn take(pid: u32) -> Option<Sample> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces): state is
-        // field 3; utime and stime are fields 14 and 15.
-        let rest = stat.get(stat.rfind(')')? + 1..)?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // SAFETY: sysconf only reads a configuration value.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let cpu_seconds = cpu_seconds(&format!("/proc/{pid}/stat"))?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let rss_kb = status
             .lines()
@@ -44,7 +36,7 @@ impl Sample {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0);
         Some(Sample {
-            cpu_seconds: ticks as f64 / hz,
+            cpu_seconds,
             rss_bytes: rss_kb * 1024,
         })
     }
@@ -53,6 +45,21 @@ impl Sample {
     pub fn cpu_seconds(&self) -> f64 {
         self.cpu_seconds
     }
+}
+
+/// User plus system CPU seconds from a stat file of /proc (a process's,
+/// `/proc/PID/stat`, or a thread's, `/proc/thread-self/stat`); `None` when
+/// it cannot be read.
+pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the command name (which may hold spaces): state is
+    // field 3; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
 }
 
 /// Follows a process through a run.
