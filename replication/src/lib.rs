@@ -13,9 +13,13 @@
 //! - [`log_store`]: the trait through which this crate reaches a durable log
 //!   (implemented by `engine::Log`).
 //!
-//! What will live here too: the metadata quorum, the in-sync replica set and
-//! high watermark, leader election and failover, all sans-IO and driven in
-//! tests by a seeded deterministic simulator. This crate does not depend on
+//! - [`quorum`]: the metadata quorum: a Raft voter ([`quorum::QuorumNode`],
+//!   raft-rs underneath) replicating those records, and the controller that
+//!   decides them (brokers, fencing, replica assignment, leaders and ISRs).
+//!
+//! What will live here too: the in-sync replica set and high watermark of
+//! the data, and failover, all sans-IO and driven in tests by a seeded
+//! deterministic simulator. This crate does not depend on
 //! glommio or on `engine`; it reaches a log through a trait it defines.
 #![deny(
     clippy::unwrap_used,
@@ -26,3 +30,4 @@
 
 pub mod log_store;
 pub mod metadata;
+pub mod quorum;

@@ -62,9 +62,12 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             MetadataError::UnknownTopic(_) => UNKNOWN_TOPIC_OR_PARTITION,
             MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
             MetadataError::InvalidPartitions { .. } => INVALID_PARTITIONS,
-            MetadataError::TopicIdInUse | MetadataError::ProducerIdsExhausted => {
-                UNKNOWN_SERVER_ERROR
-            }
+            MetadataError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+            // Records of the cluster's own bookkeeping: no client command
+            // is refused with these.
+            MetadataError::TopicIdInUse
+            | MetadataError::ProducerIdsExhausted
+            | MetadataError::UnknownBroker { .. } => UNKNOWN_SERVER_ERROR,
         },
         CommandError::Store(_) | CommandError::WriterGone => UNKNOWN_SERVER_ERROR,
     }

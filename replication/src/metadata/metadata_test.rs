@@ -186,10 +186,10 @@ fn records_from_another_version_or_damaged_are_errors() {
         Err(DecodeError::Empty)
     ));
     let mut other = bytes.clone();
-    other[0] = 2;
+    other[0] = 9;
     assert!(matches!(
         MetadataRecord::decode(&other),
-        Err(DecodeError::Version(2))
+        Err(DecodeError::Version(9))
     ));
     assert!(MetadataRecord::decode(&bytes[..bytes.len() / 2]).is_err());
 }
@@ -251,5 +251,140 @@ fn producer_id_blocks_follow_each_other_and_replay_to_the_same_next() {
             Err(MetadataError::ProducerIdsExhausted),
             "{count}"
         );
+    }
+}
+
+/// Records as the first single-node builds wrote them (version 1, bytes
+/// captured from that code): they decode unchanged, and encode the same.
+#[test]
+fn version_1_records_written_by_older_builds_still_decode() {
+    let created: &[u8] = &[
+        1, 114, 101, 116, 101, 110, 116, 105, 111, 110, 46, 109, 115, 0, 0, 0, 0, 140, 0, 0, 0,
+        240, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 49, 48, 48, 48, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 111, 114, 100, 101, 114, 115, 255, 255, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+        7, 7, 7, 3, 0, 0, 0, 132, 255, 255, 255, 1, 0, 0, 0,
+    ];
+    let expected = MetadataRecord::TopicCreated {
+        name: "orders".into(),
+        topic_id: id(7),
+        partitions: 3,
+        configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+    };
+    assert_eq!(expected.encode(), created);
+    assert_eq!(MetadataRecord::decode(created).unwrap(), expected);
+    let allocated: &[u8] = &[
+        1, 4, 0, 0, 0, 0, 0, 0, 0, 232, 3, 0, 0, 0, 0, 0, 0, 244, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let expected = MetadataRecord::ProducerIdsAllocated {
+        first: 1000,
+        count: 500,
+    };
+    assert_eq!(MetadataRecord::decode(allocated).unwrap(), expected);
+    assert_eq!(expected.encode(), allocated);
+}
+
+#[test]
+fn brokers_register_unfence_and_fence_by_epoch() {
+    let mut state = ClusterMetadata::default();
+    run(&mut state, create("before", 1), id(1)).unwrap();
+    let endpoints = vec![Endpoint {
+        name: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port: 9092,
+    }];
+    let register = MetadataRecord::BrokerRegistered {
+        broker_id: 2,
+        incarnation: 77,
+        endpoints: endpoints.clone(),
+    };
+    state.apply(register.clone()).unwrap();
+    let broker = state.broker(2).unwrap().clone();
+    assert_eq!(broker.broker_epoch, 1, "the registration's log position");
+    assert!(broker.fenced, "fenced until it has caught up");
+    let stale = MetadataRecord::BrokerUnfenced {
+        broker_id: 2,
+        broker_epoch: 0,
+    };
+    assert_eq!(
+        state.apply(stale),
+        Err(MetadataError::UnknownBroker {
+            broker_id: 2,
+            broker_epoch: 0
+        })
+    );
+    state
+        .apply(MetadataRecord::BrokerUnfenced {
+            broker_id: 2,
+            broker_epoch: 1,
+        })
+        .unwrap();
+    assert!(!state.broker(2).unwrap().fenced);
+    // A restart registers again: a new epoch, fenced again.
+    state.apply(register).unwrap();
+    assert_eq!(state.broker(2).unwrap().broker_epoch, 3);
+    assert!(state.broker(2).unwrap().fenced);
+    assert_eq!(state.broker(2).unwrap().endpoints, endpoints);
+}
+
+#[test]
+fn partition_records_bump_the_partition_epoch_and_go_with_their_topic() {
+    let mut state = ClusterMetadata::default();
+    run(&mut state, create("t", 2), id(1)).unwrap();
+    let change = |partition, leader, leader_epoch| MetadataRecord::PartitionChanged {
+        topic_id: id(1),
+        partition,
+        replicas: vec![1, 2, 3],
+        isr: vec![1, 2, 3],
+        leader,
+        leader_epoch,
+    };
+    state.apply(change(0, 1, 0)).unwrap();
+    state.apply(change(0, 2, 1)).unwrap();
+    let p0 = state.partition(id(1), 0).unwrap();
+    assert_eq!((p0.leader, p0.leader_epoch, p0.partition_epoch), (2, 1, 1));
+    assert_eq!(
+        state.apply(change(2, 1, 0)),
+        Err(MetadataError::UnknownPartition {
+            topic_id: id(1),
+            partition: 2
+        })
+    );
+    run(&mut state, Command::DeleteTopic { name: "t".into() }, id(9)).unwrap();
+    assert_eq!(state.partitions().count(), 0);
+}
+
+proptest! {
+    /// Every record, of either version, decodes to itself.
+    #[test]
+    fn cluster_records_round_trip(
+        broker_id in any::<i32>(),
+        epoch in any::<u64>(),
+        replicas in proptest::collection::vec(any::<i32>(), 0..8),
+        host in "[a-z0-9.]{0,20}",
+        port in any::<u16>(),
+    ) {
+        let records = [
+            MetadataRecord::BrokerRegistered {
+                broker_id,
+                incarnation: epoch,
+                endpoints: vec![Endpoint { name: "PLAINTEXT".into(), host, port }],
+            },
+            MetadataRecord::BrokerUnfenced { broker_id, broker_epoch: epoch },
+            MetadataRecord::BrokerFenced { broker_id, broker_epoch: epoch },
+            MetadataRecord::PartitionChanged {
+                topic_id: id(3),
+                partition: broker_id,
+                replicas: replicas.clone(),
+                isr: replicas,
+                leader: broker_id,
+                leader_epoch: broker_id,
+            },
+        ];
+        for record in records {
+            prop_assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
+        }
     }
 }

@@ -7,7 +7,7 @@ mod store;
 
 use std::collections::BTreeMap;
 
-pub use record::{DecodeError, MetadataRecord, TopicId};
+pub use record::{DecodeError, Endpoint, MetadataRecord, TopicId};
 pub use store::{MetadataStore, StoreError};
 
 /// Kafka's longest topic name.
@@ -23,6 +23,31 @@ pub struct TopicMetadata {
     pub partitions: i32,
     /// Topic-level config overrides (key -> value, as Kafka writes them).
     pub configs: BTreeMap<String, String>,
+}
+
+/// A registered broker, as the metadata log last described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    /// The position of its registration record in the metadata log.
+    pub broker_epoch: u64,
+    pub incarnation: u64,
+    pub endpoints: Vec<Endpoint>,
+    /// A fenced broker leads nothing and is told nothing is its to serve.
+    pub fenced: bool,
+}
+
+/// One partition's replicas and leadership (absent for partitions of a
+/// single-node broker, which are all its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1: no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Bumped by every change of the partition's record.
+    pub partition_epoch: i32,
 }
 
 /// What a client asks the metadata to change.
@@ -79,6 +104,13 @@ pub enum MetadataError {
     /// No producer ids left to hand out (or a block that does not fit).
     #[error("producer ids exhausted")]
     ProducerIdsExhausted,
+    /// A broker record names a broker (or an epoch of it) that is not
+    /// registered.
+    #[error("broker {broker_id} at epoch {broker_epoch} is not registered")]
+    UnknownBroker { broker_id: i32, broker_epoch: u64 },
+    /// A partition record names a partition its topic does not have.
+    #[error("partition {partition} of topic {topic_id:?} does not exist")]
+    UnknownPartition { topic_id: TopicId, partition: i32 },
 }
 
 /// The whole metadata state. Cloning it is how other shards get a snapshot.
@@ -89,6 +121,8 @@ pub struct ClusterMetadata {
     broker_configs: BTreeMap<String, String>,
     /// The first producer id not yet handed out.
     next_producer_id: i64,
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    partitions: BTreeMap<(TopicId, i32), PartitionState>,
     /// Records applied so far: the position in the metadata log.
     applied: u64,
 }
@@ -136,6 +170,26 @@ impl ClusterMetadata {
     /// The first producer id no shard holds yet.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values()
+    }
+
+    pub fn broker(&self, broker_id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&broker_id)
+    }
+
+    /// A partition's replicas and leader, if the metadata assigned them.
+    pub fn partition(&self, topic_id: TopicId, partition: i32) -> Option<&PartitionState> {
+        self.partitions.get(&(topic_id, partition))
+    }
+
+    /// Every assigned partition, by topic id and index.
+    pub fn partitions(&self) -> impl Iterator<Item = (TopicId, i32, &PartitionState)> {
+        self.partitions
+            .iter()
+            .map(|(&(topic_id, partition), state)| (topic_id, partition, state))
     }
 
     /// How many records built this state.
@@ -250,6 +304,7 @@ impl ClusterMetadata {
                     _ => return Err(MetadataError::UnknownTopic(name)),
                 }
                 self.topics.remove(&name);
+                self.partitions.retain(|&(id, _), _| id != topic_id);
             }
             MetadataRecord::PartitionsCreated { name, total } => {
                 let topic = self
@@ -288,8 +343,85 @@ impl ClusterMetadata {
                 }
                 self.next_producer_id = first.saturating_add(count);
             }
+            cluster => self.apply_cluster(cluster)?,
         }
         self.applied += 1;
+        Ok(())
+    }
+
+    /// The cluster's records: brokers and partition leadership.
+    fn apply_cluster(&mut self, record: MetadataRecord) -> Result<(), MetadataError> {
+        match record {
+            MetadataRecord::BrokerRegistered {
+                broker_id,
+                incarnation,
+                endpoints,
+            } => {
+                let registration = BrokerRegistration {
+                    broker_id,
+                    broker_epoch: self.applied,
+                    incarnation,
+                    endpoints,
+                    fenced: true,
+                };
+                self.brokers.insert(broker_id, registration);
+            }
+            MetadataRecord::BrokerUnfenced {
+                broker_id,
+                broker_epoch,
+            }
+            | MetadataRecord::BrokerFenced {
+                broker_id,
+                broker_epoch,
+            } => {
+                let fenced = matches!(record, MetadataRecord::BrokerFenced { .. });
+                match self.brokers.get_mut(&broker_id) {
+                    Some(broker) if broker.broker_epoch == broker_epoch => broker.fenced = fenced,
+                    _ => {
+                        return Err(MetadataError::UnknownBroker {
+                            broker_id,
+                            broker_epoch,
+                        });
+                    }
+                }
+            }
+            MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => {
+                let exists = self
+                    .topic_by_id(topic_id)
+                    .is_some_and(|topic| (0..topic.partitions).contains(&partition));
+                if !exists {
+                    return Err(MetadataError::UnknownPartition {
+                        topic_id,
+                        partition,
+                    });
+                }
+                let partition_epoch = self
+                    .partitions
+                    .get(&(topic_id, partition))
+                    .map_or(0, |state| state.partition_epoch.saturating_add(1));
+                let state = PartitionState {
+                    replicas,
+                    isr,
+                    leader,
+                    leader_epoch,
+                    partition_epoch,
+                };
+                self.partitions.insert((topic_id, partition), state);
+            }
+            // The topic records, which apply() handles itself.
+            MetadataRecord::TopicCreated { .. }
+            | MetadataRecord::TopicDeleted { .. }
+            | MetadataRecord::PartitionsCreated { .. }
+            | MetadataRecord::ConfigsAltered { .. }
+            | MetadataRecord::ProducerIdsAllocated { .. } => {}
+        }
         Ok(())
     }
 }

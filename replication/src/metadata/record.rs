@@ -1,6 +1,10 @@
 //! Metadata records: what the metadata log holds, one per change.
 //!
-//! Encoding: one version byte (1), then the rkyv archive of the record.
+//! Encoding: one version byte, then the rkyv archive of the record: version
+//! 1 for the records of the first single-node broker (topics, configs,
+//! producer ids), version 2 for the cluster's (brokers, partition
+//! leadership). Each version is its own archived enum, never edited, so
+//! records written by older builds decode unchanged.
 //! Decoding copies the archive into aligned memory and validates it
 //! (bytecheck) before use, so damaged or foreign bytes are an error.
 
@@ -38,8 +42,17 @@ impl fmt::Debug for TopicId {
     }
 }
 
-/// One change to the cluster metadata.
+/// Where clients reach a broker: one listener's advertised address.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Endpoint {
+    /// The listener's name ("PLAINTEXT" until named listeners exist).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// One change to the cluster metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     TopicCreated {
         name: String,
@@ -67,9 +80,99 @@ pub enum MetadataRecord {
         first: i64,
         count: i64,
     },
+    /// A broker (re)joins the cluster, fenced until it has caught up. Its
+    /// broker epoch is this record's position in the metadata log, so a
+    /// restarted broker's requests are told from its previous life's.
+    BrokerRegistered {
+        broker_id: i32,
+        /// Drawn once per process: a second process claiming the same id
+        /// while the first is alive is refused.
+        incarnation: u64,
+        endpoints: Vec<Endpoint>,
+    },
+    /// The broker may lead and serve partitions (it caught up and
+    /// heartbeats).
+    BrokerUnfenced {
+        broker_id: i32,
+        broker_epoch: u64,
+    },
+    /// The broker stopped heartbeating (or shut down): it leads nothing.
+    BrokerFenced {
+        broker_id: i32,
+        broker_epoch: u64,
+    },
+    /// A partition's replicas, in-sync replicas and leader, whole (Kafka's
+    /// PartitionRecord and PartitionChangeRecord in one). Applying it bumps
+    /// the partition epoch; `leader_epoch` is the decider's to bump.
+    PartitionChanged {
+        topic_id: TopicId,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        /// -1: no leader (every in-sync replica is fenced).
+        leader: i32,
+        leader_epoch: i32,
+    },
 }
 
-const VERSION: u8 = 1;
+/// The records of version 1, exactly as they were first written (rkyv's
+/// layout follows the variants' order and fields: never edit this enum;
+/// add records to [`RecordV2`]).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum RecordV1 {
+    TopicCreated {
+        name: String,
+        topic_id: TopicId,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    },
+    TopicDeleted {
+        name: String,
+        topic_id: TopicId,
+    },
+    PartitionsCreated {
+        name: String,
+        total: i32,
+    },
+    ConfigsAltered {
+        topic: Option<String>,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
+    ProducerIdsAllocated {
+        first: i64,
+        count: i64,
+    },
+}
+
+/// The cluster's records (version 2): brokers and partition leadership.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum RecordV2 {
+    BrokerRegistered {
+        broker_id: i32,
+        incarnation: u64,
+        endpoints: Vec<Endpoint>,
+    },
+    BrokerUnfenced {
+        broker_id: i32,
+        broker_epoch: u64,
+    },
+    BrokerFenced {
+        broker_id: i32,
+        broker_epoch: u64,
+    },
+    PartitionChanged {
+        topic_id: TopicId,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+const VERSION_1: u8 = 1;
+const VERSION_2: u8 = 2;
 
 /// Bytes that are not a metadata record of a version we read.
 #[derive(Debug, thiserror::Error)]
@@ -82,25 +185,195 @@ pub enum DecodeError {
     Invalid(#[source] rancor::Error),
 }
 
+fn archive<T>(version: u8, value: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rancor::Error,
+            >,
+        >,
+{
+    let mut out = vec![version];
+    match rkyv::to_bytes::<rancor::Error>(value) {
+        Ok(archive) => out.extend_from_slice(&archive),
+        // Serializing plain owned data into memory cannot fail short of
+        // allocation failure, which aborts anyway.
+        Err(e) => unreachable!("serializing a metadata record failed: {e}"),
+    }
+    out
+}
+
 impl MetadataRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![VERSION];
-        match rkyv::to_bytes::<rancor::Error>(self) {
-            Ok(archive) => out.extend_from_slice(&archive),
-            // Serializing plain owned data into memory cannot fail short of
-            // allocation failure, which aborts anyway.
-            Err(e) => unreachable!("serializing a metadata record failed: {e}"),
+        match self.clone() {
+            MetadataRecord::TopicCreated {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => archive(
+                VERSION_1,
+                &RecordV1::TopicCreated {
+                    name,
+                    topic_id,
+                    partitions,
+                    configs,
+                },
+            ),
+            MetadataRecord::TopicDeleted { name, topic_id } => {
+                archive(VERSION_1, &RecordV1::TopicDeleted { name, topic_id })
+            }
+            MetadataRecord::PartitionsCreated { name, total } => {
+                archive(VERSION_1, &RecordV1::PartitionsCreated { name, total })
+            }
+            MetadataRecord::ConfigsAltered { topic, set, delete } => {
+                archive(VERSION_1, &RecordV1::ConfigsAltered { topic, set, delete })
+            }
+            MetadataRecord::ProducerIdsAllocated { first, count } => {
+                archive(VERSION_1, &RecordV1::ProducerIdsAllocated { first, count })
+            }
+            MetadataRecord::BrokerRegistered {
+                broker_id,
+                incarnation,
+                endpoints,
+            } => archive(
+                VERSION_2,
+                &RecordV2::BrokerRegistered {
+                    broker_id,
+                    incarnation,
+                    endpoints,
+                },
+            ),
+            MetadataRecord::BrokerUnfenced {
+                broker_id,
+                broker_epoch,
+            } => archive(
+                VERSION_2,
+                &RecordV2::BrokerUnfenced {
+                    broker_id,
+                    broker_epoch,
+                },
+            ),
+            MetadataRecord::BrokerFenced {
+                broker_id,
+                broker_epoch,
+            } => archive(
+                VERSION_2,
+                &RecordV2::BrokerFenced {
+                    broker_id,
+                    broker_epoch,
+                },
+            ),
+            MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => archive(
+                VERSION_2,
+                &RecordV2::PartitionChanged {
+                    topic_id,
+                    partition,
+                    replicas,
+                    isr,
+                    leader,
+                    leader_epoch,
+                },
+            ),
         }
-        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<MetadataRecord, DecodeError> {
         let (&version, archive) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if version != VERSION {
-            return Err(DecodeError::Version(version));
-        }
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(archive.len());
         aligned.extend_from_slice(archive);
-        rkyv::from_bytes::<MetadataRecord, rancor::Error>(&aligned).map_err(DecodeError::Invalid)
+        match version {
+            VERSION_1 => rkyv::from_bytes::<RecordV1, rancor::Error>(&aligned)
+                .map(MetadataRecord::from)
+                .map_err(DecodeError::Invalid),
+            VERSION_2 => rkyv::from_bytes::<RecordV2, rancor::Error>(&aligned)
+                .map(MetadataRecord::from)
+                .map_err(DecodeError::Invalid),
+            other => Err(DecodeError::Version(other)),
+        }
+    }
+}
+
+impl From<RecordV1> for MetadataRecord {
+    fn from(record: RecordV1) -> Self {
+        match record {
+            RecordV1::TopicCreated {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => MetadataRecord::TopicCreated {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            },
+            RecordV1::TopicDeleted { name, topic_id } => {
+                MetadataRecord::TopicDeleted { name, topic_id }
+            }
+            RecordV1::PartitionsCreated { name, total } => {
+                MetadataRecord::PartitionsCreated { name, total }
+            }
+            RecordV1::ConfigsAltered { topic, set, delete } => {
+                MetadataRecord::ConfigsAltered { topic, set, delete }
+            }
+            RecordV1::ProducerIdsAllocated { first, count } => {
+                MetadataRecord::ProducerIdsAllocated { first, count }
+            }
+        }
+    }
+}
+
+impl From<RecordV2> for MetadataRecord {
+    fn from(record: RecordV2) -> Self {
+        match record {
+            RecordV2::BrokerRegistered {
+                broker_id,
+                incarnation,
+                endpoints,
+            } => MetadataRecord::BrokerRegistered {
+                broker_id,
+                incarnation,
+                endpoints,
+            },
+            RecordV2::BrokerUnfenced {
+                broker_id,
+                broker_epoch,
+            } => MetadataRecord::BrokerUnfenced {
+                broker_id,
+                broker_epoch,
+            },
+            RecordV2::BrokerFenced {
+                broker_id,
+                broker_epoch,
+            } => MetadataRecord::BrokerFenced {
+                broker_id,
+                broker_epoch,
+            },
+            RecordV2::PartitionChanged {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            },
+        }
     }
 }

@@ -1,0 +1,421 @@
+//! The controller: what the quorum's leader decides (Kafka's KRaft
+//! controller). Sans-IO and without a clock of its own: every decision takes
+//! the metadata state it is decided against and the driver's time in
+//! milliseconds, and returns the records to append. Applying them is the
+//! quorum node's job, in log order, on every voter alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::metadata::{
+    BrokerRegistration, ClusterMetadata, Command, Endpoint, MetadataError, MetadataRecord,
+    PartitionState, TopicId,
+};
+
+/// No leader (every in-sync replica is fenced).
+pub const NO_LEADER: i32 = -1;
+
+/// The controller's settings (Kafka's names in the comments).
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `default.replication.factor`: for topics created without one.
+    pub default_replication_factor: i16,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            session_timeout_ms: 9_000,
+            default_replication_factor: 1,
+        }
+    }
+}
+
+/// What brokers and admin clients ask the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerRequest {
+    /// A topic admin command; created partitions get replicas on the
+    /// unfenced brokers (`replication_factor` -1: the default).
+    Admin {
+        command: Command,
+        topic_id: TopicId,
+        replication_factor: i16,
+    },
+    /// BrokerRegistration: a starting broker joins, fenced.
+    RegisterBroker {
+        broker_id: i32,
+        incarnation: u64,
+        endpoints: Vec<Endpoint>,
+    },
+    /// BrokerHeartbeat: alive; `caught_up` once it applied the metadata
+    /// log past its registration (then it is unfenced); `want_fence` at
+    /// controlled shutdown (its leaderships move first).
+    Heartbeat {
+        broker_id: i32,
+        broker_epoch: u64,
+        caught_up: bool,
+        want_fence: bool,
+    },
+    /// AlterPartition: a partition's leader shrinks or grows its ISR.
+    AlterIsr {
+        broker_id: i32,
+        broker_epoch: u64,
+        topic_id: TopicId,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+}
+
+/// Why the controller refuses a request; each maps to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Refused(#[from] MetadataError),
+    /// NOT_CONTROLLER (41): this voter does not lead the quorum.
+    #[error("not the controller (leader: {leader:?})")]
+    NotController { leader: Option<u64> },
+    /// INVALID_REPLICATION_FACTOR (38)
+    #[error("replication factor {requested} with {available} unfenced brokers")]
+    InvalidReplicationFactor { requested: i16, available: usize },
+    /// STALE_BROKER_EPOCH (77): a request from a previous life of the broker.
+    #[error("broker {broker_id}: stale or unknown broker epoch")]
+    StaleBrokerEpoch { broker_id: i32 },
+    /// DUPLICATE_BROKER_REGISTRATION (101): another live process has the id.
+    #[error("broker {broker_id} is registered by another live process")]
+    DuplicateBrokerRegistration { broker_id: i32 },
+    /// NOT_LEADER_OR_FOLLOWER (6): AlterPartition from a broker that does
+    /// not lead the partition.
+    #[error("broker {broker_id} does not lead the partition")]
+    NotLeader { broker_id: i32 },
+    /// FENCED_LEADER_EPOCH (74)
+    #[error("leader epoch {requested} is not the partition's {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// INVALID_UPDATE_VERSION (96): the partition changed since.
+    #[error("partition epoch {requested} is not the partition's {current}")]
+    InvalidUpdateVersion { requested: i32, current: i32 },
+    /// INELIGIBLE_REPLICA (107): an ISR that names a fenced broker or a
+    /// non-replica, or leaves the leader out.
+    #[error("invalid ISR {isr:?}")]
+    IneligibleReplica { isr: Vec<i32> },
+}
+
+/// The leader's controller: decides requests and notices silent brokers.
+#[derive(Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    /// When each broker last heartbeated (the driver's ms). Held by the
+    /// leader only, not replicated: a new leader starts every broker's
+    /// session afresh, as Kafka's controller does.
+    last_heartbeat: BTreeMap<i32, u64>,
+}
+
+impl Controller {
+    pub fn new(config: ControllerConfig) -> Self {
+        Controller {
+            config,
+            last_heartbeat: BTreeMap::new(),
+        }
+    }
+
+    /// This voter became the leader at `now_ms`: every registered broker's
+    /// session starts now.
+    pub fn elected(&mut self, state: &ClusterMetadata, now_ms: u64) {
+        self.last_heartbeat = state.brokers().map(|b| (b.broker_id, now_ms)).collect();
+    }
+
+    /// The records `request` makes, decided against `state`: the committed
+    /// metadata plus every record this leader appended and not yet
+    /// committed (records of one request apply in order).
+    pub fn decide(
+        &mut self,
+        state: &ClusterMetadata,
+        request: ControllerRequest,
+        now_ms: u64,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        match request {
+            ControllerRequest::Admin {
+                command,
+                topic_id,
+                replication_factor,
+            } => self.admin(state, command, topic_id, replication_factor),
+            ControllerRequest::RegisterBroker {
+                broker_id,
+                incarnation,
+                endpoints,
+            } => {
+                if let Some(current) = state.broker(broker_id)
+                    && current.incarnation != incarnation
+                    && !current.fenced
+                    && self.alive(broker_id, now_ms)
+                {
+                    return Err(ControllerError::DuplicateBrokerRegistration { broker_id });
+                }
+                self.last_heartbeat.insert(broker_id, now_ms);
+                // A restarted broker's previous life leads nothing from now.
+                let mut records = match state.broker(broker_id) {
+                    Some(previous) if !previous.fenced => fence(state, previous),
+                    _ => Vec::new(),
+                };
+                records.push(MetadataRecord::BrokerRegistered {
+                    broker_id,
+                    incarnation,
+                    endpoints,
+                });
+                Ok(records)
+            }
+            ControllerRequest::Heartbeat {
+                broker_id,
+                broker_epoch,
+                caught_up,
+                want_fence,
+            } => {
+                let broker = current_broker(state, broker_id, broker_epoch)?;
+                self.last_heartbeat.insert(broker_id, now_ms);
+                Ok(match (broker.fenced, caught_up && !want_fence) {
+                    (true, true) => unfence(state, broker),
+                    (false, false) if want_fence => fence(state, broker),
+                    _ => Vec::new(),
+                })
+            }
+            ControllerRequest::AlterIsr {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                current_broker(state, broker_id, broker_epoch)?;
+                let current = state.partition(topic_id, partition).ok_or(
+                    MetadataError::UnknownPartition {
+                        topic_id,
+                        partition,
+                    },
+                )?;
+                if current.leader != broker_id {
+                    return Err(ControllerError::NotLeader { broker_id });
+                }
+                if leader_epoch != current.leader_epoch {
+                    return Err(ControllerError::FencedLeaderEpoch {
+                        requested: leader_epoch,
+                        current: current.leader_epoch,
+                    });
+                }
+                if partition_epoch != current.partition_epoch {
+                    return Err(ControllerError::InvalidUpdateVersion {
+                        requested: partition_epoch,
+                        current: current.partition_epoch,
+                    });
+                }
+                if !isr_is_eligible(state, current, &isr) {
+                    return Err(ControllerError::IneligibleReplica { isr });
+                }
+                Ok(vec![MetadataRecord::PartitionChanged {
+                    topic_id,
+                    partition,
+                    replicas: current.replicas.clone(),
+                    isr,
+                    leader: current.leader,
+                    leader_epoch: current.leader_epoch,
+                }])
+            }
+        }
+    }
+
+    /// The records that fence every unfenced broker whose session expired
+    /// by `now_ms` (its leaderships move to other in-sync replicas).
+    pub fn expire(&mut self, state: &ClusterMetadata, now_ms: u64) -> Vec<MetadataRecord> {
+        let expired: Vec<i32> = state
+            .brokers()
+            .filter(|b| !b.fenced && !self.alive(b.broker_id, now_ms))
+            .map(|b| b.broker_id)
+            .collect();
+        if expired.is_empty() {
+            return Vec::new();
+        }
+        // Each broker's records are decided against the ones before.
+        let mut view = state.clone();
+        let mut records = Vec::new();
+        for broker_id in expired {
+            let Some(broker) = view.broker(broker_id).cloned() else {
+                continue;
+            };
+            let fenced = fence(&view, &broker);
+            for record in &fenced {
+                if let Err(e) = view.apply(record.clone()) {
+                    tracing::error!(%e, "controller: a fencing record does not apply");
+                }
+            }
+            records.extend(fenced);
+        }
+        records
+    }
+
+    fn alive(&self, broker_id: i32, now_ms: u64) -> bool {
+        self.last_heartbeat
+            .get(&broker_id)
+            .is_some_and(|&at| now_ms.saturating_sub(at) <= self.config.session_timeout_ms)
+    }
+
+    fn admin(
+        &self,
+        state: &ClusterMetadata,
+        command: Command,
+        topic_id: TopicId,
+        replication_factor: i16,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let new_partitions = match &command {
+            Command::CreateTopic {
+                partitions, name, ..
+            } => Some((name.clone(), 0..*partitions)),
+            Command::CreatePartitions { name, total } => {
+                let current = state.topic(name).map_or(0, |t| t.partitions);
+                Some((name.clone(), current..*total))
+            }
+            _ => None,
+        };
+        let record = state.decide(command, topic_id)?;
+        let mut records = vec![record];
+        let Some((name, range)) = new_partitions else {
+            return Ok(records);
+        };
+        let live: Vec<i32> = state
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect();
+        let topic_id = state.topic(&name).map_or(topic_id, |t| t.topic_id);
+        let factor = match replication_factor {
+            -1 => state
+                .partition(topic_id, 0)
+                .map_or(self.config.default_replication_factor, |p| {
+                    i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)
+                }),
+            factor => factor,
+        };
+        let count = usize::try_from(factor).unwrap_or(0);
+        if count == 0 || count > live.len() {
+            return Err(ControllerError::InvalidReplicationFactor {
+                requested: factor,
+                available: live.len(),
+            });
+        }
+        // Replicas on a ring of the unfenced brokers, each partition one
+        // step further, from a start the topic id picks (spreads leaders).
+        let start = usize::from(topic_id.0[15]);
+        for partition in range {
+            let first = start + usize::try_from(partition).unwrap_or(0);
+            let replicas: Vec<i32> = (0..count)
+                .filter_map(|k| live.get((first + k) % live.len()).copied())
+                .collect();
+            records.push(MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+                leader: replicas.first().copied().unwrap_or(NO_LEADER),
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+            });
+        }
+        Ok(records)
+    }
+}
+
+/// The broker's registration if `broker_epoch` is its current one.
+fn current_broker(
+    state: &ClusterMetadata,
+    broker_id: i32,
+    broker_epoch: u64,
+) -> Result<&BrokerRegistration, ControllerError> {
+    state
+        .broker(broker_id)
+        .filter(|b| b.broker_epoch == broker_epoch)
+        .ok_or(ControllerError::StaleBrokerEpoch { broker_id })
+}
+
+/// An ISR may name only the partition's replicas, once each, must hold its
+/// leader, and may add only unfenced brokers.
+fn isr_is_eligible(state: &ClusterMetadata, current: &PartitionState, isr: &[i32]) -> bool {
+    let unique: BTreeSet<i32> = isr.iter().copied().collect();
+    unique.len() == isr.len()
+        && unique.contains(&current.leader)
+        && isr.iter().all(|id| current.replicas.contains(id))
+        && isr
+            .iter()
+            .all(|id| current.isr.contains(id) || state.broker(*id).is_some_and(|b| !b.fenced))
+}
+
+/// Fences `broker`: it leaves every ISR it is in (unless it is the last
+/// member) and every partition it leads gets a new leader from the rest of
+/// the ISR, or none until it comes back (never an unclean election).
+fn fence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<MetadataRecord> {
+    let id = broker.broker_id;
+    let mut records = vec![MetadataRecord::BrokerFenced {
+        broker_id: id,
+        broker_epoch: broker.broker_epoch,
+    }];
+    for (topic_id, partition, current) in state.partitions() {
+        if !current.isr.contains(&id) {
+            continue;
+        }
+        let rest: Vec<i32> = current.isr.iter().copied().filter(|&r| r != id).collect();
+        let isr = if rest.is_empty() {
+            current.isr.clone()
+        } else {
+            rest
+        };
+        let (leader, leader_epoch) = if current.leader == id {
+            let next = current
+                .replicas
+                .iter()
+                .copied()
+                .find(|&r| r != id && isr.contains(&r) && is_unfenced(state, r));
+            (
+                next.unwrap_or(NO_LEADER),
+                current.leader_epoch.saturating_add(1),
+            )
+        } else {
+            (current.leader, current.leader_epoch)
+        };
+        records.push(MetadataRecord::PartitionChanged {
+            topic_id,
+            partition,
+            replicas: current.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch,
+        });
+    }
+    records
+}
+
+/// Unfences `broker`: partitions left without a leader whose ISR holds it
+/// get it as their leader.
+fn unfence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<MetadataRecord> {
+    let id = broker.broker_id;
+    let mut records = vec![MetadataRecord::BrokerUnfenced {
+        broker_id: id,
+        broker_epoch: broker.broker_epoch,
+    }];
+    for (topic_id, partition, current) in state.partitions() {
+        if current.leader == NO_LEADER && current.isr.contains(&id) {
+            records.push(MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+                replicas: current.replicas.clone(),
+                isr: current.isr.clone(),
+                leader: id,
+                leader_epoch: current.leader_epoch.saturating_add(1),
+            });
+        }
+    }
+    records
+}
+
+fn is_unfenced(state: &ClusterMetadata, broker_id: i32) -> bool {
+    state.broker(broker_id).is_some_and(|b| !b.fenced)
+}

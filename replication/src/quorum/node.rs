@@ -1,0 +1,439 @@
+//! [`QuorumNode`]: one voter of the metadata quorum, sans-IO.
+//!
+//! Raft is TiKV's raft-rs (`RawNode`), itself a state machine: this wraps it
+//! with the cluster metadata it replicates and the controller that decides
+//! what to append. The driver feeds it time ([`QuorumNode::tick`]), peer
+//! messages ([`QuorumNode::step`]) and requests ([`QuorumNode::propose`]),
+//! and performs the [`Action`]s [`QuorumNode::poll`] returns, in order.
+
+use std::collections::BTreeMap;
+
+use raft::prelude::{Entry, HardState, Message};
+use raft::storage::MemStorage;
+use raft::{Config, RawNode, StateRole};
+
+use super::controller::{Controller, ControllerConfig, ControllerError, ControllerRequest};
+use super::raft_logger::RaftLogger;
+use crate::metadata::{ClusterMetadata, MetadataRecord};
+
+/// A voter's settings.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// This voter's id (Kafka's node.id), not 0.
+    pub node_id: u64,
+    /// Every voter's id, this one's too (a static quorum).
+    pub voters: Vec<u64>,
+    /// Ticks without a leader's word before a follower campaigns: the
+    /// election timeout is drawn from [election_ticks, 2 * election_ticks).
+    pub election_ticks: usize,
+    /// Ticks between the leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Seeds the election timeouts' draws (a simulator's seed, or any
+    /// per-process value in a broker).
+    pub seed: u64,
+    pub controller: ControllerConfig,
+}
+
+/// What a voter keeps durable: Raft's hard state (term, vote, commit) and
+/// its log. A restarted voter is built from what reached the disk.
+#[derive(Debug, Clone, Default)]
+pub struct DurableState {
+    pub hard_state: HardState,
+    pub entries: Vec<Entry>,
+}
+
+/// Where an accepted request's records are in the metadata log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The Raft index of the entry holding them; 0 when the request needed
+    /// no record (a heartbeat that changes nothing).
+    pub index: u64,
+    pub term: u64,
+}
+
+/// What the driver must do, in the order given.
+#[derive(Debug)]
+pub enum Action {
+    /// Send each message to its `to` voter. Losing one is allowed (Raft
+    /// sends again).
+    Send(Vec<Message>),
+    /// Make durable before performing any action after this one: the
+    /// entries replace the log from the first one's index on (a conflicting
+    /// tail is cut), then the hard state, if any, replaces the stored one.
+    /// A driver that cannot must stop the voter and restart it from disk.
+    Persist {
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+    },
+    /// Committed records, now applied to [`QuorumNode::metadata`]: the
+    /// broker brings its shards in line with them.
+    Applied {
+        index: u64,
+        records: Vec<MetadataRecord>,
+    },
+    /// The answer to the proposal with this id.
+    Reply {
+        id: u64,
+        result: Result<Committed, ControllerError>,
+    },
+}
+
+/// One voter: Raft, the committed metadata and, while it leads, the
+/// controller.
+pub struct QuorumNode {
+    raw: RawNode<MemStorage>,
+    /// The metadata every committed entry built, applied in index order.
+    metadata: ClusterMetadata,
+    /// While leading: `metadata` plus every entry appended but not yet
+    /// committed, which the controller decides against.
+    speculative: Option<ClusterMetadata>,
+    controller: Controller,
+    /// Proposals awaiting commit, by the index of their entry.
+    pending: BTreeMap<u64, Pending>,
+    actions: Vec<Action>,
+    election_ticks: usize,
+    rng: u64,
+    now_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    term: u64,
+    id: u64,
+}
+
+impl std::fmt::Debug for QuorumNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumNode")
+            .field("id", &self.raw.raft.id)
+            .field("term", &self.raw.raft.term)
+            .field("role", &self.raw.raft.state)
+            .field("applied_records", &self.metadata.applied())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuorumNode {
+    /// A voter starting from what it had made durable (nothing, the first
+    /// time). Committed entries are applied again from the first: the
+    /// metadata is rebuilt by replay.
+    pub fn new(config: QuorumConfig, durable: DurableState) -> Result<Self, raft::Error> {
+        let storage = MemStorage::new_with_conf_state((config.voters.clone(), Vec::new()));
+        {
+            let mut core = storage.wl();
+            core.append(&durable.entries)?;
+            core.set_hardstate(durable.hard_state);
+        }
+        let raft_config = Config {
+            id: config.node_id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            // Pre-vote: a voter cut off and back does not disturb a healthy
+            // leader; check-quorum: a leader cut off from a majority steps
+            // down instead of lingering.
+            pre_vote: true,
+            check_quorum: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..Config::default()
+        };
+        raft_config.validate()?;
+        let logger = slog::Logger::root(RaftLogger, slog::o!("voter" => config.node_id));
+        let raw = RawNode::new(&raft_config, storage, &logger)?;
+        let mut node = QuorumNode {
+            raw,
+            metadata: ClusterMetadata::default(),
+            speculative: None,
+            controller: Controller::new(config.controller),
+            pending: BTreeMap::new(),
+            actions: Vec::new(),
+            election_ticks: config.election_ticks,
+            rng: config.seed ^ config.node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            now_ms: 0,
+        };
+        node.draw_election_timeout();
+        Ok(node)
+    }
+
+    /// The committed metadata.
+    pub fn metadata(&self) -> &ClusterMetadata {
+        &self.metadata
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The voter this one believes leads, if any.
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|&id| id != raft::INVALID_ID)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The index up to which entries are committed (as this voter knows).
+    pub fn committed_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// Advances time to `now_ms` by one Raft tick; the leader also fences
+    /// brokers whose sessions expired.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.raw.tick();
+        self.observe();
+        if let Some(state) = &self.speculative {
+            let records = self.controller.expire(state, now_ms);
+            if !records.is_empty() {
+                // Fencing is the controller's own proposal: nobody awaits it.
+                self.append(None, records);
+            }
+        }
+    }
+
+    /// A message from another voter.
+    pub fn step(&mut self, message: Message) {
+        if let Err(e) = self.raw.step(message) {
+            tracing::debug!(%e, "quorum: message not taken");
+        }
+        self.observe();
+    }
+
+    /// A request to the controller; answered by a [`Action::Reply`] with
+    /// `id` once its records are committed (or at once when refused, when
+    /// there is nothing to append, or when this voter does not lead).
+    pub fn propose(&mut self, id: u64, request: ControllerRequest) {
+        let Some(state) = &self.speculative else {
+            let leader = self.leader();
+            self.reply(id, Err(ControllerError::NotController { leader }));
+            return;
+        };
+        match self.controller.decide(state, request, self.now_ms) {
+            Err(e) => self.reply(id, Err(e)),
+            Ok(records) if records.is_empty() => self.reply(
+                id,
+                Ok(Committed {
+                    index: 0,
+                    term: self.term(),
+                }),
+            ),
+            Ok(records) => self.append(Some(id), records),
+        }
+    }
+
+    /// The actions to perform, in order, since the last poll.
+    pub fn poll(&mut self) -> Vec<Action> {
+        while self.raw.has_ready() {
+            let mut ready = self.raw.ready();
+            if !ready.messages().is_empty() {
+                self.actions.push(Action::Send(ready.take_messages()));
+            }
+            // Committed entries in a Ready are durable here already.
+            let committed = ready.take_committed_entries();
+            self.apply(committed);
+            let entries = ready.take_entries();
+            let hard_state = ready.hs().cloned();
+            if !entries.is_empty() || hard_state.is_some() {
+                let mut core = self.raw.raft.raft_log.store.wl();
+                if let Err(e) = core.append(&entries) {
+                    tracing::error!(%e, "quorum: entries do not fit the log");
+                }
+                if let Some(hs) = &hard_state {
+                    core.set_hardstate(hs.clone());
+                }
+                drop(core);
+                self.actions.push(Action::Persist {
+                    entries,
+                    hard_state,
+                });
+            }
+            if !ready.persisted_messages().is_empty() {
+                self.actions
+                    .push(Action::Send(ready.take_persisted_messages()));
+            }
+            let mut light = self.raw.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                let mut core = self.raw.raft.raft_log.store.wl();
+                core.mut_hard_state().set_commit(commit);
+                let hard_state = core.hard_state().clone();
+                drop(core);
+                self.actions.push(Action::Persist {
+                    entries: Vec::new(),
+                    hard_state: Some(hard_state),
+                });
+            }
+            if !light.messages().is_empty() {
+                self.actions.push(Action::Send(light.take_messages()));
+            }
+            let committed = light.take_committed_entries();
+            self.apply(committed);
+            self.raw.advance_apply();
+            self.observe();
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Appends one entry of `records`, already decided against the
+    /// speculative state, and applies them there.
+    fn append(&mut self, id: Option<u64>, records: Vec<MetadataRecord>) {
+        let term = self.term();
+        if let Err(e) = self.raw.propose(Vec::new(), encode_entry(&records)) {
+            tracing::debug!(%e, "quorum: proposal dropped");
+            if let Some(id) = id {
+                let leader = self.leader();
+                self.reply(id, Err(ControllerError::NotController { leader }));
+            }
+            return;
+        }
+        let index = self.raw.raft.raft_log.last_index();
+        if let Some(state) = &mut self.speculative {
+            for record in records {
+                if let Err(e) = state.apply(record) {
+                    tracing::error!(%e, "quorum: a decided record does not apply");
+                }
+            }
+        }
+        if let Some(id) = id {
+            self.pending.insert(index, Pending { term, id });
+        }
+    }
+
+    /// Applies committed entries in order and answers their proposals.
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            let records = if entry.data.is_empty() {
+                Vec::new() // a new leader's empty entry
+            } else {
+                match decode_entry(&entry.data) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        // Every voter skips the same entry alike.
+                        tracing::error!(index = entry.index, %e, "quorum: unreadable entry");
+                        Vec::new()
+                    }
+                }
+            };
+            for record in &records {
+                if let Err(e) = self.metadata.apply(record.clone()) {
+                    tracing::error!(index = entry.index, %e, "quorum: record does not apply");
+                }
+            }
+            if let Some(pending) = self.pending.remove(&entry.index) {
+                let result = if pending.term == entry.term {
+                    Ok(Committed {
+                        index: entry.index,
+                        term: entry.term,
+                    })
+                } else {
+                    // Another leader's entry took the index.
+                    Err(ControllerError::NotController {
+                        leader: self.leader(),
+                    })
+                };
+                self.reply(pending.id, result);
+            }
+            if !records.is_empty() {
+                self.actions.push(Action::Applied {
+                    index: entry.index,
+                    records,
+                });
+            }
+        }
+    }
+
+    /// Follows role changes: a new leader builds its speculative state and
+    /// starts every broker's session; a deposed one fails what it awaits.
+    fn observe(&mut self) {
+        if self.raw.raft.election_elapsed == 0 {
+            self.draw_election_timeout();
+        }
+        match (self.is_leader(), self.speculative.is_some()) {
+            (true, false) => {
+                let mut state = self.metadata.clone();
+                let log = &self.raw.raft.raft_log;
+                let (from, to) = (log.applied + 1, log.last_index() + 1);
+                let uncommitted = if from < to {
+                    log.slice(from, to, None, raft::GetEntriesContext::empty(false))
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                for entry in uncommitted.iter().filter(|e| !e.data.is_empty()) {
+                    for record in decode_entry(&entry.data).unwrap_or_default() {
+                        if let Err(e) = state.apply(record) {
+                            tracing::error!(%e, "quorum: an uncommitted record does not apply");
+                        }
+                    }
+                }
+                self.controller.elected(&state, self.now_ms);
+                self.speculative = Some(state);
+            }
+            (false, true) => {
+                self.speculative = None;
+                let leader = self.leader();
+                for (_, pending) in std::mem::take(&mut self.pending) {
+                    self.reply(pending.id, Err(ControllerError::NotController { leader }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// raft-rs draws election timeouts from the thread's RNG; they are
+    /// drawn again here, from the seeded one, whenever Raft restarted its
+    /// election clock, so a simulated run replays exactly. (Raft's safety
+    /// never rests on timeouts; only which voter campaigns first does.)
+    fn draw_election_timeout(&mut self) {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let spread = u64::try_from(self.election_ticks).unwrap_or(1).max(1);
+        let extra = usize::try_from(self.rng % spread).unwrap_or(0);
+        self.raw
+            .raft
+            .set_randomized_election_timeout(self.election_ticks + extra);
+    }
+
+    fn reply(&mut self, id: u64, result: Result<Committed, ControllerError>) {
+        self.actions.push(Action::Reply { id, result });
+    }
+}
+
+/// An entry's data: its records, each as a little-endian u32 length and
+/// the record's encoding.
+fn encode_entry(records: &[MetadataRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for record in records {
+        let bytes = record.encode();
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Why an entry's data is not a list of records.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("entry truncated")]
+    Truncated,
+    #[error(transparent)]
+    Record(#[from] crate::metadata::DecodeError),
+}
+
+fn decode_entry(mut data: &[u8]) -> Result<Vec<MetadataRecord>, EntryError> {
+    let mut records = Vec::new();
+    while !data.is_empty() {
+        let (len, rest) = data.split_first_chunk::<4>().ok_or(EntryError::Truncated)?;
+        let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| EntryError::Truncated)?;
+        if rest.len() < len {
+            return Err(EntryError::Truncated);
+        }
+        let (record, rest) = rest.split_at(len);
+        records.push(MetadataRecord::decode(record)?);
+        data = rest;
+    }
+    Ok(records)
+}
