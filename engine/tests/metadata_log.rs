@@ -20,6 +20,7 @@ fn metadata_changes_survive_reopen_and_crash() {
             let configs =
                 BTreeMap::from([("retention.ms".to_string(), format!("{}", 1000 * (i + 1)))]);
             let create = Command::CreateTopic {
+                replication_factor: 1,
                 name: name.into(),
                 partitions: 3,
                 configs,

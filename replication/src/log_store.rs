@@ -19,3 +19,44 @@ pub trait LogStore {
 
     async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>, Self::Error>;
 }
+
+/// An in-memory [`LogStore`] for tests, and a way to run its futures.
+#[cfg(test)]
+pub(crate) mod memory {
+    use std::cell::RefCell;
+
+    use super::LogStore;
+
+    /// Records in a vector: "durable" as soon as appended.
+    #[derive(Debug, Default)]
+    pub(crate) struct MemoryLog(pub(crate) RefCell<Vec<Vec<u8>>>);
+
+    impl LogStore for MemoryLog {
+        type Error = std::io::Error;
+        async fn append_record(&self, value: &[u8]) -> Result<i64, Self::Error> {
+            let mut records = self.0.borrow_mut();
+            records.push(value.to_vec());
+            Ok(records.len() as i64 - 1)
+        }
+        async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>, Self::Error> {
+            let records = self.0.borrow();
+            Ok(records
+                .iter()
+                .enumerate()
+                .skip(from as usize)
+                .map(|(i, r)| (i as i64, r.clone()))
+                .collect())
+        }
+    }
+
+    /// Runs a future that never waits (the memory log's).
+    pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => unreachable!("the in-memory log never waits"),
+        }
+    }
+}

@@ -50,6 +50,7 @@ impl Shard {
         let command = Command::CreateTopic {
             name: name.to_string(),
             partitions,
+            replication_factor: -1,
             configs,
         };
         if let Err(e) = self.execute(command).await {

@@ -106,6 +106,7 @@ async fn create_one(
     let command = Command::CreateTopic {
         name: name.clone(),
         partitions,
+        replication_factor: topic.replication_factor,
         configs,
     };
     let outcome = shard.execute_or_validate(command, validate_only).await;

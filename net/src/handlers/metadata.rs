@@ -59,6 +59,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             let command = Command::CreateTopic {
                 name: name.clone(),
                 partitions: shard.settings.num_partitions,
+                replication_factor: -1,
                 configs: Default::default(),
             };
             match shard.execute(command).await {

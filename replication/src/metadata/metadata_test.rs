@@ -10,6 +10,7 @@ fn create(name: &str, partitions: i32) -> Command {
     Command::CreateTopic {
         name: name.into(),
         partitions,
+        replication_factor: 1,
         configs: BTreeMap::new(),
     }
 }

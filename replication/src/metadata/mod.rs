@@ -51,11 +51,14 @@ pub struct PartitionState {
 }
 
 /// What a client asks the metadata to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Command {
     CreateTopic {
         name: String,
         partitions: i32,
+        /// Replicas per partition in a cluster (-1: the controller's
+        /// default); a single-node broker has one copy of everything.
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     },
     DeleteTopic {
@@ -211,6 +214,7 @@ impl ClusterMetadata {
                 name,
                 partitions,
                 configs,
+                ..
             } => {
                 validate_topic_name(&name)?;
                 if self.topics.contains_key(&name) {

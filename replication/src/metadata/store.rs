@@ -82,42 +82,10 @@ impl<L: LogStore> MetadataStore<L> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::collections::BTreeMap;
 
     use super::*;
-
-    /// An in-memory log.
-    #[derive(Debug, Default)]
-    struct MemoryLog(RefCell<Vec<Vec<u8>>>);
-
-    impl LogStore for MemoryLog {
-        type Error = std::io::Error;
-        async fn append_record(&self, value: &[u8]) -> Result<i64, Self::Error> {
-            let mut records = self.0.borrow_mut();
-            records.push(value.to_vec());
-            Ok(records.len() as i64 - 1)
-        }
-        async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>, Self::Error> {
-            let records = self.0.borrow();
-            Ok(records
-                .iter()
-                .enumerate()
-                .skip(from as usize)
-                .map(|(i, r)| (i as i64, r.clone()))
-                .collect())
-        }
-    }
-
-    fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut fut = std::pin::pin!(fut);
-        match fut.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(value) => value,
-            std::task::Poll::Pending => unreachable!("the in-memory log never waits"),
-        }
-    }
+    use crate::log_store::memory::{MemoryLog, block_on};
 
     #[test]
     fn changes_are_logged_before_applied_and_replayed_on_open() {
@@ -126,6 +94,7 @@ mod tests {
             let create = Command::CreateTopic {
                 name: "t".into(),
                 partitions: 2,
+                replication_factor: 1,
                 configs: BTreeMap::new(),
             };
             store

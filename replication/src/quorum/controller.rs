@@ -33,15 +33,11 @@ impl Default for ControllerConfig {
 }
 
 /// What brokers and admin clients ask the controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum ControllerRequest {
     /// A topic admin command; created partitions get replicas on the
-    /// unfenced brokers (`replication_factor` -1: the default).
-    Admin {
-        command: Command,
-        topic_id: TopicId,
-        replication_factor: i16,
-    },
+    /// unfenced brokers (CreatePartitions: as many as partition 0 has).
+    Admin { command: Command, topic_id: TopicId },
     /// BrokerRegistration: a starting broker joins, fenced.
     RegisterBroker {
         broker_id: i32,
@@ -136,11 +132,7 @@ impl Controller {
         now_ms: u64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
         match request {
-            ControllerRequest::Admin {
-                command,
-                topic_id,
-                replication_factor,
-            } => self.admin(state, command, topic_id, replication_factor),
+            ControllerRequest::Admin { command, topic_id } => self.admin(state, command, topic_id),
             ControllerRequest::RegisterBroker {
                 broker_id,
                 incarnation,
@@ -266,17 +258,19 @@ impl Controller {
         state: &ClusterMetadata,
         command: Command,
         topic_id: TopicId,
-        replication_factor: i16,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let new_partitions = match &command {
+        let (new_partitions, replication_factor) = match &command {
             Command::CreateTopic {
-                partitions, name, ..
-            } => Some((name.clone(), 0..*partitions)),
+                partitions,
+                name,
+                replication_factor,
+                ..
+            } => (Some((name.clone(), 0..*partitions)), *replication_factor),
             Command::CreatePartitions { name, total } => {
                 let current = state.topic(name).map_or(0, |t| t.partitions);
-                Some((name.clone(), current..*total))
+                (Some((name.clone(), current..*total)), -1)
             }
-            _ => None,
+            _ => (None, -1),
         };
         let record = state.decide(command, topic_id)?;
         let mut records = vec![record];

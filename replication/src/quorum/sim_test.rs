@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
+use crate::log_store::memory::{MemoryLog, block_on};
 use crate::metadata::{ClusterMetadata, Command, Endpoint, TopicId};
 
 /// splitmix64: small, seedable, the same everywhere.
@@ -108,6 +109,9 @@ enum Purpose {
 struct Voter {
     id: u64,
     node: Option<QuorumNode>,
+    /// What the voter persisted, through the journal's encoding.
+    journal: Option<RaftJournal<MemoryLog>>,
+    /// The same, kept directly: a restart checks the journal against it.
     durable: DurableState,
     restart_at: u64,
     incarnation: u64,
@@ -149,6 +153,7 @@ impl Sim {
             .map(|&id| Voter {
                 id,
                 node: Some(new_node(id, &ids, seed, DurableState::default())),
+                journal: Some(block_on(RaftJournal::open(MemoryLog::default())).unwrap().0),
                 durable: DurableState::default(),
                 restart_at: 0,
                 incarnation: rng.next(),
@@ -255,7 +260,15 @@ impl Sim {
         let seed = self.seed ^ self.now;
         let incarnation = self.rng.next();
         let voter = self.voter(id);
-        voter.node = Some(new_node(id, &ids, seed, voter.durable.clone()));
+        let log = voter.journal.take().unwrap().into_log();
+        let (journal, durable) = block_on(RaftJournal::open(log)).unwrap();
+        assert_eq!(
+            durable.entries, voter.durable.entries,
+            "the journal's replay"
+        );
+        assert_eq!(durable.hard_state, voter.durable.hard_state);
+        voter.journal = Some(journal);
+        voter.node = Some(new_node(id, &ids, seed, durable));
         voter.incarnation = incarnation;
         voter.checked = 0;
         voter.leader_epochs.clear();
@@ -349,7 +362,10 @@ impl Sim {
                 entries,
                 hard_state,
             } => {
-                let durable = &mut self.voter(id).durable;
+                let voter = self.voter(id);
+                let journal = voter.journal.as_ref().unwrap();
+                block_on(journal.persist(&entries, hard_state.as_ref())).unwrap();
+                let durable = &mut voter.durable;
                 if let Some(first) = entries.first() {
                     let keep = usize::try_from(first.index - 1).unwrap();
                     durable.entries.truncate(keep);
@@ -461,6 +477,7 @@ impl Sim {
         let command = match self.rng.below(10) {
             0..=4 => Command::CreateTopic {
                 name,
+                replication_factor,
                 partitions: i32::try_from(1 + self.rng.below(4)).unwrap(),
                 configs: BTreeMap::new(),
             },
@@ -478,7 +495,6 @@ impl Sim {
         ControllerRequest::Admin {
             command,
             topic_id: TopicId(topic_id),
-            replication_factor,
         }
     }
 
