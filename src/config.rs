@@ -9,6 +9,10 @@
 //! data-dir = "/var/lib/shardlog"
 //! shards = 8
 //! node-id = 0
+//! internal-listen = "127.0.0.1:9192"   # a cluster member's address for its peers
+//! controller-quorum-voters = "0@127.0.0.1:9192,1@127.0.0.1:9193,2@127.0.0.1:9194"
+//! broker-session-timeout-ms = 9000     # broker.session.timeout.ms
+//! broker-heartbeat-interval-ms = 2000  # broker.heartbeat.interval.ms
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
@@ -50,6 +54,11 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub advertised_listener: Option<SocketAddr>,
     pub node_id: Option<i32>,
+    pub internal_listen: Option<SocketAddr>,
+    /// `ID@HOST:PORT,...`: the metadata quorum's voters.
+    pub controller_quorum_voters: Option<String>,
+    pub broker_session_timeout_ms: Option<u64>,
+    pub broker_heartbeat_interval_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<usize>,
     pub auto_create_topics: Option<bool>,
@@ -78,6 +87,31 @@ pub struct FileConfig {
     pub slow_request_log_ms: Option<u64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
+}
+
+/// Parses `ID@HOST:PORT,ID@HOST:PORT,...` (Kafka's
+/// `controller.quorum.voters`): each id once, each a node id (0 or more).
+pub fn parse_voters(text: &str) -> anyhow::Result<Vec<(i32, SocketAddr)>> {
+    let mut voters: Vec<(i32, SocketAddr)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .with_context(|| format!("{item:?}: expected ID@HOST:PORT"))?;
+        let id: i32 = id
+            .parse()
+            .with_context(|| format!("{item:?}: the id is not a number"))?;
+        anyhow::ensure!(id >= 0, "{item:?}: node ids are 0 or more");
+        let addr: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("{item:?}: expected an IP address and port"))?;
+        anyhow::ensure!(
+            voters.iter().all(|&(other, _)| other != id),
+            "voter {id} is named twice"
+        );
+        voters.push((id, addr));
+    }
+    anyhow::ensure!(!voters.is_empty(), "no voters");
+    Ok(voters)
 }
 
 impl FileConfig {
@@ -167,6 +201,21 @@ impl FileConfig {
         }
         if config.offsets_retention_check_interval_ms == Some(0) {
             anyhow::bail!("offsets-retention-check-interval-ms must be at least 1");
+        }
+        if let Some(voters) = &config.controller_quorum_voters {
+            parse_voters(voters).context("controller-quorum-voters")?;
+        }
+        for (name, value) in [
+            (
+                "broker-session-timeout-ms",
+                config.broker_session_timeout_ms,
+            ),
+            (
+                "broker-heartbeat-interval-ms",
+                config.broker_heartbeat_interval_ms,
+            ),
+        ] {
+            anyhow::ensure!(value != Some(0), "{name} must be at least 1");
         }
         if config.shards == Some(0) {
             anyhow::bail!("shards must be at least 1");

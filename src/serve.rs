@@ -42,6 +42,15 @@ pub struct Args {
     /// This broker's node id [default: 0].
     #[arg(long)]
     node_id: Option<i32>,
+    /// A cluster member's address for its peers (the metadata quorum and,
+    /// later, replication); needed with --voters.
+    #[arg(long)]
+    internal_listen: Option<SocketAddr>,
+    /// The metadata quorum's voters, `ID@HOST:PORT,...` (their
+    /// --internal-listen addresses); this broker must be one of them.
+    /// Without it the broker is a one-node cluster.
+    #[arg(long)]
+    voters: Option<String>,
     /// Where partitions live (`<data-dir>/<topic>-<partition>/`) [default: ./data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -83,6 +92,48 @@ struct ServeConfig {
     settings: Settings,
 }
 
+/// The cluster settings, when --voters (or `controller-quorum-voters`) is
+/// given: this broker must be a voter, with its --internal-listen address.
+fn cluster_config(
+    args: &Args,
+    file: &FileConfig,
+    node_id: i32,
+) -> anyhow::Result<Option<net::cluster::ClusterConfig>> {
+    let Some(voters) = args
+        .voters
+        .as_ref()
+        .or(file.controller_quorum_voters.as_ref())
+    else {
+        return Ok(None);
+    };
+    let voters = crate::config::parse_voters(voters).context("--voters")?;
+    let listed = voters
+        .iter()
+        .find(|&&(id, _)| id == node_id)
+        .map(|&(_, a)| a);
+    let Some(listed) = listed else {
+        anyhow::bail!("--node-id {node_id} is not one of the --voters (every voter is a broker)");
+    };
+    let internal_listen = args
+        .internal_listen
+        .or(file.internal_listen)
+        .unwrap_or(listed);
+    anyhow::ensure!(
+        internal_listen.port() == listed.port(),
+        "--internal-listen {internal_listen} does not match this voter's address {listed}"
+    );
+    Ok(Some(net::cluster::ClusterConfig {
+        node_id,
+        internal_listen,
+        voters,
+        session_timeout: Duration::from_millis(file.broker_session_timeout_ms.unwrap_or(9_000)),
+        heartbeat_interval: Duration::from_millis(
+            file.broker_heartbeat_interval_ms.unwrap_or(2_000),
+        ),
+        tick: Duration::from_millis(100),
+    }))
+}
+
 impl ServeConfig {
     fn resolve(args: Args) -> anyhow::Result<ServeConfig> {
         let file = match &args.config {
@@ -96,6 +147,8 @@ impl ServeConfig {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
         let defaults = Settings::default();
         let shards = args.shards.or(file.shards).unwrap_or(cores).max(1);
+        let node_id = args.node_id.or(file.node_id).unwrap_or(0);
+        let cluster = cluster_config(&args, &file, node_id)?;
         Ok(ServeConfig {
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listen,
@@ -103,7 +156,7 @@ impl ServeConfig {
                 .advertised_listener
                 .or(file.advertised_listener)
                 .unwrap_or(listen),
-            node_id: args.node_id.or(file.node_id).unwrap_or(0),
+            node_id,
             data_dir: args
                 .data_dir
                 .or_else(|| file.data_dir.clone())
@@ -130,6 +183,7 @@ impl ServeConfig {
                 .connections_max_idle_ms
                 .map_or(net::server::CONNECTIONS_MAX_IDLE, Duration::from_millis),
             settings: Settings {
+                cluster,
                 auto_create_topics: file
                     .auto_create_topics
                     .unwrap_or(defaults.auto_create_topics),
@@ -244,7 +298,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         node_id: config.node_id,
         host: config.advertised.ip().to_string(),
         port: i32::from(config.advertised.port()),
-        cluster_id: CLUSTER_ID.to_string(),
+        cluster_id: config
+            .settings
+            .cluster
+            .as_ref()
+            .map_or_else(|| CLUSTER_ID.to_string(), |c| c.cluster_id()),
         log_dir: std::fs::canonicalize(&data_dir)
             .unwrap_or_else(|_| data_dir.clone())
             .display()

@@ -41,6 +41,7 @@
 )]
 
 pub mod broker;
+pub mod cluster;
 pub mod failpoint;
 pub mod frame;
 pub mod group;

@@ -232,6 +232,9 @@ impl Shard {
             Err(code) => return GroupAnswer::failed(&op, code),
         };
         let partition = offsets_partition(group_id, partitions);
+        if !self.leads(OFFSETS_TOPIC, partition) {
+            return GroupAnswer::failed(&op, crate::handlers::errors::NOT_COORDINATOR);
+        }
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let owner = PartitionTable::owner(&tp, self.shards());
         if owner == self.id() {

@@ -12,6 +12,9 @@ mod internal;
 pub mod partition_call;
 mod reconcile;
 pub mod transactions;
+mod view;
+
+pub use view::{BrokerView, PartitionView};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -73,6 +76,8 @@ pub struct Settings {
     /// `producer.id.expiration.ms`: a partition forgets a producer idle
     /// this long.
     pub producer_id_expiration_ms: i64,
+    /// Set when the broker is a member of a cluster (`--voters`).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// `transactional.id.expiration.ms`: a transactional id with no
     /// transaction running is forgotten this long after its last use.
     pub transactional_id_expiration_ms: i64,
@@ -93,6 +98,7 @@ impl Default for Settings {
             transaction_max_timeout_ms: crate::txn::TRANSACTION_MAX_TIMEOUT_MS,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: engine::PRODUCER_ID_EXPIRATION_MS,
+            cluster: None,
         }
     }
 }
@@ -106,6 +112,9 @@ pub enum CommandError {
     Store(#[source] StoreError<engine::Error>),
     #[error("shard 0, the metadata writer, is gone")]
     WriterGone,
+    /// The cluster's controller refused or could not be reached.
+    #[error("controller: {}", .0.message)]
+    Controller(replication::quorum::wire::RemoteError),
 }
 
 /// Messages between shards.
@@ -172,6 +181,8 @@ pub struct Shard {
     reconciling: tokio::sync::Mutex<()>,
     groups: groups::Groups,
     txns: transactions::Txns,
+    /// Shard 0 of a cluster member: its voter and registration.
+    cluster: RefCell<Option<Rc<crate::cluster::Cluster>>>,
     /// Set (and notified) once a metadata snapshot from shard 0 serves here.
     installed_once: std::cell::Cell<bool>,
     installed: tokio::sync::Notify,
@@ -193,7 +204,7 @@ impl Shard {
     ) -> Result<Rc<Shard>, StartError> {
         let mut mesh = ShardMesh::join(plan).await.map_err(StartError::Mesh)?;
         let (id, shards) = (mesh.shard(), mesh.shards());
-        let store = if id == 0 {
+        let store = if id == 0 && settings.cluster.is_none() {
             let log = Log::open(
                 meta_dir(data_dir),
                 LogConfig::default(),
@@ -231,6 +242,7 @@ impl Shard {
             mesh,
             metadata: RefCell::new(metadata),
             store: store.map(tokio::sync::Mutex::new),
+            cluster: RefCell::new(None),
             reconciling: tokio::sync::Mutex::new(()),
             groups: groups::Groups::new(settings_group),
             txns: transactions::Txns::new(settings_txn_max_timeout),
@@ -260,6 +272,12 @@ impl Shard {
             let state = shard.metadata();
             shard.install(Arc::clone(&state)).await;
             shard.broadcast(state).await;
+            if let Some(config) = shard.settings.cluster.clone() {
+                let cluster = crate::cluster::start(&shard, config, data_dir)
+                    .await
+                    .map_err(StartError::Cluster)?;
+                *shard.cluster.borrow_mut() = Some(cluster);
+            }
         }
         // Serve nothing before shard 0's state is here: until then this
         // shard knows no topic, and would answer (or auto-create) wrongly.
@@ -320,7 +338,7 @@ impl Shard {
 
     /// Runs a metadata command on the writer and returns the state after it.
     pub async fn execute(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
-        let state = if self.store.is_some() {
+        let state = if self.id() == 0 {
             self.execute_here(command).await?
         } else {
             let (reply, answer) = oneshot::channel();
@@ -356,6 +374,17 @@ impl Shard {
 
     /// On shard 0: make the change durable, then tell every shard.
     async fn execute_here(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
+        let cluster = self.cluster.borrow().clone();
+        if let Some(cluster) = cluster {
+            // The controller decides; the driver installs what commits.
+            let topic_id = TopicId(*uuid::Uuid::new_v4().as_bytes());
+            let request = replication::quorum::ControllerRequest::Admin { command, topic_id };
+            cluster
+                .request(request)
+                .await
+                .map_err(CommandError::Controller)?;
+            return Ok(self.metadata());
+        }
         let Some(store) = &self.store else {
             return Err(CommandError::WriterGone);
         };
@@ -380,6 +409,13 @@ impl Shard {
         self.broadcast(Arc::clone(&state)).await;
         drop(store);
         Ok(state)
+    }
+
+    /// Serves `state` here and on every shard (a cluster's committed
+    /// metadata, from the voter's driver).
+    pub(crate) async fn install_and_broadcast(&self, state: Arc<ClusterMetadata>) {
+        self.install(Arc::clone(&state)).await;
+        self.broadcast(state).await;
     }
 
     /// Sends the new state to every other shard and waits until each serves
@@ -486,6 +522,8 @@ pub enum StartError {
     Engine(#[from] engine::Error),
     #[error("metadata: {0}")]
     Metadata(#[source] StoreError<engine::Error>),
+    #[error("cluster: {0}")]
+    Cluster(#[source] crate::cluster::ClusterStartError),
 }
 
 fn meta_dir(data_dir: &Path) -> PathBuf {

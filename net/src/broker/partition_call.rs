@@ -86,6 +86,9 @@ pub enum PartitionReply {
 pub enum PartitionError {
     #[error("partition not on this broker")]
     UnknownPartition,
+    /// Another broker of the cluster leads it (or none does right now).
+    #[error("this broker does not lead the partition")]
+    NotLeader,
     #[error(transparent)]
     Engine(#[from] engine::Error),
     #[error("the owning shard is gone")]
@@ -190,6 +193,9 @@ impl Shard {
 
     /// Runs `op` on the shard that owns `tp`.
     pub async fn partition_call(&self, tp: TopicPartition, op: PartitionOp) -> PartitionResult {
+        if !self.leads(&tp.topic, tp.partition) {
+            return Err(PartitionError::NotLeader);
+        }
         let owner = PartitionTable::owner(&tp, self.shards());
         if owner == self.id() {
             return self.partition_local(&tp, op).await;

@@ -49,7 +49,9 @@ pub(crate) async fn partitions(
         let config = shard.log_config(current, &topic.name);
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(topic.name.clone(), partition);
-            if PartitionTable::owner(&tp, shard.shards()) != shard.id() {
+            if PartitionTable::owner(&tp, shard.shards()) != shard.id()
+                || !shard.hosts(current, topic.topic_id, partition)
+            {
                 continue;
             }
             match table.get(&tp) {

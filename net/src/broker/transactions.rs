@@ -234,6 +234,9 @@ impl Shard {
             Err(code) => return TxnAnswer::failed(&op, code),
         };
         let partition = offsets_partition(transactional_id, partitions);
+        if !self.leads(TRANSACTION_TOPIC, partition) {
+            return TxnAnswer::failed(&op, crate::handlers::errors::NOT_COORDINATOR);
+        }
         let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
         let owner = PartitionTable::owner(&tp, self.shards());
         if owner == self.id() {
@@ -256,7 +259,7 @@ impl Shard {
     }
 
     /// The partition count of `__transaction_state`, created if missing.
-    async fn txn_topic_partitions(&self) -> Result<i32, i16> {
+    pub(crate) async fn txn_topic_partitions(&self) -> Result<i32, i16> {
         let partitions = self.settings.transaction_topic_partitions;
         self.internal_topic_partitions(TRANSACTION_TOPIC, partitions)
             .await

@@ -35,11 +35,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                 "only broker endpoints are served",
             )))
     } else {
-        let broker = DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node.node_id))
-            .with_host(StrBytes::from_string(node.host.clone()))
-            .with_port(node.port);
-        response.with_error_code(NONE).with_brokers(vec![broker])
+        let brokers = shard
+            .live_brokers(&shard.metadata())
+            .into_iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(b.port)
+            })
+            .collect();
+        response.with_error_code(NONE).with_brokers(brokers)
     };
     encode_response(
         ApiKey::DescribeCluster,

@@ -1,6 +1,8 @@
 //! Kafka error codes the handlers return, and the mapping from our errors.
 
 use replication::metadata::MetadataError;
+use replication::quorum::ControllerError;
+use replication::quorum::wire::RemoteError;
 
 use engine::ProducerError;
 use engine::batch::BatchErrorKind;
@@ -9,6 +11,14 @@ use crate::broker::CommandError;
 use crate::broker::partition_call::PartitionError;
 
 pub const NONE: i16 = 0;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const NOT_CONTROLLER: i16 = 41;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const STALE_BROKER_EPOCH: i16 = 77;
+pub const INVALID_UPDATE_VERSION: i16 = 96;
+pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
+pub const INELIGIBLE_REPLICA: i16 = 107;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
@@ -69,7 +79,33 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             | MetadataError::ProducerIdsExhausted
             | MetadataError::UnknownBroker { .. } => UNKNOWN_SERVER_ERROR,
         },
+        CommandError::Controller(e) => e.code,
         CommandError::Store(_) | CommandError::WriterGone => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// A controller's refusal as the asking broker passes it on.
+pub fn controller_error(e: &ControllerError) -> RemoteError {
+    let (code, leader) = match e {
+        ControllerError::Refused(refused) => (
+            command_error_code(&CommandError::Refused(refused.clone())),
+            None,
+        ),
+        ControllerError::NotController { leader } => (NOT_CONTROLLER, *leader),
+        ControllerError::InvalidReplicationFactor { .. } => (INVALID_REPLICATION_FACTOR, None),
+        ControllerError::StaleBrokerEpoch { .. } => (STALE_BROKER_EPOCH, None),
+        ControllerError::DuplicateBrokerRegistration { .. } => {
+            (DUPLICATE_BROKER_REGISTRATION, None)
+        }
+        ControllerError::NotLeader { .. } => (NOT_LEADER_OR_FOLLOWER, None),
+        ControllerError::FencedLeaderEpoch { .. } => (FENCED_LEADER_EPOCH, None),
+        ControllerError::InvalidUpdateVersion { .. } => (INVALID_UPDATE_VERSION, None),
+        ControllerError::IneligibleReplica { .. } => (INELIGIBLE_REPLICA, None),
+    };
+    RemoteError {
+        code,
+        message: e.to_string(),
+        leader,
     }
 }
 
@@ -77,6 +113,7 @@ pub fn command_error_code(e: &CommandError) -> i16 {
 pub fn partition_error_code(e: &PartitionError) -> i16 {
     match e {
         PartitionError::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        PartitionError::NotLeader => NOT_LEADER_OR_FOLLOWER,
         PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
         PartitionError::NotEnoughReplicas { .. } => NOT_ENOUGH_REPLICAS,
         PartitionError::NotInTransaction { code } => *code,

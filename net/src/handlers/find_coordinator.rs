@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10): the coordinator of a consumer group or of a
-//! transactional id is this node (one node holds every partition of
-//! `__consumer_offsets` and `__transaction_state`). v4+ batches keys.
+//! transactional id is the leader of its partition of `__consumer_offsets`
+//! or `__transaction_state` (this node, when it runs alone). v4+ batches
+//! keys.
 
 use bytes::Bytes;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -9,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{INVALID_REQUEST, NONE};
 use super::{Handler, decode_body};
-use crate::broker::{Node, Shard};
+use crate::broker::{BrokerView, Shard};
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -25,25 +26,24 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// The first version that batches keys.
 const BATCHED_VERSION: i16 = 4;
 
-pub fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: FindCoordinatorRequest = decode_body(request)?;
-    let node = &shard.node;
     let response = if version >= BATCHED_VERSION {
-        let coordinators = body
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let (code, message) = lookup(body.key_type, &key);
-                coordinator_entry(node, code)
+        let mut coordinators = Vec::with_capacity(body.coordinator_keys.len());
+        for key in body.coordinator_keys {
+            let (found, message) = lookup(shard, body.key_type, &key).await;
+            coordinators.push(
+                coordinator_entry(found)
                     .with_key(key)
-                    .with_error_message(message.map(StrBytes::from_static_str))
-            })
-            .collect();
+                    .with_error_message(message.map(StrBytes::from_static_str)),
+            );
+        }
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (code, message) = lookup(body.key_type, &body.key);
-        let found = coordinator_entry(node, code);
+        let (found, message) = lookup(shard, body.key_type, &body.key).await;
+        let found = coordinator_entry(found);
+        let code = found.error_code;
         FindCoordinatorResponse::default()
             .with_error_code(code)
             .with_error_message(message.map(StrBytes::from_static_str))
@@ -59,33 +59,37 @@ pub fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     )
 }
 
-/// The error code (and message) for a key: every group and transactional
-/// id is coordinated here.
-fn lookup(key_type: i8, key: &str) -> (i16, Option<&'static str>) {
+/// The coordinator of a key, or the error code (and message) for it.
+async fn lookup(
+    shard: &Shard,
+    key_type: i8,
+    key: &str,
+) -> (Result<BrokerView, i16>, Option<&'static str>) {
     match key_type {
-        KEY_TYPE_GROUP if key.is_empty() => (INVALID_REQUEST, Some("the group id is empty")),
-        KEY_TYPE_GROUP => (NONE, None),
+        KEY_TYPE_GROUP if key.is_empty() => (Err(INVALID_REQUEST), Some("the group id is empty")),
         KEY_TYPE_TRANSACTION if key.is_empty() => {
-            (INVALID_REQUEST, Some("the transactional id is empty"))
+            (Err(INVALID_REQUEST), Some("the transactional id is empty"))
         }
-        KEY_TYPE_TRANSACTION => (NONE, None),
-        _ => (INVALID_REQUEST, Some("unknown coordinator key type")),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
+            let transaction = key_type == KEY_TYPE_TRANSACTION;
+            (shard.coordinator(transaction, key).await, None)
+        }
+        _ => (Err(INVALID_REQUEST), Some("unknown coordinator key type")),
     }
 }
 
-/// This node, or the "no node" entry Kafka sends with an error.
-fn coordinator_entry(node: &Node, code: i16) -> Coordinator {
-    if code == NONE {
-        Coordinator::default()
-            .with_node_id(BrokerId(node.node_id))
-            .with_host(StrBytes::from_string(node.host.clone()))
-            .with_port(node.port)
-            .with_error_code(NONE)
-    } else {
-        Coordinator::default()
+/// The coordinator, or the "no node" entry Kafka sends with an error.
+fn coordinator_entry(found: Result<BrokerView, i16>) -> Coordinator {
+    match found {
+        Ok(broker) => Coordinator::default()
+            .with_node_id(BrokerId(broker.node_id))
+            .with_host(StrBytes::from_string(broker.host))
+            .with_port(broker.port)
+            .with_error_code(NONE),
+        Err(code) => Coordinator::default()
             .with_node_id(BrokerId(-1))
             .with_host(StrBytes::from_static_str(""))
             .with_port(-1)
-            .with_error_code(code)
+            .with_error_code(code),
     }
 }

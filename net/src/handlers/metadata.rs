@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{ClusterMetadata, Command, TopicMetadata};
 
-use super::errors::{NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
+use super::errors::{LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
@@ -72,7 +72,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         Some(names) => names
             .iter()
             .map(|name| match metadata.topic(name) {
-                Some(topic) => topic_entry(shard, topic),
+                Some(topic) => topic_entry(shard, &metadata, topic),
                 None => {
                     let code = create_errors
                         .iter()
@@ -86,7 +86,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             .collect(),
         None => metadata
             .topics()
-            .map(|topic| topic_entry(shard, topic))
+            .map(|topic| topic_entry(shard, &metadata, topic))
             .collect(),
     };
     let response = response(shard, &metadata, topics);
@@ -100,32 +100,49 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
 
 fn response(
     shard: &Shard,
-    _metadata: &ClusterMetadata,
+    metadata: &ClusterMetadata,
     topics: Vec<MetadataResponseTopic>,
 ) -> MetadataResponse {
     let node = &shard.node;
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node.node_id))
-        .with_host(StrBytes::from_string(node.host.clone()))
-        .with_port(node.port);
+    let brokers = shard
+        .live_brokers(metadata)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
+    // Any broker takes admin requests to the controller (as in KRaft).
     MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(node.cluster_id.clone())))
         .with_controller_id(BrokerId(node.node_id))
         .with_topics(topics)
 }
 
-fn topic_entry(shard: &Shard, topic: &TopicMetadata) -> MetadataResponseTopic {
-    let node = BrokerId(shard.node.node_id);
+fn topic_entry(
+    shard: &Shard,
+    metadata: &ClusterMetadata,
+    topic: &TopicMetadata,
+) -> MetadataResponseTopic {
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..topic.partitions)
         .map(|index| {
+            let view = shard.partition_view(metadata, topic.topic_id, index);
+            let code = if view.leader == replication::quorum::NO_LEADER {
+                LEADER_NOT_AVAILABLE
+            } else {
+                NONE
+            };
             MetadataResponsePartition::default()
-                .with_error_code(NONE)
+                .with_error_code(code)
                 .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(BrokerId(view.leader))
+                .with_leader_epoch(view.leader_epoch)
+                .with_replica_nodes(ids(view.replicas))
+                .with_isr_nodes(ids(view.isr))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -169,7 +169,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
-        ApiKey::FindCoordinator => find_coordinator::handle(shard, request),
+        ApiKey::FindCoordinator => find_coordinator::handle(shard, request).await,
         ApiKey::JoinGroup => group_membership::join(shard, request).await,
         ApiKey::SyncGroup => group_membership::sync(shard, request).await,
         ApiKey::Heartbeat => group_membership::heartbeat(shard, request).await,

@@ -5,6 +5,7 @@
 
 pub mod admission;
 mod connection;
+pub mod internal;
 pub mod mesh;
 mod socket_io;
 

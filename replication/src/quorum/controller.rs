@@ -413,3 +413,97 @@ fn unfence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<Metadata
 fn is_unfenced(state: &ClusterMetadata, broker_id: i32) -> bool {
     state.broker(broker_id).is_some_and(|b| !b.fenced)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn apply_all(state: &mut ClusterMetadata, records: Vec<MetadataRecord>) {
+        for record in records {
+            state.apply(record).unwrap();
+        }
+    }
+
+    fn register(
+        controller: &mut Controller,
+        state: &mut ClusterMetadata,
+        id: i32,
+        inc: u64,
+        now: u64,
+    ) {
+        let request = ControllerRequest::RegisterBroker {
+            broker_id: id,
+            incarnation: inc,
+            endpoints: Vec::new(),
+        };
+        let records = controller.decide(state, request, now).unwrap();
+        apply_all(state, records);
+        let epoch = state.broker(id).unwrap().broker_epoch;
+        let heartbeat = ControllerRequest::Heartbeat {
+            broker_id: id,
+            broker_epoch: epoch,
+            caught_up: true,
+            want_fence: false,
+        };
+        let records = controller.decide(state, heartbeat, now).unwrap();
+        apply_all(state, records);
+    }
+
+    #[test]
+    fn a_restarted_broker_loses_its_leaderships_and_gets_them_back_when_unfenced() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let mut state = ClusterMetadata::default();
+        for id in 0..3 {
+            register(&mut controller, &mut state, id, 10 + id as u64, 0);
+        }
+        let create = ControllerRequest::Admin {
+            command: Command::CreateTopic {
+                name: "t".into(),
+                partitions: 3,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+            },
+            topic_id: TopicId([1; 16]),
+        };
+        let records = controller.decide(&state, create, 0).unwrap();
+        apply_all(&mut state, records);
+        let led_by_1: Vec<i32> = state
+            .partitions()
+            .filter(|(_, _, p)| p.leader == 1)
+            .map(|(_, i, _)| i)
+            .collect();
+        assert_eq!(led_by_1.len(), 1);
+        // Broker 1 restarts: a new incarnation is refused while the previous
+        // one's session lasts, then registers.
+        let request = ControllerRequest::RegisterBroker {
+            broker_id: 1,
+            incarnation: 99,
+            endpoints: Vec::new(),
+        };
+        assert_eq!(
+            controller.decide(&state, request.clone(), 1),
+            Err(ControllerError::DuplicateBrokerRegistration { broker_id: 1 })
+        );
+        let expired = ControllerConfig::default().session_timeout_ms + 1;
+        let records = controller.decide(&state, request, expired).unwrap();
+        apply_all(&mut state, records);
+        let p = state.partition(TopicId([1; 16]), led_by_1[0]).unwrap();
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (NO_LEADER, 1, vec![1])
+        );
+        let epoch = state.broker(1).unwrap().broker_epoch;
+        let heartbeat = ControllerRequest::Heartbeat {
+            broker_id: 1,
+            broker_epoch: epoch,
+            caught_up: true,
+            want_fence: false,
+        };
+        let records = controller.decide(&state, heartbeat, expired).unwrap();
+        apply_all(&mut state, records);
+        let p = state.partition(TopicId([1; 16]), led_by_1[0]).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (1, 2));
+    }
+}

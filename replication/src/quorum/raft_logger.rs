@@ -1,5 +1,7 @@
 //! raft-rs logs through slog; this drain hands its lines to `tracing`, with
-//! their key-value pairs, under the target "raft".
+//! their key-value pairs, under the target "raft". raft-rs's info lines
+//! (every vote and campaign) are debug here: the driver logs the leader
+//! changes that matter at info.
 
 use std::fmt::Write as _;
 
@@ -24,8 +26,7 @@ impl slog::Drain for RaftLogger {
         match record.level() {
             slog::Level::Critical | slog::Level::Error => tracing::error!(target: "raft", "{line}"),
             slog::Level::Warning => tracing::warn!(target: "raft", "{line}"),
-            slog::Level::Info => tracing::info!(target: "raft", "{line}"),
-            slog::Level::Debug => tracing::debug!(target: "raft", "{line}"),
+            slog::Level::Info | slog::Level::Debug => tracing::debug!(target: "raft", "{line}"),
             slog::Level::Trace => tracing::trace!(target: "raft", "{line}"),
         }
         Ok(())

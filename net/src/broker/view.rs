@@ -1,0 +1,146 @@
+//! What clients are told about brokers and partition leaders: this broker
+//! alone when it runs alone, the cluster's metadata when it is a member.
+
+use replication::metadata::{ClusterMetadata, TopicId};
+use replication::quorum::NO_LEADER;
+
+use super::Shard;
+use super::groups::{OFFSETS_TOPIC, offsets_partition};
+use super::transactions::TRANSACTION_TOPIC;
+use crate::handlers::errors::COORDINATOR_NOT_AVAILABLE;
+
+/// A broker as Metadata and DescribeCluster list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// A partition's leadership as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    /// -1: none right now (LEADER_NOT_AVAILABLE).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl Shard {
+    /// True when this broker is a member of a cluster.
+    pub fn in_cluster(&self) -> bool {
+        self.settings.cluster.is_some()
+    }
+
+    fn this_broker(&self) -> BrokerView {
+        BrokerView {
+            node_id: self.node.node_id,
+            host: self.node.host.clone(),
+            port: self.node.port,
+        }
+    }
+
+    /// The brokers clients may use: this one, or the cluster's unfenced.
+    pub fn live_brokers(&self, metadata: &ClusterMetadata) -> Vec<BrokerView> {
+        if !self.in_cluster() {
+            return vec![self.this_broker()];
+        }
+        metadata
+            .brokers()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let endpoint = b.endpoints.first()?;
+                Some(BrokerView {
+                    node_id: b.broker_id,
+                    host: endpoint.host.clone(),
+                    port: i32::from(endpoint.port),
+                })
+            })
+            .collect()
+    }
+
+    /// The leader, epoch, replicas and ISR of a partition.
+    pub fn partition_view(
+        &self,
+        metadata: &ClusterMetadata,
+        topic_id: TopicId,
+        partition: i32,
+    ) -> PartitionView {
+        if !self.in_cluster() {
+            let me = self.node.node_id;
+            return PartitionView {
+                leader: me,
+                leader_epoch: 0,
+                replicas: vec![me],
+                isr: vec![me],
+            };
+        }
+        match metadata.partition(topic_id, partition) {
+            Some(state) => PartitionView {
+                leader: state.leader,
+                leader_epoch: state.leader_epoch,
+                replicas: state.replicas.clone(),
+                isr: state.isr.clone(),
+            },
+            None => PartitionView {
+                leader: NO_LEADER,
+                leader_epoch: 0,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+            },
+        }
+    }
+
+    /// Whether this broker holds a copy of the partition (every partition
+    /// when it runs alone).
+    pub fn hosts(&self, metadata: &ClusterMetadata, topic_id: TopicId, partition: i32) -> bool {
+        !self.in_cluster()
+            || metadata
+                .partition(topic_id, partition)
+                .is_some_and(|p| p.replicas.contains(&self.node.node_id))
+    }
+
+    /// Whether this broker leads the partition `topic`/`partition` (always
+    /// when it runs alone; a topic it does not know is not refused here).
+    pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        if !self.in_cluster() {
+            return true;
+        }
+        let metadata = self.metadata();
+        let Some(topic) = metadata.topic(topic) else {
+            return true;
+        };
+        metadata
+            .partition(topic.topic_id, partition)
+            .is_some_and(|p| p.leader == self.node.node_id)
+    }
+
+    /// The broker coordinating `key`: a group (`transaction` false) or a
+    /// transactional id, whose state lives in a partition of
+    /// `__consumer_offsets` or `__transaction_state` (created if missing):
+    /// that partition's leader.
+    pub async fn coordinator(&self, transaction: bool, key: &str) -> Result<BrokerView, i16> {
+        if !self.in_cluster() {
+            // Every partition is here: created when first used.
+            return Ok(self.this_broker());
+        }
+        let (topic, partitions) = if transaction {
+            (TRANSACTION_TOPIC, self.txn_topic_partitions().await?)
+        } else {
+            (OFFSETS_TOPIC, self.offsets_topic_partitions().await?)
+        };
+        let metadata = self.metadata();
+        let Some(topic) = metadata.topic(topic) else {
+            return Err(COORDINATOR_NOT_AVAILABLE);
+        };
+        let partition = offsets_partition(key, partitions);
+        let leader = self
+            .partition_view(&metadata, topic.topic_id, partition)
+            .leader;
+        self.live_brokers(&metadata)
+            .into_iter()
+            .find(|b| b.node_id == leader)
+            .ok_or(COORDINATOR_NOT_AVAILABLE)
+    }
+}

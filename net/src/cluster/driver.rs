@@ -1,0 +1,305 @@
+//! The task that drives this broker's quorum voter (see the module above).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{Log, LogConfig, rt};
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+use replication::quorum::wire::{self, Frame, RemoteError};
+use replication::quorum::{
+    Action, Committed, ControllerConfig, ControllerError, ControllerRequest, QuorumConfig,
+    QuorumNode, RaftJournal,
+};
+
+use super::{Cluster, ClusterConfig, raft_id};
+use crate::broker::Shard;
+use crate::handlers::errors::{REQUEST_TIMED_OUT, controller_error};
+use crate::server::internal::{PeerLink, bind_internal};
+
+/// What the driver takes in.
+#[derive(Debug)]
+pub(super) enum Input {
+    /// A frame a peer sent.
+    Frame(u64, Frame),
+    /// A request of this broker to the controller.
+    Propose {
+        request: ControllerRequest,
+        reply: oneshot::Sender<Result<Committed, RemoteError>>,
+    },
+}
+
+/// The largest metadata entry (a CreateTopics of many partitions is one).
+const JOURNAL_RECORD_BYTES_MAX: u32 = 64 << 20;
+
+/// Why the cluster side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterStartError {
+    #[error("internal listener {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    #[error(transparent)]
+    Journal(#[from] replication::quorum::JournalError<engine::Error>),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+/// Opens the voter's journal, starts the voter, the internal listener, the
+/// links to the peers and the broker's registration; returns the handle.
+/// On shard 0, once the shard serves.
+pub async fn start(
+    shard: &Rc<Shard>,
+    config: ClusterConfig,
+    data_dir: &Path,
+) -> Result<Rc<Cluster>, ClusterStartError> {
+    let listener =
+        bind_internal(config.internal_listen).map_err(|source| ClusterStartError::Listen {
+            addr: config.internal_listen,
+            source,
+        })?;
+    let log_config = LogConfig {
+        max_message_bytes: JOURNAL_RECORD_BYTES_MAX,
+        ..LogConfig::default()
+    };
+    let log = Log::open(data_dir.join("quorum"), log_config, rt::wall_clock_ms()).await?;
+    let (journal, durable) = RaftJournal::open(log).await?;
+    let me = raft_id(config.node_id);
+    let voters: Vec<u64> = config.voters.iter().map(|&(id, _)| raft_id(id)).collect();
+    let ticks_per_session = config.session_timeout.as_millis() / config.tick.as_millis().max(1);
+    tracing::info!(
+        node = config.node_id,
+        entries = durable.entries.len(),
+        term = durable.hard_state.term,
+        ticks_per_session,
+        "quorum voter starting"
+    );
+    let node = QuorumNode::new(
+        QuorumConfig {
+            node_id: me,
+            voters: voters.clone(),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            seed: rt::wall_clock_ms().unsigned_abs() ^ me,
+            controller: ControllerConfig {
+                session_timeout_ms: u64::try_from(config.session_timeout.as_millis())
+                    .unwrap_or(u64::MAX),
+                default_replication_factor: 1,
+            },
+        },
+        durable,
+    )?;
+    let cluster_id = config.cluster_id();
+    let hello = wire::encode(&Frame::Hello {
+        node_id: me,
+        cluster_id: cluster_id.clone(),
+    });
+    let links = config
+        .voters
+        .iter()
+        .filter(|&&(id, _)| raft_id(id) != me)
+        .map(|&(id, addr)| {
+            (
+                raft_id(id),
+                PeerLink::start(raft_id(id), addr, hello.clone()),
+            )
+        })
+        .collect();
+    let (inputs, incoming) = mpsc::unbounded();
+    let cluster = Rc::new(Cluster {
+        config: config.clone(),
+        inputs: inputs.clone(),
+        applied: std::cell::Cell::new(0),
+        applied_moved: tokio::sync::Notify::new(),
+    });
+    let deliver = move |from, frame| inputs.unbounded_send(Input::Frame(from, frame)).is_ok();
+    crate::server::spawn(listener.serve(cluster_id, move |id| voters.contains(&id), deliver));
+    let driver = Driver {
+        node,
+        journal,
+        links,
+        shard: Rc::clone(shard),
+        cluster: Rc::clone(&cluster),
+        local: HashMap::new(),
+        remote: HashMap::new(),
+        next_id: 1,
+        me,
+        known_leader: (0, None),
+    };
+    crate::server::spawn(driver.run(incoming, config.tick));
+    crate::server::spawn(super::lifecycle::run(Rc::clone(shard), Rc::clone(&cluster)));
+    Ok(cluster)
+}
+
+struct Driver {
+    node: QuorumNode,
+    journal: RaftJournal<Log>,
+    links: HashMap<u64, PeerLink>,
+    shard: Rc<Shard>,
+    cluster: Rc<Cluster>,
+    /// This broker's requests awaiting their reply, by proposal id.
+    local: HashMap<u64, (oneshot::Sender<Result<Committed, RemoteError>>, Instant)>,
+    /// Peers' requests awaiting their reply: proposal id -> (peer, their id).
+    remote: HashMap<u64, (u64, u64, Instant)>,
+    next_id: u64,
+    me: u64,
+    /// The (term, leader) last logged.
+    known_leader: (u64, Option<u64>),
+}
+
+impl Driver {
+    async fn run(mut self, mut incoming: mpsc::UnboundedReceiver<Input>, tick: Duration) {
+        let started = Instant::now();
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + tick;
+                let now_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.node.tick(now_ms);
+                self.expire_waiters(now);
+            } else {
+                let wait = rt::sleep(next_tick - now).fuse();
+                let mut wait = std::pin::pin!(wait);
+                futures::select! {
+                    input = incoming.next() => match input {
+                        Some(input) => self.take(input),
+                        None => return,
+                    },
+                    () = wait => continue,
+                }
+            }
+            if !self.perform().await {
+                tracing::error!("the quorum voter stopped: its journal cannot be written");
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Frame(from, Frame::Raft(message)) => {
+                if message.from != from || message.to != self.me {
+                    tracing::warn!(from, "raft message with foreign addresses dropped");
+                    return;
+                }
+                self.node.step(message);
+            }
+            Input::Frame(from, Frame::Request { id, request, .. }) => {
+                let proposal = self.next_id();
+                self.remote.insert(proposal, (from, id, Instant::now()));
+                self.node.propose(proposal, request);
+            }
+            Input::Frame(_, Frame::Reply { id, result }) => {
+                if let Some((reply, _)) = self.local.remove(&id) {
+                    let _ = reply.send(result);
+                }
+            }
+            Input::Frame(_, Frame::Hello { .. }) => {}
+            Input::Propose { request, reply } => {
+                let proposal = self.next_id();
+                self.local.insert(proposal, (reply, Instant::now()));
+                match self.node.leader() {
+                    Some(leader) if leader != self.me && !self.node.is_leader() => {
+                        let frame = Frame::Request {
+                            id: proposal,
+                            from: self.me,
+                            request,
+                        };
+                        self.send(leader, &frame);
+                    }
+                    _ => self.node.propose(proposal, request),
+                }
+            }
+        }
+    }
+
+    /// Performs the node's actions in order; false when the journal failed
+    /// (the voter must not go on from a state it could not make durable).
+    async fn perform(&mut self) -> bool {
+        let mut applied = None;
+        for action in self.node.poll() {
+            match action {
+                Action::Send(messages) => {
+                    for message in messages {
+                        let to = message.to;
+                        self.send(to, &Frame::Raft(message));
+                    }
+                }
+                Action::Persist {
+                    entries,
+                    hard_state,
+                } => {
+                    if let Err(e) = self.journal.persist(&entries, hard_state.as_ref()).await {
+                        tracing::error!(error = %e, "raft journal write failed");
+                        return false;
+                    }
+                }
+                Action::Applied { index, .. } => applied = Some(index),
+                Action::Reply { id, result } => self.reply(id, result),
+            }
+        }
+        let leader = (self.node.term(), self.node.leader());
+        if leader != self.known_leader {
+            self.known_leader = leader;
+            let leader_node = leader.1.map(super::node_id);
+            tracing::info!(term = leader.0, leader = ?leader_node, "metadata quorum leader");
+        }
+        if let Some(index) = applied {
+            let state = Arc::new(self.node.metadata().clone());
+            self.shard.install_and_broadcast(state).await;
+            self.cluster.applied_to(index);
+        }
+        true
+    }
+
+    fn reply(&mut self, id: u64, result: Result<Committed, ControllerError>) {
+        let result = result.map_err(|e| controller_error(&e));
+        if let Some((reply, _)) = self.local.remove(&id) {
+            let _ = reply.send(result);
+        } else if let Some((peer, their_id, _)) = self.remote.remove(&id) {
+            self.send(
+                peer,
+                &Frame::Reply {
+                    id: their_id,
+                    result,
+                },
+            );
+        }
+    }
+
+    /// Requests whose reply never came (a lost frame, a leader that died).
+    fn expire_waiters(&mut self, now: Instant) {
+        let timeout = super::ATTEMPT_TIMEOUT;
+        let expired: Vec<u64> = self
+            .local
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            if let Some((reply, _)) = self.local.remove(&id) {
+                let _ = reply.send(Err(super::remote(REQUEST_TIMED_OUT, "no reply")));
+            }
+        }
+        self.remote
+            .retain(|_, (_, _, at)| now.duration_since(*at) <= timeout * 4);
+    }
+
+    fn send(&mut self, to: u64, frame: &Frame) {
+        if let Some(link) = self.links.get_mut(&to) {
+            link.send(wire::encode(frame));
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}

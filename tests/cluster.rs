@@ -1,0 +1,391 @@
+//! Brokers in a cluster, as real processes on 127.0.0.1 (issue 13, first
+//! part: the metadata quorum; partitions have one replica until data
+//! replication exists).
+//!
+//! Three brokers elect a controller; librdkafka creates a topic through one
+//! of them, its default (idempotent, acks=all) producer writes to every
+//! partition's leader, spread over the brokers, and a consumer group reads
+//! everything back. Each broker in turn is SIGKILLed: the others go on
+//! (topics are created through them, the quorum has a majority), the dead
+//! one's partitions have no leader until it is back, and after its restart
+//! every acknowledged message is read again. A broker's internal port turns
+//! away strangers and garbage without harm.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use common::{Broker, call, free_addr, start_with};
+
+/// Short sessions so a dead broker is fenced within seconds.
+const CONFIG: &str = "broker-session-timeout-ms = 3000\nbroker-heartbeat-interval-ms = 500\n";
+
+struct Cluster {
+    dir: PathBuf,
+    clients: Vec<SocketAddr>,
+    voters: String,
+    brokers: Vec<Option<Broker>>,
+}
+
+impl Cluster {
+    fn start(dir: &Path, size: usize) -> Cluster {
+        let clients: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
+        let internal: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
+        let voters = internal
+            .iter()
+            .enumerate()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        std::fs::write(dir.join("shardlog.toml"), CONFIG).unwrap();
+        let mut cluster = Cluster {
+            dir: dir.to_path_buf(),
+            clients,
+            voters,
+            brokers: (0..size).map(|_| None).collect(),
+        };
+        for id in 0..size {
+            cluster.start_broker(id);
+        }
+        cluster
+    }
+
+    fn start_broker(&mut self, id: usize) {
+        let config = self.dir.join("shardlog.toml");
+        let broker = start_with(
+            &self.dir.join(format!("data-{id}")),
+            self.clients[id],
+            &std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            &[
+                "--node-id",
+                &id.to_string(),
+                "--voters",
+                &self.voters,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        );
+        self.brokers[id] = Some(broker);
+    }
+
+    fn kill(&mut self, id: usize) {
+        // Broker's drop sends SIGKILL (by PID) and reaps it.
+        drop(self.brokers[id].take());
+        common::wait_port_closed(self.clients[id]);
+    }
+
+    fn bootstrap(&self) -> String {
+        self.live()
+            .map(|id| self.clients[id].to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.brokers.len()).filter(|&id| self.brokers[id].is_some())
+    }
+
+    /// Waits until broker `via` lists exactly `brokers` and, for `topic`,
+    /// a leader for every partition except those of `dead`, which have none.
+    fn wait_metadata(
+        &self,
+        via: usize,
+        brokers: &[i32],
+        topic: Option<&str>,
+        dead: Option<i32>,
+    ) -> MetadataResponse {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let request = MetadataRequest::default().with_topics(None);
+            let response: MetadataResponse =
+                call(self.clients[via], ApiKey::Metadata, 12, &request);
+            let listed: BTreeSet<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+            let wanted: BTreeSet<i32> = brokers.iter().copied().collect();
+            let topic_ok = topic.is_none_or(|name| {
+                response
+                    .topics
+                    .iter()
+                    .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+                    .is_some_and(|t| {
+                        !t.partitions.is_empty()
+                            && t.partitions.iter().all(|p| {
+                                let replica = p.replica_nodes.first().map(|r| r.0);
+                                if replica == dead {
+                                    p.leader_id.0 == -1
+                                } else {
+                                    p.leader_id.0 >= 0 && Some(p.leader_id.0) == replica
+                                }
+                            })
+                    })
+            });
+            if listed == wanted && topic_ok {
+                return response;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {via} lists {listed:?}, wanted {wanted:?} (topic {topic:?}, dead {dead:?})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn topic<'a>(
+    metadata: &'a MetadataResponse,
+    name: &str,
+) -> &'a kafka_protocol::messages::metadata_response::MetadataResponseTopic {
+    metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+        .unwrap()
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap();
+    for result in results {
+        result.unwrap_or_else(|(topic, e)| panic!("create {topic}: {e}"));
+    }
+}
+
+/// One delivery report: (partition, offset, value) or the error.
+type Report = Result<(i32, i64, String), String>;
+
+#[derive(Clone, Default)]
+struct Deliveries(Arc<Mutex<Vec<Report>>>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        let report = match result {
+            Ok(m) => {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                Ok((m.partition(), m.offset(), value))
+            }
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.0.lock().unwrap().push(report);
+    }
+}
+
+/// Produces `count` messages with librdkafka's defaults (idempotent,
+/// acks=all) to `partitions` (each message to the partition of its index);
+/// returns what was acknowledged: (partition, offset) -> value.
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+    count: usize,
+    tag: &str,
+) -> BTreeMap<(i32, i64), String> {
+    let deliveries = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create_with_context(deliveries.clone())
+        .unwrap();
+    for i in 0..count {
+        let partition = partitions[i % partitions.len()];
+        let value = format!("{tag}-{i}");
+        let record = BaseRecord::<(), _>::to(topic)
+            .partition(partition)
+            .payload(&value);
+        common::send_when_queued(&producer, record);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let reports = deliveries.0.lock().unwrap().clone();
+    assert_eq!(reports.len(), count);
+    reports
+        .into_iter()
+        .map(|r| {
+            let (partition, offset, value) = r.unwrap();
+            ((partition, offset), value)
+        })
+        .collect()
+}
+
+/// Reads `topic` from the start in a consumer group until `expected`
+/// records came (or a minute passed); returns (partition, offset) -> value.
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    expected: usize,
+) -> BTreeMap<(i32, i64), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut got = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < expected && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let Ok(message) = message else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+        let previous = got.insert((message.partition(), message.offset()), value);
+        assert!(previous.is_none(), "offset read twice");
+    }
+    consumer
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    got
+}
+
+#[test]
+fn three_brokers_share_topics_and_each_survives_the_death_of_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_topic(&cluster.clients[1].to_string(), "spread", 6);
+    let metadata = cluster.wait_metadata(2, &[0, 1, 2], Some("spread"), None);
+    let leaders: BTreeSet<i32> = topic(&metadata, "spread")
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
+    assert_eq!(
+        leaders,
+        BTreeSet::from([0, 1, 2]),
+        "partitions spread over the brokers"
+    );
+    let all: Vec<i32> = (0..6).collect();
+    let mut acknowledged = produce(&cluster.bootstrap(), "spread", &all, 600, "first");
+    let read = consume(
+        &cluster.bootstrap(),
+        "spread",
+        "readers",
+        acknowledged.len(),
+    );
+    assert_eq!(read, acknowledged, "every acknowledged message, read once");
+
+    for victim in 0..3 {
+        cluster.kill(victim);
+        let survivors: Vec<i32> = (0..3).filter(|&id| id != victim as i32).collect();
+        let via = usize::try_from(survivors[0]).unwrap();
+        // Fenced after its session: its partitions lose their leader.
+        cluster.wait_metadata(via, &survivors, Some("spread"), Some(victim as i32));
+        // The quorum has a majority: topics are created through survivors.
+        let name = format!("while-{victim}-is-down");
+        create_topic(&cluster.bootstrap(), &name, 2);
+        // The partitions of the living are still written.
+        let metadata = cluster.wait_metadata(via, &survivors, Some("spread"), Some(victim as i32));
+        let alive: Vec<i32> = topic(&metadata, "spread")
+            .partitions
+            .iter()
+            .filter(|p| p.leader_id.0 >= 0)
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(alive.len(), 4);
+        let tag = format!("without-{victim}");
+        acknowledged.extend(produce(&cluster.bootstrap(), "spread", &alive, 200, &tag));
+        cluster.start_broker(victim);
+        cluster.wait_metadata(via, &[0, 1, 2], Some("spread"), None);
+        cluster.wait_metadata(victim, &[0, 1, 2], Some(&name), None);
+    }
+    let read = consume(&cluster.bootstrap(), "spread", "after", acknowledged.len());
+    assert_eq!(read.len(), acknowledged.len());
+    assert_eq!(
+        read, acknowledged,
+        "nothing acknowledged lost across three SIGKILLs"
+    );
+}
+
+/// Reads until the peer closes the connection (or 10 s pass).
+fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf), Ok(0) | Err(_))
+}
+
+#[test]
+fn a_voter_s_internal_port_turns_away_garbage_and_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 1);
+    cluster.wait_metadata(0, &[0], None, None);
+    let internal: SocketAddr = cluster.voters.split_once('@').unwrap().1.parse().unwrap();
+    let hello = |node: u64, cluster_id: &str| {
+        replication::quorum::wire::encode(&replication::quorum::wire::Frame::Hello {
+            node_id: node,
+            cluster_id: cluster_id.into(),
+        })
+    };
+    let metadata: MetadataResponse = call(
+        cluster.clients[0],
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default(),
+    );
+    let cluster_id = metadata.cluster_id.unwrap().to_string();
+    let seed = std::process::id();
+    println!("internal port garbage: seed {seed}");
+    let mut state = u64::from(seed) | 1;
+    let mut garbage = vec![0u8; 512];
+    for byte in &mut garbage {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let huge = [0x7fu8, 0xff, 0xff, 0xff, 1];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("random bytes", garbage),
+        ("an oversized frame", huge.to_vec()),
+        ("another cluster's hello", hello(1, "someone-else")),
+        ("a node that is not a voter", hello(9, &cluster_id)),
+        ("a hello and then garbage", {
+            let mut bytes = hello(1, &cluster_id);
+            bytes.extend_from_slice(&[0, 0, 0, 5, 99, 1, 2, 3, 4]);
+            bytes
+        }),
+    ];
+    for (what, bytes) in cases {
+        let mut stream = TcpStream::connect(internal).unwrap();
+        let _ = stream.write_all(&bytes);
+        assert!(
+            closed_by_peer(&mut stream),
+            "{what}: the connection stays open"
+        );
+    }
+    // The broker serves on, and what it stored survives a SIGKILL: the
+    // quorum's journal is replayed.
+    create_topic(&cluster.clients[0].to_string(), "kept", 3);
+    let acknowledged = produce(&cluster.bootstrap(), "kept", &[0, 1, 2], 90, "kept");
+    cluster.kill(0);
+    cluster.start_broker(0);
+    cluster.wait_metadata(0, &[0], Some("kept"), None);
+    let read = consume(&cluster.bootstrap(), "kept", "g", acknowledged.len());
+    assert_eq!(read, acknowledged);
+}
