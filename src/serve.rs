@@ -370,6 +370,7 @@ async fn run_shard(
         }
     };
     futures::future::join(listener.serve(Rc::clone(&shard), stopped), housekeeping).await;
+    shard.leave_cluster().await;
     shard.partitions.close_all().await?;
     Ok(())
 }

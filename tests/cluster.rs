@@ -43,6 +43,10 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path, size: usize) -> Cluster {
+        Cluster::start_configured(dir, size, CONFIG)
+    }
+
+    fn start_configured(dir: &Path, size: usize, config: &str) -> Cluster {
         let clients: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
         let internal: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
         let voters = internal
@@ -51,7 +55,7 @@ impl Cluster {
             .map(|(id, addr)| format!("{id}@{addr}"))
             .collect::<Vec<_>>()
             .join(",");
-        std::fs::write(dir.join("shardlog.toml"), CONFIG).unwrap();
+        std::fs::write(dir.join("shardlog.toml"), config).unwrap();
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
             clients,
@@ -108,7 +112,18 @@ impl Cluster {
         topic: Option<&str>,
         dead: Option<i32>,
     ) -> MetadataResponse {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_metadata_within(via, brokers, topic, dead, Duration::from_secs(60))
+    }
+
+    fn wait_metadata_within(
+        &self,
+        via: usize,
+        brokers: &[i32],
+        topic: Option<&str>,
+        dead: Option<i32>,
+        within: Duration,
+    ) -> MetadataResponse {
+        let deadline = Instant::now() + within;
         loop {
             let request = MetadataRequest::default().with_topics(None);
             let response: MetadataResponse =
@@ -319,6 +334,27 @@ fn three_brokers_share_topics_and_each_survives_the_death_of_any_other() {
         read, acknowledged,
         "nothing acknowledged lost across three SIGKILLs"
     );
+}
+
+#[test]
+fn a_broker_stopped_with_sigterm_hands_over_at_once_and_rejoins_at_once() {
+    // Sessions far longer than the waits below: only a controlled shutdown
+    // fences the broker in time, and only then may its next life register.
+    let config = "broker-session-timeout-ms = 120000\nbroker-heartbeat-interval-ms = 500\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_configured(dir.path(), 3, config);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_topic(&cluster.bootstrap(), "handover", 3);
+    cluster.wait_metadata(0, &[0, 1, 2], Some("handover"), None);
+    let acknowledged = produce(&cluster.bootstrap(), "handover", &[0, 1, 2], 90, "before");
+    let status = common::stop(cluster.brokers[2].take().unwrap());
+    assert!(status.success(), "SIGTERM: {status}");
+    let within = Duration::from_secs(20);
+    cluster.wait_metadata_within(0, &[0, 1], Some("handover"), Some(2), within);
+    cluster.start_broker(2);
+    cluster.wait_metadata_within(0, &[0, 1, 2], Some("handover"), None, within);
+    let read = consume(&cluster.bootstrap(), "handover", "g", acknowledged.len());
+    assert_eq!(read, acknowledged);
 }
 
 /// Reads until the peer closes the connection (or 10 s pass).

@@ -411,6 +411,15 @@ impl Shard {
         Ok(state)
     }
 
+    /// Controlled shutdown of a cluster member (shard 0): the controller
+    /// fences it before its partitions close. Nothing when it runs alone.
+    pub async fn leave_cluster(&self) {
+        let cluster = self.cluster.borrow().clone();
+        if let Some(cluster) = cluster {
+            cluster.leave(self).await;
+        }
+    }
+
     /// Serves `state` here and on every shard (a cluster's committed
     /// metadata, from the voter's driver).
     pub(crate) async fn install_and_broadcast(&self, state: Arc<ClusterMetadata>) {

@@ -117,6 +117,7 @@ pub async fn start(
         inputs: inputs.clone(),
         applied: std::cell::Cell::new(0),
         applied_moved: tokio::sync::Notify::new(),
+        leaving: std::cell::Cell::new(false),
     });
     let deliver = move |from, frame| inputs.unbounded_send(Input::Frame(from, frame)).is_ok();
     crate::server::spawn(listener.serve(cluster_id, move |id| voters.contains(&id), deliver));

@@ -25,7 +25,7 @@ pub(super) async fn run(shard: Rc<Shard>, cluster: Rc<Cluster>) {
         port: u16::try_from(shard.node.port).unwrap_or(0),
     }];
     let mut fenced_logged = None;
-    loop {
+    while !cluster.leaving.get() {
         let state = shard.metadata();
         let mine = state
             .broker(node_id)
@@ -44,6 +44,9 @@ pub(super) async fn run(shard: Rc<Shard>, cluster: Rc<Cluster>) {
                 want_fence: false,
             },
         };
+        if cluster.leaving.get() {
+            return;
+        }
         if let Err(e) = cluster.attempt(request).await {
             tracing::debug!(code = e.code, message = %e.message, "heartbeat or registration refused");
         }

@@ -82,6 +82,8 @@ pub struct Cluster {
     /// The Raft index up to which this voter applied the metadata.
     applied: Cell<u64>,
     applied_moved: tokio::sync::Notify,
+    /// Set at controlled shutdown: the registration task stops heartbeating.
+    leaving: Cell<bool>,
 }
 
 impl Cluster {
@@ -139,6 +141,32 @@ impl Cluster {
             }
         }
         Ok(committed)
+    }
+
+    /// Controlled shutdown: asks the controller to fence this broker, so
+    /// its leaderships move now (not a session later) and its next start
+    /// registers at once. Best effort: a controller that cannot be reached
+    /// fences it when its session ends.
+    pub async fn leave(&self, shard: &crate::broker::Shard) {
+        self.leaving.set(true);
+        let node_id = self.config.node_id;
+        let Some(broker) = shard.metadata().broker(node_id).cloned() else {
+            return;
+        };
+        if broker.fenced {
+            return;
+        }
+        let request = ControllerRequest::Heartbeat {
+            broker_id: node_id,
+            broker_epoch: broker.broker_epoch,
+            caught_up: true,
+            want_fence: true,
+        };
+        match self.attempt(request).await {
+            Ok(_) => tracing::info!(node_id, "controlled shutdown: fenced, leaderships moved"),
+            Err(e) => tracing::warn!(node_id, code = e.code, message = %e.message,
+                "controlled shutdown: the controller did not fence this broker; it will when its session ends"),
+        }
     }
 
     fn applied_to(&self, index: u64) {

@@ -74,7 +74,8 @@ async fn create_one(
     if !matches!(topic.replication_factor, -1 | 1) {
         return fail(
             INVALID_REPLICATION_FACTOR,
-            "this broker runs alone: replication factor must be 1".into(),
+            "partitions have one replica until data replication exists: replication factor must be 1"
+                .into(),
         );
     }
     let partitions = if !topic.assignments.is_empty() {
