@@ -28,6 +28,7 @@
     clippy::panic
 )]
 
+pub mod isr;
 pub mod log_store;
 pub mod metadata;
 pub mod quorum;
