@@ -357,6 +357,36 @@ fn a_broker_stopped_with_sigterm_hands_over_at_once_and_rejoins_at_once() {
     assert_eq!(read, acknowledged);
 }
 
+/// kafka-python, another client with its own protocol code, administers
+/// the cluster through one broker and checks through another: topics
+/// created, refused, grown, configured and deleted through the controller,
+/// partitions spread over the three brokers; then produces through one and
+/// consumes through another.
+#[test]
+fn kafka_python_administers_and_uses_the_cluster_through_any_broker() {
+    let Some(python) = common::python_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    let via = |id: usize| cluster.clients[id].to_string();
+    common::run_python_script(&python, "admin.py", &[&via(1), "create", "3"]);
+    common::run_python_script(&python, "admin.py", &[&via(2), "check", "3"]);
+    common::run_python_script(&python, "produce_consume.py", &[&via(0), "produce", "3000"]);
+    common::run_python_script(&python, "produce_consume.py", &[&via(2), "consume", "3000"]);
+    // A deleted topic leaves no partition behind on any broker.
+    for id in 0..3 {
+        let data = dir.path().join(format!("data-{id}"));
+        let left: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("doomed-"))
+            .collect();
+        assert!(left.is_empty(), "broker {id} keeps {left:?}");
+    }
+}
+
 /// Reads until the peer closes the connection (or 10 s pass).
 fn closed_by_peer(stream: &mut TcpStream) -> bool {
     stream

@@ -1,5 +1,7 @@
 """kafka-python (an independent, pure-Python Kafka client) against shardlog:
-topic administration. Usage: admin.py BOOTSTRAP create|check"""
+topic administration. Usage: admin.py BOOTSTRAP create|check [BROKERS]
+(BROKERS: a cluster of that many brokers, ids 0.., partitions spread over
+them with one replica each; without it, one broker, id 0)"""
 import sys
 
 from kafka import KafkaAdminClient
@@ -8,6 +10,7 @@ from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, Inv
                           TopicAlreadyExistsError, UnknownTopicOrPartitionError)
 
 bootstrap, phase = sys.argv[1], sys.argv[2]
+brokers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
 
 if phase == "create":
@@ -58,8 +61,13 @@ assert len(described["events.v2"]["partitions"]) == 3, described["events.v2"]
 grows = admin.describe_topics(["grows"])[0]
 assert len(grows["partitions"]) == 6, grows
 for p in described["orders"]["partitions"]:
-    assert p["error_code"] == 0 and p["leader_id"] == 0 and p["replica_nodes"] == [0], p
-    assert p["isr_nodes"] == [0], p
+    leader = p["leader_id"]
+    assert p["error_code"] == 0 and 0 <= leader < brokers and p["replica_nodes"] == [leader], p
+    assert p["isr_nodes"] == [leader], p
+leaders = {p["leader_id"] for p in described["orders"]["partitions"]}
+assert leaders == set(range(brokers)), f"8 partitions over {brokers} brokers: {leaders}"
+cluster = admin.describe_cluster()
+assert sorted(b["broker_id"] for b in cluster["brokers"]) == list(range(brokers)), cluster
 assert described["orders"]["topic_id"] != "00000000-0000-0000-0000-000000000000"
 configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "orders")], config_filter="all")
 orders = {k: (v["value"], v["config_source"]) for k, v in configs["topic"]["orders"].items()}
@@ -71,10 +79,11 @@ assert len(orders) == 36, orders  # every Kafka 3.9 topic config
 broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")["broker"]["0"]
 assert broker["log.retention.bytes"]["value"] == "1073741824", broker
 assert broker["log.retention.ms"]["value"] == "604800000", broker
-dirs = admin.describe_log_dirs()
-sizes = {(t["name"], p["partition_index"]): p["partition_size"]
-         for b in dirs for d in b["log_dirs"] for t in d["topics"] for p in t["partitions"]}
-assert ("orders", 7) in sizes and ("grows", 5) in sizes, sizes
-assert not any(name == "doomed" for name, _ in sizes), sizes
+if brokers == 1:  # DescribeLogDirs tells of one broker's disks
+    dirs = admin.describe_log_dirs()
+    sizes = {(t["name"], p["partition_index"]): p["partition_size"]
+             for b in dirs for d in b["log_dirs"] for t in d["topics"] for p in t["partitions"]}
+    assert ("orders", 7) in sizes and ("grows", 5) in sizes, sizes
+    assert not any(name == "doomed" for name, _ in sizes), sizes
 admin.close()
 print(f"kafka-python admin {phase}: ok")
