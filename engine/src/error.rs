@@ -64,4 +64,8 @@ pub enum Error {
     UnknownPartition(String),
     #[error("invalid partition directory name {0:?}")]
     InvalidPartitionName(String),
+    /// A follower's append that does not start at its log end (or skips
+    /// offsets): the leader sends again from where the log ends.
+    #[error("replicated batches start at {got}, the log ends at {expected}")]
+    ReplicaGap { expected: Offset, got: Offset },
 }

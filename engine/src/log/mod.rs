@@ -8,6 +8,7 @@
 
 mod config;
 pub(crate) mod cursor;
+mod epochs;
 mod flush_group;
 mod flusher;
 mod log_store;
@@ -83,6 +84,12 @@ struct State {
     sealing: bool,
     /// Idempotent producers' sequences and epochs.
     producers: producers::Producers,
+    /// The leader epoch appended batches are stamped with, once a cluster
+    /// made this replica a leader; -1 (batches keep what the producer sent)
+    /// for a broker that runs alone.
+    leader_epoch: i32,
+    /// Where each leader epoch starts in this log.
+    epochs: replication::isr::EpochCache,
 }
 
 #[derive(Debug)]

@@ -76,7 +76,13 @@ impl Log {
             allocating: false,
             sealing: false,
             producers: Producers::default(),
+            leader_epoch: -1,
+            epochs: replication::isr::EpochCache::default(),
         };
+        // A crash may have lost the tail an epoch started in.
+        state.epochs = super::epochs::read(&dir).await?;
+        state.epochs.truncate_from(next_offset.get());
+        state.leader_epoch = state.epochs.latest_epoch().unwrap_or(-1);
         state.producers = rebuild_producers(&dir, &state, now_ms).await?;
         let shared = Rc::new(Shared {
             dir,

@@ -90,12 +90,81 @@ impl Log {
         let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
         let (durable, info) = match self.shared.check_producers(&batches, &spans, now_ms)? {
             Verdict::Append(updates) => {
-                let staged = self.shared.stage(&batches, &spans, now_ms);
+                let staged = self.shared.stage(&batches, &spans, now_ms, true);
                 self.shared.state.borrow_mut().producers.apply(updates);
                 staged
             }
             Verdict::Duplicate { first, last } => self.shared.wait_for_duplicate(first, last),
         };
+        drop(guard);
+        self.shared.staged.notify_one();
+        Ok(StagedAppend { durable, info })
+    }
+
+    /// A follower's append: batches its leader assigned offsets to and
+    /// stamped with its epoch, starting exactly at this log's end, stored
+    /// as they are (checked for framing and CRC: they came over the
+    /// network). Producer and transaction state follow them without checks
+    /// (the leader made them); a new epoch among them is recorded durably
+    /// first. Resolves like [`Log::stage_append`].
+    pub async fn append_replica(&self, batches: Bytes, now_ms: i64) -> Result<StagedAppend> {
+        let mut spans = Vec::new();
+        for item in validate(&batches, 0, ValidateMode::Stored) {
+            let (position, batch) = item?;
+            spans.push((position, batch.size()));
+        }
+        if spans.is_empty() {
+            return Err(crate::batch::BatchError::Truncated {
+                position: 0,
+                need: 12,
+                have: 0,
+            }
+            .into());
+        }
+        let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
+        let headers: Vec<BatchHeader> = spans
+            .iter()
+            .filter_map(|&(position, _)| {
+                batches
+                    .get(position..position + HEADER_BYTES)
+                    .and_then(|h| h.first_chunk())
+                    .map(|h| BatchHeader(*h))
+            })
+            .collect();
+        let mut expected = self.shared.state.borrow().next_offset;
+        for header in &headers {
+            if header.base_offset() != expected {
+                return Err(Error::ReplicaGap {
+                    expected,
+                    got: header.base_offset(),
+                });
+            }
+            expected = header.last_offset().plus(1);
+        }
+        let seen: Vec<(i32, Offset)> = headers
+            .iter()
+            .map(|h| (h.partition_leader_epoch(), h.base_offset()))
+            .collect();
+        self.note_epochs(&seen).await?;
+        {
+            let mut st = self.shared.state.borrow_mut();
+            for (header, &(position, size)) in headers.iter().zip(&spans) {
+                if header.producer_id() < 0 {
+                    continue;
+                }
+                let marker = header
+                    .is_control()
+                    .then(|| batches.get(position..position + size))
+                    .flatten()
+                    .and_then(crate::batch::builder::marker_commit);
+                match marker {
+                    Some(commit) => st.producers.replay_marker(header, commit, now_ms),
+                    None if !header.is_control() => st.producers.replay(header, now_ms),
+                    None => {}
+                }
+            }
+        }
+        let (durable, info) = self.shared.stage(&batches, &spans, now_ms, false);
         drop(guard);
         self.shared.staged.notify_one();
         Ok(StagedAppend { durable, info })
@@ -127,7 +196,7 @@ impl Log {
             st.producers
                 .marker(producer_id, epoch, commit, st.next_offset, now_ms)?
         };
-        let (durable, info) = self.shared.stage(&batch, &spans, now_ms);
+        let (durable, info) = self.shared.stage(&batch, &spans, now_ms, true);
         self.shared.state.borrow_mut().producers.apply(staged);
         drop(guard);
         self.shared.staged.notify_one();
@@ -312,11 +381,15 @@ impl Shared {
 
     /// Assigns offsets to validated batches and stages them. Synchronous:
     /// appends are ordered by the append lock.
+    /// Stages `batches` at the log end. `stamp`: the leader's append, which
+    /// assigns offsets and stamps its epoch (and LogAppendTime); a
+    /// follower's batches are stored as the leader made them.
     fn stage(
         &self,
         batches: &Bytes,
         spans: &[(usize, usize)],
         now_ms: i64,
+        stamp: bool,
     ) -> (oneshot::Receiver<FlushOutcome>, AppendInfo) {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
@@ -333,9 +406,15 @@ impl Shared {
             };
             let mut header = BatchHeader(*header_bytes);
             let records = batches.slice(position + HEADER_BYTES..position + size);
-            header.set_base_offset(st.next_offset);
-            if log_append {
-                header.set_log_append_time(now_ms, &records);
+            if stamp {
+                header.set_base_offset(st.next_offset);
+                // Not covered by the CRC: the leader's to set (KIP-101).
+                if st.leader_epoch >= 0 {
+                    header.set_partition_leader_epoch(st.leader_epoch);
+                }
+                if log_append {
+                    header.set_log_append_time(now_ms, &records);
+                }
             }
             assert_eq!(
                 st.active.meta.size,

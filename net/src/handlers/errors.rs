@@ -135,9 +135,9 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
             engine::Error::Closed | engine::Error::UnknownPartition(_) => {
                 UNKNOWN_TOPIC_OR_PARTITION
             }
-            engine::Error::PartitionExists(_) | engine::Error::InvalidPartitionName(_) => {
-                UNKNOWN_SERVER_ERROR
-            }
+            engine::Error::PartitionExists(_)
+            | engine::Error::InvalidPartitionName(_)
+            | engine::Error::ReplicaGap { .. } => UNKNOWN_SERVER_ERROR,
         },
     }
 }
