@@ -179,6 +179,29 @@ impl PartitionTable {
         Ok(())
     }
 
+    /// Cuts a partition's log at `offset` (a follower following a new
+    /// leader): the log is taken out of the table while it is cut and
+    /// reopened, so requests meanwhile find no partition. Returns the new
+    /// log end.
+    pub async fn truncate(
+        &self,
+        tp: &TopicPartition,
+        offset: crate::Offset,
+        config: crate::LogConfig,
+        now_ms: i64,
+    ) -> Result<crate::Offset> {
+        let log = self
+            .logs
+            .borrow_mut()
+            .remove(tp)
+            .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
+        let log = sole_owner(log).await;
+        let log = log.truncate_to(offset, config, now_ms).await?;
+        let end = log.log_end_offset();
+        self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
+        Ok(end)
+    }
+
     /// Applies retention to every partition; returns segments deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> usize {
         let logs: Vec<_> = self

@@ -1,4 +1,5 @@
-//! Random sequences of appends, reads, deletes, retention and reopens,
+//! Random sequences of appends, reads, deletes, retention, truncations
+//! (a follower cutting its log) and reopens,
 //! checked against a simple in-memory model of the log.
 
 mod common;
@@ -15,6 +16,7 @@ enum Op {
     Read { pick: u64, max_bytes: usize },
     DeleteRecords { pick: u64 },
     Retention,
+    Truncate { pick: u64 },
     Reopen { clean: bool },
 }
 
@@ -25,6 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<u64>(), 1usize..20_000).prop_map(|(pick, max_bytes)| Op::Read { pick, max_bytes }),
         1 => any::<u64>().prop_map(|pick| Op::DeleteRecords { pick }),
         1 => Just(Op::Retention),
+        1 => any::<u64>().prop_map(|pick| Op::Truncate { pick }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
     ]
 }
@@ -71,6 +74,25 @@ impl Model {
         self.batches.last().map_or(self.log_start, |b| b.1 + 1)
     }
 
+    /// DeleteRecords to an offset `pick` chooses. Returns the offset.
+    fn delete_records(&mut self, pick: u64) -> i64 {
+        let offset = self.log_start + (pick % (self.end() - self.log_start + 1) as u64) as i64;
+        self.log_start = offset;
+        self.batches.retain(|b| b.1 >= offset);
+        offset
+    }
+
+    /// A follower's cut at an offset `pick` chooses: at the first batch
+    /// that reaches it. Returns the offset.
+    fn truncate(&mut self, pick: u64) -> i64 {
+        let offset = self.log_start + (pick % (self.end() - self.log_start + 1) as u64) as i64;
+        if let Some(cut) = self.batches.iter().find(|b| b.1 >= offset).map(|b| b.0) {
+            self.batches.retain(|b| b.1 < offset);
+            self.log_start = self.log_start.min(cut);
+        }
+        offset
+    }
+
     fn expected_read(&self, offset: i64, max_bytes: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for (_, last, bytes) in self.batches.iter().filter(|b| b.1 >= offset) {
@@ -81,6 +103,34 @@ impl Model {
             out.extend_from_slice(bytes);
         }
         out
+    }
+}
+
+/// A read at an offset `pick` chooses (around the log's bounds too) matches
+/// the model.
+async fn check_read(log: &Log, model: &Model, pick: u64, max_bytes: usize) {
+    let span = (model.end() - model.log_start + 3) as u64;
+    let offset = model.log_start - 1 + (pick % span) as i64;
+    let result = log.read(Offset(offset), max_bytes).await;
+    if offset < model.log_start || offset > model.end() {
+        assert!(
+            matches!(result, Err(Error::OffsetOutOfRange { .. })),
+            "{offset}: {result:?}"
+        );
+    } else {
+        let r = result.unwrap();
+        let (got, want) = (concat(&r), model.expected_read(offset, max_bytes));
+        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(
+            got == want,
+            "read at {offset} max {max_bytes}: got {} bytes, want {}, first difference at {first_difference:?}",
+            got.len(),
+            want.len()
+        );
+        assert_eq!(
+            (r.log_start_offset.0, r.log_end_offset.0),
+            (model.log_start, model.end())
+        );
     }
 }
 
@@ -120,40 +170,13 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                 }
                 assert_eq!(info.last_offset.0, next - 1);
             }
-            Op::Read { pick, max_bytes } => {
-                let span = (model.end() - model.log_start + 3) as u64;
-                let offset = model.log_start - 1 + (pick % span) as i64;
-                let result = log.read(Offset(offset), max_bytes).await;
-                if offset < model.log_start || offset > model.end() {
-                    assert!(
-                        matches!(result, Err(Error::OffsetOutOfRange { .. })),
-                        "{offset}: {result:?}"
-                    );
-                } else {
-                    let r = result.unwrap();
-                    let (got, want) = (concat(&r), model.expected_read(offset, max_bytes));
-                    let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
-                    assert!(
-                        got == want,
-                        "read at {offset} max {max_bytes}: got {} bytes, want {}, first difference at {first_difference:?}",
-                        got.len(),
-                        want.len()
-                    );
-                    assert_eq!(
-                        (r.log_start_offset.0, r.log_end_offset.0),
-                        (model.log_start, model.end())
-                    );
-                }
-            }
+            Op::Read { pick, max_bytes } => check_read(&log, &model, pick, max_bytes).await,
             Op::DeleteRecords { pick } => {
-                let offset =
-                    model.log_start + (pick % (model.end() - model.log_start + 1) as u64) as i64;
+                let offset = model.delete_records(pick);
                 assert_eq!(
                     log.delete_records(Offset(offset)).await.unwrap(),
                     Offset(offset)
                 );
-                model.log_start = offset;
-                model.batches.retain(|b| b.1 >= offset);
             }
             Op::Retention => {
                 log.enforce_retention(0).await.unwrap();
@@ -168,6 +191,13 @@ async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
                     model.batches.retain(|b| b.1 >= start);
                     assert!(log.size_bytes() >= setup.retention_bytes);
                 }
+            }
+            Op::Truncate { pick } => {
+                let offset = model.truncate(pick);
+                log = log
+                    .truncate_to(Offset(offset), config.clone(), 0)
+                    .await
+                    .unwrap();
             }
             Op::Reopen { clean } => {
                 if clean {

@@ -131,3 +131,100 @@ fn a_replicated_append_that_does_not_start_at_the_log_end_is_refused() {
         follower.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_follower_cuts_its_log_to_a_new_leader_s_history_and_takes_its_records() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 5_000,
+            ..small_config()
+        };
+        let old = Log::open(dir.path().join("old-leader"), config.clone(), 0)
+            .await
+            .unwrap();
+        let mut rng = Rng(seed("a_follower_cuts_its_log_to_a_new_leader_s_history"));
+        old.become_leader(1).await.unwrap();
+        for _ in 0..6 {
+            old.append(Bytes::from(batch(&mut rng, 3, 900, 1, false)), 0)
+                .await
+                .unwrap();
+        }
+        old.become_leader(2).await.unwrap();
+        for sequence in [0, 2] {
+            old.append(
+                Bytes::from(producer_batch(9, 0, sequence, 2, 100, false)),
+                0,
+            )
+            .await
+            .unwrap();
+        }
+        let follower_dir = dir.path().join("follower");
+        let follower = Log::open(&follower_dir, config.clone(), 0).await.unwrap();
+        // A batch per push, as the leader appended them.
+        while follower.log_end_offset() < old.log_end_offset() {
+            let one = all_bytes(&old.read(follower.log_end_offset(), 1).await.unwrap());
+            follower
+                .append_replica(Bytes::from(one), 0)
+                .await
+                .unwrap()
+                .finish()
+                .await
+                .unwrap();
+        }
+        assert_eq!(follower.log_end_offset(), Offset(22));
+        assert!(
+            follower.segment_count() > 2,
+            "small segments: the cut spans several"
+        );
+        assert_eq!(follower.next_sequence(9, 0), 4);
+        // The new leader never had epoch 2: cut inside the batch [9, 11]
+        // (it goes whole) and everything after.
+        let follower = follower
+            .truncate_to(Offset(10), config.clone(), 0)
+            .await
+            .unwrap();
+        assert_eq!(follower.log_end_offset(), Offset(9));
+        assert_eq!(follower.epochs().entries(), &[(1, 0)]);
+        assert_eq!(follower.next_sequence(9, 0), 0, "producer 9's batches went");
+        let kept = all_bytes(&follower.read(Offset(0), 1 << 24).await.unwrap());
+        let expected = all_bytes(&old.read(Offset(0), 1 << 24).await.unwrap());
+        assert_eq!(kept, expected[..kept.len()], "what stays is untouched");
+        // The new leader's records at epoch 3 follow.
+        let new = Log::open(dir.path().join("new-leader"), config.clone(), 0)
+            .await
+            .unwrap();
+        new.append_replica(Bytes::from(kept.clone()), 0)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        new.become_leader(3).await.unwrap();
+        new.append(Bytes::from(batch(&mut rng, 4, 100, 2, true)), 0)
+            .await
+            .unwrap();
+        let theirs = all_bytes(&new.read(Offset(9), 1 << 24).await.unwrap());
+        follower
+            .append_replica(Bytes::from(theirs), 0)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        assert_eq!(follower.epochs().entries(), &[(1, 0), (3, 9)]);
+        let both = all_bytes(&follower.read(Offset(0), 1 << 24).await.unwrap());
+        assert_eq!(
+            both,
+            all_bytes(&new.read(Offset(0), 1 << 24).await.unwrap())
+        );
+        // And it all survives a reopen.
+        follower.close().await.unwrap();
+        let follower = Log::open(&follower_dir, config, 0).await.unwrap();
+        assert_eq!(follower.log_end_offset(), Offset(13));
+        assert_eq!(follower.epochs().entries(), &[(1, 0), (3, 9)]);
+        for log in [old, new, follower] {
+            log.close().await.unwrap();
+        }
+    });
+}

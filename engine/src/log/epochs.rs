@@ -93,6 +93,14 @@ impl Log {
         Ok(())
     }
 
+    /// Writes the epoch cache as it is now (after a truncation's reopen
+    /// dropped epochs past the end).
+    pub(super) async fn write_epochs(&self) -> Result<()> {
+        let cache = self.shared.state.borrow().epochs.clone();
+        write(&self.shared.dir, &cache).await?;
+        Ok(())
+    }
+
     /// The leader epoch batches appended here are stamped with.
     pub fn leader_epoch(&self) -> i32 {
         self.shared.state.borrow().leader_epoch

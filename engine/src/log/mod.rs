@@ -19,6 +19,7 @@ mod retention;
 pub(crate) mod segment;
 mod staging;
 mod tail_cache;
+mod truncate;
 pub use tail_cache::{
     set_shard_budget as set_tail_cache_shard_budget, shard_usage as tail_cache_shard_usage,
 };

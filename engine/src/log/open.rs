@@ -152,7 +152,7 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
 }
 
 /// Base offsets of the segments in `dir`, sorted; removes leftover temp files.
-async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
+pub(super) async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
     let mut bases = Vec::new();
     for name in io::list_dir(dir)? {
         if let Some(base) = parse_log_name(&name) {
