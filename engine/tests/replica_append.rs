@@ -228,3 +228,49 @@ fn a_follower_cuts_its_log_to_a_new_leader_s_history_and_takes_its_records() {
         }
     });
 }
+
+#[test]
+fn reads_stop_at_the_high_watermark_in_a_cluster() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("t-0"), LogConfig::default(), 0)
+            .await
+            .unwrap();
+        let mut rng = Rng(seed("reads_stop_at_the_high_watermark_in_a_cluster"));
+        let a = batch(&mut rng, 3, 10, 1, false);
+        let b = batch(&mut rng, 5, 10, 2, false);
+        log.append(Bytes::from(a.clone()), 0).await.unwrap();
+        log.append(Bytes::from(b), 0).await.unwrap();
+        assert_eq!(log.high_watermark(), Offset(8), "alone: everything durable");
+        log.set_high_watermark(Some(Offset(3)));
+        assert_eq!(log.high_watermark(), Offset(3));
+        assert_eq!(log.log_end_offset(), Offset(8));
+        let read = log.read(Offset(0), 1 << 20).await.unwrap();
+        assert_eq!(concat(&read), with_offset(&a, 0), "the batch below it only");
+        assert_eq!(read.high_watermark, Offset(3));
+        // Between the high watermark and the log end: nothing yet, no error.
+        assert!(
+            log.read(Offset(5), 1 << 20)
+                .await
+                .unwrap()
+                .chunks
+                .is_empty()
+        );
+        assert!(log.last_stable_offset() <= Offset(3));
+        assert!(
+            log.offset_for_timestamp(5).await.unwrap().is_none(),
+            "only past it"
+        );
+        // A long poll wakes when it moves; it never goes back.
+        let watch = log.end_watch();
+        let moved = watch.moved();
+        let mut moved = std::pin::pin!(moved);
+        moved.as_mut().enable();
+        log.set_high_watermark(Some(Offset(8)));
+        moved.await;
+        log.set_high_watermark(Some(Offset(5)));
+        assert_eq!(log.high_watermark(), Offset(8));
+        assert_eq!(log.read(Offset(3), 1 << 20).await.unwrap().chunks.len(), 1);
+        log.close().await.unwrap();
+    });
+}

@@ -91,6 +91,19 @@ struct State {
     leader_epoch: i32,
     /// Where each leader epoch starts in this log.
     epochs: replication::isr::EpochCache,
+    /// In a cluster, the high watermark replication allows consumers to
+    /// read below; `None` for a broker that runs alone (everything durable
+    /// is readable).
+    high_watermark: Option<Offset>,
+}
+
+impl State {
+    /// What consumers may read below: the durable end, capped by the high
+    /// watermark in a cluster.
+    fn visible_end(&self) -> Offset {
+        self.high_watermark
+            .map_or(self.log_end_offset, |hw| hw.min(self.log_end_offset))
+    }
 }
 
 #[derive(Debug)]
@@ -143,6 +156,25 @@ impl Log {
         self.shared.state.borrow().log_end_offset
     }
 
+    /// What consumers may read below ([`Log::log_end_offset`] when the
+    /// broker runs alone; in a cluster, also below the high watermark).
+    pub fn high_watermark(&self) -> Offset {
+        self.shared.state.borrow().visible_end()
+    }
+
+    /// Sets (`Some`, in a cluster) the high watermark reads stop at, and
+    /// wakes long polls. It never goes back here: a lower one is ignored.
+    pub fn set_high_watermark(&self, high_watermark: Option<Offset>) {
+        {
+            let mut st = self.shared.state.borrow_mut();
+            st.high_watermark = match (st.high_watermark, high_watermark) {
+                (Some(old), Some(new)) => Some(old.max(new)),
+                (_, new) => new,
+            };
+        }
+        self.shared.end_moved.notify_waiters();
+    }
+
     /// A handle to wait for [`Log::log_end_offset`] to move (long polls).
     pub fn end_watch(&self) -> EndWatch {
         EndWatch(Rc::clone(&self.shared.end_moved))
@@ -183,7 +215,7 @@ impl Log {
             .map(|s| &s.meta)
             .chain(std::iter::once(&st.active.meta));
         segments
-            .filter(|m| m.max_timestamp >= 0 && m.max_timestamp_batch < st.log_end_offset)
+            .filter(|m| m.max_timestamp >= 0 && m.max_timestamp_batch < st.visible_end())
             .max_by_key(|m| m.max_timestamp)
             .map(|m| {
                 (

@@ -78,6 +78,7 @@ impl Log {
             producers: Producers::default(),
             leader_epoch: -1,
             epochs: replication::isr::EpochCache::default(),
+            high_watermark: None,
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;

@@ -56,6 +56,9 @@ pub struct ReadResult {
     pub chunks: Vec<Chunk>,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
+    /// What consumers may read below (the log end when the broker runs
+    /// alone).
+    pub high_watermark: Offset,
 }
 
 impl ReadResult {
@@ -135,7 +138,7 @@ impl Log {
         let st = self.shared.state.borrow();
         st.producers
             .first_unstable()
-            .map_or(st.log_end_offset, |first| first.min(st.log_end_offset))
+            .map_or(st.visible_end(), |first| first.min(st.visible_end()))
     }
 
     /// The sequence `producer_id`'s next batch at `epoch` starts with here
@@ -186,8 +189,9 @@ impl Log {
                 chunks: Vec::new(),
                 log_start_offset: st.log_start_offset,
                 log_end_offset: st.log_end_offset,
+                high_watermark: st.visible_end(),
             };
-            let end = bound.map_or(st.log_end_offset, |b| b.min(st.log_end_offset));
+            let end = bound.map_or(st.visible_end(), |b| b.min(st.visible_end()));
             (result, end)
         };
         let mut next = offset;
@@ -239,7 +243,7 @@ impl Log {
                 limit,
                 next_offset: meta.next_offset,
             };
-            (plan, st.log_start_offset, st.log_end_offset)
+            (plan, st.log_start_offset, st.visible_end())
         };
         let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {

@@ -243,7 +243,7 @@ impl Shard {
                 let watch = log.end_watch();
                 let mut moved = std::pin::pin!(watch.moved());
                 moved.as_mut().enable();
-                if log.log_end_offset().get() > seen {
+                if log.high_watermark().get() > seen {
                     return Ok(PartitionReply::Waited);
                 }
                 // Not holding the log: it may close or be deleted meanwhile.
@@ -273,7 +273,7 @@ impl Shard {
                 });
                 Ok(PartitionReply::Read(ReadOut {
                     records,
-                    high_watermark: read.log_end_offset.get(),
+                    high_watermark: read.high_watermark.get(),
                     last_stable_offset: stable.get(),
                     log_start_offset: read.log_start_offset.get(),
                     aborted,
@@ -298,7 +298,7 @@ impl Shard {
             }
             PartitionOp::DeleteRecords { offset } => {
                 let offset = if offset == -1 {
-                    log.log_end_offset()
+                    log.high_watermark()
                 } else {
                     Offset(offset)
                 };
@@ -321,7 +321,7 @@ async fn list_offset(
         -2 | -4 => (log.log_start_offset().get(), -1),
         -5 => (-1, -1),
         -1 if committed => (log.last_stable_offset().get(), -1),
-        -1 => (log.log_end_offset().get(), -1),
+        -1 => (log.high_watermark().get(), -1),
         -3 => log
             .max_timestamp()
             .map_or((-1, -1), |(ts, o)| (o.get(), ts)),
