@@ -296,6 +296,7 @@ fn three_brokers_share_topics_and_each_survives_the_death_of_any_other() {
     );
     let all: Vec<i32> = (0..6).collect();
     let mut acknowledged = produce(&cluster.bootstrap(), "spread", &all, 600, "first");
+    check_leaders_stamp_their_epoch(&cluster, "spread");
     let read = consume(
         &cluster.bootstrap(),
         "spread",
@@ -334,6 +335,53 @@ fn three_brokers_share_topics_and_each_survives_the_death_of_any_other() {
         read, acknowledged,
         "nothing acknowledged lost across three SIGKILLs"
     );
+    // Leaders that came back took new epochs, which their new batches carry.
+    let all: Vec<i32> = (0..6).collect();
+    produce(&cluster.bootstrap(), "spread", &all, 60, "last");
+    check_leaders_stamp_their_epoch(&cluster, "spread");
+}
+
+/// Each partition's leader answers a fetch with batches stamped with the
+/// leader epochs it led in (never decreasing, the latest as Metadata gives
+/// it), and every other broker answers NOT_LEADER_OR_FOLLOWER.
+fn check_leaders_stamp_their_epoch(cluster: &Cluster, name: &str) {
+    let metadata = cluster.wait_metadata(0, &[0, 1, 2], Some(name), None);
+    for p in &topic(&metadata, name).partitions {
+        let leader = usize::try_from(p.leader_id.0).unwrap();
+        let mut epochs = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (code, high_watermark, records) =
+                common::fetch_records(cluster.clients[leader], name, p.partition_index, offset);
+            assert_eq!(code, 0);
+            let records = records.unwrap_or_default();
+            let mut rest = &records[..];
+            while rest.len() >= 61 {
+                let base = i64::from_be_bytes(rest[..8].try_into().unwrap());
+                let length = usize::try_from(i32::from_be_bytes(rest[8..12].try_into().unwrap()));
+                let count = i64::from(i32::from_be_bytes(rest[57..61].try_into().unwrap()));
+                epochs.push(i32::from_be_bytes(rest[12..16].try_into().unwrap()));
+                offset = base + count;
+                rest = &rest[(12 + length.unwrap()).min(rest.len())..];
+            }
+            if offset >= high_watermark {
+                break;
+            }
+        }
+        assert!(!epochs.is_empty());
+        assert_eq!(
+            epochs.last(),
+            Some(&p.leader_epoch),
+            "partition {}: epochs {epochs:?}",
+            p.partition_index
+        );
+        assert!(epochs.windows(2).all(|w| w[0] <= w[1]), "{epochs:?}");
+        for other in (0..3).filter(|&id| id != leader) {
+            let (code, _, _) =
+                common::fetch_records(cluster.clients[other], name, p.partition_index, 0);
+            assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER from broker {other}");
+        }
+    }
 }
 
 #[test]
