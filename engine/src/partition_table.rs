@@ -158,12 +158,7 @@ impl PartitionTable {
     /// first renamed aside (and the rename made durable), so a crash midway
     /// never leaves a half-deleted partition that would be opened again.
     pub async fn delete(&self, tp: &TopicPartition) -> Result<()> {
-        let log = self
-            .logs
-            .borrow_mut()
-            .remove(tp)
-            .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
-        let log = sole_owner(log).await;
+        let log = self.take(tp).await?;
         let dir = log.dir().to_path_buf();
         if let Err(e) = log.close().await {
             // A poisoned log still goes: its data is being deleted anyway.
@@ -190,16 +185,21 @@ impl PartitionTable {
         config: crate::LogConfig,
         now_ms: i64,
     ) -> Result<crate::Offset> {
+        let log = self.take(tp).await?;
+        let log = log.truncate_to(offset, config, now_ms).await?;
+        let end = log.log_end_offset();
+        self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
+        Ok(end)
+    }
+
+    /// Takes a partition out of the table, once no request holds it.
+    async fn take(&self, tp: &TopicPartition) -> Result<Log> {
         let log = self
             .logs
             .borrow_mut()
             .remove(tp)
             .ok_or_else(|| Error::UnknownPartition(tp.to_string()))?;
-        let log = sole_owner(log).await;
-        let log = log.truncate_to(offset, config, now_ms).await?;
-        let end = log.log_end_offset();
-        self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
-        Ok(end)
+        Ok(sole_owner(log).await)
     }
 
     /// Applies retention to every partition; returns segments deleted.

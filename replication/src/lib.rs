@@ -28,7 +28,10 @@
     clippy::panic
 )]
 
+mod archive;
 pub mod isr;
 pub mod log_store;
 pub mod metadata;
 pub mod quorum;
+#[cfg(test)]
+mod sim_rng;

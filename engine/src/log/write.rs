@@ -43,6 +43,25 @@ impl StagedAppend {
     }
 }
 
+/// Validates the batches of an append; their (position, size), at least
+/// one.
+fn spans_of(batches: &[u8], mode: ValidateMode) -> Result<Vec<(usize, usize)>> {
+    let mut spans = Vec::with_capacity(1);
+    for item in validate(batches, 0, mode) {
+        let (position, batch) = item?;
+        spans.push((position, batch.size()));
+    }
+    if spans.is_empty() {
+        return Err(crate::batch::BatchError::Truncated {
+            position: 0,
+            need: 12,
+            have: 0,
+        }
+        .into());
+    }
+    Ok(spans)
+}
+
 impl Log {
     /// Appends the record batches in `batches` (one or more, back to back)
     /// and resolves when they are durable (or written, under an interval
@@ -69,24 +88,12 @@ impl Log {
         let mode = ValidateMode::Produce {
             max_message_bytes: rewrite.max_message_bytes,
         };
-        let mut spans = Vec::with_capacity(1);
-        for item in validate(&batches, 0, mode) {
-            let (position, batch) = item?;
-            spans.push((position, batch.size()));
-        }
+        let spans = spans_of(&batches, mode)?;
         // On this (the owning) shard, before the append lock: CPU only.
         let (batches, spans) = match rewrite_batches(&batches, &spans, &rewrite)? {
             Some((rewritten, spans)) => (Bytes::from(rewritten), spans),
             None => (batches, spans),
         };
-        if spans.is_empty() {
-            return Err(crate::batch::BatchError::Truncated {
-                position: 0,
-                need: 12,
-                have: 0,
-            }
-            .into());
-        }
         let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
         let (durable, info) = match self.shared.check_producers(&batches, &spans, now_ms)? {
             Verdict::Append(updates) => {
@@ -108,19 +115,7 @@ impl Log {
     /// (the leader made them); a new epoch among them is recorded durably
     /// first. Resolves like [`Log::stage_append`].
     pub async fn append_replica(&self, batches: Bytes, now_ms: i64) -> Result<StagedAppend> {
-        let mut spans = Vec::new();
-        for item in validate(&batches, 0, ValidateMode::Stored) {
-            let (position, batch) = item?;
-            spans.push((position, batch.size()));
-        }
-        if spans.is_empty() {
-            return Err(crate::batch::BatchError::Truncated {
-                position: 0,
-                need: 12,
-                have: 0,
-            }
-            .into());
-        }
+        let spans = spans_of(&batches, ValidateMode::Stored)?;
         let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
         let headers: Vec<BatchHeader> = spans
             .iter()

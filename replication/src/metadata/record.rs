@@ -187,21 +187,10 @@ pub enum DecodeError {
 
 fn archive<T>(version: u8, value: &T) -> Vec<u8>
 where
-    T: for<'a> rkyv::Serialize<
-            rkyv::api::high::HighSerializer<
-                rkyv::util::AlignedVec,
-                rkyv::ser::allocator::ArenaHandle<'a>,
-                rancor::Error,
-            >,
-        >,
+    T: for<'a> rkyv::Serialize<crate::archive::Serializer<'a>>,
 {
     let mut out = vec![version];
-    match rkyv::to_bytes::<rancor::Error>(value) {
-        Ok(archive) => out.extend_from_slice(&archive),
-        // Serializing plain owned data into memory cannot fail short of
-        // allocation failure, which aborts anyway.
-        Err(e) => unreachable!("serializing a metadata record failed: {e}"),
-    }
+    out.extend_from_slice(&crate::archive::to_bytes(value));
     out
 }
 

@@ -18,29 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::log_store::memory::{MemoryLog, block_on};
 use crate::metadata::{ClusterMetadata, Command, Endpoint, TopicId};
-
-/// splitmix64: small, seedable, the same everywhere.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// True `per_million` times in a million.
-    fn chance(&mut self, per_million: u64) -> bool {
-        self.below(1_000_000) < per_million
-    }
-}
+use crate::sim_rng::Rng;
 
 /// How hostile the world is (per simulated step of [`STEP_MS`]).
 #[derive(Debug, Clone, Copy)]

@@ -102,7 +102,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             cluster_id,
         } => (
             HELLO,
-            archive(&HelloBody {
+            crate::archive::to_bytes(&HelloBody {
                 node_id: *node_id,
                 cluster_id: cluster_id.clone(),
             }),
@@ -111,7 +111,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
         Frame::Raft(message) => (RAFT, message.write_to_bytes().unwrap_or_default()),
         Frame::Request { id, from, request } => (
             REQUEST,
-            archive(&RequestBody {
+            crate::archive::to_bytes(&RequestBody {
                 id: *id,
                 from: *from,
                 request: request.clone(),
@@ -127,7 +127,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
                 committed,
                 error,
             };
-            (REPLY, archive(&body))
+            (REPLY, crate::archive::to_bytes(&body))
         }
     };
     let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
@@ -185,23 +185,6 @@ pub fn decode(frame: &[u8]) -> Result<Frame, WireError> {
             })
         }
         other => Err(WireError::Kind(other)),
-    }
-}
-
-fn archive<T>(value: &T) -> Vec<u8>
-where
-    T: for<'a> rkyv::Serialize<
-            rkyv::api::high::HighSerializer<
-                rkyv::util::AlignedVec,
-                rkyv::ser::allocator::ArenaHandle<'a>,
-                rancor::Error,
-            >,
-        >,
-{
-    match rkyv::to_bytes::<rancor::Error>(value) {
-        Ok(bytes) => bytes.to_vec(),
-        // Serializing owned data into memory fails only if allocation does.
-        Err(e) => unreachable!("serializing a frame failed: {e}"),
     }
 }
 
