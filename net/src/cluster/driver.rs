@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use engine::{Log, LogConfig, rt};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
+use replication::metadata::ClusterMetadata;
 use replication::quorum::wire::{self, Frame, RemoteError};
 use replication::quorum::{
     Action, Committed, ControllerConfig, ControllerError, ControllerRequest, QuorumConfig,
@@ -72,12 +73,10 @@ pub async fn start(
     let (journal, durable) = RaftJournal::open(log).await?;
     let me = raft_id(config.node_id);
     let voters: Vec<u64> = config.voters.iter().map(|&(id, _)| raft_id(id)).collect();
-    let ticks_per_session = config.session_timeout.as_millis() / config.tick.as_millis().max(1);
     tracing::info!(
         node = config.node_id,
         entries = durable.entries.len(),
         term = durable.hard_state.term,
-        ticks_per_session,
         "quorum voter starting"
     );
     let node = QuorumNode::new(
@@ -121,12 +120,13 @@ pub async fn start(
     });
     let deliver = move |from, frame| inputs.unbounded_send(Input::Frame(from, frame)).is_ok();
     crate::server::spawn(listener.serve(cluster_id, move |id| voters.contains(&id), deliver));
+    let (installs, to_install) = mpsc::unbounded();
+    crate::server::spawn(install(Rc::clone(shard), Rc::clone(&cluster), to_install));
     let driver = Driver {
         node,
         journal,
         links,
-        shard: Rc::clone(shard),
-        cluster: Rc::clone(&cluster),
+        installs,
         local: HashMap::new(),
         remote: HashMap::new(),
         next_id: 1,
@@ -138,12 +138,31 @@ pub async fn start(
     Ok(cluster)
 }
 
+/// Installs committed metadata on every shard, in order, the latest when
+/// several wait (shards bring their partitions in line, which takes disk
+/// I/O: the voter's Raft loop must not wait for it, or followers would
+/// miss heartbeats and call elections), then marks it applied here.
+async fn install(
+    shard: Rc<Shard>,
+    cluster: Rc<Cluster>,
+    mut states: mpsc::UnboundedReceiver<(Arc<ClusterMetadata>, u64)>,
+) {
+    while let Some(mut next) = states.next().await {
+        while let Ok(newer) = states.try_recv() {
+            next = newer;
+        }
+        let (state, index) = next;
+        shard.install_and_broadcast(state).await;
+        cluster.applied_to(index);
+    }
+}
+
 struct Driver {
     node: QuorumNode,
     journal: RaftJournal<Log>,
     links: HashMap<u64, PeerLink>,
-    shard: Rc<Shard>,
-    cluster: Rc<Cluster>,
+    /// Committed metadata for the installer, with the index it reaches.
+    installs: mpsc::UnboundedSender<(Arc<ClusterMetadata>, u64)>,
     /// This broker's requests awaiting their reply, by proposal id.
     local: HashMap<u64, (oneshot::Sender<Result<Committed, RemoteError>>, Instant)>,
     /// Peers' requests awaiting their reply: proposal id -> (peer, their id).
@@ -254,8 +273,7 @@ impl Driver {
         }
         if let Some(index) = applied {
             let state = Arc::new(self.node.metadata().clone());
-            self.shard.install_and_broadcast(state).await;
-            self.cluster.applied_to(index);
+            let _ = self.installs.unbounded_send((state, index));
         }
         true
     }
