@@ -20,7 +20,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -341,6 +347,32 @@ fn three_brokers_share_topics_and_each_survives_the_death_of_any_other() {
     check_leaders_stamp_their_epoch(&cluster, "spread");
 }
 
+/// OffsetForLeaderEpoch v4 as a consumer asks it: (error, epoch, end).
+fn epoch_end(
+    addr: SocketAddr,
+    name: &str,
+    partition: i32,
+    current: i32,
+    epoch: i32,
+) -> (i16, i32, i64) {
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(common::topic_name(name))
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(partition)
+                        .with_current_leader_epoch(current)
+                        .with_leader_epoch(epoch),
+                ]),
+        ]);
+    let response: OffsetForLeaderEpochResponse =
+        call(addr, ApiKey::OffsetForLeaderEpoch, 4, &request);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
 /// Each partition's leader answers a fetch with batches stamped with the
 /// leader epochs it led in (never decreasing, the latest as Metadata gives
 /// it), and every other broker answers NOT_LEADER_OR_FOLLOWER.
@@ -376,6 +408,25 @@ fn check_leaders_stamp_their_epoch(cluster: &Cluster, name: &str) {
             p.partition_index
         );
         assert!(epochs.windows(2).all(|w| w[0] <= w[1]), "{epochs:?}");
+        // OffsetForLeaderEpoch agrees: the current epoch ends at the high
+        // watermark; an epoch the client believes current but is not is
+        // fenced (older) or unknown (newer).
+        let addr = cluster.clients[leader];
+        let (code, epoch, end) = epoch_end(
+            addr,
+            name,
+            p.partition_index,
+            p.leader_epoch,
+            p.leader_epoch,
+        );
+        assert_eq!((code, epoch), (0, p.leader_epoch));
+        assert_eq!(end, offset, "the current epoch ends at the high watermark");
+        if p.leader_epoch > 0 {
+            let (code, ..) = epoch_end(addr, name, p.partition_index, p.leader_epoch - 1, 0);
+            assert_eq!(code, 74, "FENCED_LEADER_EPOCH");
+        }
+        let (code, ..) = epoch_end(addr, name, p.partition_index, p.leader_epoch + 1, 0);
+        assert_eq!(code, 76, "UNKNOWN_LEADER_EPOCH");
         for other in (0..3).filter(|&id| id != leader) {
             let (code, _, _) =
                 common::fetch_records(cluster.clients[other], name, p.partition_index, 0);
@@ -433,6 +484,25 @@ fn kafka_python_administers_and_uses_the_cluster_through_any_broker() {
             .collect();
         assert!(left.is_empty(), "broker {id} keeps {left:?}");
     }
+}
+
+#[test]
+fn a_broker_alone_has_led_everything_at_epoch_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = common::start(dir.path(), addr, "warn");
+    common::create_topic_raw(addr, "alone", 1);
+    let bootstrap = addr.to_string();
+    produce(&bootstrap, "alone", &[0], 30, "x");
+    assert_eq!(epoch_end(addr, "alone", 0, 0, 0), (0, 0, 30));
+    assert_eq!(epoch_end(addr, "alone", 0, -1, 7), (0, 0, 30));
+    assert_eq!(epoch_end(addr, "alone", 0, 1, 0).0, 76);
+    assert_eq!(epoch_end(addr, "alone", 0, -1, -1), (0, -1, -1));
+    assert_eq!(
+        epoch_end(addr, "alone", 5, -1, 0).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
 }
 
 /// Reads until the peer closes the connection (or 10 s pass).

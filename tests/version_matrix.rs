@@ -101,6 +101,7 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         Produce => ProduceResponse,
         Fetch => FetchResponse,
         ListOffsets => ListOffsetsResponse,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochResponse,
         Metadata => MetadataResponse,
         ApiVersions => ApiVersionsResponse,
         CreateTopics => CreateTopicsResponse,

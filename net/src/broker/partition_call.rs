@@ -50,6 +50,14 @@ pub enum PartitionOp {
     },
     /// DescribeProducers: every producer's state here.
     Producers,
+    /// OffsetForLeaderEpoch: where `leader_epoch` ended here, the asker
+    /// believing the partition's leader epoch is `current_leader_epoch`
+    /// (-1: unchecked); a consumer's answer stops at the high watermark.
+    EpochEnd {
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+        consumer: bool,
+    },
     /// A fetch's long poll: replies once the log end offset passes `seen`
     /// (an append landed) or at `deadline`, whichever is first.
     WaitForAppend { seen: i64, deadline: Instant },
@@ -79,6 +87,12 @@ pub enum PartitionReply {
     /// WaitForAppend: data arrived or the deadline passed (the next read
     /// tells which).
     Waited,
+    /// EpochEnd: the largest epoch at or below the asked one, and where it
+    /// ended (-1, -1: none).
+    EpochEnd {
+        epoch: i32,
+        end: i64,
+    },
 }
 
 /// Why an operation on a partition failed.
@@ -99,6 +113,10 @@ pub enum PartitionError {
     /// have (or from a fenced producer): the Produce error code.
     #[error("transactional batch refused by its coordinator ({code})")]
     NotInTransaction { code: i16 },
+    /// The asker's leader epoch is not the partition's: FENCED_LEADER_EPOCH
+    /// (older) or UNKNOWN_LEADER_EPOCH (newer).
+    #[error("leader epoch {asked}, the partition's is {current}")]
+    LeaderEpoch { asked: i32, current: i32 },
 }
 
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
@@ -212,6 +230,44 @@ impl Shard {
         answer.await.map_err(|_| PartitionError::ShardGone)?
     }
 
+    /// OffsetForLeaderEpoch on the partition's leader (see [`PartitionOp::EpochEnd`]).
+    fn epoch_end(
+        &self,
+        tp: &TopicPartition,
+        log: &engine::Log,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+        consumer: bool,
+    ) -> PartitionResult {
+        let current = self.leader_epoch_of(tp);
+        if current_leader_epoch >= 0 && current_leader_epoch != current {
+            return Err(PartitionError::LeaderEpoch {
+                asked: current_leader_epoch,
+                current,
+            });
+        }
+        let (epoch, end) = if log.epochs().latest_epoch().is_none() {
+            // Never led in a cluster: all of it is epoch 0, the epoch
+            // Metadata gives.
+            if leader_epoch >= 0 {
+                (0, log.log_end_offset())
+            } else {
+                (-1, Offset(-1))
+            }
+        } else {
+            log.epoch_end_offset(leader_epoch)
+        };
+        let end = if consumer && end.get() >= 0 {
+            end.min(log.high_watermark())
+        } else {
+            end
+        };
+        Ok(PartitionReply::EpochEnd {
+            epoch,
+            end: end.get(),
+        })
+    }
+
     pub(super) async fn partition_local(
         &self,
         tp: &TopicPartition,
@@ -288,6 +344,11 @@ impl Shard {
             }
             PartitionOp::Size => Ok(PartitionReply::Size(log.size_bytes())),
             PartitionOp::Producers => Ok(PartitionReply::Producers(log.producers())),
+            PartitionOp::EpochEnd {
+                current_leader_epoch,
+                leader_epoch,
+                consumer,
+            } => self.epoch_end(tp, &log, current_leader_epoch, leader_epoch, consumer),
             PartitionOp::WriteMarker {
                 producer_id,
                 epoch,

@@ -101,6 +101,19 @@ impl Shard {
                 .is_some_and(|p| p.replicas.contains(&self.node.node_id))
     }
 
+    /// The partition's leader epoch as Metadata gives it (0 when the broker
+    /// runs alone, or for a topic it does not know).
+    pub fn leader_epoch_of(&self, tp: &engine::TopicPartition) -> i32 {
+        let metadata = self.metadata();
+        match metadata.topic(&tp.topic) {
+            Some(topic) => {
+                self.partition_view(&metadata, topic.topic_id, tp.partition)
+                    .leader_epoch
+            }
+            None => 0,
+        }
+    }
+
     /// Whether this broker leads the partition `topic`/`partition` (always
     /// when it runs alone; a topic it does not know is not refused here).
     pub fn leads(&self, topic: &str, partition: i32) -> bool {

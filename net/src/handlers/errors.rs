@@ -15,6 +15,7 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const NOT_CONTROLLER: i16 = 41;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
 pub const STALE_BROKER_EPOCH: i16 = 77;
 pub const INVALID_UPDATE_VERSION: i16 = 96;
 pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
@@ -117,6 +118,8 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
         PartitionError::NotEnoughReplicas { .. } => NOT_ENOUGH_REPLICAS,
         PartitionError::NotInTransaction { code } => *code,
+        PartitionError::LeaderEpoch { asked, current } if asked < current => FENCED_LEADER_EPOCH,
+        PartitionError::LeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
         PartitionError::Engine(e) => match e {
             engine::Error::Batch(batch) => match batch.kind() {
                 BatchErrorKind::Corrupt => CORRUPT_MESSAGE,

@@ -23,6 +23,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 pub mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 mod produce_legacy;
 mod replica_assignment;
@@ -49,6 +50,7 @@ pub const HANDLERS: &[Handler] = &[
     produce::HANDLER,
     fetch::HANDLER,
     list_offsets::HANDLER,
+    offset_for_leader_epoch::HANDLER,
     metadata::HANDLER,
     api_versions::HANDLER,
     create_topics::HANDLER,
@@ -159,6 +161,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
             };
         }
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request).await,
         ApiKey::Metadata => metadata::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,

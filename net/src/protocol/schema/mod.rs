@@ -223,6 +223,7 @@ pub const REQUESTS: &[&Message] = &[
     &produce_fetch::PRODUCE,
     &produce_fetch::FETCH,
     &produce_fetch::LIST_OFFSETS,
+    &produce_fetch::OFFSET_FOR_LEADER_EPOCH,
     &produce_fetch::METADATA,
     &produce_fetch::API_VERSIONS,
     &admin::CREATE_TOPICS,

@@ -1,8 +1,10 @@
 //! Request tables of the data-path APIs: Produce, Fetch, ListOffsets,
-//! Metadata, ApiVersions (see the parent module for the notation).
+//! OffsetForLeaderEpoch, Metadata, ApiVersions (see the parent module for
+//! the notation).
 
 use kafka_protocol::messages::{
-    ApiKey, fetch_request, list_offsets_request, metadata_request, produce_request,
+    ApiKey, fetch_request, list_offsets_request, metadata_request, offset_for_leader_epoch_request,
+    produce_request,
 };
 
 use super::Kind::{Bool, Int8, Int16, Int32, Int64, Records, Str, Uuid};
@@ -69,6 +71,18 @@ pub(super) const LIST_OFFSETS: Message = message!(ListOffsetsRequest, Some(ApiKe
         ])),
     ])),
     field!(timeout_ms, 10.., Int32),
+]);
+
+pub(super) const OFFSET_FOR_LEADER_EPOCH: Message = message!(OffsetForLeaderEpochRequest, Some(ApiKey::OffsetForLeaderEpoch), 2..=4, flexible 4, [
+    field!(replica_id, 3.., Int32),
+    field!(topics, 0.., array!(offset_for_leader_epoch_request::OffsetForLeaderTopic, [
+        field!(topic, 0.., Str),
+        field!(partitions, 0.., array!(offset_for_leader_epoch_request::OffsetForLeaderPartition, [
+            field!(partition, 0.., Int32),
+            field!(current_leader_epoch, 2.., Int32),
+            field!(leader_epoch, 0.., Int32),
+        ])),
+    ])),
 ]);
 
 pub(super) const METADATA: Message = message!(MetadataRequest, Some(ApiKey::Metadata), 0..=13, flexible 9, [
