@@ -20,12 +20,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse,
+    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -427,6 +428,24 @@ fn check_leaders_stamp_their_epoch(cluster: &Cluster, name: &str) {
         }
         let (code, ..) = epoch_end(addr, name, p.partition_index, p.leader_epoch + 1, 0);
         assert_eq!(code, 76, "UNKNOWN_LEADER_EPOCH");
+        // ListOffsets gives the current epoch with the latest offset.
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(common::topic_name(name))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let listed: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 7, &request);
+        let latest = &listed.topics[0].partitions[0];
+        assert_eq!(
+            (latest.offset, latest.leader_epoch),
+            (offset, p.leader_epoch)
+        );
         for other in (0..3).filter(|&id| id != leader) {
             let (code, _, _) =
                 common::fetch_records(cluster.clients[other], name, p.partition_index, 0);

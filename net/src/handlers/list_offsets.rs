@@ -21,8 +21,11 @@ pub const HANDLER: Handler = Handler {
 
 /// The leader epoch exists from v4; below it the field must keep its
 /// default (-1) or the response cannot be encoded at the client's version.
-fn leader_epoch(version: i16) -> i32 {
-    if version >= 4 { 0 } else { -1 }
+/// It is the partition's current one (0 for a broker alone): a client
+/// validating its position against it (KIP-320) then finds the position
+/// within the current epoch, never "truncated" by an epoch too old.
+fn leader_epoch(version: i16, current: i32) -> i32 {
+    if version >= 4 { current } else { -1 }
 }
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, FrameError> {
@@ -44,6 +47,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
             .await
             .into_iter()
             .map(|(index, result)| {
+                let tp = engine::TopicPartition::new(topic.name.0.to_string(), index);
+                let current = shard.leader_epoch_of(&tp);
                 let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
                 match result {
                     Ok(PartitionReply::Offset(offset, timestamp)) => response
@@ -52,7 +57,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
                         .with_timestamp(timestamp)
                         // No offset found (-1): no epoch either.
                         .with_leader_epoch(if offset >= 0 {
-                            leader_epoch(version)
+                            leader_epoch(version, current)
                         } else {
                             -1
                         }),
