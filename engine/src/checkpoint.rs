@@ -32,24 +32,33 @@ pub struct Checkpoint {
     pub recovery_point: Offset,
 }
 
+/// `body` (whole lines) followed by its CRC-32C line, `crc N`: how the
+/// engine's small text files (this one, the leader-epoch checkpoint) tell a
+/// damaged or torn file from a good one.
+pub(crate) fn with_crc(body: String) -> String {
+    let crc = crc32c::crc32c(body.as_bytes());
+    format!("{body}crc {crc}\n")
+}
+
+/// The body of a text [`with_crc`] made, if its CRC holds.
+pub(crate) fn checked_body(text: &str) -> Option<&str> {
+    let crc_at = text.rfind("crc ")?;
+    let (body, crc_line) = text.split_at(crc_at);
+    let crc: u32 = crc_line.strip_prefix("crc ")?.trim_end().parse().ok()?;
+    (crc32c::crc32c(body.as_bytes()) == crc).then_some(body)
+}
+
 impl Checkpoint {
     pub fn encode(&self) -> String {
-        let body = format!(
+        with_crc(format!(
             "{MAGIC}\nlog_start_offset {}\nrecovery_point {}\n",
             self.log_start_offset, self.recovery_point
-        );
-        let crc = crc32c::crc32c(body.as_bytes());
-        format!("{body}crc {crc}\n")
+        ))
     }
 
     /// Parses a checkpoint; `None` for anything malformed or failing its CRC.
     pub fn decode(text: &str) -> Option<Checkpoint> {
-        let crc_at = text.rfind("crc ")?;
-        let (body, crc_line) = text.split_at(crc_at);
-        let crc: u32 = crc_line.strip_prefix("crc ")?.trim_end().parse().ok()?;
-        if crc32c::crc32c(body.as_bytes()) != crc {
-            return None;
-        }
+        let body = checked_body(text)?;
         let mut lines = body.lines();
         if lines.next()? != MAGIC {
             return None;

@@ -4,10 +4,11 @@
 //! follower's log to its leader's history (`replication::isr`).
 //!
 //! File `leader-epoch.checkpoint`: one `EPOCH START` line per epoch, then
-//! `crc HEX` (CRC-32C of the lines before); replaced atomically (temp,
-//! fdatasync, rename, fsync dir) whenever an epoch is added or cut. A
-//! damaged file is ignored with a warning (the cache starts empty: the next
-//! truncation then keeps less, never more, of the follower's log).
+//! `crc N` (CRC-32C of the lines before, as `partition.checkpoint` ends);
+//! replaced atomically (temp, fdatasync, rename, fsync dir) whenever an
+//! epoch is added or cut. A damaged file is ignored with a warning (the
+//! cache starts empty: the next truncation then keeps less, never more, of
+//! the follower's log).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -15,37 +16,22 @@ use std::path::Path;
 use replication::isr::EpochCache;
 
 use super::Log;
+use crate::checkpoint::{checked_body, with_crc};
 use crate::io;
 use crate::{IoError, Offset, Result};
 
 pub const FILE_NAME: &str = "leader-epoch.checkpoint";
 
 fn encode(cache: &EpochCache) -> String {
-    let mut text = String::new();
+    let mut body = String::new();
     for (epoch, start) in cache.entries() {
-        let _ = writeln!(text, "{epoch} {start}");
+        let _ = writeln!(body, "{epoch} {start}");
     }
-    let crc = crc32c::crc32c(text.as_bytes());
-    let _ = writeln!(text, "crc {crc:08x}");
-    text
+    with_crc(body)
 }
 
 fn decode(text: &str) -> Option<EpochCache> {
-    let (body, crc_line) = text
-        .trim_end_matches('\n')
-        .rsplit_once('\n')
-        .map_or(("", text.trim_end_matches('\n')), |(body, last)| {
-            (body, last)
-        });
-    let body = if body.is_empty() {
-        String::new()
-    } else {
-        format!("{body}\n")
-    };
-    let crc = crc_line.strip_prefix("crc ")?;
-    if u32::from_str_radix(crc, 16).ok()? != crc32c::crc32c(body.as_bytes()) {
-        return None;
-    }
+    let body = checked_body(text)?;
     let mut cache = EpochCache::default();
     for line in body.lines() {
         let (epoch, start) = line.split_once(' ')?;

@@ -67,12 +67,12 @@ pub(crate) async fn partitions(
                 }
             }
             // A cluster's leader stamps its epoch on what it appends.
-            let view = shard.partition_view(current, topic.topic_id, partition);
             if shard.in_cluster()
-                && view.leader == shard.node.node_id
+                && let Some(record) = current.partition(topic.topic_id, partition)
+                && record.leader == shard.node.node_id
                 && let Some(log) = table.get(&tp)
-                && view.leader_epoch > log.leader_epoch()
-                && let Err(e) = log.become_leader(view.leader_epoch).await
+                && record.leader_epoch > log.leader_epoch()
+                && let Err(e) = log.become_leader(record.leader_epoch).await
             {
                 tracing::error!(partition = %tp, error = %e, "cannot take the leader epoch");
             }

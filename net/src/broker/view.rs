@@ -1,7 +1,7 @@
 //! What clients are told about brokers and partition leaders: this broker
 //! alone when it runs alone, the cluster's metadata when it is a member.
 
-use replication::metadata::{ClusterMetadata, TopicId};
+use replication::metadata::{ClusterMetadata, PartitionState, TopicId};
 use replication::quorum::NO_LEADER;
 
 use super::Shard;
@@ -101,32 +101,36 @@ impl Shard {
                 .is_some_and(|p| p.replicas.contains(&self.node.node_id))
     }
 
-    /// The partition's leader epoch as Metadata gives it (0 when the broker
-    /// runs alone, or for a topic it does not know).
-    pub fn leader_epoch_of(&self, tp: &engine::TopicPartition) -> i32 {
-        let metadata = self.metadata();
-        match metadata.topic(&tp.topic) {
-            Some(topic) => {
-                self.partition_view(&metadata, topic.topic_id, tp.partition)
-                    .leader_epoch
-            }
-            None => 0,
+    /// `answer` applied to the cluster's record of `topic`/`partition`
+    /// (`None` inside for a partition without one); `None` when the broker
+    /// runs alone or does not know the topic.
+    fn in_partition_record<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        answer: impl FnOnce(Option<&PartitionState>) -> T,
+    ) -> Option<T> {
+        if !self.in_cluster() {
+            return None;
         }
+        let metadata = self.metadata();
+        let topic = metadata.topic(topic)?;
+        Some(answer(metadata.partition(topic.topic_id, partition)))
+    }
+
+    /// The partition's leader epoch as Metadata gives it (0 when the broker
+    /// runs alone, or for a topic or partition it does not know).
+    pub fn leader_epoch_of(&self, tp: &engine::TopicPartition) -> i32 {
+        self.in_partition_record(&tp.topic, tp.partition, |p| p.map_or(0, |p| p.leader_epoch))
+            .unwrap_or(0)
     }
 
     /// Whether this broker leads the partition `topic`/`partition` (always
     /// when it runs alone; a topic it does not know is not refused here).
     pub fn leads(&self, topic: &str, partition: i32) -> bool {
-        if !self.in_cluster() {
-            return true;
-        }
-        let metadata = self.metadata();
-        let Some(topic) = metadata.topic(topic) else {
-            return true;
-        };
-        metadata
-            .partition(topic.topic_id, partition)
-            .is_some_and(|p| p.leader == self.node.node_id)
+        let me = self.node.node_id;
+        self.in_partition_record(topic, partition, |p| p.is_some_and(|p| p.leader == me))
+            .unwrap_or(true)
     }
 
     /// The broker coordinating `key`: a group (`transaction` false) or a
@@ -148,9 +152,9 @@ impl Shard {
             return Err(COORDINATOR_NOT_AVAILABLE);
         };
         let partition = offsets_partition(key, partitions);
-        let leader = self
-            .partition_view(&metadata, topic.topic_id, partition)
-            .leader;
+        let leader = metadata
+            .partition(topic.topic_id, partition)
+            .map_or(NO_LEADER, |p| p.leader);
         self.live_brokers(&metadata)
             .into_iter()
             .find(|b| b.node_id == leader)

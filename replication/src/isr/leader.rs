@@ -178,9 +178,9 @@ impl Leader {
     }
 
     /// Records were staged here up to `log_end`: push them.
-    pub fn appended(&mut self, log_end: i64, now_ms: u64) {
+    pub fn appended(&mut self, log_end: i64) {
         self.log_end = self.log_end.max(log_end);
-        self.push_all(now_ms);
+        self.push_all();
     }
 
     /// This broker's own log is durable to `durable`.
@@ -249,7 +249,7 @@ impl Leader {
         }
         self.advance();
         self.maybe_expand();
-        self.push_all(now_ms);
+        self.push_all();
     }
 
     /// The driver sent `to` the records from `from` to `end` (perhaps
@@ -264,7 +264,7 @@ impl Leader {
             progress.in_flight.push_back((from, end, now_ms));
             progress.next = end;
         }
-        self.push_all(now_ms);
+        self.push_all();
     }
 
     /// Time passes: pushes unanswered for too long are sent again, lagging
@@ -283,23 +283,15 @@ impl Leader {
         }
         self.maybe_shrink(now_ms);
         self.maybe_expand();
-        self.push_all(now_ms);
+        self.push_all();
         // A follower that has not said where it is, or whose durable
         // acknowledgement is missing with nothing in flight (lost, or not
         // flushed yet), is asked by an empty push, which it answers.
-        let (log_end, hw) = (self.log_end, self.high_watermark);
-        for (&to, progress) in &mut self.followers {
-            let idle = progress.in_flight.is_empty() && progress.next >= log_end;
-            let unsure = !progress.known || (idle && progress.acked_durable < log_end);
-            if unsure && !progress.asked {
-                self.actions.push(LeaderAction::Push {
-                    to,
-                    from: progress.next,
-                    end: progress.next,
-                    high_watermark: hw,
-                });
-            }
-        }
+        let log_end = self.log_end;
+        self.empty_pushes(|p| {
+            let idle = p.in_flight.is_empty() && p.next >= log_end;
+            !p.known || (idle && p.acked_durable < log_end)
+        });
     }
 
     /// The metadata changed the partition (same leader epoch): its ISR and
@@ -357,16 +349,8 @@ impl Leader {
             self.high_watermark = low;
             self.actions.push(LeaderAction::HighWatermark(low));
             // Followers with nothing left to take learn it from an empty push.
-            for (&to, progress) in &mut self.followers {
-                if progress.known && !progress.asked && progress.next >= self.log_end {
-                    self.actions.push(LeaderAction::Push {
-                        to,
-                        from: progress.next,
-                        end: progress.next,
-                        high_watermark: low,
-                    });
-                }
-            }
+            let log_end = self.log_end;
+            self.empty_pushes(|p| p.known && p.next >= log_end);
         }
     }
 
@@ -427,7 +411,22 @@ impl Leader {
         });
     }
 
-    fn push_all(&mut self, _now_ms: u64) {
+    /// An empty push (the high watermark only) to every follower that
+    /// `wanted` picks and no push is asked of the driver for.
+    fn empty_pushes(&mut self, wanted: impl Fn(&Progress) -> bool) {
+        for (&to, progress) in &self.followers {
+            if !progress.asked && wanted(progress) {
+                self.actions.push(LeaderAction::Push {
+                    to,
+                    from: progress.next,
+                    end: progress.next,
+                    high_watermark: self.high_watermark,
+                });
+            }
+        }
+    }
+
+    fn push_all(&mut self) {
         for (&to, progress) in &mut self.followers {
             if progress.known
                 && !progress.asked
@@ -470,7 +469,7 @@ mod tests {
         let mut l = leader(&[0, 1, 2]);
         l.acknowledged(1, 3, 1, 10, 10, 0);
         l.acknowledged(2, 3, 1, 10, 10, 0);
-        l.appended(15, 1);
+        l.appended(15);
         let pushes: Vec<_> = l.poll();
         assert_eq!(
             pushes.len(),
@@ -498,7 +497,7 @@ mod tests {
         let mut l = leader(&[0, 1, 2]);
         l.acknowledged(1, 3, 1, 10, 10, 0);
         l.acknowledged(2, 3, 1, 10, 10, 0);
-        l.appended(20, 100);
+        l.appended(20);
         l.poll();
         l.pushed(1, 10, 20, 100);
         l.pushed(2, 10, 20, 100);

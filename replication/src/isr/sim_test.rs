@@ -518,7 +518,6 @@ impl Sim {
             return;
         }
         let payload = self.next_payload;
-        let now = self.now;
         let leader = REPLICAS.iter().copied().find(|&id| {
             let r = &self.replicas[usize::try_from(id).unwrap()];
             r.up && matches!(r.role, Role::Leader(_))
@@ -536,7 +535,7 @@ impl Sim {
         let offset = replica.log_end() - 1;
         let log_end = replica.log_end();
         if let Role::Leader(leader) = &mut replica.role {
-            leader.appended(log_end, now);
+            leader.appended(log_end);
         }
         // Several leaders may believe they lead for a moment; only what the
         // real one's high watermark passes is acknowledged.
