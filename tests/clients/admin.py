@@ -1,7 +1,8 @@
 """kafka-python (an independent, pure-Python Kafka client) against shardlog:
 topic administration. Usage: admin.py BOOTSTRAP create|check [BROKERS]
 (BROKERS: a cluster of that many brokers, ids 0.., partitions spread over
-them with one replica each; without it, one broker, id 0)"""
+them with one replica each, and one topic with a replica on every broker;
+without it, one broker, id 0)"""
 import sys
 
 from kafka import KafkaAdminClient
@@ -18,10 +19,13 @@ if phase == "create":
         NewTopic("orders", num_partitions=8, replication_factor=1, topic_configs={"retention.ms": "3600000"}),
         NewTopic("events.v2", num_partitions=3, replication_factor=1),
     ])
+    if brokers > 1:
+        admin.create_topics([NewTopic("everywhere", num_partitions=2, replication_factor=brokers)])
     for bad, error in [
         (NewTopic("orders", num_partitions=1, replication_factor=1), TopicAlreadyExistsError),
         (NewTopic("bad-config", num_partitions=1, replication_factor=1, topic_configs={"no.such.key": "1"}), InvalidConfigurationError),
-        (NewTopic("three-replicas", num_partitions=1, replication_factor=3), InvalidReplicationFactorError),
+        (NewTopic("too-many-replicas", num_partitions=1, replication_factor=brokers + 1),
+         InvalidReplicationFactorError),
     ]:
         try:
             admin.create_topics([bad])
@@ -53,7 +57,7 @@ if phase == "create":
 
 topics = set(admin.list_topics())
 assert {"orders", "events.v2"} <= topics, topics
-assert not {"bad-config", "three-replicas", "dry-run", "doomed"} & topics, topics
+assert not {"bad-config", "too-many-replicas", "dry-run", "doomed"} & topics, topics
 assert "grows" in topics, topics
 described = {t["name"]: t for t in admin.describe_topics(["orders", "events.v2"])}
 assert len(described["orders"]["partitions"]) == 8, described["orders"]
@@ -64,6 +68,11 @@ for p in described["orders"]["partitions"]:
     leader = p["leader_id"]
     assert p["error_code"] == 0 and 0 <= leader < brokers and p["replica_nodes"] == [leader], p
     assert p["isr_nodes"] == [leader], p
+if brokers > 1:
+    for p in admin.describe_topics(["everywhere"])[0]["partitions"]:
+        assert sorted(p["replica_nodes"]) == list(range(brokers)), p
+        assert sorted(p["isr_nodes"]) == list(range(brokers)), p
+        assert p["leader_id"] in p["replica_nodes"], p
 leaders = {p["leader_id"] for p in described["orders"]["partitions"]}
 assert leaders == set(range(brokers)), f"8 partitions over {brokers} brokers: {leaders}"
 cluster = admin.describe_cluster()

@@ -144,6 +144,23 @@ pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&
     spawn_serve(data_dir, addr, log_level, extra, Stdio::inherit())
 }
 
+/// [`start_with`], the broker's log (its stderr) appended to the file
+/// `log`.
+pub fn start_logged(
+    data_dir: &Path,
+    addr: SocketAddr,
+    log_level: &str,
+    extra: &[&str],
+    log: &Path,
+) -> Broker {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    spawn_serve(data_dir, addr, log_level, extra, log.into())
+}
+
 /// [`start_with`], the broker's log (its stderr) going to `log`.
 fn spawn_serve(
     data_dir: &Path,

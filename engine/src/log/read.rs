@@ -122,14 +122,40 @@ impl Log {
     /// does since KIP-74). Offsets outside `[log_start, log_end]` fail with
     /// `OffsetOutOfRange`; `offset == log_end` returns no batches.
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
-        self.read_below(offset, max_bytes, None).await
+        self.read_below(offset, max_bytes, State::visible_end).await
     }
 
     /// [`Log::read`] of committed data only (Kafka's read_committed): up to
     /// the last stable offset, which no open transaction's data reaches.
     pub async fn read_committed(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
         let stable = self.last_stable_offset();
-        self.read_below(offset, max_bytes, Some(stable)).await
+        self.read_below(offset, max_bytes, |st| stable.min(st.visible_end()))
+            .await
+    }
+
+    /// A leader's read for its followers: whole batches from the one
+    /// holding `offset`, up to `max_bytes` (at least one), staged ones
+    /// included while they are in the tail cache (a follower gets them
+    /// before they are durable here), else what is written; the high
+    /// watermark does not bound it. Empty when nothing is there yet.
+    pub async fn read_for_replica(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Chunk>> {
+        {
+            let st = self.shared.state.borrow();
+            if offset >= st.log_start_offset && st.tail.covers(offset) {
+                let (mut cached, mut total) = (Vec::new(), 0);
+                st.tail
+                    .read_into(offset, st.next_offset, max_bytes, &mut total, &mut cached);
+                return Ok(cached.into_iter().map(Chunk::Cached).collect());
+            }
+        }
+        let read = self.read_below(offset, max_bytes, |st| st.log_end_offset);
+        Ok(read.await?.chunks)
+    }
+
+    /// The offset the next staged record takes: the end of what the
+    /// leader has appended, durable or not.
+    pub fn next_offset(&self) -> Offset {
+        self.shared.state.borrow().next_offset
     }
 
     /// The offset below which every transaction is decided (Kafka's LSO):
@@ -176,11 +202,13 @@ impl Log {
             .aborted_between(from, to)
     }
 
+    /// Reads from `offset` below the end `bound` gives (the visible end, or
+    /// less, or the written end for a follower).
     async fn read_below(
         &self,
         offset: Offset,
         max_bytes: usize,
-        bound: Option<Offset>,
+        bound: impl FnOnce(&State) -> Offset,
     ) -> Result<ReadResult> {
         let (mut result, end) = {
             let st = self.shared.state.borrow();
@@ -191,7 +219,7 @@ impl Log {
                 log_end_offset: st.log_end_offset,
                 high_watermark: st.visible_end(),
             };
-            let end = bound.map_or(st.visible_end(), |b| b.min(st.visible_end()));
+            let end = bound(&st);
             (result, end)
         };
         let mut next = offset;

@@ -11,6 +11,7 @@ pub mod groups;
 mod internal;
 pub mod partition_call;
 mod reconcile;
+pub(crate) mod replica;
 pub mod transactions;
 mod view;
 
@@ -153,6 +154,22 @@ pub enum ShardMessage {
     ListGroups {
         reply: oneshot::Sender<Vec<(String, crate::group::GroupState, String)>>,
     },
+    /// From shard 0: a peer's data connection for this shard (its
+    /// descriptor, owned by the message).
+    DataLink { from: i32, fd: std::os::fd::RawFd },
+    /// A frame of the ISR protocol for a partition this shard owns, which
+    /// came in on another shard's connection.
+    Data {
+        from: i32,
+        frame: replication::isr::wire::DataFrame,
+    },
+    /// To shard 0: ask the cluster's controller.
+    Controller {
+        request: replication::quorum::ControllerRequest,
+        reply: oneshot::Sender<
+            Result<replication::quorum::Committed, replication::quorum::wire::RemoteError>,
+        >,
+    },
     /// From shard 0: the metadata after a change. The ack is sent once the
     /// shard serves it (its partitions created or deleted to match).
     Snapshot {
@@ -191,6 +208,8 @@ pub struct Shard {
     producer_ids: std::cell::Cell<(i64, i64)>,
     /// Serializes block reservations.
     reserving: tokio::sync::Mutex<()>,
+    /// The ISR protocol's roles and links (a cluster member's).
+    replicas: replica::Replicas,
 }
 
 impl Shard {
@@ -250,16 +269,21 @@ impl Shard {
             installed: tokio::sync::Notify::new(),
             producer_ids: std::cell::Cell::new((0, 0)),
             reserving: tokio::sync::Mutex::new(()),
+            replicas: replica::Replicas::new(),
         });
+        if shard.in_cluster() {
+            shard.start_replication();
+        }
         shard.start_group_ticks();
         shard.start_txn_ticks();
         for channel in incoming {
             let shard = Rc::clone(&shard);
             crate::server::spawn(async move {
                 while let Some(message) = channel.recv().await {
-                    // Snapshots apply in order; everything else runs as its
-                    // own task so one slow append does not hold up the rest.
-                    if let ShardMessage::Snapshot { .. } = message {
+                    // Snapshots and replication frames apply in order;
+                    // everything else runs as its own task so one slow
+                    // append does not hold up the rest.
+                    if let ShardMessage::Snapshot { .. } | ShardMessage::Data { .. } = message {
                         shard.on_message(message).await;
                     } else {
                         let shard = Rc::clone(&shard);
@@ -323,12 +347,41 @@ impl Shard {
             return Ok(next);
         }
         let count = PRODUCER_ID_BLOCK;
-        let state = self.execute(Command::AllocateProducerIds { count }).await?;
-        // The state right after the reservation: the block ends at its next.
-        let end = state.next_producer_id();
-        let first = end - count;
-        self.producer_ids.set((first + 1, end));
-        Ok(first)
+        let first = if self.in_cluster() {
+            // Other brokers reserve blocks too: the controller's answer
+            // names this one.
+            let command = Command::AllocateProducerIds { count };
+            let request = replication::quorum::ControllerRequest::Admin {
+                command,
+                topic_id: TopicId([0; 16]),
+            };
+            let committed = self
+                .ask_controller(request)
+                .await
+                .map_err(CommandError::Controller)?;
+            let (first, granted) = committed.producer_ids.ok_or_else(|| {
+                CommandError::Controller(replication::quorum::wire::RemoteError {
+                    code: crate::handlers::errors::UNKNOWN_SERVER_ERROR,
+                    message: "the controller reserved no producer ids".into(),
+                    leader: None,
+                })
+            })?;
+            if granted != count {
+                tracing::warn!(
+                    count,
+                    granted,
+                    "the controller reserved another count of producer ids"
+                );
+            }
+            first..first + granted
+        } else {
+            let state = self.execute(Command::AllocateProducerIds { count }).await?;
+            // The state right after the reservation: the block ends at its next.
+            let end = state.next_producer_id();
+            end - count..end
+        };
+        self.producer_ids.set((first.start + 1, first.end));
+        Ok(first.start)
     }
 
     /// The current metadata snapshot.
@@ -497,6 +550,16 @@ impl Shard {
                 self.install(state).await;
                 let _ = ack.send(());
             }
+            ShardMessage::DataLink { from, fd } => self.adopt_data_link(from, fd),
+            ShardMessage::Data { from, frame } => {
+                // Boxed: a frame for another shard goes back over the mesh.
+                let handled: futures::future::LocalBoxFuture<'_, ()> =
+                    Box::pin(self.on_data_frame(from, frame));
+                handled.await;
+            }
+            ShardMessage::Controller { request, reply } => {
+                let _ = reply.send(self.ask_controller(request).await);
+            }
         }
     }
 
@@ -516,7 +579,13 @@ impl Shard {
             std::mem::replace(&mut *current, state)
         };
         let _one_at_a_time = self.reconciling.lock().await;
-        reconcile::partitions(self, &previous, &self.metadata()).await;
+        // A cluster member starts from an empty state until it caught up
+        // with the metadata log (which names it): its partitions on disk
+        // wait for that, unjudged.
+        let current = self.metadata();
+        if !self.in_cluster() || current.broker(self.node.node_id).is_some() {
+            reconcile::partitions(self, &previous, &current).await;
+        }
         self.installed_once.set(true);
         self.installed.notify_waiters();
     }

@@ -77,8 +77,9 @@ pub struct ReadOut {
 
 #[derive(Debug)]
 pub enum PartitionReply {
-    /// Offsets assigned; `finish()` waits for durability.
-    Staged(StagedAppend),
+    /// Offsets assigned; `finish()` waits for durability, and the answer
+    /// (for acks=all on a replicated partition) for the high watermark.
+    Staged(StagedAppend, Option<super::replica::Replicated>),
     Read(ReadOut),
     /// (offset, timestamp); offset -1 when nothing matches.
     Offset(i64, i64),
@@ -283,17 +284,21 @@ impl Shard {
                 acks,
                 transactional_id,
             } => {
-                // A single broker: the leader is the only in-sync replica.
+                let replicated = self.check_in_sync(tp, &log, acks)?;
+                // Alone (a single broker, or a partition of one replica)
+                // the leader is the only in-sync replica.
                 let (required, in_sync) = (log.min_insync_replicas(), 1);
-                if acks == -1 && required > in_sync {
+                if !replicated && acks == -1 && required > in_sync {
                     return Err(PartitionError::NotEnoughReplicas { required, in_sync });
                 }
                 if let Some(id) = transactional_id {
                     self.verify_in_transaction(tp, &log, &records, &id).await?;
                 }
-                Ok(PartitionReply::Staged(
-                    log.stage_append(records, rt::wall_clock_ms()).await?,
-                ))
+                let staged = log.stage_append(records, rt::wall_clock_ms()).await?;
+                let end = staged.info().last_offset.get() + 1;
+                let replicated =
+                    replicated.then(|| self.replica_appended(tp, &log, end, acks == -1));
+                Ok(PartitionReply::Staged(staged, replicated.flatten()))
             }
             PartitionOp::WaitForAppend { seen, deadline } => {
                 let watch = log.end_watch();

@@ -76,7 +76,17 @@ pub(crate) async fn partitions(
             {
                 tracing::error!(partition = %tp, error = %e, "cannot take the leader epoch");
             }
+            if shard.in_cluster() {
+                shard.replica_role(current, &tp);
+            }
         }
+    }
+    if shard.in_cluster() {
+        shard.retain_replica_roles(|tp| {
+            current.topic(&tp.topic).is_some_and(|t| {
+                tp.partition < t.partitions && shard.hosts(current, t.topic_id, tp.partition)
+            })
+        });
     }
     for tp in table.partitions() {
         let now = current.topic(&tp.topic);

@@ -19,7 +19,7 @@ use replication::quorum::{
 use super::{Cluster, ClusterConfig, raft_id};
 use crate::broker::Shard;
 use crate::handlers::errors::{REQUEST_TIMED_OUT, controller_error};
-use crate::server::internal::{PeerLink, bind_internal};
+use crate::server::internal::{PeerLink, PeerSink, bind_internal};
 
 /// What the driver takes in.
 #[derive(Debug)]
@@ -117,9 +117,14 @@ pub async fn start(
         applied: std::cell::Cell::new(0),
         applied_moved: tokio::sync::Notify::new(),
         leaving: std::cell::Cell::new(false),
+        incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
     });
-    let deliver = move |from, frame| inputs.unbounded_send(Input::Frame(from, frame)).is_ok();
-    crate::server::spawn(listener.serve(cluster_id, move |id| voters.contains(&id), deliver));
+    let sink = Sink {
+        voters: Rc::new(voters),
+        inputs,
+        shard: Rc::downgrade(shard),
+    };
+    crate::server::spawn(listener.serve(cluster_id, sink));
     let (installs, to_install) = mpsc::unbounded();
     crate::server::spawn(install(Rc::clone(shard), Rc::clone(&cluster), to_install));
     let driver = Driver {
@@ -142,16 +147,34 @@ pub async fn start(
 /// several wait (shards bring their partitions in line, which takes disk
 /// I/O: the voter's Raft loop must not wait for it, or followers would
 /// miss heartbeats and call elections), then marks it applied here.
+///
+/// Nothing is installed before this process's own registration: a
+/// restarted broker replays the metadata log from its journal, and the
+/// states on the way are history (in one of them it still leads what it
+/// led before it died). Acting on them, it would take leaderships and
+/// writes that moved long ago; from its registration on it is caught up
+/// (Kafka's broker waits the same way before it serves).
 async fn install(
     shard: Rc<Shard>,
     cluster: Rc<Cluster>,
     mut states: mpsc::UnboundedReceiver<(Arc<ClusterMetadata>, u64)>,
 ) {
+    let node_id = cluster.config.node_id;
+    let mut caught_up = false;
     while let Some(mut next) = states.next().await {
         while let Ok(newer) = states.try_recv() {
             next = newer;
         }
         let (state, index) = next;
+        if !caught_up {
+            caught_up = state
+                .broker(node_id)
+                .is_some_and(|b| b.incarnation == cluster.incarnation);
+            if !caught_up {
+                continue;
+            }
+            tracing::info!(node_id, index, "caught up with the metadata log");
+        }
         shard.install_and_broadcast(state).await;
         cluster.applied_to(index);
     }
@@ -221,7 +244,7 @@ impl Driver {
                     let _ = reply.send(result);
                 }
             }
-            Input::Frame(_, Frame::Hello { .. }) => {}
+            Input::Frame(_, Frame::Hello { .. } | Frame::DataHello { .. }) => {}
             Input::Propose { request, reply } => {
                 let proposal = self.next_id();
                 self.local.insert(proposal, (reply, Instant::now()));
@@ -320,5 +343,32 @@ impl Driver {
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+}
+
+/// Where the internal listener's connections go: quorum frames to the
+/// voter's driver, data connections to the shard they name.
+#[derive(Clone)]
+struct Sink {
+    voters: Rc<Vec<u64>>,
+    inputs: mpsc::UnboundedSender<Input>,
+    shard: std::rc::Weak<Shard>,
+}
+
+impl PeerSink for Sink {
+    fn known(&self, node_id: u64) -> bool {
+        self.voters.contains(&node_id)
+    }
+
+    fn deliver(&self, node_id: u64, frame: Frame) -> bool {
+        self.inputs
+            .unbounded_send(Input::Frame(node_id, frame))
+            .is_ok()
+    }
+
+    fn data(&self, node_id: u64, shard: u32, stream: glommio::net::TcpStream) {
+        if let Some(me) = self.shard.upgrade() {
+            me.accept_data_link(super::node_id(node_id), shard, stream);
+        }
     }
 }

@@ -18,7 +18,7 @@ const JOINING_INTERVAL: Duration = Duration::from_millis(250);
 
 pub(super) async fn run(shard: Rc<Shard>, cluster: Rc<Cluster>) {
     let node_id = cluster.config.node_id;
-    let incarnation = uuid::Uuid::new_v4().as_u64_pair().0;
+    let incarnation = cluster.incarnation;
     let endpoints = vec![Endpoint {
         name: "PLAINTEXT".into(),
         host: shard.node.host.clone(),

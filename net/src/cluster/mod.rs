@@ -84,6 +84,9 @@ pub struct Cluster {
     applied_moved: tokio::sync::Notify,
     /// Set at controlled shutdown: the registration task stops heartbeating.
     leaving: Cell<bool>,
+    /// This process's life as the broker (its registration carries it): a
+    /// restart is told from the previous process with the same id.
+    incarnation: u64,
 }
 
 impl Cluster {

@@ -71,11 +71,24 @@ async fn create_one(
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(message)))
     };
-    if !matches!(topic.replication_factor, -1 | 1) {
+    // In a cluster the controller checks it against the live brokers.
+    let allowed = if shard.in_cluster() {
+        topic.replication_factor == -1 || topic.replication_factor >= 1
+    } else {
+        matches!(topic.replication_factor, -1 | 1)
+    };
+    if !allowed {
         return fail(
             INVALID_REPLICATION_FACTOR,
-            "partitions have one replica until data replication exists: replication factor must be 1"
-                .into(),
+            format!(
+                "replication factor {} is impossible: {}",
+                topic.replication_factor,
+                if shard.in_cluster() {
+                    "at least 1 (or -1, the default)"
+                } else {
+                    "a broker alone holds one replica of each partition"
+                }
+            ),
         );
     }
     let partitions = if !topic.assignments.is_empty() {
@@ -113,16 +126,19 @@ async fn create_one(
     let outcome = shard.execute_or_validate(command, validate_only).await;
     match outcome {
         Ok(state) => {
-            let topic_id = state
-                .topic(&name)
+            let created = state.topic(&name);
+            let topic_id = created
                 .map(|t| uuid::Uuid::from_bytes(t.topic_id.0))
                 .unwrap_or_default();
+            let replication_factor = created
+                .and_then(|t| state.partition(t.topic_id, 0))
+                .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
             result
                 .with_error_code(NONE)
                 .with_error_message(None)
                 .with_topic_id(topic_id)
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)
+                .with_replication_factor(replication_factor)
         }
         Err(e) => fail(command_error_code(&e), e.to_string()),
     }

@@ -15,13 +15,14 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::errors::{
-    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_SERVER_ERROR,
-    partition_error_code,
+    CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION, NONE, NOT_LEADER_OR_FOLLOWER,
+    UNKNOWN_SERVER_ERROR, partition_error_code,
 };
 use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
 use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply};
+use crate::broker::replica::Replicated;
 use crate::broker::transactions::TRANSACTION_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
 
@@ -89,7 +90,7 @@ pub async fn handle(
 }
 
 /// A partition after stage one: staged, or its error code.
-type Stage = Result<StagedAppend, i16>;
+type Stage = Result<(StagedAppend, Option<Replicated>), i16>;
 
 async fn stage_one(
     shard: &Shard,
@@ -115,7 +116,7 @@ async fn stage_one(
         )
         .await
     {
-        Ok(PartitionReply::Staged(staged)) => Ok(staged),
+        Ok(PartitionReply::Staged(staged, replicated)) => Ok((staged, replicated)),
         Ok(_) => Err(UNKNOWN_SERVER_ERROR),
         Err(e) => {
             tracing::debug!(error = %e, "produce refused");
@@ -128,11 +129,20 @@ async fn finish_one(stage: Stage) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_base_offset(-1)
         .with_log_append_time_ms(-1);
-    let staged = match stage {
+    let (staged, replicated) = match stage {
         Ok(staged) => staged,
         Err(code) => return response.with_error_code(code),
     };
-    match staged.finish().await {
+    let done = staged.finish().await;
+    if let (Ok(_), Some(replicated)) = (&done, replicated) {
+        // acks=all on a replicated partition: the high watermark must pass
+        // it; a leader that lost its role meanwhile cannot say it did.
+        let code = replicated.await.unwrap_or(NOT_LEADER_OR_FOLLOWER);
+        if code != NONE {
+            return response.with_error_code(code);
+        }
+    }
+    match done {
         Ok(info) => response
             .with_error_code(NONE)
             .with_base_offset(info.base_offset.get())

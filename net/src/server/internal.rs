@@ -45,24 +45,34 @@ pub fn bind_internal(addr: SocketAddr) -> std::io::Result<InternalListener> {
     Ok(InternalListener { listener })
 }
 
+/// What a peer's connection is, once it said Hello.
+enum Accepted {
+    /// The metadata quorum's link: its frames go to the voter.
+    Quorum,
+    /// A data connection of the ISR protocol for this broker's `shard`.
+    Data { shard: u32 },
+}
+
+/// Where an accepted peer connection goes: quorum frames to `deliver`
+/// (which answers false once nobody listens), data connections, whole, to
+/// `data` (the peer's id, the shard, the stream). `known` says which node
+/// ids may connect.
+pub trait PeerSink: Clone + 'static {
+    fn known(&self, node_id: u64) -> bool;
+    fn deliver(&self, node_id: u64, frame: Frame) -> bool;
+    fn data(&self, node_id: u64, shard: u32, stream: glommio::net::TcpStream);
+}
+
 impl InternalListener {
-    /// Accepts peers; every frame a peer sends after its Hello goes to
-    /// `deliver` with the peer's id (which answers false once nobody
-    /// listens). `known` says which node ids may connect.
-    pub async fn serve(
-        self,
-        cluster_id: String,
-        known: impl Fn(u64) -> bool + Clone + 'static,
-        deliver: impl Fn(u64, Frame) -> bool + Clone + 'static,
-    ) {
+    /// Accepts peers, each handed to `sink` once it introduced itself.
+    pub async fn serve(self, cluster_id: String, sink: impl PeerSink) {
         loop {
             match self.listener.accept().await {
                 Ok(stream) => {
                     let peer = stream.peer_addr().ok();
-                    let (cluster_id, known, deliver) =
-                        (cluster_id.clone(), known.clone(), deliver.clone());
+                    let (cluster_id, sink) = (cluster_id.clone(), sink.clone());
                     super::spawn(async move {
-                        if let Err(reason) = read_peer(stream, &cluster_id, known, deliver).await {
+                        if let Err(reason) = read_peer(stream, &cluster_id, sink).await {
                             tracing::warn!(?peer, %reason, "internal connection closed");
                         }
                     });
@@ -76,10 +86,12 @@ impl InternalListener {
     }
 }
 
-async fn read_frame(
+/// Reads one length-prefixed frame's bytes (after the prefix), at most
+/// `max`; `None` at a clean end of the stream.
+pub async fn read_frame_bytes(
     stream: &mut glommio::net::TcpStream,
     max: usize,
-) -> Result<Option<Frame>, String> {
+) -> Result<Option<Vec<u8>>, String> {
     let mut prefix = [0u8; PREFIX_BYTES];
     match stream.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -95,39 +107,61 @@ async fn read_frame(
         .read_exact(&mut body)
         .await
         .map_err(|e| e.to_string())?;
-    wire::decode(&body).map(Some).map_err(|e| e.to_string())
+    Ok(Some(body))
+}
+
+async fn read_frame(
+    stream: &mut glommio::net::TcpStream,
+    max: usize,
+) -> Result<Option<Frame>, String> {
+    match read_frame_bytes(stream, max).await? {
+        Some(body) => wire::decode(&body).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
 }
 
 async fn read_peer(
     mut stream: glommio::net::TcpStream,
     cluster_id: &str,
-    known: impl Fn(u64) -> bool,
-    deliver: impl Fn(u64, Frame) -> bool,
+    sink: impl PeerSink,
 ) -> Result<(), String> {
     let hello = read_frame(&mut stream, HELLO_BYTES_MAX);
     let timeout = engine::rt::sleep(HELLO_TIMEOUT);
-    let from = futures::select! {
+    let introduced = |node_id: u64, theirs: &str| {
+        if theirs != cluster_id {
+            return Err(format!("node {node_id} belongs to cluster {theirs:?}"));
+        }
+        if !sink.known(node_id) {
+            return Err(format!("node {node_id} is not a member"));
+        }
+        Ok(node_id)
+    };
+    let (from, accepted) = futures::select! {
         hello = hello.fuse() => match hello? {
             Some(Frame::Hello { node_id, cluster_id: theirs }) => {
-                if theirs != cluster_id {
-                    return Err(format!("node {node_id} belongs to cluster {theirs:?}"));
-                }
-                if !known(node_id) {
-                    return Err(format!("node {node_id} is not a member"));
-                }
-                node_id
+                (introduced(node_id, &theirs)?, Accepted::Quorum)
+            }
+            Some(Frame::DataHello { node_id, cluster_id: theirs, shard }) => {
+                (introduced(node_id, &theirs)?, Accepted::Data { shard })
             }
             Some(other) => return Err(format!("expected Hello, got {other:?}")),
             None => return Ok(()),
         },
         () = timeout.fuse() => return Err("no Hello in time".into()),
     };
+    if let Accepted::Data { shard } = accepted {
+        // Unbuffered reads: nothing past the Hello was consumed.
+        sink.data(from, shard, stream);
+        return Ok(());
+    }
     loop {
         match read_frame(&mut stream, wire::FRAME_BYTES_MAX).await? {
             None => return Ok(()),
-            Some(Frame::Hello { .. }) => return Err("a second Hello".into()),
+            Some(Frame::Hello { .. } | Frame::DataHello { .. }) => {
+                return Err("a second Hello".into());
+            }
             Some(frame) => {
-                if !deliver(from, frame) {
+                if !sink.deliver(from, frame) {
                     return Ok(()); // the cluster is stopping
                 }
             }

@@ -24,6 +24,10 @@ pub struct LeaderConfig {
     /// A push unanswered this long is sent again from the follower's last
     /// acknowledged end.
     pub retransmit_ms: u64,
+    /// After the controller refused an ISR change (a replica it holds
+    /// ineligible, such as a broker not yet unfenced), none is asked for
+    /// this long.
+    pub isr_retry_ms: u64,
 }
 
 impl Default for LeaderConfig {
@@ -32,6 +36,7 @@ impl Default for LeaderConfig {
             replica_lag_time_max_ms: 30_000,
             max_in_flight: 8,
             retransmit_ms: 500,
+            isr_retry_ms: 1_000,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Leader {
     isr: Vec<i32>,
     /// An ISR asked of the controller and not yet seen in the metadata.
     pending_isr: Option<Vec<i32>>,
+    /// When the controller last refused an ISR change.
+    refused_at_ms: Option<u64>,
     log_end: i64,
     /// Where this leader's epoch starts: a follower joins the ISR once it
     /// has this leader's records (Kafka's leader epoch start offset).
@@ -156,6 +163,7 @@ impl Leader {
             partition_epoch,
             isr: isr.to_vec(),
             pending_isr: None,
+            refused_at_ms: None,
             log_end,
             epoch_start: log_end,
             durable,
@@ -248,7 +256,7 @@ impl Leader {
             progress.asked = false;
         }
         self.advance();
-        self.maybe_expand();
+        self.maybe_expand(now_ms);
         self.push_all();
     }
 
@@ -282,7 +290,7 @@ impl Leader {
             }
         }
         self.maybe_shrink(now_ms);
-        self.maybe_expand();
+        self.maybe_expand(now_ms);
         self.push_all();
         // A follower that has not said where it is, or whose durable
         // acknowledgement is missing with nothing in flight (lost, or not
@@ -312,10 +320,11 @@ impl Leader {
     }
 
     /// The controller refused the pending ISR change (a newer partition
-    /// epoch, a fenced replica): forget it; the next tick asks again if
-    /// still needed.
-    pub fn isr_change_refused(&mut self) {
+    /// epoch, a fenced replica): forget it; asked again, if still needed,
+    /// once `isr_retry_ms` passed.
+    pub fn isr_change_refused(&mut self, now_ms: u64) {
         self.pending_isr = None;
+        self.refused_at_ms = Some(now_ms);
         self.advance();
     }
 
@@ -354,8 +363,17 @@ impl Leader {
         }
     }
 
+    /// Whether an ISR change may be asked now: none pending, none refused
+    /// lately.
+    fn may_ask(&self, now_ms: u64) -> bool {
+        self.pending_isr.is_none()
+            && self
+                .refused_at_ms
+                .is_none_or(|at| now_ms.saturating_sub(at) >= self.config.isr_retry_ms)
+    }
+
     fn maybe_shrink(&mut self, now_ms: u64) {
-        if self.pending_isr.is_some() {
+        if !self.may_ask(now_ms) {
             return;
         }
         let lag = self.config.replica_lag_time_max_ms;
@@ -377,8 +395,8 @@ impl Leader {
         }
     }
 
-    fn maybe_expand(&mut self) {
-        if self.pending_isr.is_some() {
+    fn maybe_expand(&mut self, now_ms: u64) {
+        if !self.may_ask(now_ms) {
             return;
         }
         // It has everything the high watermark covers, durably, and this
@@ -524,5 +542,24 @@ mod tests {
             leader_epoch: 3,
             partition_epoch: 8
         }));
+    }
+
+    #[test]
+    fn a_refused_isr_change_is_asked_again_only_after_the_retry_interval() {
+        let mut l = leader(&[0, 1]);
+        l.acknowledged(1, 3, 1, 10, 10, 0);
+        l.acknowledged(2, 3, 1, 10, 10, 0);
+        let asked = |l: &mut Leader| {
+            l.poll()
+                .iter()
+                .any(|a| matches!(a, LeaderAction::AlterIsr { .. }))
+        };
+        assert!(asked(&mut l), "2 caught up: taken back");
+        l.isr_change_refused(100);
+        l.tick(150);
+        l.acknowledged(2, 3, 1, 10, 10, 200);
+        assert!(!asked(&mut l), "refused a moment ago");
+        l.tick(100 + LeaderConfig::default().isr_retry_ms);
+        assert!(asked(&mut l), "asked again after the interval");
     }
 }

@@ -17,6 +17,7 @@
 pub mod epochs;
 pub mod follower;
 pub mod leader;
+pub mod wire;
 
 pub use epochs::{EpochCache, UNDEFINED, truncation_offset};
 pub use follower::{Follower, FollowerAction, PushRefused};

@@ -346,8 +346,11 @@ impl Sim {
             self.record.partition_epoch += 1;
             self.isr_changes += 1;
             self.publish();
-        } else if let Role::Leader(leader) = &mut self.replica(from).role {
-            leader.isr_change_refused();
+        } else {
+            let now = self.now;
+            if let Role::Leader(leader) = &mut self.replica(from).role {
+                leader.isr_change_refused(now);
+            }
         }
     }
 
@@ -404,6 +407,7 @@ impl Sim {
                 replica_lag_time_max_ms: 2_000,
                 max_in_flight: 4,
                 retransmit_ms: 200,
+                isr_retry_ms: 300,
             };
             let assignment = Assignment {
                 leader_epoch: record.leader_epoch,

@@ -146,6 +146,14 @@ impl Controller {
                     return Err(ControllerError::DuplicateBrokerRegistration { broker_id });
                 }
                 self.last_heartbeat.insert(broker_id, now_ms);
+                if let Some(current) = state.broker(broker_id)
+                    && current.incarnation == incarnation
+                    && current.endpoints == endpoints
+                {
+                    // Asked again while it replays the log up to its
+                    // registration: registered already.
+                    return Ok(Vec::new());
+                }
                 // A restarted broker's previous life leads nothing from now.
                 let mut records = match state.broker(broker_id) {
                     Some(previous) if !previous.fenced => fence(state, previous),
@@ -487,7 +495,7 @@ mod tests {
             Err(ControllerError::DuplicateBrokerRegistration { broker_id: 1 })
         );
         let expired = ControllerConfig::default().session_timeout_ms + 1;
-        let records = controller.decide(&state, request, expired).unwrap();
+        let records = controller.decide(&state, request.clone(), expired).unwrap();
         apply_all(&mut state, records);
         let p = state.partition(TopicId([1; 16]), led_by_1[0]).unwrap();
         assert_eq!(
@@ -495,6 +503,9 @@ mod tests {
             (NO_LEADER, 1, vec![1])
         );
         let epoch = state.broker(1).unwrap().broker_epoch;
+        // Asked again while it replays the log up to its registration: no
+        // new registration (its broker epoch stays).
+        assert_eq!(controller.decide(&state, request, expired), Ok(Vec::new()));
         let heartbeat = ControllerRequest::Heartbeat {
             broker_id: 1,
             broker_epoch: epoch,

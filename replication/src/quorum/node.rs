@@ -49,6 +49,10 @@ pub struct Committed {
     /// no record (a heartbeat that changes nothing).
     pub index: u64,
     pub term: u64,
+    /// The producer ids the entry reserved (first, count): the requester's
+    /// own block, which the metadata applied later no longer tells apart
+    /// from other brokers' blocks.
+    pub producer_ids: Option<(i64, i64)>,
 }
 
 /// What the driver must do, in the order given.
@@ -217,6 +221,7 @@ impl QuorumNode {
                 Ok(Committed {
                     index: 0,
                     term: self.term(),
+                    producer_ids: None,
                 }),
             ),
             Ok(records) => self.append(Some(id), records),
@@ -325,6 +330,12 @@ impl QuorumNode {
                     Ok(Committed {
                         index: entry.index,
                         term: entry.term,
+                        producer_ids: records.iter().find_map(|r| match r {
+                            MetadataRecord::ProducerIdsAllocated { first, count } => {
+                                Some((*first, *count))
+                            }
+                            _ => None,
+                        }),
                     })
                 } else {
                     // Another leader's entry took the index.

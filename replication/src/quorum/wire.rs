@@ -37,6 +37,14 @@ pub enum Frame {
         node_id: u64,
         cluster_id: String,
     },
+    /// First frame on a data connection of the ISR protocol: who connects,
+    /// to which cluster, and which of the receiver's shards it is for;
+    /// `isr::wire` frames follow.
+    DataHello {
+        node_id: u64,
+        cluster_id: String,
+        shard: u32,
+    },
     Raft(Message),
     /// A request to the controller, answered by a [`Frame::Reply`] with
     /// the same id on the asking node's own connection.
@@ -55,6 +63,14 @@ const HELLO: u8 = 1;
 const RAFT: u8 = 2;
 const REQUEST: u8 = 3;
 const REPLY: u8 = 4;
+const DATA_HELLO: u8 = 5;
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct DataHelloBody {
+    node_id: u64,
+    cluster_id: String,
+    shard: u32,
+}
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct HelloBody {
@@ -74,6 +90,8 @@ struct ReplyBody {
     id: u64,
     /// (index, term) when accepted.
     committed: Option<(u64, u64)>,
+    /// The producer ids reserved: (first, count).
+    producer_ids: Option<(i64, i64)>,
     error: Option<RemoteError>,
 }
 
@@ -107,6 +125,18 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
                 cluster_id: cluster_id.clone(),
             }),
         ),
+        Frame::DataHello {
+            node_id,
+            cluster_id,
+            shard,
+        } => (
+            DATA_HELLO,
+            crate::archive::to_bytes(&DataHelloBody {
+                node_id: *node_id,
+                cluster_id: cluster_id.clone(),
+                shard: *shard,
+            }),
+        ),
         // Writing protobuf into a vector fails only past 2 GiB.
         Frame::Raft(message) => (RAFT, message.write_to_bytes().unwrap_or_default()),
         Frame::Request { id, from, request } => (
@@ -125,6 +155,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             let body = ReplyBody {
                 id: *id,
                 committed,
+                producer_ids: result.as_ref().ok().and_then(|c| c.producer_ids),
                 error,
             };
             (REPLY, crate::archive::to_bytes(&body))
@@ -162,6 +193,15 @@ pub fn decode(frame: &[u8]) -> Result<Frame, WireError> {
                 cluster_id: hello.cluster_id,
             })
         }
+        DATA_HELLO => {
+            aligned.extend_from_slice(body);
+            let hello = rkyv::from_bytes::<DataHelloBody, rancor::Error>(&aligned)?;
+            Ok(Frame::DataHello {
+                node_id: hello.node_id,
+                cluster_id: hello.cluster_id,
+                shard: hello.shard,
+            })
+        }
         REQUEST => {
             aligned.extend_from_slice(body);
             let request = rkyv::from_bytes::<RequestBody, rancor::Error>(&aligned)?;
@@ -175,7 +215,11 @@ pub fn decode(frame: &[u8]) -> Result<Frame, WireError> {
             aligned.extend_from_slice(body);
             let reply = rkyv::from_bytes::<ReplyBody, rancor::Error>(&aligned)?;
             let result = match (reply.committed, reply.error) {
-                (Some((index, term)), None) => Ok(Committed { index, term }),
+                (Some((index, term)), None) => Ok(Committed {
+                    index,
+                    term,
+                    producer_ids: reply.producer_ids,
+                }),
                 (None, Some(error)) => Err(error),
                 _ => return Err(WireError::Reply),
             };
@@ -209,6 +253,11 @@ mod tests {
         round_trip(Frame::Hello {
             node_id: 3,
             cluster_id: "c".into(),
+        });
+        round_trip(Frame::DataHello {
+            node_id: 3,
+            cluster_id: "c".into(),
+            shard: 1,
         });
         let message = Message {
             from: 1,
@@ -246,7 +295,11 @@ mod tests {
         });
         round_trip(Frame::Reply {
             id: 9,
-            result: Ok(Committed { index: 4, term: 2 }),
+            result: Ok(Committed {
+                index: 4,
+                term: 2,
+                producer_ids: Some((1000, 1000)),
+            }),
         });
         round_trip(Frame::Reply {
             id: 9,
