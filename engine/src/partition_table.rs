@@ -62,6 +62,9 @@ pub struct PartitionTable {
     /// Partitions being created right now: a second create must not open
     /// the same directory concurrently.
     creating: RefCell<BTreeSet<TopicPartition>>,
+    /// Set by [`PartitionTable::close_all`]: the shard is stopping and
+    /// creates nothing more.
+    closed: std::cell::Cell<bool>,
 }
 
 impl PartitionTable {
@@ -107,6 +110,7 @@ impl PartitionTable {
             shard_count,
             logs: RefCell::new(logs),
             creating: RefCell::new(BTreeSet::new()),
+            closed: std::cell::Cell::new(false),
         })
     }
 
@@ -133,6 +137,9 @@ impl PartitionTable {
             return Err(Error::InvalidPartitionName(tp.dir_name()));
         }
         let dir = self.data_dir.join(tp.dir_name());
+        if self.closed.get() {
+            return Err(Error::Closed);
+        }
         if self.logs.borrow().contains_key(&tp)
             || dir.exists()
             || !self.creating.borrow_mut().insert(tp.clone())
@@ -144,6 +151,11 @@ impl PartitionTable {
         let log = Rc::new(opened?);
         self.logs.borrow_mut().insert(tp, Rc::clone(&log));
         Ok(log)
+    }
+
+    /// Whether [`PartitionTable::close_all`] ran (the shard is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Log>> {
@@ -228,6 +240,7 @@ impl PartitionTable {
     /// Closes every log and leaves the table empty (for a table shared by
     /// tasks that may outlive the shutdown).
     pub async fn close_all(&self) -> Result<()> {
+        self.closed.set(true);
         let logs = std::mem::take(&mut *self.logs.borrow_mut());
         let mut first_error = None;
         for (tp, log) in logs {

@@ -581,9 +581,12 @@ impl Shard {
         let _one_at_a_time = self.reconciling.lock().await;
         // A cluster member starts from an empty state until it caught up
         // with the metadata log (which names it): its partitions on disk
-        // wait for that, unjudged.
+        // wait for that, unjudged. A stopping shard's partitions are
+        // closed: metadata arriving meanwhile (its own controlled shutdown)
+        // must not recreate them.
         let current = self.metadata();
-        if !self.in_cluster() || current.broker(self.node.node_id).is_some() {
+        let caught_up = !self.in_cluster() || current.broker(self.node.node_id).is_some();
+        if caught_up && !self.partitions.is_closed() {
             reconcile::partitions(self, &previous, &current).await;
         }
         self.installed_once.set(true);
