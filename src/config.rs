@@ -19,6 +19,7 @@
 //! max-connections-per-ip = 1000        # max.connections.per.ip (default: no limit)
 //! connections-max-idle-ms = 600000     # connections.max.idle.ms
 //! offsets-topic-num-partitions = 50    # offsets.topic.num.partitions
+//! offsets-topic-replication-factor = 3 # offsets.topic.replication.factor (a cluster's; at most its voters)
 //! group-initial-rebalance-delay-ms = 3000
 //! group-min-session-timeout-ms = 6000
 //! group-max-session-timeout-ms = 1800000
@@ -26,6 +27,7 @@
 //! offsets-retention-check-interval-ms = 600000
 //! offsets-compaction-records = 100000  # __consumer_offsets records between snapshots
 //! transaction-state-log-num-partitions = 50 # transaction.state.log.num.partitions
+//! transaction-state-log-replication-factor = 3 # transaction.state.log.replication.factor
 //! transaction-max-timeout-ms = 900000  # transaction.max.timeout.ms
 //! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
@@ -67,6 +69,7 @@ pub struct FileConfig {
     pub max_connections_per_ip: Option<usize>,
     pub connections_max_idle_ms: Option<u64>,
     pub offsets_topic_num_partitions: Option<i32>,
+    pub offsets_topic_replication_factor: Option<i16>,
     pub group_initial_rebalance_delay_ms: Option<i32>,
     pub group_min_session_timeout_ms: Option<i32>,
     pub group_max_session_timeout_ms: Option<i32>,
@@ -74,6 +77,7 @@ pub struct FileConfig {
     pub offsets_retention_check_interval_ms: Option<u64>,
     pub offsets_compaction_records: Option<u64>,
     pub transaction_state_log_num_partitions: Option<i32>,
+    pub transaction_state_log_replication_factor: Option<i16>,
     pub transaction_max_timeout_ms: Option<i32>,
     pub transactional_id_expiration_ms: Option<i64>,
     pub producer_id_expiration_ms: Option<i64>,
@@ -124,41 +128,41 @@ impl FileConfig {
 
     pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
         let config: FileConfig = toml::from_str(text)?;
-        if let Some(n) = config.num_partitions {
-            anyhow::ensure!(n >= 1, "num-partitions must be at least 1, not {n}");
-        }
-        if let Some(bytes) = config.socket_request_max_bytes {
-            anyhow::ensure!(
-                (1..=i32::MAX as usize).contains(&bytes),
-                "socket-request-max-bytes must be between 1 and {}, not {bytes}",
-                i32::MAX
-            );
-        }
-        if let Some(n) = config.max_connections_per_ip {
-            anyhow::ensure!(n >= 1, "max-connections-per-ip must be at least 1, not {n}");
-        }
-        if let Some(ms) = config.connections_max_idle_ms {
-            anyhow::ensure!(ms >= 1, "connections-max-idle-ms must be at least 1");
-        }
-        if let Some(n) = config.offsets_topic_num_partitions {
-            anyhow::ensure!(
-                n >= 1,
-                "offsets-topic-num-partitions must be at least 1, not {n}"
-            );
-        }
-        if let Some(n) = config.transaction_state_log_num_partitions {
-            anyhow::ensure!(
-                n >= 1,
-                "transaction-state-log-num-partitions must be at least 1, not {n}"
-            );
-        }
-        if let Some(ms) = config.transaction_max_timeout_ms {
-            anyhow::ensure!(
-                ms >= 1,
-                "transaction-max-timeout-ms must be at least 1, not {ms}"
-            );
-        }
+        let wide = |n: Option<usize>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let unsigned = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         for (name, value) in [
+            ("num-partitions", config.num_partitions.map(i64::from)),
+            ("shards", wide(config.shards)),
+            (
+                "max-connections-per-ip",
+                wide(config.max_connections_per_ip),
+            ),
+            (
+                "connections-max-idle-ms",
+                unsigned(config.connections_max_idle_ms),
+            ),
+            (
+                "offsets-topic-num-partitions",
+                config.offsets_topic_num_partitions.map(i64::from),
+            ),
+            (
+                "offsets-topic-replication-factor",
+                config.offsets_topic_replication_factor.map(i64::from),
+            ),
+            (
+                "transaction-state-log-num-partitions",
+                config.transaction_state_log_num_partitions.map(i64::from),
+            ),
+            (
+                "transaction-state-log-replication-factor",
+                config
+                    .transaction_state_log_replication_factor
+                    .map(i64::from),
+            ),
+            (
+                "transaction-max-timeout-ms",
+                config.transaction_max_timeout_ms.map(i64::from),
+            ),
             (
                 "transactional-id-expiration-ms",
                 config.transactional_id_expiration_ms,
@@ -167,10 +171,37 @@ impl FileConfig {
                 "producer-id-expiration-ms",
                 config.producer_id_expiration_ms,
             ),
+            (
+                "offsets-retention-minutes",
+                config.offsets_retention_minutes,
+            ),
+            (
+                "offsets-compaction-records",
+                unsigned(config.offsets_compaction_records),
+            ),
+            (
+                "offsets-retention-check-interval-ms",
+                unsigned(config.offsets_retention_check_interval_ms),
+            ),
+            (
+                "broker-session-timeout-ms",
+                unsigned(config.broker_session_timeout_ms),
+            ),
+            (
+                "broker-heartbeat-interval-ms",
+                unsigned(config.broker_heartbeat_interval_ms),
+            ),
         ] {
-            if let Some(ms) = value {
-                anyhow::ensure!(ms >= 1, "{name} must be at least 1, not {ms}");
+            if let Some(n) = value {
+                anyhow::ensure!(n >= 1, "{name} must be at least 1, not {n}");
             }
+        }
+        if let Some(bytes) = config.socket_request_max_bytes {
+            anyhow::ensure!(
+                (1..=i32::MAX as usize).contains(&bytes),
+                "socket-request-max-bytes must be between 1 and {}, not {bytes}",
+                i32::MAX
+            );
         }
         for (name, value) in [
             (
@@ -190,35 +221,8 @@ impl FileConfig {
                 anyhow::ensure!(ms >= 0, "{name} must not be negative, not {ms}");
             }
         }
-        if let Some(minutes) = config.offsets_retention_minutes {
-            anyhow::ensure!(
-                minutes >= 1,
-                "offsets-retention-minutes must be at least 1, not {minutes}"
-            );
-        }
-        if config.offsets_compaction_records == Some(0) {
-            anyhow::bail!("offsets-compaction-records must be at least 1");
-        }
-        if config.offsets_retention_check_interval_ms == Some(0) {
-            anyhow::bail!("offsets-retention-check-interval-ms must be at least 1");
-        }
         if let Some(voters) = &config.controller_quorum_voters {
             parse_voters(voters).context("controller-quorum-voters")?;
-        }
-        for (name, value) in [
-            (
-                "broker-session-timeout-ms",
-                config.broker_session_timeout_ms,
-            ),
-            (
-                "broker-heartbeat-interval-ms",
-                config.broker_heartbeat_interval_ms,
-            ),
-        ] {
-            anyhow::ensure!(value != Some(0), "{name} must be at least 1");
-        }
-        if config.shards == Some(0) {
-            anyhow::bail!("shards must be at least 1");
         }
         config.topic_defaults()?;
         Ok(config)

@@ -202,6 +202,12 @@ impl ServeConfig {
                 offsets_compaction_records: file
                     .offsets_compaction_records
                     .unwrap_or(defaults.offsets_compaction_records),
+                offsets_topic_replication_factor: file
+                    .offsets_topic_replication_factor
+                    .unwrap_or(defaults.offsets_topic_replication_factor),
+                transaction_topic_replication_factor: file
+                    .transaction_state_log_replication_factor
+                    .unwrap_or(defaults.transaction_topic_replication_factor),
                 transaction_topic_partitions: file
                     .transaction_state_log_num_partitions
                     .unwrap_or(defaults.transaction_topic_partitions),

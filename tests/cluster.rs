@@ -26,9 +26,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse,
+    ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -134,6 +134,16 @@ impl Cluster {
         common::wait_port_closed(self.clients[id]);
     }
 
+    /// Sends `signal` to broker `id` (by PID): SIGSTOP freezes it as a
+    /// long pause would (it misses its heartbeats and is fenced, alive),
+    /// SIGCONT wakes it. A frozen broker is still killed at the end.
+    fn signal(&self, id: usize, signal: libc::c_int) {
+        let broker = self.brokers[id].as_ref().expect("a running broker");
+        let pid = libc::pid_t::try_from(broker.0.id()).unwrap();
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     fn bootstrap(&self) -> String {
         self.live()
             .map(|id| self.clients[id].to_string())
@@ -213,11 +223,15 @@ fn topic<'a>(
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_replicated_topic(bootstrap, name, partitions, 1);
+}
+
+fn create_replicated_topic(bootstrap: &str, name: &str, partitions: i32, replicas: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap();
     for result in results {
@@ -696,7 +710,7 @@ fn replicated_writes_survive_repeated_leader_kills() {
         .set("enable.idempotence", "true")
         .create_with_context(deliveries.clone())
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let sent = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut i = 0usize;
@@ -705,7 +719,9 @@ fn replicated_writes_survive_repeated_leader_kills() {
                 let record = BaseRecord::<(), _>::to("replicated")
                     .partition(i32::try_from(i % 2).unwrap())
                     .payload(&value);
-                common::send_when_queued(&producer, record);
+                if !send_unless_stopped(&producer, record, &stop) {
+                    break;
+                }
                 i += 1;
                 if i.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(5));
@@ -713,6 +729,9 @@ fn replicated_writes_survive_repeated_leader_kills() {
             }
             i
         });
+        // A failed wait below must stop the writer too, or the scope
+        // would wait for it forever.
+        let _stop_writer = StopOnDrop(&stop);
         for round in 0..failovers {
             std::thread::sleep(Duration::from_millis(700));
             let via = cluster.live().next().unwrap();
@@ -757,6 +776,37 @@ fn replicated_writes_survive_repeated_leader_kills() {
     );
     assert_read_exactly(&acknowledged, &read, 2);
     eprintln!("{sent} messages, {failovers} failovers, all read back");
+}
+
+/// Sets the flag when dropped (also when a panic unwinds past it).
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Sends `record`, waiting while librdkafka's queue is full, unless `stop`
+/// is set first; says whether it was sent.
+fn send_unless_stopped(
+    producer: &ThreadedProducer<Deliveries>,
+    mut record: BaseRecord<'_, (), String>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((e, back)) => {
+                assert!(e.to_string().contains("Queue full"), "send: {e}");
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return false;
+                }
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
 }
 
 /// What was read is exactly what was acknowledged, at the same offsets,
@@ -828,4 +878,120 @@ fn producer_ids_are_unique_across_the_cluster() {
     });
     let distinct: BTreeSet<i64> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), ids.len(), "an id handed out twice: {ids:?}");
+}
+
+/// The broker coordinating `group`, as broker `via` answers FindCoordinator
+/// (waiting, a minute at most, for one among the living).
+fn group_coordinator(cluster: &Cluster, via: usize, group: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = FindCoordinatorRequest::default()
+            .with_key(kafka_protocol::protocol::StrBytes::from_string(
+                group.into(),
+            ))
+            .with_key_type(0);
+        let response: FindCoordinatorResponse =
+            call(cluster.clients[via], ApiKey::FindCoordinator, 3, &request);
+        let node = usize::try_from(response.node_id.0).ok();
+        if response.error_code == 0
+            && let Some(node) =
+                node.filter(|&n| cluster.brokers.get(n).is_some_and(Option::is_some))
+        {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live coordinator for {group} via {via}: {response:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `__consumer_offsets` has as many replicas as the cluster has voters, so
+/// a group's committed offsets survive its coordinator's broker: killed,
+/// the group moves to the new leader of its partition, which replays them,
+/// and the consumers go on from where they committed (nothing read twice,
+/// nothing skipped); the same after the broker's return.
+#[test]
+fn committed_offsets_survive_the_group_coordinator_s_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_replicated_topic(&cluster.bootstrap(), "jobs", 2, 3);
+    wait_replicated(&cluster, 0, "jobs", 3);
+    let first = produce(&cluster.bootstrap(), "jobs", &[0, 1], 200, "first");
+    let read = consume(&cluster.bootstrap(), "jobs", "workers", first.len());
+    assert_eq!(read, first, "the first 200, read once and committed");
+    wait_replicated(&cluster, 0, "__consumer_offsets", 3);
+
+    let coordinator = group_coordinator(&cluster, 0, "workers");
+    eprintln!("SIGKILL broker {coordinator}, the coordinator of group workers");
+    cluster.kill(coordinator);
+    let via = cluster.live().next().unwrap();
+    let next = group_coordinator(&cluster, via, "workers");
+    assert_ne!(next, coordinator);
+    let second = produce(&cluster.bootstrap(), "jobs", &[0, 1], 100, "second");
+    let read = consume(&cluster.bootstrap(), "jobs", "workers", second.len());
+    assert_eq!(
+        read, second,
+        "broker {next} coordinates from the offsets committed at {coordinator}"
+    );
+
+    cluster.start_broker(coordinator);
+    wait_replicated(&cluster, via, "__consumer_offsets", 3);
+    let third = produce(&cluster.bootstrap(), "jobs", &[0, 1], 50, "third");
+    let read = consume(&cluster.bootstrap(), "jobs", "workers", third.len());
+    assert_eq!(read, third, "and again with broker {coordinator} back");
+
+    // A coordinator frozen past its session (a long pause) is fenced
+    // alive; its groups move. Woken, it learns so: a commit sent to it
+    // then (one that would rewind the group) is refused, and nothing of
+    // it reaches the group's offsets.
+    let frozen = group_coordinator(&cluster, via, "workers");
+    cluster.signal(frozen, libc::SIGSTOP);
+    let others: Vec<i32> = (0..3).filter(|&id| id != frozen as i32).collect();
+    let via = usize::try_from(others[0]).unwrap();
+    cluster.wait_metadata(via, &others, None, None);
+    let next = group_coordinator(&cluster, via, "workers");
+    assert_ne!(next, frozen, "fenced, broker {frozen} coordinates nothing");
+    let bootstrap: Vec<String> = others
+        .iter()
+        .map(|&id| cluster.clients[usize::try_from(id).unwrap()].to_string())
+        .collect();
+    let fourth = produce(&bootstrap.join(","), "jobs", &[0, 1], 50, "fourth");
+    let read = consume(&bootstrap.join(","), "jobs", "workers", fourth.len());
+    assert_eq!(read, fourth, "broker {next} took the group over");
+    cluster.signal(frozen, libc::SIGCONT);
+    let rewind = commit_offset(cluster.clients[frozen], "workers", "jobs", 0, 0);
+    assert_ne!(rewind, 0, "a commit to the woken ex-coordinator is refused");
+    cluster.wait_metadata(via, &[0, 1, 2], None, None);
+    wait_replicated(&cluster, via, "__consumer_offsets", 3);
+    let fifth = produce(&cluster.bootstrap(), "jobs", &[0, 1], 50, "fifth");
+    let read = consume(&cluster.bootstrap(), "jobs", "workers", fifth.len());
+    assert_eq!(read, fifth, "the group's offsets as it committed them");
+}
+
+/// A simple (group-less) OffsetCommit of `offset` for `topic`/`partition`
+/// in `group`, sent to `addr`; its error code.
+fn commit_offset(addr: SocketAddr, group: &str, topic: &str, partition: i32, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let response: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
 }

@@ -142,7 +142,8 @@ pub(super) struct Groups {
     held: RefCell<HashMap<Token, oneshot::Sender<GroupAnswer>>>,
     next_token: Cell<Token>,
     /// `__consumer_offsets` partitions replayed into the coordinator.
-    loaded: RefCell<BTreeSet<i32>>,
+    /// Partitions replayed, with the leader epoch they were replayed at.
+    loaded: RefCell<BTreeMap<i32, i32>>,
     loading: tokio::sync::Mutex<()>,
     started: Instant,
     /// Appends to `__consumer_offsets` hold it shared from append to
@@ -257,7 +258,9 @@ impl Shard {
     /// The partition count of `__consumer_offsets`, created if missing.
     pub(crate) async fn offsets_topic_partitions(&self) -> Result<i32, i16> {
         let partitions = self.settings.offsets_topic_partitions;
-        self.internal_topic_partitions(OFFSETS_TOPIC, partitions)
+        let factor = self.settings.offsets_topic_replication_factor;
+        // Kafka's offsets topic takes the broker default, 1.
+        self.internal_topic_partitions(OFFSETS_TOPIC, partitions, factor, 1)
             .await
     }
 
@@ -627,11 +630,17 @@ impl Shard {
         let _shared = self.groups.compaction.read().await;
         // One producer's appends take their sequences one after another.
         let _in_order = self.groups.txn_appends.lock().await;
+        if let Err(code) = self.coordinator_leads(&tp) {
+            return code;
+        }
         match log
             .append_internal_txn(&refs, producer_id, epoch, rt::wall_clock_ms())
             .await
         {
-            Ok(_) => {
+            Ok(info) => {
+                if let Err(code) = self.coordinator_replicated(&tp, &log, &info).await {
+                    return code;
+                }
                 self.groups.coordinator.borrow_mut().stage_txn_offsets(
                     producer_id,
                     group_id,
@@ -697,12 +706,15 @@ impl Shard {
             .collect();
         {
             let _shared = self.groups.compaction.read().await;
-            log.append_internal(&refs, rt::wall_clock_ms())
+            self.coordinator_leads(&tp)?;
+            let info = log
+                .append_internal(&refs, rt::wall_clock_ms())
                 .await
                 .map_err(|e| {
                     tracing::error!(partition = %tp, error = %e, "cannot append to the offsets topic");
                     KAFKA_STORAGE_ERROR
                 })?;
+            self.coordinator_replicated(&tp, &log, &info).await?;
             apply(&mut self.groups.coordinator.borrow_mut());
         }
         self.after_append(partition, records.len()).await;
@@ -727,6 +739,9 @@ impl Shard {
         let Some(log) = self.partitions.get(&tp) else {
             return;
         };
+        if self.coordinator_leads(&tp).is_err() {
+            return;
+        }
         let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         let in_partition = |group: &str| offsets_partition(group, partitions) == partition;
         // Offsets of open transactions live only in their records: the
@@ -789,17 +804,65 @@ impl Shard {
         self.groups.coordinator.borrow_mut().drop_empty_groups();
     }
 
+    /// Forgets what was replayed of partition `partition` of
+    /// `__consumer_offsets` (its groups; their held joins and syncs are
+    /// answered NOT_COORDINATOR).
+    fn unload_offsets(&self, partition: i32) {
+        if self.groups.loaded.borrow_mut().remove(&partition).is_none() {
+            return;
+        }
+        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
+        let replies = self
+            .groups
+            .coordinator
+            .borrow_mut()
+            .unload(|group| offsets_partition(group, partitions) == partition);
+        self.groups.since_snapshot.borrow_mut().remove(&partition);
+        self.groups.deliver(replies);
+        tracing::info!(
+            partition,
+            "groups unloaded: their partition is led elsewhere now"
+        );
+    }
+
+    /// After new metadata: the groups of the partitions this broker no
+    /// longer leads (or leads at a new epoch, maybe written by another
+    /// leader meanwhile) are unloaded, so nothing answers or writes for
+    /// them here; the next request replays them again if led here.
+    pub(super) fn unload_moved_groups(&self) {
+        let moved: Vec<i32> = self
+            .groups
+            .loaded
+            .borrow()
+            .iter()
+            .filter(|&(&p, &epoch)| {
+                let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+                !self.leads(OFFSETS_TOPIC, p) || self.leader_epoch_of(&tp) != epoch
+            })
+            .map(|(&p, _)| p)
+            .collect();
+        for partition in moved {
+            self.unload_offsets(partition);
+        }
+    }
+
     /// Replays partition `partition` of `__consumer_offsets` once.
     async fn load_offsets(&self, partition: i32) -> Result<(), i16> {
-        if self.groups.loaded.borrow().contains(&partition) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let epoch = self.leader_epoch_of(&tp);
+        if self.groups.loaded.borrow().get(&partition) == Some(&epoch) {
             return Ok(());
         }
         let _one_at_a_time = self.groups.loading.lock().await;
-        if self.groups.loaded.borrow().contains(&partition) {
+        if self.groups.loaded.borrow().get(&partition) == Some(&epoch) {
             return Ok(());
         }
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        // Replayed at an earlier leadership: stale since.
+        self.unload_offsets(partition);
+        let log = self
+            .created_partition(&tp)
+            .await
+            .ok_or(COORDINATOR_NOT_AVAILABLE)?;
         let records = log.read_internal(0).await.map_err(|e| {
             tracing::error!(partition = %tp, error = %e, "cannot replay committed offsets");
             COORDINATOR_NOT_AVAILABLE
@@ -840,7 +903,7 @@ impl Shard {
             .borrow_mut()
             .insert(partition, count as u64);
         tracing::info!(partition = %tp, records = count, "committed offsets replayed");
-        self.groups.loaded.borrow_mut().insert(partition);
+        self.groups.loaded.borrow_mut().insert(partition, epoch);
         Ok(())
     }
 }

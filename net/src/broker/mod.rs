@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::{Log, LogConfig, PartitionTable, rt};
+use engine::{Log, LogConfig, PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
 use replication::metadata::{
     ClusterMetadata, Command, MetadataError, MetadataStore, StoreError, TopicId,
@@ -57,6 +57,13 @@ pub struct Settings {
     pub topic_defaults: BTreeMap<String, String>,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor`: replicas of each partition of
+    /// `__consumer_offsets` in a cluster (at most its voters; a broker
+    /// alone keeps one).
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor`, the same for
+    /// `__transaction_state`.
+    pub transaction_topic_replication_factor: i16,
     /// The group coordinator's timeouts.
     pub group: crate::group::GroupConfig,
     /// `offsets.retention.minutes`, in ms: offsets of groups without
@@ -91,6 +98,8 @@ impl Default for Settings {
             num_partitions: 1,
             topic_defaults: BTreeMap::new(),
             offsets_topic_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            transaction_topic_replication_factor: 3,
             group: crate::group::GroupConfig::default(),
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval: std::time::Duration::from_secs(600),
@@ -563,6 +572,18 @@ impl Shard {
         }
     }
 
+    /// This shard's partition `tp`, once a reconciliation under way has
+    /// created it: metadata is installed (and seen by requests) before the
+    /// partitions it adds exist, so a coordinator that finds its internal
+    /// topic in the metadata may come before its partition does.
+    pub(super) async fn created_partition(&self, tp: &TopicPartition) -> Option<Rc<Log>> {
+        if let Some(log) = self.partitions.get(tp) {
+            return Some(log);
+        }
+        drop(self.reconciling.lock().await);
+        self.partitions.get(tp)
+    }
+
     /// Takes a newer snapshot and brings this shard's partitions in line:
     /// partitions of topics deleted since the previous snapshot are deleted.
     async fn install(&self, state: Arc<ClusterMetadata>) {
@@ -588,6 +609,10 @@ impl Shard {
         let caught_up = !self.in_cluster() || current.broker(self.node.node_id).is_some();
         if caught_up && !self.partitions.is_closed() {
             reconcile::partitions(self, &previous, &current).await;
+        }
+        if self.in_cluster() {
+            self.unload_moved_groups();
+            self.unload_moved_txns();
         }
         self.installed_once.set(true);
         self.installed.notify_waiters();

@@ -114,6 +114,11 @@ pub enum PartitionError {
     /// have (or from a fenced producer): the Produce error code.
     #[error("transactional batch refused by its coordinator ({code})")]
     NotInTransaction { code: i16 },
+    /// A broker-written append (a transaction marker) the in-sync replicas
+    /// did not take: NOT_LEADER_OR_FOLLOWER or
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    #[error("not replicated to the in-sync replicas ({code})")]
+    NotReplicated { code: i16 },
     /// The asker's leader epoch is not the partition's: FENCED_LEADER_EPOCH
     /// (older) or UNKNOWN_LEADER_EPOCH (newer).
     #[error("leader epoch {asked}, the partition's is {current}")]
@@ -190,6 +195,12 @@ impl Shard {
         } else {
             append.await?
         };
+        // Written as acks=all: a marker the coordinator counts as written
+        // survives a change of leader.
+        let end = info.last_offset.get() + 1;
+        self.replicated_to_isr(tp, log, end)
+            .await
+            .map_err(|code| PartitionError::NotReplicated { code })?;
         Ok(PartitionReply::Offset(info.base_offset.get(), -1))
     }
 

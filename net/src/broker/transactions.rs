@@ -26,7 +26,7 @@
 //!    `__consumer_offsets`.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use engine::{PartitionTable, TopicPartition, rt};
@@ -114,7 +114,8 @@ pub struct TxnListing {
 pub(super) struct Txns {
     coordinator: RefCell<Coordinator>,
     /// `__transaction_state` partitions replayed into the coordinator.
-    loaded: RefCell<BTreeSet<i32>>,
+    /// Partitions replayed, with the leader epoch they were replayed at.
+    loaded: RefCell<BTreeMap<i32, i32>>,
     loading: tokio::sync::Mutex<()>,
     /// Ids whose markers are being written, and how to wait for that.
     completing: RefCell<HashMap<String, std::rc::Rc<tokio::sync::Notify>>>,
@@ -261,7 +262,9 @@ impl Shard {
     /// The partition count of `__transaction_state`, created if missing.
     pub(crate) async fn txn_topic_partitions(&self) -> Result<i32, i16> {
         let partitions = self.settings.transaction_topic_partitions;
-        self.internal_topic_partitions(TRANSACTION_TOPIC, partitions)
+        let factor = self.settings.transaction_topic_replication_factor;
+        // transaction.state.log.min.isr: Kafka's default, 2.
+        self.internal_topic_partitions(TRANSACTION_TOPIC, partitions, factor, 2)
             .await
     }
 
@@ -429,13 +432,15 @@ impl Shard {
     ) -> Result<(), i16> {
         let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
         let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
-        log.append_internal(records, rt::wall_clock_ms())
+        self.coordinator_leads(&tp)?;
+        let info = log
+            .append_internal(records, rt::wall_clock_ms())
             .await
-            .map(|_| ())
             .map_err(|e| {
                 tracing::error!(partition = %tp, error = %e, "cannot append to the transaction log");
                 KAFKA_STORAGE_ERROR
-            })
+            })?;
+        self.coordinator_replicated(&tp, &log, &info).await
     }
 
     /// Writes the markers of `transactional_id`'s decided transaction to
@@ -582,6 +587,9 @@ impl Shard {
         let Some(log) = self.partitions.get(&tp) else {
             return;
         };
+        if self.coordinator_leads(&tp).is_err() {
+            return;
+        }
         let partitions = self.internal_partition_count(TRANSACTION_TOPIC);
         let live: Vec<(bytes::Bytes, bytes::Bytes)> = self
             .txns
@@ -605,17 +613,60 @@ impl Shard {
         }
     }
 
+    /// Forgets what was replayed of partition `partition` of
+    /// `__transaction_state`.
+    fn unload_txns(&self, partition: i32) {
+        if self.txns.loaded.borrow_mut().remove(&partition).is_none() {
+            return;
+        }
+        let partitions = self.internal_partition_count(TRANSACTION_TOPIC);
+        self.txns
+            .coordinator
+            .borrow_mut()
+            .unload(|id| offsets_partition(id, partitions) == partition);
+        self.txns.since_snapshot.borrow_mut().remove(&partition);
+        tracing::info!(
+            partition,
+            "transactional ids unloaded: their partition is led elsewhere now"
+        );
+    }
+
+    /// After new metadata: as [`Shard::unload_moved_groups`], for the
+    /// transaction coordinator.
+    pub(super) fn unload_moved_txns(&self) {
+        let moved: Vec<i32> = self
+            .txns
+            .loaded
+            .borrow()
+            .iter()
+            .filter(|&(&p, &epoch)| {
+                let tp = TopicPartition::new(TRANSACTION_TOPIC, p);
+                !self.leads(TRANSACTION_TOPIC, p) || self.leader_epoch_of(&tp) != epoch
+            })
+            .map(|(&p, _)| p)
+            .collect();
+        for partition in moved {
+            self.unload_txns(partition);
+        }
+    }
+
     /// Replays partition `partition` of `__transaction_state` once.
     async fn load_txns(&self, partition: i32) -> Result<(), i16> {
-        if self.txns.loaded.borrow().contains(&partition) {
+        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
+        let epoch = self.leader_epoch_of(&tp);
+        if self.txns.loaded.borrow().get(&partition) == Some(&epoch) {
             return Ok(());
         }
         let _one_at_a_time = self.txns.loading.lock().await;
-        if self.txns.loaded.borrow().contains(&partition) {
+        if self.txns.loaded.borrow().get(&partition) == Some(&epoch) {
             return Ok(());
         }
-        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
-        let log = self.partitions.get(&tp).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        // Replayed at an earlier leadership: stale since.
+        self.unload_txns(partition);
+        let log = self
+            .created_partition(&tp)
+            .await
+            .ok_or(COORDINATOR_NOT_AVAILABLE)?;
         let records = log.read_internal(0).await.map_err(|e| {
             tracing::error!(partition = %tp, error = %e, "cannot replay the transaction log");
             COORDINATOR_NOT_AVAILABLE
@@ -647,7 +698,7 @@ impl Shard {
             .borrow_mut()
             .insert(partition, count as u64);
         tracing::info!(partition = %tp, records = count, unfinished, "transaction log replayed");
-        self.txns.loaded.borrow_mut().insert(partition);
+        self.txns.loaded.borrow_mut().insert(partition, epoch);
         Ok(())
     }
 }

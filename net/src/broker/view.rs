@@ -104,7 +104,7 @@ impl Shard {
     /// `answer` applied to the cluster's record of `topic`/`partition`
     /// (`None` inside for a partition without one); `None` when the broker
     /// runs alone or does not know the topic.
-    fn in_partition_record<T>(
+    pub(super) fn in_partition_record<T>(
         &self,
         topic: &str,
         partition: i32,

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::handlers::errors::{
     FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
     INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP, NONE,
-    REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    NOT_COORDINATOR, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
 };
 
 /// Names a held request (the caller keeps what answers it).
@@ -625,6 +625,39 @@ impl Coordinator {
                     .map(move |(k, _)| (id.clone(), k.clone()))
             })
             .collect()
+    }
+
+    /// Forgets the groups `in_partition` picks, with the offsets open
+    /// transactions hold for them: their partition of `__consumer_offsets`
+    /// is led by another broker now. Requests held in a join or sync phase
+    /// are answered NOT_COORDINATOR, so their members find the new one.
+    pub fn unload(&mut self, in_partition: impl Fn(&str) -> bool) -> Replies {
+        let mut replies = Vec::new();
+        let moved: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| in_partition(id))
+            .cloned()
+            .collect();
+        for id in moved {
+            let Some(group) = self.groups.remove(&id) else {
+                continue;
+            };
+            for member in group.members.values() {
+                if let Some(token) = member.awaiting_join {
+                    let reply = JoinReply::error(NOT_COORDINATOR, &member.id);
+                    replies.push((token, Reply::Join(reply)));
+                }
+                if let Some(token) = member.awaiting_sync {
+                    replies.push((token, Reply::Sync(SyncReply::error(NOT_COORDINATOR))));
+                }
+            }
+        }
+        for staged in self.txn_offsets.values_mut() {
+            staged.retain(|(group, _, _)| !in_partition(group));
+        }
+        self.txn_offsets.retain(|_, staged| !staged.is_empty());
+        replies
     }
 
     /// Drops groups left with no members and no offsets.

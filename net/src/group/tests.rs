@@ -594,3 +594,52 @@ fn random_commits_and_restarts_keep_exactly_the_committed_offsets() {
     }
     assert!(restarts > 0);
 }
+
+fn key() -> OffsetKey {
+    OffsetKey {
+        topic: "t".into(),
+        partition: 0,
+    }
+}
+
+fn at(offset: i64) -> CommittedOffset {
+    CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+    }
+}
+
+#[test]
+fn unloading_a_partition_answers_its_held_requests_and_forgets_only_its_groups() {
+    let mut c = coordinator();
+    let a = stable_with_one(&mut c);
+    let b = member_id(&mut c, 4_000);
+    // b's join is held (a must rejoin); a's sync would be next.
+    assert_eq!(c.join(4_000, 10, join(&b, None)), (None, vec![]));
+    let mut other = join("", None);
+    other.group_id = "elsewhere".into();
+    assert_eq!(
+        c.join(4_000, 11, other).0.unwrap().error,
+        MEMBER_ID_REQUIRED
+    );
+    c.commit("g", vec![(key(), at(7))]);
+    c.commit("elsewhere", vec![(key(), at(9))]);
+
+    let replies = c.unload(|group| group == "g");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    let reply = join_reply(&replies, 10);
+    assert_eq!(
+        (reply.error, reply.member_id.as_str()),
+        (NOT_COORDINATOR, b.as_str())
+    );
+    assert_eq!(c.state("g"), None);
+    assert!(c.committed("g", &key()).is_none());
+    assert_eq!(c.heartbeat(4_100, "g", &a, None, 1), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.committed("elsewhere", &key()).map(|o| o.offset),
+        Some(9),
+        "another partition's group stays"
+    );
+}

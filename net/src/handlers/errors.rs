@@ -118,7 +118,7 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::NotLeader => NOT_LEADER_OR_FOLLOWER,
         PartitionError::ShardGone => UNKNOWN_SERVER_ERROR,
         PartitionError::NotEnoughReplicas { .. } => NOT_ENOUGH_REPLICAS,
-        PartitionError::NotInTransaction { code } => *code,
+        PartitionError::NotInTransaction { code } | PartitionError::NotReplicated { code } => *code,
         PartitionError::LeaderEpoch { asked, current } if asked < current => FENCED_LEADER_EPOCH,
         PartitionError::LeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
         PartitionError::Engine(e) => match e {

@@ -477,6 +477,13 @@ impl Coordinator {
         idle
     }
 
+    /// Forgets the ids `in_partition` picks: their partition of
+    /// `__transaction_state` is led by another broker now, which replays
+    /// them (and finishes what they left unfinished).
+    pub fn unload(&mut self, in_partition: impl Fn(&str) -> bool) {
+        self.ids.retain(|id, _| !in_partition(id));
+    }
+
     /// Forgets an id (its tombstone is written, or replayed).
     pub fn remove(&mut self, transactional_id: &str) {
         self.ids.remove(transactional_id);

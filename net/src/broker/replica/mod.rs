@@ -294,6 +294,36 @@ impl Shard {
         answer
     }
 
+    /// After a broker-written append on `tp` (a coordinator's records, a
+    /// transaction marker) durable here up to `end`: waits, as acks=all
+    /// does, until the in-sync replicas hold it too. At once for a
+    /// partition of one replica. A Kafka error code when this broker does
+    /// not lead it by the protocol (leadership moved meanwhile, or its
+    /// role is not set up yet: NOT_LEADER_OR_FOLLOWER) or the ISR fell
+    /// below `min.insync.replicas`.
+    pub(super) async fn replicated_to_isr(
+        &self,
+        tp: &TopicPartition,
+        log: &Log,
+        end: i64,
+    ) -> Result<(), i16> {
+        use crate::handlers::errors::{NONE, NOT_LEADER_OR_FOLLOWER};
+        let replicated_here = self
+            .in_partition_record(&tp.topic, tp.partition, |p| p.is_some_and(replicated))
+            .unwrap_or(false);
+        if !replicated_here {
+            return Ok(());
+        }
+        let Some(answer) = self.replica_appended(tp, log, end, true) else {
+            return Err(NOT_LEADER_OR_FOLLOWER);
+        };
+        match answer.await {
+            Ok(NONE) => Ok(()),
+            Ok(code) => Err(code),
+            Err(_) => Err(NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
     /// The shard's own handle, for the tasks it spawns.
     pub(super) fn me(&self) -> Option<std::rc::Rc<Shard>> {
         self.replicas.shard.borrow().upgrade()
