@@ -9,8 +9,10 @@
 //! partitions of one replica have no leader until it is back, and after
 //! its restart every acknowledged message is read again. A topic of three
 //! replicas loses no acknowledged write while its leaders are killed one
-//! after another. A broker's internal port turns away strangers and
-//! garbage without harm.
+//! after another. A group's committed offsets survive its coordinator's
+//! broker (killed, or frozen past its session and woken), and transactions
+//! span partitions led by every broker. A broker's internal port turns
+//! away strangers and garbage without harm.
 
 mod common;
 
@@ -883,13 +885,17 @@ fn producer_ids_are_unique_across_the_cluster() {
 /// The broker coordinating `group`, as broker `via` answers FindCoordinator
 /// (waiting, a minute at most, for one among the living).
 fn group_coordinator(cluster: &Cluster, via: usize, group: &str) -> usize {
+    find_coordinator(cluster, via, group, 0)
+}
+
+/// The broker coordinating `key` of `key_type` (0 a group, 1 a
+/// transactional id), among the living.
+fn find_coordinator(cluster: &Cluster, via: usize, key: &str, key_type: i8) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let request = FindCoordinatorRequest::default()
-            .with_key(kafka_protocol::protocol::StrBytes::from_string(
-                group.into(),
-            ))
-            .with_key_type(0);
+            .with_key(kafka_protocol::protocol::StrBytes::from_string(key.into()))
+            .with_key_type(key_type);
         let response: FindCoordinatorResponse =
             call(cluster.clients[via], ApiKey::FindCoordinator, 3, &request);
         let node = usize::try_from(response.node_id.0).ok();
@@ -901,7 +907,7 @@ fn group_coordinator(cluster: &Cluster, via: usize, group: &str) -> usize {
         }
         assert!(
             Instant::now() < deadline,
-            "no live coordinator for {group} via {via}: {response:?}"
+            "no live coordinator for {key} via {via}: {response:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -994,4 +1000,111 @@ fn commit_offset(addr: SocketAddr, group: &str, topic: &str, partition: i32, off
         ]);
     let response: OffsetCommitResponse = call(addr, ApiKey::OffsetCommit, 8, &request);
     response.topics[0].partitions[0].error_code
+}
+
+/// Transactions whose partitions are led by all three brokers: the
+/// coordinator (the leader of its id's partition of `__transaction_state`)
+/// is asked by the other leaders whether a partition is in the transaction
+/// (AddPartitionsToTxn verify_only) and writes the markers at each leader
+/// (WriteTxnMarkers). A read_committed reader gets exactly the committed
+/// messages, and reads past the aborted ones; offsets sent in a transaction
+/// to a group coordinated elsewhere are committed with it.
+#[test]
+fn transactions_span_the_brokers_of_a_cluster() {
+    use rdkafka::producer::BaseProducer;
+    const WAIT: Duration = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_replicated_topic(&cluster.bootstrap(), "ledger", 3, 3);
+    let leaders: BTreeSet<i32> = wait_replicated(&cluster, 0, "ledger", 3)
+        .into_iter()
+        .collect();
+    assert_eq!(leaders.len(), 3, "a leader on each broker: {leaders:?}");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("transactional.id", "spread")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    producer.init_transactions(WAIT).unwrap();
+    let mut committed = BTreeSet::new();
+    for t in 0..4 {
+        producer.begin_transaction().unwrap();
+        let values: Vec<String> = (0..30).map(|i| format!("t{t}-{i}")).collect();
+        for (i, value) in values.iter().enumerate() {
+            let record = BaseRecord::<(), String>::to("ledger")
+                .partition(i32::try_from(i % 3).unwrap())
+                .payload(value);
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        if t == 2 {
+            // Flushed first, so the aborted records are in the logs.
+            producer.flush(WAIT).unwrap();
+            producer.abort_transaction(WAIT).unwrap();
+        } else {
+            producer.commit_transaction(WAIT).unwrap();
+            committed.extend(values);
+        }
+    }
+    // Offsets sent inside a transaction (read-process-write) to a group
+    // coordinated by another broker than the transaction: they count once
+    // the marker reaches that broker's partition of __consumer_offsets.
+    let coordinator = find_coordinator(&cluster, 0, "spread", 1);
+    let group = (0..)
+        .map(|n| format!("ledger-app-{n}"))
+        .find(|g| group_coordinator(&cluster, 0, g) != coordinator)
+        .unwrap();
+    let app: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        offsets
+            .add_partition_offset("ledger", p, rdkafka::Offset::Offset(7 + i64::from(p)))
+            .unwrap();
+    }
+    producer.begin_transaction().unwrap();
+    producer
+        .send_offsets_to_transaction(&offsets, &app.group_metadata().unwrap(), WAIT)
+        .unwrap();
+    producer.commit_transaction(WAIT).unwrap();
+    let mut asked = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        asked.add_partition("ledger", p);
+    }
+    let committed_offsets: Vec<rdkafka::Offset> = app
+        .committed_offsets(asked, WAIT)
+        .unwrap()
+        .elements()
+        .iter()
+        .map(rdkafka::topic_partition_list::TopicPartitionListElem::offset)
+        .collect();
+    assert_eq!(
+        committed_offsets,
+        (7..10).map(rdkafka::Offset::Offset).collect::<Vec<_>>(),
+        "the offsets sent in the transaction, committed at {group}'s coordinator"
+    );
+
+    let consumer = common::assigned_consumer(
+        cluster.clients[0],
+        "ledger",
+        3,
+        "ledger-readers",
+        "read_committed",
+    );
+    let mut read = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while read.len() < committed.len() && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+            assert!(read.insert(value.into_owned()), "a message read twice");
+        }
+    }
+    assert_eq!(
+        read, committed,
+        "read_committed: the committed transactions"
+    );
 }

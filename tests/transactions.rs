@@ -726,3 +726,50 @@ fn the_transaction_log_is_compacted_and_replayed_after_a_kill() {
     let read = read_all(addr, TOPIC, 2, "read_committed", committed.len());
     assert_eq!(read, by_partition(&committed));
 }
+
+/// WriteTxnMarkers is for the brokers of a cluster: a broker alone refuses
+/// it (CLUSTER_AUTHORIZATION_FAILED for every partition), so no client can
+/// end another's transaction.
+#[test]
+fn a_broker_alone_refuses_write_txn_markers() {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    create_topic_raw(addr, "guarded", 1);
+    let producer = transactional_producer(addr, "guarded-tx", &[]);
+    producer.begin_transaction().unwrap();
+    send_all(&producer, "guarded", &[(0, "open".to_string())]);
+    producer.flush(TIMEOUT).unwrap();
+    let (_, state, producer_id, epoch, _) = describe(addr, "guarded-tx");
+    assert_eq!(state, "Ongoing");
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(true)
+            .with_topics(vec![
+                WritableTxnMarkerTopic::default()
+                    .with_name(topic_name("guarded"))
+                    .with_partition_indexes(vec![0]),
+            ]),
+    ]);
+    let response: WriteTxnMarkersResponse = call(addr, ApiKey::WriteTxnMarkers, 1, &request);
+    let codes: Vec<i16> = response
+        .markers
+        .iter()
+        .flat_map(|m| &m.topics)
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [31], "CLUSTER_AUTHORIZATION_FAILED");
+    assert_eq!(
+        common::latest_offset(addr, "guarded", 1),
+        0,
+        "the transaction is still open: nothing stable"
+    );
+    producer.abort_transaction(TIMEOUT).unwrap();
+}

@@ -128,6 +128,7 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         AddPartitionsToTxn => AddPartitionsToTxnResponse,
         AddOffsetsToTxn => AddOffsetsToTxnResponse,
         EndTxn => EndTxnResponse,
+        WriteTxnMarkers => WriteTxnMarkersResponse,
         TxnOffsetCommit => TxnOffsetCommitResponse,
         DescribeProducers => DescribeProducersResponse,
         DescribeTransactions => DescribeTransactionsResponse,

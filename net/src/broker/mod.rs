@@ -13,6 +13,7 @@ pub mod partition_call;
 mod reconcile;
 pub(crate) mod replica;
 pub mod transactions;
+mod txn_peers;
 mod view;
 
 pub use view::{BrokerView, PartitionView};
@@ -219,6 +220,9 @@ pub struct Shard {
     reserving: tokio::sync::Mutex<()>,
     /// The ISR protocol's roles and links (a cluster member's).
     replicas: replica::Replicas,
+    /// Connections to other brokers' Kafka listeners (transaction markers
+    /// and checks between a coordinator and partition leaders).
+    peers: crate::server::peer::Peers,
 }
 
 impl Shard {
@@ -279,6 +283,7 @@ impl Shard {
             producer_ids: std::cell::Cell::new((0, 0)),
             reserving: tokio::sync::Mutex::new(()),
             replicas: replica::Replicas::new(),
+            peers: crate::server::peer::Peers::default(),
         });
         if shard.in_cluster() {
             shard.start_replication();

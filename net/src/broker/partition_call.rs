@@ -139,9 +139,9 @@ impl Shard {
         records: &Bytes,
         transactional_id: &str,
     ) -> Result<(), PartitionError> {
-        use crate::broker::transactions::{TxnAnswer, TxnOp};
         use crate::handlers::errors::{
-            INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NONE, PRODUCER_FENCED,
+            COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, NONE,
+            NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, PRODUCER_FENCED,
         };
         let Some(header) = records
             .first_chunk::<{ engine::batch::HEADER_BYTES }>()
@@ -153,28 +153,21 @@ impl Shard {
         if !header.is_transactional() || log.transaction_open(producer_id, epoch) {
             return Ok(());
         }
-        let op = TxnOp::Verify {
-            producer_id,
-            epoch,
-            partitions: vec![(tp.topic.clone(), tp.partition)],
+        let code = self
+            .verify_transaction(transactional_id, producer_id, epoch, tp)
+            .await;
+        let code = match code {
+            NONE => return Ok(()),
+            PRODUCER_FENCED => INVALID_PRODUCER_EPOCH,
+            // The coordinator moving or not reachable: the producer retries
+            // (Kafka's answer to a check it could not make).
+            COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => NOT_ENOUGH_REPLICAS,
+            other => {
+                tracing::debug!(partition = %tp, producer_id, epoch, code = other, "transactional batch outside its transaction");
+                INVALID_TXN_STATE
+            }
         };
-        // Boxed: the coordinator writes markers through partition calls.
-        let verified: futures::future::LocalBoxFuture<'_, TxnAnswer> =
-            Box::pin(self.txn_call(transactional_id, op));
-        match verified.await {
-            TxnAnswer::Codes(codes) if codes == [NONE] => Ok(()),
-            TxnAnswer::Codes(codes) if codes.first() == Some(&PRODUCER_FENCED) => {
-                Err(PartitionError::NotInTransaction {
-                    code: INVALID_PRODUCER_EPOCH,
-                })
-            }
-            answer => {
-                tracing::debug!(partition = %tp, producer_id, epoch, ?answer, "transactional batch outside its transaction");
-                Err(PartitionError::NotInTransaction {
-                    code: INVALID_TXN_STATE,
-                })
-            }
-        }
+        Err(PartitionError::NotInTransaction { code })
     }
 
     /// A transaction marker on `log` (the partition `tp`); on a partition

@@ -33,7 +33,7 @@ use engine::{PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
 
 use super::groups::offsets_partition;
-use super::partition_call::{PartitionError, PartitionOp};
+
 use super::{Shard, ShardMessage};
 use crate::failpoint;
 use crate::handlers::errors::{
@@ -477,34 +477,21 @@ impl Shard {
             .into_iter()
             .find(|m| m.transactional_id == transactional_id);
         if let Some(markers) = markers {
-            let write = |(topic, partition): &TxnPartition| {
-                let op = PartitionOp::WriteMarker {
-                    producer_id: markers.producer_id,
-                    epoch: markers.epoch,
-                    commit: markers.commit,
-                };
-                let tp = TopicPartition::new(topic.clone(), *partition);
-                async move { (self.partition_call(tp.clone(), op).await, tp) }
-            };
             if failpoint::is_armed(CRASH_BETWEEN_MARKERS) {
                 // A test's crash after the first marker only.
                 if let Some(first) = markers.partitions.first() {
-                    let _ = write(first).await;
+                    let _ = self
+                        .write_markers(&markers, std::slice::from_ref(first))
+                        .await;
                 }
                 failpoint::crash_if(CRASH_BETWEEN_MARKERS);
             }
-            let writes = markers.partitions.iter().map(write);
-            let mut written = true;
-            for (result, tp) in futures::future::join_all(writes).await {
-                match result {
-                    Ok(_) | Err(PartitionError::UnknownPartition) => {}
-                    Err(e) => {
-                        tracing::warn!(transactional_id, partition = %tp, error = %e, "transaction marker not written; retried");
-                        written = false;
-                    }
-                }
+            let partitions: Vec<TxnPartition> = markers.partitions.iter().cloned().collect();
+            let failed = self.write_markers(&markers, &partitions).await;
+            for (tp, why) in &failed {
+                tracing::warn!(transactional_id, partition = %tp, error = %why, "transaction marker not written; retried");
             }
-            if written {
+            if failed.is_empty() {
                 let record = self
                     .txns
                     .coordinator

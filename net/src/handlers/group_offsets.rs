@@ -168,31 +168,30 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
 /// Whether the group's `__consumer_offsets` partition is in the producer's
 /// transaction (AddOffsetsToTxn came first): offsets outside one would be
 /// held for a marker that never comes. PRODUCER_FENCED and
-/// INVALID_PRODUCER_ID_MAPPING pass through; anything else is
+/// INVALID_PRODUCER_ID_MAPPING pass through, a coordinator that cannot be
+/// asked is COORDINATOR_NOT_AVAILABLE (retried); anything else is
 /// INVALID_TXN_STATE.
 async fn offsets_in_transaction(
     shard: &Shard,
     (transactional_id, producer_id, epoch): &(String, i64, i16),
     group_id: &str,
 ) -> Result<(), i16> {
-    use super::errors::{INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, PRODUCER_FENCED};
-    use crate::broker::groups::{OFFSETS_TOPIC, offsets_partition};
-    use crate::broker::transactions::{TxnAnswer, TxnOp};
-    let partitions = shard.offsets_topic_partitions().await?;
-    let op = TxnOp::Verify {
-        producer_id: *producer_id,
-        epoch: *epoch,
-        partitions: vec![(
-            OFFSETS_TOPIC.to_string(),
-            offsets_partition(group_id, partitions),
-        )],
+    use super::errors::{
+        COORDINATOR_NOT_AVAILABLE, INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, NOT_COORDINATOR,
+        PRODUCER_FENCED,
     };
-    match shard.txn_call(transactional_id, op).await {
-        TxnAnswer::Codes(codes) => match codes.first().copied() {
-            Some(NONE) => Ok(()),
-            Some(code @ (PRODUCER_FENCED | INVALID_PRODUCER_ID_MAPPING)) => Err(code),
-            _ => Err(INVALID_TXN_STATE),
-        },
+    use crate::broker::groups::{OFFSETS_TOPIC, offsets_partition};
+    let partitions = shard.offsets_topic_partitions().await?;
+    let tp = engine::TopicPartition::new(OFFSETS_TOPIC, offsets_partition(group_id, partitions));
+    // Its coordinator may be another broker of the cluster.
+    match shard
+        .verify_transaction(transactional_id, *producer_id, *epoch, &tp)
+        .await
+    {
+        NONE => Ok(()),
+        code @ (PRODUCER_FENCED | INVALID_PRODUCER_ID_MAPPING) => Err(code),
+        // The transaction's coordinator moving or unreachable: retried.
+        COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => Err(COORDINATOR_NOT_AVAILABLE),
         _ => Err(INVALID_TXN_STATE),
     }
 }

@@ -1,6 +1,7 @@
 //! The transaction APIs, answered by each transactional id's coordinator
 //! shard (see `broker::transactions`): AddPartitionsToTxn (key 24),
-//! AddOffsetsToTxn (25), EndTxn (26), and for tooling
+//! AddOffsetsToTxn (25), EndTxn (26), WriteTxnMarkers (27, between the
+//! brokers of a cluster), and for tooling
 //! DescribeTransactions (65), ListTransactions (66) and DescribeProducers
 //! (61). EndTxn v5 and TxnOffsetCommit v5 belong to KIP-890's second part
 //! (an epoch bump per transaction, transaction.version 2): not served, so
@@ -16,17 +17,22 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, ApiKey, DescribeProducersRequest, DescribeProducersResponse,
     DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{
-    INVALID_REQUEST, NONE, OPERATION_NOT_ATTEMPTED, TRANSACTIONAL_ID_NOT_FOUND,
-    UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION, partition_error_code,
+    CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE, OPERATION_NOT_ATTEMPTED,
+    TRANSACTIONAL_ID_NOT_FOUND, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+    partition_error_code,
 };
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -50,6 +56,11 @@ pub const END: Handler = Handler {
     api_key: ApiKey::EndTxn,
     min_version: 0,
     max_version: 4,
+};
+pub const WRITE_MARKERS: Handler = Handler {
+    api_key: ApiKey::WriteTxnMarkers,
+    min_version: 1,
+    max_version: 1,
 };
 pub const DESCRIBE: Handler = Handler {
     api_key: ApiKey::DescribeTransactions,
@@ -255,6 +266,66 @@ pub async fn end(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> 
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     encode_response(ApiKey::EndTxn, version, request.correlation_id(), &response)
+}
+
+/// WriteTxnMarkers (key 27), sent by a transaction coordinator on another
+/// broker of the cluster: each marker written to its partitions here as
+/// the coordinator's own are (acks=all), a code per partition
+/// (NOT_LEADER_OR_FOLLOWER where this broker does not lead it: the
+/// coordinator asks the leader again). A broker alone has no peer to send
+/// it: every partition is CLUSTER_AUTHORIZATION_FAILED there, so no client
+/// can end another's transaction. (In a cluster, as in Kafka without an
+/// authorizer, the listener takes it from anyone: ACLs are issue 17.)
+pub async fn write_markers(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
+    let version = request.version();
+    let body: WriteTxnMarkersRequest = decode_body(request)?;
+    let refused = !shard.in_cluster();
+    let mut results = Vec::with_capacity(body.markers.len());
+    for marker in body.markers {
+        let op = || PartitionOp::WriteMarker {
+            producer_id: marker.producer_id.0,
+            epoch: marker.producer_epoch,
+            commit: marker.transaction_result,
+        };
+        let mut topics = Vec::with_capacity(marker.topics.len());
+        for topic in marker.topics {
+            let writes = topic.partition_indexes.iter().map(|&partition| {
+                let tp = engine::TopicPartition::new(topic.name.0.to_string(), partition);
+                let written = shard.partition_call(tp, op());
+                async move {
+                    let code = if refused {
+                        CLUSTER_AUTHORIZATION_FAILED
+                    } else {
+                        written
+                            .await
+                            .err()
+                            .map_or(NONE, |e| partition_error_code(&e))
+                    };
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(partition)
+                        .with_error_code(code)
+                }
+            });
+            let partitions = futures::future::join_all(writes).await;
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions),
+            );
+        }
+        results.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics),
+        );
+    }
+    let response = WriteTxnMarkersResponse::default().with_markers(results);
+    encode_response(
+        ApiKey::WriteTxnMarkers,
+        version,
+        request.correlation_id(),
+        &response,
+    )
 }
 
 pub async fn describe(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {

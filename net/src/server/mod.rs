@@ -7,6 +7,7 @@ pub mod admission;
 mod connection;
 pub mod internal;
 pub mod mesh;
+pub mod peer;
 mod socket_io;
 
 use std::net::SocketAddr;

@@ -250,6 +250,7 @@ pub const REQUESTS: &[&Message] = &[
     &transactions::ADD_PARTITIONS_TO_TXN,
     &transactions::ADD_OFFSETS_TO_TXN,
     &transactions::END_TXN,
+    &transactions::WRITE_TXN_MARKERS,
     &transactions::TXN_OFFSET_COMMIT,
     &transactions::DESCRIBE_PRODUCERS,
     &transactions::DESCRIBE_TRANSACTIONS,

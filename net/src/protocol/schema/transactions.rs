@@ -4,7 +4,7 @@
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{
     ProducerId, TransactionalId, add_partitions_to_txn_request, describe_producers_request,
-    txn_offset_commit_request,
+    txn_offset_commit_request, write_txn_markers_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -43,6 +43,19 @@ pub(super) const END_TXN: Message = message!(EndTxnRequest, Some(ApiKey::EndTxn)
     field!(producer_id, 0.., Int64),
     field!(producer_epoch, 0.., Int16),
     field!(committed, 0.., Bool),
+]);
+
+pub(super) const WRITE_TXN_MARKERS: Message = message!(WriteTxnMarkersRequest, Some(ApiKey::WriteTxnMarkers), 1..=1, flexible 1, [
+    field!(markers, 0.., array!(write_txn_markers_request::WritableTxnMarker, [
+        field!(producer_id, 0.., Int64),
+        field!(producer_epoch, 0.., Int16),
+        field!(transaction_result, 0.., Bool),
+        field!(topics, 0.., array!(write_txn_markers_request::WritableTxnMarkerTopic, [
+            field!(name, 0.., Str),
+            field!(partition_indexes, 0.., array!(i32, Int32)),
+        ])),
+        field!(coordinator_epoch, 0.., Int32),
+    ])),
 ]);
 
 pub(super) const TXN_OFFSET_COMMIT: Message = message!(TxnOffsetCommitRequest, Some(ApiKey::TxnOffsetCommit), 0..=5, flexible 3, [
