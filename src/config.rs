@@ -13,6 +13,7 @@
 //! controller-quorum-voters = "0@127.0.0.1:9192,1@127.0.0.1:9193,2@127.0.0.1:9194"
 //! broker-session-timeout-ms = 9000     # broker.session.timeout.ms
 //! broker-heartbeat-interval-ms = 2000  # broker.heartbeat.interval.ms
+//! replica-lag-time-max-ms = 30000      # replica.lag.time.max.ms
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
@@ -61,6 +62,7 @@ pub struct FileConfig {
     pub controller_quorum_voters: Option<String>,
     pub broker_session_timeout_ms: Option<u64>,
     pub broker_heartbeat_interval_ms: Option<u64>,
+    pub replica_lag_time_max_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<usize>,
     pub auto_create_topics: Option<bool>,
@@ -126,11 +128,12 @@ impl FileConfig {
         FileConfig::parse(&text).with_context(|| format!("config file {}", path.display()))
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
-        let config: FileConfig = toml::from_str(text)?;
+    /// The settings that must be at least 1 (when given), by key.
+    fn at_least_one(&self) -> Vec<(&'static str, Option<i64>)> {
+        let config = self;
         let wide = |n: Option<usize>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let unsigned = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        for (name, value) in [
+        vec![
             ("num-partitions", config.num_partitions.map(i64::from)),
             ("shards", wide(config.shards)),
             (
@@ -191,7 +194,16 @@ impl FileConfig {
                 "broker-heartbeat-interval-ms",
                 unsigned(config.broker_heartbeat_interval_ms),
             ),
-        ] {
+            (
+                "replica-lag-time-max-ms",
+                unsigned(config.replica_lag_time_max_ms),
+            ),
+        ]
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        let config: FileConfig = toml::from_str(text)?;
+        for (name, value) in config.at_least_one() {
             if let Some(n) = value {
                 anyhow::ensure!(n >= 1, "{name} must be at least 1, not {n}");
             }

@@ -131,6 +131,7 @@ fn cluster_config(
             file.broker_heartbeat_interval_ms.unwrap_or(2_000),
         ),
         tick: Duration::from_millis(100),
+        replica_lag_time_max: Duration::from_millis(file.replica_lag_time_max_ms.unwrap_or(30_000)),
     }))
 }
 

@@ -42,6 +42,9 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// One Raft tick; elections time out after 10 to 20.
     pub tick: Duration,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with
+    /// the leader's log end for this long leaves the ISR.
+    pub replica_lag_time_max: Duration,
 }
 
 impl ClusterConfig {

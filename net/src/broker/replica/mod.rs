@@ -184,13 +184,12 @@ impl Shard {
             isr: record.isr.clone(),
         };
         let at = position(log);
-        let state = isr::Leader::new(
-            LeaderConfig::default(),
-            self.node.node_id,
-            &assignment,
-            at,
-            now,
-        );
+        let mut config = LeaderConfig::default();
+        if let Some(cluster) = &self.settings.cluster {
+            config.replica_lag_time_max_ms =
+                u64::try_from(cluster.replica_lag_time_max.as_millis()).unwrap_or(u64::MAX);
+        }
+        let state = isr::Leader::new(config, self.node.node_id, &assignment, at, now);
         log.set_high_watermark(Some(engine::Offset(state.high_watermark())));
         tracing::info!(partition = ?log.dir().file_name(), epoch = record.leader_epoch,
             isr = ?record.isr, high_watermark = state.high_watermark(), "leading");
