@@ -14,6 +14,9 @@
 //! broker-session-timeout-ms = 9000     # broker.session.timeout.ms
 //! broker-heartbeat-interval-ms = 2000  # broker.heartbeat.interval.ms
 //! replica-lag-time-max-ms = 30000      # replica.lag.time.max.ms
+//! auto-leader-rebalance-enable = true  # auto.leader.rebalance.enable
+//! leader-imbalance-check-interval-seconds = 300
+//! leader-imbalance-per-broker-percentage = 10
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
@@ -63,6 +66,9 @@ pub struct FileConfig {
     pub broker_session_timeout_ms: Option<u64>,
     pub broker_heartbeat_interval_ms: Option<u64>,
     pub replica_lag_time_max_ms: Option<u64>,
+    pub auto_leader_rebalance_enable: Option<bool>,
+    pub leader_imbalance_check_interval_seconds: Option<u64>,
+    pub leader_imbalance_per_broker_percentage: Option<u32>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<usize>,
     pub auto_create_topics: Option<bool>,
@@ -198,6 +204,10 @@ impl FileConfig {
                 "replica-lag-time-max-ms",
                 unsigned(config.replica_lag_time_max_ms),
             ),
+            (
+                "leader-imbalance-check-interval-seconds",
+                unsigned(config.leader_imbalance_check_interval_seconds),
+            ),
         ]
     }
 
@@ -232,6 +242,12 @@ impl FileConfig {
             if let Some(ms) = value {
                 anyhow::ensure!(ms >= 0, "{name} must not be negative, not {ms}");
             }
+        }
+        if let Some(percentage) = config.leader_imbalance_per_broker_percentage {
+            anyhow::ensure!(
+                percentage <= 100,
+                "leader-imbalance-per-broker-percentage must be at most 100, not {percentage}"
+            );
         }
         if let Some(voters) = &config.controller_quorum_voters {
             parse_voters(voters).context("controller-quorum-voters")?;

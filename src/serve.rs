@@ -132,6 +132,13 @@ fn cluster_config(
         ),
         tick: Duration::from_millis(100),
         replica_lag_time_max: Duration::from_millis(file.replica_lag_time_max_ms.unwrap_or(30_000)),
+        auto_leader_rebalance: file.auto_leader_rebalance_enable.unwrap_or(true),
+        leader_imbalance_check_interval: Duration::from_secs(
+            file.leader_imbalance_check_interval_seconds.unwrap_or(300),
+        ),
+        leader_imbalance_per_broker_percentage: file
+            .leader_imbalance_per_broker_percentage
+            .unwrap_or(10),
     }))
 }
 

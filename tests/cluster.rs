@@ -1026,7 +1026,16 @@ fn committed_offsets_survive_the_group_coordinator_s_broker() {
     let others: Vec<i32> = (0..3).filter(|&id| id != frozen as i32).collect();
     let via = usize::try_from(others[0]).unwrap();
     cluster.wait_metadata(via, &others, None, None);
-    let next = group_coordinator(&cluster, via, "workers");
+    // The shards of a broker each take the new metadata in turn: the one
+    // that answers FindCoordinator may not have it yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        let next = group_coordinator(&cluster, via, "workers");
+        if next != frozen || Instant::now() >= deadline {
+            break next;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_ne!(next, frozen, "fenced, broker {frozen} coordinates nothing");
     let bootstrap: Vec<String> = others
         .iter()
@@ -1043,6 +1052,61 @@ fn committed_offsets_survive_the_group_coordinator_s_broker() {
     let fifth = produce(&cluster.bootstrap(), "jobs", &[0, 1], 50, "fifth");
     let read = consume(&cluster.bootstrap(), "jobs", "workers", fifth.len());
     assert_eq!(read, fifth, "the group's offsets as it committed them");
+}
+
+/// Preferred leaders (the first of each partition's replicas): a broker
+/// SIGKILLed and restarted is back in every ISR but leads nothing until
+/// kafka-python asks for the preferred leaders (ElectLeaders), or, with
+/// auto leader rebalance, until the controller's next imbalance check.
+/// The moved partitions lose and repeat nothing.
+fn preferred_leaders_come_back(auto_rebalance: bool) {
+    let config = if auto_rebalance {
+        format!("{CONFIG}leader-imbalance-check-interval-seconds = 1\n")
+    } else {
+        format!("{CONFIG}auto-leader-rebalance-enable = false\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_configured(dir.path(), 3, &config);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_replicated_topic(&cluster.bootstrap(), "homes", 3, 3);
+    cluster.wait_metadata(0, &[0, 1, 2], Some("homes"), None);
+    let mut written = produce(&cluster.bootstrap(), "homes", &[0, 1, 2], 300, "before");
+    cluster.kill(1);
+    cluster.wait_metadata(0, &[0, 2], None, None);
+    cluster.start_broker(1);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    wait_replicated(&cluster, 0, "homes", 3);
+    if auto_rebalance {
+        cluster.wait_metadata(2, &[0, 1, 2], Some("homes"), None);
+    } else {
+        let leaders = wait_replicated(&cluster, 0, "homes", 3);
+        assert!(!leaders.contains(&1), "broker 1 leads {leaders:?} unasked");
+        let Some(python) = common::python_or_skip() else {
+            return;
+        };
+        let via = cluster.clients[2].to_string();
+        common::run_python_script(&python, "elect_leaders.py", &[&via, "homes"]);
+        cluster.wait_metadata(0, &[0, 1, 2], Some("homes"), None);
+    }
+    written.extend(produce(
+        &cluster.bootstrap(),
+        "homes",
+        &[0, 1, 2],
+        300,
+        "after",
+    ));
+    let read = consume(&cluster.bootstrap(), "homes", "homes-reader", written.len());
+    assert_eq!(read, written);
+}
+
+#[test]
+fn elect_leaders_gives_partitions_back_to_their_preferred_replicas() {
+    preferred_leaders_come_back(false);
+}
+
+#[test]
+fn auto_leader_rebalance_gives_partitions_back_to_their_preferred_replicas() {
+    preferred_leaders_come_back(true);
 }
 
 /// A simple (group-less) OffsetCommit of `offset` for `topic`/`partition`

@@ -113,6 +113,7 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DeleteRecords => DeleteRecordsResponse,
         DescribeCluster => DescribeClusterResponse,
         DescribeLogDirs => DescribeLogDirsResponse,
+        ElectLeaders => ElectLeadersResponse,
         FindCoordinator => FindCoordinatorResponse,
         JoinGroup => JoinGroupResponse,
         SyncGroup => SyncGroupResponse,

@@ -90,6 +90,13 @@ pub async fn start(
                 session_timeout_ms: u64::try_from(config.session_timeout.as_millis())
                     .unwrap_or(u64::MAX),
                 default_replication_factor: 1,
+                auto_leader_rebalance: config.auto_leader_rebalance,
+                leader_imbalance_check_interval_ms: u64::try_from(
+                    config.leader_imbalance_check_interval.as_millis(),
+                )
+                .unwrap_or(u64::MAX),
+                leader_imbalance_per_broker_percentage: config
+                    .leader_imbalance_per_broker_percentage,
             },
         },
         durable,

@@ -45,6 +45,12 @@ pub struct ClusterConfig {
     /// `replica.lag.time.max.ms`: a follower that has not caught up with
     /// the leader's log end for this long leaves the ISR.
     pub replica_lag_time_max: Duration,
+    /// `auto.leader.rebalance.enable`
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`
+    pub leader_imbalance_check_interval: Duration,
+    /// `leader.imbalance.per.broker.percentage`
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl ClusterConfig {

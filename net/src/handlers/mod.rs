@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod elect_leaders;
 pub mod errors;
 mod fetch;
 mod find_coordinator;
@@ -62,6 +63,7 @@ pub const HANDLERS: &[Handler] = &[
     delete_records::HANDLER,
     describe_cluster::HANDLER,
     describe_log_dirs::HANDLER,
+    elect_leaders::HANDLER,
     find_coordinator::HANDLER,
     group_membership::JOIN,
     group_membership::SYNC,
@@ -173,6 +175,7 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
+        ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
         ApiKey::FindCoordinator => find_coordinator::handle(shard, request).await,
         ApiKey::JoinGroup => group_membership::join(shard, request).await,
         ApiKey::SyncGroup => group_membership::sync(shard, request).await,

@@ -21,6 +21,14 @@ pub struct ControllerConfig {
     pub session_timeout_ms: u64,
     /// `default.replication.factor`: for topics created without one.
     pub default_replication_factor: i16,
+    /// `auto.leader.rebalance.enable`: leadership goes back to preferred
+    /// replicas (the first of each partition's replicas) by itself.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker's share of its
+    /// preferred partitions led by others above which they move back.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ControllerConfig {
@@ -28,6 +36,9 @@ impl Default for ControllerConfig {
         ControllerConfig {
             session_timeout_ms: 9_000,
             default_replication_factor: 1,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -62,6 +73,14 @@ pub enum ControllerRequest {
         leader_epoch: i32,
         partition_epoch: i32,
         isr: Vec<i32>,
+    },
+    /// ElectLeaders: each partition named gets its preferred replica (the
+    /// first of its replicas) as leader if that replica is in sync and
+    /// unfenced; with `unclean`, each partition without a leader gets its
+    /// first unfenced replica, in sync or not (what it lacks is lost).
+    ElectLeaders {
+        unclean: bool,
+        partitions: Vec<(TopicId, i32)>,
     },
 }
 
@@ -106,6 +125,8 @@ pub struct Controller {
     /// leader only, not replicated: a new leader starts every broker's
     /// session afresh, as Kafka's controller does.
     last_heartbeat: BTreeMap<i32, u64>,
+    /// When leadership imbalance was last checked.
+    balance_checked_ms: u64,
 }
 
 impl Controller {
@@ -113,13 +134,16 @@ impl Controller {
         Controller {
             config,
             last_heartbeat: BTreeMap::new(),
+            balance_checked_ms: 0,
         }
     }
 
     /// This voter became the leader at `now_ms`: every registered broker's
-    /// session starts now.
+    /// session starts now, and the first imbalance check is an interval
+    /// away.
     pub fn elected(&mut self, state: &ClusterMetadata, now_ms: u64) {
         self.last_heartbeat = state.brokers().map(|b| (b.broker_id, now_ms)).collect();
+        self.balance_checked_ms = now_ms;
     }
 
     /// The records `request` makes, decided against `state`: the committed
@@ -223,7 +247,52 @@ impl Controller {
                     leader_epoch: current.leader_epoch,
                 }])
             }
+            ControllerRequest::ElectLeaders {
+                unclean,
+                partitions,
+            } => Ok(elect(state, unclean, partitions)),
         }
+    }
+
+    /// Automatic preferred-leader election (Kafka's auto leader
+    /// rebalance): once per check interval, for every broker that leads
+    /// too few of the partitions it is the preferred replica of, the
+    /// records that give them back to it.
+    pub fn rebalance(&mut self, state: &ClusterMetadata, now_ms: u64) -> Vec<MetadataRecord> {
+        if !self.config.auto_leader_rebalance
+            || now_ms.saturating_sub(self.balance_checked_ms)
+                < self.config.leader_imbalance_check_interval_ms
+        {
+            return Vec::new();
+        }
+        self.balance_checked_ms = now_ms;
+        // Per preferred broker: its partitions, and those led by another.
+        let mut preferred: BTreeMap<i32, (u64, Vec<(TopicId, i32)>)> = BTreeMap::new();
+        for (topic_id, partition, current) in state.partitions() {
+            let Some(&first) = current.replicas.first() else {
+                continue;
+            };
+            let entry = preferred.entry(first).or_default();
+            entry.0 += 1;
+            if current.leader != first {
+                entry.1.push((topic_id, partition));
+            }
+        }
+        let percentage = u64::from(self.config.leader_imbalance_per_broker_percentage);
+        let mut records = Vec::new();
+        for (total, misled) in preferred.into_values() {
+            if (misled.len() as u64) * 100 <= total * percentage {
+                continue;
+            }
+            for (topic_id, partition) in misled {
+                if let Some(current) = state.partition(topic_id, partition)
+                    && let Some(leader) = preferred_leader(state, current)
+                {
+                    records.push(elected(topic_id, partition, current, leader));
+                }
+            }
+        }
+        records
     }
 
     /// The records that fence every unfenced broker whose session expired
@@ -418,6 +487,72 @@ fn unfence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<Metadata
     records
 }
 
+/// ElectLeaders: the records that give each partition named its preferred
+/// leader or, `unclean`, a leader if it has none.
+fn elect(
+    state: &ClusterMetadata,
+    unclean: bool,
+    partitions: Vec<(TopicId, i32)>,
+) -> Vec<MetadataRecord> {
+    partitions
+        .into_iter()
+        .filter_map(|(topic_id, partition)| {
+            let current = state.partition(topic_id, partition)?;
+            let leader = if unclean {
+                unclean_leader(state, current)
+            } else {
+                preferred_leader(state, current)
+            }?;
+            Some(elected(topic_id, partition, current, leader))
+        })
+        .collect()
+}
+
+/// The partition's preferred replica, if it may lead and does not: in
+/// sync and unfenced.
+fn preferred_leader(state: &ClusterMetadata, current: &PartitionState) -> Option<i32> {
+    let first = *current.replicas.first()?;
+    (current.leader != first && current.isr.contains(&first) && is_unfenced(state, first))
+        .then_some(first)
+}
+
+/// For a partition without a leader, its first unfenced replica (in sync
+/// or not: an unclean election).
+fn unclean_leader(state: &ClusterMetadata, current: &PartitionState) -> Option<i32> {
+    if current.leader != NO_LEADER {
+        return None;
+    }
+    current
+        .replicas
+        .iter()
+        .copied()
+        .find(|&r| is_unfenced(state, r))
+}
+
+/// The record that makes `leader` the partition's leader at the next
+/// leader epoch. Out of the ISR (an unclean election), it is the ISR
+/// alone.
+fn elected(
+    topic_id: TopicId,
+    partition: i32,
+    current: &PartitionState,
+    leader: i32,
+) -> MetadataRecord {
+    let isr = if current.isr.contains(&leader) {
+        current.isr.clone()
+    } else {
+        vec![leader]
+    };
+    MetadataRecord::PartitionChanged {
+        topic_id,
+        partition,
+        replicas: current.replicas.clone(),
+        isr,
+        leader,
+        leader_epoch: current.leader_epoch.saturating_add(1),
+    }
+}
+
 fn is_unfenced(state: &ClusterMetadata, broker_id: i32) -> bool {
     state.broker(broker_id).is_some_and(|b| !b.fenced)
 }
@@ -516,5 +651,166 @@ mod tests {
         apply_all(&mut state, records);
         let p = state.partition(TopicId([1; 16]), led_by_1[0]).unwrap();
         assert_eq!((p.leader, p.leader_epoch), (1, 2));
+    }
+    /// Three brokers, topic "t" of 3 partitions with 3 replicas each.
+    fn three_brokers_one_topic(controller: &mut Controller) -> ClusterMetadata {
+        let mut state = ClusterMetadata::default();
+        for id in 0..3 {
+            register(controller, &mut state, id, 10 + id as u64, 0);
+        }
+        let create = ControllerRequest::Admin {
+            command: Command::CreateTopic {
+                name: "t".into(),
+                partitions: 3,
+                replication_factor: 3,
+                configs: BTreeMap::new(),
+            },
+            topic_id: TopicId([1; 16]),
+        };
+        let records = controller.decide(&state, create, 0).unwrap();
+        apply_all(&mut state, records);
+        state
+    }
+
+    fn fence_broker(controller: &mut Controller, state: &mut ClusterMetadata, id: i32, now: u64) {
+        let broker = state.broker(id).unwrap();
+        let request = ControllerRequest::Heartbeat {
+            broker_id: id,
+            broker_epoch: broker.broker_epoch,
+            caught_up: true,
+            want_fence: true,
+        };
+        let records = controller.decide(state, request, now).unwrap();
+        apply_all(state, records);
+    }
+
+    fn leaders(state: &ClusterMetadata) -> Vec<(i32, i32)> {
+        state
+            .partitions()
+            .map(|(_, _, p)| (p.replicas[0], p.leader))
+            .collect()
+    }
+
+    #[test]
+    fn preferred_leaders_come_back_when_asked_and_by_themselves() {
+        let config = ControllerConfig {
+            leader_imbalance_check_interval_ms: 1_000,
+            ..ControllerConfig::default()
+        };
+        let mut controller = Controller::new(config);
+        let mut state = three_brokers_one_topic(&mut controller);
+        controller.elected(&state, 0);
+        fence_broker(&mut controller, &mut state, 0, 10);
+        let moved = state
+            .partitions()
+            .find(|(_, _, p)| p.replicas[0] == 0)
+            .map(|(t, i, p)| (t, i, p.leader_epoch))
+            .unwrap();
+        assert_ne!(state.partition(moved.0, moved.1).unwrap().leader, 0);
+        let all: Vec<(TopicId, i32)> = state.partitions().map(|(t, i, _)| (t, i)).collect();
+        let elect = ControllerRequest::ElectLeaders {
+            unclean: false,
+            partitions: all.clone(),
+        };
+        // Fenced and out of the ISR, broker 0 cannot lead: nothing changes.
+        assert_eq!(controller.decide(&state, elect.clone(), 20), Ok(Vec::new()));
+        register(&mut controller, &mut state, 0, 99, 30);
+        let epoch = state.partition(moved.0, moved.1).unwrap().partition_epoch;
+        let leader = state.partition(moved.0, moved.1).unwrap().leader;
+        let broker_epoch = state.broker(leader).unwrap().broker_epoch;
+        let back_in_sync = ControllerRequest::AlterIsr {
+            broker_id: leader,
+            broker_epoch,
+            topic_id: moved.0,
+            partition: moved.1,
+            leader_epoch: moved.2,
+            partition_epoch: epoch,
+            isr: vec![1, 2, 0],
+        };
+        let records = controller.decide(&state, back_in_sync, 40).unwrap();
+        apply_all(&mut state, records);
+        // The check interval has not passed since the election: no move yet.
+        assert!(controller.rebalance(&state, 500).is_empty());
+        let records = controller.decide(&state, elect, 600).unwrap();
+        assert_eq!(
+            records.len(),
+            1,
+            "only the partition broker 0 prefers moves"
+        );
+        apply_all(&mut state, records);
+        let p = state.partition(moved.0, moved.1).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (0, moved.2 + 1));
+        assert!(
+            leaders(&state)
+                .iter()
+                .all(|(preferred, leader)| preferred == leader)
+        );
+
+        // Fenced and back again: the automatic check moves it home.
+        fence_broker(&mut controller, &mut state, 0, 700);
+        register(&mut controller, &mut state, 0, 100, 800);
+        let p = state.partition(moved.0, moved.1).unwrap().clone();
+        let broker_epoch = state.broker(p.leader).unwrap().broker_epoch;
+        let back_in_sync = ControllerRequest::AlterIsr {
+            broker_id: p.leader,
+            broker_epoch,
+            topic_id: moved.0,
+            partition: moved.1,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![1, 2, 0],
+        };
+        let records = controller.decide(&state, back_in_sync, 900).unwrap();
+        apply_all(&mut state, records);
+        let records = controller.rebalance(&state, 1_000);
+        assert_eq!(records.len(), 1);
+        apply_all(&mut state, records);
+        assert!(
+            leaders(&state)
+                .iter()
+                .all(|(preferred, leader)| preferred == leader)
+        );
+        assert!(controller.rebalance(&state, 2_500).is_empty(), "balanced");
+    }
+
+    #[test]
+    fn an_unclean_election_takes_a_replica_out_of_sync_only_for_a_leaderless_partition() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let mut state = three_brokers_one_topic(&mut controller);
+        let all: Vec<(TopicId, i32)> = state.partitions().map(|(t, i, _)| (t, i)).collect();
+        let unclean = ControllerRequest::ElectLeaders {
+            unclean: true,
+            partitions: all.clone(),
+        };
+        assert_eq!(
+            controller.decide(&state, unclean.clone(), 1),
+            Ok(Vec::new()),
+            "all led"
+        );
+        // Brokers 1 and 2 fenced, then 0: each partition keeps ISR [0] and no leader.
+        fence_broker(&mut controller, &mut state, 1, 2);
+        fence_broker(&mut controller, &mut state, 2, 3);
+        fence_broker(&mut controller, &mut state, 0, 4);
+        assert!(
+            state
+                .partitions()
+                .all(|(_, _, p)| p.leader == NO_LEADER && p.isr == [0])
+        );
+        // Broker 1 comes back: not in sync, it leads only by an unclean election.
+        register(&mut controller, &mut state, 1, 50, 5);
+        assert!(state.partitions().all(|(_, _, p)| p.leader == NO_LEADER));
+        let preferred = ControllerRequest::ElectLeaders {
+            unclean: false,
+            partitions: all,
+        };
+        assert_eq!(controller.decide(&state, preferred, 6), Ok(Vec::new()));
+        let records = controller.decide(&state, unclean, 7).unwrap();
+        assert_eq!(records.len(), 3);
+        apply_all(&mut state, records);
+        assert!(
+            state
+                .partitions()
+                .all(|(_, _, p)| p.leader == 1 && p.isr == [1])
+        );
     }
 }

@@ -183,15 +183,22 @@ impl QuorumNode {
     }
 
     /// Advances time to `now_ms` by one Raft tick; the leader also fences
-    /// brokers whose sessions expired.
+    /// brokers whose sessions expired, then moves leaderships back to
+    /// preferred replicas when it is time to.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.raw.tick();
         self.observe();
+        // The controller's own proposals: nobody awaits them.
         if let Some(state) = &self.speculative {
             let records = self.controller.expire(state, now_ms);
             if !records.is_empty() {
-                // Fencing is the controller's own proposal: nobody awaits it.
+                self.append(None, records);
+            }
+        }
+        if let Some(state) = &self.speculative {
+            let records = self.controller.rebalance(state, now_ms);
+            if !records.is_empty() {
                 self.append(None, records);
             }
         }

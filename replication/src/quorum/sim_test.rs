@@ -452,6 +452,14 @@ impl Sim {
         }
         let replication_factor = i16::try_from(1 + self.rng.below(3)).unwrap();
         let current = metadata.topic(&name).map_or(0, |t| t.partitions);
+        if self.rng.chance(100_000) {
+            // Preferred leaders for every partition, or now and then an
+            // unclean election of the leaderless ones.
+            return ControllerRequest::ElectLeaders {
+                unclean: self.rng.chance(200_000),
+                partitions: metadata.partitions().map(|(t, p, _)| (t, p)).collect(),
+            };
+        }
         let command = match self.rng.below(10) {
             0..=4 => Command::CreateTopic {
                 name,
@@ -623,6 +631,9 @@ fn new_node(id: u64, voters: &[u64], seed: u64, durable: DurableState) -> Quorum
         controller: ControllerConfig {
             session_timeout_ms: 3_000,
             default_replication_factor: 1,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 2_000,
+            leader_imbalance_per_broker_percentage: 10,
         },
     };
     QuorumNode::new(config, durable).unwrap()

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::{
     ApiKey, BrokerId, TopicName, alter_configs_request, create_partitions_request,
     create_topics_request, delete_records_request, delete_topics_request, describe_configs_request,
-    describe_log_dirs_request, incremental_alter_configs_request,
+    describe_log_dirs_request, elect_leaders_request, incremental_alter_configs_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -107,4 +107,13 @@ pub(super) const DESCRIBE_LOG_DIRS: Message = message!(DescribeLogDirsRequest, S
         field!(topic, 0.., Str),
         field!(partitions, 0.., array!(i32, Int32)),
     ]), nullable),
+]);
+
+pub(super) const ELECT_LEADERS: Message = message!(ElectLeadersRequest, Some(ApiKey::ElectLeaders), 0..=2, flexible 2, [
+    field!(election_type, 1.., Int8),
+    field!(topic_partitions, 0.., array!(elect_leaders_request::TopicPartitions, [
+        field!(topic, 0.., Str),
+        field!(partitions, 0.., array!(i32, Int32)),
+    ]), nullable),
+    field!(timeout_ms, 0.., Int32),
 ]);

@@ -235,6 +235,7 @@ pub const REQUESTS: &[&Message] = &[
     &admin::DELETE_RECORDS,
     &admin::DESCRIBE_CLUSTER,
     &admin::DESCRIBE_LOG_DIRS,
+    &admin::ELECT_LEADERS,
     &groups::FIND_COORDINATOR,
     &groups::JOIN_GROUP,
     &groups::SYNC_GROUP,
