@@ -12,7 +12,10 @@
 //! after another. A group's committed offsets survive its coordinator's
 //! broker (killed, or frozen past its session and woken), and transactions
 //! span partitions led by every broker. A broker's internal port turns
-//! away strangers and garbage without harm.
+//! away strangers and garbage without harm. A leader cut off from its
+//! peers loses its leadership and acknowledges nothing meanwhile; a
+//! restarted broker gets its preferred leaderships back (ElectLeaders, or
+//! the controller's automatic rebalance).
 
 mod common;
 
@@ -1305,4 +1308,106 @@ fn a_stalled_follower_leaves_the_isr_after_the_replica_lag_time() {
     acknowledged.extend(stalled);
     let read = consume(&cluster.bootstrap(), "steady", "steady-readers", 200);
     assert_eq!(read, acknowledged);
+}
+
+/// The leader of partition `partition` of `topic` as broker `via` says.
+fn leader_of(cluster: &Cluster, via: usize, topic: &str, partition: i32) -> Option<i32> {
+    let request = MetadataRequest::default().with_topics(None);
+    let response: MetadataResponse = call(cluster.clients[via], ApiKey::Metadata, 12, &request);
+    response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map(|p| p.leader_id.0)
+}
+
+/// A leader cut off from the other brokers (every frame between them lost:
+/// the brokers' SHARDLOG_CUT_OFF_FILE failpoint) is fenced once its
+/// session ends and its partition gets a new leader from the ISR; it
+/// acknowledges no acks=all write while cut off: a producer that knows
+/// only it (and is told it still leads) gets none of its messages
+/// acknowledged, and none of them is ever read. Healed, it follows the new
+/// leader, cuts what it took alone and rejoins the ISR; everything
+/// acknowledged before and after is read back, once, in order.
+#[test]
+fn a_leader_cut_off_from_its_peers_acknowledges_nothing_and_loses_its_leadership() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_min_insync_topic(&cluster, "isolated", 1);
+    let mut acknowledged = produce(&cluster.bootstrap(), "isolated", &[0], 200, "before");
+    let cut_leader = wait_replicated(&cluster, 0, "isolated", 3)[0];
+    let others: Vec<i32> = (0..3).filter(|&id| id != cut_leader).collect();
+    let via = usize::try_from(others[0]).unwrap();
+    let cut = common::cut_off_file(&dir.path().join(format!("data-{cut_leader}")));
+    std::fs::write(&cut, b"").unwrap();
+    eprintln!("broker {cut_leader}, the leader of isolated-0, cut off");
+
+    cluster.wait_metadata(via, &others, None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        match leader_of(&cluster, via, "isolated", 0) {
+            Some(leader) if leader >= 0 && leader != cut_leader => break leader,
+            other => assert!(Instant::now() < deadline, "isolated-0 led by {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        leader_of(
+            &cluster,
+            usize::try_from(cut_leader).unwrap(),
+            "isolated",
+            0
+        ),
+        Some(cut_leader),
+        "cut off, the old leader has not heard of its successor"
+    );
+    let deliveries = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            cluster.clients[usize::try_from(cut_leader).unwrap()].to_string(),
+        )
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("request.timeout.ms", "3000")
+        .set("message.timeout.ms", "6000")
+        .create_with_context(deliveries.clone())
+        .unwrap();
+    for i in 0..50 {
+        let value = format!("during-{i}");
+        common::send_when_queued(
+            &producer,
+            BaseRecord::<(), _>::to("isolated")
+                .partition(0)
+                .payload(&value),
+        );
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+    let reports = deliveries.0.lock().unwrap().clone();
+    assert_eq!(reports.len(), 50, "a report for every message");
+    let taken: Vec<_> = reports.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert!(taken.is_empty(), "acknowledged while cut off: {taken:?}");
+
+    std::fs::remove_file(&cut).unwrap();
+    cluster.wait_metadata(via, &[0, 1, 2], None, None);
+    assert_eq!(wait_replicated(&cluster, via, "isolated", 3)[0], new_leader);
+    acknowledged.extend(produce(
+        &cluster.bootstrap(),
+        "isolated",
+        &[0],
+        200,
+        "after",
+    ));
+    let read = consume(
+        &cluster.bootstrap(),
+        "isolated",
+        "isolated-readers",
+        acknowledged.len(),
+    );
+    assert_eq!(
+        read, acknowledged,
+        "exactly what was acknowledged, none of the cut-off writes"
+    );
 }

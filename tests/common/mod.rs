@@ -161,6 +161,15 @@ pub fn start_logged(
     spawn_serve(data_dir, addr, log_level, extra, log.into())
 }
 
+/// While this file exists, the broker started on `data_dir` is cut off
+/// from the other brokers of its cluster: every frame between them is
+/// lost (the broker's `SHARDLOG_CUT_OFF_FILE` failpoint).
+pub fn cut_off_file(data_dir: &Path) -> std::path::PathBuf {
+    let mut name = data_dir.as_os_str().to_owned();
+    name.push(".cut-off");
+    name.into()
+}
+
 /// [`start_with`], the broker's log (its stderr) going to `log`.
 fn spawn_serve(
     data_dir: &Path,
@@ -182,6 +191,7 @@ fn spawn_serve(
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", log_level)
+        .env("SHARDLOG_CUT_OFF_FILE", cut_off_file(data_dir))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -160,6 +160,8 @@ async fn read_peer(
             Some(Frame::Hello { .. } | Frame::DataHello { .. }) => {
                 return Err("a second Hello".into());
             }
+            // A cut-off broker hears nothing (tests of a partition).
+            Some(_) if crate::failpoint::cut_off() => {}
             Some(frame) => {
                 if !sink.deliver(from, frame) {
                     return Ok(()); // the cluster is stopping
@@ -228,6 +230,9 @@ async fn write_peer(
             let Some(frame) = frames.next().await else {
                 return; // the cluster stopped
             };
+            if crate::failpoint::cut_off() {
+                continue; // lost on the way (tests of a partition)
+            }
             if let Err(e) = stream.write_all(&frame).await {
                 tracing::info!(peer, %addr, error = %e, "peer connection lost");
                 break;

@@ -56,6 +56,14 @@ impl Peers {
         version: i16,
         request: &Req,
     ) -> io::Result<Resp> {
+        if crate::failpoint::cut_off() {
+            // Lost on the way (tests of a partition): no answer in time.
+            engine::rt::sleep(CALL_TIMEOUT).await;
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{api_key:?} to {addr}: cut off"),
+            ));
+        }
         let correlation = self.correlation.get().wrapping_add(1);
         self.correlation.set(correlation);
         let frame = encode_request(api_key, version, correlation, request)?;

@@ -105,6 +105,9 @@ impl Shard {
                     return;
                 }
             };
+            if crate::failpoint::cut_off() {
+                continue; // lost on the way (tests of a partition)
+            }
             match decode(Bytes::from(body)) {
                 Ok(frame) => self.on_data_frame(from, frame).await,
                 Err(e) => {
