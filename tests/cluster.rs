@@ -1100,6 +1100,32 @@ fn preferred_leaders_come_back(auto_rebalance: bool) {
     ));
     let read = consume(&cluster.bootstrap(), "homes", "homes-reader", written.len());
     assert_eq!(read, written);
+    // Every broker holds a replica of every partition, led there or not.
+    for id in 0..3 {
+        let sizes = replica_sizes(&cluster, id, "homes");
+        assert_eq!(sizes.len(), 3, "broker {id}: {sizes:?}");
+        assert!(
+            sizes.values().all(|&size| size > 0),
+            "broker {id}: {sizes:?}"
+        );
+    }
+}
+
+/// The partitions of `topic` broker `via` has a replica of, with their
+/// sizes (DescribeLogDirs).
+fn replica_sizes(cluster: &Cluster, via: usize, topic: &str) -> BTreeMap<i32, i64> {
+    use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+    let request = DescribeLogDirsRequest::default().with_topics(None);
+    let response: DescribeLogDirsResponse =
+        call(cluster.clients[via], ApiKey::DescribeLogDirs, 4, &request);
+    response
+        .results
+        .iter()
+        .flat_map(|dir| &dir.topics)
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition_index, p.partition_size))
+        .collect()
 }
 
 #[test]

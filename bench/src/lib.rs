@@ -69,6 +69,13 @@ pub struct WorkloadArgs {
     /// Partitions per topic, overriding the workload's.
     #[arg(long)]
     pub partitions: Option<i32>,
+    /// Replicas of each partition, overriding the workload's (a cluster's
+    /// brokers go in the bootstrap list, comma-separated).
+    #[arg(long)]
+    pub replication_factor: Option<i16>,
+    /// The producers' acks ("0", "1", "all"), overriding the workload's.
+    #[arg(long)]
+    pub acks: Option<String>,
     /// Writes result.json and report.html into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -105,6 +112,12 @@ impl WorkloadArgs {
         }
         if let Some(partitions) = self.partitions {
             workload.partitions = partitions;
+        }
+        if let Some(factor) = self.replication_factor {
+            workload.replication_factor = factor;
+        }
+        if let Some(acks) = &self.acks {
+            workload.acks = workload::Acks::parse(acks)?;
         }
         workload.check()?;
         Ok(workload)
@@ -345,7 +358,13 @@ fn execute(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     for topic in &topics {
-        rdkafka_driver::create_topic(&target.bootstrap, topic, workload.partitions, &configs)?;
+        rdkafka_driver::create_topic(
+            &target.bootstrap,
+            topic,
+            workload.partitions,
+            workload.replication_factor,
+            &configs,
+        )?;
     }
     let setup = Setup {
         target,

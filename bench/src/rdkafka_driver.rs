@@ -25,18 +25,23 @@ pub fn version() -> String {
     rdkafka::util::get_rdkafka_version().1
 }
 
-/// Creates a topic with `partitions` partitions (replication factor 1) and
-/// `configs`.
+/// Creates a topic with `partitions` partitions of `replication_factor`
+/// replicas and `configs`.
 pub fn create_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
+    replication_factor: i16,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(i32::from(replication_factor)),
+    );
     for (key, value) in configs {
         new = new.set(key, value);
     }

@@ -7,6 +7,7 @@
 //! name = "keyed-16p"
 //! topics = 1
 //! partitions = 16             # per topic
+//! replication-factor = 3      # replicas of each partition (a cluster's)
 //! producers = 4               # producer clients, spread over the topics
 //! consumers = 2               # consumer clients
 //! consumer-mode = "group"     # or "standalone" (partitions assigned)
@@ -45,6 +46,8 @@ pub struct Workload {
     pub topics: u32,
     /// Partitions of each topic.
     pub partitions: i32,
+    /// Replicas of each partition (more than 1 needs a cluster).
+    pub replication_factor: i16,
     pub producers: u32,
     pub consumers: u32,
     pub consumer_mode: ConsumerMode,
@@ -125,6 +128,16 @@ pub enum Acks {
 }
 
 impl Acks {
+    /// `0`, `1`, `all` (or `-1`).
+    pub fn parse(text: &str) -> anyhow::Result<Acks> {
+        match text {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => anyhow::bail!("acks: {other:?} is not 0, 1 or all"),
+        }
+    }
+
     pub fn as_config(self) -> &'static str {
         match self {
             Acks::None => "0",
@@ -178,6 +191,7 @@ impl Default for Workload {
             name: "custom".into(),
             topics: 1,
             partitions: 8,
+            replication_factor: 1,
             producers: 1,
             consumers: 1,
             consumer_mode: ConsumerMode::Standalone,
@@ -271,6 +285,10 @@ impl Workload {
             "rate and rate-mb: give one of them (neither: unlimited)"
         );
         anyhow::ensure!(self.rate != Some(0), "rate: must be above 0");
+        anyhow::ensure!(
+            self.replication_factor >= 1,
+            "replication-factor: at least 1"
+        );
         anyhow::ensure!(
             !self.idempotence || self.acks == Acks::All,
             "idempotence: needs acks = \"all\""
@@ -494,6 +512,7 @@ mod tests {
             ("keys = { uniform = 0 }", "keys"),
             ("rate = 10\nrate-mb = 1.0", "rate-mb"),
             ("rate = 0", "rate"),
+            ("replication-factor = 0", "replication-factor"),
             ("duration-seconds = 0", "duration-seconds"),
             ("warmup-seconds = -1", "warmup-seconds"),
             ("consumer-mode = \"shared\"", "consumer-mode"),

@@ -316,10 +316,24 @@ impl Pool {
         }
     }
 
-    /// The connection to the broker the client was pointed at.
+    /// A connection to a broker the client was pointed at: the first of
+    /// the comma-separated bootstrap addresses that answers.
     pub async fn bootstrap(&mut self) -> anyhow::Result<Rc<Connection>> {
-        let address = self.bootstrap.clone();
-        self.get(&address).await
+        let addresses: Vec<String> = self
+            .bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        let mut failure = anyhow::anyhow!("no bootstrap address in {:?}", self.bootstrap);
+        for address in addresses {
+            match self.get(&address).await {
+                Ok(connection) => return Ok(connection),
+                Err(e) => failure = e.context(format!("bootstrap {address}")),
+            }
+        }
+        Err(failure)
     }
 
     pub async fn get(&mut self, address: &str) -> anyhow::Result<Rc<Connection>> {

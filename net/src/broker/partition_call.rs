@@ -214,11 +214,35 @@ impl Shard {
         futures::future::join_all(calls).await
     }
 
-    /// Runs `op` on the shard that owns `tp`.
+    /// The size in bytes of this broker's replica of each of `partitions`
+    /// of `topic`, led here or followed (`None`: no replica here).
+    pub async fn replica_sizes(
+        &self,
+        topic: &str,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Vec<(i32, Option<u64>)> {
+        let calls = partitions.into_iter().map(|partition| async move {
+            let tp = TopicPartition::new(topic, partition);
+            let size = match self.replica_call(tp, PartitionOp::Size).await {
+                Ok(PartitionReply::Size(size)) => Some(size),
+                _ => None,
+            };
+            (partition, size)
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// Runs `op` on the shard that owns `tp`, if this broker leads it.
     pub async fn partition_call(&self, tp: TopicPartition, op: PartitionOp) -> PartitionResult {
         if !self.leads(&tp.topic, tp.partition) {
             return Err(PartitionError::NotLeader);
         }
+        self.replica_call(tp, op).await
+    }
+
+    /// Runs `op` on the shard that owns this broker's replica of `tp`,
+    /// whoever leads it.
+    async fn replica_call(&self, tp: TopicPartition, op: PartitionOp) -> PartitionResult {
         let owner = PartitionTable::owner(&tp, self.shards());
         if owner == self.id() {
             return self.partition_local(&tp, op).await;

@@ -1,5 +1,6 @@
 //! DescribeLogDirs (key 35): the one data directory and the size of every
-//! partition in it (asked of each partition's owning shard).
+//! partition replica in it, led here or followed (asked of each
+//! partition's owning shard).
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -13,7 +14,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::NONE;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
-use crate::broker::partition_call::{PartitionOp, PartitionReply};
 use crate::frame::{FrameError, Request, encode_response};
 
 pub const HANDLER: Handler = Handler {
@@ -42,20 +42,19 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     };
     let mut topics = Vec::with_capacity(wanted.len());
     for (name, partitions) in wanted {
-        let ops = partitions.into_iter().map(|p| (p, PartitionOp::Size));
+        // Partitions this broker has no replica of are left out, as Kafka
+        // does.
         let partitions: Vec<_> = shard
-            .per_partition(&name, ops)
+            .replica_sizes(&name, partitions)
             .await
             .into_iter()
-            .filter_map(|(index, result)| match result {
-                Ok(PartitionReply::Size(size)) => Some(
+            .filter_map(|(index, size)| {
+                Some(
                     DescribeLogDirsPartition::default()
                         .with_partition_index(index)
-                        .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
+                        .with_partition_size(i64::try_from(size?).unwrap_or(i64::MAX))
                         .with_offset_lag(0),
-                ),
-                // Partitions this broker does not have are left out, as Kafka does.
-                _ => None,
+                )
             })
             .collect();
         if !partitions.is_empty() {
