@@ -22,6 +22,7 @@
 //! threads that complete I/O and interrupts, which no user process is
 //! charged for), and the latency of each operation.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -161,7 +162,7 @@ fn timed(
         seconds,
         process_cpu_us: per_op(process_seconds),
         server_cpu_us: per_op(server_seconds.unwrap_or(process_seconds)),
-        machine_cpu_us: per_op(machine_after - machine_before),
+        machine_cpu_us: per_op(busy_between(&machine_before, &machine_after)),
         latency,
     })
 }
@@ -238,12 +239,12 @@ fn thread_cpu_seconds() -> anyhow::Result<f64> {
 }
 
 /// The CPU seconds of every process on the machine so far, kernel threads
-/// (interrupt work, io_uring's and the block layer's workers) included.
-/// Summed from /proc/PID/stat, whose totals are exact even where the kernel
-/// samples user and system time by tick (/proc/stat's busy counters miss
-/// short bursts between idle periods, so they are no use here).
-fn machine_busy_seconds() -> anyhow::Result<f64> {
-    let mut total = 0.0;
+/// (interrupt work, io_uring's and the block layer's workers) included, by
+/// process id. From /proc/PID/stat, whose totals are exact even where the
+/// kernel samples user and system time by tick (/proc/stat's busy counters
+/// miss short bursts between idle periods, so they are no use here).
+fn machine_busy_seconds() -> anyhow::Result<HashMap<u32, f64>> {
+    let mut busy = HashMap::new();
     for entry in std::fs::read_dir("/proc").context("reading /proc")? {
         let Ok(entry) = entry else { continue };
         let Some(pid) = entry
@@ -253,9 +254,26 @@ fn machine_busy_seconds() -> anyhow::Result<f64> {
         else {
             continue;
         };
-        total += procfs::cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(0.0);
+        if let Some(seconds) = procfs::cpu_seconds(&format!("/proc/{pid}/stat")) {
+            busy.insert(pid, seconds);
+        }
     }
-    Ok(total)
+    Ok(busy)
+}
+
+/// The CPU seconds the machine's processes used between two samples. A
+/// process that exited meanwhile took its total with it (a plain sum of
+/// the two would go backwards on a busy machine): only processes alive at
+/// the end count, from 0 if they started meanwhile (or their id was
+/// taken again).
+fn busy_between(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, &now)| {
+            let then = before.get(pid).copied().unwrap_or(0.0);
+            if now >= then { now - then } else { now }
+        })
+        .sum()
 }
 
 /// A file of `FILE_BYTES` already written, overwritten `write_bytes` at a

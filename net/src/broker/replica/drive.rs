@@ -287,9 +287,28 @@ impl Shard {
     ) {
         let metadata = self.metadata();
         let me = self.node.node_id;
+        let refused = |shard: &Self| {
+            let now = shard.replicas.now_ms();
+            shard.with_leader(&tp, id, |l| l.state.isr_change_refused(now));
+            shard.drive(&tp);
+        };
         let (Some(topic), Some(broker)) = (metadata.topic(&tp.topic), metadata.broker(me)) else {
+            refused(&self);
             return;
         };
+        // A replica the controller fenced (a broker still starting, or
+        // gone) would be refused (INELIGIBLE_REPLICA): not asked until the
+        // metadata says it is back.
+        let current = metadata.partition(topic.topic_id, tp.partition);
+        let adds_fenced = isr.iter().any(|r| {
+            !current.is_some_and(|p| p.isr.contains(r))
+                && metadata.broker(*r).is_none_or(|b| b.fenced)
+        });
+        if adds_fenced {
+            tracing::debug!(partition = %tp, ?isr, "not asking for an ISR with a fenced replica");
+            refused(&self);
+            return;
+        }
         let request = ControllerRequest::AlterIsr {
             broker_id: me,
             broker_epoch: broker.broker_epoch,
@@ -302,9 +321,7 @@ impl Shard {
         tracing::info!(partition = %tp, ?isr, leader_epoch, "asking the controller to change the ISR");
         if let Err(e) = self.ask_controller(request).await {
             tracing::info!(partition = %tp, ?isr, code = e.code, message = %e.message, "ISR change refused");
-            let now = self.replicas.now_ms();
-            self.with_leader(&tp, id, |l| l.state.isr_change_refused(now));
-            self.drive(&tp);
+            refused(&self);
         }
     }
 
