@@ -50,7 +50,7 @@ enum Phase {
 pub struct Follower {
     leader: i32,
     leader_epoch: i32,
-    /// Grows with every restart of this replica (its broker epoch): the
+    /// Grows with every restart of this replica (the broker: its start time): the
     /// leader tells a restarted follower, whose log may have lost what was
     /// not durable, from late acknowledgements of its previous life.
     session: u64,

@@ -77,6 +77,13 @@ pub struct Replicas {
     roles: RefCell<HashMap<TopicPartition, Entry>>,
     next_id: Cell<u64>,
     started: Instant,
+    /// This process's life as a follower (the wall clock at its start, in
+    /// µs): it grows with every restart, so a leader tells a restarted
+    /// follower (whose log may have lost what it had not made durable)
+    /// from the previous one. The broker epoch would not do: a restarted
+    /// broker follows from the metadata it replays, before its new
+    /// registration is there, so at its previous life's epoch.
+    session: u64,
     links: link::Links,
     /// The shard itself, for the tasks its roles spawn.
     shard: RefCell<std::rc::Weak<Shard>>,
@@ -88,6 +95,9 @@ impl Replicas {
             roles: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             started: Instant::now(),
+            session: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             links: link::Links::default(),
             shard: RefCell::new(std::rc::Weak::new()),
         }
@@ -158,7 +168,7 @@ impl Shard {
                     let role = if record.leader == me {
                         self.lead(record, &log, now)
                     } else if record.leader >= 0 {
-                        self.follow(metadata, record, &log, now)
+                        self.follow(record, &log, now)
                     } else {
                         roles.remove(tp);
                         return;
@@ -201,14 +211,11 @@ impl Shard {
 
     fn follow(
         &self,
-        metadata: &ClusterMetadata,
         record: &PartitionState,
         log: &Log,
         now: u64,
     ) -> Role {
-        let session = metadata
-            .broker(self.node.node_id)
-            .map_or(0, |b| b.broker_epoch);
+        let session = self.replicas.session;
         let at = position(log);
         log.set_high_watermark(Some(engine::Offset(at.high_watermark.min(at.durable))));
         let state = isr::Follower::new(
