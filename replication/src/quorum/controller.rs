@@ -127,6 +127,8 @@ pub struct Controller {
     last_heartbeat: BTreeMap<i32, u64>,
     /// When leadership imbalance was last checked.
     balance_checked_ms: u64,
+    /// The time of the last session check.
+    expired_at_ms: u64,
 }
 
 impl Controller {
@@ -135,6 +137,7 @@ impl Controller {
             config,
             last_heartbeat: BTreeMap::new(),
             balance_checked_ms: 0,
+            expired_at_ms: 0,
         }
     }
 
@@ -144,6 +147,7 @@ impl Controller {
     pub fn elected(&mut self, state: &ClusterMetadata, now_ms: u64) {
         self.last_heartbeat = state.brokers().map(|b| (b.broker_id, now_ms)).collect();
         self.balance_checked_ms = now_ms;
+        self.expired_at_ms = now_ms;
     }
 
     /// The records `request` makes, decided against `state`: the committed
@@ -298,6 +302,18 @@ impl Controller {
     /// The records that fence every unfenced broker whose session expired
     /// by `now_ms` (its leaderships move to other in-sync replicas).
     pub fn expire(&mut self, state: &ClusterMetadata, now_ms: u64) -> Vec<MetadataRecord> {
+        // Checked every tick; a gap of half a session means this voter did
+        // not run (a process frozen, a paused machine): the brokers' silence
+        // meanwhile says nothing, so every session starts again now rather
+        // than every broker being fenced at once.
+        let gap = now_ms.saturating_sub(self.expired_at_ms);
+        self.expired_at_ms = now_ms;
+        if gap > self.config.session_timeout_ms / 2 {
+            for at in self.last_heartbeat.values_mut() {
+                *at = (*at).max(now_ms);
+            }
+            return Vec::new();
+        }
         let expired: Vec<i32> = state
             .brokers()
             .filter(|b| !b.fenced && !self.alive(b.broker_id, now_ms))
@@ -812,5 +828,26 @@ mod tests {
                 .partitions()
                 .all(|(_, _, p)| p.leader == 1 && p.isr == [1])
         );
+    }
+    #[test]
+    fn a_controller_that_did_not_run_for_a_while_fences_nobody_for_it() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let state = three_brokers_one_topic(&mut controller);
+        controller.elected(&state, 0);
+        // Frozen for a minute: nobody's silence counts.
+        assert!(controller.expire(&state, 60_000).is_empty());
+        // Running again, ticking every 100 ms: a session later, the silent
+        // brokers are fenced.
+        let mut now = 60_000;
+        while now < 60_000 + 9_000 {
+            now += 100;
+            assert!(controller.expire(&state, now).is_empty(), "at {now}");
+        }
+        let records = controller.expire(&state, now + 100);
+        let fenced = records
+            .iter()
+            .filter(|r| matches!(r, MetadataRecord::BrokerFenced { .. }))
+            .count();
+        assert_eq!(fenced, 3);
     }
 }

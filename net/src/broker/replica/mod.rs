@@ -209,12 +209,7 @@ impl Shard {
         })
     }
 
-    fn follow(
-        &self,
-        record: &PartitionState,
-        log: &Log,
-        now: u64,
-    ) -> Role {
+    fn follow(&self, record: &PartitionState, log: &Log, now: u64) -> Role {
         let session = self.replicas.session;
         let at = position(log);
         log.set_high_watermark(Some(engine::Offset(at.high_watermark.min(at.durable))));
