@@ -7,8 +7,8 @@ import sys
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, InvalidReplicationFactorError,
-                          TopicAlreadyExistsError, UnknownTopicOrPartitionError)
+from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, InvalidReplicationAssignmentError,
+                          InvalidReplicationFactorError, TopicAlreadyExistsError, UnknownTopicOrPartitionError)
 
 bootstrap, phase = sys.argv[1], sys.argv[2]
 brokers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
@@ -21,6 +21,16 @@ if phase == "create":
     ])
     if brokers > 1:
         admin.create_topics([NewTopic("everywhere", num_partitions=2, replication_factor=brokers)])
+        # Replicas placed by hand, then grown by hand; a broker that does not
+        # exist, a list naming one twice, or lists of unequal length are refused.
+        admin.create_topics([NewTopic("placed", replica_assignments={0: [1, 0], 1: [0, 1], 2: [1, 0]})])
+        admin.create_partitions({"placed": NewPartitions(total_count=4, new_assignments=[[0, 1]])})
+        for bad in [{0: [0, 7]}, {0: [1, 1]}, {0: [0, 1], 1: [1]}]:
+            try:
+                admin.create_topics([NewTopic("misplaced", replica_assignments=bad)])
+                raise SystemExit(f"expected InvalidReplicationAssignmentError for {bad}")
+            except InvalidReplicationAssignmentError:
+                pass
     for bad, error in [
         (NewTopic("orders", num_partitions=1, replication_factor=1), TopicAlreadyExistsError),
         (NewTopic("bad-config", num_partitions=1, replication_factor=1, topic_configs={"no.such.key": "1"}), InvalidConfigurationError),
@@ -69,6 +79,12 @@ for p in described["orders"]["partitions"]:
     assert p["error_code"] == 0 and 0 <= leader < brokers and p["replica_nodes"] == [leader], p
     assert p["isr_nodes"] == [leader], p
 if brokers > 1:
+    placed = {p["partition_index"]: p for p in admin.describe_topics(["placed"])[0]["partitions"]}
+    for index, replicas in {0: [1, 0], 1: [0, 1], 2: [1, 0], 3: [0, 1]}.items():
+        p = placed[index]
+        assert p["replica_nodes"] == replicas and p["leader_id"] == replicas[0], p
+        assert sorted(p["isr_nodes"]) == sorted(replicas), p
+    assert "misplaced" not in topics, topics
     for p in admin.describe_topics(["everywhere"])[0]["partitions"]:
         assert sorted(p["replica_nodes"]) == list(range(brokers)), p
         assert sorted(p["isr_nodes"]) == list(range(brokers)), p

@@ -134,6 +134,8 @@ pub enum ShardMessage {
     /// To shard 0: apply a command; the reply carries the new state.
     Command {
         command: Command,
+        /// Explicit replica lists of the partitions it creates.
+        assignments: Option<Vec<Vec<i32>>>,
         reply: oneshot::Sender<Result<Arc<ClusterMetadata>, CommandError>>,
     },
     /// To the owner of a partition: run an operation on it.
@@ -405,16 +407,27 @@ impl Shard {
 
     /// Runs a metadata command on the writer and returns the state after it.
     pub async fn execute(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
+        self.execute_assigned(command, None).await
+    }
+
+    /// [`execute`](Self::execute), the partitions it creates placed on
+    /// these replicas (one list each, in order) instead of by the
+    /// controller. A broker alone has checked they name it alone.
+    pub async fn execute_assigned(
+        &self,
+        command: Command,
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<Arc<ClusterMetadata>, CommandError> {
         let state = if self.id() == 0 {
-            self.execute_here(command).await?
+            self.execute_here(command, assignments).await?
         } else {
             let (reply, answer) = oneshot::channel();
-            if self
-                .mesh
-                .send(0, ShardMessage::Command { command, reply })
-                .await
-                .is_err()
-            {
+            let message = ShardMessage::Command {
+                command,
+                assignments,
+                reply,
+            };
+            if self.mesh.send(0, message).await.is_err() {
                 return Err(CommandError::WriterGone);
             }
             answer.await.map_err(|_| CommandError::WriterGone)??
@@ -428,6 +441,7 @@ impl Shard {
     pub async fn execute_or_validate(
         &self,
         command: Command,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Arc<ClusterMetadata>, CommandError> {
         if validate_only {
@@ -436,16 +450,28 @@ impl Shard {
             state.decide(command, TopicId([0xff; 16]))?;
             return Ok(state);
         }
-        self.execute(command).await
+        self.execute_assigned(command, assignments).await
     }
 
     /// On shard 0: make the change durable, then tell every shard.
-    async fn execute_here(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
+    async fn execute_here(
+        &self,
+        command: Command,
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<Arc<ClusterMetadata>, CommandError> {
+        use replication::quorum::ControllerRequest;
         let cluster = self.cluster.borrow().clone();
         if let Some(cluster) = cluster {
             // The controller decides; the driver installs what commits.
             let topic_id = TopicId(*uuid::Uuid::new_v4().as_bytes());
-            let request = replication::quorum::ControllerRequest::Admin { command, topic_id };
+            let request = match assignments {
+                Some(assignments) => ControllerRequest::AdminAssigned {
+                    command,
+                    topic_id,
+                    assignments,
+                },
+                None => ControllerRequest::Admin { command, topic_id },
+            };
             cluster
                 .request(request)
                 .await
@@ -518,8 +544,12 @@ impl Shard {
 
     async fn on_message(&self, message: ShardMessage) {
         match message {
-            ShardMessage::Command { command, reply } => {
-                let _ = reply.send(self.execute_here(command).await);
+            ShardMessage::Command {
+                command,
+                assignments,
+                reply,
+            } => {
+                let _ = reply.send(self.execute_here(command, assignments).await);
             }
             ShardMessage::Partition {
                 tp,

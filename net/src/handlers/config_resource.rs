@@ -109,7 +109,7 @@ pub(super) async fn alter(
     };
     let command = Command::AlterConfigs { topic, set, delete };
     shard
-        .execute_or_validate(command, validate_only)
+        .execute_or_validate(command, None, validate_only)
         .await
         .map(|_| ())
         .map_err(|e| (command_error_code(&e), e.to_string()))

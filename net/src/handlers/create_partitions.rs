@@ -1,6 +1,7 @@
 //! CreatePartitions (key 37): grows topics; the owning shards create the
-//! new partitions. An explicit assignment is followed when it puts every
-//! new partition on this node alone (else INVALID_REPLICA_ASSIGNMENT).
+//! new partitions. An explicit assignment is followed by a cluster's
+//! controller; on a broker alone, when it puts every new partition on this
+//! node alone (else INVALID_REPLICA_ASSIGNMENT).
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
@@ -23,22 +24,21 @@ pub const HANDLER: Handler = Handler {
     max_version: 3,
 };
 
-/// An explicit assignment: one replica list per new partition, each this
-/// node alone. (An unknown topic, or a count that does not grow it, is the
-/// metadata writer's error to give.)
+/// An explicit assignment: one replica list per new partition (on a
+/// broker alone, each this node alone); the lists. (An unknown topic, or a
+/// count that does not grow it, is the metadata writer's error to give.)
 fn check_assignments(
     shard: &Shard,
     name: &str,
     count: i32,
     assignments: &[CreatePartitionsAssignment],
-) -> Result<(), String> {
-    replica_assignment::check_replicas(
-        shard.node.node_id,
-        assignments.iter().map(|a| &a.broker_ids[..]),
-    )?;
+) -> Result<Vec<Vec<i32>>, String> {
+    let alone = (!shard.in_cluster()).then_some(shard.node.node_id);
+    let lists =
+        replica_assignment::check_replicas(alone, assignments.iter().map(|a| &a.broker_ids[..]))?;
     let metadata = shard.metadata();
     let Some(current) = metadata.topic(name).map(|t| t.partitions) else {
-        return Ok(());
+        return Ok(lists);
     };
     let new = i64::from(count) - i64::from(current);
     if new > 0 && new != assignments.len() as i64 {
@@ -47,7 +47,7 @@ fn check_assignments(
             assignments.len()
         ));
     }
-    Ok(())
+    Ok(lists)
 }
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
@@ -66,23 +66,28 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             );
             continue;
         }
-        // No assignment (null, or empty as some clients send it): placed here.
-        if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty())
-            && let Err(message) = check_assignments(shard, &topic.name.0, topic.count, assignments)
-        {
-            results.push(
-                result
-                    .with_error_code(INVALID_REPLICA_ASSIGNMENT)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            );
-            continue;
+        // No assignment (null, or empty as some clients send it): placed
+        // by the controller, or here.
+        let mut lists = None;
+        if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty()) {
+            match check_assignments(shard, &topic.name.0, topic.count, assignments) {
+                Ok(checked) => lists = shard.in_cluster().then_some(checked),
+                Err(message) => {
+                    results.push(
+                        result
+                            .with_error_code(INVALID_REPLICA_ASSIGNMENT)
+                            .with_error_message(Some(StrBytes::from_string(message))),
+                    );
+                    continue;
+                }
+            }
         }
         let command = Command::CreatePartitions {
             name: topic.name.0.to_string(),
             total: topic.count,
         };
         let outcome = shard
-            .execute_or_validate(command, body.validate_only)
+            .execute_or_validate(command, lists, body.validate_only)
             .await
             .map(|_| ());
         results.push(match outcome {

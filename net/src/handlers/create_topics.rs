@@ -1,6 +1,7 @@
 //! CreateTopics (key 19): validates names, partition counts, replication
-//! factors, explicit assignments (valid when every partition is on this
-//! node alone) and configs (unknown keys and bad values: INVALID_CONFIG), then
+//! factors, explicit assignments (followed by a cluster's controller; on a
+//! broker alone, valid when every partition is on this node alone) and
+//! configs (unknown keys and bad values: INVALID_CONFIG), then
 //! has the metadata writer create each topic; `validate_only` checks
 //! without creating.
 
@@ -41,21 +42,32 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     )
 }
 
-/// The partition count an explicit assignment gives, if it is valid here:
-/// as in Kafka, with an assignment the partition count and replication
-/// factor must be left to it (-1).
-fn explicit_partitions(node_id: i32, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
+/// A refusal: the error code and message for the client.
+type Refusal = (i16, String);
+
+/// The partition count an explicit assignment gives and its replica lists
+/// in partition order, if it is valid here (`alone`: on a broker alone,
+/// its id): as in Kafka, with an assignment the partition count and
+/// replication factor must be left to it (-1).
+fn explicit_partitions(
+    alone: Option<i32>,
+    topic: &CreatableTopic,
+) -> Result<(i32, Vec<Vec<i32>>), Refusal> {
     if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err((
             INVALID_REQUEST,
             "both a partition count or replication factor and an assignment were given".into(),
         ));
     }
-    let assignments = &topic.assignments;
-    replica_assignment::check_replicas(node_id, assignments.iter().map(|a| &a.broker_ids[..]))
-        .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))?;
-    replica_assignment::check_partition_indexes(assignments.iter().map(|a| a.partition_index))
-        .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))
+    let mut assignments: Vec<_> = topic.assignments.iter().collect();
+    let count =
+        replica_assignment::check_partition_indexes(assignments.iter().map(|a| a.partition_index))
+            .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))?;
+    assignments.sort_by_key(|a| a.partition_index);
+    let lists =
+        replica_assignment::check_replicas(alone, assignments.iter().map(|a| &a.broker_ids[..]))
+            .map_err(|m| (INVALID_REPLICA_ASSIGNMENT, m))?;
+    Ok((count, lists))
 }
 
 async fn create_one(
@@ -91,9 +103,15 @@ async fn create_one(
             ),
         );
     }
+    let alone = (!shard.in_cluster()).then_some(shard.node.node_id);
+    let mut assignments = None;
     let partitions = if !topic.assignments.is_empty() {
-        match explicit_partitions(shard.node.node_id, &topic) {
-            Ok(partitions) => partitions,
+        match explicit_partitions(alone, &topic) {
+            Ok((partitions, lists)) => {
+                // A broker alone places every partition on itself anyway.
+                assignments = alone.is_none().then_some(lists);
+                partitions
+            }
             Err((code, message)) => return fail(code, message),
         }
     } else if topic.num_partitions == -1 {
@@ -123,7 +141,9 @@ async fn create_one(
         replication_factor: topic.replication_factor,
         configs,
     };
-    let outcome = shard.execute_or_validate(command, validate_only).await;
+    let outcome = shard
+        .execute_or_validate(command, assignments, validate_only)
+        .await;
     match outcome {
         Ok(state) => {
             let created = state.topic(&name);

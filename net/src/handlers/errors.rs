@@ -107,6 +107,7 @@ pub fn controller_error(e: &ControllerError) -> RemoteError {
         ControllerError::FencedLeaderEpoch { .. } => (FENCED_LEADER_EPOCH, None),
         ControllerError::InvalidUpdateVersion { .. } => (INVALID_UPDATE_VERSION, None),
         ControllerError::IneligibleReplica { .. } => (INELIGIBLE_REPLICA, None),
+        ControllerError::InvalidReplicaAssignment { .. } => (INVALID_REPLICA_ASSIGNMENT, None),
     };
     RemoteError {
         code,

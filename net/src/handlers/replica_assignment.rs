@@ -1,31 +1,41 @@
 //! Explicit replica assignments, as CreateTopics and CreatePartitions carry
-//! them. On this one-node cluster an assignment is valid when it places
-//! every partition on this node alone; anything else names a broker that
-//! does not exist (INVALID_REPLICA_ASSIGNMENT, as Kafka answers).
+//! them. In a cluster each partition's list names brokers once each (the
+//! controller checks they are registered and that the lists agree). On a
+//! broker alone an assignment is valid when it places every partition on
+//! this node alone; anything else names a broker that does not exist
+//! (INVALID_REPLICA_ASSIGNMENT, as Kafka answers).
 
 use kafka_protocol::messages::BrokerId;
 
 /// Why an assignment cannot be followed (a message for the client).
 pub type Refusal = String;
 
-/// Checks each partition's replica list: exactly this node.
+/// Checks each partition's replica list: on a broker `alone`, exactly
+/// this node; in a cluster (`None`), brokers each once. The lists, as ids.
 pub fn check_replicas<'a>(
-    node_id: i32,
+    alone: Option<i32>,
     replicas: impl IntoIterator<Item = &'a [BrokerId]>,
-) -> Result<(), Refusal> {
+) -> Result<Vec<Vec<i32>>, Refusal> {
+    let mut lists = Vec::new();
     for (n, brokers) in replicas.into_iter().enumerate() {
-        match brokers {
-            [only] if only.0 == node_id => {}
-            [] => return Err(format!("assignment {n} lists no broker")),
-            _ => {
-                let listed: Vec<i32> = brokers.iter().map(|b| b.0).collect();
+        let ids: Vec<i32> = brokers.iter().map(|b| b.0).collect();
+        let unique: std::collections::BTreeSet<i32> = ids.iter().copied().collect();
+        match (brokers, alone) {
+            ([], _) => return Err(format!("assignment {n} lists no broker")),
+            (_, None) if unique.len() != ids.len() => {
+                return Err(format!("assignment {n} lists a broker twice: {ids:?}"));
+            }
+            (_, None) => {}
+            ([only], Some(node_id)) if only.0 == node_id => {}
+            (_, Some(node_id)) => {
                 return Err(format!(
-                    "assignment {n} lists brokers {listed:?}; this cluster is broker {node_id} alone"
+                    "assignment {n} lists brokers {ids:?}; this cluster is broker {node_id} alone"
                 ));
             }
         }
+        lists.push(ids);
     }
-    Ok(())
+    Ok(lists)
 }
 
 /// Checks that partition indexes are 0..n, each once, in any order.
@@ -50,10 +60,18 @@ mod tests {
     #[test]
     fn only_this_node_alone_is_a_valid_replica_list() {
         let this = [BrokerId(3)];
-        assert!(check_replicas(3, [&this[..], &this[..]]).is_ok());
-        assert!(check_replicas(3, [&[BrokerId(4)][..]]).is_err());
-        assert!(check_replicas(3, [&[][..]]).is_err());
-        assert!(check_replicas(3, [&[BrokerId(3), BrokerId(3)][..]]).is_err());
+        assert!(check_replicas(Some(3), [&this[..], &this[..]]).is_ok());
+        assert!(check_replicas(Some(3), [&[BrokerId(4)][..]]).is_err());
+        assert!(check_replicas(Some(3), [&[][..]]).is_err());
+        assert!(check_replicas(Some(3), [&[BrokerId(3), BrokerId(3)][..]]).is_err());
+    }
+
+    #[test]
+    fn in_a_cluster_a_replica_list_names_brokers_once_each() {
+        let lists = check_replicas(None, [&[BrokerId(1), BrokerId(0)][..], &[BrokerId(2)][..]]);
+        assert_eq!(lists, Ok(vec![vec![1, 0], vec![2]]));
+        assert!(check_replicas(None, [&[BrokerId(1), BrokerId(1)][..]]).is_err());
+        assert!(check_replicas(None, [&[][..]]).is_err());
     }
 
     #[test]

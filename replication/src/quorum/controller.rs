@@ -82,6 +82,14 @@ pub enum ControllerRequest {
         unclean: bool,
         partitions: Vec<(TopicId, i32)>,
     },
+    /// [`Admin`](Self::Admin) whose created partitions get these replica
+    /// lists, one per new partition in order (CreateTopics and
+    /// CreatePartitions with explicit assignments).
+    AdminAssigned {
+        command: Command,
+        topic_id: TopicId,
+        assignments: Vec<Vec<i32>>,
+    },
 }
 
 /// Why the controller refuses a request; each maps to a Kafka error code.
@@ -111,6 +119,10 @@ pub enum ControllerError {
     /// INVALID_UPDATE_VERSION (96): the partition changed since.
     #[error("partition epoch {requested} is not the partition's {current}")]
     InvalidUpdateVersion { requested: i32, current: i32 },
+    /// INVALID_REPLICA_ASSIGNMENT (39): an explicit assignment the
+    /// controller cannot follow.
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
     /// INELIGIBLE_REPLICA (107): an ISR that names a fenced broker or a
     /// non-replica, or leaves the leader out.
     #[error("invalid ISR {isr:?}")]
@@ -160,7 +172,14 @@ impl Controller {
         now_ms: u64,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
         match request {
-            ControllerRequest::Admin { command, topic_id } => self.admin(state, command, topic_id),
+            ControllerRequest::Admin { command, topic_id } => {
+                self.admin(state, command, topic_id, None)
+            }
+            ControllerRequest::AdminAssigned {
+                command,
+                topic_id,
+                assignments,
+            } => self.admin(state, command, topic_id, Some(assignments)),
             ControllerRequest::RegisterBroker {
                 broker_id,
                 incarnation,
@@ -218,38 +237,14 @@ impl Controller {
                 isr,
             } => {
                 current_broker(state, broker_id, broker_epoch)?;
-                let current = state.partition(topic_id, partition).ok_or(
-                    MetadataError::UnknownPartition {
-                        topic_id,
-                        partition,
-                    },
-                )?;
-                if current.leader != broker_id {
-                    return Err(ControllerError::NotLeader { broker_id });
-                }
-                if leader_epoch != current.leader_epoch {
-                    return Err(ControllerError::FencedLeaderEpoch {
-                        requested: leader_epoch,
-                        current: current.leader_epoch,
-                    });
-                }
-                if partition_epoch != current.partition_epoch {
-                    return Err(ControllerError::InvalidUpdateVersion {
-                        requested: partition_epoch,
-                        current: current.partition_epoch,
-                    });
-                }
-                if !isr_is_eligible(state, current, &isr) {
-                    return Err(ControllerError::IneligibleReplica { isr });
-                }
-                Ok(vec![MetadataRecord::PartitionChanged {
+                alter_isr(
+                    state,
+                    broker_id,
                     topic_id,
                     partition,
-                    replicas: current.replicas.clone(),
+                    (leader_epoch, partition_epoch),
                     isr,
-                    leader: current.leader,
-                    leader_epoch: current.leader_epoch,
-                }])
+                )
             }
             ControllerRequest::ElectLeaders {
                 unclean,
@@ -351,6 +346,7 @@ impl Controller {
         state: &ClusterMetadata,
         command: Command,
         topic_id: TopicId,
+        assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
         let (new_partitions, replication_factor) = match &command {
             Command::CreateTopic {
@@ -376,6 +372,26 @@ impl Controller {
             .map(|b| b.broker_id)
             .collect();
         let topic_id = state.topic(&name).map_or(topic_id, |t| t.topic_id);
+        if let Some(assignments) = assignments {
+            let width = state.partition(topic_id, 0).map(|p| p.replicas.len());
+            check_assignments(state, &assignments, range.len(), width)?;
+            for (partition, replicas) in range.zip(assignments) {
+                let isr: Vec<i32> = replicas
+                    .iter()
+                    .copied()
+                    .filter(|&r| is_unfenced(state, r))
+                    .collect();
+                records.push(MetadataRecord::PartitionChanged {
+                    topic_id,
+                    partition,
+                    leader: isr.first().copied().unwrap_or(NO_LEADER),
+                    isr,
+                    replicas,
+                    leader_epoch: 0,
+                });
+            }
+            return Ok(records);
+        }
         let factor = match replication_factor {
             -1 => state
                 .partition(topic_id, 0)
@@ -410,6 +426,50 @@ impl Controller {
         }
         Ok(records)
     }
+}
+
+/// An explicit assignment of `count` new partitions: one replica list
+/// each, all as long (as the topic's existing partitions, `width`, if
+/// any), each naming registered brokers once and at least one unfenced
+/// (the leader: the first unfenced; the ISR: the unfenced ones).
+fn check_assignments(
+    state: &ClusterMetadata,
+    assignments: &[Vec<i32>],
+    count: usize,
+    width: Option<usize>,
+) -> Result<(), ControllerError> {
+    let refuse = |reason: String| Err(ControllerError::InvalidReplicaAssignment { reason });
+    if assignments.len() != count {
+        return refuse(format!(
+            "{} replica lists for {count} new partitions",
+            assignments.len()
+        ));
+    }
+    let width = width.or_else(|| assignments.first().map(Vec::len));
+    for (n, replicas) in assignments.iter().enumerate() {
+        let unique: BTreeSet<i32> = replicas.iter().copied().collect();
+        if replicas.is_empty() || unique.len() != replicas.len() {
+            return refuse(format!(
+                "partition {n}: {replicas:?} is empty or names a broker twice"
+            ));
+        }
+        if Some(replicas.len()) != width {
+            return refuse(format!(
+                "partition {n}: {} replicas, the others {}",
+                replicas.len(),
+                width.unwrap_or(0)
+            ));
+        }
+        if let Some(unknown) = replicas.iter().find(|&&r| state.broker(r).is_none()) {
+            return refuse(format!("partition {n}: broker {unknown} is not registered"));
+        }
+        if !replicas.iter().any(|&r| is_unfenced(state, r)) {
+            return refuse(format!(
+                "partition {n}: every broker of {replicas:?} is fenced"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The broker's registration if `broker_epoch` is its current one.
@@ -501,6 +561,50 @@ fn unfence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<Metadata
         }
     }
     records
+}
+
+/// AlterPartition from the partition's leader, at its current leader and
+/// partition epochs (`epochs`), to an eligible ISR.
+fn alter_isr(
+    state: &ClusterMetadata,
+    broker_id: i32,
+    topic_id: TopicId,
+    partition: i32,
+    (leader_epoch, partition_epoch): (i32, i32),
+    isr: Vec<i32>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let current = state
+        .partition(topic_id, partition)
+        .ok_or(MetadataError::UnknownPartition {
+            topic_id,
+            partition,
+        })?;
+    if current.leader != broker_id {
+        return Err(ControllerError::NotLeader { broker_id });
+    }
+    if leader_epoch != current.leader_epoch {
+        return Err(ControllerError::FencedLeaderEpoch {
+            requested: leader_epoch,
+            current: current.leader_epoch,
+        });
+    }
+    if partition_epoch != current.partition_epoch {
+        return Err(ControllerError::InvalidUpdateVersion {
+            requested: partition_epoch,
+            current: current.partition_epoch,
+        });
+    }
+    if !isr_is_eligible(state, current, &isr) {
+        return Err(ControllerError::IneligibleReplica { isr });
+    }
+    Ok(vec![MetadataRecord::PartitionChanged {
+        topic_id,
+        partition,
+        replicas: current.replicas.clone(),
+        isr,
+        leader: current.leader,
+        leader_epoch: current.leader_epoch,
+    }])
 }
 
 /// ElectLeaders: the records that give each partition named its preferred
@@ -849,5 +953,70 @@ mod tests {
             .filter(|r| matches!(r, MetadataRecord::BrokerFenced { .. }))
             .count();
         assert_eq!(fenced, 3);
+    }
+    #[test]
+    fn explicit_assignments_are_followed_or_refused_whole() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let mut state = three_brokers_one_topic(&mut controller);
+        fence_broker(&mut controller, &mut state, 2, 1);
+        let create = |assignments: Vec<Vec<i32>>| ControllerRequest::AdminAssigned {
+            command: Command::CreateTopic {
+                name: "placed".into(),
+                partitions: i32::try_from(assignments.len()).unwrap(),
+                replication_factor: -1,
+                configs: BTreeMap::new(),
+            },
+            topic_id: TopicId([2; 16]),
+            assignments,
+        };
+        for bad in [
+            vec![vec![0, 5]],
+            vec![vec![1, 1]],
+            vec![vec![0, 1], vec![1]],
+            vec![vec![]],
+            vec![vec![2]],
+        ] {
+            let refused = controller.decide(&state, create(bad.clone()), 2);
+            assert!(
+                matches!(
+                    refused,
+                    Err(ControllerError::InvalidReplicaAssignment { .. })
+                ),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        let records = controller
+            .decide(&state, create(vec![vec![2, 1], vec![0, 2]]), 2)
+            .unwrap();
+        apply_all(&mut state, records);
+        let topic = state.topic("placed").unwrap().topic_id;
+        let p0 = state.partition(topic, 0).unwrap();
+        // Broker 2 is fenced: listed, not in sync, not the leader.
+        assert_eq!(
+            (p0.replicas.clone(), p0.isr.clone(), p0.leader),
+            (vec![2, 1], vec![1], 1)
+        );
+        let p1 = state.partition(topic, 1).unwrap();
+        assert_eq!(
+            (p1.replicas.clone(), p1.isr.clone(), p1.leader),
+            (vec![0, 2], vec![0], 0)
+        );
+        let grow = |assignments: Vec<Vec<i32>>| ControllerRequest::AdminAssigned {
+            command: Command::CreatePartitions {
+                name: "placed".into(),
+                total: 3,
+            },
+            topic_id: TopicId([0; 16]),
+            assignments,
+        };
+        assert!(
+            controller.decide(&state, grow(vec![vec![1]]), 3).is_err(),
+            "one replica, not two"
+        );
+        let records = controller
+            .decide(&state, grow(vec![vec![1, 0]]), 3)
+            .unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(state.partition(topic, 2).unwrap().replicas, vec![1, 0]);
     }
 }

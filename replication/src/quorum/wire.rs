@@ -281,6 +281,26 @@ mod tests {
             },
         });
         round_trip(Frame::Request {
+            id: 11,
+            from: 1,
+            request: ControllerRequest::AdminAssigned {
+                command: Command::CreatePartitions {
+                    name: "t".into(),
+                    total: 5,
+                },
+                topic_id: TopicId([5; 16]),
+                assignments: vec![vec![2, 0], vec![0, 1]],
+            },
+        });
+        round_trip(Frame::Request {
+            id: 12,
+            from: 0,
+            request: ControllerRequest::ElectLeaders {
+                unclean: true,
+                partitions: vec![(TopicId([6; 16]), 3)],
+            },
+        });
+        round_trip(Frame::Request {
             id: 10,
             from: 2,
             request: ControllerRequest::RegisterBroker {
