@@ -1437,3 +1437,100 @@ fn a_leader_cut_off_from_its_peers_acknowledges_nothing_and_loses_its_leadership
         "exactly what was acknowledged, none of the cut-off writes"
     );
 }
+
+/// The base offsets of the segment files of `topic`-`partition` on broker
+/// `id`.
+fn segment_bases(dir: &Path, id: usize, topic: &str, partition: i32) -> Vec<i64> {
+    let path = dir
+        .join(format!("data-{id}"))
+        .join(format!("{topic}-{partition}"));
+    let mut bases: Vec<i64> = std::fs::read_dir(path)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
+/// A follower that was away while its leader's log start moved past its
+/// log end (DeleteRecords removed the segments it would read next) is
+/// told to start over there: its old segments go, it takes the leader's
+/// batches from the one holding the log start, and it is back in the ISR.
+/// Readers get everything acknowledged from the new log start on.
+#[test]
+fn a_follower_left_below_the_leader_s_log_start_starts_over_and_rejoins() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, TopicName};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let topic = NewTopic::new("trimmed", 1, TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "2")
+        .set("segment.bytes", "16384");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap() {
+        result.unwrap();
+    }
+    let leader = usize::try_from(wait_replicated(&cluster, 0, "trimmed", 3)[0]).unwrap();
+    let away = (leader + 1) % 3;
+    produce(&cluster.bootstrap(), "trimmed", &[0], 300, "early");
+    cluster.kill(away);
+    eprintln!("broker {away} away; broker {leader} leads trimmed-0");
+    // Small batches: many segments of 16 KiB.
+    let small = [("batch.size", "2000"), ("linger.ms", "0")];
+    let kept = produce_with(&cluster.bootstrap(), "trimmed", &[0], 3000, "later", &small);
+    let request = DeleteRecordsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("trimmed"),
+                ))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(3000),
+                ]),
+        ]);
+    let response: DeleteRecordsResponse =
+        call(cluster.clients[leader], ApiKey::DeleteRecords, 2, &request);
+    let deleted = &response.topics[0].partitions[0];
+    assert_eq!((deleted.error_code, deleted.low_watermark), (0, 3000));
+    let retained = segment_bases(dir.path(), leader, "trimmed", 0)[0];
+    assert!(
+        retained > 300,
+        "the leader removed the segments below {retained}"
+    );
+
+    cluster.start_broker(away);
+    wait_replicated(&cluster, leader, "trimmed", 3);
+    let bases = segment_bases(dir.path(), away, "trimmed", 0);
+    assert!(
+        bases[0] >= retained && bases[0] <= 3000,
+        "broker {away} started over: segments {bases:?}, the leader's from {retained}"
+    );
+    let mut expected: BTreeMap<(i32, i64), String> = kept
+        .into_iter()
+        .filter(|((_, offset), _)| *offset >= 3000)
+        .collect();
+    expected.extend(produce(&cluster.bootstrap(), "trimmed", &[0], 100, "after"));
+    let read = consume(
+        &cluster.bootstrap(),
+        "trimmed",
+        "trimmed-readers",
+        expected.len(),
+    );
+    assert_eq!(
+        read, expected,
+        "everything acknowledged from the log start on"
+    );
+}

@@ -204,6 +204,22 @@ impl PartitionTable {
         Ok(end)
     }
 
+    /// Empties a partition's log and starts it again at `offset` (a
+    /// follower below its leader's log start); its log end after.
+    pub async fn start_over(
+        &self,
+        tp: &TopicPartition,
+        offset: crate::Offset,
+        config: crate::LogConfig,
+        now_ms: i64,
+    ) -> Result<crate::Offset> {
+        let log = self.take(tp).await?;
+        let log = log.start_over_at(offset, config, now_ms).await?;
+        let end = log.log_end_offset();
+        self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
+        Ok(end)
+    }
+
     /// Takes a partition out of the table, once no request holds it.
     async fn take(&self, tp: &TopicPartition) -> Result<Log> {
         let log = self

@@ -274,3 +274,94 @@ fn reads_stop_at_the_high_watermark_in_a_cluster() {
         log.close().await.unwrap();
     });
 }
+
+/// A follower whose log ends below its leader's log start (DeleteRecords
+/// or retention removed the segments it would read next) empties its log
+/// and starts again where the leader's first batch begins; the leader
+/// reads for it from there, below its log start, and the follower then
+/// holds exactly the leader's batches from that offset, across a reopen.
+#[test]
+fn a_follower_below_the_leader_s_log_start_starts_over_there() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 5_000,
+            ..small_config()
+        };
+        let leader = Log::open(dir.path().join("leader"), config.clone(), 0)
+            .await
+            .unwrap();
+        let mut rng = Rng(seed(
+            "a_follower_below_the_leader_s_log_start_starts_over_there",
+        ));
+        leader.become_leader(1).await.unwrap();
+        for _ in 0..12 {
+            leader
+                .append(Bytes::from(batch(&mut rng, 3, 900, 1, false)), 0)
+                .await
+                .unwrap();
+        }
+        let follower_dir = dir.path().join("follower");
+        let follower = Log::open(&follower_dir, config.clone(), 0).await.unwrap();
+        let first = all_bytes(&leader.read(Offset(0), 1).await.unwrap());
+        follower
+            .append_replica(Bytes::from(first), 0)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        assert_eq!(follower.log_end_offset(), Offset(3));
+        // The leader's log now starts inside the batch [27, 29], past
+        // whole segments it removed.
+        leader.delete_records(Offset(28)).await.unwrap();
+        assert!(leader.first_retained_offset() > Offset(3));
+        let chunks = leader.read_for_replica(Offset(28), 1).await.unwrap();
+        let head: [u8; engine::batch::HEADER_BYTES] = *chunks[0].slices()[0].first_chunk().unwrap();
+        let start = engine::batch::BatchHeader(head).base_offset();
+        assert_eq!(start, Offset(27));
+        assert!(
+            leader.read(Offset(27), 1).await.is_err(),
+            "consumers: below the log start"
+        );
+
+        let follower = follower
+            .start_over_at(start, config.clone(), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            (follower.log_start_offset(), follower.log_end_offset()),
+            (Offset(27), Offset(27))
+        );
+        assert!(follower.epochs().entries().is_empty());
+        let rest: Vec<u8> = leader
+            .read_for_replica(start, 1 << 24)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.slices().into_iter().flatten().copied())
+            .collect();
+        follower
+            .append_replica(Bytes::from(rest), 0)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        assert_eq!(follower.log_end_offset(), Offset(36));
+        assert_eq!(follower.epochs().entries(), &[(1, 27)]);
+        follower.close().await.unwrap();
+        let follower = Log::open(&follower_dir, config, 0).await.unwrap();
+        assert_eq!(
+            (follower.log_start_offset(), follower.log_end_offset()),
+            (Offset(27), Offset(36))
+        );
+        assert_eq!(
+            all_bytes(&follower.read(Offset(27), 1 << 24).await.unwrap()),
+            all_bytes(&leader.read(Offset(28), 1 << 24).await.unwrap()),
+            "the same batches from the one holding the leader's log start"
+        );
+        leader.close().await.unwrap();
+        follower.close().await.unwrap();
+    });
+}

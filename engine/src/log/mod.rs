@@ -98,6 +98,13 @@ struct State {
 }
 
 impl State {
+    /// Where the first segment still on disk begins.
+    fn first_base(&self) -> Offset {
+        self.sealed
+            .first()
+            .map_or(self.active.meta.base_offset, |s| s.meta.base_offset)
+    }
+
     /// What consumers may read below: the durable end, capped by the high
     /// watermark in a cluster.
     fn visible_end(&self) -> Offset {

@@ -137,7 +137,10 @@ impl Log {
     /// holding `offset`, up to `max_bytes` (at least one), staged ones
     /// included while they are in the tail cache (a follower gets them
     /// before they are durable here), else what is written; the high
-    /// watermark does not bound it. Empty when nothing is there yet.
+    /// watermark does not bound it. Empty when nothing is there yet. It may
+    /// start below the log start, down to the first segment's base (the
+    /// batch holding the log start begins there: a follower that starts
+    /// over takes it whole).
     pub async fn read_for_replica(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Chunk>> {
         {
             let st = self.shared.state.borrow();
@@ -148,8 +151,14 @@ impl Log {
                 return Ok(cached.into_iter().map(Chunk::Cached).collect());
             }
         }
-        let read = self.read_below(offset, max_bytes, |st| st.log_end_offset);
+        let read = self.read_from(offset, max_bytes, |st| st.log_end_offset, State::first_base);
         Ok(read.await?.chunks)
+    }
+
+    /// Where the first segment still here begins (at or below the log
+    /// start).
+    pub fn first_retained_offset(&self) -> Offset {
+        self.shared.state.borrow().first_base()
     }
 
     /// The offset the next staged record takes: the end of what the
@@ -210,9 +219,22 @@ impl Log {
         max_bytes: usize,
         bound: impl FnOnce(&State) -> Offset,
     ) -> Result<ReadResult> {
+        self.read_from(offset, max_bytes, bound, |st| st.log_start_offset)
+            .await
+    }
+
+    /// [`read_below`](Self::read_below) from an offset no lower than
+    /// `floor`.
+    async fn read_from(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        bound: impl FnOnce(&State) -> Offset,
+        floor: impl FnOnce(&State) -> Offset,
+    ) -> Result<ReadResult> {
         let (mut result, end) = {
             let st = self.shared.state.borrow();
-            check_range(&st, offset)?;
+            check_range(&st, offset, floor(&st))?;
             let result = ReadResult {
                 chunks: Vec::new(),
                 log_start_offset: st.log_start_offset,
@@ -290,8 +312,8 @@ impl Log {
     }
 }
 
-fn check_range(st: &State, offset: Offset) -> Result<()> {
-    if offset < st.log_start_offset || offset > st.log_end_offset {
+fn check_range(st: &State, offset: Offset, floor: Offset) -> Result<()> {
+    if offset < floor || offset > st.log_end_offset {
         return Err(Error::OffsetOutOfRange {
             offset,
             log_start_offset: st.log_start_offset,

@@ -92,3 +92,48 @@ async fn cut_segment(dir: &Path, base: Offset, offset: Offset) -> Result<()> {
     io::sync_dir(dir).await?;
     Ok(())
 }
+
+impl Log {
+    /// Empties the log and starts it again at `offset`: a follower whose
+    /// log ends below its leader's log start (Kafka's
+    /// `truncateFullyAndStartAt`), which then takes the leader's batches
+    /// from there. Nothing changes when the log already ends at or past
+    /// `offset`. The log is closed for the duration: callers hold it
+    /// alone. Crash-safe: the checkpoint first says the log starts at
+    /// `offset`; segments go first to last, so a crash leaves a suffix of
+    /// the old log (which the next start over removes); the epochs and the
+    /// producers' snapshot, which describe the old batches, go last.
+    pub async fn start_over_at(
+        self,
+        offset: Offset,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Log> {
+        let next = self.shared.state.borrow().next_offset;
+        if offset <= next {
+            return Ok(self);
+        }
+        let dir = self.dir().to_path_buf();
+        self.close().await?;
+        Checkpoint {
+            log_start_offset: offset,
+            recovery_point: offset,
+        }
+        .write(&dir)
+        .await?;
+        for base in list_segments(&dir).await? {
+            delete_segment_files(&dir, base).await?;
+        }
+        // A missing snapshot is not an error.
+        io::remove_file(&dir.join(super::producers::SNAPSHOT_FILE)).await?;
+        let log = Log::open(&dir, config, now_ms).await?;
+        {
+            let mut st = log.shared.state.borrow_mut();
+            st.epochs = replication::isr::EpochCache::default();
+            st.leader_epoch = -1;
+        }
+        log.write_epochs().await?;
+        tracing::info!(dir = %dir.display(), from = next.get(), to = offset.get(), "log started over");
+        Ok(log)
+    }
+}

@@ -19,6 +19,9 @@ pub enum FollowerAction {
     /// Cut the log at `offset` (everything from there on goes), then call
     /// [`Follower::truncated`].
     Truncate { offset: i64 },
+    /// Empty the log and start it again at `offset` (it ended below the
+    /// leader's log start), then call [`Follower::started_over`].
+    StartOver { offset: i64 },
     /// Tell the leader where the log ends and what of it is durable.
     Acknowledge {
         leader: i32,
@@ -168,6 +171,30 @@ impl Follower {
         }
     }
 
+    /// The leader says this log ends below its log start: it starts over
+    /// at `offset` (only a follower of that epoch, taking pushes, whose
+    /// log does end below it).
+    pub fn start_at(&mut self, leader_epoch: i32, offset: i64) {
+        if leader_epoch == self.leader_epoch
+            && self.phase == Phase::Following
+            && offset > self.log_end
+        {
+            self.phase = Phase::Truncating;
+            self.actions.push(FollowerAction::StartOver { offset });
+        }
+    }
+
+    /// The log was emptied and starts at `offset`.
+    pub fn started_over(&mut self, offset: i64) {
+        self.log_end = offset;
+        self.durable = offset;
+        self.high_watermark = self.high_watermark.max(offset);
+        if self.phase == Phase::Truncating {
+            self.phase = Phase::Following;
+            self.acknowledge();
+        }
+    }
+
     /// A push from the leader: records from `from` to `end` at
     /// `leader_epoch`, and the leader's high watermark. Taken (then the
     /// driver appends them: [`FollowerAction::Append`]; an empty push only
@@ -236,5 +263,47 @@ impl Follower {
             log_end: self.log_end,
             durable: self.durable,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn following(log_end: i64) -> Follower {
+        let position = LogPosition {
+            log_end,
+            durable: log_end,
+            high_watermark: log_end,
+        };
+        let mut follower = Follower::new(1, 4, 7, &EpochCache::default(), position, 0);
+        follower.poll();
+        follower
+    }
+
+    #[test]
+    fn a_follower_below_the_leader_s_log_start_starts_over_there() {
+        let mut follower = following(5);
+        // Another epoch's word, or a start it has passed: nothing.
+        follower.start_at(3, 100);
+        follower.start_at(4, 5);
+        assert!(follower.poll().is_empty());
+        follower.start_at(4, 100);
+        assert_eq!(follower.poll(), [FollowerAction::StartOver { offset: 100 }]);
+        // Meanwhile pushes wait.
+        assert_eq!(follower.push(4, 100, 110, 100), Err(PushRefused::NotReady));
+        follower.started_over(100);
+        assert_eq!(
+            follower.poll(),
+            [FollowerAction::Acknowledge {
+                leader: 1,
+                leader_epoch: 4,
+                session: 7,
+                log_end: 100,
+                durable: 100,
+            }]
+        );
+        assert_eq!(follower.push(4, 100, 110, 100), Ok(()));
+        assert_eq!(follower.poll(), [FollowerAction::Append]);
     }
 }

@@ -692,6 +692,12 @@ impl Sim {
             ),
             FollowerAction::Append => {} // done on receipt
             FollowerAction::HighWatermark(hw) => self.expose(id, hw),
+            FollowerAction::StartOver { offset } => {
+                panic!(
+                    "seed {}: start over at {offset}, but the simulated logs keep every record",
+                    self.seed
+                )
+            }
         }
     }
 

@@ -60,6 +60,14 @@ pub enum DataFrame {
         epoch: i32,
         end: i64,
     },
+    /// Leader to follower: your log ends below my log start (retention,
+    /// DeleteRecords): empty it and start again at `offset`, where the
+    /// batch holding my log start begins.
+    StartAt {
+        key: PartitionKey,
+        leader_epoch: i32,
+        offset: i64,
+    },
 }
 
 impl DataFrame {
@@ -68,7 +76,8 @@ impl DataFrame {
             DataFrame::Push { key, .. }
             | DataFrame::Ack { key, .. }
             | DataFrame::AskEpochEnd { key, .. }
-            | DataFrame::EpochEnd { key, .. } => key,
+            | DataFrame::EpochEnd { key, .. }
+            | DataFrame::StartAt { key, .. } => key,
         }
     }
 }
@@ -77,6 +86,14 @@ const PUSH: u8 = 1;
 const ACK: u8 = 2;
 const ASK_EPOCH_END: u8 = 3;
 const EPOCH_END: u8 = 4;
+const START_AT: u8 = 5;
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct StartAtBody {
+    key: PartitionKey,
+    leader_epoch: i32,
+    offset: i64,
+}
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct PushHeader {
@@ -209,6 +226,18 @@ pub fn encode(frame: &DataFrame) -> Vec<u8> {
             };
             (EPOCH_END, crate::archive::to_bytes(&body))
         }
+        DataFrame::StartAt {
+            key,
+            leader_epoch,
+            offset,
+        } => {
+            let body = StartAtBody {
+                key,
+                leader_epoch,
+                offset,
+            };
+            (START_AT, crate::archive::to_bytes(&body))
+        }
     };
     let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(PREFIX_BYTES + 1 + body.len());
@@ -282,6 +311,14 @@ pub fn decode(frame: Bytes) -> Result<DataFrame, DataWireError> {
                 _ => Err(DataWireError::Epoch),
             }
         }
+        START_AT => {
+            let s: StartAtBody = archived(body)?;
+            Ok(DataFrame::StartAt {
+                key: s.key,
+                leader_epoch: s.leader_epoch,
+                offset: s.offset,
+            })
+        }
         other => Err(DataWireError::Kind(other)),
     }
 }
@@ -309,6 +346,11 @@ mod tests {
 
     #[test]
     fn every_frame_round_trips() {
+        round_trip(DataFrame::StartAt {
+            key: key(),
+            leader_epoch: 4,
+            offset: 1_000,
+        });
         round_trip(DataFrame::Push {
             key: key(),
             leader_epoch: 3,

@@ -186,6 +186,12 @@ impl Shard {
                     crate::server::spawn(async move { shard.truncate(tp, id, offset).await });
                 }
             }
+            FollowerAction::StartOver { offset } => {
+                if let Some(shard) = self.me() {
+                    let tp = tp.clone();
+                    crate::server::spawn(async move { shard.start_over(tp, id, offset).await });
+                }
+            }
             FollowerAction::HighWatermark(hw) => {
                 if let Some(log) = self.partitions.get(tp) {
                     log.set_high_watermark(Some(Offset(hw)));
@@ -231,7 +237,25 @@ impl Shard {
     ) {
         let mut records = Vec::new();
         let mut sent_end = from;
-        if let Some(log) = self.partitions.get(&tp) {
+        if let Some(log) = self.partitions.get(&tp)
+            && from < log.first_retained_offset().get()
+        {
+            // The follower's log ends below what this log still holds
+            // (retention, DeleteRecords): it starts over where the batch
+            // holding the log start begins, and says so in its next
+            // acknowledgement. Asked again no sooner than a push wait.
+            let start = self.batch_start(&log).await;
+            drop(log);
+            if let Some(offset) = start {
+                let frame = DataFrame::StartAt {
+                    key: key(&tp),
+                    leader_epoch: self.role_epoch(&tp),
+                    offset,
+                };
+                self.send_data(to, encode(&frame));
+            }
+            engine::rt::sleep(PUSH_WAIT).await;
+        } else if let Some(log) = self.partitions.get(&tp) {
             let watch = log.end_watch();
             let mut moved = std::pin::pin!(watch.moved());
             moved.as_mut().enable();
@@ -275,6 +299,19 @@ impl Shard {
         let now = self.replicas.now_ms();
         self.with_leader(&tp, id, |l| l.state.pushed(to, from, sent_end, now));
         self.drive(&tp);
+    }
+
+    /// Where the batch holding the log start begins (at or below it).
+    async fn batch_start(&self, log: &engine::Log) -> Option<i64> {
+        let log_start = log.log_start_offset();
+        match log.read_for_replica(log_start, 1).await {
+            Ok(chunks) => {
+                let first = chunks.first()?.slices()[0].first_chunk::<HEADER_BYTES>()?;
+                Some(BatchHeader(*first).base_offset().get().min(log_start.get()))
+            }
+            // Nothing readable there: an empty log starts at its start.
+            Err(_) => Some(log_start.get()),
+        }
     }
 
     async fn alter_isr(
@@ -355,6 +392,40 @@ impl Shard {
             }
             Err(e) => {
                 tracing::error!(partition = %tp, offset, error = %e, "truncation failed; the replica stops following until its next role");
+            }
+        }
+    }
+
+    /// Empties the follower's log and starts it at `offset`, as the leader
+    /// said.
+    async fn start_over(self: Rc<Self>, tp: TopicPartition, id: u64, offset: i64) {
+        let config = self.log_config(&self.metadata(), &tp.topic);
+        let now = engine::rt::wall_clock_ms();
+        tracing::info!(partition = %tp, offset, "starting over at the leader's log start");
+        match self
+            .partitions
+            .start_over(&tp, Offset(offset), config, now)
+            .await
+        {
+            Ok(end) => {
+                {
+                    let mut roles = self.replicas.roles.borrow_mut();
+                    if let Some(Entry {
+                        id: current,
+                        role: Role::Following(f),
+                    }) = roles.get_mut(&tp)
+                        && *current == id
+                    {
+                        f.state.started_over(end.get());
+                    }
+                }
+                if let Some(log) = self.partitions.get(&tp) {
+                    log.set_high_watermark(Some(end));
+                }
+                self.drive(&tp);
+            }
+            Err(e) => {
+                tracing::error!(partition = %tp, offset, error = %e, "starting over failed; the replica stops following until its next role");
             }
         }
     }

@@ -191,6 +191,15 @@ impl Shard {
                     f.state.epoch_end(&log.epochs(), epoch, end);
                 }
             }
+            DataFrame::StartAt {
+                leader_epoch,
+                offset,
+                ..
+            } => {
+                if let Some(Role::Following(f)) = self.role_mut(&tp).as_deref_mut() {
+                    f.state.start_at(leader_epoch, offset);
+                }
+            }
         }
         self.drive(&tp);
     }
