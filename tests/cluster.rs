@@ -15,7 +15,8 @@
 //! away strangers and garbage without harm. A leader cut off from its
 //! peers loses its leadership and acknowledges nothing meanwhile; a
 //! restarted broker gets its preferred leaderships back (ElectLeaders, or
-//! the controller's automatic rebalance).
+//! the controller's automatic rebalance), and partitions move to other
+//! brokers and back (AlterPartitionReassignments).
 
 mod common;
 
@@ -1533,4 +1534,71 @@ fn a_follower_left_below_the_leader_s_log_start_starts_over_and_rejoins() {
         read, expected,
         "everything acknowledged from the log start on"
     );
+}
+
+/// Whether broker `id` has a replica of `topic`-`partition` on disk.
+fn has_replica(dir: &Path, id: usize, topic: &str, partition: i32) -> bool {
+    dir.join(format!("data-{id}"))
+        .join(format!("{topic}-{partition}"))
+        .exists()
+}
+
+/// Partition reassignments (KIP-455) asked by kafka-python: partition 0
+/// moves from brokers [0, 1] to [2, 1], partition 1 from [1, 2] to [0]
+/// alone, while an idempotent producer writes to both. The new replicas
+/// catch up from the leaders' logs, the old ones leave (their copies
+/// deleted) and the leaderships move with them; every acknowledged message
+/// is read back exactly, in order. Then, broker 0 down, a move that
+/// cannot finish is listed in progress until it is cancelled.
+#[test]
+fn reassignments_move_replicas_to_other_brokers_and_back() {
+    let Some(python) = common::python_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let placed: [&[i32]; 2] = [&[0, 1], &[1, 2]];
+    let topic = NewTopic::new("moving", 2, TopicReplication::Variable(&placed));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap() {
+        result.unwrap();
+    }
+    wait_replicated(&cluster, 0, "moving", 2);
+    let root = dir.path().to_path_buf();
+    // An idempotent producer writes all along; every acknowledged message
+    // is read back exactly, in order.
+    let sent = write_through(&mut cluster, "moving", 2, |cluster, acknowledged| {
+        while acknowledged() < 500 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let bootstrap = cluster.bootstrap();
+        common::run_python_script(&python, "reassign.py", &[&bootstrap, "moving", "move"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while has_replica(&root, 0, "moving", 0)
+            || has_replica(&root, 1, "moving", 1)
+            || has_replica(&root, 2, "moving", 1)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the removed replicas are still on disk"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(has_replica(&root, 2, "moving", 0) && has_replica(&root, 0, "moving", 1));
+    });
+    cluster.kill(0);
+    // Fenced: by a controller that is alive (kafka-python sends to it).
+    let metadata = cluster.wait_metadata(1, &[1, 2], None, None);
+    assert!([1, 2].contains(&metadata.controller_id.0), "{metadata:?}");
+    let others = format!("{},{}", cluster.clients[1], cluster.clients[2]);
+    common::run_python_script(&python, "reassign.py", &[&others, "moving", "cancel"]);
+    cluster.start_broker(0);
+    wait_replicated(&cluster, 1, "moving", 1);
+    let read = consume(&cluster.bootstrap(), "moving", "movers-again", sent);
+    assert_eq!(read.len(), sent, "broker 0 back with partition 1");
 }

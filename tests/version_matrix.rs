@@ -114,6 +114,8 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DescribeCluster => DescribeClusterResponse,
         DescribeLogDirs => DescribeLogDirsResponse,
         ElectLeaders => ElectLeadersResponse,
+        AlterPartitionReassignments => AlterPartitionReassignmentsResponse,
+        ListPartitionReassignments => ListPartitionReassignmentsResponse,
         FindCoordinator => FindCoordinatorResponse,
         JoinGroup => JoinGroupResponse,
         SyncGroup => SyncGroupResponse,

@@ -5,10 +5,11 @@ them with one replica each, and one topic with a replica on every broker;
 without it, one broker, id 0)"""
 import sys
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import (InvalidConfigurationError, InvalidPartitionsError, InvalidReplicationAssignmentError,
-                          InvalidReplicationFactorError, TopicAlreadyExistsError, UnknownTopicOrPartitionError)
+                          InvalidReplicationFactorError, NoReassignmentInProgressError, TopicAlreadyExistsError,
+                          UnknownTopicOrPartitionError)
 
 bootstrap, phase = sys.argv[1], sys.argv[2]
 brokers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
@@ -104,6 +105,15 @@ assert len(orders) == 36, orders  # every Kafka 3.9 topic config
 broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")["broker"]["0"]
 assert broker["log.retention.bytes"]["value"] == "1073741824", broker
 assert broker["log.retention.ms"]["value"] == "604800000", broker
+if brokers == 1:  # a broker alone: its partitions can move nowhere
+    orders0 = TopicPartition("orders", 0)
+    moved = admin.alter_partition_reassignments({orders0: [0]})
+    assert moved == {orders0: None}, moved
+    refused = admin.alter_partition_reassignments({orders0: [1]})
+    assert refused == {orders0: InvalidReplicationAssignmentError}, refused
+    cancelled = admin.alter_partition_reassignments({orders0: None})
+    assert cancelled == {orders0: NoReassignmentInProgressError}, cancelled
+    assert admin.list_partition_reassignments() == {}
 if brokers == 1:  # DescribeLogDirs tells of one broker's disks
     dirs = admin.describe_log_dirs()
     sizes = {(t["name"], p["partition_index"]): p["partition_size"]

@@ -36,8 +36,9 @@ pub(super) fn log_config(
 
 /// Creates the partitions this shard owns that the metadata has and the
 /// table lacks, applies config changes, and deletes the partitions of topics
-/// that `previous` had and `current` no longer has. A partition on disk that
-/// the metadata never knew is left alone (and logged): losing the metadata
+/// that `previous` had and `current` no longer has, and, in a cluster, the
+/// partitions reassigned to other brokers. A partition on disk that the
+/// metadata never knew is left alone (and logged): losing the metadata
 /// must not delete data.
 pub(crate) async fn partitions(
     shard: &Shard,
@@ -88,10 +89,30 @@ pub(crate) async fn partitions(
             })
         });
     }
+    // Replayed records up to this process's own registration describe the
+    // cluster as it was (a partition may have left this broker and come
+    // back since); from there on they are the present.
+    let live = shard.in_cluster()
+        && current
+            .broker(shard.node.node_id)
+            .is_some_and(|b| b.incarnation == crate::cluster::incarnation());
     for tp in table.partitions() {
         let now = current.topic(&tp.topic);
         let before = previous.topic(&tp.topic);
         match (before, now) {
+            (_, Some(topic))
+                if live
+                    && tp.partition < topic.partitions
+                    && current.partition(topic.topic_id, tp.partition).is_some()
+                    && !shard.hosts(current, topic.topic_id, tp.partition) =>
+            {
+                // Reassigned away: the in-sync replicas of the target hold
+                // everything (the controller moved it only then).
+                tracing::info!(partition = %tp, "partition reassigned to other brokers: its replica here is deleted");
+                if let Err(e) = table.delete(&tp).await {
+                    tracing::error!(partition = %tp, error = %e, "cannot delete partition");
+                }
+            }
             (_, Some(topic)) if tp.partition < topic.partitions => {}
             (Some(old), new) if new.is_none_or(|n| n.topic_id != old.topic_id) => {
                 if let Err(e) = table.delete(&tp).await {

@@ -124,7 +124,7 @@ pub async fn start(
         applied: std::cell::Cell::new(0),
         applied_moved: tokio::sync::Notify::new(),
         leaving: std::cell::Cell::new(false),
-        incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+        incarnation: super::incarnation(),
     });
     let sink = Sink {
         voters: Rc::new(voters),

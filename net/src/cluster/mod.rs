@@ -83,6 +83,16 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 /// One attempt waits this long for its reply.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// This process's life as a broker, drawn once and the same on every
+/// shard: its registration carries it, so a restart is told from the
+/// previous process with the same id, and a shard knows the metadata has
+/// reached its own registration (what the metadata says since is news,
+/// not a replay of a previous life).
+pub fn incarnation() -> u64 {
+    static INCARNATION: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INCARNATION.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0)
+}
+
 /// The handle on shard 0 through which the broker asks the controller.
 #[derive(Debug)]
 pub struct Cluster {
@@ -93,8 +103,7 @@ pub struct Cluster {
     applied_moved: tokio::sync::Notify,
     /// Set at controlled shutdown: the registration task stops heartbeating.
     leaving: Cell<bool>,
-    /// This process's life as the broker (its registration carries it): a
-    /// restart is told from the previous process with the same id.
+    /// [`incarnation`].
     incarnation: u64,
 }
 

@@ -52,6 +52,7 @@ pub const INVALID_REQUEST: i16 = 42;
 pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
 pub const ELECTION_NOT_NEEDED: i16 = 84;
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
@@ -108,6 +109,8 @@ pub fn controller_error(e: &ControllerError) -> RemoteError {
         ControllerError::InvalidUpdateVersion { .. } => (INVALID_UPDATE_VERSION, None),
         ControllerError::IneligibleReplica { .. } => (INELIGIBLE_REPLICA, None),
         ControllerError::InvalidReplicaAssignment { .. } => (INVALID_REPLICA_ASSIGNMENT, None),
+        ControllerError::NoReassignmentInProgress => (NO_REASSIGNMENT_IN_PROGRESS, None),
+        ControllerError::ReplicationFactorChange { .. } => (INVALID_REPLICATION_FACTOR, None),
     };
     RemoteError {
         code,

@@ -27,6 +27,7 @@ pub mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_legacy;
+mod reassignments;
 mod replica_assignment;
 mod transactions;
 
@@ -64,6 +65,8 @@ pub const HANDLERS: &[Handler] = &[
     describe_cluster::HANDLER,
     describe_log_dirs::HANDLER,
     elect_leaders::HANDLER,
+    reassignments::ALTER,
+    reassignments::LIST,
     find_coordinator::HANDLER,
     group_membership::JOIN,
     group_membership::SYNC,
@@ -176,6 +179,8 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
+        ApiKey::AlterPartitionReassignments => reassignments::alter(shard, request).await,
+        ApiKey::ListPartitionReassignments => reassignments::list(shard, request),
         ApiKey::FindCoordinator => find_coordinator::handle(shard, request).await,
         ApiKey::JoinGroup => group_membership::join(shard, request).await,
         ApiKey::SyncGroup => group_membership::sync(shard, request).await,

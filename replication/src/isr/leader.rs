@@ -95,6 +95,23 @@ struct Progress {
     asked: bool,
 }
 
+impl Progress {
+    /// A follower not heard from yet, pushed to from `log_end` once it
+    /// says where it is.
+    fn new(log_end: i64, now_ms: u64) -> Progress {
+        Progress {
+            acked_end: 0,
+            acked_durable: 0,
+            caught_up_ms: now_ms,
+            in_flight: VecDeque::new(),
+            next: log_end,
+            known: false,
+            session: 0,
+            asked: false,
+        }
+    }
+}
+
 /// The leader of one partition at one leader epoch.
 #[derive(Debug)]
 pub struct Leader {
@@ -142,19 +159,7 @@ impl Leader {
         let followers = replicas
             .iter()
             .filter(|&&r| r != me)
-            .map(|&r| {
-                let progress = Progress {
-                    acked_end: 0,
-                    acked_durable: 0,
-                    caught_up_ms: now_ms,
-                    in_flight: VecDeque::new(),
-                    next: log_end,
-                    known: false,
-                    session: 0,
-                    asked: false,
-                };
-                (r, progress)
-            })
+            .map(|&r| (r, Progress::new(log_end, now_ms)))
             .collect();
         Leader {
             config,
@@ -302,13 +307,27 @@ impl Leader {
         });
     }
 
-    /// The metadata changed the partition (same leader epoch): its ISR and
+    /// The metadata changed the partition (same leader epoch): its
+    /// replicas (a reassignment adds and removes followers), ISR and
     /// partition epoch are now these.
-    pub fn metadata_changed(&mut self, partition_epoch: i32, isr: &[i32]) {
+    pub fn metadata_changed(
+        &mut self,
+        partition_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        now_ms: u64,
+    ) {
         if partition_epoch <= self.partition_epoch {
             return;
         }
         self.partition_epoch = partition_epoch;
+        self.followers.retain(|r, _| replicas.contains(r));
+        for &r in replicas {
+            if r != self.me && !self.followers.contains_key(&r) {
+                self.followers
+                    .insert(r, Progress::new(self.log_end, now_ms));
+            }
+        }
         self.isr = isr.to_vec();
         if self.pending_isr.as_deref() == Some(isr) {
             self.pending_isr = None;
@@ -533,7 +552,7 @@ mod tests {
             10,
             "2 still counts while the change is pending"
         );
-        l.metadata_changed(8, &[0, 1]);
+        l.metadata_changed(8, &[0, 1, 2], &[0, 1], 250);
         assert_eq!(l.high_watermark(), 20);
         // Caught up again (a new session: it restarted), it is taken back.
         l.acknowledged(2, 3, 2, 20, 20, 300_000);
@@ -561,5 +580,37 @@ mod tests {
         assert!(!asked(&mut l), "refused a moment ago");
         l.tick(100 + LeaderConfig::default().isr_retry_ms);
         assert!(asked(&mut l), "asked again after the interval");
+    }
+
+    #[test]
+    fn a_reassignment_adds_a_follower_that_catches_up_and_removes_one() {
+        let mut l = leader(&[0, 1]);
+        l.acknowledged(1, 3, 1, 10, 10, 0);
+        l.flushed(10);
+        l.poll();
+        // 0,1,2 -> 0,3: 3 is pushed to once it says where it is, 1 and 2
+        // are no longer.
+        l.metadata_changed(8, &[0, 3, 1, 2], &[0, 1], 10);
+        l.metadata_changed(9, &[0, 3], &[0], 20);
+        l.acknowledged(1, 3, 1, 10, 10, 30);
+        assert!(
+            l.poll()
+                .iter()
+                .all(|a| !matches!(a, LeaderAction::Push { to: 1 | 2, .. }))
+        );
+        l.acknowledged(3, 3, 1, 0, 0, 40);
+        assert!(l.poll().contains(&LeaderAction::Push {
+            to: 3,
+            from: 0,
+            end: 10,
+            high_watermark: 10
+        }));
+        l.pushed(3, 0, 10, 40);
+        l.acknowledged(3, 3, 1, 10, 10, 50);
+        assert!(l.poll().contains(&LeaderAction::AlterIsr {
+            isr: vec![0, 3],
+            leader_epoch: 3,
+            partition_epoch: 9
+        }));
     }
 }

@@ -386,7 +386,7 @@ impl Sim {
         replica.seen = Some(record.clone());
         if !new_epoch {
             if let Role::Leader(leader) = &mut replica.role {
-                leader.metadata_changed(record.partition_epoch, &record.isr);
+                leader.metadata_changed(record.partition_epoch, &REPLICAS, &record.isr, now);
             }
             return;
         }

@@ -341,6 +341,8 @@ fn partition_records_bump_the_partition_epoch_and_go_with_their_topic() {
         isr: vec![1, 2, 3],
         leader,
         leader_epoch,
+        adding: Vec::new(),
+        removing: Vec::new(),
     };
     state.apply(change(0, 1, 0)).unwrap();
     state.apply(change(0, 2, 1)).unwrap();
@@ -358,12 +360,14 @@ fn partition_records_bump_the_partition_epoch_and_go_with_their_topic() {
 }
 
 proptest! {
-    /// Every record, of either version, decodes to itself.
+    /// Every record, of any version, decodes to itself.
     #[test]
     fn cluster_records_round_trip(
         broker_id in any::<i32>(),
         epoch in any::<u64>(),
         replicas in proptest::collection::vec(any::<i32>(), 0..8),
+        adding in proptest::collection::vec(any::<i32>(), 0..3),
+        removing in proptest::collection::vec(any::<i32>(), 0..3),
         host in "[a-z0-9.]{0,20}",
         port in any::<u16>(),
     ) {
@@ -379,9 +383,22 @@ proptest! {
                 topic_id: id(3),
                 partition: broker_id,
                 replicas: replicas.clone(),
+                isr: replicas.clone(),
+                leader: broker_id,
+                leader_epoch: broker_id,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            },
+            // A reassignment in progress (version 3).
+            MetadataRecord::PartitionChanged {
+                topic_id: id(3),
+                partition: broker_id,
+                replicas: replicas.clone(),
                 isr: replicas,
                 leader: broker_id,
                 leader_epoch: broker_id,
+                adding,
+                removing,
             },
         ];
         for record in records {

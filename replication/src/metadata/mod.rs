@@ -48,6 +48,36 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped by every change of the partition's record.
     pub partition_epoch: i32,
+    /// A reassignment in progress: replicas being added (catching up) and
+    /// being removed (until every target replica is in sync).
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+impl PartitionState {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas a reassignment moves to: all but the ones being
+    /// removed (the replicas themselves when none is in progress).
+    pub fn target(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+
+    /// The replicas before the reassignment: all but the ones being added.
+    pub fn original(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding.contains(r))
+            .collect()
+    }
 }
 
 /// What a client asks the metadata to change.
@@ -396,6 +426,8 @@ impl ClusterMetadata {
                 isr,
                 leader,
                 leader_epoch,
+                adding,
+                removing,
             } => {
                 let exists = self
                     .topic_by_id(topic_id)
@@ -416,6 +448,8 @@ impl ClusterMetadata {
                     leader,
                     leader_epoch,
                     partition_epoch,
+                    adding,
+                    removing,
                 };
                 self.partitions.insert((topic_id, partition), state);
             }

@@ -3,8 +3,10 @@
 //! Encoding: one version byte, then the rkyv archive of the record: version
 //! 1 for the records of the first single-node broker (topics, configs,
 //! producer ids), version 2 for the cluster's (brokers, partition
-//! leadership). Each version is its own archived enum, never edited, so
-//! records written by older builds decode unchanged.
+//! leadership), version 3 for partition records during a reassignment
+//! (a partition record without one is still written as version 2). Each
+//! version is its own archived enum, never edited, so records written by
+//! older builds decode unchanged.
 //! Decoding copies the archive into aligned memory and validates it
 //! (bytecheck) before use, so damaged or foreign bytes are an error.
 
@@ -112,6 +114,11 @@ pub enum MetadataRecord {
         /// -1: no leader (every in-sync replica is fenced).
         leader: i32,
         leader_epoch: i32,
+        /// During a reassignment (KIP-455): the replicas being added (in
+        /// `replicas`, catching up) and being removed (in `replicas` until
+        /// every target replica is in sync). Both empty otherwise.
+        adding: Vec<i32>,
+        removing: Vec<i32>,
     },
 }
 
@@ -171,8 +178,24 @@ enum RecordV2 {
     },
 }
 
+/// Version 3: a partition record with a reassignment in progress.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum RecordV3 {
+    PartitionChanged {
+        topic_id: TopicId,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    },
+}
+
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
+const VERSION_3: u8 = 3;
 
 /// Bytes that are not a metadata record of a version we read.
 #[derive(Debug, thiserror::Error)]
@@ -262,17 +285,26 @@ impl MetadataRecord {
                 isr,
                 leader,
                 leader_epoch,
-            } => archive(
-                VERSION_2,
-                &RecordV2::PartitionChanged {
+                adding,
+                removing,
+            } => {
+                let reassigning = !adding.is_empty() || !removing.is_empty();
+                let record = RecordV3::PartitionChanged {
                     topic_id,
                     partition,
                     replicas,
                     isr,
                     leader,
                     leader_epoch,
-                },
-            ),
+                    adding,
+                    removing,
+                };
+                if reassigning {
+                    archive(VERSION_3, &record)
+                } else {
+                    archive(VERSION_2, &RecordV2::from(record))
+                }
+            }
         }
     }
 
@@ -285,6 +317,9 @@ impl MetadataRecord {
                 .map(MetadataRecord::from)
                 .map_err(DecodeError::Invalid),
             VERSION_2 => rkyv::from_bytes::<RecordV2, rancor::Error>(&aligned)
+                .map(MetadataRecord::from)
+                .map_err(DecodeError::Invalid),
+            VERSION_3 => rkyv::from_bytes::<RecordV3, rancor::Error>(&aligned)
                 .map(MetadataRecord::from)
                 .map_err(DecodeError::Invalid),
             other => Err(DecodeError::Version(other)),
@@ -362,7 +397,57 @@ impl From<RecordV2> for MetadataRecord {
                 isr,
                 leader,
                 leader_epoch,
+                adding: Vec::new(),
+                removing: Vec::new(),
             },
+        }
+    }
+}
+
+impl From<RecordV3> for MetadataRecord {
+    fn from(record: RecordV3) -> Self {
+        let RecordV3::PartitionChanged {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            adding,
+            removing,
+        } = record;
+        MetadataRecord::PartitionChanged {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            adding,
+            removing,
+        }
+    }
+}
+
+/// A partition record without a reassignment, as version 2 has it.
+impl From<RecordV3> for RecordV2 {
+    fn from(record: RecordV3) -> Self {
+        let RecordV3::PartitionChanged {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            ..
+        } = record;
+        RecordV2::PartitionChanged {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
         }
     }
 }

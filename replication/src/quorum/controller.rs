@@ -90,6 +90,18 @@ pub enum ControllerRequest {
         topic_id: TopicId,
         assignments: Vec<Vec<i32>>,
     },
+    /// AlterPartitionReassignments, one partition: move its replicas to
+    /// `target` (KIP-455: the new ones are added and catch up, the old ones
+    /// are removed once every target replica is in sync), or with `None`
+    /// cancel the reassignment in progress (back to the replicas it
+    /// started from). Without `allow_replication_factor_change` the target
+    /// must have as many replicas as the partition.
+    Reassign {
+        topic_id: TopicId,
+        partition: i32,
+        target: Option<Vec<i32>>,
+        allow_replication_factor_change: bool,
+    },
 }
 
 /// Why the controller refuses a request; each maps to a Kafka error code.
@@ -127,6 +139,14 @@ pub enum ControllerError {
     /// non-replica, or leaves the leader out.
     #[error("invalid ISR {isr:?}")]
     IneligibleReplica { isr: Vec<i32> },
+    /// NO_REASSIGNMENT_IN_PROGRESS (85): a cancellation with nothing to
+    /// cancel.
+    #[error("no reassignment in progress")]
+    NoReassignmentInProgress,
+    /// INVALID_REPLICATION_FACTOR (38): a reassignment that changes the
+    /// replication factor while the client does not allow it.
+    #[error("the reassignment changes the replication factor from {from} to {to}")]
+    ReplicationFactorChange { from: usize, to: usize },
 }
 
 /// The leader's controller: decides requests and notices silent brokers.
@@ -250,6 +270,26 @@ impl Controller {
                 unclean,
                 partitions,
             } => Ok(elect(state, unclean, partitions)),
+            ControllerRequest::Reassign {
+                topic_id,
+                partition,
+                target,
+                allow_replication_factor_change,
+            } => {
+                let current = state.partition(topic_id, partition).ok_or(
+                    MetadataError::UnknownPartition {
+                        topic_id,
+                        partition,
+                    },
+                )?;
+                let next = match target {
+                    Some(target) => {
+                        reassigned(state, current, target, allow_replication_factor_change)?
+                    }
+                    None => cancelled(state, current)?,
+                };
+                Ok(vec![partition_record(topic_id, partition, next)])
+            }
         }
     }
 
@@ -373,7 +413,7 @@ impl Controller {
             .collect();
         let topic_id = state.topic(&name).map_or(topic_id, |t| t.topic_id);
         if let Some(assignments) = assignments {
-            let width = state.partition(topic_id, 0).map(|p| p.replicas.len());
+            let width = state.partition(topic_id, 0).map(|p| p.target().len());
             check_assignments(state, &assignments, range.len(), width)?;
             for (partition, replicas) in range.zip(assignments) {
                 let isr: Vec<i32> = replicas
@@ -388,6 +428,8 @@ impl Controller {
                     isr,
                     replicas,
                     leader_epoch: 0,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 });
             }
             return Ok(records);
@@ -396,7 +438,7 @@ impl Controller {
             -1 => state
                 .partition(topic_id, 0)
                 .map_or(self.config.default_replication_factor, |p| {
-                    i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)
+                    i16::try_from(p.target().len()).unwrap_or(i16::MAX)
                 }),
             factor => factor,
         };
@@ -422,6 +464,8 @@ impl Controller {
                 isr: replicas.clone(),
                 replicas,
                 leader_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             });
         }
         Ok(records)
@@ -447,11 +491,8 @@ fn check_assignments(
     }
     let width = width.or_else(|| assignments.first().map(Vec::len));
     for (n, replicas) in assignments.iter().enumerate() {
-        let unique: BTreeSet<i32> = replicas.iter().copied().collect();
-        if replicas.is_empty() || unique.len() != replicas.len() {
-            return refuse(format!(
-                "partition {n}: {replicas:?} is empty or names a broker twice"
-            ));
+        if let Err(reason) = check_replica_list(state, replicas) {
+            return refuse(format!("partition {n}: {reason}"));
         }
         if Some(replicas.len()) != width {
             return refuse(format!(
@@ -460,16 +501,143 @@ fn check_assignments(
                 width.unwrap_or(0)
             ));
         }
-        if let Some(unknown) = replicas.iter().find(|&&r| state.broker(r).is_none()) {
-            return refuse(format!("partition {n}: broker {unknown} is not registered"));
-        }
-        if !replicas.iter().any(|&r| is_unfenced(state, r)) {
-            return refuse(format!(
-                "partition {n}: every broker of {replicas:?} is fenced"
-            ));
-        }
     }
     Ok(())
+}
+
+/// A replica list a partition may be given: registered brokers, each
+/// once, at least one unfenced.
+fn check_replica_list(state: &ClusterMetadata, replicas: &[i32]) -> Result<(), String> {
+    let unique: BTreeSet<i32> = replicas.iter().copied().collect();
+    if replicas.is_empty() || unique.len() != replicas.len() {
+        return Err(format!("{replicas:?} is empty or names a broker twice"));
+    }
+    if let Some(unknown) = replicas.iter().find(|&&r| state.broker(r).is_none()) {
+        return Err(format!("broker {unknown} is not registered"));
+    }
+    if !replicas.iter().any(|&r| is_unfenced(state, r)) {
+        return Err(format!("every broker of {replicas:?} is fenced"));
+    }
+    Ok(())
+}
+
+/// The partition as a reassignment to `target` starts it, from the
+/// replicas it had before any reassignment in progress (which the new one
+/// replaces): the target's replicas then the ones to remove (so the
+/// preferred replica is the target's first). When every target replica is
+/// in sync already, as it ends ([`completed`]).
+fn reassigned(
+    state: &ClusterMetadata,
+    current: &PartitionState,
+    target: Vec<i32>,
+    allow_replication_factor_change: bool,
+) -> Result<PartitionState, ControllerError> {
+    check_replica_list(state, &target)
+        .map_err(|reason| ControllerError::InvalidReplicaAssignment { reason })?;
+    let original = current.original();
+    if !allow_replication_factor_change && target.len() != original.len() {
+        return Err(ControllerError::ReplicationFactorChange {
+            from: original.len(),
+            to: target.len(),
+        });
+    }
+    let mut next = current.clone();
+    next.removing = original
+        .iter()
+        .copied()
+        .filter(|r| !target.contains(r))
+        .collect();
+    next.adding = target
+        .iter()
+        .copied()
+        .filter(|r| !original.contains(r))
+        .collect();
+    next.replicas = target;
+    next.replicas.extend(next.removing.iter().copied());
+    let next = within_replicas(state, next)?;
+    Ok(completed(state, &next).unwrap_or(next))
+}
+
+/// The partition once its reassignment is done, if every target replica
+/// is in sync: the target alone, the ISR within it, and a new leader (at
+/// the next leader epoch) if the current one is not in it.
+fn completed(state: &ClusterMetadata, next: &PartitionState) -> Option<PartitionState> {
+    let target = next.target();
+    if !target.iter().all(|r| next.isr.contains(r)) {
+        return None;
+    }
+    let mut done = next.clone();
+    done.isr.retain(|r| target.contains(r));
+    done.replicas = target;
+    done.adding.clear();
+    done.removing.clear();
+    Some(settled(state, done))
+}
+
+/// The partition as a cancelled reassignment leaves it: its original
+/// replicas.
+fn cancelled(
+    state: &ClusterMetadata,
+    current: &PartitionState,
+) -> Result<PartitionState, ControllerError> {
+    if !current.reassigning() {
+        return Err(ControllerError::NoReassignmentInProgress);
+    }
+    let mut next = current.clone();
+    next.replicas = current.original();
+    next.adding.clear();
+    next.removing.clear();
+    within_replicas(state, next)
+}
+
+/// `next` (whose replicas changed) with its ISR within its replicas and a
+/// leader among them; refused when none of them is in sync (a replica
+/// being added that took over is all that has the data).
+fn within_replicas(
+    state: &ClusterMetadata,
+    mut next: PartitionState,
+) -> Result<PartitionState, ControllerError> {
+    next.isr.retain(|r| next.replicas.contains(r));
+    if next.isr.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment {
+            reason: format!(
+                "none of the replicas {:?} is in sync: the one that is must stay",
+                next.replicas
+            ),
+        });
+    }
+    Ok(settled(state, next))
+}
+
+/// `next` with a leader among its replicas: the current one if it is
+/// one, else the first in-sync unfenced replica (or none) at the next
+/// leader epoch.
+fn settled(state: &ClusterMetadata, mut next: PartitionState) -> PartitionState {
+    if !next.replicas.contains(&next.leader) {
+        next.leader = next
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| next.isr.contains(&r) && is_unfenced(state, r))
+            .unwrap_or(NO_LEADER);
+        next.leader_epoch = next.leader_epoch.saturating_add(1);
+    }
+    next
+}
+
+/// The record that gives a partition the state `next` (its partition
+/// epoch is the metadata's to bump).
+fn partition_record(topic_id: TopicId, partition: i32, next: PartitionState) -> MetadataRecord {
+    MetadataRecord::PartitionChanged {
+        topic_id,
+        partition,
+        replicas: next.replicas,
+        isr: next.isr,
+        leader: next.leader,
+        leader_epoch: next.leader_epoch,
+        adding: next.adding,
+        removing: next.removing,
+    }
 }
 
 /// The broker's registration if `broker_epoch` is its current one.
@@ -515,27 +683,18 @@ fn fence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<MetadataRe
         } else {
             rest
         };
-        let (leader, leader_epoch) = if current.leader == id {
-            let next = current
+        let mut next = current.clone();
+        if current.leader == id {
+            next.leader = current
                 .replicas
                 .iter()
                 .copied()
-                .find(|&r| r != id && isr.contains(&r) && is_unfenced(state, r));
-            (
-                next.unwrap_or(NO_LEADER),
-                current.leader_epoch.saturating_add(1),
-            )
-        } else {
-            (current.leader, current.leader_epoch)
-        };
-        records.push(MetadataRecord::PartitionChanged {
-            topic_id,
-            partition,
-            replicas: current.replicas.clone(),
-            isr,
-            leader,
-            leader_epoch,
-        });
+                .find(|&r| r != id && isr.contains(&r) && is_unfenced(state, r))
+                .unwrap_or(NO_LEADER);
+            next.leader_epoch = current.leader_epoch.saturating_add(1);
+        }
+        next.isr = isr;
+        records.push(partition_record(topic_id, partition, next));
     }
     records
 }
@@ -550,14 +709,10 @@ fn unfence(state: &ClusterMetadata, broker: &BrokerRegistration) -> Vec<Metadata
     }];
     for (topic_id, partition, current) in state.partitions() {
         if current.leader == NO_LEADER && current.isr.contains(&id) {
-            records.push(MetadataRecord::PartitionChanged {
-                topic_id,
-                partition,
-                replicas: current.replicas.clone(),
-                isr: current.isr.clone(),
-                leader: id,
-                leader_epoch: current.leader_epoch.saturating_add(1),
-            });
+            let mut next = current.clone();
+            next.leader = id;
+            next.leader_epoch = current.leader_epoch.saturating_add(1);
+            records.push(partition_record(topic_id, partition, next));
         }
     }
     records
@@ -597,14 +752,15 @@ fn alter_isr(
     if !isr_is_eligible(state, current, &isr) {
         return Err(ControllerError::IneligibleReplica { isr });
     }
-    Ok(vec![MetadataRecord::PartitionChanged {
-        topic_id,
-        partition,
-        replicas: current.replicas.clone(),
-        isr,
-        leader: current.leader,
-        leader_epoch: current.leader_epoch,
-    }])
+    // The ISR that takes in the last target replica ends a reassignment.
+    let mut next = current.clone();
+    next.isr = isr;
+    let next = if next.reassigning() {
+        completed(state, &next).unwrap_or(next)
+    } else {
+        next
+    };
+    Ok(vec![partition_record(topic_id, partition, next)])
 }
 
 /// ElectLeaders: the records that give each partition named its preferred
@@ -658,19 +814,13 @@ fn elected(
     current: &PartitionState,
     leader: i32,
 ) -> MetadataRecord {
-    let isr = if current.isr.contains(&leader) {
-        current.isr.clone()
-    } else {
-        vec![leader]
-    };
-    MetadataRecord::PartitionChanged {
-        topic_id,
-        partition,
-        replicas: current.replicas.clone(),
-        isr,
-        leader,
-        leader_epoch: current.leader_epoch.saturating_add(1),
+    let mut next = current.clone();
+    if !current.isr.contains(&leader) {
+        next.isr = vec![leader];
     }
+    next.leader = leader;
+    next.leader_epoch = current.leader_epoch.saturating_add(1);
+    partition_record(topic_id, partition, next)
 }
 
 fn is_unfenced(state: &ClusterMetadata, broker_id: i32) -> bool {
@@ -809,6 +959,166 @@ mod tests {
             .partitions()
             .map(|(_, _, p)| (p.replicas[0], p.leader))
             .collect()
+    }
+
+    /// Four brokers, topic "r" of one partition on brokers 0 and 1.
+    fn four_brokers_one_partition(controller: &mut Controller) -> ClusterMetadata {
+        let mut state = ClusterMetadata::default();
+        for id in 0..4 {
+            register(controller, &mut state, id, 10 + id as u64, 0);
+        }
+        let create = ControllerRequest::AdminAssigned {
+            command: Command::CreateTopic {
+                name: "r".into(),
+                partitions: 1,
+                replication_factor: -1,
+                configs: BTreeMap::new(),
+            },
+            topic_id: TopicId([2; 16]),
+            assignments: vec![vec![0, 1]],
+        };
+        let records = controller.decide(&state, create, 0).unwrap();
+        apply_all(&mut state, records);
+        state
+    }
+
+    fn reassign(target: Option<Vec<i32>>, allow: bool) -> ControllerRequest {
+        ControllerRequest::Reassign {
+            topic_id: TopicId([2; 16]),
+            partition: 0,
+            target,
+            allow_replication_factor_change: allow,
+        }
+    }
+
+    /// The partition's (replicas, isr, leader, leader epoch, adding,
+    /// removing).
+    fn partition_r(state: &ClusterMetadata) -> (Vec<i32>, Vec<i32>, i32, i32, Vec<i32>, Vec<i32>) {
+        let p = state.partition(TopicId([2; 16]), 0).unwrap();
+        let (replicas, isr) = (p.replicas.clone(), p.isr.clone());
+        (
+            replicas,
+            isr,
+            p.leader,
+            p.leader_epoch,
+            p.adding.clone(),
+            p.removing.clone(),
+        )
+    }
+
+    fn alter_isr_r(controller: &mut Controller, state: &mut ClusterMetadata, isr: Vec<i32>) {
+        let p = state.partition(TopicId([2; 16]), 0).unwrap();
+        let request = ControllerRequest::AlterIsr {
+            broker_id: p.leader,
+            broker_epoch: state.broker(p.leader).unwrap().broker_epoch,
+            topic_id: TopicId([2; 16]),
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        };
+        let records = controller.decide(state, request, 0).unwrap();
+        apply_all(state, records);
+    }
+
+    #[test]
+    fn a_reassignment_adds_replicas_then_removes_the_old_ones_once_the_new_are_in_sync() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let mut state = four_brokers_one_partition(&mut controller);
+        // Bad targets: refused, nothing changes.
+        for (target, allow) in [
+            (vec![2, 2], true),
+            (vec![2, 9], true),
+            (Vec::new(), true),
+            (vec![1, 2, 3], false),
+        ] {
+            assert!(
+                controller
+                    .decide(&state, reassign(Some(target), allow), 0)
+                    .is_err()
+            );
+        }
+        assert_eq!(
+            controller.decide(&state, reassign(None, true), 0),
+            Err(ControllerError::NoReassignmentInProgress)
+        );
+        // 0,1 -> 2,3: both added, the leader (0) stays until they are in sync.
+        let records = controller
+            .decide(&state, reassign(Some(vec![2, 3]), false), 0)
+            .unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(
+            partition_r(&state),
+            (vec![2, 3, 0, 1], vec![0, 1], 0, 0, vec![2, 3], vec![0, 1])
+        );
+        // One in sync: still moving.
+        alter_isr_r(&mut controller, &mut state, vec![0, 1, 2]);
+        assert_eq!(partition_r(&state).0, vec![2, 3, 0, 1]);
+        // The last one in sync ends it: the target alone, a new leader
+        // from it at the next epoch.
+        alter_isr_r(&mut controller, &mut state, vec![0, 1, 2, 3]);
+        assert_eq!(
+            partition_r(&state),
+            (vec![2, 3], vec![2, 3], 2, 1, Vec::new(), Vec::new())
+        );
+        // A target within the ISR (a shrink, a reorder) is done at once;
+        // the leader stays when it is in the target.
+        let records = controller
+            .decide(&state, reassign(Some(vec![3]), true), 0)
+            .unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(
+            partition_r(&state),
+            (vec![3], vec![3], 3, 2, Vec::new(), Vec::new())
+        );
+    }
+
+    #[test]
+    fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
+        let mut controller = Controller::new(ControllerConfig::default());
+        let mut state = four_brokers_one_partition(&mut controller);
+        let records = controller
+            .decide(&state, reassign(Some(vec![1, 2]), true), 0)
+            .unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(
+            partition_r(&state),
+            (vec![1, 2, 0], vec![0, 1], 0, 0, vec![2], vec![0])
+        );
+        // A new target replaces it, from the replicas it started from (in
+        // the order the reassignment keeps them: as Kafka, a reassignment
+        // does not remember the original order).
+        let records = controller
+            .decide(&state, reassign(Some(vec![3, 2]), true), 0)
+            .unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(
+            partition_r(&state),
+            (vec![3, 2, 1, 0], vec![0, 1], 0, 0, vec![3, 2], vec![1, 0])
+        );
+        // Cancelled: the replicas it started from, the leader unchanged.
+        let records = controller.decide(&state, reassign(None, true), 0).unwrap();
+        apply_all(&mut state, records);
+        assert_eq!(
+            partition_r(&state),
+            (vec![1, 0], vec![0, 1], 0, 0, Vec::new(), Vec::new())
+        );
+        // Fencing keeps a reassignment as it is; the ISR that takes in the
+        // target ends it.
+        let records = controller
+            .decide(&state, reassign(Some(vec![2, 1]), true), 0)
+            .unwrap();
+        apply_all(&mut state, records);
+        fence_broker(&mut controller, &mut state, 0, 10);
+        assert_eq!(
+            partition_r(&state),
+            (vec![2, 1, 0], vec![1], 1, 1, vec![2], vec![0])
+        );
+        alter_isr_r(&mut controller, &mut state, vec![1, 2]);
+        assert_eq!(
+            partition_r(&state),
+            (vec![2, 1], vec![1, 2], 1, 1, Vec::new(), Vec::new())
+        );
     }
 
     #[test]

@@ -140,7 +140,13 @@ impl Shard {
             .and_then(|t| metadata.partition(t.topic_id, tp.partition))
             .filter(|r| replicated(r) && r.replicas.contains(&me));
         let Some(record) = record else {
-            self.replicas.roles.borrow_mut().remove(tp);
+            let had_role = self.replicas.roles.borrow_mut().remove(tp).is_some();
+            // Left the only replica (a reassignment to one broker): its
+            // own log end is what consumers may read, as for any partition
+            // of one replica.
+            if had_role && let Some(log) = self.partitions.get(tp) {
+                log.set_high_watermark(None);
+            }
             return;
         };
         let Some(log) = self.partitions.get(tp) else {
@@ -154,8 +160,12 @@ impl Shard {
                 Some(Role::Leading(l))
                     if record.leader == me && l.state.leader_epoch() == record.leader_epoch =>
                 {
-                    l.state
-                        .metadata_changed(record.partition_epoch, &record.isr);
+                    l.state.metadata_changed(
+                        record.partition_epoch,
+                        &record.replicas,
+                        &record.isr,
+                        now,
+                    );
                     false
                 }
                 Some(Role::Following(f))

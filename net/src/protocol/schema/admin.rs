@@ -2,9 +2,10 @@
 //! records, cluster and log dirs (see the parent module for the notation).
 
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, TopicName, alter_configs_request, create_partitions_request,
-    create_topics_request, delete_records_request, delete_topics_request, describe_configs_request,
-    describe_log_dirs_request, elect_leaders_request, incremental_alter_configs_request,
+    ApiKey, BrokerId, TopicName, alter_configs_request, alter_partition_reassignments_request,
+    create_partitions_request, create_topics_request, delete_records_request,
+    delete_topics_request, describe_configs_request, describe_log_dirs_request,
+    elect_leaders_request, incremental_alter_configs_request, list_partition_reassignments_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -116,4 +117,24 @@ pub(super) const ELECT_LEADERS: Message = message!(ElectLeadersRequest, Some(Api
         field!(partitions, 0.., array!(i32, Int32)),
     ]), nullable),
     field!(timeout_ms, 0.., Int32),
+]);
+
+pub(super) const ALTER_PARTITION_REASSIGNMENTS: Message = message!(AlterPartitionReassignmentsRequest, Some(ApiKey::AlterPartitionReassignments), 0..=1, flexible 0, [
+    field!(timeout_ms, 0.., Int32),
+    field!(allow_replication_factor_change, 1.., Bool),
+    field!(topics, 0.., array!(alter_partition_reassignments_request::ReassignableTopic, [
+        field!(name, 0.., Str),
+        field!(partitions, 0.., array!(alter_partition_reassignments_request::ReassignablePartition, [
+            field!(partition_index, 0.., Int32),
+            field!(replicas, 0.., array!(BrokerId, Int32), nullable),
+        ])),
+    ])),
+]);
+
+pub(super) const LIST_PARTITION_REASSIGNMENTS: Message = message!(ListPartitionReassignmentsRequest, Some(ApiKey::ListPartitionReassignments), 0..=0, flexible 0, [
+    field!(timeout_ms, 0.., Int32),
+    field!(topics, 0.., array!(list_partition_reassignments_request::ListPartitionReassignmentsTopics, [
+        field!(name, 0.., Str),
+        field!(partition_indexes, 0.., array!(i32, Int32)),
+    ]), nullable),
 ]);

@@ -236,6 +236,8 @@ pub const REQUESTS: &[&Message] = &[
     &admin::DESCRIBE_CLUSTER,
     &admin::DESCRIBE_LOG_DIRS,
     &admin::ELECT_LEADERS,
+    &admin::ALTER_PARTITION_REASSIGNMENTS,
+    &admin::LIST_PARTITION_REASSIGNMENTS,
     &groups::FIND_COORDINATOR,
     &groups::JOIN_GROUP,
     &groups::SYNC_GROUP,
