@@ -17,6 +17,7 @@
 //! auto-leader-rebalance-enable = true  # auto.leader.rebalance.enable
 //! leader-imbalance-check-interval-seconds = 300
 //! leader-imbalance-per-broker-percentage = 10
+//! leader-replication-throttled-rate = 104857600 # bytes/s to catching-up followers; 0: no limit
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
@@ -69,6 +70,7 @@ pub struct FileConfig {
     pub auto_leader_rebalance_enable: Option<bool>,
     pub leader_imbalance_check_interval_seconds: Option<u64>,
     pub leader_imbalance_per_broker_percentage: Option<u32>,
+    pub leader_replication_throttled_rate: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<usize>,
     pub auto_create_topics: Option<bool>,

@@ -28,6 +28,10 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 const CLUSTER_ID: &str = "shardlog-single-node";
 /// How long `serve` waits for its port to be released.
 const PORT_WAIT: Duration = Duration::from_secs(5);
+/// `leader.replication.throttled.rate`'s default here (Kafka's has no
+/// limit): 100 MiB/s to catching-up followers, a small part of what a
+/// server's disk and network carry, so catch-up never starves producers.
+const LEADER_REPLICATION_THROTTLED_RATE: u64 = 100 << 20;
 /// How often a shard looks at the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -139,6 +143,9 @@ fn cluster_config(
         leader_imbalance_per_broker_percentage: file
             .leader_imbalance_per_broker_percentage
             .unwrap_or(10),
+        leader_replication_throttled_rate: file
+            .leader_replication_throttled_rate
+            .unwrap_or(LEADER_REPLICATION_THROTTLED_RATE),
     }))
 }
 

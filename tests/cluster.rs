@@ -1602,3 +1602,49 @@ fn reassignments_move_replicas_to_other_brokers_and_back() {
     let read = consume(&cluster.bootstrap(), "moving", "movers-again", sent);
     assert_eq!(read.len(), sent, "broker 0 back with partition 1");
 }
+
+/// A follower catching up (restarted after 3 MiB were written without it)
+/// is sent the leader's log at `leader-replication-throttled-rate` (here
+/// 256 KiB/s for the broker): it stays out of the ISR for as long as that
+/// takes at least, while producers are answered as usual, then rejoins;
+/// every acknowledged message is read back.
+#[test]
+fn a_follower_catching_up_is_throttled_and_producers_go_on() {
+    let config = format!("{CONFIG}leader-replication-throttled-rate = 262144\n");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_configured(dir.path(), 3, &config);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_replicated_topic(&cluster.bootstrap(), "paced", 1, 3);
+    let leader = usize::try_from(wait_replicated(&cluster, 0, "paced", 3)[0]).unwrap();
+    let away = (leader + 1) % 3;
+    let away_id = i32::try_from(away).unwrap();
+    let mut written = produce(&cluster.bootstrap(), "paced", &[0], 100, "before");
+    cluster.kill(away);
+    let others: Vec<i32> = (0..3).filter(|&id| id != away_id).collect();
+    cluster.wait_metadata(leader, &others, None, None);
+    let big = "x".repeat(4096);
+    written.extend(produce(&cluster.bootstrap(), "paced", &[0], 800, &big));
+    cluster.start_broker(away);
+    cluster.wait_metadata(leader, &[0, 1, 2], None, None);
+    let back = Instant::now();
+    written.extend(produce(&cluster.bootstrap(), "paced", &[0], 100, "during"));
+    // 3.2 MiB at 256 KiB/s (or less: a shard's share) is 12 s at least.
+    while back.elapsed() < Duration::from_secs(3) {
+        let isr = isr_of(&cluster, leader, "paced", 0);
+        assert!(!isr.contains(&away_id), "caught up too soon: {isr:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while isr_of(&cluster, leader, "paced", 0).len() < 3 {
+        assert!(Instant::now() < deadline, "broker {away} never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("broker {away} caught up in {:?}", back.elapsed());
+    let read = consume(
+        &cluster.bootstrap(),
+        "paced",
+        "paced-readers",
+        written.len(),
+    );
+    assert_eq!(read, written);
+}

@@ -51,6 +51,10 @@ pub struct ClusterConfig {
     pub leader_imbalance_check_interval: Duration,
     /// `leader.imbalance.per.broker.percentage`
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `leader.replication.throttled.rate`: bytes per second a leader
+    /// sends to followers outside the ISR (catching up), over all its
+    /// shards; 0: no limit.
+    pub leader_replication_throttled_rate: u64,
 }
 
 impl ClusterConfig {

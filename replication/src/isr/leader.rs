@@ -223,7 +223,7 @@ impl Leader {
         let Some(progress) = self.followers.get_mut(&follower) else {
             return;
         };
-        if progress.known && session < progress.session {
+        if session < progress.session {
             return; // from a previous life of the follower
         }
         if progress.known && session > progress.session {
@@ -255,10 +255,11 @@ impl Leader {
         if !progress.known || log_end != expected {
             // The follower is not where the pushes in flight assume: send
             // again from where it is.
+            // A push the driver holds (throttled) still finishes, is told
+            // and is not counted; the next starts here.
             progress.in_flight.clear();
             progress.next = log_end.min(leader_end);
             progress.known = true;
-            progress.asked = false;
         }
         self.advance();
         self.maybe_expand(now_ms);
@@ -289,9 +290,15 @@ impl Leader {
                 .front()
                 .is_some_and(|&(_, _, at)| now_ms.saturating_sub(at) >= self.config.retransmit_ms)
             {
+                // Unanswered: the follower may be gone (dead, cut off), so
+                // where it is is not known. No records go to it (they
+                // would take a catching-up follower's share of the
+                // throttle) until it answers the empty pushes that ask.
+                // A push the driver holds still finishes (and is told,
+                // then not counted: it no longer starts at `next`).
                 progress.in_flight.clear();
                 progress.next = progress.acked_end;
-                progress.asked = false;
+                progress.known = false;
             }
         }
         self.maybe_shrink(now_ms);
@@ -611,6 +618,58 @@ mod tests {
             isr: vec![0, 3],
             leader_epoch: 3,
             partition_epoch: 9
+        }));
+    }
+
+    #[test]
+    fn an_unanswered_follower_gets_no_records_until_it_answers_and_no_push_twice() {
+        let mut l = leader(&[0, 1]);
+        l.acknowledged(1, 3, 1, 10, 10, 0);
+        l.acknowledged(2, 3, 1, 10, 10, 0);
+        l.appended(30);
+        l.poll();
+        l.pushed(2, 10, 20, 0);
+        // The next push to 2 is held by the driver (a throttle) when the
+        // first one goes unanswered.
+        assert!(l.poll().contains(&LeaderAction::Push {
+            to: 2,
+            from: 20,
+            end: 30,
+            high_watermark: 10
+        }));
+        let retransmit = LeaderConfig::default().retransmit_ms;
+        l.tick(retransmit);
+        assert!(
+            l.poll()
+                .iter()
+                .all(|a| !matches!(a, LeaderAction::Push { to: 2, .. })),
+            "a push is still held: none asked besides it"
+        );
+        // Held push done: not counted (2 may be gone), and no records are
+        // asked for 2 until it answers the empty push that asks where it is.
+        l.pushed(2, 20, 30, retransmit);
+        assert!(
+            l.poll()
+                .iter()
+                .all(|a| !matches!(a, LeaderAction::Push { to: 2, .. }))
+        );
+        l.tick(retransmit + 50);
+        let asked = l.poll();
+        assert!(
+            asked.contains(&LeaderAction::Push {
+                to: 2,
+                from: 10,
+                end: 10,
+                high_watermark: 10
+            }),
+            "{asked:?}"
+        );
+        l.acknowledged(2, 3, 1, 10, 10, retransmit + 60);
+        assert!(l.poll().contains(&LeaderAction::Push {
+            to: 2,
+            from: 10,
+            end: 30,
+            high_watermark: 10
         }));
     }
 }

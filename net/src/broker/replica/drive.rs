@@ -237,6 +237,8 @@ impl Shard {
     ) {
         let mut records = Vec::new();
         let mut sent_end = from;
+        // A follower out of the ISR is catching up: paced by the throttle.
+        let throttled = !self.in_sync(&tp, to);
         if let Some(log) = self.partitions.get(&tp)
             && from < log.first_retained_offset().get()
         {
@@ -259,7 +261,12 @@ impl Shard {
             let watch = log.end_watch();
             let mut moved = std::pin::pin!(watch.moved());
             moved.as_mut().enable();
-            match log.read_for_replica(Offset(from), PUSH_RECORDS_MAX).await {
+            let max_bytes = if throttled {
+                self.replicas.throttle.push_bytes(PUSH_RECORDS_MAX)
+            } else {
+                PUSH_RECORDS_MAX
+            };
+            match log.read_for_replica(Offset(from), max_bytes).await {
                 Ok(chunks) => {
                     for chunk in &chunks {
                         let Some(header) = chunk.slices()[0].first_chunk::<HEADER_BYTES>() else {
@@ -284,6 +291,9 @@ impl Shard {
                 futures::future::select(moved, timeout).await;
             }
         }
+        if sent_end > from && throttled {
+            self.replicas.throttle.wait(records.len()).await;
+        }
         if sent_end > from {
             let mut frame = encode_push_head(
                 &key(&tp),
@@ -299,6 +309,14 @@ impl Shard {
         let now = self.replicas.now_ms();
         self.with_leader(&tp, id, |l| l.state.pushed(to, from, sent_end, now));
         self.drive(&tp);
+    }
+
+    /// Whether `follower` is in the ISR of the partition this shard leads.
+    fn in_sync(&self, tp: &TopicPartition, follower: i32) -> bool {
+        match self.replicas.roles.borrow().get(tp).map(|e| &e.role) {
+            Some(Role::Leading(l)) => l.state.isr().contains(&follower),
+            _ => false,
+        }
     }
 
     /// Where the batch holding the log start begins (at or below it).

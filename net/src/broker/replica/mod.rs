@@ -22,6 +22,7 @@
 
 mod drive;
 pub(crate) mod link;
+mod throttle;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ pub struct Replicas {
     /// registration is there, so at its previous life's epoch.
     session: u64,
     links: link::Links,
+    /// Catch-up pushes (to followers outside the ISR) go at this pace.
+    throttle: throttle::Throttle,
     /// The shard itself, for the tasks its roles spawn.
     shard: RefCell<std::rc::Weak<Shard>>,
 }
@@ -99,6 +102,7 @@ impl Replicas {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             links: link::Links::default(),
+            throttle: throttle::Throttle::default(),
             shard: RefCell::new(std::rc::Weak::new()),
         }
     }
@@ -344,6 +348,14 @@ impl Shard {
     /// every role.
     pub(super) fn start_replication(self: &std::rc::Rc<Self>) {
         *self.replicas.shard.borrow_mut() = std::rc::Rc::downgrade(self);
+        if let Some(cluster) = &self.settings.cluster {
+            let shards = u64::from(self.shards()).max(1);
+            let rate = cluster.leader_replication_throttled_rate;
+            // Split over the shards; a share never rounds down to no limit.
+            self.replicas
+                .throttle
+                .set_rate(if rate == 0 { 0 } else { (rate / shards).max(1) });
+        }
         let shard = std::rc::Rc::downgrade(self);
         crate::server::spawn(async move {
             loop {
