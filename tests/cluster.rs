@@ -233,13 +233,22 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 }
 
 fn create_replicated_topic(bootstrap: &str, name: &str, partitions: i32, replicas: i32) {
+    create_new_topic(
+        bootstrap,
+        &NewTopic::new(name, partitions, TopicReplication::Fixed(replicas)),
+    );
+}
+
+/// Creates `topic` with librdkafka's admin client.
+fn create_new_topic(bootstrap: &str, topic: &NewTopic<'_>) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap();
+    let results =
+        futures::executor::block_on(admin.create_topics(std::slice::from_ref(topic), &options))
+            .unwrap();
     for result in results {
         result.unwrap_or_else(|(topic, e)| panic!("create {topic}: {e}"));
     }
@@ -1470,17 +1479,10 @@ fn a_follower_left_below_the_leader_s_log_start_starts_over_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3);
     cluster.wait_metadata(0, &[0, 1, 2], None, None);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .create()
-        .unwrap();
     let topic = NewTopic::new("trimmed", 1, TopicReplication::Fixed(3))
         .set("min.insync.replicas", "2")
         .set("segment.bytes", "16384");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap() {
-        result.unwrap();
-    }
+    create_new_topic(&cluster.bootstrap(), &topic);
     let leader = usize::try_from(wait_replicated(&cluster, 0, "trimmed", 3)[0]).unwrap();
     let away = (leader + 1) % 3;
     produce(&cluster.bootstrap(), "trimmed", &[0], 300, "early");
@@ -1558,16 +1560,11 @@ fn reassignments_move_replicas_to_other_brokers_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3);
     cluster.wait_metadata(0, &[0, 1, 2], None, None);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .create()
-        .unwrap();
     let placed: [&[i32]; 2] = [&[0, 1], &[1, 2]];
-    let topic = NewTopic::new("moving", 2, TopicReplication::Variable(&placed));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in futures::executor::block_on(admin.create_topics(&[topic], &options)).unwrap() {
-        result.unwrap();
-    }
+    create_new_topic(
+        &cluster.bootstrap(),
+        &NewTopic::new("moving", 2, TopicReplication::Variable(&placed)),
+    );
     wait_replicated(&cluster, 0, "moving", 2);
     let root = dir.path().to_path_buf();
     // An idempotent producer writes all along; every acknowledged message

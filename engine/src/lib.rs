@@ -51,4 +51,4 @@ pub use log::{
     topic_config_by_broker_name,
 };
 pub use offset::Offset;
-pub use partition_table::{PartitionTable, TopicPartition};
+pub use partition_table::{PartitionTable, Rewrite, TopicPartition};

@@ -67,6 +67,17 @@ pub struct PartitionTable {
     closed: std::cell::Cell<bool>,
 }
 
+/// How [`PartitionTable::rewrite`] rewrites a follower's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Cut at the offset: everything from there on goes (a follower of a
+    /// new leader whose history differs).
+    CutAt,
+    /// Emptied and started again at the offset (it ended below the
+    /// leader's log start).
+    StartOver,
+}
+
 impl PartitionTable {
     /// The shard that owns `tp` among `shard_count` shards.
     pub fn owner(tp: &TopicPartition, shard_count: u32) -> u32 {
@@ -186,35 +197,23 @@ impl PartitionTable {
         Ok(())
     }
 
-    /// Cuts a partition's log at `offset` (a follower following a new
-    /// leader): the log is taken out of the table while it is cut and
-    /// reopened, so requests meanwhile find no partition. Returns the new
-    /// log end.
-    pub async fn truncate(
+    /// Rewrites a follower's log to follow its leader, as `how` says, at
+    /// `offset`: the log is taken out of the table while it is rewritten
+    /// and reopened, so requests meanwhile find no partition. Returns the
+    /// new log end.
+    pub async fn rewrite(
         &self,
         tp: &TopicPartition,
+        how: Rewrite,
         offset: crate::Offset,
         config: crate::LogConfig,
         now_ms: i64,
     ) -> Result<crate::Offset> {
         let log = self.take(tp).await?;
-        let log = log.truncate_to(offset, config, now_ms).await?;
-        let end = log.log_end_offset();
-        self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
-        Ok(end)
-    }
-
-    /// Empties a partition's log and starts it again at `offset` (a
-    /// follower below its leader's log start); its log end after.
-    pub async fn start_over(
-        &self,
-        tp: &TopicPartition,
-        offset: crate::Offset,
-        config: crate::LogConfig,
-        now_ms: i64,
-    ) -> Result<crate::Offset> {
-        let log = self.take(tp).await?;
-        let log = log.start_over_at(offset, config, now_ms).await?;
+        let log = match how {
+            Rewrite::CutAt => log.truncate_to(offset, config, now_ms).await?,
+            Rewrite::StartOver => log.start_over_at(offset, config, now_ms).await?,
+        };
         let end = log.log_end_offset();
         self.logs.borrow_mut().insert(tp.clone(), Rc::new(log));
         Ok(end)

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use engine::batch::{BatchHeader, HEADER_BYTES};
-use engine::{Offset, TopicPartition};
+use engine::{Offset, Rewrite, TopicPartition};
 use replication::isr::wire::{DataFrame, PUSH_RECORDS_MAX, PartitionKey, encode, encode_push_head};
 use replication::isr::{FollowerAction, LeaderAction};
 use replication::quorum::ControllerRequest;
@@ -181,16 +181,10 @@ impl Shard {
                 self.send_data(leader, encode(&frame));
             }
             FollowerAction::Truncate { offset } => {
-                if let Some(shard) = self.me() {
-                    let tp = tp.clone();
-                    crate::server::spawn(async move { shard.truncate(tp, id, offset).await });
-                }
+                self.spawn_rewrite(tp, id, Rewrite::CutAt, offset)
             }
             FollowerAction::StartOver { offset } => {
-                if let Some(shard) = self.me() {
-                    let tp = tp.clone();
-                    crate::server::spawn(async move { shard.start_over(tp, id, offset).await });
-                }
+                self.spawn_rewrite(tp, id, Rewrite::StartOver, offset);
             }
             FollowerAction::HighWatermark(hw) => {
                 if let Some(log) = self.partitions.get(tp) {
@@ -380,49 +374,22 @@ impl Shard {
         }
     }
 
-    /// Cuts the follower's log where the leader's history says.
-    async fn truncate(self: Rc<Self>, tp: TopicPartition, id: u64, offset: i64) {
-        let config = self.log_config(&self.metadata(), &tp.topic);
-        let now = engine::rt::wall_clock_ms();
-        tracing::info!(partition = %tp, offset, "truncating to follow the leader");
-        match self
-            .partitions
-            .truncate(&tp, Offset(offset), config, now)
-            .await
-        {
-            Ok(end) => {
-                {
-                    let mut roles = self.replicas.roles.borrow_mut();
-                    if let Some(Entry {
-                        id: current,
-                        role: Role::Following(f),
-                    }) = roles.get_mut(&tp)
-                        && *current == id
-                    {
-                        f.truncating = false;
-                        f.state.truncated(end.get());
-                    }
-                }
-                if let Some(log) = self.partitions.get(&tp) {
-                    log.set_high_watermark(Some(end.min(Offset(offset))));
-                }
-                self.drive(&tp);
-            }
-            Err(e) => {
-                tracing::error!(partition = %tp, offset, error = %e, "truncation failed; the replica stops following until its next role");
-            }
+    fn spawn_rewrite(&self, tp: &TopicPartition, id: u64, how: Rewrite, offset: i64) {
+        if let Some(shard) = self.me() {
+            let tp = tp.clone();
+            crate::server::spawn(async move { shard.rewrite(tp, id, how, offset).await });
         }
     }
 
-    /// Empties the follower's log and starts it at `offset`, as the leader
-    /// said.
-    async fn start_over(self: Rc<Self>, tp: TopicPartition, id: u64, offset: i64) {
+    /// Rewrites the follower's log as its leader said: cut where the
+    /// leader's history says, or started over at the leader's log start.
+    async fn rewrite(self: Rc<Self>, tp: TopicPartition, id: u64, how: Rewrite, offset: i64) {
         let config = self.log_config(&self.metadata(), &tp.topic);
         let now = engine::rt::wall_clock_ms();
-        tracing::info!(partition = %tp, offset, "starting over at the leader's log start");
+        tracing::info!(partition = %tp, offset, ?how, "rewriting the log to follow the leader");
         match self
             .partitions
-            .start_over(&tp, Offset(offset), config, now)
+            .rewrite(&tp, how, Offset(offset), config, now)
             .await
         {
             Ok(end) => {
@@ -434,7 +401,10 @@ impl Shard {
                     }) = roles.get_mut(&tp)
                         && *current == id
                     {
-                        f.state.started_over(end.get());
+                        match how {
+                            Rewrite::CutAt => f.state.truncated(end.get()),
+                            Rewrite::StartOver => f.state.started_over(end.get()),
+                        }
                     }
                 }
                 if let Some(log) = self.partitions.get(&tp) {
@@ -443,7 +413,7 @@ impl Shard {
                 self.drive(&tp);
             }
             Err(e) => {
-                tracing::error!(partition = %tp, offset, error = %e, "starting over failed; the replica stops following until its next role");
+                tracing::error!(partition = %tp, offset, ?how, error = %e, "rewriting the log failed; the replica stops following until its next role");
             }
         }
     }

@@ -219,9 +219,7 @@ impl Shard {
             return;
         };
         let taken = match self.role_mut(tp).as_deref_mut() {
-            Some(Role::Following(f)) if !f.truncating => {
-                f.state.push(leader_epoch, start, end, high_watermark)
-            }
+            Some(Role::Following(f)) => f.state.push(leader_epoch, start, end, high_watermark),
             _ => return,
         };
         tracing::trace!(partition = %tp, leader_epoch, start, end, high_watermark, ?taken, "push");

@@ -61,8 +61,6 @@ struct Leading {
 #[derive(Debug)]
 struct Following {
     state: isr::Follower,
-    /// A truncation is under way.
-    truncating: bool,
 }
 
 #[derive(Debug)]
@@ -237,10 +235,7 @@ impl Shard {
         );
         tracing::info!(partition = ?log.dir().file_name(), leader = record.leader,
             epoch = record.leader_epoch, log_end = at.log_end, "following");
-        Role::Following(Following {
-            state,
-            truncating: false,
-        })
+        Role::Following(Following { state })
     }
 
     /// Removes the roles of partitions no longer owned and hosted here.
