@@ -1465,11 +1465,23 @@ fn segment_bases(dir: &Path, id: usize, topic: &str, partition: i32) -> Vec<i64>
     bases
 }
 
+/// The log start offset broker `id` persisted for `topic`-`partition`.
+fn checkpointed_log_start(dir: &Path, id: usize, topic: &str, partition: i32) -> Option<i64> {
+    let path = dir
+        .join(format!("data-{id}"))
+        .join(format!("{topic}-{partition}"))
+        .join("partition.checkpoint");
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("log_start_offset ")?.parse().ok())
+}
+
 /// A follower that was away while its leader's log start moved past its
 /// log end (DeleteRecords removed the segments it would read next) is
 /// told to start over there: its old segments go, it takes the leader's
 /// batches from the one holding the log start, and it is back in the ISR.
-/// Readers get everything acknowledged from the new log start on.
+/// Readers get everything acknowledged from the new log start on, also
+/// from the next leader (followers' logs start where the leader's does).
 #[test]
 fn a_follower_left_below_the_leader_s_log_start_starts_over_and_rejoins() {
     use kafka_protocol::messages::delete_records_request::{
@@ -1536,6 +1548,25 @@ fn a_follower_left_below_the_leader_s_log_start_starts_over_and_rejoins() {
         read, expected,
         "everything acknowledged from the log start on"
     );
+    // The followers' logs start where the leader's does (as each persisted
+    // it): the one in sync all along and the one that started over below
+    // it. Whichever leads next serves nothing below it.
+    for follower in [away, 3 - leader - away] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while checkpointed_log_start(dir.path(), follower, "trimmed", 0) != Some(3000) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {follower}'s log starts at {:?}",
+                checkpointed_log_start(dir.path(), follower, "trimmed", 0)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    cluster.kill(leader);
+    let third = 3 - leader - away;
+    let others = format!("{},{}", cluster.clients[away], cluster.clients[third]);
+    let read = consume(&others, "trimmed", "trimmed-readers-2", expected.len());
+    assert_eq!(read, expected, "the next leader starts where the last did");
 }
 
 /// Whether broker `id` has a replica of `topic`-`partition` on disk.

@@ -190,6 +190,11 @@ impl Leader {
         &self.isr
     }
 
+    /// The replicas it pushes to.
+    pub fn followers(&self) -> impl Iterator<Item = i32> + '_ {
+        self.followers.keys().copied()
+    }
+
     /// Records were staged here up to `log_end`: push them.
     pub fn appended(&mut self, log_end: i64) {
         self.log_end = self.log_end.max(log_end);

@@ -68,6 +68,13 @@ pub enum DataFrame {
         leader_epoch: i32,
         offset: i64,
     },
+    /// Leader to follower: my log starts at `offset` now (DeleteRecords,
+    /// retention): what is below it goes from your log too.
+    LogStart {
+        key: PartitionKey,
+        leader_epoch: i32,
+        offset: i64,
+    },
 }
 
 impl DataFrame {
@@ -77,7 +84,8 @@ impl DataFrame {
             | DataFrame::Ack { key, .. }
             | DataFrame::AskEpochEnd { key, .. }
             | DataFrame::EpochEnd { key, .. }
-            | DataFrame::StartAt { key, .. } => key,
+            | DataFrame::StartAt { key, .. }
+            | DataFrame::LogStart { key, .. } => key,
         }
     }
 }
@@ -87,9 +95,11 @@ const ACK: u8 = 2;
 const ASK_EPOCH_END: u8 = 3;
 const EPOCH_END: u8 = 4;
 const START_AT: u8 = 5;
+const LOG_START: u8 = 6;
 
+/// A partition's offset at a leader epoch (StartAt, LogStart).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-struct StartAtBody {
+struct OffsetBody {
     key: PartitionKey,
     leader_epoch: i32,
     offset: i64,
@@ -231,12 +241,24 @@ pub fn encode(frame: &DataFrame) -> Vec<u8> {
             leader_epoch,
             offset,
         } => {
-            let body = StartAtBody {
+            let body = OffsetBody {
                 key,
                 leader_epoch,
                 offset,
             };
             (START_AT, crate::archive::to_bytes(&body))
+        }
+        DataFrame::LogStart {
+            key,
+            leader_epoch,
+            offset,
+        } => {
+            let body = OffsetBody {
+                key,
+                leader_epoch,
+                offset,
+            };
+            (LOG_START, crate::archive::to_bytes(&body))
         }
     };
     let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
@@ -312,8 +334,16 @@ pub fn decode(frame: Bytes) -> Result<DataFrame, DataWireError> {
             }
         }
         START_AT => {
-            let s: StartAtBody = archived(body)?;
+            let s: OffsetBody = archived(body)?;
             Ok(DataFrame::StartAt {
+                key: s.key,
+                leader_epoch: s.leader_epoch,
+                offset: s.offset,
+            })
+        }
+        LOG_START => {
+            let s: OffsetBody = archived(body)?;
+            Ok(DataFrame::LogStart {
                 key: s.key,
                 leader_epoch: s.leader_epoch,
                 offset: s.offset,
@@ -350,6 +380,11 @@ mod tests {
             key: key(),
             leader_epoch: 4,
             offset: 1_000,
+        });
+        round_trip(DataFrame::LogStart {
+            key: key(),
+            leader_epoch: 4,
+            offset: 2_000,
         });
         round_trip(DataFrame::Push {
             key: key(),

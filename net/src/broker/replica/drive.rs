@@ -240,15 +240,20 @@ impl Shard {
             // (retention, DeleteRecords): it starts over where the batch
             // holding the log start begins, and says so in its next
             // acknowledgement. Asked again no sooner than a push wait.
+            // Then where the log starts, kept by the follower until its
+            // log reaches it.
             let start = self.batch_start(&log).await;
+            let log_start = log.log_start_offset().get();
             drop(log);
             if let Some(offset) = start {
+                let epoch = self.role_epoch(&tp);
                 let frame = DataFrame::StartAt {
                     key: key(&tp),
-                    leader_epoch: self.role_epoch(&tp),
+                    leader_epoch: epoch,
                     offset,
                 };
                 self.send_data(to, encode(&frame));
+                self.tell_log_start(&tp, epoch, log_start, &[to]);
             }
             engine::rt::sleep(PUSH_WAIT).await;
         } else if let Some(log) = self.partitions.get(&tp) {
@@ -303,6 +308,25 @@ impl Shard {
         let now = self.replicas.now_ms();
         self.with_leader(&tp, id, |l| l.state.pushed(to, from, sent_end, now));
         self.drive(&tp);
+    }
+
+    /// Tells `followers` that the log of `tp` (led here at `leader_epoch`)
+    /// starts at `offset` now.
+    pub(super) fn tell_log_start(
+        &self,
+        tp: &TopicPartition,
+        leader_epoch: i32,
+        offset: i64,
+        followers: &[i32],
+    ) {
+        for &to in followers {
+            let frame = DataFrame::LogStart {
+                key: key(tp),
+                leader_epoch,
+                offset,
+            };
+            self.send_data(to, encode(&frame));
+        }
     }
 
     /// Whether `follower` is in the ISR of the partition this shard leads.

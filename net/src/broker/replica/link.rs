@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use engine::{PartitionTable, TopicPartition};
+use engine::{Offset, PartitionTable, TopicPartition};
 use replication::isr::wire::{DATA_FRAME_BYTES_MAX, DataFrame, decode, encode};
 use replication::quorum::wire::{self as quorum_wire, Frame};
 
@@ -200,6 +200,11 @@ impl Shard {
                     f.state.start_at(leader_epoch, offset);
                 }
             }
+            DataFrame::LogStart {
+                leader_epoch,
+                offset,
+                ..
+            } => self.follow_log_start(&tp, leader_epoch, offset),
         }
         self.drive(&tp);
     }
@@ -234,6 +239,7 @@ impl Shard {
         if let Some(Role::Following(f)) = self.role_mut(tp).as_deref_mut() {
             f.state.appended(log_end);
         }
+        self.catch_log_start(tp);
     }
 
     fn is_leading(&self, tp: &TopicPartition) -> bool {
@@ -241,6 +247,45 @@ impl Shard {
             self.replicas.roles.borrow().get(tp).map(|e| &e.role),
             Some(Role::Leading(_))
         )
+    }
+
+    /// The leader's log starts at `offset`: this follower's log starts
+    /// there too, once it reaches it (a follower that started over below
+    /// it, or is behind, keeps it until then).
+    fn follow_log_start(&self, tp: &TopicPartition, leader_epoch: i32, offset: i64) {
+        if let Some(Role::Following(f)) = self.role_mut(tp).as_deref_mut()
+            && f.state.leader_epoch() == leader_epoch
+        {
+            f.log_start = Some(f.log_start.map_or(offset, |known| known.max(offset)));
+        }
+        self.catch_log_start(tp);
+    }
+
+    /// Moves this follower's log start to the leader's, if the log reaches
+    /// it now.
+    fn catch_log_start(&self, tp: &TopicPartition) {
+        let Some(log) = self.partitions.get(tp) else {
+            return;
+        };
+        let start = {
+            let mut role = self.role_mut(tp);
+            let Some(Role::Following(f)) = role.as_deref_mut() else {
+                return;
+            };
+            match f.log_start {
+                Some(start) if log.log_end_offset().get() >= start => f.log_start.take(),
+                _ => None,
+            }
+        };
+        let Some(start) = start.map(Offset).filter(|s| *s > log.log_start_offset()) else {
+            return;
+        };
+        let tp = tp.clone();
+        crate::server::spawn(async move {
+            if let Err(e) = log.delete_records(start).await {
+                tracing::warn!(partition = %tp, offset = start.get(), error = %e, "cannot move the log start as the leader did");
+            }
+        });
     }
 
     /// The role of `tp`, borrowed mutably (`None` without one).

@@ -56,11 +56,16 @@ struct Leading {
     state: isr::Leader,
     /// acks=all appends waiting for the high watermark: (end, answer).
     waiting: Vec<(i64, oneshot::Sender<i16>)>,
+    /// The log start the followers were last told, and when (ms).
+    told_log_start: (i64, u64),
 }
 
 #[derive(Debug)]
 struct Following {
     state: isr::Follower,
+    /// The leader's log start, as it last told it, until this log reaches
+    /// it and starts there too.
+    log_start: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -114,6 +119,24 @@ impl Default for Replicas {
     fn default() -> Replicas {
         Replicas::new()
     }
+}
+
+/// How often a leader tells its followers its log start again (one
+/// restarted meanwhile missed it).
+const LOG_START_RETELL_MS: u64 = 10_000;
+
+/// A leader's log start to tell its followers, if it moved since it last
+/// told them (or a while ago): (leader epoch, log start, followers).
+fn log_start_news(leading: &mut Leading, log: &Log, now: u64) -> Option<(i32, i64, Vec<i32>)> {
+    let start = log.log_start_offset().get();
+    let (told, at) = leading.told_log_start;
+    let due = start > told || (start > 0 && now.saturating_sub(at) >= LOG_START_RETELL_MS);
+    if !due {
+        return None;
+    }
+    leading.told_log_start = (start, now);
+    let followers = leading.state.followers().collect();
+    Some((leading.state.leader_epoch(), start, followers))
 }
 
 /// Whether the ISR protocol runs for a partition with this record: more
@@ -218,6 +241,7 @@ impl Shard {
         Role::Leading(Leading {
             state,
             waiting: Vec::new(),
+            told_log_start: (0, now),
         })
     }
 
@@ -235,7 +259,10 @@ impl Shard {
         );
         tracing::info!(partition = ?log.dir().file_name(), leader = record.leader,
             epoch = record.leader_epoch, log_end = at.log_end, "following");
-        Role::Following(Following { state })
+        Role::Following(Following {
+            state,
+            log_start: None,
+        })
     }
 
     /// Removes the roles of partitions no longer owned and hosted here.
@@ -359,11 +386,19 @@ impl Shard {
                     return;
                 };
                 let now = shard.replicas.now_ms();
+                let mut log_starts = Vec::new();
                 let tps: Vec<TopicPartition> = {
                     let mut roles = shard.replicas.roles.borrow_mut();
                     for (tp, entry) in roles.iter_mut() {
                         match &mut entry.role {
-                            Role::Leading(l) => l.state.tick(now),
+                            Role::Leading(l) => {
+                                l.state.tick(now);
+                                if let Some(log) = shard.partitions.get(tp)
+                                    && let Some(told) = log_start_news(l, &log, now)
+                                {
+                                    log_starts.push((tp.clone(), told));
+                                }
+                            }
                             Role::Following(f) => {
                                 if let Some(log) = shard.partitions.get(tp) {
                                     f.state.tick(&log.epochs(), now, ASK_RETRY_MS);
@@ -373,6 +408,9 @@ impl Shard {
                     }
                     roles.keys().cloned().collect()
                 };
+                for (tp, (leader_epoch, offset, followers)) in log_starts {
+                    shard.tell_log_start(&tp, leader_epoch, offset, &followers);
+                }
                 for tp in &tps {
                     shard.drive(tp);
                 }
