@@ -18,6 +18,7 @@
 //! leader-imbalance-check-interval-seconds = 300
 //! leader-imbalance-per-broker-percentage = 10
 //! leader-replication-throttled-rate = 104857600 # bytes/s to catching-up followers; 0: no limit
+//! metadata-log-max-record-bytes-between-snapshots = 20971520 # metadata.log.max.record.bytes.between.snapshots
 //! auto-create-topics = true            # auto.create.topics.enable
 //! num-partitions = 3                   # num.partitions
 //! socket-request-max-bytes = 104857600 # socket.request.max.bytes
@@ -71,6 +72,7 @@ pub struct FileConfig {
     pub leader_imbalance_check_interval_seconds: Option<u64>,
     pub leader_imbalance_per_broker_percentage: Option<u32>,
     pub leader_replication_throttled_rate: Option<u64>,
+    pub metadata_log_max_record_bytes_between_snapshots: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<usize>,
     pub auto_create_topics: Option<bool>,

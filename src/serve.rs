@@ -32,6 +32,9 @@ const PORT_WAIT: Duration = Duration::from_secs(5);
 /// limit): 100 MiB/s to catching-up followers, a small part of what a
 /// server's disk and network carry, so catch-up never starves producers.
 const LEADER_REPLICATION_THROTTLED_RATE: u64 = 100 << 20;
+/// `metadata.log.max.record.bytes.between.snapshots`, Kafka's default:
+/// a restarted voter replays at most this much of the metadata log.
+const METADATA_SNAPSHOT_BYTES: u64 = 20 << 20;
 /// How often a shard looks at the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -146,6 +149,10 @@ fn cluster_config(
         leader_replication_throttled_rate: file
             .leader_replication_throttled_rate
             .unwrap_or(LEADER_REPLICATION_THROTTLED_RATE),
+        metadata_snapshot_bytes: file
+            .metadata_log_max_record_bytes_between_snapshots
+            .unwrap_or(METADATA_SNAPSHOT_BYTES)
+            .max(1),
     }))
 }
 

@@ -54,6 +54,8 @@ struct Cluster {
     clients: Vec<SocketAddr>,
     voters: String,
     brokers: Vec<Option<Broker>>,
+    /// The brokers' log filter (SHARDLOG_TEST_LOG, or warnings).
+    log_filter: String,
 }
 
 /// A failed test shows the end of every broker's log; SHARDLOG_TEST_LOGS
@@ -102,6 +104,7 @@ impl Cluster {
             clients,
             voters,
             brokers: (0..size).map(|_| None).collect(),
+            log_filter: std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         };
         for id in 0..size {
             cluster.start_broker(id);
@@ -116,7 +119,7 @@ impl Cluster {
         let broker = start_logged(
             &self.dir.join(format!("data-{id}")),
             self.clients[id],
-            &std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            &self.log_filter,
             &[
                 "--node-id",
                 &id.to_string(),
@@ -1467,11 +1470,15 @@ fn segment_bases(dir: &Path, id: usize, topic: &str, partition: i32) -> Vec<i64>
 
 /// The log start offset broker `id` persisted for `topic`-`partition`.
 fn checkpointed_log_start(dir: &Path, id: usize, topic: &str, partition: i32) -> Option<i64> {
-    let path = dir
-        .join(format!("data-{id}"))
-        .join(format!("{topic}-{partition}"))
-        .join("partition.checkpoint");
-    let text = std::fs::read_to_string(path).ok()?;
+    log_start_in(
+        &dir.join(format!("data-{id}"))
+            .join(format!("{topic}-{partition}")),
+    )
+}
+
+/// The log start offset persisted in the log directory `dir`.
+fn log_start_in(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("partition.checkpoint")).ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix("log_start_offset ")?.parse().ok())
 }
@@ -1675,4 +1682,102 @@ fn a_follower_catching_up_is_throttled_and_producers_go_on() {
         written.len(),
     );
     assert_eq!(read, written);
+}
+
+/// The topic names broker `via` answers Metadata with.
+fn topic_names(cluster: &Cluster, via: usize) -> BTreeSet<String> {
+    let request = MetadataRequest::default().with_topics(None);
+    let response: MetadataResponse = call(cluster.clients[via], ApiKey::Metadata, 12, &request);
+    response
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+/// Metadata snapshots (KRaft's): with snapshots every 2 KiB of metadata
+/// records, the voters delete their Raft journal before each snapshot; a
+/// voter that was down while 60 topics were created is behind the
+/// leader's first entry and is sent the leader's snapshot, from which it
+/// answers Metadata and follows its partitions (back in the ISR of a
+/// topic whose ISR shrank without it); a voter restarted from a journal
+/// that begins with a snapshot has the whole metadata, and everything
+/// acknowledged is read back.
+#[test]
+fn a_voter_far_behind_is_sent_the_metadata_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{CONFIG}metadata-log-max-record-bytes-between-snapshots = 2048\n");
+    let mut cluster = Cluster::start_configured(dir.path(), 3, &config);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    let kept = NewTopic::new("kept", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    create_new_topic(&cluster.bootstrap(), &kept);
+    wait_replicated(&cluster, 0, "kept", 3);
+    let mut expected = produce(&cluster.bootstrap(), "kept", &[0], 100, "before");
+    cluster.kill(2);
+    // Broker 2 fenced: out of the ISR, and 60 topics of records without it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while isr_of(&cluster, 0, "kept", 0).contains(&2) {
+        assert!(Instant::now() < deadline, "broker 2 stays in the ISR");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let names: Vec<String> = (0..60).map(|i| format!("away-{i}")).collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, 1, TopicReplication::Fixed(2)))
+        .collect();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in futures::executor::block_on(admin.create_topics(&topics, &options)).unwrap() {
+        result.unwrap_or_else(|(topic, e)| panic!("create {topic}: {e}"));
+    }
+    expected.extend(produce(&cluster.bootstrap(), "kept", &[0], 100, "away"));
+    // The live voters' journals start at a snapshot now.
+    for id in [0, 1] {
+        let journal = dir.path().join(format!("data-{id}")).join("quorum");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while log_start_in(&journal).unwrap_or(0) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "broker {id}'s journal was never cut"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // What the leader queued for broker 2 while it was down is stale a
+    // second later and dropped: broker 2 is told where the log is now.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.log_filter = "warn,replication::quorum=info".into();
+    cluster.start_broker(2);
+    wait_replicated(&cluster, 0, "kept", 3);
+    let log = std::fs::read_to_string(cluster.log_path(2)).unwrap();
+    assert!(
+        log.contains("metadata restored from the leader's snapshot"),
+        "broker 2 caught up without the snapshot"
+    );
+    let all: BTreeSet<String> = names.iter().cloned().chain(["kept".to_string()]).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !topic_names(&cluster, 2).is_superset(&all) {
+        assert!(
+            Instant::now() < deadline,
+            "broker 2 lacks topics: {:?}",
+            topic_names(&cluster, 2)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    cluster.kill(0);
+    cluster.start_broker(0);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    assert!(
+        topic_names(&cluster, 0).is_superset(&all),
+        "broker 0 replayed its journal"
+    );
+    wait_replicated(&cluster, 0, "kept", 3);
+    expected.extend(produce(&cluster.bootstrap(), "kept", &[0], 100, "after"));
+    let read = consume(&cluster.bootstrap(), "kept", "kept-readers", expected.len());
+    assert_eq!(read, expected, "everything acknowledged, in order");
 }

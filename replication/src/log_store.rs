@@ -18,18 +18,23 @@ pub trait LogStore {
     async fn append_record(&self, value: &[u8]) -> Result<i64, Self::Error>;
 
     async fn read_records(&self, from: i64) -> Result<Vec<(i64, Vec<u8>)>, Self::Error>;
+
+    /// Deletes the records before `offset` (durably: a restart does not
+    /// read them again).
+    async fn delete_before(&self, offset: i64) -> Result<(), Self::Error>;
 }
 
 /// An in-memory [`LogStore`] for tests, and a way to run its futures.
 #[cfg(test)]
 pub(crate) mod memory {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     use super::LogStore;
 
-    /// Records in a vector: "durable" as soon as appended.
+    /// Records in a vector: "durable" as soon as appended; those before
+    /// the second field's offset are deleted.
     #[derive(Debug, Default)]
-    pub(crate) struct MemoryLog(pub(crate) RefCell<Vec<Vec<u8>>>);
+    pub(crate) struct MemoryLog(pub(crate) RefCell<Vec<Vec<u8>>>, pub(crate) Cell<i64>);
 
     impl LogStore for MemoryLog {
         type Error = std::io::Error;
@@ -43,9 +48,13 @@ pub(crate) mod memory {
             Ok(records
                 .iter()
                 .enumerate()
-                .skip(from as usize)
+                .skip(from.max(self.1.get()) as usize)
                 .map(|(i, r)| (i as i64, r.clone()))
                 .collect())
+        }
+        async fn delete_before(&self, offset: i64) -> Result<(), Self::Error> {
+            self.1.set(self.1.get().max(offset));
+            Ok(())
         }
     }
 

@@ -33,6 +33,10 @@ impl LogStore for Log {
             .map(|r| (r.offset, r.value.unwrap_or_default()))
             .collect())
     }
+
+    async fn delete_before(&self, offset: i64) -> Result<()> {
+        self.delete_records(Offset(offset)).await.map(|_| ())
+    }
 }
 
 /// One record of an internal topic, read back.

@@ -33,8 +33,12 @@ pub(super) enum Input {
     },
 }
 
-/// The largest metadata entry (a CreateTopics of many partitions is one).
+/// The largest metadata entry (a CreateTopics of many partitions is one)
+/// or snapshot.
 const JOURNAL_RECORD_BYTES_MAX: u32 = 64 << 20;
+/// The journal's segments: small, so that the part before a snapshot is
+/// deleted from disk soon after the snapshot.
+const JOURNAL_SEGMENT_BYTES: u64 = 8 << 20;
 
 /// Why the cluster side could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +71,7 @@ pub async fn start(
         })?;
     let log_config = LogConfig {
         max_message_bytes: JOURNAL_RECORD_BYTES_MAX,
+        segment_bytes: JOURNAL_SEGMENT_BYTES,
         ..LogConfig::default()
     };
     let log = Log::open(data_dir.join("quorum"), log_config, rt::wall_clock_ms()).await?;
@@ -75,6 +80,7 @@ pub async fn start(
     let voters: Vec<u64> = config.voters.iter().map(|&(id, _)| raft_id(id)).collect();
     tracing::info!(
         node = config.node_id,
+        snapshot = durable.snapshot_index(),
         entries = durable.entries.len(),
         term = durable.hard_state.term,
         "quorum voter starting"
@@ -86,6 +92,7 @@ pub async fn start(
             election_ticks: 10,
             heartbeat_ticks: 2,
             seed: rt::wall_clock_ms().unsigned_abs() ^ me,
+            snapshot_bytes: config.metadata_snapshot_bytes,
             controller: ControllerConfig {
                 session_timeout_ms: u64::try_from(config.session_timeout.as_millis())
                     .unwrap_or(u64::MAX),
@@ -291,7 +298,27 @@ impl Driver {
                         return false;
                     }
                 }
-                Action::Applied { index, .. } => applied = Some(index),
+                Action::Snapshot {
+                    snapshot,
+                    hard_state,
+                    entries,
+                } => {
+                    let at = snapshot.get_metadata().index;
+                    if let Err(e) = self
+                        .journal
+                        .snapshot(&snapshot, &hard_state, &entries)
+                        .await
+                    {
+                        tracing::error!(error = %e, "raft journal snapshot failed");
+                        return false;
+                    }
+                    tracing::debug!(
+                        index = at,
+                        bytes = snapshot.get_data().len(),
+                        "metadata snapshot durable"
+                    );
+                }
+                Action::Applied { index, .. } | Action::Restored { index } => applied = Some(index),
                 Action::Reply { id, result } => self.reply(id, result),
             }
         }

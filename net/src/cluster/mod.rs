@@ -55,6 +55,10 @@ pub struct ClusterConfig {
     /// sends to followers outside the ISR (catching up), over all its
     /// shards; 0: no limit.
     pub leader_replication_throttled_rate: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: the metadata
+    /// log's bytes after which a voter snapshots the metadata and deletes
+    /// the log before it.
+    pub metadata_snapshot_bytes: u64,
 }
 
 impl ClusterConfig {

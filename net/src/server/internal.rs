@@ -5,7 +5,7 @@
 //! is closed with a log line.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +16,13 @@ use replication::quorum::wire::{self, Frame, PREFIX_BYTES};
 /// are dropped (Raft sends again; a controller request times out and is
 /// retried).
 const PEER_QUEUE_FRAMES: usize = 4096;
+/// A frame queued longer than this (its peer unreachable meanwhile) is
+/// dropped, not sent late: Raft's messages are stale by then (heartbeats
+/// every 200 ms, elections after 1 to 2 s), and a voter back after a while
+/// must be told where the leader's log is now, not replayed what it
+/// missed one append at a time (from a log the leader may have compacted
+/// since: it gets the snapshot instead). A controller request is retried.
+const PEER_FRAME_STALE: Duration = Duration::from_secs(1);
 /// A connection must introduce itself within this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest frame before the peer introduced itself.
@@ -176,7 +183,7 @@ async fn read_peer(
 /// failed is lost.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl PeerLink {
@@ -189,7 +196,7 @@ impl PeerLink {
 
     /// Queues an encoded frame; dropped if the queue is full.
     pub fn send(&mut self, frame: Vec<u8>) {
-        if self.queue.try_send(frame).is_err() {
+        if self.queue.try_send((Instant::now(), frame)).is_err() {
             tracing::debug!("peer queue full: frame dropped");
         }
     }
@@ -199,9 +206,11 @@ async fn write_peer(
     peer: u64,
     addr: SocketAddr,
     hello: Vec<u8>,
-    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut frames: mpsc::Receiver<Queued>,
 ) {
     let mut backoff = RECONNECT_FIRST;
+    // A fresh frame taken off the queue while dropping stale ones.
+    let mut held = None;
     let mut logged = false;
     loop {
         let connect = glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT);
@@ -214,6 +223,7 @@ async fn write_peer(
                 }
                 engine::rt::sleep(backoff).await;
                 backoff = (backoff * 2).min(RECONNECT_LAST);
+                held = drop_stale(&mut frames, held.take());
                 continue;
             }
         };
@@ -226,10 +236,18 @@ async fn write_peer(
         if stream.write_all(&hello).await.is_err() {
             continue;
         }
+        held = drop_stale(&mut frames, held.take());
         loop {
-            let Some(frame) = frames.next().await else {
+            let next = match held.take() {
+                Some(frame) => Some(frame),
+                None => frames.next().await,
+            };
+            let Some((queued, frame)) = next else {
                 return; // the cluster stopped
             };
+            if queued.elapsed() > PEER_FRAME_STALE {
+                continue;
+            }
             if crate::failpoint::cut_off() {
                 continue; // lost on the way (tests of a partition)
             }
@@ -239,4 +257,36 @@ async fn write_peer(
             }
         }
     }
+}
+
+/// A queued frame: when it was queued, and its bytes.
+type Queued = (Instant, Vec<u8>);
+
+/// Drops the frames queued longer than [`PEER_FRAME_STALE`] ago, `held`
+/// first (taken off the queue earlier); returns the first fresh one. The
+/// queue is in order: the frames after a fresh one are fresh.
+fn drop_stale(frames: &mut mpsc::Receiver<Queued>, held: Option<Queued>) -> Option<Queued> {
+    let mut dropped = 0usize;
+    let mut next = held;
+    loop {
+        match next {
+            Some((queued, _)) if queued.elapsed() > PEER_FRAME_STALE => dropped += 1,
+            Some(fresh) => {
+                next = Some(fresh);
+                break;
+            }
+            None => {}
+        }
+        match frames.try_recv() {
+            Ok(frame) => next = Some(frame),
+            _ => {
+                next = None;
+                break;
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::debug!(dropped, "stale frames to an unreachable peer dropped");
+    }
+    next
 }

@@ -3,6 +3,7 @@
 //! immutable snapshots (clones) of the state.
 
 mod record;
+mod snapshot;
 mod store;
 
 use std::collections::BTreeMap;

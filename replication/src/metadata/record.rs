@@ -206,6 +206,9 @@ pub enum DecodeError {
     Version(u8),
     #[error("invalid metadata record: {0}")]
     Invalid(#[source] rancor::Error),
+    /// A snapshot whose parts contradict each other.
+    #[error("inconsistent metadata snapshot: {0}")]
+    Inconsistent(String),
 }
 
 fn archive<T>(version: u8, value: &T) -> Vec<u8>

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use raft::prelude::{Entry, HardState, Message};
+use raft::prelude::{Entry, HardState, Message, MessageType, Snapshot};
 use raft::storage::MemStorage;
-use raft::{Config, RawNode, StateRole};
+use raft::{Config, GetEntriesContext, RaftState, RawNode, SnapshotStatus, StateRole, Storage};
 
 use super::controller::{Controller, ControllerConfig, ControllerError, ControllerRequest};
 use super::raft_logger::RaftLogger;
@@ -31,15 +31,36 @@ pub struct QuorumConfig {
     /// Seeds the election timeouts' draws (a simulator's seed, or any
     /// per-process value in a broker).
     pub seed: u64,
+    /// The bytes of entries applied after which the voter takes a snapshot
+    /// of the metadata and drops the log before it (Kafka's
+    /// `metadata.log.max.record.bytes.between.snapshots`).
+    pub snapshot_bytes: u64,
     pub controller: ControllerConfig,
 }
 
-/// What a voter keeps durable: Raft's hard state (term, vote, commit) and
-/// its log. A restarted voter is built from what reached the disk.
-#[derive(Debug, Clone, Default)]
+/// What a voter keeps durable: Raft's hard state (term, vote, commit), its
+/// latest snapshot and the log after it. A restarted voter is built from
+/// what reached the disk.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DurableState {
     pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// From the entry after the snapshot's (or the first) on.
     pub entries: Vec<Entry>,
+}
+
+impl DurableState {
+    /// The index the snapshot holds the state at (0 without one).
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.get_metadata().index)
+    }
+
+    /// The last index of the log (the snapshot's, without entries after).
+    pub fn last_index(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or_else(|| self.snapshot_index(), |e| e.index)
+    }
 }
 
 /// Where an accepted request's records are in the metadata log.
@@ -75,6 +96,19 @@ pub enum Action {
         index: u64,
         records: Vec<MetadataRecord>,
     },
+    /// Make durable, in place of everything before: the snapshot, the
+    /// hard state and the log entries after the snapshot's index. Taken by
+    /// this voter, or sent by the leader to a voter far behind (then
+    /// followed by [`Action::Restored`]).
+    Snapshot {
+        snapshot: Snapshot,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    },
+    /// [`QuorumNode::metadata`] was replaced by a snapshot's, at `index`:
+    /// the broker brings its shards in line with it, as after
+    /// [`Action::Applied`].
+    Restored { index: u64 },
     /// The answer to the proposal with this id.
     Reply {
         id: u64,
@@ -85,7 +119,7 @@ pub enum Action {
 /// One voter: Raft, the committed metadata and, while it leads, the
 /// controller.
 pub struct QuorumNode {
-    raw: RawNode<MemStorage>,
+    raw: RawNode<QuorumStorage>,
     /// The metadata every committed entry built, applied in index order.
     metadata: ClusterMetadata,
     /// While leading: `metadata` plus every entry appended but not yet
@@ -98,6 +132,56 @@ pub struct QuorumNode {
     election_ticks: usize,
     rng: u64,
     now_ms: u64,
+    snapshot_bytes: u64,
+    /// Bytes of entries applied since the latest snapshot.
+    applied_bytes: u64,
+    /// Voters sent a snapshot in the Ready being handled.
+    snapshots_sent: Vec<u64>,
+}
+
+/// Raft's log in memory (raft-rs's `MemStorage`) and the latest snapshot
+/// with the metadata it holds, which `MemStorage` does not keep.
+struct QuorumStorage {
+    mem: MemStorage,
+    latest: Snapshot,
+}
+
+impl Storage for QuorumStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    /// The latest snapshot, sent to a voter whose next entry is gone.
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.latest.get_metadata().index < request_index {
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.latest.clone())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,15 +203,25 @@ impl std::fmt::Debug for QuorumNode {
 
 impl QuorumNode {
     /// A voter starting from what it had made durable (nothing, the first
-    /// time). Committed entries are applied again from the first: the
-    /// metadata is rebuilt by replay.
+    /// time). The metadata starts as the snapshot's (empty without one);
+    /// committed entries after it are applied again: the rest is rebuilt
+    /// by replay. A snapshot that does not decode is a storage error.
     pub fn new(config: QuorumConfig, durable: DurableState) -> Result<Self, raft::Error> {
-        let storage = MemStorage::new_with_conf_state((config.voters.clone(), Vec::new()));
+        let mem = MemStorage::new_with_conf_state((config.voters.clone(), Vec::new()));
+        let mut metadata = ClusterMetadata::default();
+        let mut latest = Snapshot::default();
         {
-            let mut core = storage.wl();
+            let mut core = mem.wl();
+            if let Some(snapshot) = durable.snapshot {
+                metadata = ClusterMetadata::decode_snapshot(snapshot.get_data())
+                    .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+                core.apply_snapshot(snapshot.clone())?;
+                latest = snapshot;
+            }
             core.append(&durable.entries)?;
             core.set_hardstate(durable.hard_state);
         }
+        let storage = QuorumStorage { mem, latest };
         let raft_config = Config {
             id: config.node_id,
             election_tick: config.election_ticks,
@@ -146,7 +240,7 @@ impl QuorumNode {
         let raw = RawNode::new(&raft_config, storage, &logger)?;
         let mut node = QuorumNode {
             raw,
-            metadata: ClusterMetadata::default(),
+            metadata,
             speculative: None,
             controller: Controller::new(config.controller),
             pending: BTreeMap::new(),
@@ -154,6 +248,9 @@ impl QuorumNode {
             election_ticks: config.election_ticks,
             rng: config.seed ^ config.node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
             now_ms: 0,
+            snapshot_bytes: config.snapshot_bytes,
+            applied_bytes: 0,
+            snapshots_sent: Vec::new(),
         };
         node.draw_election_timeout();
         Ok(node)
@@ -204,8 +301,15 @@ impl QuorumNode {
         }
     }
 
-    /// A message from another voter.
+    /// A message from another voter. A snapshot that does not decode is
+    /// dropped before Raft takes it (Raft would count it applied).
     pub fn step(&mut self, message: Message) {
+        if message.get_msg_type() == MessageType::MsgSnapshot
+            && let Err(e) = ClusterMetadata::decode_snapshot(message.get_snapshot().get_data())
+        {
+            tracing::warn!(from = message.from, %e, "quorum: unreadable snapshot dropped");
+            return;
+        }
         if let Err(e) = self.raw.step(message) {
             tracing::debug!(%e, "quorum: message not taken");
         }
@@ -240,7 +344,10 @@ impl QuorumNode {
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             if !ready.messages().is_empty() {
-                self.actions.push(Action::Send(ready.take_messages()));
+                self.send(ready.take_messages());
+            }
+            if !ready.snapshot().is_empty() {
+                self.restore(ready.snapshot().clone());
             }
             // Committed entries in a Ready are durable here already.
             let committed = ready.take_committed_entries();
@@ -248,7 +355,7 @@ impl QuorumNode {
             let entries = ready.take_entries();
             let hard_state = ready.hs().cloned();
             if !entries.is_empty() || hard_state.is_some() {
-                let mut core = self.raw.raft.raft_log.store.wl();
+                let mut core = self.raw.raft.raft_log.store.mem.wl();
                 if let Err(e) = core.append(&entries) {
                     tracing::error!(%e, "quorum: entries do not fit the log");
                 }
@@ -262,12 +369,11 @@ impl QuorumNode {
                 });
             }
             if !ready.persisted_messages().is_empty() {
-                self.actions
-                    .push(Action::Send(ready.take_persisted_messages()));
+                self.send(ready.take_persisted_messages());
             }
             let mut light = self.raw.advance(ready);
             if let Some(commit) = light.commit_index() {
-                let mut core = self.raw.raft.raft_log.store.wl();
+                let mut core = self.raw.raft.raft_log.store.mem.wl();
                 core.mut_hard_state().set_commit(commit);
                 let hard_state = core.hard_state().clone();
                 drop(core);
@@ -277,14 +383,129 @@ impl QuorumNode {
                 });
             }
             if !light.messages().is_empty() {
-                self.actions.push(Action::Send(light.take_messages()));
+                self.send(light.take_messages());
             }
             let committed = light.take_committed_entries();
             self.apply(committed);
             self.raw.advance_apply();
+            for to in std::mem::take(&mut self.snapshots_sent) {
+                // Sent is as good as taken: Raft probes the voter next,
+                // and one that did not get it is sent it again.
+                self.raw.report_snapshot(to, SnapshotStatus::Finish);
+            }
             self.observe();
         }
+        if self.applied_bytes >= self.snapshot_bytes {
+            self.take_snapshot();
+        }
         std::mem::take(&mut self.actions)
+    }
+
+    /// Messages to send; Raft is told of the snapshots among them once
+    /// they are on their way.
+    fn send(&mut self, messages: Vec<Message>) {
+        self.snapshots_sent.extend(
+            messages
+                .iter()
+                .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+                .map(|m| m.to),
+        );
+        self.actions.push(Action::Send(messages));
+    }
+
+    /// Snapshots the metadata at the applied index and drops the log up to
+    /// it (the entries after it stay).
+    fn take_snapshot(&mut self) {
+        let index = self.raw.raft.raft_log.applied;
+        let store = &self.raw.raft.raft_log.store;
+        if index <= store.latest.get_metadata().index {
+            return;
+        }
+        let read = (|| {
+            let last = store.mem.last_index()?;
+            let term = store.mem.term(index)?;
+            let rest = if index < last {
+                let context = GetEntriesContext::empty(false);
+                store.mem.entries(index + 1, last + 1, None, context)?
+            } else {
+                Vec::new()
+            };
+            let state = store.mem.initial_state()?;
+            Ok::<_, raft::Error>((term, rest, state))
+        })();
+        let (term, rest, state) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(index, %e, "quorum: no snapshot: the log does not hold its index");
+                return;
+            }
+        };
+        let hard_state = state.hard_state;
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data(self.metadata.encode_snapshot().into());
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(state.conf_state);
+        let mut header = snapshot.clone();
+        header.set_data(Vec::new().into());
+        let store = &mut self.raw.raft.raft_log.store;
+        {
+            // MemStorage keeps a snapshot's index and term, not its data:
+            // the log from the snapshot on is the entries after it again.
+            let mut core = store.mem.wl();
+            let compacted = core
+                .apply_snapshot(header)
+                .and_then(|()| core.append(&rest));
+            core.set_hardstate(hard_state.clone());
+            if let Err(e) = compacted {
+                tracing::error!(index, %e, "quorum: the log cannot be compacted");
+                return;
+            }
+        }
+        store.latest = snapshot.clone();
+        self.applied_bytes = 0;
+        tracing::debug!(index, term, "quorum: metadata snapshot taken");
+        self.actions.push(Action::Snapshot {
+            snapshot,
+            hard_state,
+            entries: rest,
+        });
+    }
+
+    /// Takes the leader's snapshot in place of this voter's log and state.
+    fn restore(&mut self, snapshot: Snapshot) {
+        let index = snapshot.get_metadata().index;
+        let metadata = match ClusterMetadata::decode_snapshot(snapshot.get_data()) {
+            Ok(metadata) => metadata,
+            // Checked in step(): nothing else brings a snapshot here.
+            Err(e) => {
+                tracing::error!(index, %e, "quorum: unreadable snapshot");
+                return;
+            }
+        };
+        let store = &mut self.raw.raft.raft_log.store;
+        let hard_state = {
+            let mut core = store.mem.wl();
+            if let Err(e) = core.apply_snapshot(snapshot.clone()) {
+                tracing::error!(index, %e, "quorum: snapshot not taken");
+                return;
+            }
+            core.hard_state().clone()
+        };
+        store.latest = snapshot.clone();
+        self.metadata = metadata;
+        self.applied_bytes = 0;
+        tracing::info!(
+            index,
+            "quorum: metadata restored from the leader's snapshot"
+        );
+        self.actions.push(Action::Snapshot {
+            snapshot,
+            hard_state,
+            entries: Vec::new(),
+        });
+        self.actions.push(Action::Restored { index });
     }
 
     /// Appends one entry of `records`, already decided against the
@@ -315,6 +536,7 @@ impl QuorumNode {
     /// Applies committed entries in order and answers their proposals.
     fn apply(&mut self, entries: Vec<Entry>) {
         for entry in entries {
+            self.applied_bytes += u64::try_from(entry.data.len()).unwrap_or(u64::MAX) + 16;
             let records = if entry.data.is_empty() {
                 Vec::new() // a new leader's empty entry
             } else {
@@ -441,7 +663,7 @@ pub enum EntryError {
     Record(#[from] crate::metadata::DecodeError),
 }
 
-fn decode_entry(mut data: &[u8]) -> Result<Vec<MetadataRecord>, EntryError> {
+pub(super) fn decode_entry(mut data: &[u8]) -> Result<Vec<MetadataRecord>, EntryError> {
     let mut records = Vec::new();
     while !data.is_empty() {
         let (len, rest) = data.split_first_chunk::<4>().ok_or(EntryError::Truncated)?;

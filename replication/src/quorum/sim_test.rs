@@ -12,6 +12,12 @@
 //! an ISR outside the replicas, or a partition's leader epoch going back.
 //! At the end, with the faults healed: one leader, every voter's metadata
 //! equal, every broker unfenced and every partition led.
+//!
+//! Voters snapshot their metadata every few entries ([`SNAPSHOT_BYTES`]),
+//! so logs are compacted all the time and a voter back from a crash or
+//! cut off for long is sent the leader's snapshot: every snapshot, taken
+//! or received, must hold the state the committed entries up to its index
+//! build.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,6 +60,8 @@ const STEP_MS: u64 = 5;
 const TICK_MS: u64 = 100;
 const BROKER_INTERVAL_MS: u64 = 300;
 const REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// Small: a snapshot every few entries.
+const SNAPSHOT_BYTES: u64 = 500;
 
 #[derive(Debug, Clone)]
 enum Packet {
@@ -117,6 +125,12 @@ struct Sim {
     acknowledged: Vec<Committed>,
     requests_sent: u64,
     crashes: u64,
+    /// Snapshots taken by voters, and sent to voters behind and taken.
+    snapshots: u64,
+    restores: u64,
+    /// The indexes of the snapshots the voter being driven restores from
+    /// (sent by the leader) in this turn's actions.
+    restoring: BTreeSet<u64>,
     /// Admin clients and ISR changes; off for the final settling, so that
     /// every voter can catch up with the same last entry.
     clients: bool,
@@ -155,6 +169,9 @@ impl Sim {
             acknowledged: Vec::new(),
             requests_sent: 0,
             crashes: 0,
+            snapshots: 0,
+            restores: 0,
+            restoring: BTreeSet::new(),
             clients: true,
         }
     }
@@ -240,11 +257,7 @@ impl Sim {
         let voter = self.voter(id);
         let log = voter.journal.take().unwrap().into_log();
         let (journal, durable) = block_on(RaftJournal::open(log)).unwrap();
-        assert_eq!(
-            durable.entries, voter.durable.entries,
-            "the journal's replay"
-        );
-        assert_eq!(durable.hard_state, voter.durable.hard_state);
+        assert_eq!(durable, voter.durable, "the journal's replay");
         voter.journal = Some(journal);
         voter.node = Some(new_node(id, &ids, seed, durable));
         voter.incarnation = incarnation;
@@ -319,6 +332,13 @@ impl Sim {
             Some(node) => node.poll(),
             None => return,
         };
+        self.restoring = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Restored { index } => Some(*index),
+                _ => None,
+            })
+            .collect();
         for action in actions {
             if self.rng.chance(self.faults.crash_mid_actions_per_million) {
                 self.crash(id);
@@ -345,7 +365,7 @@ impl Sim {
                 block_on(journal.persist(&entries, hard_state.as_ref())).unwrap();
                 let durable = &mut voter.durable;
                 if let Some(first) = entries.first() {
-                    let keep = usize::try_from(first.index - 1).unwrap();
+                    let keep = usize::try_from(first.index - durable.snapshot_index() - 1).unwrap();
                     durable.entries.truncate(keep);
                     durable.entries.extend(entries);
                 }
@@ -353,6 +373,29 @@ impl Sim {
                     durable.hard_state = hard_state;
                 }
             }
+            Action::Snapshot {
+                snapshot,
+                hard_state,
+                entries,
+            } => {
+                // A snapshot it took: the entries it drops are committed,
+                // kept as the reference before they go. (One sent by the
+                // leader replaces whatever this voter had.)
+                if !self.restoring.contains(&snapshot.get_metadata().index) {
+                    self.record_committed(id, snapshot.get_metadata().index);
+                }
+                self.check_snapshot(id, &snapshot);
+                let voter = self.voter(id);
+                let journal = voter.journal.as_ref().unwrap();
+                block_on(journal.snapshot(&snapshot, &hard_state, &entries)).unwrap();
+                voter.durable = DurableState {
+                    hard_state,
+                    snapshot: Some(snapshot),
+                    entries,
+                };
+                self.snapshots += 1;
+            }
+            Action::Restored { .. } => self.restores += 1,
             Action::Applied { .. } => {}
             Action::Reply {
                 id: request,
@@ -517,6 +560,46 @@ impl Sim {
         })
     }
 
+    /// Voter `id`'s durable entries up to `upto` are committed: each must
+    /// be the reference's, or becomes it.
+    fn record_committed(&mut self, id: u64, upto: u64) {
+        let seed = self.seed;
+        let index = usize::try_from(id - 1).unwrap();
+        let voter = &self.voters[index];
+        for entry in voter.durable.entries.iter().filter(|e| e.index <= upto) {
+            let reference = self
+                .reference
+                .entry(entry.index)
+                .or_insert_with(|| (entry.term, entry.data.to_vec()));
+            assert!(
+                reference.0 == entry.term && reference.1 == entry.data.as_ref(),
+                "seed {seed}: voter {id} committed another entry at index {}",
+                entry.index
+            );
+        }
+    }
+
+    /// A snapshot holds the metadata the committed entries up to its index
+    /// build, applied in order.
+    fn check_snapshot(&self, id: u64, snapshot: &raft::prelude::Snapshot) {
+        let seed = self.seed;
+        let index = snapshot.get_metadata().index;
+        let mut expected = ClusterMetadata::default();
+        for at in 1..=index {
+            let (_, data) = self.reference.get(&at).unwrap_or_else(|| {
+                panic!("seed {seed}: voter {id}'s snapshot at {index}: entry {at} never seen")
+            });
+            for record in super::node::decode_entry(data).unwrap() {
+                let _ = expected.apply(record);
+            }
+        }
+        let got = ClusterMetadata::decode_snapshot(snapshot.get_data()).unwrap();
+        assert_eq!(
+            got, expected,
+            "seed {seed}: voter {id}'s snapshot at {index} is not the log's state"
+        );
+    }
+
     fn check(&mut self) {
         let seed = self.seed;
         for index in 0..self.voters.len() {
@@ -628,6 +711,7 @@ fn new_node(id: u64, voters: &[u64], seed: u64, durable: DurableState) -> Quorum
         election_ticks: 10,
         heartbeat_ticks: 2,
         seed,
+        snapshot_bytes: SNAPSHOT_BYTES,
         controller: ControllerConfig {
             session_timeout_ms: 3_000,
             default_replication_factor: 1,
@@ -669,8 +753,28 @@ fn check_metadata(
     }
 }
 
-/// Runs one seed; returns what it exercised, for the caller's floor checks.
-fn simulate(seed: u64, voters: u64, hostile_ms: u64) -> (u64, usize, usize) {
+/// What a run exercised, for the callers' floor checks.
+#[derive(Debug, Default)]
+struct Exercised {
+    crashes: u64,
+    terms: usize,
+    acknowledged: usize,
+    snapshots: u64,
+    restores: u64,
+}
+
+impl std::ops::AddAssign for Exercised {
+    fn add_assign(&mut self, other: Exercised) {
+        self.crashes += other.crashes;
+        self.terms += other.terms;
+        self.acknowledged += other.acknowledged;
+        self.snapshots += other.snapshots;
+        self.restores += other.restores;
+    }
+}
+
+/// Runs one seed; returns what it exercised.
+fn simulate(seed: u64, voters: u64, hostile_ms: u64) -> Exercised {
     println!("quorum simulation: seed {seed}, {voters} voters, {hostile_ms} ms hostile");
     let mut sim = Sim::new(seed, voters);
     sim.run(hostile_ms);
@@ -679,31 +783,40 @@ fn simulate(seed: u64, voters: u64, hostile_ms: u64) -> (u64, usize, usize) {
     let max_leader_epoch = metadata.partitions().map(|(_, _, p)| p.leader_epoch).max();
     println!(
         "  {} crashes, {} terms, {} requests, {} acknowledged, {} entries committed, \
+         {} snapshots taken, {} sent and restored, \
          {} topics, {} partitions, highest leader epoch {max_leader_epoch:?}",
         sim.crashes,
         sim.leaders.len(),
         sim.requests_sent,
         sim.acknowledged.len(),
         sim.reference.len(),
+        sim.snapshots,
+        sim.restores,
         metadata.topics().count(),
         metadata.partitions().count(),
     );
-    (sim.crashes, sim.leaders.len(), sim.acknowledged.len())
+    Exercised {
+        crashes: sim.crashes,
+        terms: sim.leaders.len(),
+        acknowledged: sim.acknowledged.len(),
+        snapshots: sim.snapshots,
+        restores: sim.restores,
+    }
 }
 
 #[test]
 fn three_voters_keep_every_acknowledged_change_through_faults() {
-    let (mut crashes, mut terms, mut acknowledged) = (0, 0, 0);
+    let mut total = Exercised::default();
     for seed in 1..=12 {
-        let (c, t, a) = simulate(seed, 3, 30_000);
-        crashes += c;
-        terms += t;
-        acknowledged += a;
+        total += simulate(seed, 3, 30_000);
     }
     // The runs did exercise what they claim to.
-    assert!(crashes > 100, "crashes: {crashes}");
-    assert!(terms > 40, "terms: {terms}");
-    assert!(acknowledged > 200, "acknowledged: {acknowledged}");
+    println!("{total:?}");
+    assert!(total.crashes > 100, "{total:?}");
+    assert!(total.terms > 40, "{total:?}");
+    assert!(total.acknowledged > 200, "{total:?}");
+    assert!(total.snapshots > 100, "{total:?}");
+    assert!(total.restores > 10, "{total:?}");
 }
 
 #[test]
