@@ -1281,6 +1281,48 @@ fn transactions_span_the_brokers_of_a_cluster() {
         read, committed,
         "read_committed: the committed transactions"
     );
+    deposed_coordinator_markers_are_fenced(&cluster, "ledger");
+}
+
+/// A marker from a coordinator epoch older than the one the coordinator
+/// wrote `topic`-0's last marker with (what a deposed coordinator would
+/// send late) is TRANSACTION_COORDINATOR_FENCED at the partition's leader.
+fn deposed_coordinator_markers_are_fenced(cluster: &Cluster, topic: &str) {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{
+        DescribeProducersRequest, DescribeProducersResponse, WriteTxnMarkersRequest,
+        WriteTxnMarkersResponse,
+    };
+    let leader = leader_of(cluster, 0, topic, 0).unwrap();
+    let leader = cluster.clients[usize::try_from(leader).unwrap()];
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(common::topic_name(topic))
+            .with_partition_indexes(vec![0]),
+    ]);
+    let described: DescribeProducersResponse = call(leader, ApiKey::DescribeProducers, 0, &request);
+    let producer = described.topics[0].partitions[0].active_producers[0].clone();
+    assert!(
+        producer.coordinator_epoch >= 0,
+        "the coordinator's epoch is kept: {producer:?}"
+    );
+    let late = WritableTxnMarker::default()
+        .with_producer_id(producer.producer_id)
+        .with_producer_epoch(i16::try_from(producer.producer_epoch).unwrap())
+        .with_transaction_result(false)
+        .with_coordinator_epoch(producer.coordinator_epoch - 1)
+        .with_topics(vec![
+            WritableTxnMarkerTopic::default()
+                .with_name(common::topic_name(topic))
+                .with_partition_indexes(vec![0]),
+        ]);
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![late]);
+    let response: WriteTxnMarkersResponse = call(leader, ApiKey::WriteTxnMarkers, 1, &request);
+    let code = response.markers[0].topics[0].partitions[0].error_code;
+    assert_eq!(code, 52, "TRANSACTION_COORDINATOR_FENCED");
 }
 
 /// The ISR of `topic`'s partition `partition`, as broker `via` has it.

@@ -137,3 +137,54 @@ fn transactions_survive_reopen_rolls_and_crashes() {
         }
     });
 }
+
+/// A marker from a coordinator older than the one that wrote the
+/// producer's last marker here (a deposed coordinator's, late) is
+/// TRANSACTION_COORDINATOR_FENCED and changes nothing; the coordinator
+/// epoch is kept across a clean reopen (the producer snapshot) and a crash
+/// (rebuilt from the markers in the log).
+#[test]
+fn a_deposed_coordinator_s_late_marker_is_fenced() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let log = Log::open(&dir, small_config(), 0).await.unwrap();
+        log.append(batch(5, 0, 2, true), 0).await.unwrap(); // 0-1
+        log.append_marker(5, 0, true, 3, 0).await.unwrap(); // 2, coordinator epoch 3
+        log.append(batch(5, 2, 2, true), 0).await.unwrap(); // 3-4, the next transaction
+        let late = log.append_marker(5, 0, false, 2, 0).await;
+        assert!(
+            matches!(
+                late,
+                Err(Error::Producer(ProducerError::CoordinatorFenced {
+                    current: 3,
+                    got: 2,
+                    ..
+                }))
+            ),
+            "{late:?}"
+        );
+        assert_eq!(log.last_stable_offset(), Offset(3), "still open");
+        let end = log.log_end_offset();
+        let crashed = tmp.path().join("crashed-0");
+        common::copy_as_crashed(&dir, &crashed);
+        log.close().await.unwrap();
+        for reopened in [&dir, &crashed] {
+            let at = reopened.display();
+            let log = Log::open(reopened, small_config(), 0).await.unwrap();
+            assert_eq!(log.log_end_offset(), end, "{at}");
+            let late = log.append_marker(5, 0, false, 2, 0).await;
+            assert!(
+                matches!(
+                    late,
+                    Err(Error::Producer(ProducerError::CoordinatorFenced { .. }))
+                ),
+                "{at}: {late:?}"
+            );
+            // The next coordinator's marker ends it.
+            let commit = log.append_marker(5, 0, true, 4, 0).await.unwrap();
+            assert_eq!(log.last_stable_offset(), commit.last_offset.plus(1), "{at}");
+            log.close().await.unwrap();
+        }
+    });
+}

@@ -180,6 +180,15 @@ pub fn marker_batch(
     batch
 }
 
+/// A marker's coordinator epoch (the transaction coordinator's, when it
+/// wrote it); `None` if the batch is not a marker with one.
+pub fn marker_coordinator_epoch(batch: &[u8]) -> Option<i32> {
+    let record = *super::records::records(batch).ok()?.first()?;
+    let value = record.value?;
+    let epoch = value.get(2..6)?.try_into().ok()?;
+    Some(i32::from_be_bytes(epoch))
+}
+
 /// Whether a control batch's record says commit (`Some(true)`) or abort;
 /// `None` if it is not a marker.
 pub fn marker_commit(batch: &[u8]) -> Option<bool> {

@@ -137,7 +137,9 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
             }
             if batch.header.is_control() {
                 if let Some(commit) = crate::batch::builder::marker_commit(&batch.bytes) {
-                    producers.replay_marker(&batch.header, commit, now_ms);
+                    let coordinator_epoch =
+                        crate::batch::builder::marker_coordinator_epoch(&batch.bytes);
+                    producers.replay_marker(&batch.header, commit, coordinator_epoch, now_ms);
                 }
             } else {
                 producers.replay(&batch.header, now_ms);

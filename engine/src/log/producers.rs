@@ -27,7 +27,11 @@ pub const BATCHES_KEPT: usize = 5;
 /// Kafka's `producer.id.expiration.ms` default (1 day).
 pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
-const MAGIC: &[u8; 8] = b"SLPROD02";
+const MAGIC: &[u8; 8] = b"SLPROD03";
+/// The previous format, still read: no coordinator epochs.
+const MAGIC_02: &[u8; 8] = b"SLPROD02";
+/// No marker seen yet: any coordinator epoch is taken.
+const NO_COORDINATOR_EPOCH: i32 = -1;
 
 /// One remembered batch: its sequence range and where it was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,10 @@ struct Entry {
     last_append_ms: i64,
     /// The first offset of its open transaction, if one is open here.
     txn_first: Option<Offset>,
+    /// The coordinator epoch of its last marker here (Kafka's
+    /// ProducerStateEntry.coordinatorEpoch): a marker from an older one
+    /// comes from a deposed coordinator.
+    coordinator_epoch: i32,
 }
 
 impl Entry {
@@ -55,6 +63,7 @@ impl Entry {
             batches: VecDeque::new(),
             last_append_ms: now_ms,
             txn_first: None,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
         }
     }
 }
@@ -79,6 +88,8 @@ pub struct ProducerView {
     pub last_append_ms: i64,
     /// The first offset of its open transaction here.
     pub txn_start_offset: Option<Offset>,
+    /// The coordinator epoch of its last marker here (-1: none).
+    pub coordinator_epoch: i32,
 }
 
 /// Why an idempotent batch is refused.
@@ -95,6 +106,14 @@ pub enum ProducerError {
         producer_id: i64,
         current: i16,
         got: i16,
+    },
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator older
+    /// than the one that wrote this producer's last marker here.
+    #[error("producer {producer_id}: marker from coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        got: i32,
     },
 }
 
@@ -253,9 +272,19 @@ impl Producers {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
         offset: Offset,
         now_ms: i64,
     ) -> Result<Updates, ProducerError> {
+        if let Some(entry) = self.entries.get(&producer_id)
+            && coordinator_epoch < entry.coordinator_epoch
+        {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                current: entry.coordinator_epoch,
+                got: coordinator_epoch,
+            });
+        }
         let mut entry = match self.entries.get(&producer_id) {
             Some(entry) if epoch < entry.epoch => {
                 return Err(ProducerError::InvalidEpoch {
@@ -271,6 +300,7 @@ impl Producers {
             },
             None => Entry::new(epoch, now_ms),
         };
+        entry.coordinator_epoch = coordinator_epoch;
         let aborted = match entry.txn_first.take() {
             Some(first_offset) if !commit => Some(AbortedTxn {
                 producer_id,
@@ -328,6 +358,7 @@ impl Producers {
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
                 last_append_ms: e.last_append_ms,
                 txn_start_offset: e.txn_first,
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         views.sort_by_key(|v| v.producer_id);
@@ -390,14 +421,33 @@ impl Producers {
         self.apply(Updates(vec![(header.producer_id(), entry)], None));
     }
 
-    /// Replays a stored commit or abort marker while rebuilding.
-    pub(super) fn replay_marker(&mut self, header: &BatchHeader, commit: bool, now_ms: i64) {
+    /// Replays a stored commit or abort marker while rebuilding (its
+    /// coordinator epoch, if its value holds one).
+    pub(super) fn replay_marker(
+        &mut self,
+        header: &BatchHeader,
+        commit: bool,
+        coordinator_epoch: Option<i32>,
+        now_ms: i64,
+    ) {
         let (producer_id, epoch) = (header.producer_id(), header.producer_epoch());
+        let coordinator_epoch = coordinator_epoch.unwrap_or(NO_COORDINATOR_EPOCH);
+        let offset = header.base_offset();
         // The log is the truth: an older epoch's marker is taken as it is.
         let updates = self
-            .marker(producer_id, epoch, commit, header.base_offset(), now_ms)
+            .marker(
+                producer_id,
+                epoch,
+                commit,
+                coordinator_epoch,
+                offset,
+                now_ms,
+            )
             .unwrap_or_else(|_| {
-                let entry = Entry::new(epoch, now_ms);
+                let entry = Entry {
+                    coordinator_epoch,
+                    ..Entry::new(epoch, now_ms)
+                };
                 Updates(vec![(producer_id, entry)], None)
             });
         self.apply(updates);
@@ -428,6 +478,7 @@ impl Producers {
             out.extend_from_slice(&e.last_append_ms.to_le_bytes());
             let txn_first = e.txn_first.map_or(-1, |o| o.0);
             out.extend_from_slice(&txn_first.to_le_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_le_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_le_bytes());
@@ -453,7 +504,10 @@ impl Producers {
         if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
             return None;
         }
-        let mut rest = body.strip_prefix(MAGIC)?;
+        let (mut rest, with_coordinator_epochs) = match body.strip_prefix(MAGIC) {
+            Some(rest) => (rest, true),
+            None => (body.strip_prefix(MAGIC_02)?, false),
+        };
         let mut take = |n: usize| -> Option<&[u8]> {
             let (head, tail) = rest.split_at_checked(n)?;
             rest = tail;
@@ -469,6 +523,11 @@ impl Producers {
             let epoch = i16::from_le_bytes(take(2)?.try_into().ok()?);
             let last_append_ms = i64_of(take(8)?)?;
             let txn_first = Some(Offset(i64_of(take(8)?)?)).filter(|o| o.0 >= 0);
+            let coordinator_epoch = if with_coordinator_epochs {
+                i32_of(take(4)?)?
+            } else {
+                NO_COORDINATOR_EPOCH
+            };
             let n = *take(1)?.first()?;
             let mut batches = VecDeque::with_capacity(usize::from(n));
             for _ in 0..n {
@@ -484,6 +543,7 @@ impl Producers {
                 batches,
                 last_append_ms,
                 txn_first,
+                coordinator_epoch,
             };
             producers.apply(Updates(vec![(id, entry)], None));
         }

@@ -219,10 +219,10 @@ fn transactions_open_at_their_first_batch_and_close_at_their_marker() {
     append(&mut p, &txn_header(1, 0, 2, 2), 12).unwrap();
     append(&mut p, &txn_header(2, 0, 0, 1), 14).unwrap();
     assert_eq!(p.first_unstable(), Some(Offset(10)));
-    let commit = p.marker(1, 0, true, Offset(15), 0).unwrap();
+    let commit = p.marker(1, 0, true, 0, Offset(15), 0).unwrap();
     p.apply(commit);
     assert_eq!(p.first_unstable(), Some(Offset(14)));
-    let abort = p.marker(2, 0, false, Offset(16), 0).unwrap();
+    let abort = p.marker(2, 0, false, 0, Offset(16), 0).unwrap();
     p.apply(abort);
     assert_eq!(p.first_unstable(), None);
     let expected = AbortedTxn {
@@ -233,11 +233,11 @@ fn transactions_open_at_their_first_batch_and_close_at_their_marker() {
     assert_eq!(p.aborted_between(Offset(0), Offset(20)), vec![expected]);
     assert_eq!(p.aborted_between(Offset(17), Offset(20)), vec![]);
     // A marker for a producer with nothing open records no abort.
-    let empty = p.marker(3, 0, false, Offset(17), 0).unwrap();
+    let empty = p.marker(3, 0, false, 0, Offset(17), 0).unwrap();
     p.apply(empty);
     assert_eq!(p.aborted_between(Offset(0), Offset(20)).len(), 1);
     assert!(matches!(
-        p.marker(1, -1, true, Offset(18), 0),
+        p.marker(1, -1, true, 0, Offset(18), 0),
         Err(ProducerError::InvalidEpoch { .. })
     ));
     p.trim(Offset(17));
@@ -249,7 +249,7 @@ fn a_fencing_marker_closes_the_transaction_under_its_new_epoch() {
     let mut p = Producers::default();
     append(&mut p, &txn_header(5, 0, 0, 3), 0).unwrap();
     // The coordinator aborts it with epoch 1 (a timeout or a new instance).
-    let fence = p.marker(5, 1, false, Offset(3), 0).unwrap();
+    let fence = p.marker(5, 1, false, 0, Offset(3), 0).unwrap();
     p.apply(fence);
     assert_eq!(p.first_unstable(), None);
     assert_eq!(p.aborted_between(Offset(0), Offset(4)).len(), 1);
@@ -273,10 +273,58 @@ fn snapshots_keep_open_transactions_and_aborts() {
     let mut p = Producers::default();
     append(&mut p, &txn_header(1, 0, 0, 2), 0).unwrap();
     append(&mut p, &txn_header(2, 0, 0, 2), 2).unwrap();
-    let abort = p.marker(2, 0, false, Offset(4), 0).unwrap();
+    let abort = p.marker(2, 0, false, 0, Offset(4), 0).unwrap();
     p.apply(abort);
     let (decoded, offset) = Producers::decode(&p.encode(Offset(5))).unwrap();
     assert_eq!(offset, Offset(5));
     assert_eq!(decoded, p);
     assert_eq!(decoded.first_unstable(), Some(Offset(0)));
+}
+
+#[test]
+fn coordinator_epochs_fence_old_markers_and_are_kept_in_snapshots() {
+    let mut p = Producers::default();
+    append(&mut p, &header_of(9, 0, 0, 1, true), 0).unwrap();
+    p.apply(p.marker(9, 0, true, 6, Offset(1), 0).unwrap());
+    assert_eq!(
+        p.marker(9, 0, false, 5, Offset(2), 0),
+        Err(ProducerError::CoordinatorFenced {
+            producer_id: 9,
+            current: 6,
+            got: 5
+        })
+    );
+    let (decoded, _) = Producers::decode(&p.encode(Offset(2))).unwrap();
+    assert_eq!(decoded, p);
+    assert!(decoded.marker(9, 0, false, 5, Offset(2), 0).is_err());
+    assert!(decoded.marker(9, 0, false, 6, Offset(2), 0).is_ok());
+}
+
+/// A snapshot of the previous format (SLPROD02: no coordinator epochs)
+/// still decodes; its producers take any coordinator's next marker.
+#[test]
+fn snapshots_of_the_previous_format_still_decode() {
+    let mut p = Producers::default();
+    append(&mut p, &header_of(4, 1, 0, 3, true), 0).unwrap();
+    append(&mut p, &header(5, 0, 0, 2), 3).unwrap();
+    let current = p.encode(Offset(5));
+    // The same state as SLPROD02 wrote it: without each entry's 4 bytes
+    // of coordinator epoch (after its txn_first), CRC again.
+    let mut old = b"SLPROD02".to_vec();
+    let body = &current[8..current.len() - 4];
+    old.extend_from_slice(&body[..12]); // offset, count
+    let mut rest = &body[12..];
+    for _ in 0..2 {
+        let batches = usize::from(rest[8 + 2 + 8 + 8 + 4]);
+        old.extend_from_slice(&rest[..8 + 2 + 8 + 8]);
+        let after = 8 + 2 + 8 + 8 + 4;
+        let len = 1 + batches * 24;
+        old.extend_from_slice(&rest[after..after + len]);
+        rest = &rest[after + len..];
+    }
+    old.extend_from_slice(rest);
+    let crc = crc32c::crc32c(&old);
+    old.extend_from_slice(&crc.to_le_bytes());
+    let (decoded, offset) = Producers::decode(&old).unwrap();
+    assert_eq!((decoded, offset), (p, Offset(5)));
 }

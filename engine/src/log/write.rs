@@ -147,13 +147,18 @@ impl Log {
                 if header.producer_id() < 0 {
                     continue;
                 }
-                let marker = header
+                let control = header
                     .is_control()
                     .then(|| batches.get(position..position + size))
-                    .flatten()
-                    .and_then(crate::batch::builder::marker_commit);
+                    .flatten();
+                let marker = control.and_then(crate::batch::builder::marker_commit);
                 match marker {
-                    Some(commit) => st.producers.replay_marker(header, commit, now_ms),
+                    Some(commit) => {
+                        let coordinator_epoch =
+                            control.and_then(crate::batch::builder::marker_coordinator_epoch);
+                        st.producers
+                            .replay_marker(header, commit, coordinator_epoch, now_ms);
+                    }
                     None if !header.is_control() => st.producers.replay(header, now_ms),
                     None => {}
                 }
@@ -168,7 +173,9 @@ impl Log {
     /// Appends a transaction marker (a control batch ending `producer_id`'s
     /// transaction here: commit or abort) and resolves when it is durable.
     /// Markers come from the transaction coordinator, never from clients;
-    /// one from an older epoch than the producer's is refused.
+    /// one from an older epoch than the producer's is refused, as is one
+    /// from an older coordinator epoch than the producer's last marker
+    /// here (a deposed coordinator's, late).
     pub async fn append_marker(
         &self,
         producer_id: i64,
@@ -188,8 +195,14 @@ impl Log {
         let guard = self.lock_for_append(&batch, &spans, now_ms).await?;
         let staged = {
             let st = self.shared.state.borrow();
-            st.producers
-                .marker(producer_id, epoch, commit, st.next_offset, now_ms)?
+            st.producers.marker(
+                producer_id,
+                epoch,
+                commit,
+                coordinator_epoch,
+                st.next_offset,
+                now_ms,
+            )?
         };
         let (durable, info) = self.shared.stage(&batch, &spans, now_ms, true);
         self.shared.state.borrow_mut().producers.apply(staged);

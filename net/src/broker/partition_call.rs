@@ -43,10 +43,14 @@ pub enum PartitionOp {
     Size,
     /// A transaction marker from the coordinator (Kafka's WriteTxnMarkers):
     /// ends `producer_id`'s transaction here; replies with its offset.
+    /// `coordinator_epoch` is the coordinator's (the leader epoch of its
+    /// `__transaction_state` partition): an older one than the last
+    /// marker's here is TRANSACTION_COORDINATOR_FENCED.
     WriteMarker {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
     },
     /// DescribeProducers: every producer's state here.
     Producers,
@@ -172,16 +176,16 @@ impl Shard {
 
     /// A transaction marker on `log` (the partition `tp`); on a partition
     /// of `__consumer_offsets` its group offsets follow the outcome.
+    /// `marker`: (producer id, producer epoch, commit, coordinator epoch).
     async fn write_marker(
         &self,
         tp: &TopicPartition,
         log: &engine::Log,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
+        marker: (i64, i16, bool, i32),
     ) -> PartitionResult {
-        // One node: the coordinator's epoch is always 0.
-        let append = log.append_marker(producer_id, epoch, commit, 0, rt::wall_clock_ms());
+        let (producer_id, epoch, commit, coordinator_epoch) = marker;
+        let now = rt::wall_clock_ms();
+        let append = log.append_marker(producer_id, epoch, commit, coordinator_epoch, now);
         let info = if tp.topic == super::groups::OFFSETS_TOPIC {
             self.offsets_marker(tp.partition, producer_id, commit, append)
                 .await?
@@ -386,9 +390,10 @@ impl Shard {
                 producer_id,
                 epoch,
                 commit,
+                coordinator_epoch,
             } => {
-                self.write_marker(tp, &log, producer_id, epoch, commit)
-                    .await
+                let marker = (producer_id, epoch, commit, coordinator_epoch);
+                self.write_marker(tp, &log, marker).await
             }
             PartitionOp::DeleteRecords { offset } => {
                 let offset = if offset == -1 {

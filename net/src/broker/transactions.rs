@@ -387,6 +387,17 @@ impl Shard {
         }
     }
 
+    /// The coordinator epoch of `transactional_id`'s coordinator here: the
+    /// leader epoch of its `__transaction_state` partition (Kafka's), which
+    /// its markers carry, so a deposed coordinator's late ones are fenced.
+    pub(super) fn coordinator_epoch(&self, transactional_id: &str) -> i32 {
+        let partition = offsets_partition(
+            transactional_id,
+            self.internal_partition_count(TRANSACTION_TOPIC),
+        );
+        self.leader_epoch_of(&TopicPartition::new(TRANSACTION_TOPIC, partition))
+    }
+
     /// Appends a decided record (rule 1), then applies it; abandons it if
     /// the append fails.
     async fn persist_txn(&self, record: TxnRecord) -> Result<(), i16> {

@@ -75,11 +75,13 @@ impl Shard {
                 Some(Some(leader)) => elsewhere.entry(leader).or_default().push(tp),
             }
         }
+        let coordinator_epoch = self.coordinator_epoch(&markers.transactional_id);
         let local = here.into_iter().map(|tp| async move {
             let op = PartitionOp::WriteMarker {
                 producer_id: markers.producer_id,
                 epoch: markers.epoch,
                 commit: markers.commit,
+                coordinator_epoch,
             };
             match self.partition_call(tp.clone(), op).await {
                 Ok(_) | Err(PartitionError::UnknownPartition) => Vec::new(),
@@ -88,7 +90,7 @@ impl Shard {
         });
         let remote = elsewhere
             .into_iter()
-            .map(|(leader, tps)| self.write_markers_at(leader, markers, tps));
+            .map(|(leader, tps)| self.write_markers_at(leader, markers, coordinator_epoch, tps));
         let local = futures::future::join_all(local);
         let remote = futures::future::join_all(remote);
         let (local, remote) = futures::future::join(local, remote).await;
@@ -101,6 +103,7 @@ impl Shard {
         &self,
         leader: i32,
         markers: &Markers,
+        coordinator_epoch: i32,
         tps: Vec<TopicPartition>,
     ) -> Vec<(TopicPartition, String)> {
         let failed_all = |tps: Vec<TopicPartition>, why: String| {
@@ -126,7 +129,7 @@ impl Shard {
                 .with_producer_epoch(markers.epoch)
                 .with_transaction_result(markers.commit)
                 .with_topics(topics)
-                .with_coordinator_epoch(0),
+                .with_coordinator_epoch(coordinator_epoch),
         ]);
         let response: WriteTxnMarkersResponse = match self
             .peers

@@ -35,6 +35,7 @@ pub const INVALID_TXN_STATE: i16 = 48;
 pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 pub const PRODUCER_FENCED: i16 = 90;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -140,6 +141,9 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
                 OUT_OF_ORDER_SEQUENCE_NUMBER
             }
             engine::Error::Producer(ProducerError::InvalidEpoch { .. }) => INVALID_PRODUCER_EPOCH,
+            engine::Error::Producer(ProducerError::CoordinatorFenced { .. }) => {
+                TRANSACTION_COORDINATOR_FENCED
+            }
             engine::Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             engine::Error::Corrupt { .. } | engine::Error::Io(_) | engine::Error::Poisoned(_) => {
                 KAFKA_STORAGE_ERROR

@@ -286,6 +286,7 @@ pub async fn write_markers(shard: &Shard, request: &Request) -> Result<Bytes, Fr
             producer_id: marker.producer_id.0,
             epoch: marker.producer_epoch,
             commit: marker.transaction_result,
+            coordinator_epoch: marker.coordinator_epoch,
         };
         let mut topics = Vec::with_capacity(marker.topics.len());
         for topic in marker.topics {
@@ -472,7 +473,7 @@ pub async fn describe_producers(shard: &Shard, request: &Request) -> Result<Byte
                                         .with_producer_epoch(i32::from(v.epoch))
                                         .with_last_sequence(v.last_sequence)
                                         .with_last_timestamp(v.last_append_ms)
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(v.coordinator_epoch)
                                         .with_current_txn_start_offset(
                                             v.txn_start_offset.map_or(-1, |o| o.get()),
                                         )
