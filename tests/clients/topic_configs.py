@@ -3,14 +3,16 @@ with its default, accepted when valid and refused when not; those that act
 on a single broker take effect: compression.type recompresses what every
 codec's producer sends (the calling test then reads the stored codecs),
 min.insync.replicas above the one replica refuses acks=all, and
-message.timestamp.before/after.max.ms refuse records outside their window.
+message.timestamp.before/after.max.ms refuse records outside their window,
+and cleanup.policy=compact refuses records without a key (INVALID_RECORD).
 Usage: topic_configs.py BOOTSTRAP"""
 import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import InvalidConfigurationError, InvalidTimestampError, NotEnoughReplicasError
+from kafka.errors import (InvalidConfigurationError, InvalidRecordError, InvalidTimestampError,
+                          NotEnoughReplicasError)
 
 bootstrap = sys.argv[1]
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
@@ -158,4 +160,20 @@ for skew in [-86_400_000, 86_400_000]:
         pass
 producer.close()
 print("message.timestamp.*.max.ms: records outside the window refused")
+
+# cleanup.policy=compact: every record needs a key (the cleaner keeps the
+# latest per key), in every codec; a tombstone (no value) is a record too.
+admin.create_topics([NewTopic("compacted", 1, 1, topic_configs={"cleanup.policy": "compact"})])
+for codec in [None, "gzip", "lz4"]:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0, enable_idempotence=False,
+                             compression_type=codec)
+    producer.send("compacted", key=b"k", value=f"{codec}".encode()).get(timeout=30)
+    producer.send("compacted", key=b"k", value=None).get(timeout=30)
+    try:
+        producer.send("compacted", value=b"no key").get(timeout=30)
+        raise SystemExit(f"{codec}: a record without a key was accepted on a compacted topic")
+    except InvalidRecordError:
+        pass
+    producer.close()
+print("cleanup.policy=compact: keyed records and tombstones written, keyless refused")
 print("topic configs: ok")

@@ -1,7 +1,9 @@
 //! What the broker does to a producer's validated batches before storing
 //! them, when the topic asks for it (Kafka's LogValidator): recompress the
-//! records to the topic's `compression.type`, and check each CreateTime
-//! record's timestamp against `message.timestamp.before/after.max.ms`.
+//! records to the topic's `compression.type`, check each CreateTime
+//! record's timestamp against `message.timestamp.before/after.max.ms`, and
+//! on a compacted topic refuse records without a key (INVALID_RECORD: the
+//! cleaner keeps the latest record per key).
 //! Batches that need neither are copied untouched; with neither asked for,
 //! nothing is read at all.
 
@@ -21,6 +23,8 @@ pub struct Rewrite {
     pub now_ms: i64,
     /// max.message.bytes, checked again after recompression.
     pub max_message_bytes: u32,
+    /// Every record needs a key (`cleanup.policy` has compact).
+    pub require_keys: bool,
 }
 
 impl Rewrite {
@@ -28,7 +32,7 @@ impl Rewrite {
         let recompress = self
             .compression
             .is_some_and(|(codec, _)| Some(codec) != batch.header().compression());
-        recompress || self.timestamps.is_some()
+        recompress || self.timestamps.is_some() || self.require_keys
     }
 }
 
@@ -91,12 +95,14 @@ fn rewrite_one(
     };
     let mut count = 0i64;
     let mut outside = None;
+    let mut keyless = false;
     let malformed = |_| BatchError::Invalid {
         position,
         reason: "a record is malformed",
     };
     for_each_record(raw, |record| {
         count += 1;
+        keyless |= rewrite.require_keys && record.key.is_none();
         if let Some((before, after)) = rewrite.timestamps
             && header.base_timestamp() != NO_TIMESTAMP
         {
@@ -115,6 +121,12 @@ fn rewrite_one(
         return Err(BatchError::Invalid {
             position,
             reason: "record count does not match the records present",
+        });
+    }
+    if keyless {
+        return Err(BatchError::Invalid {
+            position,
+            reason: "a compacted topic's records need a key",
         });
     }
     if let Some((timestamp, low, high)) = outside {

@@ -227,3 +227,48 @@ fn a_batch_that_outgrows_max_message_bytes_is_refused() {
         Err(BatchError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn a_compacted_topic_takes_keyed_records_and_refuses_keyless_ones_in_every_codec() {
+    let compacted = Rewrite {
+        require_keys: true,
+        max_message_bytes: u32::MAX,
+        now_ms: NOW,
+        ..Rewrite::default()
+    };
+    for codec in CODECS {
+        let keyed = batch(codec, NOW, &[]);
+        let spans = spans_of(&keyed);
+        let (out, _) = rewrite_batches(&keyed, &spans, &compacted)
+            .unwrap()
+            .expect("every batch is read");
+        assert_eq!(out, keyed, "{codec:?}: stored as sent");
+
+        let records = [
+            Record {
+                key: Some(b"k"),
+                value: Some(b"v"),
+                ..Record::default()
+            },
+            Record {
+                key: None,
+                value: Some(b"no key"),
+                ..Record::default()
+            },
+        ];
+        let mut spec = BatchSpec::new(2, NOW);
+        spec.compression = codec;
+        let raw = encode_records(&records);
+        let keyless = encode_batch(&spec, &codec::compress(codec, None, &raw).unwrap());
+        let spans = spans_of(&keyless);
+        let refused = rewrite_batches(&keyless, &spans, &compacted);
+        assert!(
+            matches!(refused, Err(BatchError::Invalid { .. })),
+            "{codec:?}: {refused:?}"
+        );
+        assert_eq!(
+            refused.unwrap_err().kind(),
+            crate::batch::BatchErrorKind::InvalidRecord
+        );
+    }
+}

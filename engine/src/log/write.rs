@@ -83,6 +83,7 @@ impl Log {
                 timestamps: config.timestamp_window(),
                 now_ms,
                 max_message_bytes: config.max_message_bytes,
+                require_keys: config.cleanup.compact,
             }
         };
         let mode = ValidateMode::Produce {
