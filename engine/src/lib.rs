@@ -9,6 +9,7 @@
 //!   aligned DMA buffers, group-committed fdatasync, the tail cache, reads,
 //!   rolling, retention and delete-records.
 //! - [`index`]: the sparse offset and time indexes of a segment.
+//! - [`clean`]: log compaction's parts (the key -> latest offset map).
 //! - [`recovery`]: scanning a segment with CRC checks, used when a log opens.
 //! - [`checkpoint`]: the per-partition checkpoint file (log start offset and
 //!   recovery point), written atomically.
@@ -32,6 +33,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod clean;
 mod error;
 pub mod index;
 mod io;

@@ -26,11 +26,13 @@
 
 pub mod builder;
 pub mod codec;
+mod compact;
 mod record_batch;
 pub mod records;
 mod rewrite;
 mod validator;
 
+pub use compact::{Retained, retain_records};
 pub use record_batch::{BatchHeader, Compression, RecordBatch};
 pub use rewrite::{Rewrite, rewrite_batches};
 pub use validator::{BatchError, BatchErrorKind, Batches, ValidateMode, check_batch, validate};

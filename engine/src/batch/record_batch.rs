@@ -164,6 +164,27 @@ impl BatchHeader {
         self.0[17..21].copy_from_slice(&crc.to_be_bytes());
     }
 
+    /// Makes this the header of the records a cleaner kept of its batch:
+    /// `count` of them, `records` in `codec`, the greatest CreateTime
+    /// timestamp among them `max_timestamp` (a LogAppendTime batch keeps
+    /// its own); the base offset, last offset delta, base timestamp,
+    /// producer fields and flags stay, so offsets and sequences do.
+    pub fn set_retained(
+        &mut self,
+        codec: Compression,
+        count: i32,
+        max_timestamp: i64,
+        records: &[u8],
+    ) {
+        self.0[57..61].copy_from_slice(&count.to_be_bytes());
+        if !self.is_log_append_time() {
+            self.0[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+        }
+        let batch_length = HEADER_BYTES - LOG_OVERHEAD + records.len();
+        let batch_length = i32::try_from(batch_length).unwrap_or(i32::MAX);
+        self.set_records(codec, batch_length, records);
+    }
+
     /// Marks the batch LogAppendTime with `now_ms` as its max timestamp and
     /// recomputes the CRC over the new header fields and the unchanged
     /// `records` (the bytes after the header).

@@ -46,6 +46,15 @@ pub fn for_each_record<'a>(
     body: &'a [u8],
     mut f: impl FnMut(RecordView<'a>),
 ) -> Result<(), RecordsError> {
+    for_each_record_raw(body, |record, _| f(record))
+}
+
+/// [`for_each_record`], with each record's own bytes (its length prefix
+/// included) as they are in `body`.
+pub fn for_each_record_raw<'a>(
+    body: &'a [u8],
+    mut f: impl FnMut(RecordView<'a>, &'a [u8]),
+) -> Result<(), RecordsError> {
     let mut at = 0usize;
     while at < body.len() {
         let malformed = RecordsError::Malformed(at);
@@ -55,7 +64,8 @@ pub fn for_each_record<'a>(
             .and_then(|l| (at + used).checked_add(l))
             .ok_or(malformed)?;
         let record = body.get(at + used..end).ok_or(malformed)?;
-        f(parse_record(record).ok_or(malformed)?);
+        let raw = body.get(at..end).ok_or(malformed)?;
+        f(parse_record(record).ok_or(malformed)?, raw);
         at = end;
     }
     Ok(())
