@@ -46,11 +46,11 @@ pub mod rt;
 
 pub use error::{Error, IoError, Result};
 pub use log::{
-    AbortedTxn, AppendInfo, Chunk, CleanupPolicy, ConfigError, ConfigType, EndWatch, FlushPolicy,
-    InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS, ProducerError,
-    ProducerView, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS, TimestampType, TopicCompression,
-    TopicConfigKey, ValueKind, set_tail_cache_shard_budget, tail_cache_shard_usage, topic_config,
-    topic_config_by_broker_name,
+    AbortedTxn, AppendInfo, Chunk, CleanStats, CleanupPolicy, ConfigError, ConfigType, EndWatch,
+    FlushPolicy, InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS,
+    ProducerError, ProducerView, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS, TimestampType,
+    TopicCompression, TopicConfigKey, ValueKind, set_tail_cache_shard_budget,
+    tail_cache_shard_usage, topic_config, topic_config_by_broker_name,
 };
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, Rewrite, TopicPartition};

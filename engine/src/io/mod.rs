@@ -339,6 +339,13 @@ pub(crate) async fn sync_dir(path: &Path) -> Result<(), IoError> {
     dir.close().await.map_err(io_err("close dir", path))
 }
 
+/// Renames `from` to `to`, replacing it (the caller fsyncs the directory).
+pub(crate) async fn rename(from: &Path, to: &Path) -> Result<(), IoError> {
+    glommio::io::rename(from, to)
+        .await
+        .map_err(io_err("rename", from))
+}
+
 /// Writes `bytes` to `path` atomically: temp file, fdatasync, rename, fsync dir.
 pub(crate) async fn write_file_atomic(path: &Path, bytes: Vec<u8>) -> Result<(), IoError> {
     let tmp = path.with_extension("tmp");

@@ -6,6 +6,7 @@
 //! `append_lock` (offset assignment, rolls, retention, close); the
 //! flusher task alone writes and fdatasyncs the active segment.
 
+mod clean;
 mod config;
 pub(crate) mod cursor;
 mod epochs;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, Notify};
 
+pub use clean::CleanStats;
 pub use config::{
     CleanupPolicy, ConfigError, ConfigType, FlushPolicy, LogConfig, Ratio, TOPIC_CONFIGS,
     TimestampType, TopicCompression, TopicConfigKey, ValueKind, topic_config,
@@ -95,6 +97,9 @@ struct State {
     /// read below; `None` for a broker that runs alone (everything durable
     /// is readable).
     high_watermark: Option<Offset>,
+    /// Where the next cleaning pass maps keys from (the last pass's map
+    /// ended there); the log start after an open.
+    first_dirty: Offset,
 }
 
 impl State {

@@ -79,6 +79,7 @@ impl Log {
             leader_epoch: -1,
             epochs: replication::isr::EpochCache::default(),
             high_watermark: None,
+            first_dirty: Offset::ZERO,
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;
@@ -160,7 +161,10 @@ pub(super) async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
     for name in io::list_dir(dir)? {
         if let Some(base) = parse_log_name(&name) {
             bases.push(base);
-        } else if name.ends_with(".tmp") {
+        } else if name.ends_with(".tmp") || name.ends_with(".cleaned") {
+            // A write that did not finish: a temp file, or a cleaner's
+            // rewrite not swapped in (the segment it would replace is
+            // whole).
             io::remove_file(&dir.join(&name)).await?;
         }
     }
@@ -169,11 +173,13 @@ pub(super) async fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoError> {
 }
 
 pub(super) async fn delete_segment_files(dir: &Path, base: Offset) -> Result<(), IoError> {
-    for path in [
-        log_path(dir, base),
-        index_path(dir, base),
-        time_index_path(dir, base),
-    ] {
+    io::remove_file(&log_path(dir, base)).await?;
+    delete_index_files(dir, base).await
+}
+
+/// Removes a segment's index files (a scan rebuilds them on open).
+pub(super) async fn delete_index_files(dir: &Path, base: Offset) -> Result<(), IoError> {
+    for path in [index_path(dir, base), time_index_path(dir, base)] {
         io::remove_file(&path).await?;
     }
     io::sync_dir(dir).await

@@ -179,6 +179,24 @@ impl TailCache {
         });
     }
 
+    /// Drops the cached batches that begin below `offset` (their segment
+    /// was rewritten on disk: readers go there).
+    pub(crate) fn drop_below(&mut self, offset: Offset) {
+        BUDGET.with(|budget| {
+            let mut budget = budget.borrow_mut();
+            let mut entries = self.entries.borrow_mut();
+            while entries
+                .batches
+                .front()
+                .is_some_and(|(_, b)| b.header.base_offset() < offset)
+            {
+                if entries.pop_front(&mut budget).is_none() {
+                    break;
+                }
+            }
+        });
+    }
+
     /// True if every batch from `offset` on is in the cache.
     pub(crate) fn covers(&self, offset: Offset) -> bool {
         self.entries

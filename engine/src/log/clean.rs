@@ -1,0 +1,266 @@
+//! One cleaning pass of a compacted log (issue 14, first version; not yet
+//! scheduled by the broker):
+//!
+//! 1. The cleanable part: sealed segments wholly below the visible end
+//!    (the high watermark in a cluster) and the first open transaction.
+//!    The active segment is never cleaned. A part holding transactional
+//!    batches is not cleaned yet (aborted records must go first).
+//! 2. The map: each key's latest offset from the first dirty offset (where
+//!    the last pass's map ended; the log start after an open) on, until the
+//!    map's budget is spent.
+//! 3. Each sealed segment below the map's end is rewritten without the
+//!    records the map supersedes ([`OffsetMap::keeps`]): `<base>.cleaned`
+//!    written and fdatasynced; then, under the append lock and only if the
+//!    segment is still the one read (not deleted by retention or cut
+//!    meanwhile), its index files removed (dir fsynced), `.cleaned` renamed
+//!    over `.log` (dir fsynced: the commit point) and new indexes written.
+//!    A crash leaves the old file or the new one, never both: a `.cleaned`
+//!    left behind is deleted on open, and a segment without index files
+//!    has them rebuilt by a scan. The segment keeps its offset range (its
+//!    next offset stays the next segment's base), so readers skip the gaps.
+//! 4. The first dirty offset moves to the map's end.
+
+use std::rc::Rc;
+
+use super::Log;
+use super::cursor::BatchCursor;
+use super::open::delete_index_files;
+use super::read::corrupt;
+use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
+use crate::batch::codec;
+use crate::batch::records::for_each_record;
+use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
+use crate::clean::OffsetMap;
+use crate::io::{self, SegmentFile};
+use crate::limits::{BLOCK_BYTES, DECOMPRESSED_BYTES_MAX, RECOVERY_READ_BYTES};
+use crate::{Error, Offset, Result};
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    /// Segments rewritten.
+    pub segments: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Where the pass's map ended (the next pass maps from there).
+    pub dirty_from: Option<Offset>,
+}
+
+/// A sealed segment as the pass found it.
+struct Found {
+    base: Offset,
+    next: Offset,
+    size: u64,
+    file: Rc<SegmentFile>,
+}
+
+/// The name of a segment's rewrite until it is swapped in.
+pub(super) fn cleaned_path(dir: &std::path::Path, base: Offset) -> std::path::PathBuf {
+    log_path(dir, base).with_extension("cleaned")
+}
+
+impl Log {
+    /// One cleaning pass (see the module's steps), the map within
+    /// `map_bytes`. Nothing happens unless the topic's `cleanup.policy`
+    /// has compact.
+    pub async fn clean(&self, map_bytes: usize, now_ms: i64) -> Result<CleanStats> {
+        let (found, dirty_from) = {
+            let st = self.shared.state.borrow();
+            if !st.config.cleanup.compact {
+                return Ok(CleanStats::default());
+            }
+            let bound = st
+                .producers
+                .first_unstable()
+                .map_or(st.visible_end(), |unstable| unstable.min(st.visible_end()));
+            let found: Vec<Found> = st
+                .sealed
+                .iter()
+                .filter(|s| s.meta.next_offset <= bound && s.meta.next_offset > st.log_start_offset)
+                .map(|s| Found {
+                    base: s.meta.base_offset,
+                    next: s.meta.next_offset,
+                    size: s.meta.size,
+                    file: Rc::clone(&s.file),
+                })
+                .collect();
+            (found, st.first_dirty.max(st.log_start_offset))
+        };
+        let mut map = OffsetMap::new(map_bytes);
+        if !self.build_map(&found, dirty_from, &mut map).await? {
+            return Ok(CleanStats::default());
+        }
+        let Some(end) = map.end() else {
+            return Ok(CleanStats::default());
+        };
+        let mut stats = CleanStats {
+            dirty_from: Some(Offset(end)),
+            ..CleanStats::default()
+        };
+        for segment in found.iter().filter(|s| s.base.get() < end) {
+            if let Some((before, after)) = self.clean_segment(segment, &map, now_ms).await? {
+                stats.segments += 1;
+                stats.bytes_before += before;
+                stats.bytes_after += after;
+            }
+        }
+        let mut st = self.shared.state.borrow_mut();
+        st.first_dirty = st.first_dirty.max(Offset(end));
+        drop(st);
+        tracing::debug!(
+            dir = %self.shared.dir.display(),
+            segments = stats.segments,
+            before = stats.bytes_before,
+            after = stats.bytes_after,
+            dirty_from = end,
+            "log cleaned"
+        );
+        Ok(stats)
+    }
+
+    /// Maps the keys of `found` from `from` on; false when the part holds
+    /// transactional batches (not cleaned yet).
+    async fn build_map(&self, found: &[Found], from: Offset, map: &mut OffsetMap) -> Result<bool> {
+        for segment in found.iter().filter(|s| s.next > from) {
+            let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
+            while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+                let header = batch.header;
+                if header.is_transactional() || header.is_control() {
+                    tracing::debug!(dir = %self.shared.dir.display(), "transactional data: not cleaned yet");
+                    return Ok(false);
+                }
+                if header.last_offset() < from {
+                    continue;
+                }
+                let mut full = false;
+                each_key(&batch.bytes, batch.position, |key, offset| {
+                    if !full && offset >= from.get() {
+                        full = !map.put(key, offset);
+                    }
+                })?;
+                if full {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Rewrites `segment` without what `map` supersedes and swaps it in;
+    /// its size before and after, or `None` if nothing went (or it changed
+    /// meanwhile).
+    async fn clean_segment(
+        &self,
+        segment: &Found,
+        map: &OffsetMap,
+        now_ms: i64,
+    ) -> Result<Option<(u64, u64)>> {
+        let interval = self.shared.state.borrow().config.index_interval_bytes;
+        let mut out = Vec::new();
+        let mut meta = SegmentMeta::empty(segment.base, now_ms);
+        let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
+        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+            let invalid = |reason| {
+                Error::Batch(BatchError::Invalid {
+                    position: batch.position,
+                    reason,
+                })
+            };
+            let view = RecordBatch::from_checked(&batch.bytes).ok_or(invalid("short batch"))?;
+            let kept = retain_records(&view, batch.position, |record, offset| {
+                map.keeps(record.key, offset)
+            })?;
+            let bytes: &[u8] = match &kept {
+                Retained::All => &batch.bytes,
+                Retained::Some(bytes) => bytes,
+                Retained::None => continue,
+            };
+            let header = bytes
+                .first_chunk()
+                .map(|h| BatchHeader(*h))
+                .ok_or(invalid("short batch"))?;
+            meta.on_batch(&header, interval);
+            out.extend_from_slice(bytes);
+        }
+        let after = out.len() as u64;
+        if after == segment.size {
+            return Ok(None);
+        }
+        meta.next_offset = segment.next;
+        meta.finish_time_index();
+        let dir = &self.shared.dir;
+        let cleaned = cleaned_path(dir, segment.base);
+        let file = SegmentFile::open(&cleaned, true).await?;
+        if !out.is_empty() {
+            let padded = out.len().next_multiple_of(BLOCK_BYTES as usize);
+            let mut buf = file.alloc(padded);
+            if let Some(head) = buf.as_mut().get_mut(..out.len()) {
+                head.copy_from_slice(&out);
+            }
+            file.write_at(buf, 0).await?;
+        }
+        file.truncate(after).await?;
+        file.fdatasync().await?;
+        file.close().await?;
+        let _guard = self.shared.append_lock.lock().await;
+        let at =
+            self.shared.state.borrow().sealed.iter().position(|s| {
+                s.meta.base_offset == segment.base && Rc::ptr_eq(&s.file, &segment.file)
+            });
+        let Some(at) = at else {
+            // Deleted (retention) or cut (a follower) meanwhile.
+            io::remove_file(&cleaned).await?;
+            return Ok(None);
+        };
+        delete_index_files(dir, segment.base).await?;
+        io::rename(&cleaned, &log_path(dir, segment.base)).await?;
+        io::sync_dir(dir).await?;
+        io::write_file_synced(&index_path(dir, segment.base), meta.offset_index.encode()).await?;
+        io::write_file_synced(
+            &time_index_path(dir, segment.base),
+            meta.time_index.encode(),
+        )
+        .await?;
+        let file = SegmentFile::open(&log_path(dir, segment.base), false).await?;
+        meta.size = after;
+        let mut st = self.shared.state.borrow_mut();
+        if let Some(slot) = st.sealed.get_mut(at) {
+            *slot = SealedSegment {
+                meta,
+                file: Rc::new(file),
+            };
+        }
+        // Readers of this range go to the rewritten file, not the cache.
+        st.tail.drop_below(segment.next);
+        Ok(Some((segment.size, after)))
+    }
+}
+
+/// Calls `f(key, offset)` for each keyed record of the stored batch
+/// `bytes` (at `position` of its segment), decompressing it if need be.
+fn each_key(bytes: &[u8], position: u64, mut f: impl FnMut(&[u8], i64)) -> Result<()> {
+    let invalid = |reason| Error::Batch(BatchError::Invalid { position, reason });
+    let view = RecordBatch::from_checked(bytes).ok_or(invalid("short batch"))?;
+    let header = view.header();
+    let codec = header.compression().unwrap_or(Compression::None);
+    let decompressed;
+    let raw = if codec == Compression::None {
+        view.records()
+    } else {
+        decompressed =
+            codec::decompress(codec, view.records(), DECOMPRESSED_BYTES_MAX).map_err(|e| {
+                Error::Batch(BatchError::Compression {
+                    position,
+                    reason: e.to_string(),
+                })
+            })?;
+        &decompressed[..]
+    };
+    let base = header.base_offset().get();
+    for_each_record(raw, |record| {
+        if let Some(key) = record.key {
+            f(key, base + i64::from(record.offset_delta));
+        }
+    })
+    .map_err(|_| invalid("a record is malformed"))
+}
