@@ -41,6 +41,8 @@
 //! in-flight-bytes-per-shard = 536870912 # request bytes read, not yet answered (queued.max.request.bytes)
 //! pin-shards = true                    # shard N on CPU N (default: when shards <= cores)
 //! slow-request-log-ms = 100            # log requests answered this long after read (0: all)
+//! log-cleaner-backoff-ms = 15000       # log.cleaner.backoff.ms: between the cleaner's rounds
+//! log-cleaner-dedupe-buffer-size = 134217728 # log.cleaner.dedupe.buffer.size, split over shards
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -101,6 +103,8 @@ pub struct FileConfig {
     pub pin_shards: Option<bool>,
     /// Requests answered this long after they were read are logged.
     pub slow_request_log_ms: Option<u64>,
+    pub log_cleaner_backoff_ms: Option<u64>,
+    pub log_cleaner_dedupe_buffer_size: Option<usize>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

@@ -96,8 +96,40 @@ struct ServeConfig {
     in_flight_bytes_per_shard: usize,
     pin_shards: bool,
     slow_request_log: Duration,
+    cleaner: Cleaner,
     settings: Settings,
 }
+
+/// The log cleaner's settings, per shard.
+#[derive(Debug, Clone, Copy)]
+struct Cleaner {
+    /// `log.cleaner.backoff.ms`: the pause between rounds.
+    backoff: Duration,
+    /// A shard's part of `log.cleaner.dedupe.buffer.size`: its passes'
+    /// key map.
+    map_bytes: usize,
+}
+
+impl Cleaner {
+    fn from_file(file: &FileConfig, shards: usize) -> Cleaner {
+        Cleaner {
+            backoff: file
+                .log_cleaner_backoff_ms
+                .map_or(LOG_CLEANER_BACKOFF, Duration::from_millis),
+            map_bytes: file
+                .log_cleaner_dedupe_buffer_size
+                .unwrap_or(LOG_CLEANER_DEDUPE_BUFFER_BYTES)
+                / shards.max(1),
+        }
+    }
+}
+
+/// `log.cleaner.backoff.ms`'s default.
+const LOG_CLEANER_BACKOFF: Duration = Duration::from_secs(15);
+/// `log.cleaner.dedupe.buffer.size`'s default (the broker's, over shards).
+const LOG_CLEANER_DEDUPE_BUFFER_BYTES: usize = 128 << 20;
+/// Passes per round at most (each is one partition's).
+const CLEANER_PASSES_PER_ROUND: usize = 16;
 
 /// The cluster settings, when --voters (or `controller-quorum-voters`) is
 /// given: this broker must be a voter, with its --internal-listen address.
@@ -197,6 +229,7 @@ impl ServeConfig {
             slow_request_log: file
                 .slow_request_log_ms
                 .map_or(net::limits::SLOW_REQUEST_LOG, Duration::from_millis),
+            cleaner: Cleaner::from_file(&file, shards),
             request_bytes_max: file
                 .socket_request_max_bytes
                 .unwrap_or(net::limits::REQUEST_BYTES_MAX),
@@ -352,9 +385,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listener = listener.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
+        let cleaner = config.cleaner;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
-            run_shard(data_dir, listener, node, settings, plan, stop)
+            run_shard(data_dir, listener, node, settings, plan, stop, cleaner)
         })?;
         handles.push(handle);
     }
@@ -380,6 +414,7 @@ async fn run_shard(
     settings: Settings,
     plan: MeshPlan<ShardMessage>,
     stop: Arc<AtomicBool>,
+    cleaner: Cleaner,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let listener =
@@ -387,6 +422,7 @@ async fn run_shard(
     let shard = Shard::start(node, settings, &data_dir, plan).await?;
     tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), %listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
+    engine::rt::spawn_background(clean_logs(Rc::clone(&shard), Arc::clone(&stop), cleaner));
     let housekeeping = async {
         let mut last_retention = Instant::now();
         while !stopped() {
@@ -401,6 +437,34 @@ async fn run_shard(
     shard.leave_cluster().await;
     shard.partitions.close_all().await?;
     Ok(())
+}
+
+/// The log cleaner of one shard, in its background queue (a small CPU
+/// share): every `backoff`, passes over the compacted partitions most in
+/// need, while they make progress; until the broker stops.
+async fn clean_logs(shard: Rc<Shard>, stop: Arc<AtomicBool>, cleaner: Cleaner) {
+    let stopped = || stop.load(Ordering::Acquire);
+    while !stopped() {
+        let round = Instant::now();
+        while round.elapsed() < cleaner.backoff {
+            if stopped() {
+                return;
+            }
+            sleep(STOP_POLL_INTERVAL).await;
+        }
+        for _ in 0..CLEANER_PASSES_PER_ROUND {
+            if stopped() {
+                return;
+            }
+            let pass = shard
+                .partitions
+                .clean_dirtiest(wall_clock_ms(), cleaner.map_bytes)
+                .await;
+            if pass.is_none_or(|(_, stats)| stats.dirty_from.is_none()) {
+                break;
+            }
+        }
+    }
 }
 
 /// The shards bind with SO_REUSEPORT, which would let them share the port

@@ -6,6 +6,7 @@
 //! shardlog-partition-checkpoint 1
 //! log_start_offset 1200
 //! recovery_point 5000
+//! cleaned_to 4000
 //! crc 2837461234
 //! ```
 //!
@@ -13,6 +14,8 @@
 //!   and DeleteRecords; may point inside a segment).
 //! - `recovery_point`: every batch below it is durable and was checked; the
 //!   segments wholly below it are not rescanned on open.
+//! - `cleaned_to` (compacted logs; absent in files of older builds, read
+//!   as 0): where the log cleaner's next pass maps keys from.
 //!
 //! It is replaced atomically (write temp, fdatasync, rename, fsync dir), so
 //! after a crash it holds either the old or the new contents. A file that
@@ -30,6 +33,7 @@ const MAGIC: &str = "shardlog-partition-checkpoint 1";
 pub struct Checkpoint {
     pub log_start_offset: Offset,
     pub recovery_point: Offset,
+    pub cleaned_to: Offset,
 }
 
 /// `body` (whole lines) followed by its CRC-32C line, `crc N`: how the
@@ -51,8 +55,8 @@ pub(crate) fn checked_body(text: &str) -> Option<&str> {
 impl Checkpoint {
     pub fn encode(&self) -> String {
         with_crc(format!(
-            "{MAGIC}\nlog_start_offset {}\nrecovery_point {}\n",
-            self.log_start_offset, self.recovery_point
+            "{MAGIC}\nlog_start_offset {}\nrecovery_point {}\ncleaned_to {}\n",
+            self.log_start_offset, self.recovery_point, self.cleaned_to
         ))
     }
 
@@ -69,9 +73,11 @@ impl Checkpoint {
         };
         let log_start_offset = field("log_start_offset")?;
         let recovery_point = field("recovery_point")?;
+        let cleaned_to = field("cleaned_to").unwrap_or(Offset::ZERO);
         (log_start_offset.0 >= 0 && recovery_point.0 >= 0).then_some(Checkpoint {
             log_start_offset,
             recovery_point,
+            cleaned_to,
         })
     }
 
@@ -103,9 +109,21 @@ mod tests {
         let cp = Checkpoint {
             log_start_offset: Offset(12),
             recovery_point: Offset(3400),
+            cleaned_to: Offset(2000),
         };
         let text = cp.encode();
         assert_eq!(Checkpoint::decode(&text), Some(cp));
+        // A file of an older build, without cleaned_to.
+        let old = with_crc(format!(
+            "{MAGIC}\nlog_start_offset 12\nrecovery_point 3400\n"
+        ));
+        assert_eq!(
+            Checkpoint::decode(&old),
+            Some(Checkpoint {
+                cleaned_to: Offset::ZERO,
+                ..cp
+            })
+        );
         let damaged = text.replace("3400", "3401");
         assert_eq!(Checkpoint::decode(&damaged), None);
         assert_eq!(Checkpoint::decode(&text[..text.len() - 3]), None);

@@ -247,6 +247,48 @@ impl PartitionTable {
         deleted
     }
 
+    /// One cleaning pass of the compacted partition most in need (Kafka's
+    /// cleaner manager): the highest dirty ratio at or above its
+    /// `min.cleanable.dirty.ratio`, or one whose oldest dirty segment is
+    /// older than its `max.compaction.lag.ms`. `None` when none is due or
+    /// the pass failed (logged).
+    pub async fn clean_dirtiest(
+        &self,
+        now_ms: i64,
+        map_bytes: usize,
+    ) -> Option<(TopicPartition, crate::CleanStats)> {
+        let pick = self
+            .logs
+            .borrow()
+            .iter()
+            .filter_map(|(tp, log)| {
+                let ratio = log.dirty_ratio(now_ms);
+                let due = ratio > 0.0
+                    && (ratio >= log.config().min_cleanable_dirty_ratio.0
+                        || log.compaction_overdue(now_ms));
+                due.then(|| (ratio, tp.clone(), Rc::clone(log)))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let (ratio, tp, log) = pick?;
+        match log.clean(map_bytes, now_ms).await {
+            Ok(stats) => {
+                tracing::info!(
+                    partition = %tp,
+                    dirty_ratio = ratio,
+                    segments = stats.segments,
+                    bytes_before = stats.bytes_before,
+                    bytes_after = stats.bytes_after,
+                    "log cleaned"
+                );
+                Some((tp, stats))
+            }
+            Err(e) => {
+                tracing::warn!(partition = %tp, error = %e, "log cleaning failed");
+                None
+            }
+        }
+    }
+
     /// Closes every log (flushing what is staged), once no request holds it.
     pub async fn close(self) -> Result<()> {
         self.close_all().await

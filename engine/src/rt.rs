@@ -130,6 +130,12 @@ pub fn quiet<F: Future>(future: F) -> impl Future<Output = F::Output> {
     crate::io::quiet(future)
 }
 
+/// Spawns housekeeping (log cleaning) into the executor's background
+/// queue: a small CPU share, so requests go first when both have work.
+pub fn spawn_background(fut: impl Future<Output = ()> + 'static) {
+    crate::io::spawn_background(fut);
+}
+
 /// Sleeps on the current executor.
 pub async fn sleep(duration: Duration) {
     crate::io::sleep(duration).await;

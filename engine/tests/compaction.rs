@@ -110,6 +110,7 @@ fn passes_keep_the_latest_record_per_key_in_every_codec_and_survive_reopen_and_c
                 }
             }
             assert_eq!(records(&log).await, written, "before cleaning");
+            assert_eq!(log.dirty_ratio(0), 1.0, "nothing cleaned yet");
             let before = common::segment_files(&dir);
             assert!(before > 4, "{before} segments");
             // Passes until the map has covered every sealed segment.
@@ -142,6 +143,9 @@ fn passes_keep_the_latest_record_per_key_in_every_codec_and_survive_reopen_and_c
                 let log = Log::open(reopened, compacted(), 0).await.unwrap();
                 assert_eq!(records(&log).await, want, "{}", reopened.display());
                 assert_eq!(log.log_end_offset(), Offset(written.len() as i64));
+                // Where the passes ended is kept: nothing is dirty.
+                assert_eq!(log.dirty_ratio(0), 0.0, "{}", reopened.display());
+                assert_eq!(log.clean(budget, 0).await.unwrap().segments, 0);
                 log.close().await.unwrap();
             }
         });
@@ -167,6 +171,31 @@ fn a_rewrite_left_behind_is_deleted_on_open() {
         let log = Log::open(&dir, compacted(), 0).await.unwrap();
         assert!(!dir.join("00000000000000000000.cleaned").exists());
         assert_eq!(records(&log).await, written);
+        log.close().await.unwrap();
+    });
+}
+
+/// Segments with records newer than `min.compaction.lag.ms` are not
+/// cleaned (nor counted dirty) until they are old enough.
+#[test]
+fn records_newer_than_the_compaction_lag_wait() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            min_compaction_lag_ms: 60_000,
+            ..compacted()
+        };
+        let log = Log::open(tmp.path().join("c-0"), config, 0).await.unwrap();
+        let mut rng = Rng(9);
+        for _ in 0..100 {
+            // Five records of keys key-0..key-4, stamped from 1,000 ms.
+            let batch = common::batch(&mut rng, 5, 500, 1_000, false);
+            log.append(Bytes::from(batch), 0).await.unwrap();
+        }
+        assert_eq!(log.dirty_ratio(30_000), 0.0, "younger than the lag");
+        assert_eq!(log.clean(1 << 20, 30_000).await.unwrap().segments, 0);
+        assert_eq!(log.dirty_ratio(120_000), 1.0);
+        assert!(log.clean(1 << 20, 120_000).await.unwrap().segments > 0);
         log.close().await.unwrap();
     });
 }

@@ -365,3 +365,62 @@ fn a_follower_below_the_leader_s_log_start_starts_over_there() {
         follower.close().await.unwrap();
     });
 }
+
+/// A compacted leader's log skips offsets (whole batches cleaned away): a
+/// push read from the follower's log end may skip them too, never go back,
+/// and must start where the follower's log ends.
+#[test]
+fn a_push_from_a_compacted_leader_may_skip_offsets() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let follower = Log::open(dir.path().join("follower"), LogConfig::default(), 0)
+            .await
+            .unwrap();
+        let mut rng = Rng(seed("a_push_from_a_compacted_leader_may_skip_offsets"));
+        let mut push = with_offset(&batch(&mut rng, 2, 30, 1, false), 0);
+        push.extend(with_offset(&batch(&mut rng, 2, 30, 1, false), 4));
+        follower
+            .append_replica_from(Bytes::from(push.clone()), Offset(0), 0)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        assert_eq!(
+            follower.log_end_offset(),
+            Offset(6),
+            "offsets 2 and 3 skipped"
+        );
+        let stale = follower
+            .append_replica_from(Bytes::from(push.clone()), Offset(3), 0)
+            .await;
+        assert!(
+            matches!(
+                stale,
+                Err(Error::ReplicaGap {
+                    expected: Offset(6),
+                    got: Offset(3)
+                })
+            ),
+            "{stale:?}"
+        );
+        let back = with_offset(&batch(&mut rng, 2, 30, 1, false), 5);
+        let refused = follower
+            .append_replica_from(Bytes::from(back), Offset(6), 0)
+            .await;
+        assert!(
+            matches!(refused, Err(Error::ReplicaGap { .. })),
+            "{refused:?}"
+        );
+        // The strict form still refuses a skip.
+        let ahead = with_offset(&batch(&mut rng, 2, 30, 1, false), 9);
+        assert!(
+            follower
+                .append_replica(Bytes::from(ahead), 0)
+                .await
+                .is_err()
+        );
+        assert_eq!(follower.log_end_offset(), Offset(6));
+        follower.close().await.unwrap();
+    });
+}

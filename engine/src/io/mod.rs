@@ -470,6 +470,36 @@ pub(crate) fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> TaskH
     TaskHandle(glommio::spawn_local(fut))
 }
 
+/// The CPU share of the background queue against the default queue's
+/// 1000: when both have work, background tasks get about 1%.
+const BACKGROUND_SHARES: usize = 10;
+
+thread_local! {
+    static BACKGROUND: std::cell::OnceCell<glommio::TaskQueueHandle> =
+        const { std::cell::OnceCell::new() };
+}
+
+/// Spawns a task into this executor's background queue (a small CPU
+/// share, latency not important: housekeeping such as log cleaning), to
+/// run until it ends or the executor does.
+pub(crate) fn spawn_background(fut: impl Future<Output = ()> + 'static) {
+    let queue = BACKGROUND.with(|queue| {
+        *queue.get_or_init(|| {
+            glommio::executor().create_task_queue(
+                glommio::Shares::Static(BACKGROUND_SHARES),
+                glommio::Latency::NotImportant,
+                "background",
+            )
+        })
+    });
+    match glommio::spawn_local_into(fut, queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(e) => tracing::error!(error = %e, "cannot spawn a background task"),
+    }
+}
+
 /// Spawns a task on the current executor that runs until it ends or the
 /// executor does.
 pub(crate) fn spawn_detached(fut: impl Future<Output = ()> + 'static) {

@@ -2,7 +2,8 @@
 //! scheduled by the broker):
 //!
 //! 1. The cleanable part: sealed segments wholly below the visible end
-//!    (the high watermark in a cluster) and the first open transaction.
+//!    (the high watermark in a cluster), the first open transaction and
+//!    the first segment with a record newer than `min.compaction.lag.ms`.
 //!    The active segment is never cleaned. A part holding transactional
 //!    batches is not cleaned yet (aborted records must go first).
 //! 2. The map: each key's latest offset from the first dirty offset (where
@@ -60,6 +61,43 @@ pub(super) fn cleaned_path(dir: &std::path::Path, base: Offset) -> std::path::Pa
 }
 
 impl Log {
+    /// The part of the cleanable log the cleaner has not mapped yet, by
+    /// bytes of sealed segments (Kafka's dirty ratio; 0 when there is
+    /// nothing to clean or the topic is not compacted).
+    pub fn dirty_ratio(&self, now_ms: i64) -> f64 {
+        let st = self.shared.state.borrow();
+        if !st.config.cleanup.compact || st.clean_blocked_at == Some(st.log_end_offset) {
+            return 0.0;
+        }
+        let bound = cleanable_bound(&st, now_ms);
+        let (mut dirty, mut total) = (0u64, 0u64);
+        for s in st.sealed.iter().filter(|s| s.meta.next_offset <= bound) {
+            total += s.meta.size;
+            if s.meta.next_offset > st.first_dirty {
+                dirty += s.meta.size;
+            }
+        }
+        if total == 0 {
+            return 0.0;
+        }
+        dirty as f64 / total as f64
+    }
+
+    /// Whether the oldest dirty segment has waited longer than
+    /// `max.compaction.lag.ms` (by its newest record): then it is cleaned
+    /// whatever the dirty ratio.
+    pub fn compaction_overdue(&self, now_ms: i64) -> bool {
+        let st = self.shared.state.borrow();
+        let lag = i64::try_from(st.config.max_compaction_lag_ms).unwrap_or(i64::MAX);
+        let bound = cleanable_bound(&st, now_ms);
+        st.sealed
+            .iter()
+            .find(|s| s.meta.next_offset > st.first_dirty && s.meta.next_offset <= bound)
+            .is_some_and(|s| {
+                s.meta.max_timestamp >= 0 && now_ms.saturating_sub(s.meta.max_timestamp) > lag
+            })
+    }
+
     /// One cleaning pass (see the module's steps), the map within
     /// `map_bytes`. Nothing happens unless the topic's `cleanup.policy`
     /// has compact.
@@ -69,10 +107,7 @@ impl Log {
             if !st.config.cleanup.compact {
                 return Ok(CleanStats::default());
             }
-            let bound = st
-                .producers
-                .first_unstable()
-                .map_or(st.visible_end(), |unstable| unstable.min(st.visible_end()));
+            let bound = cleanable_bound(&st, now_ms);
             let found: Vec<Found> = st
                 .sealed
                 .iter()
@@ -87,10 +122,19 @@ impl Log {
             (found, st.first_dirty.max(st.log_start_offset))
         };
         let mut map = OffsetMap::new(map_bytes);
-        if !self.build_map(&found, dirty_from, &mut map).await? {
+        let mapped = self.build_map(&found, dirty_from, &mut map).await?;
+        if !mapped {
+            let mut st = self.shared.state.borrow_mut();
+            st.clean_blocked_at = Some(st.log_end_offset);
             return Ok(CleanStats::default());
         }
         let Some(end) = map.end() else {
+            // No key in the dirty part (keyless records of an older
+            // build): it is mapped, and stays as it is.
+            if let Some(last) = found.last().filter(|s| s.next > dirty_from) {
+                let mut st = self.shared.state.borrow_mut();
+                st.first_dirty = st.first_dirty.max(last.next);
+            }
             return Ok(CleanStats::default());
         };
         let mut stats = CleanStats {
@@ -104,9 +148,17 @@ impl Log {
                 stats.bytes_after += after;
             }
         }
-        let mut st = self.shared.state.borrow_mut();
-        st.first_dirty = st.first_dirty.max(Offset(end));
-        drop(st);
+        {
+            let _guard = self.shared.append_lock.lock().await;
+            {
+                let mut st = self.shared.state.borrow_mut();
+                st.first_dirty = st.first_dirty.max(Offset(end));
+            }
+            self.shared
+                .write_checkpoint(false)
+                .await
+                .map_err(|e| self.shared.poison(e))?;
+        }
         tracing::debug!(
             dir = %self.shared.dir.display(),
             segments = stats.segments,
@@ -156,8 +208,13 @@ impl Log {
         now_ms: i64,
     ) -> Result<Option<(u64, u64)>> {
         let interval = self.shared.state.borrow().config.index_interval_bytes;
-        let mut out = Vec::new();
+        let dir = &self.shared.dir;
+        let cleaned = cleaned_path(dir, segment.base);
         let mut meta = SegmentMeta::empty(segment.base, now_ms);
+        // Nothing is written until a batch changes; then the unchanged
+        // bytes before it are copied first.
+        let mut writer: Option<ChunkWriter> = None;
+        let mut after = 0u64;
         let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
             let invalid = |reason| {
@@ -170,6 +227,11 @@ impl Log {
             let kept = retain_records(&view, batch.position, |record, offset| {
                 map.keeps(record.key, offset)
             })?;
+            if writer.is_none() && kept != Retained::All {
+                let mut rewrite = ChunkWriter::create(&cleaned).await?;
+                rewrite.copy_from(&segment.file, after).await?;
+                writer = Some(rewrite);
+            }
             let bytes: &[u8] = match &kept {
                 Retained::All => &batch.bytes,
                 Retained::Some(bytes) => bytes,
@@ -180,28 +242,17 @@ impl Log {
                 .map(|h| BatchHeader(*h))
                 .ok_or(invalid("short batch"))?;
             meta.on_batch(&header, interval);
-            out.extend_from_slice(bytes);
+            after += bytes.len() as u64;
+            if let Some(writer) = &mut writer {
+                writer.push(bytes).await?;
+            }
         }
-        let after = out.len() as u64;
-        if after == segment.size {
+        let Some(writer) = writer else {
             return Ok(None);
-        }
+        };
+        writer.finish(after).await?;
         meta.next_offset = segment.next;
         meta.finish_time_index();
-        let dir = &self.shared.dir;
-        let cleaned = cleaned_path(dir, segment.base);
-        let file = SegmentFile::open(&cleaned, true).await?;
-        if !out.is_empty() {
-            let padded = out.len().next_multiple_of(BLOCK_BYTES as usize);
-            let mut buf = file.alloc(padded);
-            if let Some(head) = buf.as_mut().get_mut(..out.len()) {
-                head.copy_from_slice(&out);
-            }
-            file.write_at(buf, 0).await?;
-        }
-        file.truncate(after).await?;
-        file.fdatasync().await?;
-        file.close().await?;
         let _guard = self.shared.append_lock.lock().await;
         let at =
             self.shared.state.borrow().sealed.iter().position(|s| {
@@ -233,6 +284,97 @@ impl Log {
         // Readers of this range go to the rewritten file, not the cache.
         st.tail.drop_below(segment.next);
         Ok(Some((segment.size, after)))
+    }
+}
+
+/// Where cleaning stops: the visible end (the high watermark in a
+/// cluster), the first open transaction, or the first segment with a
+/// record newer than `min.compaction.lag.ms`, whichever is lowest.
+fn cleanable_bound(st: &super::State, now_ms: i64) -> Offset {
+    let lag = i64::try_from(st.config.min_compaction_lag_ms).unwrap_or(i64::MAX);
+    // No lag (the default): no time bound, as in Kafka (records stamped
+    // in the future do not hold cleaning back).
+    let recent = st
+        .sealed
+        .iter()
+        .find(|s| lag > 0 && s.meta.max_timestamp > now_ms.saturating_sub(lag))
+        .map(|s| s.meta.base_offset);
+    let bound = st
+        .producers
+        .first_unstable()
+        .map_or(st.visible_end(), |unstable| unstable.min(st.visible_end()));
+    recent.map_or(bound, |recent| recent.min(bound))
+}
+
+/// Bytes a rewrite writes at once (block aligned; the rest waits).
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// A segment's rewrite, written in block-aligned chunks as it is built
+/// (a segment may be far larger than what a pass should hold in memory).
+struct ChunkWriter {
+    file: SegmentFile,
+    pending: Vec<u8>,
+    written: u64,
+}
+
+impl ChunkWriter {
+    async fn create(path: &std::path::Path) -> Result<ChunkWriter> {
+        Ok(ChunkWriter {
+            file: SegmentFile::open(path, true).await?,
+            pending: Vec::with_capacity(2 * WRITE_CHUNK_BYTES),
+            written: 0,
+        })
+    }
+
+    /// Copies the first `len` bytes of `from` (the unchanged batches
+    /// before the first that changed).
+    async fn copy_from(&mut self, from: &SegmentFile, len: u64) -> Result<()> {
+        let mut at = 0;
+        while at < len {
+            let chunk = usize::try_from(len - at)
+                .map_or(WRITE_CHUNK_BYTES, |left| left.min(WRITE_CHUNK_BYTES));
+            let read = from.read_at(at, chunk).await?;
+            if read.is_empty() {
+                break;
+            }
+            self.push(&read).await?;
+            at += read.len() as u64;
+        }
+        Ok(())
+    }
+
+    async fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= WRITE_CHUNK_BYTES {
+            let aligned = self.pending.len() - self.pending.len() % BLOCK_BYTES as usize;
+            self.write(aligned).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the first `len` pending bytes, padded to a block.
+    async fn write(&mut self, len: usize) -> Result<()> {
+        let padded = len.next_multiple_of(BLOCK_BYTES as usize);
+        let mut buf = self.file.alloc(padded);
+        if let (Some(to), Some(from)) = (buf.as_mut().get_mut(..len), self.pending.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        self.file.write_at(buf, self.written).await?;
+        self.pending.drain(..len);
+        self.written += len as u64;
+        Ok(())
+    }
+
+    /// Writes the rest, cuts the file to `size` bytes, makes it durable
+    /// and closes it.
+    async fn finish(mut self, size: u64) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.write(self.pending.len()).await?;
+        }
+        self.file.truncate(size).await?;
+        self.file.fdatasync().await?;
+        self.file.close().await?;
+        Ok(())
     }
 }
 

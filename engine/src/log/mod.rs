@@ -100,6 +100,9 @@ struct State {
     /// Where the next cleaning pass maps keys from (the last pass's map
     /// ended there); the log start after an open.
     first_dirty: Offset,
+    /// The log end when a cleaning pass could not go on (transactional
+    /// data): the log is not picked again until it grows.
+    clean_blocked_at: Option<Offset>,
 }
 
 impl State {

@@ -79,7 +79,10 @@ impl Log {
             leader_epoch: -1,
             epochs: replication::isr::EpochCache::default(),
             high_watermark: None,
-            first_dirty: Offset::ZERO,
+            // Past the log end it would skip what is appended after a
+            // crash lost the tail: capped there.
+            first_dirty: checkpoint.map_or(Offset::ZERO, |c| c.cleaned_to.min(next_offset)),
+            clean_blocked_at: None,
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;

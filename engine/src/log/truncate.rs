@@ -41,6 +41,7 @@ impl Log {
         Checkpoint {
             log_start_offset: log_start,
             recovery_point: log_start,
+            cleaned_to: log_start,
         }
         .write(&dir)
         .await?;
@@ -118,6 +119,7 @@ impl Log {
         Checkpoint {
             log_start_offset: offset,
             recovery_point: offset,
+            cleaned_to: offset,
         }
         .write(&dir)
         .await?;

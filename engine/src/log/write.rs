@@ -116,6 +116,28 @@ impl Log {
     /// (the leader made them); a new epoch among them is recorded durably
     /// first. Resolves like [`Log::stage_append`].
     pub async fn append_replica(&self, batches: Bytes, now_ms: i64) -> Result<StagedAppend> {
+        self.append_replicated(batches, None, now_ms).await
+    }
+
+    /// [`Log::append_replica`] of a push the leader read from `from` (this
+    /// log's end, or the push is refused): its batches may skip offsets (a
+    /// compacted leader's log has gaps, which the leader vouches for) but
+    /// never go back.
+    pub async fn append_replica_from(
+        &self,
+        batches: Bytes,
+        from: Offset,
+        now_ms: i64,
+    ) -> Result<StagedAppend> {
+        self.append_replicated(batches, Some(from), now_ms).await
+    }
+
+    async fn append_replicated(
+        &self,
+        batches: Bytes,
+        gaps_from: Option<Offset>,
+        now_ms: i64,
+    ) -> Result<StagedAppend> {
         let spans = spans_of(&batches, ValidateMode::Stored)?;
         let guard = self.lock_for_append(&batches, &spans, now_ms).await?;
         let headers: Vec<BatchHeader> = spans
@@ -128,8 +150,15 @@ impl Log {
             })
             .collect();
         let mut expected = self.shared.state.borrow().next_offset;
+        if let Some(from) = gaps_from.filter(|&from| from != expected) {
+            return Err(Error::ReplicaGap {
+                expected,
+                got: from,
+            });
+        }
         for header in &headers {
-            if header.base_offset() != expected {
+            let gap_allowed = gaps_from.is_some() && header.base_offset() > expected;
+            if header.base_offset() != expected && !gap_allowed {
                 return Err(Error::ReplicaGap {
                     expected,
                     got: header.base_offset(),
@@ -589,6 +618,7 @@ impl Shared {
             Checkpoint {
                 log_start_offset: st.log_start_offset,
                 recovery_point,
+                cleaned_to: st.first_dirty,
             }
         };
         checkpoint.write(&self.dir).await

@@ -232,7 +232,7 @@ impl Shard {
             return;
         }
         let now = engine::rt::wall_clock_ms();
-        if let Err(e) = log.append_replica(records, now).await {
+        if let Err(e) = log.append_replica_from(records, Offset(start), now).await {
             tracing::warn!(partition = %tp, start, end, error = %e, "cannot append a push");
         }
         let log_end = log.next_offset().get();

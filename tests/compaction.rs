@@ -1,0 +1,174 @@
+//! Log compaction with a real client (issue 14): a compacted topic written
+//! by librdkafka's default (idempotent) producer, 1,000 keys updated 100
+//! times each, is cleaned by the broker's own cleaner (a short
+//! `log-cleaner-backoff-ms`), then read from the beginning: exactly one
+//! record per key, its latest value, at the offset it was written at.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use common::{free_addr, start_configured};
+
+/// A record as written or read: (offset, key, value).
+type Stored = (i64, String, String);
+
+/// Every acknowledged record, or the error.
+#[derive(Clone, Default)]
+struct Acknowledged(Arc<Mutex<Vec<Result<Stored, String>>>>);
+
+impl ClientContext for Acknowledged {}
+
+impl ProducerContext for Acknowledged {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let report = match result {
+            Ok(m) => Ok((m.offset(), text(m.key()), text(m.payload()))),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.0.lock().unwrap().push(report);
+    }
+}
+
+const KEYS: usize = 1_000;
+const UPDATES: usize = 100;
+
+/// Every record of partition 0 from the beginning to the end the broker
+/// reports: (offset, key, value).
+fn read_all(addr: std::net::SocketAddr, topic: &str) -> Vec<Stored> {
+    let consumer = common::assigned_consumer(addr, topic, 1, "table-readers", "read_uncommitted");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.last().is_none_or(|(offset, _, _)| offset + 1 < high) {
+        assert!(
+            Instant::now() < deadline,
+            "read {} records, end {high}",
+            out.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let text =
+                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            out.push((
+                message.offset(),
+                text(message.key()),
+                text(message.payload()),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, "log-cleaner-backoff-ms = 200\n");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .create()
+        .unwrap();
+    let topic = NewTopic::new("table", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "65536");
+    for result in
+        futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap()
+    {
+        result.unwrap();
+    }
+    let acknowledged = Acknowledged::default();
+    let producer: ThreadedProducer<Acknowledged> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create_with_context(acknowledged.clone())
+        .unwrap();
+    for update in 0..UPDATES {
+        for key in 0..KEYS {
+            let (k, v) = (format!("key-{key}"), format!("value-{update}"));
+            common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
+        }
+    }
+    // Records of other keys after them, so that every update lies in a
+    // sealed segment (the active one is never cleaned).
+    // Hard to compress (lz4), so that they fill more than a segment.
+    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..2_000 {
+        let v: String = (0..12)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                format!("{noise:016x}")
+            })
+            .collect();
+        let k = format!("filler-{i}");
+        common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let mut written: Vec<Stored> = acknowledged
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.clone().unwrap())
+        .collect();
+    assert_eq!(
+        written.len(),
+        KEYS * UPDATES + 2_000,
+        "everything acknowledged"
+    );
+    written.sort();
+    let latest: BTreeMap<String, (i64, String)> = written
+        .iter()
+        .filter(|(_, key, _)| key.starts_with("key-"))
+        .map(|(offset, key, value)| (key.clone(), (*offset, value.clone())))
+        .collect();
+    assert_eq!(latest.len(), KEYS);
+    assert!(
+        latest
+            .values()
+            .all(|(_, v)| *v == format!("value-{}", UPDATES - 1))
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let read = read_all(addr, "table");
+        let updates: Vec<&Stored> = read
+            .iter()
+            .filter(|(_, key, _)| key.starts_with("key-"))
+            .collect();
+        if updates.len() == KEYS {
+            for (offset, key, value) in updates {
+                assert_eq!(
+                    (offset, value),
+                    (&latest[key].0, &latest[key].1),
+                    "{key}: its latest record, at its offset"
+                );
+            }
+            let offsets: Vec<i64> = read.iter().map(|r| r.0).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in offset order");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} updates of {KEYS} keys after 2 minutes",
+            updates.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
