@@ -9,10 +9,9 @@
 //! partition leader epoch. The record count, max timestamp (CreateTime),
 //! length and CRC are the kept records'.
 
-use super::codec::{self, CodecError};
+use super::codec;
 use super::records::{RecordView, for_each_record_raw};
 use super::{BatchError, Compression, NO_TIMESTAMP, RecordBatch};
-use crate::limits::DECOMPRESSED_BYTES_MAX;
 
 /// What is left of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,21 +34,8 @@ pub fn retain_records(
 ) -> Result<Retained, BatchError> {
     let header = batch.header();
     let codec = header.compression().unwrap_or(Compression::None);
-    let codec_error = |e: CodecError| match e {
-        CodecError::TooLarge(limit) => BatchError::DecompressedTooLarge { position, limit },
-        CodecError::Malformed { .. } => BatchError::Compression {
-            position,
-            reason: e.to_string(),
-        },
-    };
-    let decompressed;
-    let raw = if codec == Compression::None {
-        batch.records()
-    } else {
-        decompressed = codec::decompress(codec, batch.records(), DECOMPRESSED_BYTES_MAX)
-            .map_err(codec_error)?;
-        &decompressed[..]
-    };
+    let raw = batch.raw_records(position)?;
+    let raw = &raw[..];
     let base_offset = header.base_offset().get();
     let mut kept = Vec::with_capacity(raw.len());
     let (mut total, mut count) = (0i32, 0i32);
@@ -75,7 +61,8 @@ pub fn retain_records(
     if count == 0 {
         return Ok(Retained::None);
     }
-    let records = codec::compress(codec, None, &kept).map_err(codec_error)?;
+    let records =
+        codec::compress(codec, None, &kept).map_err(super::record_batch::codec_error(position))?;
     let mut header = header;
     header.set_retained(codec, count, max_timestamp, &records);
     let mut out = Vec::with_capacity(header.0.len() + records.len());

@@ -206,7 +206,37 @@ pub struct RecordBatch<'a> {
     records: &'a [u8],
 }
 
+/// A codec's failure on the batch at `position`, as a batch error.
+pub(crate) fn codec_error(position: u64) -> impl Fn(super::codec::CodecError) -> super::BatchError {
+    move |e| match e {
+        super::codec::CodecError::TooLarge(limit) => {
+            super::BatchError::DecompressedTooLarge { position, limit }
+        }
+        super::codec::CodecError::Malformed { .. } => super::BatchError::Compression {
+            position,
+            reason: e.to_string(),
+        },
+    }
+}
+
 impl<'a> RecordBatch<'a> {
+    /// The batch's records uncompressed (borrowed when they are stored
+    /// so), within the decompressed size bound; `position` is the batch's
+    /// in its buffer or segment, for errors.
+    pub fn raw_records(
+        &self,
+        position: u64,
+    ) -> Result<std::borrow::Cow<'a, [u8]>, super::BatchError> {
+        match self.header().compression().unwrap_or(Compression::None) {
+            Compression::None => Ok(std::borrow::Cow::Borrowed(self.records)),
+            codec => {
+                super::codec::decompress(codec, self.records, crate::limits::DECOMPRESSED_BYTES_MAX)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(codec_error(position))
+            }
+        }
+    }
+
     /// Splits `bytes`, already checked to be exactly one batch of at least
     /// `HEADER_BYTES`, into header and records.
     pub(crate) fn from_checked(bytes: &'a [u8]) -> Option<RecordBatch<'a>> {

@@ -7,10 +7,9 @@
 //! Batches that need neither are copied untouched; with neither asked for,
 //! nothing is read at all.
 
-use super::codec::{self, CodecError};
+use super::codec;
 use super::records::for_each_record;
 use super::{BatchError, Compression, HEADER_BYTES, LOG_OVERHEAD, NO_TIMESTAMP, RecordBatch};
-use crate::limits::DECOMPRESSED_BYTES_MAX;
 
 /// What a topic asks of its batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,21 +77,9 @@ fn rewrite_one(
 ) -> Result<(), BatchError> {
     let header = batch.header();
     let codec = header.compression().unwrap_or(Compression::None);
-    let codec_error = |e: CodecError| match e {
-        CodecError::TooLarge(limit) => BatchError::DecompressedTooLarge { position, limit },
-        CodecError::Malformed { .. } => BatchError::Compression {
-            position,
-            reason: e.to_string(),
-        },
-    };
-    let decompressed;
-    let raw = if codec == Compression::None {
-        batch.records()
-    } else {
-        decompressed = codec::decompress(codec, batch.records(), DECOMPRESSED_BYTES_MAX)
-            .map_err(codec_error)?;
-        &decompressed[..]
-    };
+    let codec_error = super::record_batch::codec_error(position);
+    let raw = batch.raw_records(position)?;
+    let raw = &raw[..];
     let mut count = 0i64;
     let mut outside = None;
     let mut keyless = false;

@@ -28,12 +28,11 @@ use super::cursor::BatchCursor;
 use super::open::delete_index_files;
 use super::read::corrupt;
 use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
-use crate::batch::codec;
 use crate::batch::records::for_each_record;
-use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
+use crate::batch::{BatchError, BatchHeader, RecordBatch, Retained, retain_records};
 use crate::clean::OffsetMap;
 use crate::io::{self, SegmentFile};
-use crate::limits::{BLOCK_BYTES, DECOMPRESSED_BYTES_MAX, RECOVERY_READ_BYTES};
+use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
 use crate::{Error, Offset, Result};
 
 /// What a pass did.
@@ -383,23 +382,9 @@ impl ChunkWriter {
 fn each_key(bytes: &[u8], position: u64, mut f: impl FnMut(&[u8], i64)) -> Result<()> {
     let invalid = |reason| Error::Batch(BatchError::Invalid { position, reason });
     let view = RecordBatch::from_checked(bytes).ok_or(invalid("short batch"))?;
-    let header = view.header();
-    let codec = header.compression().unwrap_or(Compression::None);
-    let decompressed;
-    let raw = if codec == Compression::None {
-        view.records()
-    } else {
-        decompressed =
-            codec::decompress(codec, view.records(), DECOMPRESSED_BYTES_MAX).map_err(|e| {
-                Error::Batch(BatchError::Compression {
-                    position,
-                    reason: e.to_string(),
-                })
-            })?;
-        &decompressed[..]
-    };
-    let base = header.base_offset().get();
-    for_each_record(raw, |record| {
+    let raw = view.raw_records(position)?;
+    let base = view.header().base_offset().get();
+    for_each_record(&raw, |record| {
         if let Some(key) = record.key {
             f(key, base + i64::from(record.offset_delta));
         }
