@@ -884,7 +884,11 @@ fn send_unless_stopped(
         match producer.send(record) {
             Ok(()) => return true,
             Err((e, back)) => {
-                assert!(e.to_string().contains("Queue full"), "send: {e}");
+                assert!(
+                    e.to_string().contains("Queue full"),
+                    "send: {e}; the producer's fatal error: {:?}",
+                    producer.client().fatal_error()
+                );
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return false;
                 }

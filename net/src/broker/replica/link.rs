@@ -185,6 +185,7 @@ impl Shard {
                 let Some(log) = self.partitions.get(&tp) else {
                     return;
                 };
+                tracing::debug!(partition = %tp, leader_epoch, epoch, end, "the leader's epoch end");
                 if let Some(Role::Following(f)) = self.role_mut(&tp).as_deref_mut()
                     && f.state.leader_epoch() == leader_epoch
                 {

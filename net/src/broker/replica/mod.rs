@@ -258,7 +258,8 @@ impl Shard {
             now,
         );
         tracing::info!(partition = ?log.dir().file_name(), leader = record.leader,
-            epoch = record.leader_epoch, log_end = at.log_end, "following");
+            epoch = record.leader_epoch, log_end = at.log_end,
+            own_latest_epoch = ?log.epochs().latest_epoch(), "following");
         Role::Following(Following {
             state,
             log_start: None,
