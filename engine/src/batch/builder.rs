@@ -180,24 +180,36 @@ pub fn marker_batch(
     batch
 }
 
-/// A marker's coordinator epoch (the transaction coordinator's, when it
-/// wrote it); `None` if the batch is not a marker with one.
-pub fn marker_coordinator_epoch(batch: &[u8]) -> Option<i32> {
+/// What a transaction marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub commit: bool,
+    /// The coordinator's epoch when it wrote it, if the value holds one.
+    pub coordinator_epoch: Option<i32>,
+}
+
+/// The marker a control batch holds; `None` if it is not a marker.
+pub fn read_marker(batch: &[u8]) -> Option<Marker> {
     let record = *super::records::records(batch).ok()?.first()?;
-    let value = record.value?;
-    let epoch = value.get(2..6)?.try_into().ok()?;
-    Some(i32::from_be_bytes(epoch))
+    let commit = match record.key? {
+        [0, 0, 0, 1] => true,
+        [0, 0, 0, 0] => false,
+        _ => return None,
+    };
+    let coordinator_epoch = record
+        .value
+        .and_then(|v| v.get(2..6)?.try_into().ok())
+        .map(i32::from_be_bytes);
+    Some(Marker {
+        commit,
+        coordinator_epoch,
+    })
 }
 
 /// Whether a control batch's record says commit (`Some(true)`) or abort;
 /// `None` if it is not a marker.
 pub fn marker_commit(batch: &[u8]) -> Option<bool> {
-    let record = *super::records::records(batch).ok()?.first()?;
-    match record.key? {
-        [0, 0, 0, 1] => Some(true),
-        [0, 0, 0, 0] => Some(false),
-        _ => None,
-    }
+    read_marker(batch).map(|m| m.commit)
 }
 
 /// A batch of `count` uncompressed records whose values are `value_bytes`

@@ -140,10 +140,8 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
                 continue;
             }
             if batch.header.is_control() {
-                if let Some(commit) = crate::batch::builder::marker_commit(&batch.bytes) {
-                    let coordinator_epoch =
-                        crate::batch::builder::marker_coordinator_epoch(&batch.bytes);
-                    producers.replay_marker(&batch.header, commit, coordinator_epoch, now_ms);
+                if let Some(marker) = crate::batch::builder::read_marker(&batch.bytes) {
+                    producers.replay_marker(&batch.header, marker, now_ms);
                 }
             } else {
                 producers.replay(&batch.header, now_ms);

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
 use crate::batch::BatchHeader;
+use crate::batch::builder::Marker;
 use crate::{IoError, Offset, io};
 
 pub const SNAPSHOT_FILE: &str = "producer.snapshot";
@@ -421,17 +422,11 @@ impl Producers {
         self.apply(Updates(vec![(header.producer_id(), entry)], None));
     }
 
-    /// Replays a stored commit or abort marker while rebuilding (its
-    /// coordinator epoch, if its value holds one).
-    pub(super) fn replay_marker(
-        &mut self,
-        header: &BatchHeader,
-        commit: bool,
-        coordinator_epoch: Option<i32>,
-        now_ms: i64,
-    ) {
+    /// Replays a stored commit or abort marker while rebuilding.
+    pub(super) fn replay_marker(&mut self, header: &BatchHeader, marker: Marker, now_ms: i64) {
         let (producer_id, epoch) = (header.producer_id(), header.producer_epoch());
-        let coordinator_epoch = coordinator_epoch.unwrap_or(NO_COORDINATOR_EPOCH);
+        let commit = marker.commit;
+        let coordinator_epoch = marker.coordinator_epoch.unwrap_or(NO_COORDINATOR_EPOCH);
         let offset = header.base_offset();
         // The log is the truth: an older epoch's marker is taken as it is.
         let updates = self

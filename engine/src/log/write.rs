@@ -177,18 +177,13 @@ impl Log {
                 if header.producer_id() < 0 {
                     continue;
                 }
-                let control = header
+                let marker = header
                     .is_control()
                     .then(|| batches.get(position..position + size))
-                    .flatten();
-                let marker = control.and_then(crate::batch::builder::marker_commit);
+                    .flatten()
+                    .and_then(crate::batch::builder::read_marker);
                 match marker {
-                    Some(commit) => {
-                        let coordinator_epoch =
-                            control.and_then(crate::batch::builder::marker_coordinator_epoch);
-                        st.producers
-                            .replay_marker(header, commit, coordinator_epoch, now_ms);
-                    }
+                    Some(marker) => st.producers.replay_marker(header, marker, now_ms),
                     None if !header.is_control() => st.producers.replay(header, now_ms),
                     None => {}
                 }

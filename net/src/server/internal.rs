@@ -267,23 +267,13 @@ type Queued = (Instant, Vec<u8>);
 /// queue is in order: the frames after a fresh one are fresh.
 fn drop_stale(frames: &mut mpsc::Receiver<Queued>, held: Option<Queued>) -> Option<Queued> {
     let mut dropped = 0usize;
-    let mut next = held;
-    loop {
-        match next {
-            Some((queued, _)) if queued.elapsed() > PEER_FRAME_STALE => dropped += 1,
-            Some(fresh) => {
-                next = Some(fresh);
-                break;
-            }
-            None => {}
-        }
-        match frames.try_recv() {
-            Ok(frame) => next = Some(frame),
-            _ => {
-                next = None;
-                break;
-            }
-        }
+    let mut next = held.or_else(|| frames.try_recv().ok());
+    while next
+        .as_ref()
+        .is_some_and(|(queued, _)| queued.elapsed() > PEER_FRAME_STALE)
+    {
+        dropped += 1;
+        next = frames.try_recv().ok();
     }
     if dropped > 0 {
         tracing::debug!(dropped, "stale frames to an unreachable peer dropped");

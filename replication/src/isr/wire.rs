@@ -240,25 +240,23 @@ pub fn encode(frame: &DataFrame) -> Vec<u8> {
             key,
             leader_epoch,
             offset,
-        } => {
-            let body = OffsetBody {
-                key,
-                leader_epoch,
-                offset,
-            };
-            (START_AT, crate::archive::to_bytes(&body))
         }
-        DataFrame::LogStart {
+        | DataFrame::LogStart {
             key,
             leader_epoch,
             offset,
         } => {
+            let kind = if matches!(frame, DataFrame::StartAt { .. }) {
+                START_AT
+            } else {
+                LOG_START
+            };
             let body = OffsetBody {
                 key,
                 leader_epoch,
                 offset,
             };
-            (LOG_START, crate::archive::to_bytes(&body))
+            (kind, crate::archive::to_bytes(&body))
         }
     };
     let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
@@ -333,20 +331,24 @@ pub fn decode(frame: Bytes) -> Result<DataFrame, DataWireError> {
                 _ => Err(DataWireError::Epoch),
             }
         }
-        START_AT => {
-            let s: OffsetBody = archived(body)?;
-            Ok(DataFrame::StartAt {
-                key: s.key,
-                leader_epoch: s.leader_epoch,
-                offset: s.offset,
-            })
-        }
-        LOG_START => {
-            let s: OffsetBody = archived(body)?;
-            Ok(DataFrame::LogStart {
-                key: s.key,
-                leader_epoch: s.leader_epoch,
-                offset: s.offset,
+        START_AT | LOG_START => {
+            let OffsetBody {
+                key,
+                leader_epoch,
+                offset,
+            } = archived(body)?;
+            Ok(if kind == START_AT {
+                DataFrame::StartAt {
+                    key,
+                    leader_epoch,
+                    offset,
+                }
+            } else {
+                DataFrame::LogStart {
+                    key,
+                    leader_epoch,
+                    offset,
+                }
             })
         }
         other => Err(DataWireError::Kind(other)),
