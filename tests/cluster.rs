@@ -776,6 +776,39 @@ fn a_rolling_restart_under_load_loses_and_duplicates_nothing() {
     eprintln!("{sent} messages through two rolling restarts, all read back");
 }
 
+/// A restarted broker knows the cluster only once it caught up with the
+/// metadata log; until then its logs on disk are not its to write, even
+/// where its last metadata made it the leader (the rolling restart above
+/// lost acknowledged records that way: a producer with the old metadata
+/// wrote to the broker before it knew it had been replaced, unreplicated,
+/// and the next leader's history cut them). Here it cannot catch up at
+/// all: it is the only voter of three alive.
+#[test]
+fn a_restarted_broker_takes_no_write_before_it_caught_up_with_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    create_replicated_topic(&cluster.bootstrap(), "stale", 1, 3);
+    wait_replicated(&cluster, 0, "stale", 3);
+    let acknowledged = produce(&cluster.bootstrap(), "stale", &[0], 20, "before");
+    for id in 0..3 {
+        cluster.kill(id);
+    }
+    cluster.start_broker(0);
+    let mut stream = TcpStream::connect(cluster.clients[0]).unwrap();
+    let code = common::produce_one(&mut stream, "stale", 1).unwrap();
+    assert_eq!(
+        code, 6,
+        "NOT_LEADER_OR_FOLLOWER before the broker caught up"
+    );
+    for id in 1..3 {
+        cluster.start_broker(id);
+    }
+    wait_replicated(&cluster, 0, "stale", 3);
+    let read = consume(&cluster.bootstrap(), "stale", "g", acknowledged.len());
+    assert_eq!(read, acknowledged);
+}
+
 /// Creates `name` with `partitions` partitions of three replicas and
 /// min.insync.replicas=2, and waits until all three are in sync.
 fn create_min_insync_topic(cluster: &Cluster, name: &str, partitions: i32) {

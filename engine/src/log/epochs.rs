@@ -55,6 +55,7 @@ pub(super) async fn read(dir: &Path) -> std::result::Result<EpochCache, IoError>
 }
 
 async fn write(dir: &Path, cache: &EpochCache) -> std::result::Result<(), IoError> {
+    tracing::debug!(dir = %dir.display(), epochs = ?cache.entries(), "leader epochs written");
     io::write_file_atomic(&dir.join(FILE_NAME), encode(cache).into_bytes()).await
 }
 

@@ -88,6 +88,7 @@ impl Log {
         state.epochs = super::epochs::read(&dir).await?;
         state.epochs.truncate_from(next_offset.get());
         state.leader_epoch = state.epochs.latest_epoch().unwrap_or(-1);
+        tracing::debug!(dir = %dir.display(), next = next_offset.get(), epochs = ?state.epochs.entries(), "log opened");
         state.producers = rebuild_producers(&dir, &state, now_ms).await?;
         let shared = Rc::new(Shared {
             dir,

@@ -271,6 +271,7 @@ impl Log {
     /// open recovers from disk), closes its files and reports the poison.
     pub async fn close(mut self) -> Result<()> {
         let guard = self.shared.append_lock.lock().await;
+        tracing::debug!(dir = %self.shared.dir.display(), next = self.shared.state.borrow().next_offset.get(), "log closing");
         let mut outcome = self.shared.flush_all().await;
         self.shared.state.borrow_mut().closed = true;
         self.shared.staged.notify_one();

@@ -125,12 +125,20 @@ impl Shard {
             .unwrap_or(0)
     }
 
-    /// Whether this broker leads the partition `topic`/`partition` (always
-    /// when it runs alone; a topic it does not know is not refused here).
+    /// Whether this broker leads the partition `topic`/`partition`: always
+    /// when it runs alone; in a cluster, only when its latest metadata says
+    /// so. A topic it does not know is not led here: a restarted broker
+    /// knows nothing until it caught up with the metadata log, and its logs
+    /// on disk are not its to write meanwhile (they may have moved on
+    /// elsewhere; an append here would be acknowledged unreplicated and
+    /// later cut away).
     pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        if !self.in_cluster() {
+            return true;
+        }
         let me = self.node.node_id;
         self.in_partition_record(topic, partition, |p| p.is_some_and(|p| p.leader == me))
-            .unwrap_or(true)
+            .unwrap_or(false)
     }
 
     /// The broker coordinating `key`: a group (`transaction` false) or a

@@ -189,7 +189,7 @@ impl Shard {
                 if let Some(Role::Following(f)) = self.role_mut(&tp).as_deref_mut()
                     && f.state.leader_epoch() == leader_epoch
                 {
-                    f.state.epoch_end(&log.epochs(), epoch, end);
+                    f.state.epoch_end(&super::follower_epochs(&log), epoch, end);
                 }
             }
             DataFrame::StartAt {

@@ -146,6 +146,20 @@ fn replicated(record: &PartitionState) -> bool {
     record.replicas.len() > 1
 }
 
+/// The epochs a follower checks its log against (KIP-101): the log's
+/// own, or, for a log with records but no epoch (written while its broker
+/// ran alone), epoch 0 from its log start, as a leader answers for such a
+/// log (`Shard::epoch_end`). Unchecked, such records would stay even where
+/// the leader never had them; checked, the leader's answer cuts them.
+fn follower_epochs(log: &Log) -> isr::EpochCache {
+    let mut epochs = log.epochs();
+    let start = log.log_start_offset().get();
+    if epochs.latest_epoch().is_none() && log.next_offset().get() > start {
+        epochs.assign(0, start);
+    }
+    epochs
+}
+
 fn position(log: &Log) -> LogPosition {
     LogPosition {
         log_end: log.next_offset().get(),
@@ -249,17 +263,18 @@ impl Shard {
         let session = self.replicas.session;
         let at = position(log);
         log.set_high_watermark(Some(engine::Offset(at.high_watermark.min(at.durable))));
+        let epochs = follower_epochs(log);
         let state = isr::Follower::new(
             record.leader,
             record.leader_epoch,
             session,
-            &log.epochs(),
+            &epochs,
             at,
             now,
         );
         tracing::info!(partition = ?log.dir().file_name(), leader = record.leader,
             epoch = record.leader_epoch, log_end = at.log_end,
-            own_latest_epoch = ?log.epochs().latest_epoch(), "following");
+            own_latest_epoch = ?epochs.latest_epoch(), "following");
         Role::Following(Following {
             state,
             log_start: None,
@@ -272,8 +287,10 @@ impl Shard {
     }
 
     /// Before an acks=all append on a replicated partition: its ISR must
-    /// hold `min.insync.replicas` (NOT_ENOUGH_REPLICAS otherwise). Nothing
-    /// to check for a partition this shard does not lead by the protocol.
+    /// hold `min.insync.replicas` (NOT_ENOUGH_REPLICAS otherwise). A
+    /// replicated partition this shard does not lead by the protocol (yet)
+    /// is NOT_LEADER_OR_FOLLOWER; a partition of one replica has nothing
+    /// to check (`false`).
     pub(super) fn check_in_sync(
         &self,
         tp: &TopicPartition,
@@ -282,7 +299,16 @@ impl Shard {
     ) -> Result<bool, PartitionError> {
         let roles = self.replicas.roles.borrow();
         let Some(entry) = roles.get(tp) else {
-            return Ok(false);
+            // Replicated, but its role is not taken yet (reconciliation
+            // is on its way): nothing may be acknowledged unreplicated.
+            let replicated = self
+                .in_partition_record(&tp.topic, tp.partition, |p| p.is_some_and(replicated))
+                .unwrap_or(false);
+            return if replicated {
+                Err(PartitionError::NotLeader)
+            } else {
+                Ok(false)
+            };
         };
         let Role::Leading(leading) = &entry.role else {
             return Err(PartitionError::NotLeader);
@@ -402,7 +428,7 @@ impl Shard {
                             }
                             Role::Following(f) => {
                                 if let Some(log) = shard.partitions.get(tp) {
-                                    f.state.tick(&log.epochs(), now, ASK_RETRY_MS);
+                                    f.state.tick(&follower_epochs(&log), now, ASK_RETRY_MS);
                                 }
                             }
                         }
