@@ -3,6 +3,8 @@
 //! times each, is cleaned by the broker's own cleaner (a short
 //! `log-cleaner-backoff-ms`), then read from the beginning: exactly one
 //! record per key, its latest value, at the offset it was written at.
+//! Then tombstones for a tenth of the keys: once `delete.retention.ms`
+//! has passed, those keys are gone and the others read as before.
 
 mod common;
 
@@ -87,7 +89,8 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
         // Cleaned whatever the dirty share: a pass during the writes can
         // leave the last updates' segments under the default 0.5.
         .set("min.cleanable.dirty.ratio", "0.01")
-        .set("segment.bytes", "65536");
+        .set("segment.bytes", "65536")
+        .set("delete.retention.ms", "2000");
     for result in
         futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap()
     {
@@ -106,22 +109,7 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
             common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
         }
     }
-    // Records of other keys after them, so that every update lies in a
-    // sealed segment (the active one is never cleaned).
-    // Hard to compress (lz4), so that they fill more than a segment.
-    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
-    for i in 0..2_000 {
-        let v: String = (0..12)
-            .map(|_| {
-                noise ^= noise << 13;
-                noise ^= noise >> 7;
-                noise ^= noise << 17;
-                format!("{noise:016x}")
-            })
-            .collect();
-        let k = format!("filler-{i}");
-        common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
-    }
+    fill(&producer, "filler");
     producer.flush(Duration::from_secs(120)).unwrap();
     let mut written: Vec<Stored> = acknowledged
         .0
@@ -132,7 +120,7 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
         .collect();
     assert_eq!(
         written.len(),
-        KEYS * UPDATES + 2_000,
+        KEYS * UPDATES + 2_001,
         "everything acknowledged"
     );
     written.sort();
@@ -174,4 +162,81 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    tombstones_remove_their_keys(addr, &producer, &latest);
+}
+
+/// Tombstones for the first [`DELETED`] keys: their values go at the next
+/// pass, the tombstones themselves `delete.retention.ms` (2 s) after it;
+/// the other keys keep their `latest` records.
+fn tombstones_remove_their_keys(
+    addr: std::net::SocketAddr,
+    producer: &ThreadedProducer<Acknowledged>,
+    latest: &BTreeMap<String, (i64, String)>,
+) {
+    for key in 0..DELETED {
+        let k = format!("key-{key}");
+        common::send_when_queued(producer, BaseRecord::<str, str>::to("table").key(&k));
+    }
+    fill(producer, "more-filler");
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let read = read_all(addr, "table");
+        let left: BTreeMap<&str, (i64, &str)> = read
+            .iter()
+            .filter(|(_, key, _)| key.starts_with("key-"))
+            .map(|(offset, key, value)| (key.as_str(), (*offset, value.as_str())))
+            .collect();
+        let kept: BTreeMap<&str, (i64, &str)> = latest
+            .iter()
+            .filter(|(key, _)| !deleted(key))
+            .map(|(key, (offset, value))| (key.as_str(), (*offset, value.as_str())))
+            .collect();
+        if left.len() == KEYS - DELETED {
+            assert_eq!(left, kept, "the other keys' latest records");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} keys left after 2 minutes, of them {} deleted",
+            left.len(),
+            left.keys().filter(|k| deleted(k)).count()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Keys with a tombstone: the first [`DELETED`].
+const DELETED: usize = 100;
+
+fn deleted(key: &str) -> bool {
+    key.strip_prefix("key-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n < DELETED)
+}
+
+/// Records of other keys (`{prefix}-N`) after those a test checks, so that
+/// those lie in sealed segments (the active one is never cleaned): hard to
+/// compress (lz4), so that they fill more than a segment; then one more
+/// request, which rolls the segment they end.
+fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
+    let mut noise = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..2_000 {
+        let v: String = (0..12)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                format!("{noise:016x}")
+            })
+            .collect();
+        let k = format!("{prefix}-{i}");
+        common::send_when_queued(producer, BaseRecord::to("table").key(&k).payload(&v));
+    }
+    // librdkafka may have sent all of it as one batch: a segment holds at
+    // least one batch, so the segment would not roll before the next one.
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let k = format!("{prefix}-end");
+    common::send_when_queued(producer, BaseRecord::to("table").key(&k).payload("end"));
 }

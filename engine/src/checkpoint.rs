@@ -7,6 +7,8 @@
 //! log_start_offset 1200
 //! recovery_point 5000
 //! cleaned_to 4000
+//! clean_passes 2500@1764000000000 4000@1764000900000
+//! tombstones_due 1764086400000
 //! crc 2837461234
 //! ```
 //!
@@ -16,6 +18,10 @@
 //!   segments wholly below it are not rescanned on open.
 //! - `cleaned_to` (compacted logs; absent in files of older builds, read
 //!   as 0): where the log cleaner's next pass maps keys from.
+//! - `clean_passes` ([`PassHistory`], `-` for none) and `tombstones_due`
+//!   (ms, `-` for none): when the cleaner first saw each part of the log,
+//!   and when the first tombstone it keeps may go (`delete.retention.ms`
+//!   after that). Both absent in older files: nothing seen yet.
 //!
 //! It is replaced atomically (write temp, fdatasync, rename, fsync dir), so
 //! after a crash it holds either the old or the new contents. A file that
@@ -24,16 +30,19 @@
 
 use std::path::Path;
 
+use crate::clean::PassHistory;
 use crate::{IoError, Offset, io};
 
 pub const FILE_NAME: &str = "partition.checkpoint";
 const MAGIC: &str = "shardlog-partition-checkpoint 1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
     pub log_start_offset: Offset,
     pub recovery_point: Offset,
     pub cleaned_to: Offset,
+    pub clean_passes: PassHistory,
+    pub tombstones_due: Option<i64>,
 }
 
 /// `body` (whole lines) followed by its CRC-32C line, `crc N`: how the
@@ -54,9 +63,15 @@ pub(crate) fn checked_body(text: &str) -> Option<&str> {
 
 impl Checkpoint {
     pub fn encode(&self) -> String {
+        let due = self
+            .tombstones_due
+            .map_or_else(|| "-".to_string(), |due| due.to_string());
         with_crc(format!(
-            "{MAGIC}\nlog_start_offset {}\nrecovery_point {}\ncleaned_to {}\n",
-            self.log_start_offset, self.recovery_point, self.cleaned_to
+            "{MAGIC}\nlog_start_offset {}\nrecovery_point {}\ncleaned_to {}\nclean_passes {}\ntombstones_due {due}\n",
+            self.log_start_offset,
+            self.recovery_point,
+            self.cleaned_to,
+            self.clean_passes.encode(),
         ))
     }
 
@@ -67,17 +82,30 @@ impl Checkpoint {
         if lines.next()? != MAGIC {
             return None;
         }
-        let mut field = |name: &str| -> Option<Offset> {
-            let value = lines.next()?.strip_prefix(name)?.strip_prefix(' ')?;
-            value.parse().ok().map(Offset)
+        let mut field =
+            |name: &str| -> Option<&str> { lines.next()?.strip_prefix(name)?.strip_prefix(' ') };
+        let offset = |value: &str| value.parse().ok().map(Offset);
+        let log_start_offset = field("log_start_offset").and_then(offset)?;
+        let recovery_point = field("recovery_point").and_then(offset)?;
+        // Fields later builds added: absent in older files.
+        let cleaned_to = match field("cleaned_to") {
+            Some(value) => offset(value)?,
+            None => Offset::ZERO,
         };
-        let log_start_offset = field("log_start_offset")?;
-        let recovery_point = field("recovery_point")?;
-        let cleaned_to = field("cleaned_to").unwrap_or(Offset::ZERO);
+        let clean_passes = match field("clean_passes") {
+            Some(value) => PassHistory::decode(value)?,
+            None => PassHistory::default(),
+        };
+        let tombstones_due = match field("tombstones_due") {
+            None | Some("-") => None,
+            Some(value) => Some(value.parse().ok()?),
+        };
         (log_start_offset.0 >= 0 && recovery_point.0 >= 0).then_some(Checkpoint {
             log_start_offset,
             recovery_point,
             cleaned_to,
+            clean_passes,
+            tombstones_due,
         })
     }
 
@@ -106,13 +134,18 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_damage() {
+        let mut clean_passes = PassHistory::default();
+        clean_passes.record(1500, 1_764_000_000_000);
+        clean_passes.record(2000, 1_764_000_900_000);
         let cp = Checkpoint {
             log_start_offset: Offset(12),
             recovery_point: Offset(3400),
             cleaned_to: Offset(2000),
+            clean_passes,
+            tombstones_due: Some(1_764_086_400_000),
         };
         let text = cp.encode();
-        assert_eq!(Checkpoint::decode(&text), Some(cp));
+        assert_eq!(Checkpoint::decode(&text), Some(cp.clone()));
         // A file of an older build, without cleaned_to.
         let old = with_crc(format!(
             "{MAGIC}\nlog_start_offset 12\nrecovery_point 3400\n"
@@ -120,8 +153,9 @@ mod tests {
         assert_eq!(
             Checkpoint::decode(&old),
             Some(Checkpoint {
-                cleaned_to: Offset::ZERO,
-                ..cp
+                log_start_offset: Offset(12),
+                recovery_point: Offset(3400),
+                ..Checkpoint::default()
             })
         );
         let damaged = text.replace("3400", "3401");

@@ -250,7 +250,8 @@ impl PartitionTable {
     /// One cleaning pass of the compacted partition most in need (Kafka's
     /// cleaner manager): the highest dirty ratio at or above its
     /// `min.cleanable.dirty.ratio`, or one whose oldest dirty segment is
-    /// older than its `max.compaction.lag.ms`. `None` when none is due or
+    /// older than its `max.compaction.lag.ms`, or one with a tombstone
+    /// past its `delete.retention.ms`. `None` when none is due or
     /// the pass failed (logged).
     pub async fn clean_dirtiest(
         &self,
@@ -265,7 +266,8 @@ impl PartitionTable {
                 let ratio = log.dirty_ratio(now_ms);
                 let due = ratio > 0.0
                     && (ratio >= log.config().min_cleanable_dirty_ratio.0
-                        || log.compaction_overdue(now_ms));
+                        || log.compaction_overdue(now_ms))
+                    || log.tombstones_due(now_ms);
                 due.then(|| (ratio, tp.clone(), Rc::clone(log)))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));

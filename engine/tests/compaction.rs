@@ -28,6 +28,15 @@ fn compacted() -> LogConfig {
 
 /// (offset, key, value) of every record a read from the log start gets.
 async fn records(log: &Log) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
+    read_records(log)
+        .await
+        .into_iter()
+        .map(|(offset, key, value)| (offset, key, value.expect("no tombstone")))
+        .collect()
+}
+
+/// [`records`], tombstones (no value) included.
+async fn read_records(log: &Log) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
@@ -45,7 +54,7 @@ async fn records(log: &Log) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
             for_each_record(&raw, |r| {
                 let at = header.base_offset().get() + i64::from(r.offset_delta);
                 if at >= offset.get() {
-                    out.push((at, r.key.unwrap().to_vec(), r.value.unwrap().to_vec()));
+                    out.push((at, r.key.unwrap().to_vec(), r.value.map(<[u8]>::to_vec)));
                 }
             })
             .unwrap();
@@ -196,6 +205,107 @@ fn records_newer_than_the_compaction_lag_wait() {
         assert_eq!(log.clean(1 << 20, 30_000).await.unwrap().segments, 0);
         assert_eq!(log.dirty_ratio(120_000), 1.0);
         assert!(log.clean(1 << 20, 120_000).await.unwrap().segments > 0);
+        log.close().await.unwrap();
+    });
+}
+
+/// Appends one uncompressed batch of `(key, value)` records (`None`: a
+/// tombstone) stamped `timestamp`; returns its base offset.
+async fn append_keyed(log: &Log, records: &[(&str, Option<&[u8]>)], timestamp: i64) -> i64 {
+    let list: Vec<Record<'_>> = records
+        .iter()
+        .map(|(key, value)| Record {
+            key: Some(key.as_bytes()),
+            value: *value,
+            ..Record::default()
+        })
+        .collect();
+    let spec = BatchSpec::new(i32::try_from(list.len()).unwrap(), timestamp);
+    let batch = encode_batch(&spec, &encode_records(&list));
+    log.append(Bytes::from(batch), 0)
+        .await
+        .unwrap()
+        .base_offset
+        .get()
+}
+
+/// Filler updates of keys `fill-0..fill-9`, enough to seal the segments
+/// before them.
+async fn fill(log: &Log, timestamp: i64) {
+    let value = vec![b'f'; 1000];
+    for _ in 0..100 {
+        let batch: Vec<(String, Option<&[u8]>)> = (0..10)
+            .map(|i| (format!("fill-{i}"), Some(&value[..])))
+            .collect();
+        let batch: Vec<(&str, Option<&[u8]>)> =
+            batch.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        append_keyed(log, &batch, timestamp).await;
+    }
+}
+
+/// The keys (not filler) a read from the start finds, with whether each
+/// is a tombstone.
+async fn keys_left(log: &Log) -> Vec<(String, bool)> {
+    read_records(log)
+        .await
+        .into_iter()
+        .filter(|(_, key, _)| !key.starts_with(b"fill-"))
+        .map(|(_, key, value)| (String::from_utf8(key).unwrap(), value.is_none()))
+        .collect()
+}
+
+/// A tombstone removes its key's older records at the first pass that
+/// sees it, and goes itself `delete.retention.ms` after that pass (not
+/// after it was written), at a pass made for it alone; when the passes
+/// were is kept across a reopen.
+#[test]
+fn tombstones_go_delete_retention_after_the_cleaner_first_saw_them() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c-0");
+        let config = LogConfig {
+            delete_retention_ms: 10_000,
+            ..compacted()
+        };
+        let log = Log::open(&dir, config.clone(), 0).await.unwrap();
+        for key in ["a", "b", "c"] {
+            append_keyed(&log, &[(key, Some(b"old"))], 0).await;
+        }
+        append_keyed(&log, &[("a", None), ("b", None)], 0).await;
+        fill(&log, 0).await;
+        // Seen first at 1,000: a's and b's values go, their tombstones stay.
+        assert!(log.clean(1 << 20, 1_000).await.unwrap().segments > 0);
+        let seen_first = vec![
+            ("c".to_string(), false),
+            ("a".to_string(), true),
+            ("b".to_string(), true),
+        ];
+        assert_eq!(keys_left(&log).await, seen_first);
+        assert!(!log.tombstones_due(10_999));
+        // c's tombstone is written long after; its pass is at 5,000.
+        append_keyed(&log, &[("c", None)], 4_000).await;
+        fill(&log, 4_000).await;
+        assert!(log.clean(1 << 20, 5_000).await.unwrap().segments > 0);
+        assert_eq!(
+            keys_left(&log).await,
+            [
+                ("a".to_string(), true),
+                ("b".to_string(), true),
+                ("c".to_string(), true)
+            ]
+        );
+        log.close().await.unwrap();
+        // When the passes were survives the reopen.
+        let log = Log::open(&dir, config, 0).await.unwrap();
+        assert_eq!(log.dirty_ratio(11_000), 0.0, "nothing dirty");
+        assert!(log.tombstones_due(11_000), "a's and b's are due");
+        log.clean(1 << 20, 11_000).await.unwrap();
+        assert_eq!(keys_left(&log).await, [("c".to_string(), true)]);
+        assert!(!log.tombstones_due(14_999));
+        assert!(log.tombstones_due(15_000), "c's is due");
+        log.clean(1 << 20, 15_000).await.unwrap();
+        assert_eq!(keys_left(&log).await, []);
+        assert!(!log.tombstones_due(i64::MAX), "none left");
         log.close().await.unwrap();
     });
 }

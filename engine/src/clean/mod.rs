@@ -1,11 +1,15 @@
-//! Log compaction (`cleanup.policy=compact`, issue 14), in pieces as they
-//! land. Today: the map of each key's latest offset over a log's dirty
-//! part ([`OffsetMap`]) and the records a pass keeps ([`OffsetMap::keeps`]);
-//! the batch rewrite itself is [`crate::batch::retain_records`]; a pass
-//! over a log's sealed segments is `Log::clean` (`log/clean.rs`). Not yet:
-//! the task that runs passes by itself (engine/ARCHITECTURE.md,
-//! "Compaction").
+//! Log compaction (`cleanup.policy=compact`, issue 14): the map of each
+//! key's latest offset over a log's dirty part ([`OffsetMap`]) and the
+//! records a pass keeps ([`OffsetMap::keeps`]); when each part of the log
+//! was first cleaned, for tombstones' `delete.retention.ms`
+//! ([`PassHistory`]). The batch rewrite itself is
+//! [`crate::batch::retain_records`]; a pass over a log's sealed segments
+//! is `Log::clean` (`log/clean.rs`); the shard's cleaner task picks the
+//! log (`PartitionTable::clean_dirtiest`). engine/ARCHITECTURE.md,
+//! "Compaction", has the steps.
 
 mod offset_map;
+mod passes;
 
 pub use offset_map::OffsetMap;
+pub use passes::PassHistory;

@@ -1,5 +1,5 @@
-//! One cleaning pass of a compacted log (issue 14, first version; not yet
-//! scheduled by the broker):
+//! One cleaning pass of a compacted log (issue 14; the shard's cleaner
+//! task picks the log, `PartitionTable::clean_dirtiest`):
 //!
 //! 1. The cleanable part: sealed segments wholly below the visible end
 //!    (the high watermark in a cluster), the first open transaction and
@@ -10,7 +10,10 @@
 //!    the last pass's map ended; the log start after an open) on, until the
 //!    map's budget is spent.
 //! 3. Each sealed segment below the map's end is rewritten without the
-//!    records the map supersedes ([`OffsetMap::keeps`]): `<base>.cleaned`
+//!    records the map supersedes ([`OffsetMap::keeps`]) and without the
+//!    tombstones (a key with a null value) the cleaner first saw
+//!    `delete.retention.ms` ago or more ([`PassHistory`]: this pass saw
+//!    what lies between the last pass's end and its own): `<base>.cleaned`
 //!    written and fdatasynced; then, under the append lock and only if the
 //!    segment is still the one read (not deleted by retention or cut
 //!    meanwhile), its index files removed (dir fsynced), `.cleaned` renamed
@@ -19,7 +22,10 @@
 //!    left behind is deleted on open, and a segment without index files
 //!    has them rebuilt by a scan. The segment keeps its offset range (its
 //!    next offset stays the next segment's base), so readers skip the gaps.
-//! 4. The first dirty offset moves to the map's end.
+//! 4. The first dirty offset moves to the map's end; the pass joins the
+//!    history, and the time the first tombstone kept may go is noted
+//!    (both in the checkpoint): the log is cleaned again then, dirty or
+//!    not, and that pass, with nothing new to map, only drops tombstones.
 
 use std::rc::Rc;
 
@@ -28,9 +34,9 @@ use super::cursor::BatchCursor;
 use super::open::delete_index_files;
 use super::read::corrupt;
 use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
-use crate::batch::records::for_each_record;
+use crate::batch::records::{RecordView, for_each_record};
 use crate::batch::{BatchError, BatchHeader, RecordBatch, Retained, retain_records};
-use crate::clean::OffsetMap;
+use crate::clean::{OffsetMap, PassHistory};
 use crate::io::{self, SegmentFile};
 use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
 use crate::{Error, Offset, Result};
@@ -97,11 +103,18 @@ impl Log {
             })
     }
 
+    /// Whether a tombstone the last pass kept may go now: the log is
+    /// cleaned again, dirty or not.
+    pub fn tombstones_due(&self, now_ms: i64) -> bool {
+        let st = self.shared.state.borrow();
+        st.config.cleanup.compact && st.tombstones_due.is_some_and(|due| due <= now_ms)
+    }
+
     /// One cleaning pass (see the module's steps), the map within
     /// `map_bytes`. Nothing happens unless the topic's `cleanup.policy`
     /// has compact.
     pub async fn clean(&self, map_bytes: usize, now_ms: i64) -> Result<CleanStats> {
-        let (found, dirty_from) = {
+        let (found, dirty_from, mut passes, retention) = {
             let st = self.shared.state.borrow();
             if !st.config.cleanup.compact {
                 return Ok(CleanStats::default());
@@ -118,8 +131,15 @@ impl Log {
                     file: Rc::clone(&s.file),
                 })
                 .collect();
-            (found, st.first_dirty.max(st.log_start_offset))
+            let retention = i64::try_from(st.config.delete_retention_ms).unwrap_or(i64::MAX);
+            (
+                found,
+                st.first_dirty.max(st.log_start_offset),
+                st.clean_passes.clone(),
+                retention,
+            )
         };
+        let tombstones_due = self.tombstones_due(now_ms);
         let mut map = OffsetMap::new(map_bytes);
         let mapped = self.build_map(&found, dirty_from, &mut map).await?;
         if !mapped {
@@ -127,21 +147,36 @@ impl Log {
             st.clean_blocked_at = Some(st.log_end_offset);
             return Ok(CleanStats::default());
         }
-        let Some(end) = map.end() else {
-            // No key in the dirty part (keyless records of an older
-            // build): it is mapped, and stays as it is.
-            if let Some(last) = found.last().filter(|s| s.next > dirty_from) {
-                let mut st = self.shared.state.borrow_mut();
-                st.first_dirty = st.first_dirty.max(last.next);
+        let end = match map.end() {
+            Some(end) => end,
+            None => {
+                // No key in the dirty part (keyless records of an older
+                // build): it is mapped, and stays as it is.
+                if let Some(last) = found.last().filter(|s| s.next > dirty_from) {
+                    let mut st = self.shared.state.borrow_mut();
+                    st.first_dirty = st.first_dirty.max(last.next);
+                }
+                if !tombstones_due {
+                    return Ok(CleanStats::default());
+                }
+                // Only the cleaned part's tombstones to look at again.
+                dirty_from.get()
             }
-            return Ok(CleanStats::default());
+        };
+        passes.record(end, now_ms);
+        let pass = Pass {
+            map: &map,
+            passes: &passes,
+            delete_retention_ms: retention,
+            now_ms,
+            next_due: std::cell::Cell::new(None),
         };
         let mut stats = CleanStats {
             dirty_from: Some(Offset(end)),
             ..CleanStats::default()
         };
         for segment in found.iter().filter(|s| s.base.get() < end) {
-            if let Some((before, after)) = self.clean_segment(segment, &map, now_ms).await? {
+            if let Some((before, after)) = self.clean_segment(segment, &pass, now_ms).await? {
                 stats.segments += 1;
                 stats.bytes_before += before;
                 stats.bytes_after += after;
@@ -152,6 +187,8 @@ impl Log {
             {
                 let mut st = self.shared.state.borrow_mut();
                 st.first_dirty = st.first_dirty.max(Offset(end));
+                st.clean_passes = passes.clone();
+                st.tombstones_due = pass.next_due.get();
             }
             self.shared
                 .write_checkpoint(false)
@@ -164,6 +201,7 @@ impl Log {
             before = stats.bytes_before,
             after = stats.bytes_after,
             dirty_from = end,
+            tombstones_due = ?pass.next_due.get(),
             "log cleaned"
         );
         Ok(stats)
@@ -203,7 +241,7 @@ impl Log {
     async fn clean_segment(
         &self,
         segment: &Found,
-        map: &OffsetMap,
+        pass: &Pass<'_>,
         now_ms: i64,
     ) -> Result<Option<(u64, u64)>> {
         let interval = self.shared.state.borrow().config.index_interval_bytes;
@@ -224,7 +262,7 @@ impl Log {
             };
             let view = RecordBatch::from_checked(&batch.bytes).ok_or(invalid("short batch"))?;
             let kept = retain_records(&view, batch.position, |record, offset| {
-                map.keeps(record.key, offset)
+                pass.keeps(record, offset)
             })?;
             if writer.is_none() && kept != Retained::All {
                 let mut rewrite = ChunkWriter::create(&cleaned).await?;
@@ -283,6 +321,40 @@ impl Log {
         // Readers of this range go to the rewritten file, not the cache.
         st.tail.drop_below(segment.next);
         Ok(Some((segment.size, after)))
+    }
+}
+
+/// What one pass keeps: the latest record of each key the map covers
+/// ([`OffsetMap::keeps`]), a tombstone only until `delete.retention.ms`
+/// after the cleaner first saw it.
+struct Pass<'a> {
+    map: &'a OffsetMap,
+    passes: &'a PassHistory,
+    delete_retention_ms: i64,
+    now_ms: i64,
+    /// When the first tombstone kept may go.
+    next_due: std::cell::Cell<Option<i64>>,
+}
+
+impl Pass<'_> {
+    fn keeps(&self, record: &RecordView<'_>, offset: i64) -> bool {
+        if !self.map.keeps(record.key, offset) {
+            return false;
+        }
+        if record.key.is_none() || record.value.is_some() {
+            return true;
+        }
+        // A tombstone not seen yet (past this pass) waits for a later one.
+        let Some(seen) = self.passes.seen_at(offset) else {
+            return true;
+        };
+        let due = seen.saturating_add(self.delete_retention_ms);
+        if due <= self.now_ms {
+            return false;
+        }
+        let next = self.next_due.get().map_or(due, |next| next.min(due));
+        self.next_due.set(Some(next));
+        true
     }
 }
 

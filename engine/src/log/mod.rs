@@ -98,11 +98,17 @@ struct State {
     /// is readable).
     high_watermark: Option<Offset>,
     /// Where the next cleaning pass maps keys from (the last pass's map
-    /// ended there); the log start after an open.
+    /// ended there; kept in the checkpoint).
     first_dirty: Offset,
     /// The log end when a cleaning pass could not go on (transactional
     /// data): the log is not picked again until it grows.
     clean_blocked_at: Option<Offset>,
+    /// When the cleaner first saw each part of the log (checkpointed).
+    clean_passes: crate::clean::PassHistory,
+    /// When the first tombstone the last pass kept may go
+    /// (`delete.retention.ms` after the cleaner first saw it): the log is
+    /// cleaned again then, dirty or not (checkpointed).
+    tombstones_due: Option<i64>,
 }
 
 impl State {

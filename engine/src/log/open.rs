@@ -34,7 +34,9 @@ impl Log {
         let mut bases = list_segments(&dir).await?;
         let checkpoint = Checkpoint::read(&dir).await?;
         let first_base = bases.first().copied().unwrap_or(Offset::ZERO);
-        let mut log_start = checkpoint.map_or(first_base, |c| c.log_start_offset.max(first_base));
+        let mut log_start = checkpoint
+            .as_ref()
+            .map_or(first_base, |c| c.log_start_offset.max(first_base));
         while let [first, second, ..] = bases[..] {
             if second > log_start {
                 break;
@@ -50,7 +52,7 @@ impl Log {
                 .await?;
             io::sync_dir(&dir).await?;
         }
-        let clean_end = checkpoint.map(|c| c.recovery_point);
+        let clean_end = checkpoint.as_ref().map(|c| c.recovery_point);
         let mut sealed = Vec::with_capacity(bases.len());
         for pair in bases.windows(2) {
             if let [base, next] = *pair {
@@ -81,8 +83,15 @@ impl Log {
             high_watermark: None,
             // Past the log end it would skip what is appended after a
             // crash lost the tail: capped there.
-            first_dirty: checkpoint.map_or(Offset::ZERO, |c| c.cleaned_to.min(next_offset)),
+            first_dirty: checkpoint
+                .as_ref()
+                .map_or(Offset::ZERO, |c| c.cleaned_to.min(next_offset)),
             clean_blocked_at: None,
+            clean_passes: checkpoint
+                .as_ref()
+                .map(|c| c.clean_passes.clone())
+                .unwrap_or_default(),
+            tombstones_due: checkpoint.and_then(|c| c.tombstones_due),
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;

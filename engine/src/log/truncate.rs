@@ -42,6 +42,7 @@ impl Log {
             log_start_offset: log_start,
             recovery_point: log_start,
             cleaned_to: log_start,
+            ..Checkpoint::default()
         }
         .write(&dir)
         .await?;
@@ -120,6 +121,7 @@ impl Log {
             log_start_offset: offset,
             recovery_point: offset,
             cleaned_to: offset,
+            ..Checkpoint::default()
         }
         .write(&dir)
         .await?;

@@ -615,6 +615,8 @@ impl Shared {
                 log_start_offset: st.log_start_offset,
                 recovery_point,
                 cleaned_to: st.first_dirty,
+                clean_passes: st.clean_passes.clone(),
+                tombstones_due: st.tombstones_due,
             }
         };
         checkpoint.write(&self.dir).await
