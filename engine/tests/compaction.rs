@@ -309,3 +309,113 @@ fn tombstones_go_delete_retention_after_the_cleaner_first_saw_them() {
         log.close().await.unwrap();
     });
 }
+
+/// A batch of `(key, value)` records from `producer_id` (epoch 0) at
+/// `sequence`, in its open transaction.
+fn txn_batch(producer_id: i64, sequence: i32, records: &[(&str, &[u8])]) -> Bytes {
+    let list: Vec<Record<'_>> = records
+        .iter()
+        .map(|(key, value)| Record {
+            key: Some(key.as_bytes()),
+            value: Some(value),
+            ..Record::default()
+        })
+        .collect();
+    let mut spec = BatchSpec::new(i32::try_from(list.len()).unwrap(), 0);
+    spec.producer_id = producer_id;
+    spec.producer_epoch = 0;
+    spec.base_sequence = sequence;
+    spec.transactional = true;
+    Bytes::from(encode_batch(&spec, &encode_records(&list)))
+}
+
+/// What a read from the log start finds, batch by batch (filler left
+/// out): a marker as `marker P`, a data batch as its keys and values.
+async fn batches(log: &Log) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 1).await.unwrap();
+        let mut bytes = Vec::new();
+        for chunk in &read.chunks {
+            chunk.extend_into(&mut bytes);
+        }
+        for batch in validate(&bytes, 0, ValidateMode::Stored) {
+            let (_, batch) = batch.unwrap();
+            let header = batch.header();
+            offset = offset.max(header.last_offset().plus(1));
+            if header.is_control() {
+                out.push(format!("marker {}", header.producer_id()));
+                continue;
+            }
+            let mut records = Vec::new();
+            for_each_record(batch.records(), |r| {
+                let key = String::from_utf8_lossy(r.key.unwrap()).into_owned();
+                let value = String::from_utf8_lossy(r.value.unwrap_or(b"-")).into_owned();
+                records.push(format!("{key}={value}"));
+            })
+            .unwrap();
+            if !records.iter().any(|r| r.starts_with("fill-")) {
+                out.push(records.join(" "));
+            }
+        }
+    }
+    out
+}
+
+/// Kafka's rules for transactions in a compacted log: an aborted
+/// transaction's records go (and never count as a key's latest); a
+/// committed one's are compacted like any; a marker stays while a record
+/// of its transaction is left, then until `delete.retention.ms` after the
+/// cleaner first saw it; the log reopens with no transaction left open.
+#[test]
+fn transactions_are_cleaned_by_kafka_s_rules() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let config = LogConfig {
+            delete_retention_ms: 10_000,
+            ..compacted()
+        };
+        let log = Log::open(&dir, config.clone(), 0).await.unwrap();
+        append_keyed(&log, &[("e", Some(b"1"))], 0).await;
+        log.append(txn_batch(1, 0, &[("a", b"1"), ("b", b"1")]), 0)
+            .await
+            .unwrap();
+        log.append_marker(1, 0, true, 0, 0).await.unwrap();
+        log.append(txn_batch(2, 0, &[("a", b"2"), ("e", b"2")]), 0)
+            .await
+            .unwrap();
+        log.append_marker(2, 0, false, 0, 0).await.unwrap();
+        log.append(txn_batch(3, 0, &[("d", b"1")]), 0)
+            .await
+            .unwrap();
+        log.append_marker(3, 0, true, 0, 0).await.unwrap();
+        append_keyed(&log, &[("a", Some(b"3"))], 0).await;
+        fill(&log, 0).await;
+        log.clean(1 << 20, 1_000).await.unwrap();
+        let after_first = [
+            "e=1", // the aborted e=2 does not supersede it
+            "b=1", // a=1 superseded by a=3
+            "marker 1", "marker 2", // its records are gone; it waits for the horizon
+            "d=1", "marker 3", "a=3",
+        ];
+        assert_eq!(batches(&log).await, after_first);
+        log.clean(1 << 20, 11_000).await.unwrap();
+        let mut after_horizon = after_first.to_vec();
+        after_horizon.retain(|b| *b != "marker 2");
+        assert_eq!(batches(&log).await, after_horizon);
+        // b and d superseded: their transactions' markers follow them, at
+        // once (seen at 1,000, more than 10 s ago).
+        append_keyed(&log, &[("b", Some(b"4")), ("d", Some(b"4"))], 0).await;
+        fill(&log, 0).await;
+        log.clean(1 << 20, 12_000).await.unwrap();
+        assert_eq!(batches(&log).await, ["e=1", "a=3", "b=4 d=4"]);
+        let end = log.log_end_offset();
+        log.close().await.unwrap();
+        let log = Log::open(&dir, config, 0).await.unwrap();
+        assert_eq!(log.last_stable_offset(), end, "no transaction left open");
+        assert_eq!(batches(&log).await, ["e=1", "a=3", "b=4 d=4"]);
+        log.close().await.unwrap();
+    });
+}

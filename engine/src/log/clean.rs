@@ -4,16 +4,17 @@
 //! 1. The cleanable part: sealed segments wholly below the visible end
 //!    (the high watermark in a cluster), the first open transaction and
 //!    the first segment with a record newer than `min.compaction.lag.ms`.
-//!    The active segment is never cleaned. A part holding transactional
-//!    batches is not cleaned yet (aborted records must go first).
+//!    The active segment is never cleaned.
 //! 2. The map: each key's latest offset from the first dirty offset (where
-//!    the last pass's map ended; the log start after an open) on, until the
-//!    map's budget is spent.
-//! 3. Each sealed segment below the map's end is rewritten without the
-//!    records the map supersedes ([`OffsetMap::keeps`]) and without the
-//!    tombstones (a key with a null value) the cleaner first saw
-//!    `delete.retention.ms` ago or more ([`PassHistory`]: this pass saw
-//!    what lies between the last pass's end and its own): `<base>.cleaned`
+//!    the last pass's map ended) on, until the map's budget is spent; of
+//!    data batches only, not of markers nor of aborted transactions.
+//! 3. Each sealed segment below the map's end is rewritten by Kafka's
+//!    rules ([`Pass`]): without the records the map supersedes
+//!    ([`OffsetMap::keeps`]), the records of aborted transactions, and
+//!    the tombstones (a key with a null value) and markers the cleaner
+//!    first saw `delete.retention.ms` ago or more ([`PassHistory`]: this
+//!    pass saw what lies between the last pass's end and its own; a
+//!    marker only once its transaction has no record left): `<base>.cleaned`
 //!    written and fdatasynced; then, under the append lock and only if the
 //!    segment is still the one read (not deleted by retention or cut
 //!    meanwhile), its index files removed (dir fsynced), `.cleaned` renamed
@@ -23,15 +24,18 @@
 //!    has them rebuilt by a scan. The segment keeps its offset range (its
 //!    next offset stays the next segment's base), so readers skip the gaps.
 //! 4. The first dirty offset moves to the map's end; the pass joins the
-//!    history, and the time the first tombstone kept may go is noted
-//!    (both in the checkpoint): the log is cleaned again then, dirty or
-//!    not, and that pass, with nothing new to map, only drops tombstones.
+//!    history, and the time the first tombstone or marker kept may go is
+//!    noted (both in the checkpoint): the log is cleaned again then, dirty
+//!    or not, and that pass, with nothing new to map, only drops them.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::Log;
 use super::cursor::BatchCursor;
 use super::open::delete_index_files;
+use super::producers::AbortedTxn;
 use super::read::corrupt;
 use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
 use crate::batch::records::{RecordView, for_each_record};
@@ -71,7 +75,7 @@ impl Log {
     /// nothing to clean or the topic is not compacted).
     pub fn dirty_ratio(&self, now_ms: i64) -> f64 {
         let st = self.shared.state.borrow();
-        if !st.config.cleanup.compact || st.clean_blocked_at == Some(st.log_end_offset) {
+        if !st.config.cleanup.compact {
             return 0.0;
         }
         let bound = cleanable_bound(&st, now_ms);
@@ -114,7 +118,7 @@ impl Log {
     /// `map_bytes`. Nothing happens unless the topic's `cleanup.policy`
     /// has compact.
     pub async fn clean(&self, map_bytes: usize, now_ms: i64) -> Result<CleanStats> {
-        let (found, dirty_from, mut passes, retention) = {
+        let (found, dirty_from, mut passes, retention, aborted) = {
             let st = self.shared.state.borrow();
             if !st.config.cleanup.compact {
                 return Ok(CleanStats::default());
@@ -132,21 +136,19 @@ impl Log {
                 })
                 .collect();
             let retention = i64::try_from(st.config.delete_retention_ms).unwrap_or(i64::MAX);
+            let aborted = Aborted::new(st.producers.aborted_between(st.log_start_offset, bound));
             (
                 found,
                 st.first_dirty.max(st.log_start_offset),
                 st.clean_passes.clone(),
                 retention,
+                aborted,
             )
         };
         let tombstones_due = self.tombstones_due(now_ms);
         let mut map = OffsetMap::new(map_bytes);
-        let mapped = self.build_map(&found, dirty_from, &mut map).await?;
-        if !mapped {
-            let mut st = self.shared.state.borrow_mut();
-            st.clean_blocked_at = Some(st.log_end_offset);
-            return Ok(CleanStats::default());
-        }
+        self.build_map(&found, dirty_from, &aborted, &mut map)
+            .await?;
         let end = match map.end() {
             Some(end) => end,
             None => {
@@ -167,9 +169,11 @@ impl Log {
         let pass = Pass {
             map: &map,
             passes: &passes,
+            aborted: &aborted,
             delete_retention_ms: retention,
             now_ms,
-            next_due: std::cell::Cell::new(None),
+            next_due: Cell::new(None),
+            open_data: RefCell::new(HashMap::new()),
         };
         let mut stats = CleanStats {
             dirty_from: Some(Offset(end)),
@@ -207,18 +211,20 @@ impl Log {
         Ok(stats)
     }
 
-    /// Maps the keys of `found` from `from` on; false when the part holds
-    /// transactional batches (not cleaned yet).
-    async fn build_map(&self, found: &[Found], from: Offset, map: &mut OffsetMap) -> Result<bool> {
+    /// Maps the keys of `found` from `from` on: of data batches, not of
+    /// markers nor of aborted transactions (their records go anyway).
+    async fn build_map(
+        &self,
+        found: &[Found],
+        from: Offset,
+        aborted: &Aborted,
+        map: &mut OffsetMap,
+    ) -> Result<()> {
         for segment in found.iter().filter(|s| s.next > from) {
             let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
             while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
                 let header = batch.header;
-                if header.is_transactional() || header.is_control() {
-                    tracing::debug!(dir = %self.shared.dir.display(), "transactional data: not cleaned yet");
-                    return Ok(false);
-                }
-                if header.last_offset() < from {
+                if header.last_offset() < from || header.is_control() || aborted.holds(&header) {
                     continue;
                 }
                 let mut full = false;
@@ -228,11 +234,11 @@ impl Log {
                     }
                 })?;
                 if full {
-                    return Ok(true);
+                    return Ok(());
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Rewrites `segment` without what `map` supersedes and swaps it in;
@@ -261,9 +267,7 @@ impl Log {
                 })
             };
             let view = RecordBatch::from_checked(&batch.bytes).ok_or(invalid("short batch"))?;
-            let kept = retain_records(&view, batch.position, |record, offset| {
-                pass.keeps(record, offset)
-            })?;
+            let kept = pass.retain(&view, batch.position)?;
             if writer.is_none() && kept != Retained::All {
                 let mut rewrite = ChunkWriter::create(&cleaned).await?;
                 rewrite.copy_from(&segment.file, after).await?;
@@ -324,19 +328,80 @@ impl Log {
     }
 }
 
-/// What one pass keeps: the latest record of each key the map covers
-/// ([`OffsetMap::keeps`]), a tombstone only until `delete.retention.ms`
-/// after the cleaner first saw it.
+/// The aborted transactions of the cleanable part, by producer: (first
+/// offset, marker offset).
+struct Aborted(HashMap<i64, Vec<(Offset, Offset)>>);
+
+impl Aborted {
+    fn new(list: Vec<AbortedTxn>) -> Aborted {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for txn in list {
+            by_producer
+                .entry(txn.producer_id)
+                .or_default()
+                .push((txn.first_offset, txn.last_offset));
+        }
+        Aborted(by_producer)
+    }
+
+    /// Whether `header` is a data batch of an aborted transaction.
+    fn holds(&self, header: &BatchHeader) -> bool {
+        let base = header.base_offset();
+        header.is_transactional()
+            && !header.is_control()
+            && self.0.get(&header.producer_id()).is_some_and(|txns| {
+                txns.iter()
+                    .any(|&(first, marker)| first <= base && base < marker)
+            })
+    }
+}
+
+/// What one pass keeps (Kafka's rules): of data batches, the latest record
+/// of each key the map covers ([`OffsetMap::keeps`]), a tombstone only
+/// until `delete.retention.ms` after the cleaner first saw it; nothing of
+/// an aborted transaction; a transaction marker while a record of its
+/// transaction is left before it, and then until `delete.retention.ms`
+/// after the cleaner first saw it (a marker goes only with the last of its
+/// transaction's records, so no replay of the log ever meets a
+/// transaction's records without its end). Segments are passed in offset
+/// order from the log start, so every record of a transaction is met
+/// before its marker.
 struct Pass<'a> {
     map: &'a OffsetMap,
     passes: &'a PassHistory,
+    aborted: &'a Aborted,
     delete_retention_ms: i64,
     now_ms: i64,
-    /// When the first tombstone kept may go.
-    next_due: std::cell::Cell<Option<i64>>,
+    /// When the first tombstone or marker kept may go.
+    next_due: Cell<Option<i64>>,
+    /// Producers whose transaction since their last marker has records
+    /// left.
+    open_data: RefCell<HashMap<i64, bool>>,
 }
 
 impl Pass<'_> {
+    fn retain(&self, batch: &RecordBatch<'_>, position: u64) -> Result<Retained> {
+        let header = batch.header();
+        let producer = header.producer_id();
+        if header.is_control() {
+            let had_data = self
+                .open_data
+                .borrow_mut()
+                .remove(&producer)
+                .unwrap_or(false);
+            let keep = had_data || !self.horizon_passed(header.base_offset().get());
+            return Ok(if keep { Retained::All } else { Retained::None });
+        }
+        if self.aborted.holds(&header) {
+            return Ok(Retained::None);
+        }
+        let kept = retain_records(batch, position, |record, offset| self.keeps(record, offset))?;
+        if header.is_transactional() && kept != Retained::None {
+            self.open_data.borrow_mut().insert(producer, true);
+        }
+        Ok(kept)
+    }
+
     fn keeps(&self, record: &RecordView<'_>, offset: i64) -> bool {
         if !self.map.keeps(record.key, offset) {
             return false;
@@ -344,17 +409,23 @@ impl Pass<'_> {
         if record.key.is_none() || record.value.is_some() {
             return true;
         }
-        // A tombstone not seen yet (past this pass) waits for a later one.
+        !self.horizon_passed(offset)
+    }
+
+    /// Whether the tombstone or marker at `offset` may go: the cleaner
+    /// first saw it `delete.retention.ms` ago or more. One it keeps makes
+    /// the log due again then; one past this pass waits for a later one.
+    fn horizon_passed(&self, offset: i64) -> bool {
         let Some(seen) = self.passes.seen_at(offset) else {
-            return true;
+            return false;
         };
         let due = seen.saturating_add(self.delete_retention_ms);
         if due <= self.now_ms {
-            return false;
+            return true;
         }
         let next = self.next_due.get().map_or(due, |next| next.min(due));
         self.next_due.set(Some(next));
-        true
+        false
     }
 }
 

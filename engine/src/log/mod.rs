@@ -100,9 +100,6 @@ struct State {
     /// Where the next cleaning pass maps keys from (the last pass's map
     /// ended there; kept in the checkpoint).
     first_dirty: Offset,
-    /// The log end when a cleaning pass could not go on (transactional
-    /// data): the log is not picked again until it grows.
-    clean_blocked_at: Option<Offset>,
     /// When the cleaner first saw each part of the log (checkpointed).
     clean_passes: crate::clean::PassHistory,
     /// When the first tombstone the last pass kept may go

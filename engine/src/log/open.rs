@@ -86,7 +86,6 @@ impl Log {
             first_dirty: checkpoint
                 .as_ref()
                 .map_or(Offset::ZERO, |c| c.cleaned_to.min(next_offset)),
-            clean_blocked_at: None,
             clean_passes: checkpoint
                 .as_ref()
                 .map(|c| c.clean_passes.clone())
