@@ -31,10 +31,11 @@
 //! group-max-session-timeout-ms = 1800000
 //! offsets-retention-minutes = 10080    # offsets.retention.minutes
 //! offsets-retention-check-interval-ms = 600000
-//! offsets-compaction-records = 100000  # __consumer_offsets records between snapshots
+//! offsets-topic-segment-bytes = 104857600 # offsets.topic.segment.bytes
 //! transaction-state-log-num-partitions = 50 # transaction.state.log.num.partitions
 //! transaction-state-log-replication-factor = 3 # transaction.state.log.replication.factor
 //! transaction-max-timeout-ms = 900000  # transaction.max.timeout.ms
+//! transaction-state-log-segment-bytes = 104857600 # transaction.state.log.segment.bytes
 //! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
@@ -89,7 +90,8 @@ pub struct FileConfig {
     pub group_max_session_timeout_ms: Option<i32>,
     pub offsets_retention_minutes: Option<i64>,
     pub offsets_retention_check_interval_ms: Option<u64>,
-    pub offsets_compaction_records: Option<u64>,
+    pub offsets_topic_segment_bytes: Option<u64>,
+    pub transaction_state_log_segment_bytes: Option<u64>,
     pub transaction_state_log_num_partitions: Option<i32>,
     pub transaction_state_log_replication_factor: Option<i16>,
     pub transaction_max_timeout_ms: Option<i32>,
@@ -193,8 +195,12 @@ impl FileConfig {
                 config.offsets_retention_minutes,
             ),
             (
-                "offsets-compaction-records",
-                unsigned(config.offsets_compaction_records),
+                "offsets-topic-segment-bytes",
+                unsigned(config.offsets_topic_segment_bytes),
+            ),
+            (
+                "transaction-state-log-segment-bytes",
+                unsigned(config.transaction_state_log_segment_bytes),
             ),
             (
                 "offsets-retention-check-interval-ms",

@@ -254,9 +254,12 @@ impl ServeConfig {
                     defaults.offsets_retention_check_interval,
                     Duration::from_millis,
                 ),
-                offsets_compaction_records: file
-                    .offsets_compaction_records
-                    .unwrap_or(defaults.offsets_compaction_records),
+                offsets_topic_segment_bytes: file
+                    .offsets_topic_segment_bytes
+                    .unwrap_or(defaults.offsets_topic_segment_bytes),
+                transaction_topic_segment_bytes: file
+                    .transaction_state_log_segment_bytes
+                    .unwrap_or(defaults.transaction_topic_segment_bytes),
                 offsets_topic_replication_factor: file
                     .offsets_topic_replication_factor
                     .unwrap_or(defaults.offsets_topic_replication_factor),
@@ -275,19 +278,24 @@ impl ServeConfig {
                 producer_id_expiration_ms: file
                     .producer_id_expiration_ms
                     .unwrap_or(defaults.producer_id_expiration_ms),
-                group: GroupConfig {
-                    initial_rebalance_delay_ms: file
-                        .group_initial_rebalance_delay_ms
-                        .unwrap_or(defaults.group.initial_rebalance_delay_ms),
-                    min_session_timeout_ms: file
-                        .group_min_session_timeout_ms
-                        .unwrap_or(defaults.group.min_session_timeout_ms),
-                    max_session_timeout_ms: file
-                        .group_max_session_timeout_ms
-                        .unwrap_or(defaults.group.max_session_timeout_ms),
-                },
+                group: group_config(&file, &defaults.group),
             },
         })
+    }
+}
+
+/// The group coordinator's settings: the file's, else the defaults.
+fn group_config(file: &FileConfig, defaults: &GroupConfig) -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: file
+            .group_initial_rebalance_delay_ms
+            .unwrap_or(defaults.initial_rebalance_delay_ms),
+        min_session_timeout_ms: file
+            .group_min_session_timeout_ms
+            .unwrap_or(defaults.min_session_timeout_ms),
+        max_session_timeout_ms: file
+            .group_max_session_timeout_ms
+            .unwrap_or(defaults.max_session_timeout_ms),
     }
 }
 

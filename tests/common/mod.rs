@@ -334,6 +334,47 @@ pub fn fetch_waiting(
     (data.error_code, data.high_watermark, data.records.clone())
 }
 
+/// How many records a read of `partition` of `topic` from its log start
+/// to its high watermark finds (a compacted log has fewer than were
+/// written).
+pub fn records_stored(addr: SocketAddr, topic: &str, partition: i32) -> usize {
+    use engine::batch::{ValidateMode, validate};
+    let (mut offset, mut count) = (0i64, 0usize);
+    loop {
+        let (error, high_watermark, records) = fetch_records(addr, topic, partition, offset);
+        assert_eq!(error, 0, "fetch of {topic}-{partition} at {offset}");
+        if offset >= high_watermark {
+            return count;
+        }
+        let bytes = records.unwrap_or_default();
+        let before = offset;
+        for batch in validate(&bytes, 0, ValidateMode::Stored) {
+            let Ok((_, batch)) = batch else { break };
+            let header = batch.header();
+            count += usize::try_from(header.record_count()).unwrap();
+            offset = offset.max(header.last_offset().get() + 1);
+        }
+        assert!(offset > before, "a fetch at {before} moved nothing");
+    }
+}
+
+/// Waits (up to 60 s) until `partition` of `topic` stores at most `most`
+/// records; panics with the count otherwise.
+pub fn wait_compacted(addr: SocketAddr, topic: &str, partition: i32, most: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stored = records_stored(addr, topic, partition);
+        if stored <= most {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}-{partition} still stores {stored} records (at most {most} wanted)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Creates a topic with a CreateTopics v5 request; panics on an error.
 pub fn create_topic_raw(addr: SocketAddr, name: &str, partitions: i32) {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;

@@ -5,8 +5,9 @@
 //! A group belongs to partition `abs(java_hash(group id)) % partitions` of
 //! `__consumer_offsets`, as in Kafka, and so to the shard owning that
 //! partition; every request for the group runs there. The topic is created
-//! (compacted) the first time a group is used. A shard replays a partition's
-//! offset records before it serves the first request of a group in it.
+//! (compacted: the log cleaner keeps each key's latest record) the first
+//! time a group is used. A shard replays a partition's offset records
+//! before it serves the first request of a group in it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -146,15 +147,9 @@ pub(super) struct Groups {
     loaded: RefCell<BTreeMap<i32, i32>>,
     loading: tokio::sync::Mutex<()>,
     started: Instant,
-    /// Appends to `__consumer_offsets` hold it shared from append to
-    /// applying in memory; a compaction holds it alone, so its snapshot
-    /// never misses a commit whose record it drops.
-    compaction: tokio::sync::RwLock<()>,
     /// Serializes transactional offset appends (each takes its producer's
     /// next sequence).
     txn_appends: tokio::sync::Mutex<()>,
-    /// Records appended per partition since its last snapshot (or replay).
-    since_snapshot: RefCell<HashMap<i32, u64>>,
 }
 
 impl Groups {
@@ -169,9 +164,7 @@ impl Groups {
             loaded: RefCell::default(),
             loading: tokio::sync::Mutex::new(()),
             started: Instant::now(),
-            compaction: tokio::sync::RwLock::new(()),
             txn_appends: tokio::sync::Mutex::new(()),
-            since_snapshot: RefCell::default(),
         }
     }
 
@@ -260,7 +253,8 @@ impl Shard {
         let partitions = self.settings.offsets_topic_partitions;
         let factor = self.settings.offsets_topic_replication_factor;
         // Kafka's offsets topic takes the broker default, 1.
-        self.internal_topic_partitions(OFFSETS_TOPIC, partitions, factor, 1)
+        let segment_bytes = self.settings.offsets_topic_segment_bytes;
+        self.internal_topic_partitions(OFFSETS_TOPIC, partitions, factor, 1, segment_bytes)
             .await
     }
 
@@ -627,7 +621,6 @@ impl Shard {
             .iter()
             .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
             .collect();
-        let _shared = self.groups.compaction.read().await;
         // One producer's appends take their sequences one after another.
         let _in_order = self.groups.txn_appends.lock().await;
         if let Err(code) = self.coordinator_leads(&tp) {
@@ -663,8 +656,7 @@ impl Shard {
     /// of `__consumer_offsets` (`append` writes it): the offsets the
     /// transaction holds there are committed or dropped. The partition is
     /// replayed first (so the replay covers everything before the marker
-    /// and memory takes the marker itself), and the append holds the same
-    /// lock as any append, so a compaction's snapshot sees both or neither.
+    /// and memory takes the marker itself).
     pub(super) async fn offsets_marker(
         &self,
         partition: i32,
@@ -673,7 +665,6 @@ impl Shard {
         append: impl std::future::Future<Output = engine::Result<engine::AppendInfo>>,
     ) -> engine::Result<engine::AppendInfo> {
         let loaded = self.load_offsets(partition).await.is_ok();
-        let _shared = self.groups.compaction.read().await;
         let written = append.await?;
         let partitions = self.internal_partition_count(OFFSETS_TOPIC);
         if loaded {
@@ -689,9 +680,7 @@ impl Shard {
 
     /// Appends records (a value: a commit; none: a tombstone) to partition
     /// `partition` of `__consumer_offsets`, durably, and applies them in
-    /// memory with `apply` before a compaction may snapshot the partition:
-    /// a snapshot taken in between would drop a commit or bring back a
-    /// deleted offset.
+    /// memory with `apply`.
     async fn append_offset_records(
         &self,
         partition: i32,
@@ -705,7 +694,6 @@ impl Shard {
             .map(|(k, v)| (k.as_ref(), v.as_deref()))
             .collect();
         {
-            let _shared = self.groups.compaction.read().await;
             self.coordinator_leads(&tp)?;
             let info = log
                 .append_internal(&refs, rt::wall_clock_ms())
@@ -717,61 +705,7 @@ impl Shard {
             self.coordinator_replicated(&tp, &log, &info).await?;
             apply(&mut self.groups.coordinator.borrow_mut());
         }
-        self.after_append(partition, records.len()).await;
         Ok(())
-    }
-
-    /// Counts appended records; compacts the partition when enough piled up.
-    async fn after_append(&self, partition: i32, records: usize) {
-        let appended =
-            super::internal::count_appended(&self.groups.since_snapshot, partition, records);
-        if appended >= self.settings.offsets_compaction_records {
-            self.compact(partition).await;
-        }
-    }
-
-    /// A simple compaction of one `__consumer_offsets` partition: every
-    /// live committed offset written again, the log start moved to them
-    /// ([`super::internal::compact_by_snapshot`]).
-    async fn compact(&self, partition: i32) {
-        let _alone = self.groups.compaction.write().await;
-        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let Some(log) = self.partitions.get(&tp) else {
-            return;
-        };
-        if self.coordinator_leads(&tp).is_err() {
-            return;
-        }
-        let partitions = self.internal_partition_count(OFFSETS_TOPIC);
-        let in_partition = |group: &str| offsets_partition(group, partitions) == partition;
-        // Offsets of open transactions live only in their records: the
-        // snapshot waits until none is open here.
-        if self
-            .groups
-            .coordinator
-            .borrow()
-            .txn_offsets_where(in_partition)
-        {
-            tracing::debug!(partition = %tp, "compaction deferred: transactional offsets pending");
-            return;
-        }
-        let live = self.groups.coordinator.borrow().offsets_where(in_partition);
-        let encoded: Vec<(bytes::Bytes, bytes::Bytes)> = live
-            .iter()
-            .map(|(group, key, value)| (encode_key(group, key), encode_value(value)))
-            .collect();
-        match super::internal::compact_by_snapshot(&log, &encoded).await {
-            Ok(start) => {
-                tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "committed offsets compacted");
-                self.groups
-                    .since_snapshot
-                    .borrow_mut()
-                    .insert(partition, live.len() as u64);
-            }
-            Err(e) => {
-                tracing::error!(partition = %tp, error = %e, "cannot compact committed offsets")
-            }
-        }
     }
 
     /// Deletes the offsets past `offsets.retention.minutes` (of groups
@@ -817,7 +751,6 @@ impl Shard {
             .coordinator
             .borrow_mut()
             .unload(|group| offsets_partition(group, partitions) == partition);
-        self.groups.since_snapshot.borrow_mut().remove(&partition);
         self.groups.deliver(replies);
         tracing::info!(
             partition,
@@ -898,10 +831,6 @@ impl Shard {
             }
         }
         drop(coordinator);
-        self.groups
-            .since_snapshot
-            .borrow_mut()
-            .insert(partition, count as u64);
         tracing::info!(partition = %tp, records = count, "committed offsets replayed");
         self.groups.loaded.borrow_mut().insert(partition, epoch);
         Ok(())

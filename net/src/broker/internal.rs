@@ -1,12 +1,8 @@
 //! What the coordinators' internal topics (`__consumer_offsets`,
 //! `__transaction_state`) share: created on first use with Kafka's
-//! settings, and compacted by snapshot.
+//! settings (compacted: the log cleaner keeps each key's latest record).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use bytes::Bytes;
-use engine::{Log, Offset, PartitionTable, TopicPartition, rt};
+use engine::{Log, PartitionTable, TopicPartition};
 use replication::metadata::Command;
 
 use super::Shard;
@@ -71,7 +67,7 @@ impl Shard {
 
     /// The partition count of a coordinator's internal topic (`name`),
     /// created with `partitions` and Kafka's settings for it (compacted,
-    /// 100 MiB segments) the first time it is needed.
+    /// segments of `segment_bytes`) the first time it is needed.
     ///
     /// In a cluster its partitions get `replication_factor` replicas (at
     /// most the voters' count; the controller refuses while fewer brokers
@@ -83,6 +79,7 @@ impl Shard {
         partitions: i32,
         replication_factor: i16,
         min_insync: i16,
+        segment_bytes: u64,
     ) -> Result<i32, i16> {
         if let Some(topic) = self.metadata().topic(name) {
             return Ok(topic.partitions);
@@ -95,9 +92,10 @@ impl Shard {
             None => -1,
         };
         let min_insync = min_insync.clamp(1, replication_factor.max(1)).to_string();
+        let segment_bytes = segment_bytes.to_string();
         let configs = [
             ("cleanup.policy", "compact"),
-            ("segment.bytes", "104857600"),
+            ("segment.bytes", &segment_bytes),
             ("min.insync.replicas", min_insync.as_str()),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -117,43 +115,4 @@ impl Shard {
             .map(|t| t.partitions)
             .ok_or(crate::handlers::errors::COORDINATOR_NOT_AVAILABLE)
     }
-}
-
-/// A coordinator's compaction of one partition of its internal topic:
-/// every live record (`live`: key, value) appended again, then the log
-/// start moved to the first of them (to the log end when nothing lives),
-/// so replay starts there and whole segments before it are deleted. A
-/// crash in between leaves both copies; replay keeps the later one, which
-/// is the same. Returns the new log start offset. The caller holds off its
-/// own appends meanwhile, so nothing lands between the snapshot and the
-/// cut.
-pub(super) async fn compact_by_snapshot(
-    log: &Log,
-    live: &[(Bytes, Bytes)],
-) -> Result<Offset, engine::Error> {
-    let start = if live.is_empty() {
-        log.log_end_offset()
-    } else {
-        let records: Vec<(&[u8], Option<&[u8]>)> = live
-            .iter()
-            .map(|(k, v)| (k.as_ref(), Some(v.as_ref())))
-            .collect();
-        log.append_internal(&records, rt::wall_clock_ms())
-            .await?
-            .base_offset
-    };
-    log.delete_records(start).await
-}
-
-/// Adds `records` to the count of records appended to `partition` since
-/// its last snapshot (or replay); returns the new count.
-pub(super) fn count_appended(
-    counts: &RefCell<HashMap<i32, u64>>,
-    partition: i32,
-    records: usize,
-) -> u64 {
-    let mut counts = counts.borrow_mut();
-    let count = counts.entry(partition).or_default();
-    *count += records as u64;
-    *count
 }

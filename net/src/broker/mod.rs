@@ -72,10 +72,12 @@ pub struct Settings {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval: std::time::Duration,
-    /// A `__consumer_offsets` (or `__transaction_state`) partition is
-    /// compacted once this many records were appended since its last
-    /// snapshot.
-    pub offsets_compaction_records: u64,
+    /// `offsets.topic.segment.bytes`: the segment size `__consumer_offsets`
+    /// is created with (the log cleaner compacts sealed segments only).
+    pub offsets_topic_segment_bytes: u64,
+    /// `transaction.state.log.segment.bytes`, the same for
+    /// `__transaction_state`.
+    pub transaction_topic_segment_bytes: u64,
     /// `transaction.state.log.num.partitions`: partitions of
     /// `__transaction_state`.
     pub transaction_topic_partitions: i32,
@@ -104,7 +106,8 @@ impl Default for Settings {
             group: crate::group::GroupConfig::default(),
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval: std::time::Duration::from_secs(600),
-            offsets_compaction_records: 100_000,
+            offsets_topic_segment_bytes: 100 << 20,
+            transaction_topic_segment_bytes: 100 << 20,
             transaction_topic_partitions: 50,
             transaction_max_timeout_ms: crate::txn::TRANSACTION_MAX_TIMEOUT_MS,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,

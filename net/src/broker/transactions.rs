@@ -21,9 +21,9 @@
 //!    are completed without waiting for a client), aborts transactions past
 //!    their timeout (with a bumped epoch, fencing their producer), retries
 //!    unfinished markers and expires idle ids.
-//! 4. A partition whose appended records reach the compaction threshold is
-//!    snapshot (every live id again) and its log start moved there, as for
-//!    `__consumer_offsets`.
+//! 4. `__transaction_state` is a compacted topic: the log cleaner keeps
+//!    each id's latest record (engine/ARCHITECTURE.md, "Compaction"), as
+//!    for `__consumer_offsets`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -119,10 +119,6 @@ pub(super) struct Txns {
     loading: tokio::sync::Mutex<()>,
     /// Ids whose markers are being written, and how to wait for that.
     completing: RefCell<HashMap<String, std::rc::Rc<tokio::sync::Notify>>>,
-    /// Appends hold it shared from append to apply; a compaction alone.
-    compaction: tokio::sync::RwLock<()>,
-    /// Records appended per partition since its last snapshot (or replay).
-    since_snapshot: RefCell<HashMap<i32, u64>>,
 }
 
 /// An id's turn at writing its markers; ends (and wakes whoever waits) when
@@ -152,8 +148,6 @@ impl Txns {
             loaded: RefCell::default(),
             loading: tokio::sync::Mutex::new(()),
             completing: RefCell::default(),
-            compaction: tokio::sync::RwLock::new(()),
-            since_snapshot: RefCell::default(),
         }
     }
 }
@@ -264,7 +258,8 @@ impl Shard {
         let partitions = self.settings.transaction_topic_partitions;
         let factor = self.settings.transaction_topic_replication_factor;
         // transaction.state.log.min.isr: Kafka's default, 2.
-        self.internal_topic_partitions(TRANSACTION_TOPIC, partitions, factor, 2)
+        let segment_bytes = self.settings.transaction_topic_segment_bytes;
+        self.internal_topic_partitions(TRANSACTION_TOPIC, partitions, factor, 2, segment_bytes)
             .await
     }
 
@@ -408,15 +403,12 @@ impl Shard {
         let key = encode_key(&record.transactional_id);
         let value = encode_value(&record.metadata);
         let id = record.transactional_id.clone();
-        let shared = self.txns.compaction.read().await;
         let written = self
-            .append_txn_records_unlocked(partition, &[(key.as_ref(), Some(value.as_ref()))])
+            .append_txn_records(partition, &[(key.as_ref(), Some(value.as_ref()))])
             .await;
         match written {
             Ok(()) => {
                 self.txns.coordinator.borrow_mut().apply(record);
-                drop(shared);
-                self.after_txn_append(partition, 1).await;
                 Ok(())
             }
             Err(code) => {
@@ -428,15 +420,6 @@ impl Shard {
 
     /// Appends records to a partition of `__transaction_state`, durably.
     async fn append_txn_records(
-        &self,
-        partition: i32,
-        records: &[(&[u8], Option<&[u8]>)],
-    ) -> Result<(), i16> {
-        let _shared = self.txns.compaction.read().await;
-        self.append_txn_records_unlocked(partition, records).await
-    }
-
-    async fn append_txn_records_unlocked(
         &self,
         partition: i32,
         records: &[(&[u8], Option<&[u8]>)],
@@ -568,49 +551,6 @@ impl Shard {
             .collect()
     }
 
-    /// Counts appended records; compacts the partition when enough piled up.
-    async fn after_txn_append(&self, partition: i32, records: usize) {
-        let appended =
-            super::internal::count_appended(&self.txns.since_snapshot, partition, records);
-        if appended >= self.settings.offsets_compaction_records {
-            self.compact_txns(partition).await;
-        }
-    }
-
-    /// Rule 4: every live id of the partition written again, the log start
-    /// moved to them ([`super::internal::compact_by_snapshot`]).
-    async fn compact_txns(&self, partition: i32) {
-        let _alone = self.txns.compaction.write().await;
-        let tp = TopicPartition::new(TRANSACTION_TOPIC, partition);
-        let Some(log) = self.partitions.get(&tp) else {
-            return;
-        };
-        if self.coordinator_leads(&tp).is_err() {
-            return;
-        }
-        let partitions = self.internal_partition_count(TRANSACTION_TOPIC);
-        let live: Vec<(bytes::Bytes, bytes::Bytes)> = self
-            .txns
-            .coordinator
-            .borrow()
-            .transactional_ids()
-            .filter(|(id, _)| offsets_partition(id, partitions) == partition)
-            .map(|(id, m)| (encode_key(id), encode_value(m)))
-            .collect();
-        match super::internal::compact_by_snapshot(&log, &live).await {
-            Ok(start) => {
-                tracing::info!(partition = %tp, live = live.len(), log_start = start.get(), "transaction log compacted");
-                self.txns
-                    .since_snapshot
-                    .borrow_mut()
-                    .insert(partition, live.len() as u64);
-            }
-            Err(e) => {
-                tracing::error!(partition = %tp, error = %e, "cannot compact the transaction log")
-            }
-        }
-    }
-
     /// Forgets what was replayed of partition `partition` of
     /// `__transaction_state`.
     fn unload_txns(&self, partition: i32) {
@@ -622,7 +562,6 @@ impl Shard {
             .coordinator
             .borrow_mut()
             .unload(|id| offsets_partition(id, partitions) == partition);
-        self.txns.since_snapshot.borrow_mut().remove(&partition);
         tracing::info!(
             partition,
             "transactional ids unloaded: their partition is led elsewhere now"
@@ -691,10 +630,6 @@ impl Shard {
         }
         let unfinished = coordinator.markers().len();
         drop(coordinator);
-        self.txns
-            .since_snapshot
-            .borrow_mut()
-            .insert(partition, count as u64);
         tracing::info!(partition = %tp, records = count, unfinished, "transaction log replayed");
         self.txns.loaded.borrow_mut().insert(partition, epoch);
         Ok(())
