@@ -4,7 +4,9 @@
 //! `log-cleaner-backoff-ms`), then read from the beginning: exactly one
 //! record per key, its latest value, at the offset it was written at.
 //! Then tombstones for a tenth of the keys: once `delete.retention.ms`
-//! has passed, those keys are gone and the others read as before.
+//! has passed, those keys are gone and the others read as before. And the
+//! broker killed (SIGKILL) at each step of a segment's swap: each key
+//! reads back as its latest acknowledged value.
 
 mod common;
 
@@ -75,19 +77,16 @@ fn read_all(addr: std::net::SocketAddr, topic: &str) -> Vec<Stored> {
     out
 }
 
-#[test]
-fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start_configured(tmp.path(), addr, "log-cleaner-backoff-ms = 200\n");
+/// Creates the compacted topic "table" (one partition, 64 KiB segments,
+/// cleaned at any dirty share: a pass during the writes can leave the last
+/// updates' segments under the default 0.5; tombstones kept 2 s).
+fn create_table(addr: std::net::SocketAddr) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .create()
         .unwrap();
     let topic = NewTopic::new("table", 1, TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact")
-        // Cleaned whatever the dirty share: a pass during the writes can
-        // leave the last updates' segments under the default 0.5.
         .set("min.cleanable.dirty.ratio", "0.01")
         .set("segment.bytes", "65536")
         .set("delete.retention.ms", "2000");
@@ -96,13 +95,30 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
     {
         result.unwrap();
     }
-    let acknowledged = Acknowledged::default();
-    let producer: ThreadedProducer<Acknowledged> = ClientConfig::new()
+}
+
+/// librdkafka's default producer (idempotent, acks=all), lz4, reporting
+/// to `acknowledged`.
+fn table_producer(
+    addr: std::net::SocketAddr,
+    acknowledged: &Acknowledged,
+) -> ThreadedProducer<Acknowledged> {
+    ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .create_with_context(acknowledged.clone())
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, "log-cleaner-backoff-ms = 200\n");
+    create_table(addr);
+    let acknowledged = Acknowledged::default();
+    let producer = table_producer(addr, &acknowledged);
     for update in 0..UPDATES {
         for key in 0..KEYS {
             let (k, v) = (format!("key-{key}"), format!("value-{update}"));
@@ -239,4 +255,101 @@ fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
     producer.flush(Duration::from_secs(120)).unwrap();
     let k = format!("{prefix}-end");
     common::send_when_queued(producer, BaseRecord::to("table").key(&k).payload("end"));
+}
+
+/// A crash at each step of a segment's swap (crash points in the cleaner,
+/// `SHARDLOG_FAILPOINT`): the data of each round is written and
+/// acknowledged, the broker stopped, started again with the crash point
+/// armed so that its cleaner SIGKILLs it there, then started as usual:
+/// every key reads back as its latest acknowledged value, at its offset,
+/// and cleaning resumes until one record per key is left.
+#[test]
+fn a_crash_at_any_step_of_cleaning_loses_no_latest_value() {
+    const KEYS: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    // The cleaner idle while a round is written, busy after.
+    let idle = "log-cleaner-backoff-ms = 3600000\n";
+    let busy = "log-cleaner-backoff-ms = 20\n";
+    let mut broker = start_configured(tmp.path(), addr, idle);
+    create_table(addr);
+    let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    let steps = [
+        "clean-rewritten",
+        "clean-indexes-removed",
+        "clean-renamed",
+        "clean-swapped",
+    ];
+    for (round, step) in steps.into_iter().enumerate() {
+        let acknowledged = Acknowledged::default();
+        let producer = table_producer(addr, &acknowledged);
+        for update in 0..10 {
+            for key in 0..KEYS {
+                let (k, v) = (format!("key-{key}"), format!("round-{round}-{update}"));
+                common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
+            }
+        }
+        fill(&producer, &format!("filler-{round}"));
+        producer.flush(Duration::from_secs(120)).unwrap();
+        drop(producer);
+        for report in acknowledged.0.lock().unwrap().iter() {
+            let (offset, key, value) = report.clone().expect("acknowledged");
+            if key.starts_with("key-") {
+                latest.insert(key, (offset, value));
+            }
+        }
+        assert!(common::stop(broker).success());
+        let mut crashing = common::start_configured_failing(tmp.path(), addr, busy, step);
+        let status = wait_exit(&mut crashing.0, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{step}: the crash point was never reached"));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{step}: {status}"
+        );
+        broker = start_configured(tmp.path(), addr, busy);
+        let want: BTreeMap<&str, (i64, &str)> = latest
+            .iter()
+            .map(|(k, (o, v))| (k.as_str(), (*o, v.as_str())))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let read = read_all(addr, "table");
+            let offsets: Vec<i64> = read.iter().map(|r| r.0).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in offset order");
+            let updates: Vec<&Stored> = read.iter().filter(|r| r.1.starts_with("key-")).collect();
+            let mut found: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+            for (offset, key, value) in &updates {
+                found.insert(key, (*offset, value));
+            }
+            assert_eq!(found, want, "after {step}: each key's latest value");
+            if updates.len() == KEYS {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {step}: {} updates of {KEYS} keys after a minute",
+                updates.len()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(common::stop(broker).success());
+        broker = start_configured(tmp.path(), addr, idle);
+    }
+    drop(broker);
+}
+
+/// The child's exit status once it exits, or `None` after `within`.
+fn wait_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }

@@ -34,6 +34,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod clean;
+pub mod crashpoint;
 mod error;
 pub mod index;
 mod io;

@@ -1,33 +1,10 @@
-//! Crash points for the tests of recovery: `SHARDLOG_FAILPOINT=<name>` in
-//! the environment makes the broker kill itself with SIGKILL where the
-//! code calls [`crash_if`] with that name, so a test can stop it at an
-//! exact step (say, between two transaction markers) and check what a
-//! restart makes of the disk. Unset (always, outside tests), a check is
-//! one load of a value read once.
+//! Failpoints for the tests: crash points (`SHARDLOG_FAILPOINT=<name>`,
+//! [`crash_if`], the engine's, which has its own in the log cleaner), and
+//! a network cut off from the other brokers ([`cut_off`]).
 
 use std::sync::OnceLock;
 
-fn armed() -> Option<&'static str> {
-    static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    ARMED
-        .get_or_init(|| std::env::var("SHARDLOG_FAILPOINT").ok())
-        .as_deref()
-}
-
-/// SIGKILLs this process if the failpoint `name` is armed.
-pub fn crash_if(name: &str) {
-    if armed() == Some(name) {
-        tracing::warn!(failpoint = name, "failpoint reached: SIGKILL");
-        // SAFETY: kill(2) of our own process; nothing to clean up, which is
-        // the point.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    }
-}
-
-/// Whether the failpoint `name` is armed.
-pub fn is_armed(name: &str) -> bool {
-    armed() == Some(name)
-}
+pub use engine::crashpoint::{crash_if, is_armed};
 
 /// Whether this broker is cut off from its peers, for the tests of a
 /// network partition: while the file named by `SHARDLOG_CUT_OFF_FILE`

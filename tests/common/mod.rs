@@ -141,7 +141,7 @@ pub fn start(data_dir: &Path, addr: SocketAddr, log_level: &str) -> Broker {
 
 /// [`start`] with more `serve` arguments.
 pub fn start_with(data_dir: &Path, addr: SocketAddr, log_level: &str, extra: &[&str]) -> Broker {
-    spawn_serve(data_dir, addr, log_level, extra, Stdio::inherit())
+    spawn_serve(data_dir, addr, log_level, extra, Stdio::inherit(), None)
 }
 
 /// [`start_with`], the broker's log (its stderr) appended to the file
@@ -158,7 +158,7 @@ pub fn start_logged(
         .append(true)
         .open(log)
         .unwrap();
-    spawn_serve(data_dir, addr, log_level, extra, log.into())
+    spawn_serve(data_dir, addr, log_level, extra, log.into(), None)
 }
 
 /// While this file exists, the broker started on `data_dir` is cut off
@@ -177,9 +177,14 @@ fn spawn_serve(
     log_level: &str,
     extra: &[&str],
     log: Stdio,
+    failpoint: Option<&str>,
 ) -> Broker {
     wait_port_closed(addr);
-    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shardlog"));
+    if let Some(failpoint) = failpoint {
+        command.env("SHARDLOG_FAILPOINT", failpoint);
+    }
+    let child = command
         .args([
             "serve",
             "--shards",
@@ -226,6 +231,27 @@ pub fn start_configured_logged(dir: &Path, addr: SocketAddr, toml: &str) -> Brok
         "warn",
         &["--config", config.to_str().unwrap()],
         log.into(),
+        None,
+    )
+}
+
+/// [`start_configured`] with the crash point `failpoint` armed
+/// (`SHARDLOG_FAILPOINT`): the broker SIGKILLs itself when it gets there.
+pub fn start_configured_failing(
+    dir: &Path,
+    addr: SocketAddr,
+    toml: &str,
+    failpoint: &str,
+) -> Broker {
+    let config = dir.join("shardlog.toml");
+    std::fs::write(&config, toml).unwrap();
+    spawn_serve(
+        &dir.join("data"),
+        addr,
+        "warn",
+        &["--config", config.to_str().unwrap()],
+        Stdio::inherit(),
+        Some(failpoint),
     )
 }
 

@@ -41,9 +41,19 @@ use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_inde
 use crate::batch::records::{RecordView, for_each_record};
 use crate::batch::{BatchError, BatchHeader, RecordBatch, Retained, retain_records};
 use crate::clean::{OffsetMap, PassHistory};
+use crate::crashpoint::crash_if;
 use crate::io::{self, SegmentFile};
 use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
 use crate::{Error, Offset, Result};
+
+/// Crash points of a pass (`SHARDLOG_FAILPOINT`, for the tests of a
+/// crash while cleaning): a segment's rewrite written and durable; its
+/// index files removed; the rewrite renamed over it; every segment of the
+/// pass swapped, before the checkpoint says where the pass ended.
+const CRASH_REWRITTEN: &str = "clean-rewritten";
+const CRASH_INDEXES_REMOVED: &str = "clean-indexes-removed";
+const CRASH_RENAMED: &str = "clean-renamed";
+const CRASH_SWAPPED: &str = "clean-swapped";
 
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,6 +196,7 @@ impl Log {
                 stats.bytes_after += after;
             }
         }
+        crash_if(CRASH_SWAPPED);
         {
             let _guard = self.shared.append_lock.lock().await;
             {
@@ -292,6 +303,7 @@ impl Log {
             return Ok(None);
         };
         writer.finish(after).await?;
+        crash_if(CRASH_REWRITTEN);
         meta.next_offset = segment.next;
         meta.finish_time_index();
         let _guard = self.shared.append_lock.lock().await;
@@ -305,8 +317,10 @@ impl Log {
             return Ok(None);
         };
         delete_index_files(dir, segment.base).await?;
+        crash_if(CRASH_INDEXES_REMOVED);
         io::rename(&cleaned, &log_path(dir, segment.base)).await?;
         io::sync_dir(dir).await?;
+        crash_if(CRASH_RENAMED);
         io::write_file_synced(&index_path(dir, segment.base), meta.offset_index.encode()).await?;
         io::write_file_synced(
             &time_index_path(dir, segment.base),
