@@ -18,7 +18,7 @@ use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
@@ -352,4 +352,94 @@ fn wait_exit(
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+/// A consumer reading the table from the beginning, a few KiB a fetch,
+/// while the cleaner (started with the broker) swaps the segments under
+/// it: every record it reads is the one acknowledged at that offset, in
+/// offset order, with no error, and the last value it reads of each key
+/// is the key's latest.
+#[test]
+fn a_reader_mid_log_reads_on_while_segments_are_swapped() {
+    const KEYS: usize = 1_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start_configured(tmp.path(), addr, "log-cleaner-backoff-ms = 3600000\n");
+    create_table(addr);
+    let acknowledged = Acknowledged::default();
+    let producer = table_producer(addr, &acknowledged);
+    for update in 0..20 {
+        for key in 0..KEYS {
+            let (k, v) = (format!("key-{key}"), format!("value-{update}"));
+            common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
+        }
+    }
+    fill(&producer, "filler");
+    producer.flush(Duration::from_secs(120)).unwrap();
+    drop(producer);
+    let written: BTreeMap<i64, (String, String)> = acknowledged
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (offset, key, value) = r.clone().unwrap();
+            (offset, (key, value))
+        })
+        .collect();
+    let mut latest: BTreeMap<&str, &str> = BTreeMap::new();
+    for (key, value) in written.values().filter(|(k, _)| k.starts_with("key-")) {
+        latest.insert(key, value);
+    }
+    assert!(common::stop(broker).success());
+    // The cleaner's first round 1.5 s after the start: the reader, paced
+    // at about 5,000 records a second, is part way through by then.
+    let _broker = start_configured(tmp.path(), addr, "log-cleaner-backoff-ms = 1500\n");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("group.id", "slow-reader")
+        .set("enable.auto.commit", "false")
+        .set("max.partition.fetch.bytes", "4096")
+        .set("queued.max.messages.kbytes", "8")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset("table", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let end = *written.keys().last().unwrap();
+    let mut last = -1i64;
+    let mut read = 0usize;
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while last < end {
+        assert!(Instant::now() < deadline, "read to {last} of {end}");
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("no error while the cleaner swaps");
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let (key, value) = (text(message.key()), text(message.payload()));
+        assert!(message.offset() > last, "{} after {last}", message.offset());
+        assert_eq!(
+            written.get(&message.offset()),
+            Some(&(key.clone(), value.clone())),
+            "the record acknowledged at {}",
+            message.offset()
+        );
+        last = message.offset();
+        read += 1;
+        std::thread::sleep(Duration::from_micros(200));
+        if key.starts_with("key-") {
+            seen.insert(key, value);
+        }
+    }
+    let seen: BTreeMap<&str, &str> = seen.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(seen, latest, "each key's latest value read last");
+    eprintln!(
+        "read {read} of {} records written, {} left after cleaning (more: the reader was part way when segments were swapped)",
+        written.len(),
+        KEYS + 2_001
+    );
 }
