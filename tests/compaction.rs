@@ -235,7 +235,7 @@ fn deleted(key: &str) -> bool {
 /// Records of other keys (`{prefix}-N`) after those a test checks, so that
 /// those lie in sealed segments (the active one is never cleaned): hard to
 /// compress (lz4), so that they fill more than a segment; then one more
-/// request, which rolls the segment they end.
+/// request (key `filler-end`), which rolls the segment they end.
 fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
     let mut noise = 0x2545_f491_4f6c_dd1d_u64;
     for i in 0..2_000 {
@@ -252,9 +252,11 @@ fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
     }
     // librdkafka may have sent all of it as one batch: a segment holds at
     // least one batch, so the segment would not roll before the next one.
+    // One key for all: a producer's last batch, superseded by the next
+    // producer's, stays as an empty batch that readers read past.
     producer.flush(Duration::from_secs(120)).unwrap();
-    let k = format!("{prefix}-end");
-    common::send_when_queued(producer, BaseRecord::to("table").key(&k).payload("end"));
+    let end = BaseRecord::to("table").key("filler-end").payload(prefix);
+    common::send_when_queued(producer, end);
 }
 
 /// A crash at each step of a segment's swap (crash points in the cleaner,

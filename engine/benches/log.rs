@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the storage hot paths: batch validation, append
 //! (validate + stage + write + group-committed fdatasync), the idempotent
-//! producer check on append, and read.
+//! producer check on append, and read; and the log cleaner's pass.
 //!
 //! `cargo bench -p engine --bench log` (filters work: `-- append/1MiB`).
 //! Files go to `$SHARDLOG_BENCH_DIR` (default: the system temp dir); put it on
@@ -244,11 +244,78 @@ fn read_bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Bytes of the log a cleaning pass gets: 1 KiB records over
+/// [`CLEAN_KEYS`] keys, each updated about six times.
+const CLEAN_LOG_BYTES: usize = 32 << 20;
+const CLEAN_KEYS: usize = 5_000;
+
+/// `iters` cleaning passes, each over a fresh compacted log of
+/// [`CLEAN_LOG_BYTES`] in 4 MiB segments, all of it dirty (writing it is
+/// not timed); the time of the passes.
+fn timed_cleans(iters: u64) -> Duration {
+    use engine::CleanupPolicy;
+    use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
+    let parent = bench_dir();
+    engine::rt::run_on_executor("bench", None, move || async move {
+        let mut total = Duration::ZERO;
+        let value = vec![b'v'; 1_000];
+        for _ in 0..iters {
+            let tmp = tempfile::tempdir_in(&parent).expect("temp dir");
+            let config = LogConfig {
+                segment_bytes: 4 << 20,
+                cleanup: CleanupPolicy {
+                    delete: false,
+                    compact: true,
+                },
+                ..LogConfig::default()
+            };
+            let log = Log::open(tmp.path().join("clean-0"), config, 0)
+                .await
+                .expect("open");
+            let mut key = 0usize;
+            while (log.log_end_offset().get() as usize) * 1_030 < CLEAN_LOG_BYTES {
+                let keys: Vec<String> = (0..16)
+                    .map(|i| format!("key-{}", (key + i) % CLEAN_KEYS))
+                    .collect();
+                key += 16;
+                let records: Vec<Record<'_>> = keys
+                    .iter()
+                    .map(|k| Record {
+                        key: Some(k.as_bytes()),
+                        value: Some(&value),
+                        ..Record::default()
+                    })
+                    .collect();
+                let batch = encode_batch(&BatchSpec::new(16, 1), &encode_records(&records));
+                log.append(Bytes::from(batch), 0).await.expect("append");
+            }
+            let start = Instant::now();
+            let stats = log.clean(128 << 20, 0).await.expect("clean");
+            total += start.elapsed();
+            assert!(stats.segments > 0, "the pass rewrote nothing");
+            log.close().await.expect("close");
+        }
+        total
+    })
+    .expect("executor")
+}
+
+fn clean_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clean");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes(CLEAN_LOG_BYTES as u64));
+    group.bench_function("32MiB-5000-keys", |b| b.iter_custom(timed_cleans));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     validate_bench,
     append_bench,
     producer_bench,
-    read_bench
+    read_bench,
+    clean_bench
 );
 criterion_main!(benches);

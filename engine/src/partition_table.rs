@@ -272,14 +272,22 @@ impl PartitionTable {
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let (ratio, tp, log) = pick?;
+        let started = std::time::Instant::now();
         match log.clean(map_bytes, now_ms).await {
             Ok(stats) => {
+                let seconds = started.elapsed().as_secs_f64();
+                let read = stats.bytes_mapped + stats.bytes_before;
                 tracing::info!(
                     partition = %tp,
                     dirty_ratio = ratio,
+                    dirty_ratio_after = log.dirty_ratio(now_ms),
                     segments = stats.segments,
+                    bytes_mapped = stats.bytes_mapped,
                     bytes_before = stats.bytes_before,
                     bytes_after = stats.bytes_after,
+                    bytes_cleaned_since_open = log.cleaned().0,
+                    ms = seconds * 1e3,
+                    read_mb_per_s = read as f64 / 1e6 / seconds.max(1e-9),
                     "log cleaned"
                 );
                 Some((tp, stats))

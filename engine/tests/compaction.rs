@@ -313,6 +313,17 @@ fn tombstones_go_delete_retention_after_the_cleaner_first_saw_them() {
 /// A batch of `(key, value)` records from `producer_id` (epoch 0) at
 /// `sequence`, in its open transaction.
 fn txn_batch(producer_id: i64, sequence: i32, records: &[(&str, &[u8])]) -> Bytes {
+    producer_batch(producer_id, sequence, records, true)
+}
+
+/// A batch of `(key, value)` records from idempotent producer
+/// `producer_id` (epoch 0) at `sequence`, transactional or not.
+fn producer_batch(
+    producer_id: i64,
+    sequence: i32,
+    records: &[(&str, &[u8])],
+    transactional: bool,
+) -> Bytes {
     let list: Vec<Record<'_>> = records
         .iter()
         .map(|(key, value)| Record {
@@ -325,7 +336,7 @@ fn txn_batch(producer_id: i64, sequence: i32, records: &[(&str, &[u8])]) -> Byte
     spec.producer_id = producer_id;
     spec.producer_epoch = 0;
     spec.base_sequence = sequence;
-    spec.transactional = true;
+    spec.transactional = transactional;
     Bytes::from(encode_batch(&spec, &encode_records(&list)))
 }
 
@@ -392,13 +403,20 @@ fn transactions_are_cleaned_by_kafka_s_rules() {
             .unwrap();
         log.append_marker(3, 0, true, 0, 0).await.unwrap();
         append_keyed(&log, &[("a", Some(b"3"))], 0).await;
+        // Each producer's last batch, which would stay (empty) if
+        // superseded: here its transactions' batches are not.
+        for (producer, sequence) in [(1, 2), (2, 2), (3, 1)] {
+            let key = format!("last-{producer}");
+            let batch = producer_batch(producer, sequence, &[(&key, b"z")], false);
+            log.append(batch, 0).await.unwrap();
+        }
         fill(&log, 0).await;
         log.clean(1 << 20, 1_000).await.unwrap();
         let after_first = [
             "e=1", // the aborted e=2 does not supersede it
             "b=1", // a=1 superseded by a=3
             "marker 1", "marker 2", // its records are gone; it waits for the horizon
-            "d=1", "marker 3", "a=3",
+            "d=1", "marker 3", "a=3", "last-1=z", "last-2=z", "last-3=z",
         ];
         assert_eq!(batches(&log).await, after_first);
         log.clean(1 << 20, 11_000).await.unwrap();
@@ -410,12 +428,91 @@ fn transactions_are_cleaned_by_kafka_s_rules() {
         append_keyed(&log, &[("b", Some(b"4")), ("d", Some(b"4"))], 0).await;
         fill(&log, 0).await;
         log.clean(1 << 20, 12_000).await.unwrap();
-        assert_eq!(batches(&log).await, ["e=1", "a=3", "b=4 d=4"]);
+        let last = ["e=1", "a=3", "last-1=z", "last-2=z", "last-3=z", "b=4 d=4"];
+        assert_eq!(batches(&log).await, last);
         let end = log.log_end_offset();
         log.close().await.unwrap();
         let log = Log::open(&dir, config, 0).await.unwrap();
         assert_eq!(log.last_stable_offset(), end, "no transaction left open");
-        assert_eq!(batches(&log).await, ["e=1", "a=3", "b=4 d=4"]);
+        assert_eq!(batches(&log).await, last);
+        log.close().await.unwrap();
+    });
+}
+
+/// Kafka's retained empty batch: when every record of an idempotent
+/// producer's last batch is superseded, its header stays with no records,
+/// so the producer's last sequence survives a rebuild of the producers'
+/// state from the log (here: its snapshot deleted).
+#[test]
+fn a_producer_s_last_batch_stays_empty_and_keeps_its_sequence() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p-0");
+        let log = Log::open(&dir, compacted(), 0).await.unwrap();
+        let idempotent = |sequence: i32, keys: &[&str]| {
+            let records: Vec<Record<'_>> = keys
+                .iter()
+                .map(|key| Record {
+                    key: Some(key.as_bytes()),
+                    value: Some(b"from 7"),
+                    ..Record::default()
+                })
+                .collect();
+            let mut spec = BatchSpec::new(i32::try_from(records.len()).unwrap(), 0);
+            spec.producer_id = 7;
+            spec.producer_epoch = 0;
+            spec.base_sequence = sequence;
+            Bytes::from(encode_batch(&spec, &encode_records(&records)))
+        };
+        log.append(idempotent(0, &["a", "b"]), 0).await.unwrap();
+        append_keyed(&log, &[("a", Some(b"x")), ("b", Some(b"y"))], 0).await;
+        // Ten filler batches: the first segment seals, the producers' state
+        // rebuilt without a snapshot replays it.
+        let value = vec![b'f'; 1000];
+        for _ in 0..10 {
+            let batch: Vec<(String, Option<&[u8]>)> = (0..10)
+                .map(|i| (format!("fill-{i}"), Some(&value[..])))
+                .collect();
+            let batch: Vec<(&str, Option<&[u8]>)> =
+                batch.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            append_keyed(&log, &batch, 0).await;
+        }
+        assert!(log.clean(1 << 20, 0).await.unwrap().segments > 0);
+        let first = {
+            let read = log.read(Offset(0), 1).await.unwrap();
+            let mut bytes = Vec::new();
+            for chunk in &read.chunks {
+                chunk.extend_into(&mut bytes);
+            }
+            let (_, batch) = validate(&bytes, 0, ValidateMode::Stored)
+                .next()
+                .unwrap()
+                .unwrap();
+            let h = batch.header();
+            (
+                h.base_offset().get(),
+                h.record_count(),
+                h.producer_id(),
+                h.last_offset_delta(),
+            )
+        };
+        assert_eq!(
+            first,
+            (0, 0, 7, 1),
+            "producer 7's batch, empty, offsets 0-1"
+        );
+        assert_eq!(
+            keys_left(&log).await,
+            [("a".to_string(), false), ("b".to_string(), false)]
+        );
+        log.close().await.unwrap();
+        std::fs::remove_file(dir.join("producer.snapshot")).unwrap();
+        let log = Log::open(&dir, compacted(), 0).await.unwrap();
+        assert!(
+            log.append(idempotent(9, &["c"]), 0).await.is_err(),
+            "sequence 9 does not follow 1"
+        );
+        log.append(idempotent(2, &["c"]), 0).await.unwrap();
         log.close().await.unwrap();
     });
 }

@@ -14,7 +14,8 @@
 //!    the tombstones (a key with a null value) and markers the cleaner
 //!    first saw `delete.retention.ms` ago or more ([`PassHistory`]: this
 //!    pass saw what lies between the last pass's end and its own; a
-//!    marker only once its transaction has no record left): `<base>.cleaned`
+//!    marker only once its transaction has no record left); an idempotent
+//!    producer's last batch stays, empty if need be: `<base>.cleaned`
 //!    written and fdatasynced; then, under the append lock and only if the
 //!    segment is still the one read (not deleted by retention or cut
 //!    meanwhile), its index files removed (dir fsynced), `.cleaned` renamed
@@ -35,11 +36,11 @@ use std::rc::Rc;
 use super::Log;
 use super::cursor::BatchCursor;
 use super::open::delete_index_files;
-use super::producers::AbortedTxn;
+use super::producers::{AbortedTxn, last_sequence};
 use super::read::corrupt;
 use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
 use crate::batch::records::{RecordView, for_each_record};
-use crate::batch::{BatchError, BatchHeader, RecordBatch, Retained, retain_records};
+use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
 use crate::clean::{OffsetMap, PassHistory};
 use crate::crashpoint::crash_if;
 use crate::io::{self, SegmentFile};
@@ -62,8 +63,24 @@ pub struct CleanStats {
     pub segments: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Bytes of dirty segments read to build the map.
+    pub bytes_mapped: u64,
     /// Where the pass's map ended (the next pass maps from there).
     pub dirty_from: Option<Offset>,
+}
+
+/// What a pass starts from.
+struct Plan {
+    /// The cleanable sealed segments.
+    found: Vec<Found>,
+    /// Where the map starts.
+    dirty_from: Offset,
+    passes: PassHistory,
+    /// `delete.retention.ms`.
+    retention: i64,
+    aborted: Aborted,
+    /// Each idempotent producer's epoch and last sequence.
+    last_batches: HashMap<i64, (i16, i32)>,
 }
 
 /// A sealed segment as the pass found it.
@@ -117,6 +134,13 @@ impl Log {
             })
     }
 
+    /// What the cleaner did to this log since it was opened: bytes it
+    /// removed, and when its last pass ended (ms).
+    pub fn cleaned(&self) -> (u64, Option<i64>) {
+        let st = self.shared.state.borrow();
+        (st.cleaned_bytes, st.last_cleaned_ms)
+    }
+
     /// Whether a tombstone the last pass kept may go now: the log is
     /// cleaned again, dirty or not.
     pub fn tombstones_due(&self, now_ms: i64) -> bool {
@@ -124,40 +148,61 @@ impl Log {
         st.config.cleanup.compact && st.tombstones_due.is_some_and(|due| due <= now_ms)
     }
 
+    /// What a pass starts from (step 1), `None` unless the topic's
+    /// `cleanup.policy` has compact.
+    fn plan(&self, now_ms: i64) -> Option<Plan> {
+        let st = self.shared.state.borrow();
+        if !st.config.cleanup.compact {
+            return None;
+        }
+        let bound = cleanable_bound(&st, now_ms);
+        let found: Vec<Found> = st
+            .sealed
+            .iter()
+            .filter(|s| s.meta.next_offset <= bound && s.meta.next_offset > st.log_start_offset)
+            .map(|s| Found {
+                base: s.meta.base_offset,
+                next: s.meta.next_offset,
+                size: s.meta.size,
+                file: Rc::clone(&s.file),
+            })
+            .collect();
+        let last_batches: HashMap<i64, (i16, i32)> = st
+            .producers
+            .views()
+            .into_iter()
+            .filter(|p| p.last_sequence >= 0)
+            .map(|p| (p.producer_id, (p.epoch, p.last_sequence)))
+            .collect();
+        Some(Plan {
+            found,
+            dirty_from: st.first_dirty.max(st.log_start_offset),
+            passes: st.clean_passes.clone(),
+            retention: i64::try_from(st.config.delete_retention_ms).unwrap_or(i64::MAX),
+            aborted: Aborted::new(st.producers.aborted_between(st.log_start_offset, bound)),
+            last_batches,
+        })
+    }
+
     /// One cleaning pass (see the module's steps), the map within
     /// `map_bytes`. Nothing happens unless the topic's `cleanup.policy`
     /// has compact.
     pub async fn clean(&self, map_bytes: usize, now_ms: i64) -> Result<CleanStats> {
-        let (found, dirty_from, mut passes, retention, aborted) = {
-            let st = self.shared.state.borrow();
-            if !st.config.cleanup.compact {
-                return Ok(CleanStats::default());
-            }
-            let bound = cleanable_bound(&st, now_ms);
-            let found: Vec<Found> = st
-                .sealed
-                .iter()
-                .filter(|s| s.meta.next_offset <= bound && s.meta.next_offset > st.log_start_offset)
-                .map(|s| Found {
-                    base: s.meta.base_offset,
-                    next: s.meta.next_offset,
-                    size: s.meta.size,
-                    file: Rc::clone(&s.file),
-                })
-                .collect();
-            let retention = i64::try_from(st.config.delete_retention_ms).unwrap_or(i64::MAX);
-            let aborted = Aborted::new(st.producers.aborted_between(st.log_start_offset, bound));
-            (
-                found,
-                st.first_dirty.max(st.log_start_offset),
-                st.clean_passes.clone(),
-                retention,
-                aborted,
-            )
+        let Some(Plan {
+            found,
+            dirty_from,
+            mut passes,
+            retention,
+            aborted,
+            last_batches,
+        }) = self.plan(now_ms)
+        else {
+            return Ok(CleanStats::default());
         };
         let tombstones_due = self.tombstones_due(now_ms);
         let mut map = OffsetMap::new(map_bytes);
-        self.build_map(&found, dirty_from, &aborted, &mut map)
+        let bytes_mapped = self
+            .build_map(&found, dirty_from, &aborted, &mut map)
             .await?;
         let end = match map.end() {
             Some(end) => end,
@@ -184,9 +229,11 @@ impl Log {
             now_ms,
             next_due: Cell::new(None),
             open_data: RefCell::new(HashMap::new()),
+            last_batches,
         };
         let mut stats = CleanStats {
             dirty_from: Some(Offset(end)),
+            bytes_mapped,
             ..CleanStats::default()
         };
         for segment in found.iter().filter(|s| s.base.get() < end) {
@@ -204,6 +251,8 @@ impl Log {
                 st.first_dirty = st.first_dirty.max(Offset(end));
                 st.clean_passes = passes.clone();
                 st.tombstones_due = pass.next_due.get();
+                st.cleaned_bytes += stats.bytes_before.saturating_sub(stats.bytes_after);
+                st.last_cleaned_ms = Some(now_ms);
             }
             self.shared
                 .write_checkpoint(false)
@@ -224,14 +273,17 @@ impl Log {
 
     /// Maps the keys of `found` from `from` on: of data batches, not of
     /// markers nor of aborted transactions (their records go anyway).
+    /// Returns the bytes of the segments read.
     async fn build_map(
         &self,
         found: &[Found],
         from: Offset,
         aborted: &Aborted,
         map: &mut OffsetMap,
-    ) -> Result<()> {
+    ) -> Result<u64> {
+        let mut read = 0;
         for segment in found.iter().filter(|s| s.next > from) {
+            read += segment.size;
             let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
             while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
                 let header = batch.header;
@@ -245,11 +297,11 @@ impl Log {
                     }
                 })?;
                 if full {
-                    return Ok(());
+                    return Ok(read);
                 }
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Rewrites `segment` without what `map` supersedes and swaps it in;
@@ -391,6 +443,8 @@ struct Pass<'a> {
     /// Producers whose transaction since their last marker has records
     /// left.
     open_data: RefCell<HashMap<i64, bool>>,
+    /// Each idempotent producer's epoch and last sequence: its last batch.
+    last_batches: HashMap<i64, (i16, i32)>,
 }
 
 impl Pass<'_> {
@@ -406,10 +460,23 @@ impl Pass<'_> {
             let keep = had_data || !self.horizon_passed(header.base_offset().get());
             return Ok(if keep { Retained::All } else { Retained::None });
         }
-        if self.aborted.holds(&header) {
-            return Ok(Retained::None);
+        let mut kept = if self.aborted.holds(&header) {
+            Retained::None
+        } else {
+            retain_records(batch, position, |record, offset| self.keeps(record, offset))?
+        };
+        if kept == Retained::None
+            && self.last_batches.get(&producer)
+                == Some(&(header.producer_epoch(), last_sequence(&header)))
+        {
+            // The producer's last batch: its header stays, empty, so the
+            // producer's last sequence survives a rebuild of the producers'
+            // state from the log (Kafka's retained empty batch).
+            let max_timestamp = header.max_timestamp();
+            let mut empty = header.clone();
+            empty.set_retained(Compression::None, 0, max_timestamp, &[]);
+            kept = Retained::Some(empty.0.to_vec());
         }
-        let kept = retain_records(batch, position, |record, offset| self.keeps(record, offset))?;
         if header.is_transactional() && kept != Retained::None {
             self.open_data.borrow_mut().insert(producer, true);
         }

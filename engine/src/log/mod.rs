@@ -106,6 +106,10 @@ struct State {
     /// (`delete.retention.ms` after the cleaner first saw it): the log is
     /// cleaned again then, dirty or not (checkpointed).
     tombstones_due: Option<i64>,
+    /// Bytes the cleaner removed since the log was opened, and when its
+    /// last pass ended (ms): for log lines and metrics.
+    cleaned_bytes: u64,
+    last_cleaned_ms: Option<i64>,
 }
 
 impl State {

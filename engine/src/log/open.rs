@@ -91,6 +91,8 @@ impl Log {
                 .map(|c| c.clean_passes.clone())
                 .unwrap_or_default(),
             tombstones_due: checkpoint.and_then(|c| c.tombstones_due),
+            cleaned_bytes: 0,
+            last_cleaned_ms: None,
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;

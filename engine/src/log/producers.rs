@@ -144,7 +144,7 @@ pub(super) struct Producers {
 }
 
 /// The sequence of a batch's last record (sequences wrap at i32::MAX).
-fn last_sequence(header: &BatchHeader) -> i32 {
+pub(super) fn last_sequence(header: &BatchHeader) -> i32 {
     let (base, delta) = (header.base_sequence(), header.last_offset_delta());
     if base > i32::MAX - delta {
         delta - (i32::MAX - base) - 1
