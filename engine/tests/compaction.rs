@@ -28,40 +28,11 @@ fn compacted() -> LogConfig {
 
 /// (offset, key, value) of every record a read from the log start gets.
 async fn records(log: &Log) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
-    read_records(log)
+    common::read_keyed(log)
         .await
         .into_iter()
         .map(|(offset, key, value)| (offset, key, value.expect("no tombstone")))
         .collect()
-}
-
-/// [`records`], tombstones (no value) included.
-async fn read_records(log: &Log) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let read = log.read(offset, 256 << 10).await.unwrap();
-        let mut bytes = Vec::new();
-        for chunk in &read.chunks {
-            chunk.extend_into(&mut bytes);
-        }
-        assert!(!bytes.is_empty(), "a read at {offset} returned nothing");
-        for batch in validate(&bytes, 0, ValidateMode::Stored) {
-            let (_, batch) = batch.unwrap();
-            let header = batch.header();
-            let codec = header.compression().unwrap();
-            let raw = codec::decompress(codec, batch.records(), usize::MAX).unwrap();
-            for_each_record(&raw, |r| {
-                let at = header.base_offset().get() + i64::from(r.offset_delta);
-                if at >= offset.get() {
-                    out.push((at, r.key.unwrap().to_vec(), r.value.map(<[u8]>::to_vec)));
-                }
-            })
-            .unwrap();
-            offset = offset.max(header.last_offset().plus(1));
-        }
-    }
-    out
 }
 
 /// What the passes should leave: below `end`, each key's latest record
@@ -246,7 +217,7 @@ async fn fill(log: &Log, timestamp: i64) {
 /// The keys (not filler) a read from the start finds, with whether each
 /// is a tombstone.
 async fn keys_left(log: &Log) -> Vec<(String, bool)> {
-    read_records(log)
+    common::read_keyed(log)
         .await
         .into_iter()
         .filter(|(_, key, _)| !key.starts_with(b"fill-"))

@@ -16,8 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use common::{Rng, run, seed};
 use engine::batch::builder::{BatchSpec, Record, encode_batch, encode_records};
-use engine::batch::records::for_each_record;
-use engine::batch::{Compression, ValidateMode, codec, validate};
+use engine::batch::{Compression, codec};
 use engine::{CleanupPolicy, Log, LogConfig};
 
 /// A record as written or read: (offset, key, value; `None` a tombstone).
@@ -37,32 +36,12 @@ fn config() -> LogConfig {
 }
 
 async fn read_from_start(log: &Log) -> Vec<Stored> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let read = log.read(offset, 64 << 10).await.unwrap();
-        let mut bytes = Vec::new();
-        for chunk in &read.chunks {
-            chunk.extend_into(&mut bytes);
-        }
-        assert!(!bytes.is_empty(), "a read at {offset} returned nothing");
-        for batch in validate(&bytes, 0, ValidateMode::Stored) {
-            let (_, batch) = batch.unwrap();
-            let header = batch.header();
-            let raw = codec::decompress(header.compression().unwrap(), batch.records(), usize::MAX)
-                .unwrap();
-            for_each_record(&raw, |r| {
-                let at = header.base_offset().get() + i64::from(r.offset_delta);
-                if at >= offset.get() {
-                    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-                    out.push((at, text(r.key.unwrap()), r.value.map(text)));
-                }
-            })
-            .unwrap();
-            offset = offset.max(header.last_offset().plus(1));
-        }
-    }
-    out
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    common::read_keyed(log)
+        .await
+        .into_iter()
+        .map(|(offset, key, value)| (offset, text(key), value.map(text)))
+        .collect()
 }
 
 /// Checks a read against everything written: see the module's rules.

@@ -147,3 +147,33 @@ pub fn segment_files(dir: &std::path::Path) -> usize {
         .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
         .count()
 }
+
+/// (offset, key, value) of every keyed record a read from the log start
+/// gets, batch by batch in any codec; `None` for a tombstone.
+pub async fn read_keyed(log: &engine::Log) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 256 << 10).await.unwrap();
+        let mut bytes = Vec::new();
+        for chunk in &read.chunks {
+            chunk.extend_into(&mut bytes);
+        }
+        assert!(!bytes.is_empty(), "a read at {offset} returned nothing");
+        for batch in engine::batch::validate(&bytes, 0, engine::batch::ValidateMode::Stored) {
+            let (_, batch) = batch.unwrap();
+            let header = batch.header();
+            let codec = header.compression().unwrap();
+            let raw = engine::batch::codec::decompress(codec, batch.records(), usize::MAX).unwrap();
+            engine::batch::records::for_each_record(&raw, |r| {
+                let at = header.base_offset().get() + i64::from(r.offset_delta);
+                if at >= offset.get() {
+                    out.push((at, r.key.unwrap().to_vec(), r.value.map(<[u8]>::to_vec)));
+                }
+            })
+            .unwrap();
+            offset = offset.max(header.last_offset().plus(1));
+        }
+    }
+    out
+}
