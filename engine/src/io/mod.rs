@@ -500,6 +500,14 @@ pub(crate) fn spawn_background(fut: impl Future<Output = ()> + 'static) {
     }
 }
 
+/// Lets the executor's other task queues run before this task goes on:
+/// glommio preempts a queue only when its time slice (100 ms) ends, so a
+/// background task busy with ready work (the cleaner's reads, filters and
+/// writes) would otherwise hold requests up that long.
+pub(crate) async fn yield_queue() {
+    glommio::executor().yield_task_queue_now().await;
+}
+
 /// Spawns a task on the current executor that runs until it ends or the
 /// executor does.
 pub(crate) fn spawn_detached(fut: impl Future<Output = ()> + 'static) {

@@ -16,9 +16,10 @@
 //!    pass saw what lies between the last pass's end and its own; a
 //!    marker only once its transaction has no record left); an idempotent
 //!    producer's last batch stays, empty if need be: `<base>.cleaned`
-//!    written and fdatasynced; then, under the append lock and only if the
-//!    segment is still the one read (not deleted by retention or cut
-//!    meanwhile), its index files removed (dir fsynced), `.cleaned` renamed
+//!    written and fdatasynced; then, under the segments lock (not the
+//!    append lock: producers go on meanwhile) and only if the segment is
+//!    still the one read (not deleted by retention or cut meanwhile), its
+//!    index files removed (dir fsynced), `.cleaned` renamed
 //!    over `.log` (dir fsynced: the commit point) and new indexes written.
 //!    A crash leaves the old file or the new one, never both: a `.cleaned`
 //!    left behind is deleted on open, and a segment without index files
@@ -286,6 +287,8 @@ impl Log {
             read += segment.size;
             let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
             while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+                // A background task: requests go first between batches.
+                io::yield_queue().await;
                 let header = batch.header;
                 if header.last_offset() < from || header.is_control() || aborted.holds(&header) {
                     continue;
@@ -323,6 +326,7 @@ impl Log {
         let mut after = 0u64;
         let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+            io::yield_queue().await;
             let invalid = |reason| {
                 Error::Batch(BatchError::Invalid {
                     position: batch.position,
@@ -358,16 +362,19 @@ impl Log {
         crash_if(CRASH_REWRITTEN);
         meta.next_offset = segment.next;
         meta.finish_time_index();
-        let _guard = self.shared.append_lock.lock().await;
-        let at =
-            self.shared.state.borrow().sealed.iter().position(|s| {
+        // Not the append lock: producers go on while the files are
+        // swapped (a roll only adds a segment at the end).
+        let _segments = self.shared.segments_lock.lock().await;
+        let present = |st: &super::State| {
+            st.sealed.iter().position(|s| {
                 s.meta.base_offset == segment.base && Rc::ptr_eq(&s.file, &segment.file)
-            });
-        let Some(at) = at else {
+            })
+        };
+        if present(&self.shared.state.borrow()).is_none() {
             // Deleted (retention) or cut (a follower) meanwhile.
             io::remove_file(&cleaned).await?;
             return Ok(None);
-        };
+        }
         delete_index_files(dir, segment.base).await?;
         crash_if(CRASH_INDEXES_REMOVED);
         io::rename(&cleaned, &log_path(dir, segment.base)).await?;
@@ -382,7 +389,9 @@ impl Log {
         let file = SegmentFile::open(&log_path(dir, segment.base), false).await?;
         meta.size = after;
         let mut st = self.shared.state.borrow_mut();
-        if let Some(slot) = st.sealed.get_mut(at) {
+        if let Some(at) = present(&st)
+            && let Some(slot) = st.sealed.get_mut(at)
+        {
             *slot = SealedSegment {
                 meta,
                 file: Rc::new(file),

@@ -3,8 +3,11 @@
 //! Lives on exactly one shard (it is `!Send`); every method runs on that
 //! shard's executor. State is in a `RefCell` that is never borrowed across
 //! an `.await`; two async locks order the operations that do await:
-//! `append_lock` (offset assignment, rolls, retention, close); the
-//! flusher task alone writes and fdatasyncs the active segment.
+//! `append_lock` (offset assignment, rolls, retention, close) and
+//! `segments_lock` (what removes or replaces sealed segments: retention,
+//! DeleteRecords, the cleaner's swaps; taken before `append_lock`, so a
+//! swap's file operations never hold producers up); the flusher task
+//! alone writes and fdatasyncs the active segment.
 
 mod clean;
 mod config;
@@ -133,6 +136,9 @@ struct Shared {
     dir: PathBuf,
     state: RefCell<State>,
     append_lock: Mutex<()>,
+    /// Held while sealed segments are removed or replaced (before
+    /// `append_lock` when both are needed).
+    segments_lock: Mutex<()>,
     /// Wakes the flusher: something was staged, or the log is closing.
     staged: Notify,
     /// Wakes appends waiting for staging room.

@@ -104,6 +104,7 @@ impl Log {
             dir,
             state: RefCell::new(state),
             append_lock: Mutex::new(()),
+            segments_lock: Mutex::new(()),
             staged: Notify::new(),
             drained: Notify::new(),
             allocated: Notify::new(),

@@ -13,6 +13,7 @@ impl Log {
     /// `cleanup.policy` includes delete. Returns how many segments were
     /// deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let _segments = self.shared.segments_lock.lock().await;
         let _guard = self.shared.append_lock.lock().await;
         self.shared.check_writable()?;
         if !self.shared.state.borrow().config.cleanup.delete {
@@ -64,6 +65,7 @@ impl Log {
     /// is ahead of it) and deletes the segments wholly below it. `offset`
     /// may be at most the log end offset. Returns the new log start offset.
     pub async fn delete_records(&self, offset: Offset) -> Result<Offset> {
+        let _segments = self.shared.segments_lock.lock().await;
         let _guard = self.shared.append_lock.lock().await;
         self.shared.check_writable()?;
         {
