@@ -44,6 +44,7 @@
 //! slow-request-log-ms = 100            # log requests answered this long after read (0: all)
 //! log-cleaner-backoff-ms = 15000       # log.cleaner.backoff.ms: between the cleaner's rounds
 //! log-cleaner-dedupe-buffer-size = 134217728 # log.cleaner.dedupe.buffer.size, split over shards
+//! log-cleaner-io-max-bytes-per-second = 0 # log.cleaner.io.max.bytes.per.second (0: unlimited), split over shards
 //!
 //! [topic-defaults]                     # topic keys or their broker names
 //! "retention.ms" = 86400000
@@ -107,6 +108,7 @@ pub struct FileConfig {
     pub slow_request_log_ms: Option<u64>,
     pub log_cleaner_backoff_ms: Option<u64>,
     pub log_cleaner_dedupe_buffer_size: Option<usize>,
+    pub log_cleaner_io_max_bytes_per_second: Option<u64>,
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
 }

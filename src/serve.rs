@@ -108,6 +108,9 @@ struct Cleaner {
     /// A shard's part of `log.cleaner.dedupe.buffer.size`: its passes'
     /// key map.
     map_bytes: usize,
+    /// A shard's part of `log.cleaner.io.max.bytes.per.second` (`None`,
+    /// or 0 in the file: unlimited, Kafka's default).
+    io_bytes_per_second: Option<u64>,
 }
 
 impl Cleaner {
@@ -120,6 +123,10 @@ impl Cleaner {
                 .log_cleaner_dedupe_buffer_size
                 .unwrap_or(LOG_CLEANER_DEDUPE_BUFFER_BYTES)
                 / shards.max(1),
+            io_bytes_per_second: file
+                .log_cleaner_io_max_bytes_per_second
+                .filter(|&b| b > 0)
+                .map(|b| (b / shards.max(1) as u64).max(1)),
         }
     }
 }
@@ -451,6 +458,7 @@ async fn run_shard(
 /// share): every `backoff`, passes over the compacted partitions most in
 /// need, while they make progress; until the broker stops.
 async fn clean_logs(shard: Rc<Shard>, stop: Arc<AtomicBool>, cleaner: Cleaner) {
+    engine::clean::set_io_limit(cleaner.io_bytes_per_second);
     let stopped = || stop.load(Ordering::Acquire);
     while !stopped() {
         let round = Instant::now();

@@ -10,6 +10,9 @@
 
 mod offset_map;
 mod passes;
+mod throttle;
 
 pub use offset_map::OffsetMap;
 pub use passes::PassHistory;
+pub use throttle::set_io_limit;
+pub(crate) use throttle::throttle;

@@ -42,7 +42,7 @@ use super::read::corrupt;
 use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
 use crate::batch::records::{RecordView, for_each_record};
 use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
-use crate::clean::{OffsetMap, PassHistory};
+use crate::clean::{OffsetMap, PassHistory, throttle};
 use crate::crashpoint::crash_if;
 use crate::io::{self, SegmentFile};
 use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
@@ -289,6 +289,7 @@ impl Log {
             while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
                 // A background task: requests go first between batches.
                 io::yield_queue().await;
+                throttle(batch.bytes.len() as u64).await;
                 let header = batch.header;
                 if header.last_offset() < from || header.is_control() || aborted.holds(&header) {
                     continue;
@@ -327,6 +328,7 @@ impl Log {
         let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
             io::yield_queue().await;
+            throttle(batch.bytes.len() as u64).await;
             let invalid = |reason| {
                 Error::Batch(BatchError::Invalid {
                     position: batch.position,
