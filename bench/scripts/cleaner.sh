@@ -5,7 +5,8 @@
 # brokers in turn, one cleaning (log-cleaner-backoff-ms = 1000) and one
 # whose cleaner never wakes (the reference, same run); then the cleaning
 # broker's own account of its passes (bytes read, time, MB/s).
-# Usage: bench/scripts/cleaner.sh [DURATION_SECONDS]
+# Usage: [IO_LIMIT=BYTES_PER_SECOND] bench/scripts/cleaner.sh [DURATION_SECONDS]
+# (IO_LIMIT: the cleaning broker's log-cleaner-io-max-bytes-per-second)
 set -euo pipefail
 duration=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +39,8 @@ TOML
 
 start() { # name port backoff-ms
   mkdir -p "$work/$1"
-  printf 'log-cleaner-backoff-ms = %s\n' "$3" > "$work/$1/shardlog.toml"
+  printf 'log-cleaner-backoff-ms = %s\nlog-cleaner-io-max-bytes-per-second = %s\n' "$3" "${4:-0}" \
+    > "$work/$1/shardlog.toml"
   RUST_LOG=info "$bin" serve --listen "127.0.0.1:$2" --data-dir "$work/$1/data" \
     --config "$work/$1/shardlog.toml" 2> "$work/$1/broker.log" &
   pids+=($!)
@@ -47,7 +49,7 @@ start() { # name port backoff-ms
 
 echo "date: $(date -u +%FT%TZ)  host: $(nproc) vCPU $(lscpu | sed -n 's/Model name: *//p')  kernel $(uname -r)"
 echo "loadavg before: $(cat /proc/loadavg)"
-start cleaning "$port" 1000
+start cleaning "$port" 1000 "${IO_LIMIT:-0}"
 on=${pids[-1]}
 start idle $((port + 1)) 3600000
 off=${pids[-1]}
