@@ -282,6 +282,7 @@ impl PartitionTable {
                     dirty_ratio = ratio,
                     dirty_ratio_after = log.dirty_ratio(now_ms),
                     segments = stats.segments,
+                    merged = stats.merged,
                     bytes_mapped = stats.bytes_mapped,
                     bytes_before = stats.bytes_before,
                     bytes_after = stats.bytes_after,

@@ -110,6 +110,11 @@ fn passes_keep_the_latest_record_per_key_in_every_codec_and_survive_reopen_and_c
             let want = expected(&written, end);
             assert!(want.len() < written.len(), "something was cleaned");
             assert_eq!(records(&log).await, want, "after cleaning");
+            let after = common::segment_files(&dir);
+            assert!(
+                after < before,
+                "shrunk segments merged: {before} -> {after}"
+            );
             assert!(
                 std::fs::read_dir(&dir)
                     .unwrap()

@@ -29,6 +29,8 @@
 //!    history, and the time the first tombstone or marker kept may go is
 //!    noted (both in the checkpoint): the log is cleaned again then, dirty
 //!    or not, and that pass, with nothing new to map, only drops them.
+//! 5. Runs of cleaned segments that fit in `segment.bytes` together are
+//!    merged into one (`log/merge.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -66,6 +68,8 @@ pub struct CleanStats {
     pub bytes_after: u64,
     /// Bytes of dirty segments read to build the map.
     pub bytes_mapped: u64,
+    /// Segments fewer after the small ones were merged (`log/merge.rs`).
+    pub merged: usize,
     /// Where the pass's map ended (the next pass maps from there).
     pub dirty_from: Option<Offset>,
 }
@@ -260,9 +264,11 @@ impl Log {
                 .await
                 .map_err(|e| self.shared.poison(e))?;
         }
+        stats.merged = self.merge_cleaned_segments(now_ms).await?;
         tracing::debug!(
             dir = %self.shared.dir.display(),
             segments = stats.segments,
+            merged = stats.merged,
             before = stats.bytes_before,
             after = stats.bytes_after,
             dirty_from = end,
@@ -545,14 +551,14 @@ const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// A segment's rewrite, written in block-aligned chunks as it is built
 /// (a segment may be far larger than what a pass should hold in memory).
-struct ChunkWriter {
+pub(super) struct ChunkWriter {
     file: SegmentFile,
     pending: Vec<u8>,
     written: u64,
 }
 
 impl ChunkWriter {
-    async fn create(path: &std::path::Path) -> Result<ChunkWriter> {
+    pub(super) async fn create(path: &std::path::Path) -> Result<ChunkWriter> {
         Ok(ChunkWriter {
             file: SegmentFile::open(path, true).await?,
             pending: Vec::with_capacity(2 * WRITE_CHUNK_BYTES),
@@ -577,7 +583,7 @@ impl ChunkWriter {
         Ok(())
     }
 
-    async fn push(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(super) async fn push(&mut self, bytes: &[u8]) -> Result<()> {
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= WRITE_CHUNK_BYTES {
             let aligned = self.pending.len() - self.pending.len() % BLOCK_BYTES as usize;
@@ -601,7 +607,7 @@ impl ChunkWriter {
 
     /// Writes the rest, cuts the file to `size` bytes, makes it durable
     /// and closes it.
-    async fn finish(mut self, size: u64) -> Result<()> {
+    pub(super) async fn finish(mut self, size: u64) -> Result<()> {
         if !self.pending.is_empty() {
             self.write(self.pending.len()).await?;
         }

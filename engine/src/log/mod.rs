@@ -16,6 +16,7 @@ mod epochs;
 mod flush_group;
 mod flusher;
 mod log_store;
+mod merge;
 mod open;
 mod producers;
 mod read;

@@ -31,6 +31,7 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         let config = config.clamped();
         io::create_dir(&dir).await?;
+        super::merge::finish_swaps(&dir).await?;
         let mut bases = list_segments(&dir).await?;
         let checkpoint = Checkpoint::read(&dir).await?;
         let first_base = bases.first().copied().unwrap_or(Offset::ZERO);
