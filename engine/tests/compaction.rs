@@ -492,3 +492,47 @@ fn a_producer_s_last_batch_stays_empty_and_keeps_its_sequence() {
         log.close().await.unwrap();
     });
 }
+
+/// `cleanup.policy=compact,delete` applies both: retention deletes the
+/// oldest segments (by size here), and the cleaner compacts what is left.
+#[test]
+fn compact_and_delete_both_apply() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            cleanup: CleanupPolicy {
+                delete: true,
+                compact: true,
+            },
+            retention_bytes: Some(128 << 10),
+            ..small_config()
+        };
+        let log = Log::open(tmp.path().join("cd-0"), config, 0).await.unwrap();
+        let mut rng = Rng(11);
+        let mut written = Vec::new();
+        for b in 0..120 {
+            let keys: Vec<String> = (0..10).map(|_| format!("key-{}", rng.below(40))).collect();
+            let value = vec![b'v'; 300];
+            let records: Vec<(&str, Option<&[u8]>)> = keys
+                .iter()
+                .map(|k| (k.as_str(), Some(&value[..])))
+                .collect();
+            let base = append_keyed(&log, &records, b).await;
+            for (i, key) in keys.into_iter().enumerate() {
+                written.push((base + i as i64, key.into_bytes(), value.clone()));
+            }
+        }
+        assert!(
+            log.enforce_retention(0).await.unwrap() > 0,
+            "segments deleted"
+        );
+        let start = log.log_start_offset().get();
+        assert!(start > 0);
+        let stats = log.clean(1 << 20, 0).await.unwrap();
+        assert!(stats.segments > 0, "what is left is compacted");
+        let end = stats.dirty_from.unwrap().get();
+        let left: Vec<_> = written.into_iter().filter(|r| r.0 >= start).collect();
+        assert_eq!(records(&log).await, expected(&left, end));
+        log.close().await.unwrap();
+    });
+}
