@@ -1,7 +1,8 @@
 //! Grouping the segments cleaning shrank (Kafka's cleaner groups segments
 //! by size): after a pass, each run of adjacent sealed segments below the
-//! first dirty offset whose sizes add up to at most `segment.bytes`
-//! becomes one segment, its base the first's and its range theirs, so a
+//! first dirty offset whose sizes add up to at most `segment.bytes` (and
+//! whose offsets span at most `i32::MAX`) becomes one segment, its base
+//! the first's and its range theirs, so a
 //! compacted log does not keep one file (and its indexes) per segment it
 //! ever had.
 //!
@@ -95,7 +96,12 @@ impl Log {
                 .iter()
                 .filter(|s| s.meta.next_offset <= st.first_dirty)
             {
-                if !run.is_empty() && size + s.meta.size > limit {
+                // A segment's index holds offsets relative to its base in
+                // 32 bits (Kafka bounds a group by `Int.MaxValue` too).
+                let span = run
+                    .first()
+                    .map_or(0, |(first, _, _)| s.meta.next_offset.get() - first.get());
+                if !run.is_empty() && (size + s.meta.size > limit || span > i64::from(i32::MAX)) {
                     if run.len() > 1 {
                         runs.push(Run {
                             segments: std::mem::take(&mut run),
