@@ -235,6 +235,8 @@ impl Log {
             next_due: Cell::new(None),
             open_data: RefCell::new(HashMap::new()),
             last_batches,
+            removed_markers: RefCell::new(Vec::new()),
+            forgotten: Cell::new(false),
         };
         let mut stats = CleanStats {
             dirty_from: Some(Offset(end)),
@@ -263,6 +265,15 @@ impl Log {
                 .write_checkpoint(false)
                 .await
                 .map_err(|e| self.shared.poison(e))?;
+            if pass.forgotten.get() {
+                // A snapshot from before would list the forgotten
+                // transactions again after a restart.
+                let next = self.shared.state.borrow().next_offset;
+                self.shared
+                    .snapshot_producers(next, None)
+                    .await
+                    .map_err(|e| self.shared.poison(e))?;
+            }
         }
         stats.merged = self.merge_cleaned_segments(now_ms).await?;
         tracing::debug!(
@@ -331,6 +342,7 @@ impl Log {
         // bytes before it are copied first.
         let mut writer: Option<ChunkWriter> = None;
         let mut after = 0u64;
+        pass.removed_markers.borrow_mut().clear();
         let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
             io::yield_queue().await;
@@ -407,6 +419,11 @@ impl Log {
         }
         // Readers of this range go to the rewritten file, not the cache.
         st.tail.drop_below(segment.next);
+        // A removed abort marker's transaction is no longer listed.
+        for (producer, marker) in pass.removed_markers.take() {
+            st.producers.forget_aborted(producer, marker);
+            pass.forgotten.set(true);
+        }
         Ok(Some((segment.size, after)))
     }
 }
@@ -462,6 +479,10 @@ struct Pass<'a> {
     open_data: RefCell<HashMap<i64, bool>>,
     /// Each idempotent producer's epoch and last sequence: its last batch.
     last_batches: HashMap<i64, (i16, i32)>,
+    /// Markers the segment being rewritten drops: (producer, offset).
+    removed_markers: RefCell<Vec<(i64, Offset)>>,
+    /// Whether an aborted transaction was forgotten (its marker gone).
+    forgotten: Cell<bool>,
 }
 
 impl Pass<'_> {
@@ -475,6 +496,11 @@ impl Pass<'_> {
                 .remove(&producer)
                 .unwrap_or(false);
             let keep = had_data || !self.horizon_passed(header.base_offset().get());
+            if !keep {
+                self.removed_markers
+                    .borrow_mut()
+                    .push((producer, header.base_offset()));
+            }
             return Ok(if keep { Retained::All } else { Retained::None });
         }
         let mut kept = if self.aborted.holds(&header) {

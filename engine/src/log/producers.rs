@@ -382,6 +382,15 @@ impl Producers {
             .collect()
     }
 
+    /// Forgets the aborted transaction of `producer_id` whose marker was at
+    /// `marker` (the cleaner removed the marker, its records gone before
+    /// it): reads stop listing it, so read_committed consumers do not skip
+    /// the producer's later records waiting for a marker that is no more.
+    pub(super) fn forget_aborted(&mut self, producer_id: i64, marker: Offset) {
+        self.aborted
+            .retain(|a| a.producer_id != producer_id || a.last_offset != marker);
+    }
+
     /// Forgets aborted transactions wholly below `log_start`.
     pub(super) fn trim(&mut self, log_start: Offset) {
         self.aborted.retain(|a| a.last_offset >= log_start);

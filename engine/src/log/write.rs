@@ -626,7 +626,11 @@ impl Shared {
     /// staged), after forgetting those expired at `now_ms` if given (the
     /// appends' clock). Written also when there are none: an open then
     /// replays from `offset`, not from further back.
-    async fn snapshot_producers(&self, offset: Offset, now_ms: Option<i64>) -> Result<(), IoError> {
+    pub(super) async fn snapshot_producers(
+        &self,
+        offset: Offset,
+        now_ms: Option<i64>,
+    ) -> Result<(), IoError> {
         let producers = {
             let mut st = self.state.borrow_mut();
             if let Some(now_ms) = now_ms {
