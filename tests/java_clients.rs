@@ -8,7 +8,9 @@
 //! sendOffsetsToTransaction, fencing); a static member with auto-commit;
 //! a Kafka Streams word count with exactly_once_v2 (state store, changelog,
 //! repartition topic) closed and started again mid-stream, its counts
-//! exact. Every check compares what was acknowledged with what was read
+//! exact; a compacted topic (tombstones, an aborted and a committed
+//! transaction) cleaned by the broker, read back as its latest state.
+//! Every check compares what was acknowledged with what was read
 //! (tests/clients/java). Needs Java 17 and the build scripts/test makes with
 //! Maven.
 
@@ -26,7 +28,9 @@ fn run_scenario(scenario: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     // Kafka's shipped server.properties: groups form without the 3 s wait.
-    let _broker = start_configured(tmp.path(), addr, "group-initial-rebalance-delay-ms = 0\n");
+    // A busy cleaner for the compacted scenario.
+    let config = "group-initial-rebalance-delay-ms = 0\nlog-cleaner-backoff-ms = 100\n";
+    let _broker = start_configured(tmp.path(), addr, config);
     let status = Command::new("java")
         .arg("-cp")
         .arg(&class_path)
@@ -65,4 +69,9 @@ fn java_static_member_with_auto_commit_resumes_after_what_it_committed() {
 #[test]
 fn kafka_streams_word_count_exactly_once_v2_across_a_restart() {
     run_scenario("streams");
+}
+
+#[test]
+fn java_reads_a_compacted_topic_with_tombstones_and_transactions_as_its_latest_state() {
+    run_scenario("compacted");
 }

@@ -40,7 +40,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * The Java client against shardlog, with its defaults: every check reads
  * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO, where
- * SCENARIO is produce-consume, admin, transactions, static-member or streams. Exits
+ * SCENARIO is produce-consume, admin, transactions, static-member, streams or compacted. Exits
  * non-zero on the first failure.
  */
 public final class JavaClients {
@@ -52,7 +52,7 @@ public final class JavaClients {
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
             throw new IllegalArgumentException(
-                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams");
+                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams|compacted");
         }
         String bootstrap = args[0];
         switch (args[1]) {
@@ -61,6 +61,7 @@ public final class JavaClients {
             case "transactions" -> transactions(bootstrap);
             case "static-member" -> staticMember(bootstrap);
             case "streams" -> streams(bootstrap);
+            case "compacted" -> compacted(bootstrap);
             default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
         }
         System.out.println("ok: " + args[1]);
@@ -574,4 +575,117 @@ public final class JavaClients {
             app.cleanUp();
         }
     }
+
+    /**
+     * A compacted topic written by the default producer (zstd, small
+     * batches), with tombstones, an aborted and a committed transaction,
+     * cleaned by the broker (short backoff, 16 KiB segments): read from
+     * the beginning by a read_committed consumer until exactly one record
+     * per live key is left, each the latest acknowledged, the deleted keys
+     * gone, the aborted writes never seen; offsets increasing throughout
+     * (the Java client reads the cleaned log's gaps, empty batches and
+     * markers).
+     */
+    static void compacted(String bootstrap) throws Exception {
+        String topic = "java-table";
+        try (Admin admin = adminClient(bootstrap)) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1).configs(Map.of(
+                    "cleanup.policy", "compact",
+                    "segment.bytes", "16384",
+                    "min.cleanable.dirty.ratio", "0.01",
+                    "delete.retention.ms", "1000")))).all().get();
+        }
+        Map<String, String> latest = new TreeMap<>();
+        Map<String, Object> small = Map.of(ProducerConfig.COMPRESSION_TYPE_CONFIG, "zstd",
+                ProducerConfig.BATCH_SIZE_CONFIG, 4096);
+        try (KafkaProducer<String, String> producer = producer(bootstrap, small)) {
+            for (int update = 0; update < 10; update++) {
+                for (int key = 0; key < 300; key++) {
+                    producer.send(new ProducerRecord<>(topic, "key-" + key, "v" + update));
+                }
+            }
+            for (int key = 0; key < 300; key++) {
+                latest.put("key-" + key, "v9");
+            }
+            for (int key = 0; key < 30; key++) {
+                producer.send(new ProducerRecord<>(topic, "key-" + key, null)).get();
+                latest.remove("key-" + key);
+            }
+        }
+        Map<String, Object> txn = new HashMap<>(small);
+        txn.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "java-table-writer");
+        try (KafkaProducer<String, String> producer = producer(bootstrap, txn)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (int key = 30; key < 60; key++) {
+                producer.send(new ProducerRecord<>(topic, "key-" + key, "aborted"));
+            }
+            producer.flush();
+            producer.abortTransaction();
+            producer.beginTransaction();
+            for (int key = 60; key < 90; key++) {
+                producer.send(new ProducerRecord<>(topic, "key-" + key, "committed"));
+                latest.put("key-" + key, "committed");
+            }
+            producer.commitTransaction();
+        }
+        // Filler with keys of its own seals the segments before it; then one
+        // more request rolls the last.
+        try (KafkaProducer<String, String> producer = producer(bootstrap, small)) {
+            for (int i = 0; i < 400; i++) {
+                producer.send(new ProducerRecord<>(topic, "filler-" + i, "f".repeat(200) + i));
+            }
+            producer.flush();
+            producer.send(new ProducerRecord<>(topic, "filler-end", "end")).get();
+        }
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            Map<String, List<String>> read = readTable(bootstrap, p0);
+            boolean exact = read.keySet().equals(latest.keySet())
+                    && latest.entrySet().stream().allMatch(e -> read.get(e.getKey()).equals(List.of(e.getValue())));
+            for (List<String> values : read.values()) {
+                check(!values.contains("aborted"), "an aborted write was read: " + values);
+            }
+            if (exact) {
+                return;
+            }
+            if (System.nanoTime() >= deadline) {
+                Set<String> missing = new java.util.TreeSet<>(latest.keySet());
+                missing.removeAll(read.keySet());
+                Set<String> extra = new java.util.TreeSet<>(read.keySet());
+                extra.removeAll(latest.keySet());
+                check(false, "not compacted in 30 s: " + read.size() + " keys, "
+                        + read.values().stream().mapToInt(List::size).sum() + " records; missing "
+                        + missing + "; not expected " + extra);
+            }
+            Thread.sleep(500);
+        }
+    }
+
+    /** The table's "key-" records from the beginning to the end, read_committed: key -> values in order. */
+    static Map<String, List<String>> readTable(String bootstrap, TopicPartition p0) {
+        Map<String, List<String>> read = new TreeMap<>();
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, "java-table-reader",
+                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                        ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false))) {
+            consumer.assign(List.of(p0));
+            consumer.seekToBeginning(List.of(p0));
+            long end = consumer.endOffsets(List.of(p0)).get(p0);
+            long last = -1;
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (consumer.position(p0) < end) {
+                check(System.nanoTime() < deadline, "read to " + end + " in time, at " + consumer.position(p0));
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    check(r.offset() > last, "offset " + r.offset() + " after " + last);
+                    last = r.offset();
+                    if (r.key().startsWith("key-")) {
+                        read.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(r.value());
+                    }
+                }
+            }
+        }
+        return read;
+    }
+
 }
