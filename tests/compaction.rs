@@ -20,7 +20,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, Producer, ProducerContext, ThreadedProducer,
+};
 
 use common::{free_addr, start_configured};
 
@@ -51,7 +53,12 @@ const UPDATES: usize = 100;
 /// Every record of partition 0 from the beginning to the end the broker
 /// reports: (offset, key, value).
 fn read_all(addr: std::net::SocketAddr, topic: &str) -> Vec<Stored> {
-    let consumer = common::assigned_consumer(addr, topic, 1, "table-readers", "read_uncommitted");
+    read_all_at(addr, topic, "read_uncommitted")
+}
+
+/// [`read_all`] at `isolation` (read_committed or read_uncommitted).
+fn read_all_at(addr: std::net::SocketAddr, topic: &str, isolation: &str) -> Vec<Stored> {
+    let consumer = common::assigned_consumer(addr, topic, 1, "table-readers", isolation);
     let (_, high) = consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .unwrap();
@@ -81,15 +88,22 @@ fn read_all(addr: std::net::SocketAddr, topic: &str) -> Vec<Stored> {
 /// cleaned at any dirty share: a pass during the writes can leave the last
 /// updates' segments under the default 0.5; tombstones kept 2 s).
 fn create_table(addr: std::net::SocketAddr) {
+    create_compacted(addr, "table", 2_000);
+}
+
+/// Creates the compacted `topic` as [`create_table`] does, tombstones and
+/// markers kept `delete_retention_ms`.
+fn create_compacted(addr: std::net::SocketAddr, topic: &str, delete_retention_ms: u32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .create()
         .unwrap();
-    let topic = NewTopic::new("table", 1, TopicReplication::Fixed(1))
+    let retention = delete_retention_ms.to_string();
+    let topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact")
         .set("min.cleanable.dirty.ratio", "0.01")
         .set("segment.bytes", "65536")
-        .set("delete.retention.ms", "2000");
+        .set("delete.retention.ms", &retention);
     for result in
         futures::executor::block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap()
     {
@@ -128,7 +142,7 @@ fn the_cleaner_keeps_the_latest_record_of_each_key_for_a_librdkafka_reader() {
             common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
         }
     }
-    fill(&producer, "filler");
+    fill(&producer, "table", "filler");
     producer.flush(Duration::from_secs(120)).unwrap();
     let mut written: Vec<Stored> = acknowledged
         .0
@@ -197,7 +211,7 @@ fn tombstones_remove_their_keys(
         let k = format!("key-{key}");
         common::send_when_queued(producer, BaseRecord::<str, str>::to("table").key(&k));
     }
-    fill(producer, "more-filler");
+    fill(producer, "table", "more-filler");
     producer.flush(Duration::from_secs(120)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -239,7 +253,7 @@ fn deleted(key: &str) -> bool {
 /// those lie in sealed segments (the active one is never cleaned): hard to
 /// compress (lz4), so that they fill more than a segment; then one more
 /// request (key `filler-end`), which rolls the segment they end.
-fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
+fn fill(producer: &ThreadedProducer<Acknowledged>, topic: &str, prefix: &str) {
     let mut noise = 0x2545_f491_4f6c_dd1d_u64;
     for i in 0..2_000 {
         let v: String = (0..12)
@@ -251,14 +265,14 @@ fn fill(producer: &ThreadedProducer<Acknowledged>, prefix: &str) {
             })
             .collect();
         let k = format!("{prefix}-{i}");
-        common::send_when_queued(producer, BaseRecord::to("table").key(&k).payload(&v));
+        common::send_when_queued(producer, BaseRecord::to(topic).key(&k).payload(&v));
     }
     // librdkafka may have sent all of it as one batch: a segment holds at
     // least one batch, so the segment would not roll before the next one.
     // One key for all: a producer's last batch, superseded by the next
     // producer's, stays as an empty batch that readers read past.
     producer.flush(Duration::from_secs(120)).unwrap();
-    let end = BaseRecord::to("table").key("filler-end").payload(prefix);
+    let end = BaseRecord::to(topic).key("filler-end").payload(prefix);
     common::send_when_queued(producer, end);
 }
 
@@ -297,7 +311,7 @@ fn a_crash_at_any_step_of_cleaning_loses_no_latest_value() {
                 common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
             }
         }
-        fill(&producer, &format!("filler-{round}"));
+        fill(&producer, "table", &format!("filler-{round}"));
         producer.flush(Duration::from_secs(120)).unwrap();
         drop(producer);
         for report in acknowledged.0.lock().unwrap().iter() {
@@ -348,6 +362,95 @@ fn a_crash_at_any_step_of_cleaning_loses_no_latest_value() {
     drop(broker);
 }
 
+/// An abort marker the cleaner removed stays removed from the aborted
+/// transactions a fetch lists, also when the broker is killed right after
+/// the swap of its segment, before the pass's end rewrote the producers'
+/// snapshot (whose older version lists it): a read_committed reader
+/// (librdkafka) would otherwise skip the producer's later committed
+/// records, waiting for a marker that is gone.
+#[test]
+fn an_abort_marker_cleaned_away_before_a_kill_stays_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let idle = "log-cleaner-backoff-ms = 3600000\n";
+    let busy = "log-cleaner-backoff-ms = 20\n";
+    let broker = start_configured(tmp.path(), addr, idle);
+    // Markers kept 10 s after a pass first saw them: time to stop the
+    // broker after the pass that removes the aborted records and before
+    // the one that removes their marker.
+    create_compacted(addr, "ledger", 10_000);
+    let timeout = Duration::from_secs(30);
+    let writer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("transactional.id", "ledger-writer")
+        .create()
+        .unwrap();
+    writer.init_transactions(timeout).unwrap();
+    for outcome in ["aborted", "committed"] {
+        writer.begin_transaction().unwrap();
+        for key in 0..100 {
+            let k = format!("key-{key}");
+            common::send_when_queued(&writer, BaseRecord::to("ledger").key(&k).payload(outcome));
+        }
+        writer.flush(timeout).unwrap();
+        match outcome {
+            "aborted" => writer.abort_transaction(timeout).unwrap(),
+            _ => writer.commit_transaction(timeout).unwrap(),
+        }
+    }
+    drop(writer);
+    let acknowledged = Acknowledged::default();
+    let filler = table_producer(addr, &acknowledged);
+    fill(&filler, "ledger", "filler");
+    filler.flush(timeout).unwrap();
+    drop(filler);
+    let values = |read: &[Stored]| -> BTreeMap<String, String> {
+        read.iter()
+            .filter(|(_, key, _)| key.starts_with("key-"))
+            .map(|(_, key, value)| (key.clone(), value.clone()))
+            .collect()
+    };
+    let committed: BTreeMap<String, String> = (0..100)
+        .map(|key| (format!("key-{key}"), "committed".to_string()))
+        .collect();
+
+    // The first pass: the aborted records go, their marker stays.
+    assert!(common::stop(broker).success());
+    let broker = start_configured(tmp.path(), addr, busy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_all(addr, "ledger").iter().any(|r| r.2 == "aborted") {
+        assert!(
+            Instant::now() < deadline,
+            "aborted records left after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(common::stop(broker).success());
+
+    // The pass that removes the marker, killed at its segment's swap.
+    let mut crashing = common::start_configured_failing(tmp.path(), addr, busy, "clean-renamed");
+    let status = wait_exit(&mut crashing.0, Duration::from_secs(60))
+        .expect("the marker's swap was never reached");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "{status}"
+    );
+    let broker = start_configured(tmp.path(), addr, idle);
+    assert_eq!(
+        values(&read_all(addr, "ledger")),
+        committed,
+        "read_uncommitted"
+    );
+    let read = read_all_at(addr, "ledger", "read_committed");
+    assert_eq!(
+        values(&read),
+        committed,
+        "read_committed: the writer's later transaction"
+    );
+    assert!(common::stop(broker).success());
+}
+
 /// The child's exit status once it exits, or `None` after `within`.
 fn wait_exit(
     child: &mut std::process::Child,
@@ -383,7 +486,7 @@ fn a_reader_mid_log_reads_on_while_segments_are_swapped() {
             common::send_when_queued(&producer, BaseRecord::to("table").key(&k).payload(&v));
         }
     }
-    fill(&producer, "filler");
+    fill(&producer, "table", "filler");
     producer.flush(Duration::from_secs(120)).unwrap();
     drop(producer);
     let written: BTreeMap<i64, (String, String)> = acknowledged

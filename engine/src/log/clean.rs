@@ -236,7 +236,7 @@ impl Log {
             open_data: RefCell::new(HashMap::new()),
             last_batches,
             removed_markers: RefCell::new(Vec::new()),
-            forgotten: Cell::new(false),
+            removed: RefCell::new(Vec::new()),
         };
         let mut stats = CleanStats {
             dirty_from: Some(Offset(end)),
@@ -265,14 +265,16 @@ impl Log {
                 .write_checkpoint(false)
                 .await
                 .map_err(|e| self.shared.poison(e))?;
-            if pass.forgotten.get() {
+            if !pass.removed.borrow().is_empty() {
                 // A snapshot from before would list the forgotten
-                // transactions again after a restart.
+                // transactions again after a restart: this one does not,
+                // and the file that made up for it can go.
                 let next = self.shared.state.borrow().next_offset;
                 self.shared
                     .snapshot_producers(next, None)
                     .await
                     .map_err(|e| self.shared.poison(e))?;
+                io::remove_file(&self.shared.dir.join(REMOVED_MARKERS_FILE)).await?;
             }
         }
         stats.merged = self.merge_cleaned_segments(now_ms).await?;
@@ -395,6 +397,18 @@ impl Log {
             io::remove_file(&cleaned).await?;
             return Ok(None);
         }
+        let removing = pass.removed_markers.borrow().clone();
+        if !removing.is_empty() {
+            // Before the swap: a crash after it and before the pass's end
+            // (the producers' snapshot) leaves an older snapshot listing
+            // these markers' transactions; the open forgets them.
+            let list = {
+                let mut removed = pass.removed.borrow_mut();
+                removed.extend(removing);
+                encode_removed_markers(&removed)
+            };
+            io::write_file_atomic(&dir.join(REMOVED_MARKERS_FILE), list).await?;
+        }
         delete_index_files(dir, segment.base).await?;
         crash_if(CRASH_INDEXES_REMOVED);
         io::rename(&cleaned, &log_path(dir, segment.base)).await?;
@@ -422,10 +436,97 @@ impl Log {
         // A removed abort marker's transaction is no longer listed.
         for (producer, marker) in pass.removed_markers.take() {
             st.producers.forget_aborted(producer, marker);
-            pass.forgotten.set(true);
         }
         Ok(Some((segment.size, after)))
     }
+}
+
+/// The markers the swaps of an unfinished pass removed: (producer id,
+/// marker offset) pairs, written (atomically) before the first swap that
+/// removes one and deleted once the producers' snapshot no longer lists
+/// their transactions.
+pub(super) const REMOVED_MARKERS_FILE: &str = "removed-markers";
+const REMOVED_MARKERS_MAGIC: &[u8; 8] = b"SLRMRK01";
+
+fn encode_removed_markers(markers: &[(i64, Offset)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + markers.len() * 16);
+    out.extend_from_slice(REMOVED_MARKERS_MAGIC);
+    out.extend_from_slice(&(markers.len() as u32).to_le_bytes());
+    for (producer, marker) in markers {
+        out.extend_from_slice(&producer.to_le_bytes());
+        out.extend_from_slice(&marker.get().to_le_bytes());
+    }
+    out
+}
+
+fn decode_removed_markers(bytes: &[u8]) -> Option<Vec<(i64, Offset)>> {
+    let rest = bytes.strip_prefix(REMOVED_MARKERS_MAGIC)?;
+    let (count, rest) = rest.split_first_chunk::<4>()?;
+    let count = u32::from_le_bytes(*count) as usize;
+    if rest.len() != count.checked_mul(16)? {
+        return None;
+    }
+    rest.chunks_exact(16)
+        .map(|pair| {
+            let (producer, marker) = pair.split_first_chunk::<8>()?;
+            let marker = marker.first_chunk::<8>()?;
+            Some((
+                i64::from_le_bytes(*producer),
+                Offset(i64::from_le_bytes(*marker)),
+            ))
+        })
+        .collect()
+}
+
+/// On open, after a pass that did not finish (its
+/// [`REMOVED_MARKERS_FILE`] is still there): forgets the aborted
+/// transactions of the listed markers that are no longer in the log (the
+/// swap that removed them happened), writes the producers' snapshot (the
+/// state as of the log end) and deletes the file. An unreadable file (a
+/// damaged disk) has every aborted transaction's marker looked for.
+pub(super) async fn forget_removed_markers(
+    dir: &std::path::Path,
+    st: &super::State,
+    producers: &mut super::producers::Producers,
+) -> Result<()> {
+    let path = dir.join(REMOVED_MARKERS_FILE);
+    let Some(bytes) = io::read_file(&path).await? else {
+        return Ok(());
+    };
+    let markers = decode_removed_markers(&bytes).unwrap_or_else(|| {
+        tracing::warn!(path = %path.display(), "removed markers' list unreadable; looking for every abort marker");
+        producers
+            .aborted_between(Offset(0), Offset(i64::MAX))
+            .into_iter()
+            .map(|txn| (txn.producer_id, txn.last_offset))
+            .collect()
+    });
+    let mut forgotten = 0usize;
+    for (producer, marker) in markers {
+        if !marker_stored(st, marker).await? {
+            producers.forget_aborted(producer, marker);
+            forgotten += 1;
+        }
+    }
+    tracing::info!(dir = %dir.display(), forgotten, "an unfinished cleaning pass's removed markers applied");
+    producers.write_snapshot(dir, st.next_offset).await?;
+    io::remove_file(&path).await?;
+    Ok(())
+}
+
+/// Whether a control batch at `marker` is in the log.
+async fn marker_stored(st: &super::State, marker: Offset) -> Result<bool> {
+    if marker < st.log_start_offset || marker >= st.next_offset {
+        return Ok(false);
+    }
+    let plan = super::read::plan_disk_read(st, marker);
+    let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, RECOVERY_READ_BYTES);
+    while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {
+        if batch.header.last_offset() >= marker {
+            return Ok(batch.header.base_offset() == marker && batch.header.is_control());
+        }
+    }
+    Ok(false)
 }
 
 /// The aborted transactions of the cleanable part, by producer: (first
@@ -481,8 +582,9 @@ struct Pass<'a> {
     last_batches: HashMap<i64, (i16, i32)>,
     /// Markers the segment being rewritten drops: (producer, offset).
     removed_markers: RefCell<Vec<(i64, Offset)>>,
-    /// Whether an aborted transaction was forgotten (its marker gone).
-    forgotten: Cell<bool>,
+    /// Markers the swaps of this pass dropped so far (the
+    /// [`REMOVED_MARKERS_FILE`]'s list).
+    removed: RefCell<Vec<(i64, Offset)>>,
 }
 
 impl Pass<'_> {
@@ -657,4 +759,33 @@ fn each_key(bytes: &[u8], position: u64, mut f: impl FnMut(&[u8], i64)) -> Resul
         }
     })
     .map_err(|_| invalid("a record is malformed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_markers_read_back_and_damage_is_told() {
+        let markers = vec![
+            (7, Offset(12)),
+            (i64::MAX, Offset(0)),
+            (-1, Offset(i64::MAX)),
+        ];
+        let bytes = encode_removed_markers(&markers);
+        assert_eq!(decode_removed_markers(&bytes), Some(markers));
+        assert_eq!(
+            decode_removed_markers(&encode_removed_markers(&[])),
+            Some(vec![])
+        );
+        for cut in 0..bytes.len() {
+            assert_eq!(decode_removed_markers(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_removed_markers(&longer), None);
+        let mut count = bytes;
+        count[8] = 0xff;
+        assert_eq!(decode_removed_markers(&count), None);
+    }
 }

@@ -162,6 +162,7 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
             replayed += 1;
         }
     }
+    super::clean::forget_removed_markers(dir, st, &mut producers).await?;
     producers.expire(now_ms, st.config.producer_id_expiration_ms);
     if producers.len() > 0 || replayed > 0 {
         tracing::debug!(dir = %dir.display(), producers = producers.len(), from = from.0, replayed, "producer state rebuilt");

@@ -68,12 +68,12 @@ impl ReadResult {
 }
 
 /// Where on disk a read starts.
-struct DiskPlan {
-    file: Rc<SegmentFile>,
-    position: u64,
-    limit: u64,
+pub(super) struct DiskPlan {
+    pub(super) file: Rc<SegmentFile>,
+    pub(super) position: u64,
+    pub(super) limit: u64,
     /// One past the segment's last offset.
-    next_offset: Offset,
+    pub(super) next_offset: Offset,
 }
 
 /// Reads the batches of one segment from `offset` on into `chunks`. Returns
@@ -323,7 +323,7 @@ fn check_range(st: &State, offset: Offset, floor: Offset) -> Result<()> {
     Ok(())
 }
 
-fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
+pub(super) fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
     let in_active = offset >= st.active.meta.base_offset;
     let (meta, file, limit) = if in_active {
         (&st.active.meta, &st.active.file, st.readable_bytes)
