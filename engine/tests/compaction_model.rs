@@ -2,7 +2,8 @@
 //! codec, tombstones, plain and idempotent producers), cleaning passes at
 //! random points with the clock moving past `delete.retention.ms`,
 //! reopens, and crashes (the directory copied as a crash leaves it, and
-//! the log opened from the copy). After each step a read from the log
+//! the log opened from the copy), between steps and at a random step of a
+//! pass (a segment's rewrite, its swap, the merge after). After each step a read from the log
 //! start must show, in offset order and at the offsets they were written
 //! at: for each key whose latest record is a value, that value last; for
 //! each key whose latest is a tombstone, that tombstone last or nothing
@@ -129,6 +130,35 @@ async fn append_random(
     }
 }
 
+/// The crash points of a pass (`engine::crashpoint`), in the order a
+/// segment's rewrite, its swap and a merge pass them.
+const PASS_STEPS: [&str; 6] = [
+    "clean-rewritten",
+    "clean-indexes-removed",
+    "clean-renamed",
+    "clean-swapped",
+    "merge-committed",
+    "merge-old-deleted",
+];
+
+/// Arms a crash in the next pass: the `nth` time (from 0) it passes
+/// `point`, `dir` is copied to `crashed` as a crash there would leave it
+/// (the pass goes on; the test then opens the copy). A pass that does not
+/// get there leaves no copy.
+fn crash_in_pass(dir: &std::path::Path, crashed: &std::path::Path, point: &'static str, nth: u64) {
+    let (from, to) = (dir.to_path_buf(), crashed.to_path_buf());
+    let mut seen = 0;
+    engine::crashpoint::set_hook(move |name| {
+        if name == point {
+            if seen == nth {
+                println!("crash at {point} #{nth}: {}", to.display());
+                common::copy_as_crashed(&from, &to);
+            }
+            seen += 1;
+        }
+    });
+}
+
 #[test]
 fn the_cleaner_keeps_what_the_model_says_through_reopens_and_crashes() {
     let seed = seed("compaction-model");
@@ -149,12 +179,26 @@ fn the_cleaner_keeps_what_the_model_says_through_reopens_and_crashes() {
                     }
                     14..=16 => {
                         now += rng.below(4_000) as i64;
+                        // A third of the passes crash at one of their steps.
+                        let crashed = tmp.path().join(format!("m-crash{}", crashes + 1));
+                        if rng.below(3) == 0 {
+                            let point = PASS_STEPS[rng.below(PASS_STEPS.len() as u64) as usize];
+                            let nth = rng.below(3);
+                            crash_in_pass(&dir, &crashed, point, nth);
+                        }
                         let stats = log
                             .clean(rng.below(2) as usize * 4096 + 600, now)
                             .await
                             .unwrap();
+                        engine::crashpoint::clear_hook();
                         if let Some(from) = stats.dirty_from {
                             untouched_from = untouched_from.max(from.get());
+                        }
+                        if crashed.exists() {
+                            crashes += 1;
+                            log.close().await.unwrap();
+                            dir = crashed;
+                            log = Log::open(&dir, config(), now).await.unwrap();
                         }
                     }
                     17 => {
