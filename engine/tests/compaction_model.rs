@@ -3,12 +3,13 @@
 //! random points with the clock moving past `delete.retention.ms`,
 //! reopens, and crashes (the directory copied as a crash leaves it, and
 //! the log opened from the copy), between steps and at a random step of a
-//! pass (a segment's rewrite, its swap, the merge after). After each step a read from the log
-//! start must show, in offset order and at the offsets they were written
-//! at: for each key whose latest record is a value, that value last; for
-//! each key whose latest is a tombstone, that tombstone last or nothing
-//! (never an older value); and every record at or past the cleaner's
-//! point untouched. The seed is printed (`SHARDLOG_TEST_SEED`).
+//! pass (a segment's rewrite, its swap, the merge after). After each step
+//! a read from the log start must show, in offset order and at the
+//! offsets they were written at: for each key whose latest record is a
+//! value, that value last; for each key whose latest is a tombstone, that
+//! tombstone last or nothing (never an older value); and every record at
+//! or past the cleaner's point untouched. The seed is printed
+//! (`SHARDLOG_TEST_SEED`).
 
 mod common;
 
