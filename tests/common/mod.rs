@@ -89,6 +89,22 @@ pub fn java_clients_or_skip() -> Option<String> {
     None
 }
 
+/// Kafka Connect's class path (tests/clients/connect, built by
+/// scripts/test with Maven), or `None` (skip) outside CI when it was not
+/// built.
+pub fn connect_or_skip() -> Option<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/connect/target/dependency");
+    if dir.is_dir() {
+        return Some(format!("{}/*", dir.display()));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs scripts/test, which builds tests/clients/connect with Maven"
+    );
+    eprintln!("skipped: tests/clients/connect is not built (run scripts/test once)");
+    None
+}
+
 /// Runs `tests/clients/<script>` with the Python of .venv; panics if it
 /// fails.
 pub fn run_python_script(python: &Path, script: &str, args: &[&str]) {
