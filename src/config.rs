@@ -29,6 +29,8 @@
 //! group-initial-rebalance-delay-ms = 3000
 //! group-min-session-timeout-ms = 6000
 //! group-max-session-timeout-ms = 1800000
+//! group-consumer-heartbeat-interval-ms = 5000 # group.consumer.heartbeat.interval.ms (KIP-848)
+//! group-consumer-session-timeout-ms = 45000   # group.consumer.session.timeout.ms
 //! offsets-retention-minutes = 10080    # offsets.retention.minutes
 //! offsets-retention-check-interval-ms = 600000
 //! offsets-topic-segment-bytes = 104857600 # offsets.topic.segment.bytes
@@ -89,6 +91,8 @@ pub struct FileConfig {
     pub group_initial_rebalance_delay_ms: Option<i32>,
     pub group_min_session_timeout_ms: Option<i32>,
     pub group_max_session_timeout_ms: Option<i32>,
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    pub group_consumer_session_timeout_ms: Option<i32>,
     pub offsets_retention_minutes: Option<i64>,
     pub offsets_retention_check_interval_ms: Option<u64>,
     pub offsets_topic_segment_bytes: Option<u64>,
@@ -257,6 +261,20 @@ impl FileConfig {
         ] {
             if let Some(ms) = value {
                 anyhow::ensure!(ms >= 0, "{name} must not be negative, not {ms}");
+            }
+        }
+        for (name, value) in [
+            (
+                "group-consumer-heartbeat-interval-ms",
+                config.group_consumer_heartbeat_interval_ms,
+            ),
+            (
+                "group-consumer-session-timeout-ms",
+                config.group_consumer_session_timeout_ms,
+            ),
+        ] {
+            if let Some(ms) = value {
+                anyhow::ensure!(ms > 0, "{name} must be positive, not {ms}");
             }
         }
         if let Some(percentage) = config.leader_imbalance_per_broker_percentage {

@@ -303,6 +303,14 @@ fn group_config(file: &FileConfig, defaults: &GroupConfig) -> GroupConfig {
         max_session_timeout_ms: file
             .group_max_session_timeout_ms
             .unwrap_or(defaults.max_session_timeout_ms),
+        consumer: net::group::consumer::ConsumerConfig {
+            heartbeat_interval_ms: file
+                .group_consumer_heartbeat_interval_ms
+                .unwrap_or(defaults.consumer.heartbeat_interval_ms),
+            session_timeout_ms: file
+                .group_consumer_session_timeout_ms
+                .unwrap_or(defaults.consumer.session_timeout_ms),
+        },
     }
 }
 

@@ -10,6 +10,9 @@
 //! repartition topic) closed and started again mid-stream, its counts
 //! exact; a compacted topic (tombstones, an aborted and a committed
 //! transaction) cleaned by the broker, read back as its latest state;
+//! KIP-848's consumer group protocol with the uniform and range assignors
+//! (members joining and leaving, revocations committed, the group
+//! described and listed);
 //! Kafka Connect standalone moving a file through a topic with the file
 //! source and sink connectors. Every check compares what was acknowledged with what was read
 //! (tests/clients/java). Needs Java 17 and the build scripts/test makes with
@@ -31,7 +34,10 @@ fn run_scenario(scenario: &str) {
     let addr = free_addr();
     // Kafka's shipped server.properties: groups form without the 3 s wait.
     // A busy cleaner for the compacted scenario.
-    let config = "group-initial-rebalance-delay-ms = 0\nlog-cleaner-backoff-ms = 100\n";
+    // KIP-848 members heartbeat every half second (Kafka's 5 s default
+    // would make each reconciliation step wait that long).
+    let config = "group-initial-rebalance-delay-ms = 0\nlog-cleaner-backoff-ms = 100\n\
+                  group-consumer-heartbeat-interval-ms = 500\n";
     let _broker = start_configured(tmp.path(), addr, config);
     let status = Command::new("java")
         .arg("-cp")
@@ -76,6 +82,11 @@ fn kafka_streams_word_count_exactly_once_v2_across_a_restart() {
 #[test]
 fn java_reads_a_compacted_topic_with_tombstones_and_transactions_as_its_latest_state() {
     run_scenario("compacted");
+}
+
+#[test]
+fn java_consumer_protocol_kip_848_with_each_server_assignor() {
+    run_scenario("consumer-protocol");
 }
 
 /// Kafka Connect standalone (connect-runtime 4.3.1, in its own JVM) with

@@ -136,6 +136,8 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DescribeProducers => DescribeProducersResponse,
         DescribeTransactions => DescribeTransactionsResponse,
         ListTransactions => ListTransactionsResponse,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse,
+        ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
     )
 }
 

@@ -17,10 +17,11 @@ use engine::{InternalTxn, PartitionTable, TopicPartition, rt};
 use futures::channel::oneshot;
 
 use super::{Shard, ShardMessage};
+use crate::group::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply, TopicsView};
 use crate::group::offsets::{decode_key, decode_value, encode_key, encode_value};
 use crate::group::{
-    CommittedOffset, Coordinator, GroupConfig, GroupState, Join, JoinReply, MemberView, OffsetKey,
-    Replies, Reply, Sync, SyncReply, Token,
+    CommittedOffset, Coordinator, GroupConfig, GroupState, Join, JoinReply, ListedGroup,
+    MemberView, OffsetKey, Replies, Reply, Sync, SyncReply, Token,
 };
 use crate::handlers::errors::{
     COORDINATOR_NOT_AVAILABLE, GROUP_ID_NOT_FOUND, GROUP_SUBSCRIBED_TO_TOPIC, KAFKA_STORAGE_ERROR,
@@ -57,6 +58,8 @@ pub enum GroupOp {
         member_id: String,
         instance_id: Option<String>,
         generation: i32,
+        /// The OffsetCommit version (consumer groups want v9+).
+        version: i16,
         offsets: Vec<(OffsetKey, CommittedOffset)>,
     },
     /// TxnOffsetCommit: offsets held in `producer_id`'s transaction until
@@ -76,8 +79,15 @@ pub enum GroupOp {
     Fetch {
         keys: Option<Vec<OffsetKey>>,
         require_stable: bool,
+        /// v9: the member asking and its epoch (checked in a consumer
+        /// group).
+        member: Option<(String, i32)>,
     },
     Describe,
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat(Heartbeat),
+    /// ConsumerGroupDescribe.
+    ConsumerDescribe,
     Delete,
     /// OffsetDelete of these partitions.
     DeleteOffsets(Vec<OffsetKey>),
@@ -93,6 +103,9 @@ pub enum GroupAnswer {
     Offsets(Vec<(OffsetKey, Option<CommittedOffset>, i16)>),
     /// DescribeGroups: `None` for a group this coordinator does not know.
     Described(Option<GroupView>),
+    ConsumerHeartbeat(HeartbeatReply),
+    /// ConsumerGroupDescribe: the group, or its error code.
+    ConsumerDescribed(Box<Result<ConsumerGroup, i16>>),
 }
 
 /// A group as DescribeGroups shows it.
@@ -132,6 +145,11 @@ impl GroupAnswer {
                 GroupAnswer::Codes(vec![code])
             }
             GroupOp::DeleteOffsets(keys) => GroupAnswer::Codes(vec![code; keys.len()]),
+            GroupOp::ConsumerHeartbeat(_) => GroupAnswer::ConsumerHeartbeat(HeartbeatReply::error(
+                code,
+                "the group coordinator cannot serve it",
+            )),
+            GroupOp::ConsumerDescribe => GroupAnswer::ConsumerDescribed(Box::new(Err(code))),
         }
     }
 }
@@ -310,6 +328,7 @@ impl Shard {
                 member_id,
                 instance_id,
                 generation,
+                version,
                 offsets,
             } => {
                 let count = offsets.len();
@@ -318,6 +337,7 @@ impl Shard {
                     &member_id,
                     instance_id.as_deref(),
                     generation,
+                    Some(version),
                 );
                 let code = match checked {
                     Ok(()) => self.commit_durably(&group_id, partition, offsets).await,
@@ -343,22 +363,52 @@ impl Shard {
             GroupOp::Fetch {
                 keys,
                 require_stable,
-            } => GroupAnswer::Offsets(self.fetch_offsets(&group_id, keys, require_stable)),
-            GroupOp::Describe => {
-                GroupAnswer::Described(groups.coordinator.borrow().describe(&group_id).map(
-                    |(state, protocol_type, protocol, members)| GroupView {
-                        state,
-                        protocol_type,
-                        protocol,
-                        members,
-                    },
-                ))
+                member,
+            } => self.fetch_offsets(&group_id, keys, require_stable, member),
+            GroupOp::ConsumerHeartbeat(heartbeat) => {
+                GroupAnswer::ConsumerHeartbeat(self.consumer_heartbeat(&group_id, now, heartbeat))
             }
+            GroupOp::ConsumerDescribe => GroupAnswer::ConsumerDescribed(Box::new(
+                groups.coordinator.borrow().consumer_group(&group_id),
+            )),
+            GroupOp::Describe => self.describe_classic(&group_id),
             GroupOp::Delete => {
                 GroupAnswer::Codes(vec![self.delete_group(&group_id, partition).await])
             }
             GroupOp::DeleteOffsets(keys) => self.delete_offsets(&group_id, partition, keys).await,
         }
+    }
+
+    /// DescribeGroups: a classic group, or GROUP_ID_NOT_FOUND for a
+    /// consumer group (Kafka's answer).
+    fn describe_classic(&self, group_id: &str) -> GroupAnswer {
+        let coordinator = self.groups.coordinator.borrow();
+        if coordinator.is_consumer_group(group_id) {
+            return GroupAnswer::Codes(vec![GROUP_ID_NOT_FOUND]);
+        }
+        GroupAnswer::Described(coordinator.describe(group_id).map(
+            |(state, protocol_type, protocol, members)| GroupView {
+                state,
+                protocol_type,
+                protocol,
+                members,
+            },
+        ))
+    }
+
+    /// ConsumerGroupHeartbeat on the coordinator, the topics as this
+    /// broker's metadata has them now.
+    fn consumer_heartbeat(&self, group_id: &str, now: u64, heartbeat: Heartbeat) -> HeartbeatReply {
+        let topics = self.topics_view();
+        let reply = self
+            .groups
+            .coordinator
+            .borrow_mut()
+            .consumer_heartbeat(now, group_id, heartbeat, &topics);
+        if reply.error != NONE {
+            tracing::debug!(group = %group_id, error = reply.error, message = ?reply.message, "consumer group heartbeat refused");
+        }
+        reply
     }
 
     /// TxnOffsetCommit: the member (id, instance id, generation) checked
@@ -378,6 +428,7 @@ impl Shard {
                 member_id,
                 instance_id,
                 generation,
+                None,
             );
             if let Err(code) = checked {
                 return code;
@@ -390,13 +441,20 @@ impl Shard {
     /// OffsetFetch: the committed offsets of `keys` (`None`: all), each
     /// UNSTABLE_OFFSET_COMMIT under `require_stable` while an open
     /// transaction holds an offset for it.
+    /// A member that names itself (v9) is checked first (a consumer
+    /// group's member must be known and at its epoch).
     fn fetch_offsets(
         &self,
         group_id: &str,
         keys: Option<Vec<OffsetKey>>,
         require_stable: bool,
-    ) -> Vec<(OffsetKey, Option<CommittedOffset>, i16)> {
+        member: Option<(String, i32)>,
+    ) -> GroupAnswer {
         let coordinator = self.groups.coordinator.borrow();
+        let member = member.as_ref().map(|(id, epoch)| (id.as_str(), *epoch));
+        if let Err(code) = coordinator.check_fetch(group_id, member) {
+            return GroupAnswer::Codes(vec![code]);
+        }
         let found: Vec<(OffsetKey, Option<CommittedOffset>)> = match keys {
             Some(keys) => keys
                 .into_iter()
@@ -411,7 +469,7 @@ impl Shard {
                 .map(|(k, v)| (k, Some(v)))
                 .collect(),
         };
-        found
+        let offsets = found
             .into_iter()
             .map(|(key, value)| {
                 let unstable = require_stable
@@ -422,7 +480,8 @@ impl Shard {
                     (key, value, NONE)
                 }
             })
-            .collect()
+            .collect();
+        GroupAnswer::Offsets(offsets)
     }
 
     /// JoinGroup: answered now, or when the join phase ends.
@@ -481,17 +540,23 @@ impl Shard {
         partition: i32,
         keys: Vec<OffsetKey>,
     ) -> GroupAnswer {
-        let Some((state, _, _, members)) = self.groups.coordinator.borrow().describe(group_id)
-        else {
-            return GroupAnswer::Codes(vec![GROUP_ID_NOT_FOUND; keys.len()]);
-        };
-        let subscribed: BTreeSet<String> = if state == GroupState::Empty {
-            BTreeSet::new()
-        } else {
-            members
-                .iter()
-                .flat_map(|m| subscribed_topics(&m.metadata))
-                .collect()
+        let subscribed: BTreeSet<String> = {
+            let coordinator = self.groups.coordinator.borrow();
+            if let Ok(consumer) = coordinator.consumer_group(group_id) {
+                consumer.subscribed_names()
+            } else {
+                let Some((state, _, _, members)) = coordinator.describe(group_id) else {
+                    return GroupAnswer::Codes(vec![GROUP_ID_NOT_FOUND; keys.len()]);
+                };
+                if state == GroupState::Empty {
+                    BTreeSet::new()
+                } else {
+                    members
+                        .iter()
+                        .flat_map(|m| subscribed_topics(&m.metadata))
+                        .collect()
+                }
+            }
         };
         let (refused, deletable): (Vec<&OffsetKey>, Vec<&OffsetKey>) =
             keys.iter().partition(|k| subscribed.contains(&k.topic));
@@ -531,8 +596,8 @@ impl Shard {
         .await
     }
 
-    /// ListGroups: every group of every shard, as (id, state, protocol type).
-    pub async fn list_groups(&self) -> Vec<(String, GroupState, String)> {
+    /// ListGroups: every group of every shard.
+    pub async fn list_groups(&self) -> Vec<ListedGroup> {
         let mut all = self.list_local_groups().await;
         for to in (0..self.shards()).filter(|&to| to != self.id()) {
             let (reply, answer) = oneshot::channel();
@@ -546,12 +611,21 @@ impl Shard {
                 all.extend(groups);
             }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         all
     }
 
+    /// Every topic, as the consumer groups' assignors see them.
+    fn topics_view(&self) -> TopicsView {
+        self.metadata()
+            .topics()
+            .filter(|t| !t.name.starts_with("__"))
+            .map(|t| (t.name.clone(), (t.topic_id.0, t.partitions)))
+            .collect()
+    }
+
     /// The groups this shard coordinates, after replaying its partitions.
-    pub(super) async fn list_local_groups(&self) -> Vec<(String, GroupState, String)> {
+    pub(super) async fn list_local_groups(&self) -> Vec<ListedGroup> {
         for partition in self.owned_partitions(OFFSETS_TOPIC) {
             let _ = self.load_offsets(partition).await;
         }

@@ -167,7 +167,7 @@ pub enum ShardMessage {
     },
     /// To every shard: the groups it coordinates.
     ListGroups {
-        reply: oneshot::Sender<Vec<(String, crate::group::GroupState, String)>>,
+        reply: oneshot::Sender<Vec<crate::group::ListedGroup>>,
     },
     /// From shard 0: a peer's data connection for this shard (its
     /// descriptor, owned by the message).

@@ -12,7 +12,14 @@
 //! States, as Kafka names them: Empty (no members; offsets may exist),
 //! PreparingRebalance (join phase), CompletingRebalance (waiting for the
 //! leader's assignment), Stable, Dead (deleted).
+//!
+//! A group is classic or, once a member heartbeats with KIP-848's
+//! protocol, a consumer group ([`consumer`]); the two do not mix while
+//! either has members (an empty group turns into the type of its next
+//! member, its committed offsets kept).
 
+pub mod assignor;
+pub mod consumer;
 pub mod offsets;
 #[cfg(test)]
 mod tests;
@@ -25,9 +32,11 @@ use bytes::Bytes;
 
 use crate::handlers::errors::{
     FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
-    INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP, NONE,
-    NOT_COORDINATOR, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    INVALID_GROUP_ID, INVALID_REQUEST, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED,
+    NON_EMPTY_GROUP, NONE, NOT_COORDINATOR, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+    UNSUPPORTED_VERSION,
 };
+use consumer::{ConsumerConfig, ConsumerGroup, Heartbeat, HeartbeatReply, TopicsView};
 
 /// Names a held request (the caller keeps what answers it).
 pub type Token = u64;
@@ -42,6 +51,8 @@ pub struct GroupConfig {
     /// `group.initial.rebalance.delay.ms`: an empty group's first join phase
     /// waits this long for more members.
     pub initial_rebalance_delay_ms: i32,
+    /// KIP-848's consumer groups.
+    pub consumer: ConsumerConfig,
 }
 
 impl Default for GroupConfig {
@@ -50,6 +61,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
+            consumer: ConsumerConfig::default(),
         }
     }
 }
@@ -209,6 +221,8 @@ struct Group {
     /// An empty group's first join phase does not end before this.
     initial_delay_until_ms: u64,
     offsets: BTreeMap<OffsetKey, CommittedOffset>,
+    /// A consumer group's (KIP-848) state; `None` for a classic group.
+    consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -226,8 +240,31 @@ impl Group {
             join_deadline_ms: 0,
             initial_delay_until_ms: 0,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
+
+    /// No member of either protocol (and no classic join under way).
+    fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
+    fn has_consumer_members(&self) -> bool {
+        self.consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
+    }
+}
+
+/// One group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    /// `classic` or `consumer`.
+    pub group_type: &'static str,
 }
 
 /// Every group one coordinator (one shard) owns.
@@ -279,6 +316,18 @@ impl Coordinator {
                 Some(JoinReply::error(INVALID_SESSION_TIMEOUT, &join.member_id)),
                 Vec::new(),
             );
+        }
+        if let Some(group) = self.groups.get_mut(&join.group_id) {
+            if group.has_consumer_members() {
+                return (
+                    Some(JoinReply::error(
+                        INCONSISTENT_GROUP_PROTOCOL,
+                        &join.member_id,
+                    )),
+                    Vec::new(),
+                );
+            }
+            group.consumer = None;
         }
         let fresh_id = join
             .member_id
@@ -477,18 +526,109 @@ impl Coordinator {
                 after_removal(group, &config, now_ms, &mut replies);
             }
             replies.extend(maybe_complete_join(group, now_ms));
+            if let Some(consumer) = &mut group.consumer {
+                for id in consumer.tick(now_ms, &config.consumer) {
+                    tracing::info!(member = %id, "consumer group member's session or rebalance timeout expired");
+                }
+            }
         }
         replies
     }
 
-    /// Checks an OffsetCommit against the group; `Ok` lets it through.
+    /// ConsumerGroupHeartbeat (KIP-848) of `group_id`, the topics as
+    /// `topics` says now.
+    pub fn consumer_heartbeat(
+        &mut self,
+        now_ms: u64,
+        group_id: &str,
+        heartbeat: Heartbeat,
+        topics: &TopicsView,
+    ) -> HeartbeatReply {
+        if group_id.is_empty() {
+            return HeartbeatReply::error(INVALID_REQUEST, "GroupId can't be empty.");
+        }
+        let config = self.config;
+        let known = self.groups.contains_key(group_id);
+        if !known && heartbeat.member_epoch != 0 {
+            return HeartbeatReply::error(
+                UNKNOWN_MEMBER_ID,
+                format!("Group {group_id} has no member {}.", heartbeat.member_id),
+            );
+        }
+        let group = self
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
+        if group.consumer.is_none() {
+            if group.state != GroupState::Empty {
+                return HeartbeatReply::error(
+                    GROUP_ID_NOT_FOUND,
+                    format!("Group {group_id} is not a consumer group."),
+                );
+            }
+            group.consumer = Some(ConsumerGroup::default());
+        }
+        let Some(consumer) = group.consumer.as_mut() else {
+            return HeartbeatReply::error(GROUP_ID_NOT_FOUND, "not a consumer group");
+        };
+        consumer.heartbeat(now_ms, heartbeat, topics, &config.consumer)
+    }
+
+    /// The consumer group `group_id` (ConsumerGroupDescribe), or the error
+    /// Kafka gives: GROUP_ID_NOT_FOUND for an unknown or classic group.
+    pub fn consumer_group(&self, group_id: &str) -> Result<ConsumerGroup, i16> {
+        self.groups
+            .get(group_id)
+            .and_then(|g| g.consumer.clone())
+            .ok_or(GROUP_ID_NOT_FOUND)
+    }
+
+    /// Whether `group_id` is a consumer group (KIP-848).
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|g| g.consumer.is_some())
+    }
+
+    /// Checks an OffsetFetch that names its member (v9): in a consumer
+    /// group the member must be known and at its epoch. Classic groups
+    /// and requests without a member pass.
+    pub fn check_fetch(&self, group_id: &str, member: Option<(&str, i32)>) -> Result<(), i16> {
+        let Some(consumer) = self.groups.get(group_id).and_then(|g| g.consumer.as_ref()) else {
+            return Ok(());
+        };
+        match member {
+            Some((member_id, epoch)) if !(member_id.is_empty() && epoch < 0) => {
+                consumer.check_member_epoch(member_id, epoch)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks an OffsetCommit (at `version`; `None`: TxnOffsetCommit)
+    /// against the group; `Ok` lets it through. In a consumer group the
+    /// generation is the member epoch.
     pub fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        version: Option<i16>,
     ) -> Result<(), i16> {
+        if let Some(consumer) = self.groups.get(group_id).and_then(|g| g.consumer.as_ref()) {
+            if generation < 0 && consumer.members.is_empty() {
+                return Ok(());
+            }
+            if !consumer.members.contains_key(member_id) {
+                return Err(UNKNOWN_MEMBER_ID);
+            }
+            // Kafka: members of the consumer protocol commit with v9+.
+            if version.is_some_and(|v| v < 9) {
+                return Err(UNSUPPORTED_VERSION);
+            }
+            return consumer.check_member_epoch(member_id, generation);
+        }
         let Some(group) = self.groups.get(group_id) else {
             // Not managed by this coordinator: a simple consumer's commit.
             return if generation < 0 {
@@ -585,7 +725,7 @@ impl Coordinator {
     /// [`Coordinator::remove_group`]).
     pub fn deletable(&self, group_id: &str) -> Result<Vec<OffsetKey>, i16> {
         let group = self.groups.get(group_id).ok_or(GROUP_ID_NOT_FOUND)?;
-        if !group.members.is_empty() {
+        if !group.members.is_empty() || group.has_consumer_members() {
             return Err(NON_EMPTY_GROUP);
         }
         Ok(group.offsets.keys().cloned().collect())
@@ -600,7 +740,7 @@ impl Coordinator {
         for key in offsets {
             group.offsets.remove(key);
         }
-        if group.members.is_empty() && group.pending.is_empty() {
+        if group.members.is_empty() && group.pending.is_empty() && !group.has_consumer_members() {
             self.groups.remove(group_id);
             NONE
         } else {
@@ -615,7 +755,7 @@ impl Coordinator {
     pub fn expired_offsets(&self, now_wall_ms: i64, retention_ms: i64) -> Vec<(String, OffsetKey)> {
         self.groups
             .iter()
-            .filter(|(_, g)| g.state == GroupState::Empty)
+            .filter(|(_, g)| g.is_empty())
             .flat_map(|(id, g)| {
                 g.offsets
                     .iter()
@@ -662,9 +802,8 @@ impl Coordinator {
 
     /// Drops groups left with no members and no offsets.
     pub fn drop_empty_groups(&mut self) {
-        self.groups.retain(|_, g| {
-            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty())
-        });
+        self.groups
+            .retain(|_, g| !(g.is_empty() && g.offsets.is_empty() && g.pending.is_empty()));
     }
 
     /// Every committed offset of the groups `in_partition` picks (for a
@@ -736,16 +875,23 @@ impl Coordinator {
         ))
     }
 
-    /// Every group: (id, state, protocol type).
-    pub fn list(&self) -> Vec<(String, GroupState, String)> {
+    /// Every group.
+    pub fn list(&self) -> Vec<ListedGroup> {
         self.groups
             .iter()
-            .map(|(id, g)| {
-                (
-                    id.clone(),
-                    g.state,
-                    g.protocol_type.clone().unwrap_or_default(),
-                )
+            .map(|(id, g)| match &g.consumer {
+                Some(consumer) => ListedGroup {
+                    group_id: id.clone(),
+                    state: consumer::state_name(consumer),
+                    protocol_type: "consumer".to_string(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: id.clone(),
+                    state: g.state.name(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    group_type: "classic",
+                },
             })
             .collect()
     }

@@ -303,26 +303,32 @@ fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
 fn commits_are_checked_against_the_group() {
     let mut c = coordinator();
     assert_eq!(
-        c.check_commit("simple", "", None, -1),
+        c.check_commit("simple", "", None, -1, Some(8)),
         Ok(()),
         "a standalone consumer"
     );
     assert_eq!(
-        c.check_commit("simple", "", None, 3),
+        c.check_commit("simple", "", None, 3, Some(8)),
         Err(ILLEGAL_GENERATION)
     );
     let a = stable_with_one(&mut c);
-    assert_eq!(c.check_commit("g", &a, None, 1), Ok(()));
-    assert_eq!(c.check_commit("g", &a, None, 0), Err(ILLEGAL_GENERATION));
+    assert_eq!(c.check_commit("g", &a, None, 1, Some(8)), Ok(()));
     assert_eq!(
-        c.check_commit("g", "stranger", None, 1),
+        c.check_commit("g", &a, None, 0, Some(8)),
+        Err(ILLEGAL_GENERATION)
+    );
+    assert_eq!(
+        c.check_commit("g", "stranger", None, 1, Some(8)),
         Err(UNKNOWN_MEMBER_ID)
     );
     let b = member_id(&mut c, 4_000);
     c.join(4_000, 10, join(&b, None));
     c.join(4_000, 11, join(&a, None));
     assert_eq!(c.state("g"), Some(GroupState::CompletingRebalance));
-    assert_eq!(c.check_commit("g", &a, None, 2), Err(REBALANCE_IN_PROGRESS));
+    assert_eq!(
+        c.check_commit("g", &a, None, 2, Some(8)),
+        Err(REBALANCE_IN_PROGRESS)
+    );
 }
 
 #[test]
@@ -562,7 +568,7 @@ fn random_commits_and_restarts_keep_exactly_the_committed_offsets() {
                     (Some(m), "g") => (m.clone(), 1),
                     _ => (String::new(), -1),
                 };
-                if c.check_commit(&group, &member_id, None, generation)
+                if c.check_commit(&group, &member_id, None, generation, Some(8))
                     .is_err()
                 {
                     continue;

@@ -71,6 +71,11 @@ pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+/// KIP-848's consumer group protocol.
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 
 /// The Kafka error code of a metadata command failure.
 pub fn command_error_code(e: &CommandError) -> i16 {

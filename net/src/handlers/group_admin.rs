@@ -60,24 +60,21 @@ pub async fn list(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
-    let classic_wanted = body.types_filter.is_empty()
-        || body
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let types: Vec<String> = body.types_filter.iter().map(|t| t.to_lowercase()).collect();
     let groups = shard
         .list_groups()
         .await
         .into_iter()
-        .filter(|(_, state, _)| {
-            classic_wanted && (states.is_empty() || states.contains(&state.name().to_lowercase()))
+        .filter(|g| {
+            (types.is_empty() || types.iter().any(|t| t == g.group_type))
+                && (states.is_empty() || states.contains(&g.state.to_lowercase()))
         })
-        .map(|(id, state, protocol_type)| {
+        .map(|g| {
             ListedGroup::default()
-                .with_group_id(GroupId(text(id)))
-                .with_protocol_type(text(protocol_type))
-                .with_group_state(text(state.name()))
-                .with_group_type(text("classic"))
+                .with_group_id(GroupId(text(g.group_id)))
+                .with_protocol_type(text(g.protocol_type))
+                .with_group_state(text(g.state))
+                .with_group_type(text(g.group_type))
         })
         .collect();
     let response = ListGroupsResponse::default()

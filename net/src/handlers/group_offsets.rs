@@ -30,12 +30,14 @@ use crate::group::{CommittedOffset, OffsetKey};
 pub const COMMIT: Handler = Handler {
     api_key: ApiKey::OffsetCommit,
     min_version: 2,
-    max_version: 8,
+    max_version: 9,
 };
+/// v9 names the member and its epoch (KIP-848's consumer groups check
+/// them).
 pub const FETCH: Handler = Handler {
     api_key: ApiKey::OffsetFetch,
     min_version: 1,
-    max_version: 8,
+    max_version: 9,
 };
 /// v5 is KIP-890's second part (transaction.version 2), not served.
 pub const TXN_COMMIT: Handler = Handler {
@@ -71,6 +73,7 @@ pub async fn commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             member_id: body.member_id.to_string(),
             instance_id: body.group_instance_id.map(|i| i.to_string()),
             generation: body.generation_id_or_member_epoch,
+            version,
             offsets,
         };
         match shard.group_call(&group_id, op).await {
@@ -292,6 +295,7 @@ async fn fetch_group(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Option<(String, i32)>,
 ) -> GroupOffsets {
     if group_id.is_empty() {
         return Err(INVALID_GROUP_ID);
@@ -310,6 +314,7 @@ async fn fetch_group(
     let op = GroupOp::Fetch {
         keys,
         require_stable,
+        member,
     };
     let found = match shard.group_call(group_id, op).await {
         GroupAnswer::Offsets(found) => found,
@@ -382,7 +387,17 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                     .collect()
             });
             let entry = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            let fetched = fetch_group(shard, &group.group_id.0, topics, body.require_stable).await;
+            let member = group
+                .member_id
+                .map(|id| (id.to_string(), group.member_epoch));
+            let fetched = fetch_group(
+                shard,
+                &group.group_id.0,
+                topics,
+                body.require_stable,
+                member,
+            )
+            .await;
             groups.push(match fetched {
                 Err(code) => entry.with_error_code(code),
                 Ok(found) => entry.with_error_code(NONE).with_topics(offset_topics!(
@@ -400,7 +415,7 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        match fetch_group(shard, &body.group_id.0, topics, body.require_stable).await {
+        match fetch_group(shard, &body.group_id.0, topics, body.require_stable, None).await {
             Err(code) => OffsetFetchResponse::default().with_error_code(code),
             Ok(found) => OffsetFetchResponse::default()
                 .with_error_code(NONE)

@@ -6,6 +6,7 @@ mod alter_configs;
 mod api_versions;
 mod broker_configs;
 mod config_resource;
+mod consumer_group;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -78,6 +79,8 @@ pub const HANDLERS: &[Handler] = &[
     group_admin::DESCRIBE,
     group_admin::DELETE,
     group_admin::DELETE_OFFSETS,
+    consumer_group::HEARTBEAT,
+    consumer_group::DESCRIBE,
     init_producer_id::HANDLER,
     transactions::ADD_PARTITIONS,
     transactions::ADD_OFFSETS,
@@ -192,6 +195,8 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeGroups => group_admin::describe(shard, request).await,
         ApiKey::DeleteGroups => group_admin::delete(shard, request).await,
         ApiKey::OffsetDelete => group_admin::delete_offsets(shard, request).await,
+        ApiKey::ConsumerGroupHeartbeat => consumer_group::heartbeat(shard, request).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group::describe(shard, request).await,
         ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
         ApiKey::AddPartitionsToTxn => transactions::add_partitions(shard, request).await,
         ApiKey::AddOffsetsToTxn => transactions::add_offsets(shard, request).await,

@@ -3,13 +3,13 @@
 //! InitProducerId (see the parent module for the notation).
 
 use kafka_protocol::messages::{
-    ApiKey, GroupId, consumer_protocol_assignment, consumer_protocol_subscription,
-    join_group_request, leave_group_request, offset_commit_request, offset_delete_request,
-    offset_fetch_request, sync_group_request,
+    ApiKey, GroupId, TopicName, consumer_group_heartbeat_request, consumer_protocol_assignment,
+    consumer_protocol_subscription, join_group_request, leave_group_request, offset_commit_request,
+    offset_delete_request, offset_fetch_request, sync_group_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Kind::{Bool, Bytes, Int8, Int16, Int32, Int64, Str};
+use super::Kind::{Bool, Bytes, Int8, Int16, Int32, Int64, Str, Uuid};
 use super::{Message, array, field, message};
 
 pub(super) const FIND_COORDINATOR: Message = message!(FindCoordinatorRequest, Some(ApiKey::FindCoordinator), 0..=6, flexible 3, [
@@ -119,6 +119,27 @@ pub(super) const OFFSET_DELETE: Message = message!(OffsetDeleteRequest, Some(Api
             field!(partition_index, 0.., Int32),
         ])),
     ])),
+]);
+
+pub(super) const CONSUMER_GROUP_HEARTBEAT: Message = message!(ConsumerGroupHeartbeatRequest, Some(ApiKey::ConsumerGroupHeartbeat), 0..=1, flexible 0, [
+    field!(group_id, 0.., Str),
+    field!(member_id, 0.., Str),
+    field!(member_epoch, 0.., Int32),
+    field!(instance_id, 0.., Str, nullable),
+    field!(rack_id, 0.., Str, nullable),
+    field!(rebalance_timeout_ms, 0.., Int32),
+    field!(subscribed_topic_names, 0.., array!(TopicName, Str), nullable),
+    field!(subscribed_topic_regex, 1.., Str, nullable),
+    field!(server_assignor, 0.., Str, nullable),
+    field!(topic_partitions, 0.., array!(consumer_group_heartbeat_request::TopicPartitions, [
+        field!(topic_id, 0.., Uuid),
+        field!(partitions, 0.., array!(i32, Int32)),
+    ]), nullable),
+]);
+
+pub(super) const CONSUMER_GROUP_DESCRIBE: Message = message!(ConsumerGroupDescribeRequest, Some(ApiKey::ConsumerGroupDescribe), 0..=1, flexible 0, [
+    field!(group_ids, 0.., array!(GroupId, Str)),
+    field!(include_authorized_operations, 0.., Bool),
 ]);
 
 pub(super) const CONSUMER_PROTOCOL_SUBSCRIPTION: Message = message!(ConsumerProtocolSubscription, None, 0..=3, never flexible, [

@@ -249,6 +249,8 @@ pub const REQUESTS: &[&Message] = &[
     &groups::DESCRIBE_GROUPS,
     &groups::DELETE_GROUPS,
     &groups::OFFSET_DELETE,
+    &groups::CONSUMER_GROUP_HEARTBEAT,
+    &groups::CONSUMER_GROUP_DESCRIBE,
     &groups::INIT_PRODUCER_ID,
     &transactions::ADD_PARTITIONS_TO_TXN,
     &transactions::ADD_OFFSETS_TO_TXN,

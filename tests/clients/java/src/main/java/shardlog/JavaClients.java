@@ -22,7 +22,11 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -32,6 +36,8 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -40,7 +46,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * The Java client against shardlog, with its defaults: every check reads
  * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO, where
- * SCENARIO is produce-consume, admin, transactions, static-member, streams or compacted. Exits
+ * SCENARIO is produce-consume, admin, transactions, static-member, streams, compacted or
+ * consumer-protocol. Exits
  * non-zero on the first failure.
  */
 public final class JavaClients {
@@ -52,7 +59,7 @@ public final class JavaClients {
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
             throw new IllegalArgumentException(
-                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams|compacted");
+                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams|compacted|consumer-protocol");
         }
         String bootstrap = args[0];
         switch (args[1]) {
@@ -62,6 +69,7 @@ public final class JavaClients {
             case "static-member" -> staticMember(bootstrap);
             case "streams" -> streams(bootstrap);
             case "compacted" -> compacted(bootstrap);
+            case "consumer-protocol" -> consumerProtocol(bootstrap);
             default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
         }
         System.out.println("ok: " + args[1]);
@@ -437,6 +445,184 @@ public final class JavaClients {
         List<String> after = readAll(bootstrap, input, "read_committed", 200);
         check(after.stream().noneMatch(v -> v.equals("fenced") || v.equals("late")),
                 "a fenced producer's records are not committed");
+    }
+
+    /** A group member and what it read: partition -> offset -> value. */
+    static final class Member implements ConsumerRebalanceListener {
+        final String name;
+        final KafkaConsumer<String, String> consumer;
+        final Map<Integer, TreeMap<Long, String>> read = new HashMap<>();
+        int revocations;
+
+        Member(String name, KafkaConsumer<String, String> consumer) {
+            this.name = name;
+            this.consumer = consumer;
+        }
+
+        /** Commits where it stands on what it gives up: the next owner goes on from there. */
+        @Override
+        public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+            revocations++;
+            Map<TopicPartition, OffsetAndMetadata> at = new HashMap<>();
+            for (TopicPartition tp : partitions) {
+                TreeMap<Long, String> mine = read.get(tp.partition());
+                if (mine != null && !mine.isEmpty()) {
+                    at.put(tp, new OffsetAndMetadata(mine.lastKey() + 1));
+                }
+            }
+            consumer.commitSync(at);
+        }
+
+        @Override
+        public void onPartitionsAssigned(Collection<TopicPartition> partitions) {}
+
+        /** One poll: each record once, in offset order per partition. */
+        int poll(String topic, Map<Integer, TreeMap<Long, String>> acked) {
+            int count = 0;
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(100))) {
+                TreeMap<Long, String> mine = read.computeIfAbsent(r.partition(), p -> new TreeMap<>());
+                Long last = mine.isEmpty() ? null : mine.lastKey();
+                check(last == null || r.offset() > last,
+                        name + ": " + topic + "/" + r.partition() + "@" + r.offset() + " after " + last);
+                check(r.value().equals(acked.get(r.partition()).get(r.offset())),
+                        name + ": " + topic + "/" + r.partition() + "@" + r.offset() + " is not what was acknowledged");
+                mine.put(r.offset(), r.value());
+                count++;
+            }
+            return count;
+        }
+    }
+
+    /**
+     * KIP-848 (group.protocol=consumer) with each server-side assignor: one
+     * member reads part of a 6-partition topic and commits; a second joins
+     * and the partitions are split 3/3 (the first revokes and commits
+     * before the second takes them); the admin client describes the group
+     * (type consumer, Stable, both members and their assignments) and lists
+     * it; the second leaves and the first gets every partition back.
+     * Together they read every acknowledged record exactly once, in order,
+     * and the committed offsets end at the log ends.
+     */
+    static void consumerProtocol(String bootstrap) throws Exception {
+        String topic = "java-kip848";
+        int partitions = 6;
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(topic), partitions);
+        }
+        Map<Integer, TreeMap<Long, String>> acked = produce(bootstrap, topic, 6000, Map.of());
+        int total = acked.values().stream().mapToInt(Map::size).sum();
+        for (String assignor : List.of("uniform", "range")) {
+            String group = "java-kip848-" + assignor;
+            Map<String, Object> props = Map.of(
+                    ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer",
+                    ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor,
+                    ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false",
+                    ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 50);
+            Member a = new Member("a", consumer(bootstrap, group, props));
+            Member b = null;
+            try (Admin admin = adminClient(bootstrap)) {
+                a.consumer.subscribe(List.of(topic), a);
+                long deadline = System.nanoTime() + TIMEOUT.toNanos();
+                int readA = 0;
+                while (readA < total / 4 || a.consumer.assignment().size() < partitions) {
+                    check(System.nanoTime() < deadline, group + ": a alone read " + readA
+                            + ", assigned " + a.consumer.assignment());
+                    readA += a.poll(topic, acked);
+                }
+                a.consumer.commitSync();
+                b = new Member("b", consumer(bootstrap, group, props));
+                b.consumer.subscribe(List.of(topic), b);
+                deadline = System.nanoTime() + TIMEOUT.toNanos();
+                while (a.consumer.assignment().size() != partitions / 2
+                        || b.consumer.assignment().size() != partitions / 2) {
+                    check(System.nanoTime() < deadline, group + ": split " + a.consumer.assignment()
+                            + " / " + b.consumer.assignment());
+                    a.poll(topic, acked);
+                    b.poll(topic, acked);
+                }
+                Set<TopicPartition> both = new java.util.HashSet<>(a.consumer.assignment());
+                both.addAll(b.consumer.assignment());
+                check(both.size() == partitions, group + ": every partition once: " + both);
+                check(a.revocations > 0, group + ": a revoked partitions for b");
+
+                // The coordinator's view catches up at the members' next heartbeats.
+                ConsumerGroupDescription described;
+                deadline = System.nanoTime() + TIMEOUT.toNanos();
+                while (true) {
+                    described = admin.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+                    if (described.groupState() == GroupState.STABLE) {
+                        break;
+                    }
+                    check(System.nanoTime() < deadline, group + ": state " + described.groupState());
+                    a.poll(topic, acked);
+                    b.poll(topic, acked);
+                }
+                check(described.type() == GroupType.CONSUMER, group + ": type " + described.type());
+                check(described.partitionAssignor().equals(assignor),
+                        group + ": assignor " + described.partitionAssignor());
+                check(described.members().size() == 2, group + ": members " + described.members());
+                Set<TopicPartition> describedParts = new java.util.HashSet<>();
+                for (MemberDescription m : described.members()) {
+                    check(m.assignment().topicPartitions().size() == partitions / 2,
+                            group + ": member " + m.consumerId() + " has " + m.assignment().topicPartitions());
+                    describedParts.addAll(m.assignment().topicPartitions());
+                }
+                check(describedParts.equals(both), group + ": described " + describedParts + ", held " + both);
+                boolean listed = false;
+                for (GroupListing g : admin.listGroups().all().get()) {
+                    if (g.groupId().equals(group)) {
+                        listed = g.type().orElse(null) == GroupType.CONSUMER;
+                    }
+                }
+                check(listed, group + ": listed as a consumer group");
+
+                // Both read on until everything was read between them.
+                deadline = System.nanoTime() + 2 * TIMEOUT.toNanos();
+                while (count(a.read) + count(b.read) < total) {
+                    check(System.nanoTime() < deadline, group + ": read " + (count(a.read) + count(b.read))
+                            + " of " + total);
+                    a.poll(topic, acked);
+                    b.poll(topic, acked);
+                }
+                a.consumer.commitSync();
+                b.consumer.commitSync();
+                Map<Integer, TreeMap<Long, String>> readB = b.read;
+                b.consumer.close();
+                b = null;
+                deadline = System.nanoTime() + TIMEOUT.toNanos();
+                while (a.consumer.assignment().size() != partitions) {
+                    check(System.nanoTime() < deadline, group + ": after b left, a has " + a.consumer.assignment());
+                    check(a.poll(topic, acked) == 0, group + ": records past the committed offsets");
+                }
+                a.consumer.commitSync();
+                // Every acknowledged record once between them.
+                for (Map.Entry<Integer, TreeMap<Long, String>> p : acked.entrySet()) {
+                    TreeMap<Long, String> ofA = a.read.getOrDefault(p.getKey(), new TreeMap<>());
+                    TreeMap<Long, String> ofB = readB.getOrDefault(p.getKey(), new TreeMap<>());
+                    TreeMap<Long, String> union = new TreeMap<>(ofA);
+                    union.putAll(ofB);
+                    check(union.size() == ofA.size() + ofB.size(), group + "/" + p.getKey() + ": read twice");
+                    check(union.equals(p.getValue()), group + "/" + p.getKey() + ": read "
+                            + union.size() + " of " + p.getValue().size());
+                }
+                Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(group)
+                        .partitionsToOffsetAndMetadata().get();
+                for (Map.Entry<Integer, TreeMap<Long, String>> p : acked.entrySet()) {
+                    OffsetAndMetadata at = committed.get(new TopicPartition(topic, p.getKey()));
+                    check(at != null && at.offset() == p.getValue().lastKey() + 1,
+                            group + "/" + p.getKey() + ": committed " + at);
+                }
+            } finally {
+                if (b != null) {
+                    b.consumer.close();
+                }
+                a.consumer.close();
+            }
+        }
+    }
+
+    static int count(Map<Integer, TreeMap<Long, String>> read) {
+        return read.values().stream().mapToInt(Map::size).sum();
     }
 
     /**
