@@ -12,7 +12,8 @@
 //! transaction) cleaned by the broker, read back as its latest state;
 //! KIP-848's consumer group protocol with the uniform and range assignors
 //! (members joining and leaving, revocations committed, the group
-//! described and listed);
+//! described and listed), a subscription by regular expression that picks
+//! up a topic created later, and static members taking over their place;
 //! Kafka Connect standalone moving a file through a topic with the file
 //! source and sink connectors. Every check compares what was acknowledged with what was read
 //! (tests/clients/java). Needs Java 17 and the build scripts/test makes with

@@ -233,6 +233,33 @@ fn check_metadata(addr: SocketAddr) {
         assert_eq!(partition.replica_nodes, vec![BrokerId(0)], "{at}");
         assert_eq!(partition.isr_nodes, vec![BrokerId(0)], "{at}");
         assert!(partition.offline_replicas.is_empty(), "{at}");
+        if version >= 10 {
+            // By id (KIP-516): the same topic; an unknown id is
+            // UNKNOWN_TOPIC_ID, not created.
+            let unknown = uuid::Uuid::from_bytes([0x5a; 16]);
+            let request = MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_topic_id(topic.topic_id),
+                MetadataRequestTopic::default().with_topic_id(unknown),
+            ]));
+            let by_id: MetadataResponse = call(addr, ApiKey::Metadata, version, &request);
+            let found = &by_id.topics[0];
+            assert_eq!(found.error_code, 0, "{at} by id");
+            assert_eq!(
+                found.name.as_ref().map(|n| n.0.as_str()),
+                Some(TOPIC),
+                "{at}"
+            );
+            assert_eq!(found.partitions.len(), 1, "{at} by id");
+            let missing = &by_id.topics[1];
+            assert_eq!(
+                (missing.error_code, missing.topic_id),
+                (100, unknown),
+                "{at}"
+            );
+            // The name is nullable from v12.
+            let none = (version < 12).then(|| topic_name(""));
+            assert_eq!(missing.name, none, "{at}");
+        }
     }
     println!("metadata: every version");
 }

@@ -400,12 +400,15 @@ impl Shard {
     /// broker's metadata has them now.
     fn consumer_heartbeat(&self, group_id: &str, now: u64, heartbeat: Heartbeat) -> HeartbeatReply {
         let topics = self.topics_view();
+        tracing::debug!(group = %group_id, member = %heartbeat.member_id, epoch = heartbeat.member_epoch, names = ?heartbeat.subscribed_topic_names, regex = ?heartbeat.subscribed_topic_regex, owned = ?heartbeat.owned.as_ref().map(|o| o.values().map(std::collections::BTreeSet::len).sum::<usize>()), "consumer group heartbeat");
         let reply = self
             .groups
             .coordinator
             .borrow_mut()
             .consumer_heartbeat(now, group_id, heartbeat, &topics);
-        if reply.error != NONE {
+        if reply.error == NONE {
+            tracing::debug!(group = %group_id, epoch = reply.member_epoch, assigned = ?reply.assignment.as_ref().map(|a| a.values().map(std::collections::BTreeSet::len).sum::<usize>()), "consumer group heartbeat answered");
+        } else {
             tracing::debug!(group = %group_id, error = reply.error, message = ?reply.message, "consumer group heartbeat refused");
         }
         reply

@@ -20,6 +20,13 @@
 //! 3. A member that does not heartbeat for `group.consumer.session.timeout.ms`
 //!    leaves; one that does not revoke within its rebalance timeout is
 //!    fenced (removed: it rejoins at epoch 0).
+//! 4. A member subscribes by names, by a regular expression (the whole
+//!    topic name must match, RE2 syntax as Kafka's RE2J), or both; a topic
+//!    created later that matches joins the subscription (a new epoch).
+//! 5. A static member (`group.instance.id`) that leaves with epoch -2 keeps
+//!    its place and partitions until its session times out: the next
+//!    member with its instance id takes them over at its epoch, without a
+//!    rebalance.
 //!
 //! The state is in memory: after a restart (or a coordinator move in a
 //! cluster) members are told UNKNOWN_MEMBER_ID and rejoin; committed
@@ -27,9 +34,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use regex::Regex;
+
 use crate::handlers::errors::{
-    FENCED_MEMBER_EPOCH, INVALID_REQUEST, NONE, UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID,
-    UNSUPPORTED_ASSIGNOR,
+    FENCED_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, INVALID_REQUEST, NONE, UNKNOWN_MEMBER_ID,
+    UNRELEASED_INSTANCE_ID, UNSUPPORTED_ASSIGNOR,
 };
 
 use super::assignor::{self, Subscriber};
@@ -134,6 +143,10 @@ pub struct Member {
     /// Sorted, deduplicated.
     pub subscribed: Vec<String>,
     pub regex: Option<String>,
+    /// `regex`, compiled to match whole names.
+    compiled: Option<Regex>,
+    /// A static member that left with epoch -2, its place kept.
+    departed: bool,
     assignor: Option<String>,
     rebalance_timeout_ms: i32,
     pub assigned: Assignment,
@@ -177,6 +190,25 @@ pub fn state_name(group: &ConsumerGroup) -> &'static str {
         "Reconciling"
     } else {
         "Stable"
+    }
+}
+
+/// A subscription's regular expression, matching whole topic names.
+fn compile(regex: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{regex})$"))
+        .map_err(|e| format!("SubscribedTopicRegex {regex} is invalid: {e}"))
+}
+
+impl Member {
+    /// The topics it subscribes to among `topics`' and by name, sorted.
+    fn topics(&self, topics: &TopicsView) -> Vec<String> {
+        let mut names = self.subscribed.clone();
+        if let Some(regex) = &self.compiled {
+            names.extend(topics.keys().filter(|t| regex.is_match(t)).cloned());
+            names.sort();
+            names.dedup();
+        }
+        names
     }
 }
 
@@ -238,8 +270,12 @@ impl ConsumerGroup {
                 format!("ServerAssignor {assignor} is not supported; use uniform or range."),
             ));
         }
-        if hb.subscribed_topic_regex.is_some() {
-            return invalid("SubscribedTopicRegex is not supported by this broker yet.");
+        if let Some(regex) = hb
+            .subscribed_topic_regex
+            .as_deref()
+            .filter(|r| !r.is_empty())
+        {
+            compile(regex).map_err(|e| (INVALID_REGULAR_EXPRESSION, e))?;
         }
         Ok(())
     }
@@ -258,8 +294,8 @@ impl ConsumerGroup {
         if hb.member_epoch == LEAVE_EPOCH || hb.member_epoch == STATIC_LEAVE_EPOCH {
             return self.leave(&hb);
         }
-        let member_id = match self.admit(now_ms, &hb) {
-            Ok(id) => id,
+        let (member_id, took_over) = match self.admit(now_ms, &hb) {
+            Ok(admitted) => admitted,
             Err((code, message)) => return HeartbeatReply::error(code, message),
         };
         let Some(member) = self.members.get_mut(&member_id) else {
@@ -268,12 +304,20 @@ impl ConsumerGroup {
         member.last_heartbeat_ms = now_ms;
         let before = member.assigned.clone();
         // Subscription, assignor, timeout: a change bumps the group epoch.
-        let mut bump = hb.member_epoch == 0;
+        let mut bump = hb.member_epoch == 0 && !took_over;
         if let Some(mut names) = hb.subscribed_topic_names.clone() {
             names.sort();
             names.dedup();
             if names != member.subscribed {
                 member.subscribed = names;
+                bump = true;
+            }
+        }
+        if let Some(regex) = &hb.subscribed_topic_regex {
+            let regex = Some(regex.clone()).filter(|r| !r.is_empty());
+            if regex != member.regex {
+                member.compiled = regex.as_deref().and_then(|r| compile(r).ok());
+                member.regex = regex;
                 bump = true;
             }
         }
@@ -319,7 +363,7 @@ impl ConsumerGroup {
     /// The member the heartbeat names: a new one (epoch 0), or a known one
     /// at its epoch (or at its previous epoch with a subset of its
     /// partitions: the reply that bumped it may have been lost).
-    fn admit(&mut self, now_ms: u64, hb: &Heartbeat) -> Result<String, (i16, String)> {
+    fn admit(&mut self, now_ms: u64, hb: &Heartbeat) -> Result<(String, bool), (i16, String)> {
         if hb.member_epoch == 0 {
             let id = if hb.member_id.is_empty() {
                 self.next_member += 1;
@@ -328,16 +372,24 @@ impl ConsumerGroup {
                 hb.member_id.clone()
             };
             if let Some(instance) = &hb.instance_id
-                && let Some(holder) = self.instances.get(instance)
-                && *holder != id
+                && let Some(holder) = self.instances.get(instance).cloned()
+                && holder != id
             {
-                if self.members.contains_key(holder) {
-                    return Err((
-                        UNRELEASED_INSTANCE_ID,
-                        format!("Static member with instance id {instance} is still active."),
-                    ));
+                match self.members.get(&holder) {
+                    Some(m) if m.departed => {
+                        self.take_over(&holder, &id, now_ms, hb);
+                        return Ok((id, true));
+                    }
+                    Some(_) => {
+                        return Err((
+                            UNRELEASED_INSTANCE_ID,
+                            format!("Static member with instance id {instance} is still active."),
+                        ));
+                    }
+                    None => {
+                        self.instances.remove(instance);
+                    }
                 }
-                self.instances.remove(instance);
             }
             // A known member rejoining starts over, as a new one.
             self.remove_member(&id);
@@ -352,6 +404,8 @@ impl ConsumerGroup {
                 state: MemberState::Stable,
                 subscribed: Vec::new(),
                 regex: None,
+                compiled: None,
+                departed: false,
                 assignor: None,
                 rebalance_timeout_ms: hb.rebalance_timeout_ms,
                 assigned: Assignment::new(),
@@ -363,7 +417,7 @@ impl ConsumerGroup {
                 self.instances.insert(instance.clone(), id.clone());
             }
             self.members.insert(id.clone(), member);
-            return Ok(id);
+            return Ok((id, false));
         }
         let Some(member) = self.members.get(&hb.member_id) else {
             return Err((
@@ -385,7 +439,30 @@ impl ConsumerGroup {
                 ),
             ));
         }
-        Ok(hb.member_id.clone())
+        Ok((hb.member_id.clone(), false))
+    }
+
+    /// The static member `old` (departed) is `new` from now on: its epoch,
+    /// subscription and partitions, its target.
+    fn take_over(&mut self, old: &str, new: &str, now_ms: u64, hb: &Heartbeat) {
+        let Some(mut member) = self.members.remove(old) else {
+            return;
+        };
+        member.id = new.to_string();
+        member.departed = false;
+        member.last_heartbeat_ms = now_ms;
+        member.client_id.clone_from(&hb.client_id);
+        member.client_host.clone_from(&hb.client_host);
+        for owner in self.owners.values_mut().filter(|o| *o == old) {
+            *owner = new.to_string();
+        }
+        if let Some(target) = self.target.remove(old) {
+            self.target.insert(new.to_string(), target);
+        }
+        if let Some(instance) = &member.instance_id {
+            self.instances.insert(instance.clone(), new.to_string());
+        }
+        self.members.insert(new.to_string(), member);
     }
 
     fn leave(&mut self, hb: &Heartbeat) -> HeartbeatReply {
@@ -397,14 +474,19 @@ impl ConsumerGroup {
         } else {
             hb.member_id.clone()
         };
-        if !self.members.contains_key(&id) {
+        let Some(member) = self.members.get_mut(&id) else {
             return HeartbeatReply::error(
                 UNKNOWN_MEMBER_ID,
                 format!("Member {id} is not a member of the group."),
             );
+        };
+        if hb.member_epoch == STATIC_LEAVE_EPOCH && member.instance_id.is_some() {
+            // Its place is kept for the next member with its instance id.
+            member.departed = true;
+        } else {
+            self.remove_member(&id);
+            self.epoch += 1;
         }
-        self.remove_member(&id);
-        self.epoch += 1;
         HeartbeatReply {
             error: NONE,
             message: None,
@@ -437,8 +519,8 @@ impl ConsumerGroup {
     fn subscribed_view(&self, topics: &TopicsView) -> TopicsView {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter())
-            .filter_map(|name| topics.get(name).map(|t| (name.clone(), *t)))
+            .flat_map(|m| m.topics(topics))
+            .filter_map(|name| topics.get(&name).map(|t| (name, *t)))
             .collect()
     }
 
@@ -456,12 +538,16 @@ impl ConsumerGroup {
             .max_by_key(|(name, count)| (**count, std::cmp::Reverse(**name)))
             .map_or(DEFAULT_ASSIGNOR, |(name, _)| *name)
             .to_string();
-        let subscribers: Vec<Subscriber<'_>> = self
+        let subscriptions: Vec<(&Member, Vec<String>)> = self
             .members
             .values()
-            .map(|m| Subscriber {
+            .map(|m| (m, m.topics(topics)))
+            .collect();
+        let subscribers: Vec<Subscriber<'_>> = subscriptions
+            .iter()
+            .map(|(m, names)| Subscriber {
                 member_id: &m.id,
-                topics: &m.subscribed,
+                topics: names,
                 current: self.target.get(&m.id),
             })
             .collect();
@@ -598,11 +684,13 @@ impl ConsumerGroup {
         }
     }
 
-    /// Every topic some member subscribes to.
+    /// Every topic some member subscribes to (by name, or by a regular
+    /// expression as of the last group epoch).
     pub fn subscribed_names(&self) -> BTreeSet<String> {
         self.members
             .values()
             .flat_map(|m| m.subscribed.iter().cloned())
+            .chain(self.subscribed_topics.keys().cloned())
             .collect()
     }
 }

@@ -5,7 +5,8 @@
 use super::*;
 use crate::group::{Coordinator, GroupConfig, Join};
 use crate::handlers::errors::{
-    GROUP_ID_NOT_FOUND, INCONSISTENT_GROUP_PROTOCOL, STALE_MEMBER_EPOCH, UNSUPPORTED_VERSION,
+    GROUP_ID_NOT_FOUND, INCONSISTENT_GROUP_PROTOCOL, INVALID_REGULAR_EXPRESSION,
+    STALE_MEMBER_EPOCH, UNSUPPORTED_VERSION,
 };
 
 const T: TopicUuid = [7; 16];
@@ -314,4 +315,77 @@ fn the_two_protocols_do_not_mix_and_commits_need_v9() {
     // The consumer group empties: a classic member may take it.
     c.consumer_heartbeat(1, "g", beat("a", LEAVE_EPOCH, &Assignment::new()), &t);
     assert!(c.deletable("g").is_ok());
+}
+
+#[test]
+fn a_regular_expression_subscribes_to_whole_names_and_topics_created_later() {
+    let mut g = ConsumerGroup::default();
+    let mut by_regex = join("a", "uniform");
+    by_regex.subscribed_topic_names = None;
+    by_regex.subscribed_topic_regex = Some("orders-.*".to_string());
+    let t = TopicsView::from([
+        ("orders-eu".to_string(), (T, 2)),
+        ("old-orders-eu".to_string(), ([3; 16], 1)),
+    ]);
+    let a = g.heartbeat(0, by_regex, &t, &config());
+    assert_eq!((a.error, a.member_epoch), (NONE, 1));
+    assert_eq!(
+        a.assignment,
+        Some(parts(T, &[0, 1])),
+        "a whole-name match only"
+    );
+    // A matching topic appears: a new epoch, its partitions too.
+    let mut more = t.clone();
+    more.insert("orders-us".to_string(), (U, 1));
+    let a = g.heartbeat(1, beat("a", 1, &parts(T, &[0, 1])), &more, &config());
+    let mut want = parts(T, &[0, 1]);
+    want.insert(U, BTreeSet::from([0]));
+    assert_eq!((a.member_epoch, a.assignment), (2, Some(want)));
+    let mut bad = join("b", "uniform");
+    bad.subscribed_topic_regex = Some("(".to_string());
+    assert_eq!(
+        g.heartbeat(2, bad, &t, &config()).error,
+        INVALID_REGULAR_EXPRESSION
+    );
+}
+
+#[test]
+fn a_static_member_that_comes_back_takes_over_without_a_rebalance() {
+    let mut g = ConsumerGroup::default();
+    let t = topics(2);
+    let statik = |id: &str| {
+        let mut hb = join(id, "range");
+        hb.instance_id = Some("instance-1".to_string());
+        hb
+    };
+    g.heartbeat(0, statik("s1"), &t, &config());
+    g.heartbeat(0, join("b", "range"), &t, &config());
+    let s1 = g.heartbeat(1, beat("s1", 1, &parts(T, &[0, 1])), &t, &config());
+    // Range: "b" sorts first.
+    assert_eq!(s1.assignment, Some(parts(T, &[1])));
+    g.heartbeat(2, beat("s1", 1, &parts(T, &[1])), &t, &config());
+    g.heartbeat(3, beat("b", 2, &Assignment::new()), &t, &config());
+    assert_eq!((g.epoch, state_name(&g)), (2, "Stable"));
+    // s1 leaves as a static member: nothing moves.
+    let mut leaving = beat("s1", STATIC_LEAVE_EPOCH, &parts(T, &[1]));
+    leaving.instance_id = Some("instance-1".to_string());
+    let left = g.heartbeat(4, leaving, &t, &config());
+    assert_eq!((left.error, left.member_epoch), (NONE, STATIC_LEAVE_EPOCH));
+    assert_eq!(g.epoch, 2);
+    // Its successor gets its partition at its epoch.
+    let s2 = g.heartbeat(5, statik("s2"), &t, &config());
+    assert_eq!(
+        (s2.error, s2.member_epoch, s2.assignment),
+        (NONE, 2, Some(parts(T, &[1])))
+    );
+    assert_eq!(g.epoch, 2);
+    assert!(!g.members.contains_key("s1"));
+    // A departed static member that never comes back times out.
+    let mut leaving = beat("s2", STATIC_LEAVE_EPOCH, &parts(T, &[1]));
+    leaving.instance_id = Some("instance-1".to_string());
+    g.heartbeat(6, leaving, &t, &config());
+    g.heartbeat(9_000, beat("b", 2, &parts(T, &[0])), &t, &config());
+    assert_eq!(g.tick(10_005, &config()), vec!["s2".to_string()]);
+    let b = g.heartbeat(10_006, beat("b", 2, &parts(T, &[0])), &t, &config());
+    assert_eq!((b.member_epoch, b.assignment), (3, Some(parts(T, &[0, 1]))));
 }

@@ -1,6 +1,9 @@
 //! Metadata (key 3): brokers (this one), and topics with their partitions,
 //! all led by this node. Unknown topics are created when the client allows
 //! it and auto.create.topics.enable is on (the default), with num.partitions.
+//! v10+ may name topics by id instead (KIP-516; the Java client resolves the
+//! topic ids of a KIP-848 assignment so): an unknown id is UNKNOWN_TOPIC_ID,
+//! never created.
 
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
@@ -8,9 +11,11 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use replication::metadata::{ClusterMetadata, Command, TopicMetadata};
+use replication::metadata::{ClusterMetadata, Command, TopicId, TopicMetadata};
 
-use super::errors::{LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_OR_PARTITION, command_error_code};
+use super::errors::{
+    LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, command_error_code,
+};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
@@ -25,13 +30,20 @@ pub const HANDLER: Handler = Handler {
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: MetadataRequest = decode_body(request)?;
-    // v0: an empty list means all topics; v1+: null means all topics.
+    // v0: an empty list means all topics; v1+: null means all topics. A
+    // topic without a name is asked for by its id.
+    let mut by_id: Vec<TopicId> = Vec::new();
     let requested: Option<Vec<String>> = match body.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(
             topics
                 .into_iter()
-                .filter_map(|t| t.name)
-                .map(|n| n.0.to_string())
+                .filter_map(|t| match t.name.filter(|n| !n.is_empty()) {
+                    Some(name) => Some(name.0.to_string()),
+                    None => {
+                        by_id.push(TopicId(*t.topic_id.as_bytes()));
+                        None
+                    }
+                })
                 .collect(),
         ),
         _ => None,
@@ -68,7 +80,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             }
         }
     }
-    let topics = match &requested {
+    let by_id = by_id.into_iter().map(|id| match metadata.topic_by_id(id) {
+        Some(topic) => topic_entry(shard, &metadata, topic),
+        None => MetadataResponseTopic::default()
+            .with_error_code(UNKNOWN_TOPIC_ID)
+            // Null from v12 (Kafka's answer), empty before.
+            .with_name((version < 12).then(|| TopicName(StrBytes::default())))
+            .with_topic_id(uuid::Uuid::from_bytes(id.0)),
+    });
+    let by_id: Vec<MetadataResponseTopic> = by_id.collect();
+    let mut topics: Vec<MetadataResponseTopic> = match &requested {
         Some(names) => names
             .iter()
             .map(|name| match metadata.topic(name) {
@@ -89,6 +110,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             .map(|topic| topic_entry(shard, &metadata, topic))
             .collect(),
     };
+    topics.extend(by_id);
     let response = response(shard, &metadata, topics);
     encode_response(
         ApiKey::Metadata,

@@ -32,6 +32,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
+import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -69,7 +70,10 @@ public final class JavaClients {
             case "static-member" -> staticMember(bootstrap);
             case "streams" -> streams(bootstrap);
             case "compacted" -> compacted(bootstrap);
-            case "consumer-protocol" -> consumerProtocol(bootstrap);
+            case "consumer-protocol" -> {
+                consumerProtocol(bootstrap);
+                consumerProtocolRegexAndStatic(bootstrap);
+            }
             default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
         }
         System.out.println("ok: " + args[1]);
@@ -619,6 +623,105 @@ public final class JavaClients {
                 a.consumer.close();
             }
         }
+    }
+
+    /**
+     * KIP-848 beyond the basics: a subscription by regular expression
+     * (matched by the broker: the topic that matches, then one created
+     * later, read in full), and static members (group.instance.id): one
+     * closes (epoch -2, its place kept) and its successor takes over its
+     * partitions without the other member revoking anything.
+     */
+    static void consumerProtocolRegexAndStatic(String bootstrap) throws Exception {
+        Map<String, Object> props = Map.of(
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer",
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        String first = "java-kip848-re-1";
+        String later = "java-kip848-re-2";
+        try (Admin admin = adminClient(bootstrap)) {
+            createTopics(admin, List.of(first), 2);
+        }
+        Map<String, Map<Integer, TreeMap<Long, String>>> acked = new HashMap<>();
+        acked.put(first, produce(bootstrap, first, 500, Map.of()));
+        Map<String, Map<Integer, TreeMap<Long, String>>> read = new HashMap<>();
+        try (KafkaConsumer<String, String> c = consumer(bootstrap, "java-kip848-regex", props)) {
+            c.subscribe(new SubscriptionPattern("java-kip848-re-.*"));
+            readUntil(c, acked, read, first);
+            try (Admin admin = adminClient(bootstrap)) {
+                createTopics(admin, List.of(later), 3);
+            }
+            acked.put(later, produce(bootstrap, later, 300, Map.of()));
+            readUntil(c, acked, read, later);
+            check(c.assignment().size() == 5, "regex: assigned " + c.assignment());
+        }
+
+        String topic = "java-kip848";
+        String group = "java-kip848-static";
+        Map<String, Object> staticA = new HashMap<>(props);
+        staticA.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-a");
+        Map<String, Object> staticB = new HashMap<>(props);
+        staticB.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-b");
+        Member a = new Member("a", consumer(bootstrap, group, staticA));
+        Member b = new Member("b", consumer(bootstrap, group, staticB));
+        Member b2 = null;
+        try {
+            a.consumer.subscribe(List.of(topic), a);
+            b.consumer.subscribe(List.of(topic), b);
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (a.consumer.assignment().size() != 3 || b.consumer.assignment().size() != 3) {
+                check(System.nanoTime() < deadline, "static: split " + a.consumer.assignment()
+                        + " / " + b.consumer.assignment());
+                a.consumer.poll(Duration.ofMillis(100));
+                b.consumer.poll(Duration.ofMillis(100));
+            }
+            Set<TopicPartition> aHad = Set.copyOf(a.consumer.assignment());
+            Set<TopicPartition> bHad = Set.copyOf(b.consumer.assignment());
+            int revocations = a.revocations;
+            b.consumer.close();
+            b2 = new Member("b2", consumer(bootstrap, group, staticB));
+            b2.consumer.subscribe(List.of(topic), b2);
+            deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (b2.consumer.assignment().size() != 3) {
+                check(System.nanoTime() < deadline, "static: b2 has " + b2.consumer.assignment());
+                a.consumer.poll(Duration.ofMillis(100));
+                b2.consumer.poll(Duration.ofMillis(100));
+            }
+            check(b2.consumer.assignment().equals(bHad), "static: b2 took " + b2.consumer.assignment()
+                    + ", b had " + bHad);
+            for (int i = 0; i < 10; i++) {
+                a.consumer.poll(Duration.ofMillis(100));
+                b2.consumer.poll(Duration.ofMillis(100));
+            }
+            check(a.revocations == revocations && a.consumer.assignment().equals(aHad),
+                    "static: a kept " + aHad + " without revoking: now " + a.consumer.assignment());
+        } finally {
+            if (b2 != null) {
+                b2.consumer.close();
+            }
+            a.consumer.close();
+        }
+    }
+
+    /** Polls until every acknowledged record of `topic` was read: each once, in order, as acknowledged. */
+    static void readUntil(KafkaConsumer<String, String> c, Map<String, Map<Integer, TreeMap<Long, String>>> acked,
+            Map<String, Map<Integer, TreeMap<Long, String>>> read, String topic) {
+        long deadline = System.nanoTime() + 2 * TIMEOUT.toNanos();
+        int want = count(acked.get(topic));
+        while (count(read.getOrDefault(topic, Map.of())) < want) {
+            check(System.nanoTime() < deadline, topic + ": read " + count(read.getOrDefault(topic, Map.of()))
+                    + " of " + want + ", assigned " + c.assignment());
+            for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
+                TreeMap<Long, String> mine = read.computeIfAbsent(r.topic(), t -> new HashMap<>())
+                        .computeIfAbsent(r.partition(), p -> new TreeMap<>());
+                Long last = mine.isEmpty() ? null : mine.lastKey();
+                check(last == null || r.offset() > last, r.topic() + "/" + r.partition() + "@" + r.offset()
+                        + " after " + last);
+                check(r.value().equals(acked.get(r.topic()).get(r.partition()).get(r.offset())),
+                        r.topic() + "/" + r.partition() + "@" + r.offset() + " is not what was acknowledged");
+                mine.put(r.offset(), r.value());
+            }
+        }
+        check(read.get(topic).equals(acked.get(topic)), topic + ": read exactly what was acknowledged");
     }
 
     static int count(Map<Integer, TreeMap<Long, String>> read) {
