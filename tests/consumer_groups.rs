@@ -1,6 +1,6 @@
 //! Consumer groups with librdkafka (rdkafka crate) against a real broker:
 //! members split a topic's partitions, and committed offsets survive a
-//! broker SIGKILL.
+//! broker SIGKILL; the same with KIP-848's consumer protocol.
 
 mod common;
 
@@ -516,4 +516,103 @@ fn cooperative_sticky_moves_only_some_partitions_and_the_rest_keep_consuming() {
         .copied()
         .collect();
     assert_eq!(revoked, moved, "a gave up exactly what b took");
+}
+
+/// KIP-848 with librdkafka (`group.protocol=consumer`): three members
+/// split twelve partitions by the broker's assignment, read every message
+/// once in order, and when two leave the third gets every partition and
+/// reads what comes next.
+#[test]
+fn librdkafka_consumer_protocol_members_split_partitions_and_take_them_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = format!("{GROUP_TEST_CONFIG}group-consumer-heartbeat-interval-ms = 300\n");
+    let _broker = start_configured(tmp.path(), addr, &config);
+    create_topic_raw(addr, "kip848", 12);
+    let member = || -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", addr.to_string())
+            .set("group.id", "kip848")
+            .set("group.protocol", "consumer")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap()
+    };
+    let consumers: Vec<BaseConsumer> = (0..3).map(|_| member()).collect();
+    for c in &consumers {
+        c.subscribe(&["kip848"]).unwrap();
+    }
+    let settled = |consumers: &[BaseConsumer], want: &[usize]| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for c in consumers {
+                let _ = c.poll(Duration::from_millis(50));
+            }
+            let owned = assignments(consumers);
+            let union: BTreeSet<i32> = owned.iter().flatten().copied().collect();
+            let sizes: Vec<usize> = owned.iter().map(BTreeSet::len).collect();
+            if sizes == want && union.len() == 12 {
+                return owned;
+            }
+            assert!(Instant::now() < deadline, "never {want:?}: {owned:?}");
+        }
+    };
+    let owned = settled(&consumers, &[4, 4, 4]);
+    produce(addr, "kip848", 12, 6_000);
+    let mut seen: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read < 6_000 {
+        assert!(Instant::now() < deadline, "read {read} of 6000");
+        for (index, c) in consumers.iter().enumerate() {
+            if let Some(Ok(message)) = c.poll(Duration::from_millis(20)) {
+                assert!(owned[index].contains(&message.partition()));
+                seen.entry(message.partition())
+                    .or_default()
+                    .push(message.offset());
+                read += 1;
+            }
+        }
+    }
+    for (partition, offsets) in &seen {
+        assert_eq!(
+            offsets,
+            &(0..500).collect::<Vec<i64>>(),
+            "partition {partition}"
+        );
+    }
+    for c in &consumers {
+        c.commit_consumer_state(CommitMode::Sync).unwrap();
+    }
+    let mut consumers = consumers;
+    let last = consumers.remove(0);
+    leave(&consumers);
+    drop(consumers);
+    let alone = std::slice::from_ref(&last);
+    settled(alone, &[12]);
+    produce(addr, "kip848", 12, 1_200);
+    let mut more: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read < 1_200 {
+        assert!(
+            Instant::now() < deadline,
+            "after the others left: read {read} of 1200"
+        );
+        if let Some(Ok(message)) = last.poll(Duration::from_millis(20)) {
+            more.entry(message.partition())
+                .or_default()
+                .push(message.offset());
+            read += 1;
+        }
+    }
+    for (partition, offsets) in &more {
+        assert_eq!(
+            offsets,
+            &(500..600).collect::<Vec<i64>>(),
+            "partition {partition}"
+        );
+    }
+    leave(alone);
 }
