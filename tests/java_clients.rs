@@ -26,11 +26,19 @@ use std::time::{Duration, Instant};
 
 use common::{ChildGuard, free_addr, java_clients_or_skip, start_configured};
 
-/// Runs one scenario of shardlog.JavaClients against a fresh broker.
-fn run_scenario(scenario: &str) {
+/// Every scenario of shardlog.JavaClients, in the order one JVM runs them.
+const SCENARIOS: &str =
+    "produce-consume,admin,transactions,static-member,streams,compacted,consumer-protocol";
+
+/// One JVM for every scenario (the budget: the Java module in one
+/// JVM), against one broker; each scenario uses its own topics and groups.
+/// `SHARDLOG_JAVA_SCENARIOS=a,b` runs only those (to chase one failure).
+#[test]
+fn java_clients_every_scenario_in_one_jvm_reads_back_what_was_acknowledged() {
     let Some(class_path) = java_clients_or_skip() else {
         return;
     };
+    let scenarios = std::env::var("SHARDLOG_JAVA_SCENARIOS").unwrap_or_else(|_| SCENARIOS.into());
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     // Kafka's shipped server.properties: groups form without the 3 s wait.
@@ -45,49 +53,17 @@ fn run_scenario(scenario: &str) {
         .arg(&class_path)
         .arg("shardlog.JavaClients")
         .arg(addr.to_string())
-        .arg(scenario)
+        .arg(&scenarios)
         .status()
         .expect("java runs");
-    assert!(status.success(), "JavaClients {scenario} failed: {status}");
-    if scenario == "produce-consume" {
+    assert!(
+        status.success(),
+        "JavaClients failed (its output names the scenario): {status}"
+    );
+    if scenarios.split(',').any(|s| s == "produce-consume") {
         // Stored as the Java producer compressed them.
         common::assert_stored_codecs(addr, "java-", &common::EVERY_CODEC);
     }
-}
-
-#[test]
-fn java_producer_defaults_every_codec_and_consumer_groups_read_back_what_was_acknowledged() {
-    run_scenario("produce-consume");
-}
-
-#[test]
-fn java_admin_client_topics_configs_partitions_offsets_and_groups() {
-    run_scenario("admin");
-}
-
-#[test]
-fn java_transactions_commit_abort_read_process_write_and_fencing() {
-    run_scenario("transactions");
-}
-
-#[test]
-fn java_static_member_with_auto_commit_resumes_after_what_it_committed() {
-    run_scenario("static-member");
-}
-
-#[test]
-fn kafka_streams_word_count_exactly_once_v2_across_a_restart() {
-    run_scenario("streams");
-}
-
-#[test]
-fn java_reads_a_compacted_topic_with_tombstones_and_transactions_as_its_latest_state() {
-    run_scenario("compacted");
-}
-
-#[test]
-fn java_consumer_protocol_kip_848_with_each_server_assignor() {
-    run_scenario("consumer-protocol");
 }
 
 /// Kafka Connect standalone (connect-runtime 4.3.1, in its own JVM) with

@@ -46,9 +46,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
  * The Java client against shardlog, with its defaults: every check reads
- * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO, where
- * SCENARIO is produce-consume, admin, transactions, static-member, streams, compacted or
- * consumer-protocol. Exits
+ * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO[,SCENARIO...],
+ * each SCENARIO one of produce-consume, admin, transactions, static-member, streams,
+ * compacted and consumer-protocol, run in order in this JVM. Exits
  * non-zero on the first failure.
  */
 public final class JavaClients {
@@ -59,11 +59,25 @@ public final class JavaClients {
 
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
-            throw new IllegalArgumentException(
-                    "usage: JavaClients BOOTSTRAP produce-consume|admin|transactions|static-member|streams|compacted|consumer-protocol");
+            throw new IllegalArgumentException("usage: JavaClients BOOTSTRAP SCENARIO[,SCENARIO...] with scenarios "
+                    + "produce-consume|admin|transactions|static-member|streams|compacted|consumer-protocol");
         }
         String bootstrap = args[0];
-        switch (args[1]) {
+        // One JVM for every scenario asked for, in order; the first failure ends the run.
+        for (String scenario : args[1].split(",")) {
+            long started = System.nanoTime();
+            try {
+                run(bootstrap, scenario);
+            } catch (Throwable e) {
+                System.out.println("FAILED: " + scenario);
+                throw e;
+            }
+            System.out.printf("ok: %s (%.1f s)%n", scenario, (System.nanoTime() - started) / 1e9);
+        }
+    }
+
+    static void run(String bootstrap, String scenario) throws Exception {
+        switch (scenario) {
             case "produce-consume" -> produceConsume(bootstrap);
             case "admin" -> admin(bootstrap);
             case "transactions" -> transactions(bootstrap);
@@ -74,9 +88,8 @@ public final class JavaClients {
                 consumerProtocol(bootstrap);
                 consumerProtocolRegexAndStatic(bootstrap);
             }
-            default -> throw new IllegalArgumentException("unknown scenario " + args[1]);
+            default -> throw new IllegalArgumentException("unknown scenario " + scenario);
         }
-        System.out.println("ok: " + args[1]);
     }
 
     static void check(boolean condition, String what) {
