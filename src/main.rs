@@ -4,6 +4,7 @@ mod config;
 mod crash_child;
 mod groups;
 mod serve;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,9 @@ enum Command {
     /// Load a Kafka-compatible broker and measure it.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check this machine's settings for the broker (`--check`), or apply
+    /// the kernel ones (`--apply`, as root).
+    Tune(tune::Args),
     /// Test helper: append random batches to one partition log and print
     /// every durable acknowledgement (the crash-recovery test kills it).
     #[command(hide = true)]
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Groups(args)) => bench::groups::run(&args),
         Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
         Command::Groups(command) => groups::run(command),
+        Command::Tune(args) => tune::run(&args),
         Command::CrashChild(args) => crash_child::run(args),
     }
 }
