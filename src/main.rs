@@ -1,5 +1,6 @@
 //! `shardlog`: the binary. Subcommands only wire the crates together.
 
+mod cli;
 mod config;
 mod crash_child;
 mod groups;
@@ -29,6 +30,14 @@ enum Command {
     /// Load a Kafka-compatible broker and measure it.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Topics of a Kafka-compatible broker: list, create, describe,
+    /// alter-config, add-partitions, delete.
+    #[command(subcommand)]
+    Topic(cli::TopicCommand),
+    /// Messages from stdin (lines, `KEY<sep>VALUE` or JSON lines) to a topic.
+    Produce(cli::ProduceArgs),
+    /// A topic's messages as JSON lines, from an offset, a time or a group.
+    Consume(cli::ConsumeArgs),
     /// Check this machine's settings for the broker (`--check`), or apply
     /// the kernel ones (`--apply`, as root).
     Tune(tune::Args),
@@ -69,6 +78,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
         Command::Groups(command) => groups::run(command),
         Command::Tune(args) => tune::run(&args),
+        Command::Topic(command) => cli::topic(command),
+        Command::Produce(args) => cli::produce(&args),
+        Command::Consume(args) => cli::consume(&args),
         Command::CrashChild(args) => crash_child::run(args),
     }
 }
