@@ -93,6 +93,9 @@ struct ServeConfig {
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
+    /// Writes in flight per partition and write buffer bytes, from the
+    /// io-properties file (`shardlog tune iotune`), if one is configured.
+    io_tuning: Option<(usize, usize)>,
     in_flight_bytes_per_shard: usize,
     pin_shards: bool,
     slow_request_log: Duration,
@@ -226,6 +229,11 @@ impl ServeConfig {
             tail_cache_bytes_per_shard: file
                 .tail_cache_bytes_per_shard
                 .unwrap_or_else(|| tail_cache_share(shards)),
+            io_tuning: file
+                .io_properties_file
+                .as_deref()
+                .map(io_tuning)
+                .transpose()?,
             in_flight_bytes_per_shard: file
                 .in_flight_bytes_per_shard
                 .unwrap_or(net::limits::IN_FLIGHT_BYTES_MAX_PER_SHARD),
@@ -289,6 +297,21 @@ impl ServeConfig {
             },
         })
     }
+}
+
+/// What an io-properties file (`shardlog tune iotune`) sizes: writes in
+/// flight per partition and the write buffer.
+fn io_tuning(path: &std::path::Path) -> anyhow::Result<(usize, usize)> {
+    let properties =
+        tuning::iotune::read(path).map_err(|e| anyhow::anyhow!("io-properties-file {e}"))?;
+    tracing::info!(
+        file = %path.display(),
+        writes_in_flight = properties.writes_in_flight,
+        write_buffer_bytes = properties.write_buffer_bytes,
+        measured_on = %properties.dir,
+        "io properties: writes in flight per partition and write buffer from iotune"
+    );
+    Ok((properties.writes_in_flight, properties.write_buffer_bytes))
 }
 
 /// The group coordinator's settings: the file's, else the defaults.
@@ -409,8 +432,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let listener = listener.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
         let cleaner = config.cleaner;
+        let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
+            if let Some((writes_in_flight, write_buffer_bytes)) = io_tuning {
+                engine::set_io_tuning(writes_in_flight, write_buffer_bytes);
+            }
             run_shard(data_dir, listener, node, settings, plan, stop, cleaner)
         })?;
         handles.push(handle);

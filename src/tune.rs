@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use tuning::{RealMachine, Status};
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<TuneCommand>,
     /// Print each setting that matters with OK, WARN or FAIL and the fix
     /// (the default). Exits 1 when a setting FAILs.
     #[arg(long, conflicts_with = "apply")]
@@ -28,7 +31,75 @@ pub struct Args {
     shards: Option<usize>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum TuneCommand {
+    /// Measure the disk under DIR (O_DIRECT: bandwidth at queue depths 1 to
+    /// 32, 4 KiB IOPS, fdatasync latency) and write the io-properties file
+    /// `serve` reads (config key io-properties-file).
+    Iotune(IotuneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct IotuneArgs {
+    /// A directory on the data disk (a test file is written there, then
+    /// removed).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Where to write the io-properties file [default: DIR/io-properties.toml].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The test file's size in MiB (larger than the disk's cache).
+    #[arg(long, default_value_t = 1024)]
+    file_mib: u64,
+    /// Each measurement's duration in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    step_ms: u64,
+}
+
+fn iotune(args: &IotuneArgs) -> anyhow::Result<()> {
+    use tuning::iotune;
+    let budget = iotune::Budget {
+        file_bytes: args.file_mib << 20,
+        step: std::time::Duration::from_millis(args.step_ms),
+    };
+    let properties = iotune::measure(&args.dir, budget)
+        .map_err(|e| anyhow::anyhow!("measuring {}: {e}", args.dir.display()))?;
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    for ((depth, write), (_, read)) in properties
+        .write_bandwidth
+        .iter()
+        .zip(&properties.read_bandwidth)
+    {
+        println!(
+            "depth {depth:>2}: write {:>8.1} MiB/s, read {:>8.1} MiB/s",
+            mib(*write),
+            mib(*read)
+        );
+    }
+    println!(
+        "4 KiB random: {} read IOPS, {} write IOPS (depth 32)",
+        properties.read_iops, properties.write_iops
+    );
+    for (depth, p50, p99) in &properties.fdatasync_us {
+        println!("4 KiB write + fdatasync at depth {depth:>2}: p50 {p50} us, p99 {p99} us");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| iotune::default_path(&args.dir));
+    std::fs::write(&out, iotune::to_toml(&properties))?;
+    println!(
+        "writes in flight per partition: {}; wrote {} (serve: io-properties-file)",
+        properties.writes_in_flight,
+        out.display()
+    );
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(TuneCommand::Iotune(iotune_args)) = &args.command {
+        return iotune(iotune_args);
+    }
     let shards = args
         .shards
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));

@@ -1,6 +1,10 @@
 //! `shardlog tune` on this machine: `--check` prints every setting with
 //! OK, WARN or FAIL (and exits 1 exactly when one FAILs); `--apply
-//! --dry-run` lists the writes it would make and makes none.
+//! --dry-run` lists the writes it would make and makes none; `iotune` on a
+//! small loop-mounted filesystem writes an io-properties file that `serve`
+//! reads and says it uses.
+
+mod common;
 
 use std::process::Command;
 
@@ -75,4 +79,113 @@ fn apply_dry_run_lists_writes_and_changes_nothing() {
     );
     assert!(!out.is_empty());
     assert_eq!(swappiness(), before, "a dry run writes nothing");
+}
+
+/// A 64 MiB ext4 filesystem on a loop device, unmounted when dropped
+/// (needs root: CI runs as root, elsewhere the test says it skipped).
+struct SmallDisk {
+    mount: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new() -> Option<SmallDisk> {
+        let tmp = tempfile::tempdir().ok()?;
+        let image = tmp.path().join("disk.img");
+        let mount = tmp.path().join("mnt");
+        std::fs::create_dir(&mount).ok()?;
+        let ok = |cmd: &mut Command| cmd.output().map(|o| o.status.success()).unwrap_or(false);
+        let made = ok(Command::new("truncate").args(["-s", "64M"]).arg(&image))
+            && ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
+            && ok(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&mount));
+        made.then_some(SmallDisk { mount, _tmp: tmp })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+#[test]
+fn iotune_measures_a_small_disk_and_serve_uses_what_it_wrote() {
+    let Some(disk) = SmallDisk::new() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a loop device (runs as root)"
+        );
+        eprintln!("skipped: mounting a loop device needs root");
+        return;
+    };
+    let dir = disk.mount.to_str().unwrap();
+    let (code, out) = tune(&[
+        "iotune",
+        "--dir",
+        dir,
+        "--file-mib",
+        "32",
+        "--step-ms",
+        "100",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let file = disk.mount.join("io-properties.toml");
+    let properties = tuning::iotune::read(&file).unwrap();
+    let depths: Vec<usize> = properties.write_bandwidth.iter().map(|w| w.0).collect();
+    assert_eq!(depths, tuning::iotune::DEPTHS);
+    assert!(
+        properties.write_bandwidth.iter().all(|w| w.1 > 0),
+        "{properties:?}"
+    );
+    assert!(
+        properties.read_bandwidth.iter().all(|r| r.1 > 0),
+        "{properties:?}"
+    );
+    assert!(properties.read_iops > 0 && properties.write_iops > 0);
+    assert!(
+        properties
+            .fdatasync_us
+            .iter()
+            .all(|s| s.1 > 0 && s.2 >= s.1)
+    );
+    assert!(tuning::iotune::DEPTHS.contains(&properties.writes_in_flight));
+    // Its test files are gone.
+    let mut left: Vec<String> = std::fs::read_dir(&disk.mount)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["io-properties.toml", "lost+found"]);
+
+    // serve reads it (io-properties-file) and says what it uses.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("shardlog.toml");
+    std::fs::write(
+        &config,
+        format!("io-properties-file = {:?}\n", file.to_str().unwrap()),
+    )
+    .unwrap();
+    let log = tmp.path().join("broker.log");
+    let addr = common::free_addr();
+    let broker = common::start_logged(
+        &tmp.path().join("data"),
+        addr,
+        "info",
+        &["--config", config.to_str().unwrap()],
+        &log,
+    );
+    common::create_topic_raw(addr, "tuned", 1);
+    assert!(common::stop(broker).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("io properties"))
+        .unwrap_or_else(|| panic!("no io properties line in\n{text}"));
+    assert!(
+        line.contains(&format!("writes_in_flight={}", properties.writes_in_flight)),
+        "{line}"
+    );
 }

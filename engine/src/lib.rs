@@ -38,6 +38,7 @@ pub mod crashpoint;
 mod error;
 pub mod index;
 mod io;
+mod io_tuning;
 pub mod limits;
 pub mod log;
 mod offset;
@@ -46,6 +47,7 @@ pub mod recovery;
 pub mod rt;
 
 pub use error::{Error, IoError, Result};
+pub use io_tuning::set_io_tuning;
 pub use log::{
     AbortedTxn, AppendInfo, Chunk, CleanStats, CleanupPolicy, ConfigError, ConfigType, EndWatch,
     FlushPolicy, InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS,

@@ -10,6 +10,7 @@
 //! this one.
 
 mod checks;
+pub mod iotune;
 mod machine;
 
 pub use checks::{Finding, Status, check};

@@ -6,7 +6,7 @@ use crate::batch::Compression;
 use crate::limits::{
     DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_MESSAGE_BYTES_DEFAULT,
     RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
-    SEGMENT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT, WRITE_BUFFER_BYTES_DEFAULT,
+    SEGMENT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT,
 };
 
 /// Which timestamp a topic stores (Kafka's `message.timestamp.type`).
@@ -156,7 +156,7 @@ impl Default for LogConfig {
             stored: config_keys::stored_defaults(),
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             producer_id_expiration_ms: super::producers::PRODUCER_ID_EXPIRATION_MS,
-            write_buffer_bytes: WRITE_BUFFER_BYTES_DEFAULT,
+            write_buffer_bytes: crate::io_tuning::write_buffer_bytes(),
         }
     }
 }

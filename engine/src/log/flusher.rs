@@ -1,11 +1,11 @@
 //! The flusher: one task per log that owns every write and fdatasync of the
 //! active segment. It issues full staging buffers as soon as they fill (up
-//! to `WRITES_IN_FLIGHT_MAX` at once), the partial last buffer when nothing
-//! else is in flight, and an fdatasync whenever newly written bytes are
-//! owed one (group commit: one sync covers every append written before it
-//! was issued, and runs while later writes proceed). Appends resolve, in
-//! order, once their bytes are written (interval policy) or written and
-//! synced (default).
+//! to the shard's writes in flight at once, `io_tuning`), the partial last
+//! buffer when nothing else is in flight, and an fdatasync whenever newly
+//! written bytes are owed one (group commit: one sync covers every append
+//! written before it was issued, and runs while later writes proceed).
+//! Appends resolve, in order, once their bytes are written (interval
+//! policy) or written and synced (default).
 //!
 //! Ahead of the writes it allocates the segment's blocks: for large writes
 //! (`PREALLOCATE_WRITE_BYTES_MIN`), `SEGMENT_PREALLOCATE_BYTES` at a time
@@ -35,7 +35,7 @@ use super::{FlushPolicy, Shared, State};
 use crate::io::{self, SegmentFile};
 use crate::limits::{
     BLOCK_BYTES, PREALLOCATE_WRITE_BYTES_MIN, SEGMENT_PREALLOCATE_BYTES, SEGMENT_ZERO_AHEAD_BYTES,
-    SEGMENT_ZERO_AHEAD_BYTES_MIN, WRITES_IN_FLIGHT_MAX,
+    SEGMENT_ZERO_AHEAD_BYTES_MIN,
 };
 use crate::{IoError, Offset};
 
@@ -228,7 +228,7 @@ fn issue(
         assert!(allocation.held.is_none(), "a write held across a roll");
         *allocation = Allocation::new(generation);
     }
-    while writes.len() < WRITES_IN_FLIGHT_MAX {
+    while writes.len() < crate::io_tuning::writes_in_flight() {
         let Some(write) = allocation.held.take().or_else(|| st.staging.next_write()) else {
             break;
         };
