@@ -46,6 +46,9 @@ pub struct Args {
     /// The address clients are told to connect to (default: --listen).
     #[arg(long)]
     advertised_listener: Option<SocketAddr>,
+    /// The HTTP listener's address (`GET /metrics`); off unless set.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// This broker's node id [default: 0].
     #[arg(long)]
     node_id: Option<i32>,
@@ -85,6 +88,7 @@ pub struct Args {
 struct ServeConfig {
     listen: SocketAddr,
     advertised: SocketAddr,
+    http_listen: Option<SocketAddr>,
     node_id: i32,
     data_dir: PathBuf,
     shards: usize,
@@ -216,6 +220,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listen,
+            http_listen: args.http_listen.or(file.http_listen),
             advertised: args
                 .advertised_listener
                 .or(file.advertised_listener)
@@ -394,6 +399,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(&data_dir)?;
     ensure_port_free(config.listen)?;
+    if let Some(http) = config.http_listen {
+        ensure_port_free(http)?;
+    }
     keep_large_blocks();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = config.shards;
@@ -432,13 +440,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let listener = listener.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
         let cleaner = config.cleaner;
+        let http_listen = config.http_listen;
         let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
             if let Some((writes_in_flight, write_buffer_bytes)) = io_tuning {
                 engine::set_io_tuning(writes_in_flight, write_buffer_bytes);
             }
-            run_shard(data_dir, listener, node, settings, plan, stop, cleaner)
+            let services = Services {
+                cleaner,
+                http_listen,
+            };
+            run_shard(data_dir, listener, node, settings, plan, stop, services)
         })?;
         handles.push(handle);
     }
@@ -457,6 +470,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a shard runs beside its Kafka listener.
+struct Services {
+    cleaner: Cleaner,
+    /// The HTTP listener's address, if one is configured.
+    http_listen: Option<SocketAddr>,
+}
+
 async fn run_shard(
     data_dir: PathBuf,
     config: ListenerConfig,
@@ -464,11 +484,19 @@ async fn run_shard(
     settings: Settings,
     plan: MeshPlan<ShardMessage>,
     stop: Arc<AtomicBool>,
-    cleaner: Cleaner,
+    Services {
+        cleaner,
+        http_listen,
+    }: Services,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
     let listener =
         net::server::bind(&config).with_context(|| format!("cannot listen on {listen}"))?;
+    let http = http_listen
+        .map(|addr| {
+            net::http::bind(addr).with_context(|| format!("cannot listen for HTTP on {addr}"))
+        })
+        .transpose()?;
     let shard = Shard::start(node, settings, &data_dir, plan).await?;
     tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), %listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
@@ -483,7 +511,17 @@ async fn run_shard(
             }
         }
     };
-    futures::future::join(listener.serve(Rc::clone(&shard), stopped), housekeeping).await;
+    let http = async {
+        if let Some(http) = http {
+            http.serve(Rc::clone(&shard), stopped).await;
+        }
+    };
+    futures::future::join3(
+        listener.serve(Rc::clone(&shard), stopped),
+        housekeeping,
+        http,
+    )
+    .await;
     shard.leave_cluster().await;
     shard.partitions.close_all().await?;
     Ok(())

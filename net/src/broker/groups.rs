@@ -618,6 +618,24 @@ impl Shard {
         all
     }
 
+    /// Every shard's metrics (a scrape), this one's first.
+    pub async fn gather_metrics(&self) -> Vec<crate::metrics::ShardMetrics> {
+        let mut all = vec![crate::metrics::local(self.id())];
+        for to in (0..self.shards()).filter(|&to| to != self.id()) {
+            let (reply, answer) = oneshot::channel();
+            if self
+                .mesh
+                .send(to, ShardMessage::Metrics { reply })
+                .await
+                .is_ok()
+                && let Ok(metrics) = answer.await
+            {
+                all.push(metrics);
+            }
+        }
+        all
+    }
+
     /// Every topic, as the consumer groups' assignors see them.
     fn topics_view(&self) -> TopicsView {
         self.metadata()

@@ -165,6 +165,10 @@ pub enum ShardMessage {
     ListTransactions {
         reply: oneshot::Sender<Vec<transactions::TxnListing>>,
     },
+    /// To every shard: its metrics (a scrape of `/metrics`).
+    Metrics {
+        reply: oneshot::Sender<crate::metrics::ShardMetrics>,
+    },
     /// To every shard: the groups it coordinates.
     ListGroups {
         reply: oneshot::Sender<Vec<crate::group::ListedGroup>>,
@@ -592,6 +596,9 @@ impl Shard {
             }
             ShardMessage::ListGroups { reply } => {
                 let _ = reply.send(self.list_local_groups().await);
+            }
+            ShardMessage::Metrics { reply } => {
+                let _ = reply.send(crate::metrics::local(self.id()));
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

@@ -59,6 +59,7 @@ struct InFlight {
 /// the slow-request log line.
 struct Timing {
     api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
     correlation: i32,
     read: Instant,
     dispatched: Instant,
@@ -154,6 +155,7 @@ pub(super) async fn run(
     activity: Rc<Activity>,
     slow_request_log: Duration,
 ) {
+    let _open = crate::metrics::connection_opened();
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".into(), |a| a.to_string());
     let client_host = peer_addr
@@ -269,12 +271,18 @@ async fn read_requests(
         // Under way once whole: a client that stalls mid-frame is idle.
         let under_way = activity.begin();
         let read = Instant::now();
+        let api_key = frame.first_chunk::<2>().and_then(|key| {
+            kafka_protocol::messages::ApiKey::try_from(i16::from_be_bytes(*key)).ok()
+        });
         let request = match decode_request(frame) {
             Ok(mut request) => {
                 request.client_host = connection.host.to_string();
                 request
             }
             Err(e) => {
+                if let Some(api_key) = api_key {
+                    crate::metrics::record_failure(api_key);
+                }
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
                 return;
             }
@@ -294,10 +302,12 @@ async fn read_requests(
         let outcome: LocalBoxFuture<'static, Outcome> = match dispatched {
             Outcome::Pending(rest) => rest,
             Outcome::Close(e) => {
+                crate::metrics::record_failure(request.api_key);
                 tracing::warn!(%peer, error = %e, "cannot answer; closing connection");
                 return;
             }
             Outcome::Unsupported { api_key, version } => {
+                crate::metrics::record_failure(api_key);
                 tracing::warn!(%peer, ?api_key, version, "API or version not served; closing connection");
                 return;
             }
@@ -309,6 +319,7 @@ async fn read_requests(
             _under_way: under_way,
             timing: Timing {
                 api_key: request.api_key,
+                version: request.version(),
                 correlation: request.correlation_id(),
                 read,
                 dispatched: Instant::now(),
@@ -397,9 +408,10 @@ async fn write_responses(
         tracing::trace!(%peer, bytes, responses = frames.len(), "responses written");
         let written = Instant::now();
         for (request, ready) in answered.drain(..) {
-            request
-                .timing
-                .log_if_slow(ready, written, slow_request_log, peer);
+            let timing = &request.timing;
+            let took = written.saturating_duration_since(timing.read);
+            crate::metrics::record_request(timing.api_key, timing.version, took);
+            timing.log_if_slow(ready, written, slow_request_log, peer);
         }
         frames.clear();
         if closing {

@@ -69,9 +69,18 @@ impl ListenerConfig {
 /// does not let two sockets listen on one port, so a live broker is still
 /// detected (`serve` checks that first).
 pub fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
+    Ok(Listener {
+        listener: listen_reuseport(config.listen)?,
+        config: config.clone(),
+    })
+}
+
+/// A listening socket on `addr` with SO_REUSEADDR and SO_REUSEPORT (see
+/// [`bind`]), as this shard's glommio listener.
+pub(crate) fn listen_reuseport(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let domain = if config.listen.is_ipv6() {
+    let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
@@ -79,15 +88,11 @@ pub fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    socket.bind(&config.listen.into())?;
+    socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     // SAFETY: the descriptor is a bound, listening TCP socket that we own
     // and hand over whole (into_raw_fd gives up our ownership).
-    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
-    Ok(Listener {
-        listener,
-        config: config.clone(),
-    })
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Connections the kernel queues before the shard accepts them.

@@ -1,0 +1,330 @@
+//! Prometheus metrics: each shard counts in thread-local state (no lock, no
+//! atomic on the hot path); a scrape (`GET /metrics` on the HTTP listener)
+//! gathers every shard's [`ShardMetrics`] over the mesh and encodes them
+//! with the prometheus-client crate's text encoder.
+//!
+//! So far: Kafka requests per API and version, requests that could not be
+//! answered per API, request latency (read whole to response written) per
+//! API, connections open and accepted per shard; the scrape adds
+//! partitions and their log sizes. To come (issue 16): bytes and records
+//! per topic, produce-to-durable and fdatasync latency, group lag, shard
+//! busy time.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+/// Latency buckets' upper bounds, in seconds (100 µs to 10 s).
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// A latency histogram: counts per bucket (not cumulative), the rest past
+/// the last bound, their sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    counts: [u64; LATENCY_BUCKETS.len()],
+    over: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        self.sum += seconds;
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .and_then(|i| self.counts.get_mut(i));
+        match bucket {
+            Some(count) => *count += 1,
+            None => self.over += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        self.over += other.over;
+        self.sum += other.sum;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.over
+    }
+
+    /// (upper bound, count) pairs, +Inf last; the encoder adds them up.
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .zip(self.counts)
+            .chain(std::iter::once((f64::INFINITY, self.over)))
+            .collect()
+    }
+}
+
+/// One shard's counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShardMetrics {
+    pub shard: u32,
+    /// Answered requests by (API key, version).
+    pub requests: BTreeMap<(i16, i16), u64>,
+    /// Requests that closed their connection unanswered (malformed, not
+    /// served), by API key.
+    pub failures: BTreeMap<i16, u64>,
+    /// Read whole to response written, by API key.
+    pub latency: BTreeMap<i16, Histogram>,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+}
+
+thread_local! {
+    static LOCAL: RefCell<ShardMetrics> = RefCell::new(ShardMetrics::default());
+}
+
+/// An answered request: its API, version and time from read to written.
+pub fn record_request(api: ApiKey, version: i16, took: Duration) {
+    LOCAL.with_borrow_mut(|m| {
+        *m.requests.entry((api as i16, version)).or_default() += 1;
+        m.latency
+            .entry(api as i16)
+            .or_default()
+            .observe(took.as_secs_f64());
+    });
+}
+
+/// A request that closed its connection unanswered.
+pub fn record_failure(api: ApiKey) {
+    LOCAL.with_borrow_mut(|m| *m.failures.entry(api as i16).or_default() += 1);
+}
+
+/// A Kafka connection opened; it counts as open until the guard drops.
+pub fn connection_opened() -> ConnectionGuard {
+    LOCAL.with_borrow_mut(|m| {
+        m.connections_open += 1;
+        m.connections_accepted += 1;
+    });
+    ConnectionGuard(())
+}
+
+/// Counts a connection as open while it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard(());
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        LOCAL.with_borrow_mut(|m| m.connections_open = m.connections_open.saturating_sub(1));
+    }
+}
+
+/// This shard's counts, labelled with its id.
+pub fn local(shard: u32) -> ShardMetrics {
+    let mut m = LOCAL.with_borrow(Clone::clone);
+    m.shard = shard;
+    m
+}
+
+/// A partition's log, as the scrape reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSize {
+    pub topic: String,
+    pub partition: i32,
+    pub bytes: u64,
+}
+
+/// Everything one scrape encodes.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    pub shards: Vec<ShardMetrics>,
+    pub partitions: Vec<PartitionSize>,
+}
+
+fn api_name(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|()| key.to_string(), |k| format!("{k:?}"))
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut requests: BTreeMap<(i16, i16), u64> = BTreeMap::new();
+        let mut failures: BTreeMap<i16, u64> = BTreeMap::new();
+        let mut latency: BTreeMap<i16, Histogram> = BTreeMap::new();
+        for shard in &self.shards {
+            for (k, n) in &shard.requests {
+                *requests.entry(*k).or_default() += n;
+            }
+            for (k, n) in &shard.failures {
+                *failures.entry(*k).or_default() += n;
+            }
+            for (k, h) in &shard.latency {
+                latency.entry(*k).or_default().merge(h);
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_requests",
+            "Kafka requests answered, by API and version",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((api, version), n) in &requests {
+            let labels = [("api", api_name(*api)), ("version", version.to_string())];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_request_failures",
+            "Kafka requests that closed their connection unanswered (malformed, not served), by API",
+            None,
+            MetricType::Counter,
+        )?;
+        for (api, n) in &failures {
+            let labels = [("api", api_name(*api))];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_request_duration_seconds",
+            "Kafka requests from read whole to response written, by API",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (api, h) in &latency {
+            let labels = [("api", api_name(*api))];
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    h.sum,
+                    h.count(),
+                    &h.buckets(),
+                    None,
+                )?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_connections_open",
+            "Kafka connections open, by shard",
+            None,
+            MetricType::Gauge,
+        )?;
+        for shard in &self.shards {
+            let labels = [("shard", shard.shard.to_string())];
+            ConstGauge::new(i64::try_from(shard.connections_open).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_connections_accepted",
+            "Kafka connections accepted, by shard",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            let labels = [("shard", shard.shard.to_string())];
+            ConstCounter::new(shard.connections_accepted).encode(family.encode_family(&labels)?)?;
+        }
+        let family = encoder.encode_descriptor(
+            "shardlog_partitions",
+            "Partitions with a replica on this broker",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.partitions.len()).unwrap_or(i64::MAX)).encode(family)?;
+        let mut family = encoder.encode_descriptor(
+            "shardlog_log_size_bytes",
+            "Bytes of each partition's log on this broker",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &self.partitions {
+            let labels = [
+                ("topic", p.topic.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            ConstGauge::new(i64::try_from(p.bytes).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The scrape in the text exposition format.
+pub fn encode(scrape: Scrape) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(scrape));
+    let mut out = String::new();
+    // Writing into a String does not fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_summed_and_histograms_are_cumulative() {
+        let mut a = ShardMetrics::default();
+        a.requests.insert((0, 9), 3);
+        a.latency.entry(0).or_default().observe(0.0002);
+        a.latency.entry(0).or_default().observe(20.0);
+        let mut b = ShardMetrics {
+            shard: 1,
+            connections_open: 2,
+            ..ShardMetrics::default()
+        };
+        b.requests.insert((0, 9), 4);
+        b.failures.insert(3, 1);
+        b.latency.entry(0).or_default().observe(0.003);
+        let text = encode(Scrape {
+            shards: vec![a, b],
+            partitions: vec![PartitionSize {
+                topic: "t".into(),
+                partition: 0,
+                bytes: 42,
+            }],
+        });
+        assert!(
+            text.contains("shardlog_requests_total{api=\"Produce\",version=\"9\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_request_failures_total{api=\"Metadata\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shardlog_request_duration_seconds_bucket{le=\"0.00025\",api=\"Produce\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shardlog_request_duration_seconds_bucket{le=\"0.005\",api=\"Produce\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "shardlog_request_duration_seconds_bucket{le=\"+Inf\",api=\"Produce\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_request_duration_seconds_count{api=\"Produce\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_connections_open{shard=\"1\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_log_size_bytes{topic=\"t\",partition=\"0\"} 42"),
+            "{text}"
+        );
+        assert!(text.contains("shardlog_partitions 1"), "{text}");
+    }
+}

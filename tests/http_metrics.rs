@@ -1,0 +1,137 @@
+//! The HTTP listener's `GET /metrics` against a real broker: the page
+//! parses as Prometheus text, and its counters move with traffic (librdkafka
+//! produces; a malformed request counts as a failure); log sizes and
+//! partitions are there; other paths and methods get JSON errors.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+use common::{create_topic_raw, free_addr, start_with};
+
+/// One HTTP/1.1 exchange: (status, content type, body).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, body.to_string())
+}
+
+/// Every sample of the page: `name{labels}` -> value; checks the format.
+fn samples(page: &str) -> BTreeMap<String, f64> {
+    assert!(
+        page.ends_with("# EOF\n"),
+        "an OpenMetrics page ends with # EOF"
+    );
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("sample: {l}"));
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {l}"));
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+fn scrape(http_addr: SocketAddr) -> BTreeMap<String, f64> {
+    let (status, content_type, body) = http(http_addr, "GET", "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    samples(&body)
+}
+
+fn sum(samples: &BTreeMap<String, f64>, prefix: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[test]
+fn metrics_move_with_traffic_and_errors_are_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http_addr = free_addr();
+    let _broker = start_with(
+        tmp.path(),
+        addr,
+        "warn",
+        &["--http-listen", &http_addr.to_string()],
+    );
+    create_topic_raw(addr, "metered", 2);
+    let before = scrape(http_addr);
+    assert_eq!(before["shardlog_partitions"], 2.0);
+    assert_eq!(sum(&before, "shardlog_requests_total{api=\"Produce\""), 0.0);
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .create()
+        .unwrap();
+    let payload = "x".repeat(1000);
+    for i in 0..200 {
+        let key = i.to_string();
+        common::send_when_queued(
+            &producer,
+            BaseRecord::to("metered").key(&key).payload(&payload),
+        );
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    drop(producer);
+    // A malformed Metadata request: the broker closes the connection.
+    let mut bad = TcpStream::connect(addr).unwrap();
+    bad.write_all(&common::probe::request_frame(3, 12, 7, &[0xff; 9]))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = bad.read_to_end(&mut rest);
+
+    let after = scrape(http_addr);
+    let produces = sum(&after, "shardlog_requests_total{api=\"Produce\"");
+    assert!(produces >= 1.0, "{after:?}");
+    assert_eq!(
+        after["shardlog_request_duration_seconds_count{api=\"Produce\"}"], produces,
+        "every answered Produce timed"
+    );
+    assert_eq!(
+        after["shardlog_request_duration_seconds_bucket{le=\"+Inf\",api=\"Produce\"}"],
+        produces
+    );
+    assert!(after["shardlog_request_failures_total{api=\"Metadata\"}"] >= 1.0);
+    let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");
+    assert!(logged >= 200.0 * 1000.0, "log sizes {logged}");
+    assert!(
+        sum(&after, "shardlog_connections_accepted_total")
+            > sum(&before, "shardlog_connections_accepted_total")
+    );
+
+    let (status, content_type, body) = http(http_addr, "GET", "/nowhere");
+    assert_eq!((status, content_type.as_str()), (404, "application/json"));
+    assert!(body.contains("\"error\":\"NOT_FOUND\""), "{body}");
+    let (status, _, body) = http(http_addr, "POST", "/metrics");
+    assert_eq!(status, 405);
+    assert!(body.contains("\"error\":\"INVALID_REQUEST\""), "{body}");
+}
