@@ -43,6 +43,7 @@ pub mod limits;
 pub mod log;
 mod offset;
 pub mod partition_table;
+pub mod partitioner;
 pub mod recovery;
 pub mod rt;
 

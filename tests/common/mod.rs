@@ -602,3 +602,34 @@ pub fn latest_offset(addr: SocketAddr, topic: &str, isolation: i8) -> i64 {
     let response: ListOffsetsResponse = call(addr, ApiKey::ListOffsets, 5, &request);
     response.topics[0].partitions[0].offset
 }
+
+/// One HTTP/1.1 exchange with `body` (none if empty), the connection closed
+/// after it: (status, content type, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, answer) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, answer.to_string())
+}

@@ -18,4 +18,5 @@ pub mod producer;
 pub mod wire;
 
 pub use consumer::consume;
-pub use producer::{murmur2, partition_for_key, produce};
+pub use engine::partitioner::{murmur2, partition_for_key};
+pub use producer::produce;

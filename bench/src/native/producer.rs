@@ -28,44 +28,6 @@ pub const IN_FLIGHT_MAX: usize = 32;
 /// The Produce versions this client speaks (v3: record batches v2).
 const PRODUCE_VERSIONS: std::ops::RangeInclusive<i16> = 3..=9;
 
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`).
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let length = data.len() as u32;
-    let mut h = SEED ^ length;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if let Some(&first) = tail.first() {
-        h ^= u32::from(first);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-/// The partition the Java client's default partitioner picks for a key.
-pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
-}
-
 /// What a producer thread needs, owned (it runs on its own executor).
 #[derive(Debug, Clone)]
 struct Plan {
@@ -280,7 +242,7 @@ async fn run(plan: Plan, tally: ProducerHandle, mut generator: Generator) -> any
             let due_ns = clock.ns(due_at);
             let (key, payload) = generator.message(sequence, due_ns);
             let partition = match &key {
-                Some(key) => partition_for_key(key, plan.partitions),
+                Some(key) => engine::partitioner::partition_for_key(key, plan.partitions),
                 None => {
                     let p = next_partition;
                     next_partition = (next_partition + 1) % plan.partitions.max(1);
@@ -479,26 +441,6 @@ fn acknowledge(tally: &ProducerHandle, carried: &Carried, codes: &[(i32, i16)], 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The Java client's `UtilsTest.testMurmur2` vectors.
-    #[test]
-    fn murmur2_matches_the_java_client() {
-        let cases: [(&[u8], i32); 6] = [
-            (b"21", -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
-            (b"abc", 479_470_107),
-        ];
-        for (data, hash) in cases {
-            assert_eq!(murmur2(data), hash, "{}", String::from_utf8_lossy(data));
-        }
-        assert!((0..7).contains(&partition_for_key(b"21", 7)));
-    }
 
     /// A batch gathered while messages fit is no larger, encoded, than
     /// `batch_bytes` (the broker refuses a batch past `max.message.bytes`

@@ -26,7 +26,7 @@ mod init_producer_id;
 mod list_offsets;
 pub mod metadata;
 mod offset_for_leader_epoch;
-mod produce;
+pub(crate) mod produce;
 mod produce_legacy;
 mod reassignments;
 mod replica_assignment;

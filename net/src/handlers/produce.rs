@@ -90,9 +90,9 @@ pub async fn handle(
 }
 
 /// A partition after stage one: staged, or its error code.
-type Stage = Result<(StagedAppend, Option<Replicated>), i16>;
+pub(crate) type Stage = Result<(StagedAppend, Option<Replicated>), i16>;
 
-async fn stage_one(
+pub(crate) async fn stage_one(
     shard: &Shard,
     tp: TopicPartition,
     records: Option<Bytes>,
@@ -125,7 +125,7 @@ async fn stage_one(
     }
 }
 
-async fn finish_one(stage: Stage) -> PartitionProduceResponse {
+pub(crate) async fn finish_one(stage: Stage) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_base_offset(-1)
         .with_log_append_time_ms(-1);

@@ -1,0 +1,414 @@
+//! The HTTP listener (`--http-listen`, config `http-listen`; off unless
+//! set), served by every shard like the Kafka listener (SO_REUSEPORT), with
+//! hyper's HTTP/1.1 server over the shard's own sockets through a small
+//! adapter ([`Io`]). So far: `GET /metrics` (Prometheus, [`crate::metrics`])
+//! and the produce API ([`produce`]); errors are JSON `{error, message}`
+//! with the Kafka error name, 4xx for bad input and 5xx only for the
+//! broker's own failures.
+
+mod produce;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::AsyncRead as _;
+use futures::AsyncWrite as _;
+use futures::future::{Either, select};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::broker::Shard;
+use crate::metrics::{self, PartitionSize, Scrape};
+
+/// The content type of the prometheus-client text encoder's output.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// How often the accept loop looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// The largest request body taken (Kafka's default max.message.bytes).
+const BODY_BYTES_MAX: usize = 1_048_588;
+
+/// An answer that is an error: its status, Kafka error name and message.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpError {
+    status: StatusCode,
+    name: String,
+    message: String,
+}
+
+impl HttpError {
+    fn new(status: StatusCode, name: &str, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(name: &str, message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::BAD_REQUEST, name, message)
+    }
+
+    /// A Kafka error code as an answer: the broker's own failures (storage,
+    /// leadership, replicas, timeouts) are 5xx, the rest 4xx.
+    fn from_kafka(code: i16, context: String) -> HttpError {
+        use crate::handlers::errors::{
+            KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS,
+            NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+            UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
+        };
+        let status = match code {
+            NOT_LEADER_OR_FOLLOWER
+            | LEADER_NOT_AVAILABLE
+            | NOT_ENOUGH_REPLICAS
+            | NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            | REQUEST_TIMED_OUT => StatusCode::SERVICE_UNAVAILABLE,
+            KAFKA_STORAGE_ERROR | UNKNOWN_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
+            MESSAGE_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            UNKNOWN_TOPIC_OR_PARTITION => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let name = kafka_error_name(code);
+        let message = format!("{context}: {name}");
+        HttpError {
+            status,
+            name,
+            message,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({"error": self.name, "message": self.message})
+    }
+
+    fn response(&self) -> Response<Full<Bytes>> {
+        json_response(self.status, &self.json())
+    }
+}
+
+/// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
+fn kafka_error_name(code: i16) -> String {
+    let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) else {
+        return "NONE".to_string();
+    };
+    let camel = error.to_string();
+    if camel.starts_with("Unknown error code") {
+        return format!("ERROR_{code}");
+    }
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    if let Ok(content_type) = "application/json".parse() {
+        response.headers_mut().insert("content-type", content_type);
+    }
+    response
+}
+
+/// A shard's HTTP listener.
+#[derive(Debug)]
+pub struct HttpListener {
+    listener: glommio::net::TcpListener,
+}
+
+/// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it).
+pub fn bind(addr: SocketAddr) -> std::io::Result<HttpListener> {
+    Ok(HttpListener {
+        listener: crate::server::listen_reuseport(addr)?,
+    })
+}
+
+impl HttpListener {
+    /// Serves connections until `stopped()`; each connection is a task.
+    pub async fn serve(self, shard: Rc<Shard>, stopped: impl Fn() -> bool) {
+        let mut accept = Box::pin(engine::rt::quiet(self.listener.accept()));
+        while !stopped() {
+            let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL));
+            let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
+                continue;
+            };
+            accept = Box::pin(engine::rt::quiet(self.listener.accept()));
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    glommio::timer::sleep(STOP_POLL).await;
+                    continue;
+                }
+            };
+            let shard = Rc::clone(&shard);
+            crate::server::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let shard = Rc::clone(&shard);
+                    async move { Ok::<_, Infallible>(route(&shard, request).await) }
+                });
+                let served = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(Io(stream), service)
+                    .await;
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+/// Routes a request.
+async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    if path == "/produce" || path.starts_with("/produce/") {
+        return match produce_route(shard, request).await {
+            Ok(response) => response,
+            Err(e) => e.response(),
+        };
+    }
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let text = metrics::encode(scrape(shard).await);
+            Response::builder()
+                .header("content-type", OPENMETRICS)
+                .body(Full::new(Bytes::from(text)))
+                .unwrap_or_else(|_| {
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "UNKNOWN_SERVER_ERROR",
+                        "response",
+                    )
+                })
+        }
+        (_, "/metrics") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "INVALID_REQUEST",
+            "/metrics answers GET",
+        ),
+        (_, path) => error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("no such resource: {path}"),
+        ),
+    }
+}
+
+/// A JSON error: the Kafka-style error name and a message.
+fn error(status: StatusCode, name: &str, message: &str) -> Response<Full<Bytes>> {
+    HttpError::new(status, name, message).response()
+}
+
+/// `/produce`, `/produce/TOPIC` and `/produce/TOPIC/MESSAGE`.
+async fn produce_route(
+    shard: &Shard,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, HttpError> {
+    if !matches!(*request.method(), Method::GET | Method::POST) {
+        return Err(HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "INVALID_REQUEST",
+            "/produce answers GET and POST",
+        ));
+    }
+    let segments: Vec<String> = request
+        .uri()
+        .path()
+        .split('/')
+        .skip(2)
+        .map(percent_decode)
+        .collect::<Result<_, _>>()?;
+    let query = query_pairs(request.uri().query().unwrap_or(""))?;
+    let (topic, in_path) = match segments.as_slice() {
+        [] => (None, None),
+        [topic] => (Some(topic.clone()), None),
+        [topic, message] => (Some(topic.clone()), Some(message.clone())),
+        _ => {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "/produce, /produce/TOPIC or /produce/TOPIC/MESSAGE",
+            ));
+        }
+    };
+    if topic.as_deref().is_some_and(str::is_empty) {
+        return Err(HttpError::bad_request(
+            "INVALID_REQUEST",
+            "an empty topic name",
+        ));
+    }
+    let (messages, array) = match in_path {
+        Some(value) => {
+            let message = produce::Message {
+                topic: None,
+                partition: None,
+                timestamp: None,
+                key: query
+                    .iter()
+                    .find(|(k, _)| k == "key")
+                    .map(|(_, v)| v.clone()),
+                value: Some(value),
+                headers: Vec::new(),
+            };
+            (vec![message], false)
+        }
+        None => {
+            let body = read_body(request).await?;
+            match serde_json::from_slice::<produce::Body>(&body) {
+                Ok(produce::Body::One(message)) => (vec![message], false),
+                Ok(produce::Body::Many(messages)) => (messages, true),
+                Err(e) => {
+                    return Err(HttpError::bad_request(
+                        "INVALID_REQUEST",
+                        format!("the body is not a JSON message or an array of them: {e}"),
+                    ));
+                }
+            }
+        }
+    };
+    let answers = produce::produce(shard, topic.as_deref(), messages).await?;
+    if array {
+        let items: Vec<serde_json::Value> = answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|e| e.json()))
+            .collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &serde_json::Value::Array(items),
+        ));
+    }
+    match answers.into_iter().next() {
+        Some(Ok(answer)) => Ok(json_response(StatusCode::OK, &answer)),
+        Some(Err(e)) => Err(e),
+        None => Err(HttpError::bad_request("INVALID_REQUEST", "no message")),
+    }
+}
+
+/// The whole body, at most [`BODY_BYTES_MAX`].
+async fn read_body(request: Request<hyper::body::Incoming>) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "MESSAGE_TOO_LARGE",
+            format!("the body is larger than {BODY_BYTES_MAX} bytes"),
+        )
+    };
+    // A declared length past the limit is refused before a byte is read.
+    if hyper::body::Body::size_hint(request.body()).lower() > BODY_BYTES_MAX as u64 {
+        return Err(too_large());
+    }
+    let limited = Limited::new(request.into_body(), BODY_BYTES_MAX);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(HttpError::bad_request(
+            "INVALID_REQUEST",
+            format!("reading the body: {e}"),
+        )),
+    }
+}
+
+/// A path segment or query part, percent-decoded (`+` is a space in a query).
+fn percent_decode(s: &str) -> Result<String, HttpError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| HttpError::bad_request("INVALID_REQUEST", "a bad %-escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| HttpError::bad_request("INVALID_REQUEST", "not UTF-8"))
+}
+
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, HttpError> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((
+                percent_decode(&k.replace('+', " "))?,
+                percent_decode(&v.replace('+', " "))?,
+            ))
+        })
+        .collect()
+}
+
+/// Every shard's counts, and the size of every partition this broker holds.
+async fn scrape(shard: &Shard) -> Scrape {
+    let shards = shard.gather_metrics().await;
+    let metadata = shard.metadata();
+    let mut partitions = Vec::new();
+    for topic in metadata.topics() {
+        for (partition, size) in shard.replica_sizes(&topic.name, 0..topic.partitions).await {
+            if let Some(bytes) = size {
+                partitions.push(PartitionSize {
+                    topic: topic.name.clone(),
+                    partition,
+                    bytes,
+                });
+            }
+        }
+    }
+    Scrape { shards, partitions }
+}
+
+/// A shard's socket as hyper's IO: glommio's stream is a futures
+/// `AsyncRead`/`AsyncWrite`; reads go through a small buffer into hyper's
+/// (uninitialized) one.
+struct Io(glommio::net::TcpStream);
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut chunk = [0u8; 8192];
+        let room = buf.remaining().min(chunk.len());
+        let Some(target) = chunk.get_mut(..room) else {
+            return Poll::Ready(Ok(()));
+        };
+        let n = ready!(Pin::new(&mut self.0).poll_read(cx, target))?;
+        if let Some(read) = chunk.get(..n) {
+            buf.put_slice(read);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}

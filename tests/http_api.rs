@@ -1,0 +1,199 @@
+//! The HTTP produce API against a real broker: every form (a message in
+//! the path with a key in the query; one JSON message; an array to a
+//! topic; an array naming topics) answered with each message's topic,
+//! partition, offset and timestamp, and read back by a Kafka consumer
+//! (librdkafka) exactly so, keys and headers too; bad input gets a 4xx
+//! with the Kafka error name.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Headers, Message};
+
+use common::{create_topic_raw, free_addr, http_request, start_with};
+
+/// (partition, offset) -> (key, value, headers, timestamp) as a consumer reads it.
+type ReadBack = BTreeMap<(i32, i64), (Option<String>, String, Vec<(String, String)>, i64)>;
+
+fn read_back(addr: SocketAddr, topic: &str, partitions: i32, count: usize) -> ReadBack {
+    let consumer =
+        common::assigned_consumer(addr, topic, partitions, "http-readers", "read_committed");
+    let mut out = ReadBack::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < count {
+        assert!(Instant::now() < deadline, "read {} of {count}", out.len());
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message.unwrap();
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), text(h.value).unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert(
+            (m.partition(), m.offset()),
+            (
+                text(m.key()),
+                text(m.payload()).unwrap(),
+                headers,
+                m.timestamp().to_millis().unwrap(),
+            ),
+        );
+    }
+    out
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// (partition, offset, timestamp) of one answer.
+fn placed(answer: &serde_json::Value, topic: &str) -> (i32, i64, i64) {
+    assert_eq!(answer["topic"], topic, "{answer}");
+    (
+        i32::try_from(answer["partition"].as_i64().unwrap()).unwrap(),
+        answer["offset"].as_i64().unwrap(),
+        answer["timestamp"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn every_produce_form_is_read_back_by_a_kafka_consumer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http = free_addr();
+    let _broker = start_with(
+        tmp.path(),
+        addr,
+        "warn",
+        &["--http-listen", &http.to_string()],
+    );
+    create_topic_raw(addr, "web", 3);
+    let mut expected = ReadBack::new();
+
+    let (status, _, body) = http_request(http, "GET", "/produce/web/hello%20there?key=k%2B1", "");
+    assert_eq!(status, 200, "{body}");
+    let (p, o, t) = placed(&json(&body), "web");
+    assert_eq!(p, engine::partitioner::partition_for_key(b"k+1", 3));
+    expected.insert(
+        (p, o),
+        (Some("k+1".into()), "hello there".into(), vec![], t),
+    );
+
+    let one = r#"{"value":"one","partition":1,"timestamp":1700000000123,"headers":[{"key":"h","value":"v"}]}"#;
+    let (status, _, body) = http_request(http, "POST", "/produce/web", one);
+    assert_eq!(status, 200, "{body}");
+    let (p, o, t) = placed(&json(&body), "web");
+    assert_eq!((p, t), (1, 1_700_000_000_123));
+    expected.insert(
+        (p, o),
+        (None, "one".into(), vec![("h".into(), "v".into())], t),
+    );
+
+    let many: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"key":"key-{i}","value":"many {i}"}}"#))
+        .collect();
+    let (status, _, body) = http_request(
+        http,
+        "POST",
+        "/produce/web",
+        &format!("[{}]", many.join(",")),
+    );
+    assert_eq!(status, 200, "{body}");
+    for (i, answer) in json(&body).as_array().unwrap().iter().enumerate() {
+        let (p, o, t) = placed(answer, "web");
+        expected.insert(
+            (p, o),
+            (Some(format!("key-{i}")), format!("many {i}"), vec![], t),
+        );
+    }
+
+    let named =
+        r#"[{"topic":"web","value":"a","partition":0},{"topic":"web","value":"b","partition":0}]"#;
+    let (status, _, body) = http_request(http, "GET", "/produce", named);
+    assert_eq!(status, 200, "{body}");
+    let answers = json(&body);
+    let (p0, o0, t0) = placed(&answers[0], "web");
+    let (p1, o1, t1) = placed(&answers[1], "web");
+    assert_eq!((p0, p1, o1), (0, 0, o0 + 1), "in order on their partition");
+    expected.insert((p0, o0), (None, "a".into(), vec![], t0));
+    expected.insert((p1, o1), (None, "b".into(), vec![], t1));
+
+    assert_eq!(read_back(addr, "web", 3, expected.len()), expected);
+    bad_input_gets_4xx_with_the_kafka_error_name(http);
+}
+
+fn bad_input_gets_4xx_with_the_kafka_error_name(http: SocketAddr) {
+    let cases: [(&str, &str, &str, u16, &str); 8] = [
+        (
+            "POST",
+            "/produce/nowhere",
+            r#"{"value":"v"}"#,
+            404,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        ("POST", "/produce/web", "{not json", 400, "INVALID_REQUEST"),
+        (
+            "POST",
+            "/produce/web",
+            r#"{"key":"k"}"#,
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "POST",
+            "/produce/web",
+            r#"{"value":"v","partition":3}"#,
+            400,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            "POST",
+            "/produce/web",
+            r#"{"value":"v","colour":"red"}"#,
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "POST",
+            "/produce",
+            r#"[{"value":"no topic"}]"#,
+            400,
+            "INVALID_REQUEST",
+        ),
+        ("DELETE", "/produce/web", "", 405, "INVALID_REQUEST"),
+        ("GET", "/produce/web/a/b", "", 404, "NOT_FOUND"),
+    ];
+    for (method, path, body, status, name) in cases {
+        let (got, content_type, answer) = http_request(http, method, path, body);
+        assert_eq!(
+            (got, content_type.as_str()),
+            (status, "application/json"),
+            "{method} {path} {body}: {answer}"
+        );
+        assert_eq!(json(&answer)["error"], name, "{method} {path} {body}");
+    }
+    // A body past the limit is refused from its length, unread.
+    let mut stream = TcpStream::connect(http).unwrap();
+    write!(
+        stream,
+        "POST /produce/web HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("MESSAGE_TOO_LARGE"), "{response}");
+}
