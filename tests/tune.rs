@@ -81,44 +81,9 @@ fn apply_dry_run_lists_writes_and_changes_nothing() {
     assert_eq!(swappiness(), before, "a dry run writes nothing");
 }
 
-/// A 64 MiB ext4 filesystem on a loop device, unmounted when dropped
-/// (needs root: CI runs as root, elsewhere the test says it skipped).
-struct SmallDisk {
-    mount: std::path::PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new() -> Option<SmallDisk> {
-        let tmp = tempfile::tempdir().ok()?;
-        let image = tmp.path().join("disk.img");
-        let mount = tmp.path().join("mnt");
-        std::fs::create_dir(&mount).ok()?;
-        let ok = |cmd: &mut Command| cmd.output().map(|o| o.status.success()).unwrap_or(false);
-        let made = ok(Command::new("truncate").args(["-s", "64M"]).arg(&image))
-            && ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
-            && ok(Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&image)
-                .arg(&mount));
-        made.then_some(SmallDisk { mount, _tmp: tmp })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
-}
-
 #[test]
 fn iotune_measures_a_small_disk_and_serve_uses_what_it_wrote() {
-    let Some(disk) = SmallDisk::new() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a loop device (runs as root)"
-        );
-        eprintln!("skipped: mounting a loop device needs root");
+    let Some(disk) = common::small_disk::SmallDisk::or_skip(64) else {
         return;
     };
     let dir = disk.mount.to_str().unwrap();

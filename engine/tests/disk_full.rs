@@ -6,49 +6,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use bytes::Bytes;
 use common::*;
 use engine::{Error, Log, LogConfig, Offset};
 
-/// A 24 MiB ext4 filesystem mounted for the test, unmounted when dropped.
-struct SmallDisk {
-    mount: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn new() -> Option<SmallDisk> {
-        let tmp = tempfile::tempdir().ok()?;
-        let image = tmp.path().join("disk.img");
-        let mount = tmp.path().join("mnt");
-        std::fs::create_dir(&mount).ok()?;
-        let ok = |cmd: &mut Command| cmd.output().map(|o| o.status.success()).unwrap_or(false);
-        let made = ok(Command::new("truncate").args(["-s", "24M"]).arg(&image))
-            && ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
-            && ok(Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&image)
-                .arg(&mount));
-        made.then_some(SmallDisk { mount, _tmp: tmp })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
-}
-
 #[test]
 fn disk_full_fails_the_append_poisons_the_log_and_keeps_what_was_acknowledged() {
-    let Some(disk) = SmallDisk::new() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a loop device (runs as root)"
-        );
-        eprintln!("skipped: mounting a loop device needs root");
+    let Some(disk) = common::small_disk::SmallDisk::or_skip(24) else {
         return;
     };
     let dir = disk.mount.join("t-0");

@@ -633,3 +633,7 @@ pub fn http_request(
         .to_string();
     (status, content_type, answer.to_string())
 }
+
+/// A small loop-mounted ext4 filesystem (the engine tests' helper).
+#[path = "../../engine/tests/common/small_disk.rs"]
+pub mod small_disk;

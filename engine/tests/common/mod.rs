@@ -177,3 +177,6 @@ pub async fn read_keyed(log: &engine::Log) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>
     }
     out
 }
+
+#[allow(dead_code)]
+pub mod small_disk;
