@@ -2,8 +2,8 @@
 //! the path with a key in the query; one JSON message; an array to a
 //! topic; an array naming topics) answered with each message's topic,
 //! partition, offset and timestamp, and read back by a Kafka consumer
-//! (librdkafka) exactly so, keys and headers too; bad input gets a 4xx
-//! with the Kafka error name.
+//! (librdkafka) exactly so, keys and headers too, and by `/fetch` (whose
+//! `/offsets` agree); bad input gets a 4xx with the Kafka error name.
 
 mod common;
 
@@ -16,8 +16,10 @@ use rdkafka::message::{Headers, Message};
 
 use common::{create_topic_raw, free_addr, http_request, start_with};
 
-/// (partition, offset) -> (key, value, headers, timestamp) as a consumer reads it.
-type ReadBack = BTreeMap<(i32, i64), (Option<String>, String, Vec<(String, String)>, i64)>;
+/// A record: (key, value, headers, timestamp).
+type Stored = (Option<String>, String, Vec<(String, String)>, i64);
+/// (partition, offset) -> the record, as a consumer reads it.
+type ReadBack = BTreeMap<(i32, i64), Stored>;
 
 fn read_back(addr: SocketAddr, topic: &str, partitions: i32, count: usize) -> ReadBack {
     let consumer =
@@ -129,11 +131,110 @@ fn every_produce_form_is_read_back_by_a_kafka_consumer() {
     expected.insert((p1, o1), (None, "b".into(), vec![], t1));
 
     assert_eq!(read_back(addr, "web", 3, expected.len()), expected);
+    offsets_and_fetch_read_what_was_produced(http, &expected);
     bad_input_gets_4xx_with_the_kafka_error_name(http);
 }
 
+/// `/offsets/web` has each partition's range; `/fetch` (query and JSON
+/// body, from offset 0 and from the middle) returns exactly the records a
+/// Kafka consumer read.
+fn offsets_and_fetch_read_what_was_produced(http: SocketAddr, expected: &ReadBack) {
+    let (status, _, body) = http_request(http, "GET", "/offsets/web", "");
+    assert_eq!(status, 200, "{body}");
+    for entry in json(&body).as_array().unwrap() {
+        let partition = i32::try_from(entry["partition"].as_i64().unwrap()).unwrap();
+        let count = expected.keys().filter(|(p, _)| *p == partition).count();
+        assert_eq!(entry["earliest"], 0, "{entry}");
+        assert_eq!(
+            entry["latest"].as_i64().unwrap(),
+            i64::try_from(count).unwrap(),
+            "{entry}"
+        );
+    }
+    for partition in 0..3 {
+        let want: Vec<((i32, i64), _)> = expected
+            .iter()
+            .filter(|((p, _), _)| *p == partition)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let (status, _, body) = http_request(
+            http,
+            "GET",
+            &format!("/fetch?topic=web&partition={partition}&offset=0"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let got: Vec<((i32, i64), Stored)> = json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let headers = r["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h["key"].as_str().unwrap().to_string(),
+                            h["value"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                (
+                    (partition, r["offset"].as_i64().unwrap()),
+                    (
+                        r["key"].as_str().map(str::to_string),
+                        r["value"].as_str().unwrap().to_string(),
+                        headers,
+                        r["timestamp"].as_i64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "partition {partition}");
+        if let Some(((_, middle), _)) = want.get(want.len() / 2) {
+            let request = format!(r#"{{"topic":"web","partition":{partition},"offset":{middle}}}"#);
+            let (status, _, body) = http_request(http, "POST", "/fetch", &request);
+            assert_eq!(status, 200, "{body}");
+            let offsets: Vec<i64> = json(&body)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["offset"].as_i64().unwrap())
+                .collect();
+            let from: Vec<i64> = want
+                .iter()
+                .map(|((_, o), _)| *o)
+                .filter(|o| o >= middle)
+                .collect();
+            assert_eq!(offsets, from);
+        }
+    }
+}
+
 fn bad_input_gets_4xx_with_the_kafka_error_name(http: SocketAddr) {
-    let cases: [(&str, &str, &str, u16, &str); 8] = [
+    let cases: [(&str, &str, &str, u16, &str); 11] = [
+        (
+            "GET",
+            "/offsets/nowhere",
+            "",
+            404,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            "GET",
+            "/fetch?topic=web&partition=7&offset=0",
+            "",
+            400,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            "GET",
+            "/fetch?topic=web&offset=0",
+            "",
+            400,
+            "INVALID_REQUEST",
+        ),
         (
             "POST",
             "/produce/nowhere",

@@ -6,6 +6,7 @@
 //! with the Kafka error name, 4xx for bad input and 5xx only for the
 //! broker's own failures.
 
+mod consume;
 mod produce;
 
 use std::convert::Infallible;
@@ -175,6 +176,12 @@ async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Respon
             Err(e) => e.response(),
         };
     }
+    if path == "/fetch" || path.starts_with("/offsets/") {
+        return match read_route(shard, request).await {
+            Ok(value) => json_response(StatusCode::OK, &value),
+            Err(e) => e.response(),
+        };
+    }
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
             let text = metrics::encode(scrape(shard).await);
@@ -290,6 +297,68 @@ async fn produce_route(
         Some(Err(e)) => Err(e),
         None => Err(HttpError::bad_request("INVALID_REQUEST", "no message")),
     }
+}
+
+/// `GET /offsets/TOPIC` and `GET|POST /fetch` (query or JSON body).
+async fn read_route(
+    shard: &Shard,
+    request: Request<hyper::body::Incoming>,
+) -> Result<serde_json::Value, HttpError> {
+    let path = request.uri().path().to_string();
+    if let Some(topic) = path.strip_prefix("/offsets/") {
+        if request.method() != Method::GET {
+            return Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_REQUEST",
+                "/offsets/TOPIC answers GET",
+            ));
+        }
+        return consume::offsets(shard, &percent_decode(topic)?).await;
+    }
+    if !matches!(*request.method(), Method::GET | Method::POST) {
+        return Err(HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "INVALID_REQUEST",
+            "/fetch answers GET and POST",
+        ));
+    }
+    let query = query_pairs(request.uri().query().unwrap_or(""))?;
+    let fetch = if query.is_empty() {
+        let body = read_body(request).await?;
+        serde_json::from_slice::<consume::FetchRequest>(&body).map_err(|e| {
+            HttpError::bad_request(
+                "INVALID_REQUEST",
+                format!("the body is not {{topic, partition, offset, max_bytes?}}: {e}"),
+            )
+        })?
+    } else {
+        let get = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let number = |name: &str| -> Result<Option<i64>, HttpError> {
+            get(name)
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        HttpError::bad_request("INVALID_REQUEST", format!("{name} is not a number"))
+                    })
+                })
+                .transpose()
+        };
+        let required =
+            |name: &str| HttpError::bad_request("INVALID_REQUEST", format!("/fetch needs {name}"));
+        consume::FetchRequest {
+            topic: get("topic").ok_or_else(|| required("topic"))?.to_string(),
+            partition: number("partition")?
+                .and_then(|p| i32::try_from(p).ok())
+                .ok_or_else(|| required("partition"))?,
+            offset: number("offset")?.ok_or_else(|| required("offset"))?,
+            max_bytes: number("max_bytes")?.and_then(|b| usize::try_from(b).ok()),
+        }
+    };
+    consume::fetch(shard, fetch).await
 }
 
 /// The whole body, at most [`BODY_BYTES_MAX`].

@@ -1,0 +1,220 @@
+//! The read side of the HTTP API: `GET /offsets/TOPIC` (each partition's
+//! earliest and latest offset) and `GET|POST /fetch` (a partition's
+//! committed records from an offset, as JSON: topic, partition, offset,
+//! timestamp, key, value, headers). Group consumption (`/consume`,
+//! `/commit`, `/committed`) is still to come.
+
+use engine::TopicPartition;
+use engine::batch::{ValidateMode, codec, records, validate};
+use hyper::StatusCode;
+use serde::Deserialize;
+
+use super::HttpError;
+use crate::broker::Shard;
+use crate::broker::partition_call::{PartitionOp, PartitionReply};
+use crate::handlers::errors::partition_error_code;
+
+/// What `/fetch` reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FetchRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// At most about this many bytes of batches (whole batches).
+    pub max_bytes: Option<usize>,
+}
+
+/// The bytes a fetch reads when the request does not say.
+const FETCH_BYTES_DEFAULT: usize = 1 << 20;
+const FETCH_BYTES_MAX: usize = 16 << 20;
+
+fn partitions_of(shard: &Shard, topic: &str) -> Result<i32, HttpError> {
+    shard
+        .metadata()
+        .topic(topic)
+        .map(|t| t.partitions)
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                format!("no topic {topic}"),
+            )
+        })
+}
+
+async fn list_offset(shard: &Shard, tp: TopicPartition, timestamp: i64) -> Result<i64, HttpError> {
+    let context = format!("offsets of {}-{}", tp.topic, tp.partition);
+    match shard
+        .partition_call(
+            tp,
+            PartitionOp::ListOffset {
+                timestamp,
+                committed: false,
+            },
+        )
+        .await
+    {
+        Ok(PartitionReply::Offset(offset, _)) => Ok(offset),
+        Ok(_) => Err(HttpError::from_kafka(-1, context)),
+        Err(e) => Err(HttpError::from_kafka(partition_error_code(&e), context)),
+    }
+}
+
+/// `[{partition, earliest, latest}]` of every partition of `topic`.
+pub(super) async fn offsets(shard: &Shard, topic: &str) -> Result<serde_json::Value, HttpError> {
+    let partitions = partitions_of(shard, topic)?;
+    let mut out = Vec::new();
+    for partition in 0..partitions {
+        let earliest = list_offset(shard, TopicPartition::new(topic, partition), -2).await?;
+        let latest = list_offset(shard, TopicPartition::new(topic, partition), -1).await?;
+        out.push(serde_json::json!({
+            "partition": partition,
+            "earliest": earliest,
+            "latest": latest,
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
+}
+
+/// The committed records of a partition from an offset.
+pub(super) async fn fetch(
+    shard: &Shard,
+    request: FetchRequest,
+) -> Result<serde_json::Value, HttpError> {
+    let partitions = partitions_of(shard, &request.topic)?;
+    if !(0..partitions).contains(&request.partition) {
+        return Err(HttpError::bad_request(
+            "UNKNOWN_TOPIC_OR_PARTITION",
+            format!(
+                "topic {} has partitions 0 to {}, not {}",
+                request.topic,
+                partitions - 1,
+                request.partition
+            ),
+        ));
+    }
+    let max_bytes = request
+        .max_bytes
+        .unwrap_or(FETCH_BYTES_DEFAULT)
+        .clamp(1, FETCH_BYTES_MAX);
+    let tp = TopicPartition::new(&request.topic, request.partition);
+    let context = format!(
+        "fetching {}-{} at {}",
+        request.topic, request.partition, request.offset
+    );
+    let read = match shard
+        .partition_call(
+            tp,
+            PartitionOp::Read {
+                offset: request.offset,
+                max_bytes,
+                committed: true,
+            },
+        )
+        .await
+    {
+        Ok(PartitionReply::Read(read)) => read,
+        Ok(_) => return Err(HttpError::from_kafka(-1, context)),
+        Err(e) => return Err(HttpError::from_kafka(partition_error_code(&e), context)),
+    };
+    let bytes = read.records.concat();
+    let mut out = Vec::new();
+    for batch in validate(&bytes, 0, ValidateMode::Stored) {
+        let (_, batch) = batch.map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
+        let header = batch.header();
+        if header.is_control() || header.base_offset().get() >= read.last_stable_offset {
+            continue;
+        }
+        let compression = header
+            .compression()
+            .ok_or_else(|| HttpError::from_kafka(-1, format!("{context}: an unknown codec")))?;
+        let raw = codec::decompress(
+            compression,
+            batch.records(),
+            engine::limits::DECOMPRESSED_BYTES_MAX,
+        )
+        .map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
+        let base = header.base_offset().get();
+        let log_append = header.is_log_append_time();
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        records::for_each_record_raw(&raw, |record, bytes| {
+            let offset = base + i64::from(record.offset_delta);
+            if offset < request.offset || offset >= read.last_stable_offset {
+                return;
+            }
+            let timestamp = if log_append {
+                header.max_timestamp()
+            } else {
+                header.base_timestamp() + record.timestamp_delta
+            };
+            let headers: Vec<serde_json::Value> = headers_of(bytes)
+                .into_iter()
+                .map(|(k, v)| serde_json::json!({"key": text(Some(k)), "value": text(v)}))
+                .collect();
+            out.push(serde_json::json!({
+                "topic": request.topic,
+                "partition": request.partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key": text(record.key),
+                "value": text(record.value),
+                "headers": headers,
+            }));
+        })
+        .map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
+    }
+    Ok(serde_json::Value::Array(out))
+}
+
+/// A zigzag varint at `at`: its value and the next position.
+fn varint(bytes: &[u8], mut at: usize) -> Option<(i64, usize)> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(at)?;
+        at += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            let signed = ((value >> 1) as i64) ^ -((value & 1) as i64);
+            return Some((signed, at));
+        }
+    }
+    None
+}
+
+/// A varint-length-prefixed field at `at` (`None` inside for null).
+fn field(bytes: &[u8], at: usize) -> Option<(Option<&[u8]>, usize)> {
+    let (len, at) = varint(bytes, at)?;
+    if len < 0 {
+        return Some((None, at));
+    }
+    let end = at.checked_add(usize::try_from(len).ok()?)?;
+    Some((Some(bytes.get(at..end)?), end))
+}
+
+/// A record header: its key and value (`None`: null).
+type RecordHeader<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// A record's headers, from its encoding (length, attributes, timestamp
+/// delta, offset delta, key, value, then the headers).
+fn headers_of(record: &[u8]) -> Vec<RecordHeader<'_>> {
+    let parse = || -> Option<Vec<RecordHeader<'_>>> {
+        let (_, at) = varint(record, 0)?; // length
+        let at = at + 1; // attributes
+        let (_, at) = varint(record, at)?; // timestamp delta
+        let (_, at) = varint(record, at)?; // offset delta
+        let (_, at) = field(record, at)?; // key
+        let (_, mut at) = field(record, at)?; // value
+        let (count, next) = varint(record, at)?;
+        at = next;
+        let mut out = Vec::new();
+        for _ in 0..count.max(0) {
+            let (key, next) = field(record, at)?;
+            let (value, next) = field(record, next)?;
+            out.push((key?, value));
+            at = next;
+        }
+        Some(out)
+    };
+    parse().unwrap_or_default()
+}
