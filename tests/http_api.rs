@@ -3,7 +3,9 @@
 //! topic; an array naming topics) answered with each message's topic,
 //! partition, offset and timestamp, and read back by a Kafka consumer
 //! (librdkafka) exactly so, keys and headers too, and by `/fetch` (whose
-//! `/offsets` agree); bad input gets a 4xx with the Kafka error name.
+//! `/offsets` agree); offsets committed over HTTP are what a Kafka
+//! consumer of the group finds; bad input gets a 4xx with the Kafka error
+//! name.
 
 mod common;
 
@@ -132,7 +134,55 @@ fn every_produce_form_is_read_back_by_a_kafka_consumer() {
 
     assert_eq!(read_back(addr, "web", 3, expected.len()), expected);
     offsets_and_fetch_read_what_was_produced(http, &expected);
+    commits_are_what_a_kafka_consumer_finds(addr, http);
     bad_input_gets_4xx_with_the_kafka_error_name(http);
+}
+
+/// `/commit/GROUP` stores offsets a Kafka consumer of that group then
+/// finds (OffsetFetch); `/committed/GROUP` lists them.
+fn commits_are_what_a_kafka_consumer_finds(addr: SocketAddr, http: SocketAddr) {
+    let body = r#"[{"topic":"web","partition":0,"offset":2,"metadata":"m"},{"topic":"web","partition":1,"offset":1}]"#;
+    let (status, _, answer) = http_request(http, "POST", "/commit/http-group", body);
+    assert_eq!(status, 200, "{answer}");
+    for entry in json(&answer).as_array().unwrap() {
+        assert!(entry["error"].is_null(), "{entry}");
+    }
+    let consumer = common::assigned_consumer(addr, "web", 3, "http-group", "read_committed");
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        list.add_partition("web", p);
+    }
+    let committed =
+        rdkafka::consumer::Consumer::committed_offsets(&consumer, list, Duration::from_secs(10))
+            .unwrap();
+    let found: Vec<(i32, rdkafka::Offset)> = committed
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (0, rdkafka::Offset::Offset(2)),
+            (1, rdkafka::Offset::Offset(1)),
+            (2, rdkafka::Offset::Invalid)
+        ]
+    );
+    let (status, _, answer) = http_request(http, "GET", "/committed/http-group", "");
+    assert_eq!(status, 200, "{answer}");
+    let listed: Vec<(i64, i64, String)> = json(&answer)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["partition"].as_i64().unwrap(),
+                e["offset"].as_i64().unwrap(),
+                e["metadata"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(0, 2, "m".to_string()), (1, 1, String::new())]);
 }
 
 /// `/offsets/web` has each partition's range; `/fetch` (query and JSON
@@ -213,7 +263,15 @@ fn offsets_and_fetch_read_what_was_produced(http: SocketAddr, expected: &ReadBac
 }
 
 fn bad_input_gets_4xx_with_the_kafka_error_name(http: SocketAddr) {
-    let cases: [(&str, &str, &str, u16, &str); 11] = [
+    let cases: [(&str, &str, &str, u16, &str); 13] = [
+        (
+            "POST",
+            "/commit/g",
+            r#"[{"topic":"web","partition":5,"offset":1}]"#,
+            400,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        ("GET", "/commit/g", "", 405, "INVALID_REQUEST"),
         (
             "GET",
             "/offsets/nowhere",

@@ -1,8 +1,10 @@
 //! The read side of the HTTP API: `GET /offsets/TOPIC` (each partition's
 //! earliest and latest offset) and `GET|POST /fetch` (a partition's
 //! committed records from an offset, as JSON: topic, partition, offset,
-//! timestamp, key, value, headers). Group consumption (`/consume`,
-//! `/commit`, `/committed`) is still to come.
+//! timestamp, key, value, headers), `POST /commit/GROUP` and `GET
+//! /committed/GROUP` (a group's offsets, committed as a consumer outside
+//! the group protocol commits them). Consuming as a group member
+//! (`/consume/TOPIC/GROUP/INSTANCE`) is still to come.
 
 use engine::TopicPartition;
 use engine::batch::{ValidateMode, codec, records, validate};
@@ -217,4 +219,109 @@ fn headers_of(record: &[u8]) -> Vec<RecordHeader<'_>> {
         Some(out)
     };
     parse().unwrap_or_default()
+}
+
+/// One offset `/commit/GROUP` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Commit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(default)]
+    pub metadata: String,
+}
+
+/// Commits offsets for `group` as a consumer outside the group protocol
+/// does (Kafka takes them while the group has no members); answers
+/// `[{topic, partition, error}]` (`error` null when committed).
+pub(super) async fn commit(
+    shard: &Shard,
+    group: &str,
+    commits: Vec<Commit>,
+) -> Result<serde_json::Value, HttpError> {
+    use crate::broker::groups::{GroupAnswer, GroupOp};
+    use crate::group::{CommittedOffset, OffsetKey};
+    let metadata = shard.metadata();
+    for c in &commits {
+        let known = metadata
+            .topic(&c.topic)
+            .is_some_and(|t| (0..t.partitions).contains(&c.partition));
+        if !known {
+            return Err(HttpError::bad_request(
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                format!("no partition {} of topic {}", c.partition, c.topic),
+            ));
+        }
+    }
+    let now = engine::rt::wall_clock_ms();
+    let offsets: Vec<(OffsetKey, CommittedOffset)> = commits
+        .iter()
+        .map(|c| {
+            (
+                OffsetKey {
+                    topic: c.topic.clone(),
+                    partition: c.partition,
+                },
+                CommittedOffset {
+                    offset: c.offset,
+                    leader_epoch: -1,
+                    metadata: c.metadata.clone(),
+                    commit_timestamp_ms: now,
+                },
+            )
+        })
+        .collect();
+    let op = GroupOp::Commit {
+        member_id: String::new(),
+        instance_id: None,
+        generation: -1,
+        version: 9,
+        offsets,
+    };
+    let codes = match shard.group_call(group, op).await {
+        GroupAnswer::Codes(codes) => codes,
+        _ => return Err(HttpError::from_kafka(-1, format!("committing for {group}"))),
+    };
+    let out = commits
+        .iter()
+        .zip(codes)
+        .map(|(c, code)| {
+            let error = (code != 0).then(|| super::kafka_error_name(code));
+            serde_json::json!({"topic": c.topic, "partition": c.partition, "error": error})
+        })
+        .collect();
+    Ok(serde_json::Value::Array(out))
+}
+
+/// `[{topic, partition, offset, metadata}]`: every offset `group` committed.
+pub(super) async fn committed(shard: &Shard, group: &str) -> Result<serde_json::Value, HttpError> {
+    use crate::broker::groups::{GroupAnswer, GroupOp};
+    let op = GroupOp::Fetch {
+        keys: None,
+        require_stable: false,
+        member: None,
+    };
+    let found = match shard.group_call(group, op).await {
+        GroupAnswer::Offsets(found) => found,
+        GroupAnswer::Codes(codes) => {
+            let code = codes.first().copied().unwrap_or(-1);
+            return Err(HttpError::from_kafka(code, format!("offsets of {group}")));
+        }
+        _ => return Err(HttpError::from_kafka(-1, format!("offsets of {group}"))),
+    };
+    let out = found
+        .into_iter()
+        .filter_map(|(key, value, _)| {
+            value.map(|v| {
+                serde_json::json!({
+                    "topic": key.topic,
+                    "partition": key.partition,
+                    "offset": v.offset,
+                    "metadata": v.metadata,
+                })
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(out))
 }

@@ -176,7 +176,11 @@ async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Respon
             Err(e) => e.response(),
         };
     }
-    if path == "/fetch" || path.starts_with("/offsets/") {
+    if path == "/fetch"
+        || path.starts_with("/offsets/")
+        || path.starts_with("/commit/")
+        || path.starts_with("/committed/")
+    {
         return match read_route(shard, request).await {
             Ok(value) => json_response(StatusCode::OK, &value),
             Err(e) => e.response(),
@@ -305,6 +309,27 @@ async fn read_route(
     request: Request<hyper::body::Incoming>,
 ) -> Result<serde_json::Value, HttpError> {
     let path = request.uri().path().to_string();
+    if let Some(group) = path.strip_prefix("/committed/") {
+        return consume::committed(shard, &percent_decode(group)?).await;
+    }
+    if let Some(group) = path.strip_prefix("/commit/") {
+        if request.method() != Method::POST {
+            return Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_REQUEST",
+                "/commit/GROUP answers POST",
+            ));
+        }
+        let group = percent_decode(group)?;
+        let body = read_body(request).await?;
+        let commits: Vec<consume::Commit> = serde_json::from_slice(&body).map_err(|e| {
+            HttpError::bad_request(
+                "INVALID_REQUEST",
+                format!("the body is not [{{topic, partition, offset, metadata?}}]: {e}"),
+            )
+        })?;
+        return consume::commit(shard, &group, commits).await;
+    }
     if let Some(topic) = path.strip_prefix("/offsets/") {
         if request.method() != Method::GET {
             return Err(HttpError::new(
