@@ -7,6 +7,7 @@
 //! listen = "0.0.0.0:9092"
 //! advertised-listener = "10.0.0.5:9092"
 //! http-listen = "127.0.0.1:8082"          # HTTP (GET /metrics); off unless set
+//! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
 //! data-dir = "/var/lib/shardlog"
 //! shards = 8
 //! node-id = 0
@@ -70,6 +71,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub advertised_listener: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    pub http_users: Option<Vec<String>>,
     pub node_id: Option<i32>,
     pub internal_listen: Option<SocketAddr>,
     /// `ID@HOST:PORT,...`: the metadata quorum's voters.

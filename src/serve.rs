@@ -89,6 +89,8 @@ struct ServeConfig {
     listen: SocketAddr,
     advertised: SocketAddr,
     http_listen: Option<SocketAddr>,
+    /// HTTP basic-auth users (name, password); empty: no authentication.
+    http_users: Vec<(String, String)>,
     node_id: i32,
     data_dir: PathBuf,
     shards: usize,
@@ -221,6 +223,7 @@ impl ServeConfig {
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listen,
             http_listen: args.http_listen.or(file.http_listen),
+            http_users: http_users(&file)?,
             advertised: args
                 .advertised_listener
                 .or(file.advertised_listener)
@@ -302,6 +305,19 @@ impl ServeConfig {
             },
         })
     }
+}
+
+/// The HTTP listener's users: `name:password` entries of `http-users`.
+fn http_users(file: &FileConfig) -> anyhow::Result<Vec<(String, String)>> {
+    file.http_users
+        .iter()
+        .flatten()
+        .map(|u| {
+            u.split_once(':')
+                .map(|(n, p)| (n.to_string(), p.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("http-users: {u:?} is not name:password"))
+        })
+        .collect()
 }
 
 /// What an io-properties file (`shardlog tune iotune`) sizes: writes in
@@ -441,6 +457,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let tail_cache = config.tail_cache_bytes_per_shard;
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
+        let http_users = config.http_users.clone();
         let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
@@ -450,6 +467,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let services = Services {
                 cleaner,
                 http_listen,
+                http_users,
             };
             run_shard(data_dir, listener, node, settings, plan, stop, services)
         })?;
@@ -473,8 +491,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// What a shard runs beside its Kafka listener.
 struct Services {
     cleaner: Cleaner,
-    /// The HTTP listener's address, if one is configured.
+    /// The HTTP listener's address, if one is configured, and its users.
     http_listen: Option<SocketAddr>,
+    http_users: Vec<(String, String)>,
 }
 
 async fn run_shard(
@@ -487,6 +506,7 @@ async fn run_shard(
     Services {
         cleaner,
         http_listen,
+        http_users,
     }: Services,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
@@ -494,7 +514,8 @@ async fn run_shard(
         net::server::bind(&config).with_context(|| format!("cannot listen on {listen}"))?;
     let http = http_listen
         .map(|addr| {
-            net::http::bind(addr).with_context(|| format!("cannot listen for HTTP on {addr}"))
+            net::http::bind(addr, http_users)
+                .with_context(|| format!("cannot listen for HTTP on {addr}"))
         })
         .transpose()?;
     let shard = Shard::start(node, settings, &data_dir, plan).await?;

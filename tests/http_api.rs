@@ -356,3 +356,36 @@ fn bad_input_gets_4xx_with_the_kafka_error_name(http: SocketAddr) {
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("MESSAGE_TOO_LARGE"), "{response}");
 }
+
+/// With `http-users`, a request without basic authentication, or with a
+/// wrong password, is 401 (with the challenge); a configured user's passes.
+#[test]
+fn basic_authentication_is_refused_and_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http = free_addr();
+    let config =
+        format!("http-listen = \"{http}\"\nhttp-users = [\"alice:s3cret\", \"bob:other\"]\n");
+    let _broker = common::start_configured(tmp.path(), addr, &config);
+    create_topic_raw(addr, "guarded", 1);
+    // base64 of alice:wrong, alice:s3cret and bob:other.
+    let cases: [(&[(&str, &str)], u16); 5] = [
+        (&[], 401),
+        (&[("Authorization", "Basic YWxpY2U6d3Jvbmc=")], 401),
+        (&[("Authorization", "Bearer YWxpY2U6czNjcmV0")], 401),
+        (&[("Authorization", "Basic YWxpY2U6czNjcmV0")], 200),
+        (&[("Authorization", "Basic Ym9iOm90aGVy")], 200),
+    ];
+    for (headers, status) in cases {
+        let ((got, _, body), head) =
+            common::http_request_with(http, "GET", "/offsets/guarded", headers, "");
+        assert_eq!(got, status, "{headers:?}: {body}");
+        if status == 401 {
+            assert_eq!(json(&body)["error"], "SASL_AUTHENTICATION_FAILED");
+            assert!(
+                head.contains("www-authenticate: Basic realm=\"shardlog\""),
+                "{head}"
+            );
+        }
+    }
+}

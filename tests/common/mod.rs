@@ -611,14 +611,29 @@ pub fn http_request(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
+    http_request_with(addr, method, path, &[], body).0
+}
+
+/// [`http_request`] with extra request headers; also the response's head.
+pub fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> ((u16, String, String), String) {
     use std::io::{Read, Write};
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -631,7 +646,7 @@ pub fn http_request(
         .find_map(|l| l.strip_prefix("content-type: "))
         .unwrap_or_default()
         .to_string();
-    (status, content_type, answer.to_string())
+    ((status, content_type, answer.to_string()), head.to_string())
 }
 
 /// A small loop-mounted ext4 filesystem (the engine tests' helper).

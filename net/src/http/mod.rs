@@ -123,13 +123,50 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full
 #[derive(Debug)]
 pub struct HttpListener {
     listener: glommio::net::TcpListener,
+    users: Rc<Vec<(String, String)>>,
 }
 
-/// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it).
-pub fn bind(addr: SocketAddr) -> std::io::Result<HttpListener> {
+/// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it). With
+/// `users` ((name, password) pairs), every request must carry HTTP basic
+/// authentication of one of them.
+pub fn bind(addr: SocketAddr, users: Vec<(String, String)>) -> std::io::Result<HttpListener> {
     Ok(HttpListener {
         listener: crate::server::listen_reuseport(addr)?,
+        users: Rc::new(users),
     })
+}
+
+/// Whether `request` authenticates as one of `users` (basic auth); every
+/// candidate is compared in full, in constant time per byte.
+fn authenticated<B>(users: &[(String, String)], request: &Request<B>) -> bool {
+    use base64::Engine as _;
+    let Some(credentials) = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+    else {
+        return false;
+    };
+    let mut found = false;
+    for (name, password) in users {
+        let wanted = format!("{name}:{password}");
+        found |= constant_time_eq(wanted.as_bytes(), &credentials);
+    }
+    found
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
 }
 
 impl HttpListener {
@@ -151,10 +188,19 @@ impl HttpListener {
                 }
             };
             let shard = Rc::clone(&shard);
+            let users = Rc::clone(&self.users);
+            let peer = stream.peer_addr().ok();
             crate::server::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let shard = Rc::clone(&shard);
-                    async move { Ok::<_, Infallible>(route(&shard, request).await) }
+                    let users = Rc::clone(&users);
+                    async move {
+                        if !users.is_empty() && !authenticated(&users, &request) {
+                            tracing::info!(peer = ?peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
+                            return Ok::<_, Infallible>(unauthorized());
+                        }
+                        Ok::<_, Infallible>(route(&shard, request).await)
+                    }
                 });
                 let served = hyper::server::conn::http1::Builder::new()
                     .serve_connection(Io(stream), service)
@@ -211,6 +257,21 @@ async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Respon
             &format!("no such resource: {path}"),
         ),
     }
+}
+
+/// 401 with the basic-auth challenge.
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "SASL_AUTHENTICATION_FAILED",
+        "this listener needs HTTP basic authentication of a configured user",
+    );
+    if let Ok(challenge) = "Basic realm=\"shardlog\"".parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 /// A JSON error: the Kafka-style error name and a message.
