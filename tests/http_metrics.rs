@@ -1,7 +1,9 @@
 //! The HTTP listener's `GET /metrics` against a real broker: the page
 //! parses as Prometheus text, and its counters move with traffic (librdkafka
-//! produces; a malformed request counts as a failure); log sizes and
-//! partitions are there; other paths and methods get JSON errors.
+//! produces and reads; a malformed request counts as a failure): requests
+//! and their latency per API, records and bytes per topic in and out, the
+//! produce-to-durable histogram, log sizes and partitions; other paths and
+//! methods get JSON errors.
 
 mod common;
 
@@ -102,6 +104,19 @@ fn metrics_move_with_traffic_and_errors_are_json() {
         produces
     );
     assert!(after["shardlog_request_failures_total{api=\"Metadata\"}"] >= 1.0);
+    // Per topic: every record produced counted once, its bytes too; a
+    // consumer's fetch counts bytes out.
+    assert_eq!(
+        after["shardlog_topic_records_in_total{topic=\"metered\"}"],
+        200.0
+    );
+    assert!(after["shardlog_topic_bytes_in_total{topic=\"metered\"}"] >= 200.0 * 1000.0);
+    assert_eq!(after["shardlog_produce_durable_seconds_count"], produces);
+    let read =
+        common::records_stored(addr, "metered", 0) + common::records_stored(addr, "metered", 1);
+    assert_eq!(read, 200);
+    let fetched = scrape(http_addr);
+    assert!(fetched["shardlog_topic_bytes_out_total{topic=\"metered\"}"] >= 200.0 * 1000.0);
     let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");
     assert!(logged >= 200.0 * 1000.0, "log sizes {logged}");
     assert!(

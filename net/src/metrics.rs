@@ -5,10 +5,11 @@
 //!
 //! So far: Kafka requests per API and version, requests that could not be
 //! answered per API, request latency (read whole to response written) per
-//! API, connections open and accepted per shard; the scrape adds
-//! partitions and their log sizes. To come (issue 16): bytes and records
-//! per topic, produce-to-durable and fdatasync latency, group lag, shard
-//! busy time.
+//! API, connections open and accepted per shard, bytes and records
+//! produced and bytes fetched per topic, produce-to-durable latency; the
+//! scrape adds partitions and their log sizes. To come (issue 16):
+//! fdatasync latency, under-replicated partitions, group lag, shard busy
+//! time and queue lengths.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -57,6 +58,19 @@ impl Histogram {
         self.sum += other.sum;
     }
 
+    /// As a Prometheus histogram.
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum,
+            self.count(),
+            &self.buckets(),
+            None,
+        )
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum::<u64>() + self.over
     }
@@ -72,6 +86,17 @@ impl Histogram {
     }
 }
 
+/// A per-topic counter family: name, help, and which count it shows.
+type TopicFamily = (&'static str, &'static str, fn(&TopicCounts) -> u64);
+
+/// A topic's traffic on one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+}
+
 /// One shard's counts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardMetrics {
@@ -85,6 +110,10 @@ pub struct ShardMetrics {
     pub latency: BTreeMap<i16, Histogram>,
     pub connections_open: u64,
     pub connections_accepted: u64,
+    /// Per topic: bytes and records produced, bytes fetched.
+    pub topics: BTreeMap<String, TopicCounts>,
+    /// A produce's wait from staged to durable (and in sync).
+    pub produce_durable: Histogram,
 }
 
 thread_local! {
@@ -100,6 +129,47 @@ pub fn record_request(api: ApiKey, version: i16, took: Duration) {
             .or_default()
             .observe(took.as_secs_f64());
     });
+}
+
+/// Batches staged for `topic`: their bytes and records.
+pub fn record_produced(topic: &str, bytes: usize, records: u64) {
+    LOCAL.with_borrow_mut(|m| {
+        with_topic(&mut m.topics, topic, |counts| {
+            counts.bytes_in += bytes as u64;
+            counts.records_in += records;
+        });
+    });
+}
+
+/// Record bytes a fetch returned for `topic`.
+pub fn record_fetched(topic: &str, bytes: usize) {
+    if bytes > 0 {
+        LOCAL.with_borrow_mut(|m| {
+            with_topic(&mut m.topics, topic, |counts| {
+                counts.bytes_out += bytes as u64
+            });
+        });
+    }
+}
+
+/// A produce's wait from staged to durable.
+pub fn record_durable(took: Duration) {
+    LOCAL.with_borrow_mut(|m| m.produce_durable.observe(took.as_secs_f64()));
+}
+
+/// Updates the topic's counts (added on first use: allocates only then).
+fn with_topic(
+    topics: &mut BTreeMap<String, TopicCounts>,
+    topic: &str,
+    f: impl FnOnce(&mut TopicCounts),
+) {
+    if let Some(counts) = topics.get_mut(topic) {
+        f(counts);
+        return;
+    }
+    let mut counts = TopicCounts::default();
+    f(&mut counts);
+    topics.insert(topic.to_string(), counts);
 }
 
 /// A request that closed its connection unanswered.
@@ -154,6 +224,15 @@ fn api_name(key: i16) -> String {
 
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_requests(&mut encoder)?;
+        self.encode_connections(&mut encoder)?;
+        self.encode_topics(&mut encoder)?;
+        self.encode_partitions(&mut encoder)
+    }
+}
+
+impl Scrape {
+    fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut requests: BTreeMap<(i16, i16), u64> = BTreeMap::new();
         let mut failures: BTreeMap<i16, u64> = BTreeMap::new();
         let mut latency: BTreeMap<i16, Histogram> = BTreeMap::new();
@@ -196,15 +275,12 @@ impl Collector for Scrape {
         )?;
         for (api, h) in &latency {
             let labels = [("api", api_name(*api))];
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    h.sum,
-                    h.count(),
-                    &h.buckets(),
-                    None,
-                )?;
+            h.encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
+
+    fn encode_connections(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
             "shardlog_connections_open",
             "Kafka connections open, by shard",
@@ -226,6 +302,55 @@ impl Collector for Scrape {
             let labels = [("shard", shard.shard.to_string())];
             ConstCounter::new(shard.connections_accepted).encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
+
+    fn encode_topics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut topics: BTreeMap<&str, TopicCounts> = BTreeMap::new();
+        let mut durable = Histogram::default();
+        for shard in &self.shards {
+            for (topic, counts) in &shard.topics {
+                let sum = topics.entry(topic).or_default();
+                sum.bytes_in += counts.bytes_in;
+                sum.records_in += counts.records_in;
+                sum.bytes_out += counts.bytes_out;
+            }
+            durable.merge(&shard.produce_durable);
+        }
+        let per_topic: [TopicFamily; 3] = [
+            (
+                "shardlog_topic_bytes_in",
+                "Record batch bytes produced, by topic",
+                |c| c.bytes_in,
+            ),
+            (
+                "shardlog_topic_records_in",
+                "Records produced, by topic",
+                |c| c.records_in,
+            ),
+            (
+                "shardlog_topic_bytes_out",
+                "Record batch bytes fetched by consumers, by topic",
+                |c| c.bytes_out,
+            ),
+        ];
+        for (name, help, pick) in per_topic {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (topic, counts) in &topics {
+                let labels = [("topic", (*topic).to_string())];
+                ConstCounter::new(pick(counts)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let family = encoder.encode_descriptor(
+            "shardlog_produce_durable_seconds",
+            "A produce's wait from staged to durable (fdatasync; acks=all: in sync too)",
+            None,
+            MetricType::Histogram,
+        )?;
+        durable.encode(family)
+    }
+
+    fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let family = encoder.encode_descriptor(
             "shardlog_partitions",
             "Partitions with a replica on this broker",

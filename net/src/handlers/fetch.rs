@@ -172,6 +172,7 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
                     }
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
+                    crate::metrics::record_fetched(&name.0, read.records.len());
                     let tp = TopicPartition::new(name.0.as_str(), index);
                     seen.push((tp, read.high_watermark));
                     data.with_error_code(NONE)

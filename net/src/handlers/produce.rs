@@ -105,6 +105,8 @@ pub(crate) async fn stage_one(
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err(CORRUPT_MESSAGE);
     };
+    let bytes = records.len();
+    let topic = tp.topic.clone();
     match shard
         .partition_call(
             tp,
@@ -116,7 +118,10 @@ pub(crate) async fn stage_one(
         )
         .await
     {
-        Ok(PartitionReply::Staged(staged, replicated)) => Ok((staged, replicated)),
+        Ok(PartitionReply::Staged(staged, replicated)) => {
+            crate::metrics::record_produced(&topic, bytes, staged.info().record_count);
+            Ok((staged, replicated))
+        }
         Ok(_) => Err(UNKNOWN_SERVER_ERROR),
         Err(e) => {
             tracing::debug!(error = %e, "produce refused");
@@ -133,6 +138,7 @@ pub(crate) async fn finish_one(stage: Stage) -> PartitionProduceResponse {
         Ok(staged) => staged,
         Err(code) => return response.with_error_code(code),
     };
+    let staged_at = std::time::Instant::now();
     let done = staged.finish().await;
     if let (Ok(_), Some(replicated)) = (&done, replicated) {
         // acks=all on a replicated partition: the high watermark must pass
@@ -142,6 +148,7 @@ pub(crate) async fn finish_one(stage: Stage) -> PartitionProduceResponse {
             return response.with_error_code(code);
         }
     }
+    crate::metrics::record_durable(staged_at.elapsed());
     match done {
         Ok(info) => response
             .with_error_code(NONE)
