@@ -111,7 +111,12 @@ fn metrics_move_with_traffic_and_errors_are_json() {
         200.0
     );
     assert!(after["shardlog_topic_bytes_in_total{topic=\"metered\"}"] >= 200.0 * 1000.0);
-    assert_eq!(after["shardlog_produce_durable_seconds_count"], produces);
+    // One wait per partition of each Produce (a request may carry both).
+    let durable = after["shardlog_produce_durable_seconds_count"];
+    assert!(
+        (produces..=2.0 * produces).contains(&durable),
+        "{durable} of {produces}"
+    );
     let read =
         common::records_stored(addr, "metered", 0) + common::records_stored(addr, "metered", 1);
     assert_eq!(read, 200);
