@@ -1,10 +1,13 @@
 //! The HTTP listener (`--http-listen`, config `http-listen`; off unless
 //! set), served by every shard like the Kafka listener (SO_REUSEPORT), with
 //! hyper's HTTP/1.1 server over the shard's own sockets through a small
-//! adapter ([`Io`]). So far: `GET /metrics` (Prometheus, [`crate::metrics`])
-//! and the produce API ([`produce`]); errors are JSON `{error, message}`
-//! with the Kafka error name, 4xx for bad input and 5xx only for the
-//! broker's own failures.
+//! adapter ([`Io`]): `GET /metrics` (Prometheus, [`crate::metrics`]), the
+//! produce API ([`produce`]), `/offsets`, `/fetch`, `/commit` and
+//! `/committed` ([`consume`]), optional basic authentication (`http-users`).
+//! Errors are JSON `{error, message}` with the Kafka error name, 4xx for
+//! bad input and 5xx only for the broker's own failures. Not yet: group
+//! membership over HTTP (`/consume`), a bound on HTTP connections and their
+//! idle time (the Kafka listener has both).
 
 mod consume;
 mod produce;
