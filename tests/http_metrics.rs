@@ -2,8 +2,9 @@
 //! parses as Prometheus text, and its counters move with traffic (librdkafka
 //! produces and reads; a malformed request counts as a failure): requests
 //! and their latency per API, records and bytes per topic in and out, the
-//! produce-to-durable histogram, log sizes and partitions; other paths and
-//! methods get JSON errors.
+//! produce-to-durable and fdatasync histograms, log sizes, partitions,
+//! under-replicated partitions and a group's lag; other paths and methods
+//! get JSON errors.
 
 mod common;
 
@@ -122,6 +123,24 @@ fn metrics_move_with_traffic_and_errors_are_json() {
     assert_eq!(read, 200);
     let fetched = scrape(http_addr);
     assert!(fetched["shardlog_topic_bytes_out_total{topic=\"metered\"}"] >= 200.0 * 1000.0);
+    assert!(
+        after["shardlog_fdatasync_seconds_count"] >= 1.0,
+        "durable appends synced"
+    );
+    assert_eq!(after["shardlog_under_replicated_partitions"], 0.0);
+    // A group's lag: the log end minus what it committed.
+    let (_, _, offsets) = http(http_addr, "GET", "/offsets/metered");
+    let offsets: serde_json::Value = serde_json::from_str(&offsets).unwrap();
+    let end = offsets[0]["latest"].as_i64().unwrap();
+    assert!(end > 10, "{offsets}");
+    let commit = r#"[{"topic":"metered","partition":0,"offset":10}]"#;
+    let (status, _, _) = common::http_request(http_addr, "POST", "/commit/lagging", commit);
+    assert_eq!(status, 200);
+    let lagging = scrape(http_addr);
+    assert_eq!(
+        lagging["shardlog_consumer_group_lag{group=\"lagging\",topic=\"metered\",partition=\"0\"}"],
+        (end - 10) as f64
+    );
     let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");
     assert!(logged >= 200.0 * 1000.0, "log sizes {logged}");
     assert!(

@@ -46,6 +46,7 @@ pub mod partition_table;
 pub mod partitioner;
 pub mod recovery;
 pub mod rt;
+pub mod stats;
 
 pub use error::{Error, IoError, Result};
 pub use io_tuning::set_io_tuning;

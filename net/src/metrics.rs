@@ -6,10 +6,10 @@
 //! So far: Kafka requests per API and version, requests that could not be
 //! answered per API, request latency (read whole to response written) per
 //! API, connections open and accepted per shard, bytes and records
-//! produced and bytes fetched per topic, produce-to-durable latency; the
-//! scrape adds partitions and their log sizes. To come (issue 16):
-//! fdatasync latency, under-replicated partitions, group lag, shard busy
-//! time and queue lengths.
+//! produced and bytes fetched per topic, produce-to-durable and fdatasync
+//! latency; the scrape adds partitions, their log sizes, under-replicated
+//! partitions and consumer group lag. To come (issue 16): shard busy time
+//! and queue lengths.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -22,69 +22,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// Latency buckets' upper bounds, in seconds (100 µs to 10 s).
-pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-/// A latency histogram: counts per bucket (not cumulative), the rest past
-/// the last bound, their sum.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Histogram {
-    counts: [u64; LATENCY_BUCKETS.len()],
-    over: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, seconds: f64) {
-        self.sum += seconds;
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .and_then(|i| self.counts.get_mut(i));
-        match bucket {
-            Some(count) => *count += 1,
-            None => self.over += 1,
-        }
-    }
-
-    fn merge(&mut self, other: &Histogram) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
-            *mine += theirs;
-        }
-        self.over += other.over;
-        self.sum += other.sum;
-    }
-
-    /// As a Prometheus histogram.
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
-    ) -> Result<(), std::fmt::Error> {
-        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            self.sum,
-            self.count(),
-            &self.buckets(),
-            None,
-        )
-    }
-
-    pub fn count(&self) -> u64 {
-        self.counts.iter().sum::<u64>() + self.over
-    }
-
-    /// (upper bound, count) pairs, +Inf last; the encoder adds them up.
-    fn buckets(&self) -> Vec<(f64, u64)> {
-        LATENCY_BUCKETS
-            .iter()
-            .copied()
-            .zip(self.counts)
-            .chain(std::iter::once((f64::INFINITY, self.over)))
-            .collect()
-    }
-}
+pub use engine::stats::{Histogram, LATENCY_BUCKETS};
 
 /// A per-topic counter family: name, help, and which count it shows.
 type TopicFamily = (&'static str, &'static str, fn(&TopicCounts) -> u64);
@@ -95,6 +33,19 @@ pub struct TopicCounts {
     pub bytes_in: u64,
     pub records_in: u64,
     pub bytes_out: u64,
+}
+
+/// `h` as a Prometheus histogram.
+fn encode_histogram(
+    h: &Histogram,
+    mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        h.sum,
+        h.count(),
+        &h.buckets(),
+        None,
+    )
 }
 
 /// One shard's counts.
@@ -114,6 +65,11 @@ pub struct ShardMetrics {
     pub topics: BTreeMap<String, TopicCounts>,
     /// A produce's wait from staged to durable (and in sync).
     pub produce_durable: Histogram,
+    /// This shard's fdatasyncs.
+    pub fdatasync: Histogram,
+    /// Offsets committed by the groups this shard coordinates: (group,
+    /// topic, partition, offset).
+    pub committed: Vec<(String, String, i32, i64)>,
 }
 
 thread_local! {
@@ -200,6 +156,7 @@ impl Drop for ConnectionGuard {
 pub fn local(shard: u32) -> ShardMetrics {
     let mut m = LOCAL.with_borrow(Clone::clone);
     m.shard = shard;
+    m.fdatasync = engine::stats::sync_latency();
     m
 }
 
@@ -216,6 +173,11 @@ pub struct PartitionSize {
 pub struct Scrape {
     pub shards: Vec<ShardMetrics>,
     pub partitions: Vec<PartitionSize>,
+    /// Partitions this broker leads with fewer in-sync replicas than
+    /// replicas.
+    pub under_replicated: u64,
+    /// (group, topic, partition) -> the log end minus the committed offset.
+    pub lag: BTreeMap<(String, String, i32), i64>,
 }
 
 fn api_name(key: i16) -> String {
@@ -227,7 +189,8 @@ impl Collector for Scrape {
         self.encode_requests(&mut encoder)?;
         self.encode_connections(&mut encoder)?;
         self.encode_topics(&mut encoder)?;
-        self.encode_partitions(&mut encoder)
+        self.encode_partitions(&mut encoder)?;
+        self.encode_groups(&mut encoder)
     }
 }
 
@@ -275,7 +238,7 @@ impl Scrape {
         )?;
         for (api, h) in &latency {
             let labels = [("api", api_name(*api))];
-            h.encode(family.encode_family(&labels)?)?;
+            encode_histogram(h, family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -347,7 +310,35 @@ impl Scrape {
             None,
             MetricType::Histogram,
         )?;
-        durable.encode(family)
+        encode_histogram(&durable, family)
+    }
+
+    fn encode_groups(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "shardlog_consumer_group_lag",
+            "The log end offset minus the group's committed offset, by group and partition",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((group, topic, partition), lag) in &self.lag {
+            let labels = [
+                ("group", group.clone()),
+                ("topic", topic.clone()),
+                ("partition", partition.to_string()),
+            ];
+            ConstGauge::new(*lag).encode(family.encode_family(&labels)?)?;
+        }
+        let mut syncs = Histogram::default();
+        for shard in &self.shards {
+            syncs.merge(&shard.fdatasync);
+        }
+        let family = encoder.encode_descriptor(
+            "shardlog_fdatasync_seconds",
+            "fdatasync calls of the logs (a partition's own, or a group commit's)",
+            None,
+            MetricType::Histogram,
+        )?;
+        encode_histogram(&syncs, family)
     }
 
     fn encode_partitions(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -358,6 +349,13 @@ impl Scrape {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(self.partitions.len()).unwrap_or(i64::MAX)).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "shardlog_under_replicated_partitions",
+            "Partitions this broker leads with fewer in-sync replicas than replicas",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.under_replicated).unwrap_or(i64::MAX)).encode(family)?;
         let mut family = encoder.encode_descriptor(
             "shardlog_log_size_bytes",
             "Bytes of each partition's log on this broker",
@@ -411,6 +409,8 @@ mod tests {
                 partition: 0,
                 bytes: 42,
             }],
+            under_replicated: 1,
+            lag: BTreeMap::from([(("g".to_string(), "t".to_string(), 0), 5)]),
         });
         assert!(
             text.contains("shardlog_requests_total{api=\"Produce\",version=\"9\"} 7"),
@@ -451,5 +451,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("shardlog_partitions 1"), "{text}");
+        assert!(
+            text.contains("shardlog_under_replicated_partitions 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"} 5"),
+            "{text}"
+        );
     }
 }

@@ -136,7 +136,9 @@ impl FlushGroup {
         // Its own task: the flush and the hand-over to the next one happen
         // even if every waiter gives up meanwhile.
         spawn_detached(async move {
+            let started = std::time::Instant::now();
             let result = file.fdatasync().await;
+            crate::stats::record_sync(started.elapsed());
             let answer = result.map_err(|e| (e.source.kind(), e.to_string()));
             for waiter in waiters {
                 let _ = waiter.send(answer.clone());

@@ -349,7 +349,12 @@ fn start_sync(
 }
 
 fn sync_future(file: Rc<SegmentFile>, generation: Generation, target: u64) -> IoFuture {
-    Box::pin(async move { (generation, target, file.fdatasync().await) })
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let synced = file.fdatasync().await;
+        crate::stats::record_sync(started.elapsed());
+        (generation, target, synced)
+    })
 }
 
 impl Shared {

@@ -618,9 +618,23 @@ impl Shard {
         all
     }
 
+    /// This shard's metrics, with the offsets its groups committed.
+    pub(super) fn local_metrics(&self) -> crate::metrics::ShardMetrics {
+        let mut metrics = crate::metrics::local(self.id());
+        metrics.committed = self
+            .groups
+            .coordinator
+            .borrow()
+            .offsets_where(|_| true)
+            .into_iter()
+            .map(|(group, key, value)| (group, key.topic, key.partition, value.offset))
+            .collect();
+        metrics
+    }
+
     /// Every shard's metrics (a scrape), this one's first.
     pub async fn gather_metrics(&self) -> Vec<crate::metrics::ShardMetrics> {
-        let mut all = vec![crate::metrics::local(self.id())];
+        let mut all = vec![self.local_metrics()];
         for to in (0..self.shards()).filter(|&to| to != self.id()) {
             let (reply, answer) = oneshot::channel();
             if self

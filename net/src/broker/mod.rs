@@ -598,7 +598,7 @@ impl Shard {
                 let _ = reply.send(self.list_local_groups().await);
             }
             ShardMessage::Metrics { reply } => {
-                let _ = reply.send(crate::metrics::local(self.id()));
+                let _ = reply.send(self.local_metrics());
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

@@ -63,6 +63,14 @@ async fn list_offset(shard: &Shard, tp: TopicPartition, timestamp: i64) -> Resul
     }
 }
 
+/// The log end (latest offset) of a partition this broker leads, if it is
+/// one.
+pub(super) async fn log_end(shard: &Shard, topic: &str, partition: i32) -> Option<i64> {
+    list_offset(shard, TopicPartition::new(topic, partition), -1)
+        .await
+        .ok()
+}
+
 /// `[{partition, earliest, latest}]` of every partition of `topic`.
 pub(super) async fn offsets(shard: &Shard, topic: &str) -> Result<serde_json::Value, HttpError> {
     let partitions = partitions_of(shard, topic)?;

@@ -526,7 +526,35 @@ async fn scrape(shard: &Shard) -> Scrape {
             }
         }
     }
-    Scrape { shards, partitions }
+    let node = shard.node.node_id;
+    let under_replicated = metadata
+        .partitions()
+        .filter(|(_, _, state)| state.leader == node && state.isr.len() < state.replicas.len())
+        .count() as u64;
+    // Each committed partition's log end, asked once.
+    let mut ends: std::collections::BTreeMap<(String, i32), Option<i64>> = Default::default();
+    let mut lag = std::collections::BTreeMap::new();
+    for metrics in &shards {
+        for (group, topic, partition, offset) in &metrics.committed {
+            let key = (topic.clone(), *partition);
+            if !ends.contains_key(&key) {
+                let end = consume::log_end(shard, topic, *partition).await;
+                ends.insert(key.clone(), end);
+            }
+            if let Some(Some(end)) = ends.get(&key) {
+                lag.insert(
+                    (group.clone(), topic.clone(), *partition),
+                    (end - offset).max(0),
+                );
+            }
+        }
+    }
+    Scrape {
+        shards,
+        partitions,
+        under_replicated,
+        lag,
+    }
 }
 
 /// A shard's socket as hyper's IO: glommio's stream is a futures
