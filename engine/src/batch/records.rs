@@ -12,6 +12,32 @@ pub struct RecordView<'a> {
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
+    /// The record's headers as encoded (a count, then each key and value):
+    /// [`RecordView::header_pairs`] reads them.
+    pub headers: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's headers: (key, value; `None` for a null value), up to
+    /// the first malformed one.
+    pub fn header_pairs(&self) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
+        let Some((count, used)) = read_varint(self.headers) else {
+            return Vec::new();
+        };
+        let mut rest = self.headers.get(used..).unwrap_or_default();
+        let mut out = Vec::new();
+        for _ in 0..count.max(0) {
+            let Some((Some(key), after)) = read_bytes(rest) else {
+                break;
+            };
+            let Some((value, after)) = read_bytes(after) else {
+                break;
+            };
+            out.push((key, value));
+            rest = after;
+        }
+        out
+    }
 }
 
 /// Why a batch's records cannot be read.
@@ -78,12 +104,13 @@ fn parse_record(record: &[u8]) -> Option<RecordView<'_>> {
     let (offset_delta, used) = read_varint(rest)?;
     rest = rest.get(used..)?;
     let (key, rest) = read_bytes(rest)?;
-    let (value, _headers) = read_bytes(rest)?;
+    let (value, headers) = read_bytes(rest)?;
     Some(RecordView {
         offset_delta,
         timestamp_delta,
         key,
         value,
+        headers,
     })
 }
 
@@ -147,6 +174,7 @@ mod tests {
             ),
             (None, None, 7, 1)
         );
+        assert_eq!(read[0].header_pairs(), vec![(&b"h"[..], Some(&b"v"[..]))]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{INVALID_GROUP_ID, NONE, UNKNOWN_SERVER_ERROR};
+use super::group_admin::OPERATIONS_NOT_REQUESTED;
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -37,8 +38,6 @@ pub const DESCRIBE: Handler = Handler {
     max_version: 1,
 };
 
-/// `authorized_operations` when the client did not ask for them.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// ConsumerGroupDescribe v1's member type of a KIP-848 member.
 const CONSUMER_MEMBER: i8 = 1;
 

@@ -46,7 +46,7 @@ pub const DELETE_OFFSETS: Handler = Handler {
 };
 
 /// DescribeGroups' value when authorized operations were not asked for.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

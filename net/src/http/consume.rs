@@ -148,7 +148,7 @@ pub(super) async fn fetch(
         let base = header.base_offset().get();
         let log_append = header.is_log_append_time();
         let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-        records::for_each_record_raw(&raw, |record, bytes| {
+        records::for_each_record(&raw, |record| {
             let offset = base + i64::from(record.offset_delta);
             if offset < request.offset || offset >= read.last_stable_offset {
                 return;
@@ -158,7 +158,8 @@ pub(super) async fn fetch(
             } else {
                 header.base_timestamp() + record.timestamp_delta
             };
-            let headers: Vec<serde_json::Value> = headers_of(bytes)
+            let headers: Vec<serde_json::Value> = record
+                .header_pairs()
                 .into_iter()
                 .map(|(k, v)| serde_json::json!({"key": text(Some(k)), "value": text(v)}))
                 .collect();
@@ -175,58 +176,6 @@ pub(super) async fn fetch(
         .map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
     }
     Ok(serde_json::Value::Array(out))
-}
-
-/// A zigzag varint at `at`: its value and the next position.
-fn varint(bytes: &[u8], mut at: usize) -> Option<(i64, usize)> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(at)?;
-        at += 1;
-        value |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            let signed = ((value >> 1) as i64) ^ -((value & 1) as i64);
-            return Some((signed, at));
-        }
-    }
-    None
-}
-
-/// A varint-length-prefixed field at `at` (`None` inside for null).
-fn field(bytes: &[u8], at: usize) -> Option<(Option<&[u8]>, usize)> {
-    let (len, at) = varint(bytes, at)?;
-    if len < 0 {
-        return Some((None, at));
-    }
-    let end = at.checked_add(usize::try_from(len).ok()?)?;
-    Some((Some(bytes.get(at..end)?), end))
-}
-
-/// A record header: its key and value (`None`: null).
-type RecordHeader<'a> = (&'a [u8], Option<&'a [u8]>);
-
-/// A record's headers, from its encoding (length, attributes, timestamp
-/// delta, offset delta, key, value, then the headers).
-fn headers_of(record: &[u8]) -> Vec<RecordHeader<'_>> {
-    let parse = || -> Option<Vec<RecordHeader<'_>>> {
-        let (_, at) = varint(record, 0)?; // length
-        let at = at + 1; // attributes
-        let (_, at) = varint(record, at)?; // timestamp delta
-        let (_, at) = varint(record, at)?; // offset delta
-        let (_, at) = field(record, at)?; // key
-        let (_, mut at) = field(record, at)?; // value
-        let (count, next) = varint(record, at)?;
-        at = next;
-        let mut out = Vec::new();
-        for _ in 0..count.max(0) {
-            let (key, next) = field(record, at)?;
-            let (value, next) = field(record, next)?;
-            out.push((key?, value));
-            at = next;
-        }
-        Some(out)
-    };
-    parse().unwrap_or_default()
 }
 
 /// One offset `/commit/GROUP` takes.
