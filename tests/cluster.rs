@@ -59,13 +59,17 @@ struct Cluster {
 }
 
 /// A failed test shows the end of every broker's log; SHARDLOG_TEST_LOGS
-/// names a directory to keep the whole logs in.
+/// names a directory to keep the whole logs in (a directory per test).
 impl Drop for Cluster {
     fn drop(&mut self) {
         for broker in &mut self.brokers {
             drop(broker.take());
         }
-        let keep = std::env::var_os("SHARDLOG_TEST_LOGS").map(PathBuf::from);
+        // One directory per test (libtest names its threads after them).
+        let keep = std::env::var_os("SHARDLOG_TEST_LOGS").map(|dir| {
+            let test = std::thread::current().name().unwrap_or("main").to_string();
+            PathBuf::from(dir).join(test)
+        });
         for id in 0..self.brokers.len() {
             let path = self.log_path(id);
             if let Some(keep) = &keep {
