@@ -5,7 +5,7 @@
 //! (librdkafka) exactly so, keys and headers too, and by `/fetch` (whose
 //! `/offsets` agree); offsets committed over HTTP are what a Kafka
 //! consumer of the group finds; bad input gets a 4xx with the Kafka error
-//! name.
+//! name; `/consume` instances are group members beside a Kafka client's.
 
 mod common;
 
@@ -387,5 +387,218 @@ fn basic_authentication_is_refused_and_accepted() {
                 "{head}"
             );
         }
+    }
+}
+
+/// `/consume/TOPIC/GROUP/INSTANCE` consumes, as instances of one group:
+/// (partition, offset, value) of each record returned, and the count of
+/// records each instance got.
+type Consumed = (BTreeMap<(i32, i64), String>, BTreeMap<String, usize>);
+
+/// One consume of `instance`; its records go into `consumed` (each once).
+fn consume_once(http: SocketAddr, instance: &str, query: &str, consumed: &mut Consumed) {
+    let path = format!("/consume/feed/feeders/{instance}?{query}");
+    let (status, _, body) = http_request(http, "GET", &path, "");
+    assert_eq!(status, 200, "{path}: {body}");
+    for record in json(&body).as_array().unwrap() {
+        let partition = i32::try_from(record["partition"].as_i64().unwrap()).unwrap();
+        let offset = record["offset"].as_i64().unwrap();
+        let value = record["value"].as_str().unwrap().to_string();
+        let before = consumed.0.insert((partition, offset), value);
+        assert!(before.is_none(), "{partition}/{offset} came twice");
+        *consumed.1.entry(instance.to_string()).or_default() += 1;
+    }
+}
+
+fn produce_feed(http: SocketAddr, tag: &str, count: usize) -> BTreeMap<(i32, i64), String> {
+    let messages: Vec<String> = (0..count)
+        .map(|i| format!(r#"{{"value":"{tag}-{i}","partition":{}}}"#, i % 4))
+        .collect();
+    let (status, _, body) = http_request(
+        http,
+        "POST",
+        "/produce/feed",
+        &format!("[{}]", messages.join(",")),
+    );
+    assert_eq!(status, 200, "{body}");
+    json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, answer)| {
+            let (p, o, _) = placed(answer, "feed");
+            ((p, o), format!("{tag}-{i}"))
+        })
+        .collect()
+}
+
+/// Group members over HTTP: one instance joins and reads everything from
+/// the start; a second joins and the partitions split between them, each
+/// record returned once (what an instance returned is committed before it
+/// gives a partition up); a librdkafka member of the same group (KIP-848)
+/// joins beside them and the three read what comes next, once; instances
+/// that leave (DELETE) commit first, so the group's offsets end at the
+/// log ends. Bad instances and queries get 4xx.
+#[test]
+fn http_instances_are_group_members_beside_a_kafka_consumer() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http = free_addr();
+    let config = format!(
+        "http-listen = \"{http}\"\ngroup-consumer-heartbeat-interval-ms = 300\noffsets-topic-num-partitions = 4\n"
+    );
+    let _broker = common::start_configured(tmp.path(), addr, &config);
+    create_topic_raw(addr, "feed", 4);
+    let mut expected = produce_feed(http, "first", 40);
+    let mut consumed = Consumed::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.0.len() < expected.len() {
+        assert!(Instant::now() < deadline, "a read {}", consumed.0.len());
+        consume_once(http, "a", "reset=earliest&timeout=500", &mut consumed);
+    }
+    assert_eq!(consumed.0, expected, "instance a alone reads everything");
+
+    // A second instance: the group's four partitions split two and two.
+    expected.extend(produce_feed(http, "second", 40));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.0.len() < expected.len() || consumed.1.get("b").is_none_or(|&n| n < 20) {
+        assert!(Instant::now() < deadline, "a and b read {:?}", consumed.1);
+        consume_once(http, "b", "timeout=100", &mut consumed);
+        consume_once(http, "a", "timeout=100", &mut consumed);
+        if consumed.0.len() == expected.len() && consumed.1.get("b").is_none_or(|&n| n < 20) {
+            // b still waits for its share: more records to read.
+            let more = expected.len();
+            expected.extend(produce_feed(http, &format!("more-{more}"), 8));
+        }
+    }
+    assert_eq!(
+        consumed.0, expected,
+        "a and b together read everything once"
+    );
+
+    // A Kafka client's member of the same group beside them.
+    let kafka: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("group.id", "feeders")
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    kafka.subscribe(&["feed"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kafka.assignment().unwrap().count() == 0 {
+        assert!(Instant::now() < deadline, "the Kafka member got nothing");
+        let _ = kafka.poll(Duration::from_millis(50));
+        consume_once(http, "a", "timeout=50", &mut consumed);
+        consume_once(http, "b", "timeout=50", &mut consumed);
+    }
+    expected.extend(produce_feed(http, "third", 40));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.0.len() < expected.len() {
+        assert!(Instant::now() < deadline, "read {:?}", consumed.1);
+        consume_once(http, "a", "timeout=50", &mut consumed);
+        consume_once(http, "b", "timeout=50", &mut consumed);
+        if let Some(Ok(m)) = kafka.poll(Duration::from_millis(50)) {
+            use rdkafka::message::Message;
+            let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+            let before = consumed.0.insert((m.partition(), m.offset()), value);
+            assert!(
+                before.is_none(),
+                "{}/{} came twice",
+                m.partition(),
+                m.offset()
+            );
+            *consumed.1.entry("kafka".into()).or_default() += 1;
+        }
+    }
+    assert_eq!(consumed.0, expected, "three members read everything once");
+    eprintln!("records per member: {:?}", consumed.1);
+    assert!(
+        consumed.1.get("kafka").is_some_and(|&n| n > 0),
+        "{:?}",
+        consumed.1
+    );
+    drop(kafka);
+
+    instances_leave_committed_at_the_log_ends(http);
+    bad_consumes_get_4xx(http);
+}
+
+/// Instances a and b leave (DELETE), committing first: every partition's
+/// committed offset is its log end.
+fn instances_leave_committed_at_the_log_ends(http: SocketAddr) {
+    for instance in ["a", "b"] {
+        let path = format!("/consume/feed/feeders/{instance}");
+        let (status, _, body) = http_request(http, "DELETE", &path, "");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["left"], true, "{body}");
+    }
+    // Every partition's committed offset is its log end.
+    let (_, _, body) = http_request(http, "GET", "/committed/feeders", "");
+    let committed: BTreeMap<i64, i64> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["partition"].as_i64().unwrap(),
+                e["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let (_, _, body) = http_request(http, "GET", "/offsets/feed", "");
+    let ends: BTreeMap<i64, i64> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["partition"].as_i64().unwrap(),
+                e["latest"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(committed, ends, "committed at the log ends");
+}
+
+fn bad_consumes_get_4xx(http: SocketAddr) {
+    let cases = [
+        (
+            "DELETE",
+            "/consume/feed/feeders/a",
+            404,
+            "UNKNOWN_MEMBER_ID",
+        ),
+        (
+            "GET",
+            "/consume/nowhere/g/i",
+            404,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ),
+        (
+            "GET",
+            "/consume/feed/g/i?reset=middle",
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "GET",
+            "/consume/feed/g/i?timeout=soon",
+            400,
+            "INVALID_REQUEST",
+        ),
+        ("GET", "/consume/feed/g", 404, "NOT_FOUND"),
+        ("PUT", "/consume/feed/g/i", 405, "INVALID_REQUEST"),
+    ];
+    for (method, path, status, name) in cases {
+        let (got, _, body) = http_request(http, method, path, "");
+        assert_eq!(
+            (got, json(&body)["error"].as_str()),
+            (status, Some(name)),
+            "{method} {path}: {body}"
+        );
     }
 }

@@ -237,18 +237,44 @@ impl Shard {
         });
     }
 
-    /// Runs `op` for `group_id` on its coordinator shard.
-    pub async fn group_call(&self, group_id: &str, op: GroupOp) -> GroupAnswer {
-        let partitions = match self.offsets_topic_partitions().await {
-            Ok(partitions) => partitions,
-            Err(code) => return GroupAnswer::failed(&op, code),
-        };
+    /// Where `group_id` is coordinated on this broker: its
+    /// `__consumer_offsets` partition and the shard that owns it; an error
+    /// code when this broker does not coordinate it (NOT_COORDINATOR).
+    pub(crate) async fn group_home(&self, group_id: &str) -> Result<(i32, u32), i16> {
+        let partitions = self.offsets_topic_partitions().await?;
         let partition = offsets_partition(group_id, partitions);
         if !self.leads(OFFSETS_TOPIC, partition) {
-            return GroupAnswer::failed(&op, crate::handlers::errors::NOT_COORDINATOR);
+            return Err(crate::handlers::errors::NOT_COORDINATOR);
         }
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let owner = PartitionTable::owner(&tp, self.shards());
+        Ok((partition, PartitionTable::owner(&tp, self.shards())))
+    }
+
+    /// Runs a consume of a group member over HTTP on its group's
+    /// coordinator shard, where its instances live; an error code when
+    /// this broker does not coordinate the group.
+    pub(crate) async fn http_consume(
+        &self,
+        consume: crate::http::ConsumeCall,
+    ) -> Result<crate::http::ConsumeAnswer, i16> {
+        let (_, owner) = self.group_home(&consume.group).await?;
+        if owner == self.id() {
+            return Ok(crate::http::consume_here(self, consume).await);
+        }
+        let (reply, answer) = oneshot::channel();
+        let message = ShardMessage::HttpConsume { consume, reply };
+        if self.mesh.send(owner, message).await.is_err() {
+            return Err(COORDINATOR_NOT_AVAILABLE);
+        }
+        answer.await.map_err(|_| COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// Runs `op` for `group_id` on its coordinator shard.
+    pub async fn group_call(&self, group_id: &str, op: GroupOp) -> GroupAnswer {
+        let (partition, owner) = match self.group_home(group_id).await {
+            Ok(home) => home,
+            Err(code) => return GroupAnswer::failed(&op, code),
+        };
         if owner == self.id() {
             return self.group_local(group_id.to_string(), partition, op).await;
         }

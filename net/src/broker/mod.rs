@@ -165,6 +165,12 @@ pub enum ShardMessage {
     ListTransactions {
         reply: oneshot::Sender<Vec<transactions::TxnListing>>,
     },
+    /// To a group's coordinator shard: a consume of a group member over
+    /// HTTP (its instances live there).
+    HttpConsume {
+        consume: crate::http::ConsumeCall,
+        reply: oneshot::Sender<crate::http::ConsumeAnswer>,
+    },
     /// To every shard: its metrics (a scrape of `/metrics`).
     Metrics {
         reply: oneshot::Sender<crate::metrics::ShardMetrics>,
@@ -232,6 +238,8 @@ pub struct Shard {
     /// Connections to other brokers' Kafka listeners (transaction markers
     /// and checks between a coordinator and partition leaders).
     peers: crate::server::peer::Peers,
+    /// The HTTP API's group members whose group this shard coordinates.
+    pub(crate) http_members: crate::http::Members,
 }
 
 impl Shard {
@@ -293,6 +301,7 @@ impl Shard {
             reserving: tokio::sync::Mutex::new(()),
             replicas: replica::Replicas::new(),
             peers: crate::server::peer::Peers::default(),
+            http_members: crate::http::Members::default(),
         });
         if shard.in_cluster() {
             shard.start_replication();
@@ -599,6 +608,9 @@ impl Shard {
             }
             ShardMessage::Metrics { reply } => {
                 let _ = reply.send(self.local_metrics());
+            }
+            ShardMessage::HttpConsume { consume, reply } => {
+                let _ = reply.send(crate::http::consume_here(self, consume).await);
             }
             ShardMessage::Snapshot { state, ack } => {
                 self.install(state).await;

@@ -3,8 +3,8 @@
 //! committed records from an offset, as JSON: topic, partition, offset,
 //! timestamp, key, value, headers), `POST /commit/GROUP` and `GET
 //! /committed/GROUP` (a group's offsets, committed as a consumer outside
-//! the group protocol commits them). Consuming as a group member
-//! (`/consume/TOPIC/GROUP/INSTANCE`) is still to come.
+//! the group protocol commits them). Consuming as a group member is
+//! [`super::member`]'s.
 
 use engine::TopicPartition;
 use engine::batch::{ValidateMode, codec, records, validate};
@@ -28,8 +28,8 @@ pub(super) struct FetchRequest {
 }
 
 /// The bytes a fetch reads when the request does not say.
-const FETCH_BYTES_DEFAULT: usize = 1 << 20;
-const FETCH_BYTES_MAX: usize = 16 << 20;
+pub(super) const FETCH_BYTES_DEFAULT: usize = 1 << 20;
+pub(super) const FETCH_BYTES_MAX: usize = 16 << 20;
 
 fn partitions_of(shard: &Shard, topic: &str) -> Result<i32, HttpError> {
     shard
@@ -45,7 +45,11 @@ fn partitions_of(shard: &Shard, topic: &str) -> Result<i32, HttpError> {
         })
 }
 
-async fn list_offset(shard: &Shard, tp: TopicPartition, timestamp: i64) -> Result<i64, HttpError> {
+pub(super) async fn list_offset(
+    shard: &Shard,
+    tp: TopicPartition,
+    timestamp: i64,
+) -> Result<i64, HttpError> {
     let context = format!("offsets of {}-{}", tp.topic, tp.partition);
     match shard
         .partition_call(
@@ -109,15 +113,34 @@ pub(super) async fn fetch(
         .unwrap_or(FETCH_BYTES_DEFAULT)
         .clamp(1, FETCH_BYTES_MAX);
     let tp = TopicPartition::new(&request.topic, request.partition);
-    let context = format!(
-        "fetching {}-{} at {}",
-        request.topic, request.partition, request.offset
-    );
+    let read = read_records(shard, tp, request.offset, max_bytes).await?;
+    Ok(serde_json::Value::Array(read.records))
+}
+
+/// Records read from a partition as JSON, and the offset to read next.
+#[derive(Debug)]
+pub(super) struct Records {
+    pub records: Vec<serde_json::Value>,
+    /// Past every batch read (control batches and aborted records too),
+    /// never past the last stable offset.
+    pub next: i64,
+}
+
+/// The committed records of `tp` from `offset`, about `max_bytes` of
+/// whole batches.
+pub(super) async fn read_records(
+    shard: &Shard,
+    tp: TopicPartition,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<Records, HttpError> {
+    let context = format!("fetching {}-{} at {offset}", tp.topic, tp.partition);
+    let (topic, partition) = (tp.topic.clone(), tp.partition);
     let read = match shard
         .partition_call(
             tp,
             PartitionOp::Read {
-                offset: request.offset,
+                offset,
                 max_bytes,
                 committed: true,
             },
@@ -129,11 +152,33 @@ pub(super) async fn fetch(
         Err(e) => return Err(HttpError::from_kafka(partition_error_code(&e), context)),
     };
     let bytes = read.records.concat();
+    let stable = read.last_stable_offset;
+    // Aborted transactions skipped as a read_committed consumer skips
+    // them: a producer's transactional batches from the transaction's
+    // first offset to its marker.
+    let mut aborted = read.aborted.unwrap_or_default();
+    aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut aborting = std::collections::HashSet::new();
     let mut out = Vec::new();
+    let mut next = offset;
     for batch in validate(&bytes, 0, ValidateMode::Stored) {
         let (_, batch) = batch.map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
         let header = batch.header();
-        if header.is_control() || header.base_offset().get() >= read.last_stable_offset {
+        if header.base_offset().get() >= stable {
+            break;
+        }
+        next = next.max(header.last_offset().get().saturating_add(1).min(stable));
+        while let Some(&(producer, first)) = aborted.last()
+            && first <= header.last_offset().get()
+        {
+            aborting.insert(producer);
+            aborted.pop();
+        }
+        if header.is_control() {
+            aborting.remove(&header.producer_id());
+            continue;
+        }
+        if header.is_transactional() && aborting.contains(&header.producer_id()) {
             continue;
         }
         let compression = header
@@ -149,8 +194,8 @@ pub(super) async fn fetch(
         let log_append = header.is_log_append_time();
         let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
         records::for_each_record(&raw, |record| {
-            let offset = base + i64::from(record.offset_delta);
-            if offset < request.offset || offset >= read.last_stable_offset {
+            let at = base + i64::from(record.offset_delta);
+            if at < offset || at >= stable {
                 return;
             }
             let timestamp = if log_append {
@@ -164,9 +209,9 @@ pub(super) async fn fetch(
                 .map(|(k, v)| serde_json::json!({"key": text(Some(k)), "value": text(v)}))
                 .collect();
             out.push(serde_json::json!({
-                "topic": request.topic,
-                "partition": request.partition,
-                "offset": offset,
+                "topic": topic,
+                "partition": partition,
+                "offset": at,
                 "timestamp": timestamp,
                 "key": text(record.key),
                 "value": text(record.value),
@@ -175,7 +220,7 @@ pub(super) async fn fetch(
         })
         .map_err(|e| HttpError::from_kafka(-1, format!("{context}: {e}")))?;
     }
-    Ok(serde_json::Value::Array(out))
+    Ok(Records { records: out, next })
 }
 
 /// One offset `/commit/GROUP` takes.

@@ -3,14 +3,18 @@
 //! hyper's HTTP/1.1 server over the shard's own sockets through a small
 //! adapter ([`Io`]): `GET /metrics` (Prometheus, [`crate::metrics`]), the
 //! produce API ([`produce`]), `/offsets`, `/fetch`, `/commit` and
-//! `/committed` ([`consume`]), optional basic authentication (`http-users`).
-//! Errors are JSON `{error, message}` with the Kafka error name, 4xx for
-//! bad input and 5xx only for the broker's own failures. Not yet: group
-//! membership over HTTP (`/consume`), a bound on HTTP connections and their
-//! idle time (the Kafka listener has both).
+//! `/committed` ([`consume`]), group members (`/consume`, [`member`]),
+//! optional basic authentication (`http-users`). Errors are JSON `{error,
+//! message}` with the Kafka error name, 4xx for bad input and 5xx only for
+//! the broker's own failures. Not yet: a bound on HTTP connections and
+//! their idle time (the Kafka listener has both).
 
 mod consume;
+mod member;
 mod produce;
+
+pub(crate) use member::consume_here;
+pub use member::{ConsumeAnswer, ConsumeCall, Members, Reset};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,10 +42,12 @@ const BODY_BYTES_MAX: usize = 1_048_588;
 
 /// An answer that is an error: its status, Kafka error name and message.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpError {
+pub struct HttpError {
     status: StatusCode,
     name: String,
     message: String,
+    /// The Kafka error code it came from, if one.
+    code: Option<i16>,
 }
 
 impl HttpError {
@@ -50,6 +56,7 @@ impl HttpError {
             status,
             name: name.to_string(),
             message: message.into(),
+            code: None,
         }
     }
 
@@ -61,11 +68,15 @@ impl HttpError {
     /// leadership, replicas, timeouts) are 5xx, the rest 4xx.
     fn from_kafka(code: i16, context: String) -> HttpError {
         use crate::handlers::errors::{
-            KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE, MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS,
+            COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR,
+            LEADER_NOT_AVAILABLE, MESSAGE_TOO_LARGE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
             NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
             UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
         };
         let status = match code {
+            NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             NOT_LEADER_OR_FOLLOWER
             | LEADER_NOT_AVAILABLE
             | NOT_ENOUGH_REPLICAS
@@ -82,6 +93,7 @@ impl HttpError {
             status,
             name,
             message,
+            code: Some(code),
         }
     }
 
@@ -225,6 +237,12 @@ async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Respon
             Err(e) => e.response(),
         };
     }
+    if path.starts_with("/consume/") {
+        return match consume_route(shard, request).await {
+            Ok(value) => json_response(StatusCode::OK, &value),
+            Err(e) => e.response(),
+        };
+    }
     if path == "/fetch"
         || path.starts_with("/offsets/")
         || path.starts_with("/commit/")
@@ -365,6 +383,105 @@ async fn produce_route(
         Some(Err(e)) => Err(e),
         None => Err(HttpError::bad_request("INVALID_REQUEST", "no message")),
     }
+}
+
+/// The longest `/consume` wait.
+const CONSUME_TIMEOUT_MAX_MS: u64 = 30_000;
+/// A `/consume` waits this long for records when the request does not say.
+const CONSUME_TIMEOUT_DEFAULT_MS: u64 = 1_000;
+
+/// `GET|POST /consume/TOPIC/GROUP/INSTANCE?timeout=MS&max_bytes=N&reset=earliest|latest`,
+/// `DELETE` to leave.
+async fn consume_route(
+    shard: &Shard,
+    request: Request<hyper::body::Incoming>,
+) -> Result<serde_json::Value, HttpError> {
+    let leave = match *request.method() {
+        Method::GET | Method::POST => false,
+        Method::DELETE => true,
+        _ => {
+            return Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_REQUEST",
+                "/consume/TOPIC/GROUP/INSTANCE answers GET, POST and DELETE",
+            ));
+        }
+    };
+    let segments: Vec<String> = request
+        .uri()
+        .path()
+        .split('/')
+        .skip(2)
+        .map(percent_decode)
+        .collect::<Result<_, _>>()?;
+    let [topic, group, instance] = segments.as_slice() else {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "/consume/TOPIC/GROUP/INSTANCE",
+        ));
+    };
+    if [topic, group, instance].iter().any(|s| s.is_empty()) {
+        return Err(HttpError::bad_request(
+            "INVALID_REQUEST",
+            "/consume/TOPIC/GROUP/INSTANCE with none of them empty",
+        ));
+    }
+    if shard.metadata().topic(topic).is_none() {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_TOPIC_OR_PARTITION",
+            format!("no topic {topic}"),
+        ));
+    }
+    let query = query_pairs(request.uri().query().unwrap_or(""))?;
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |name: &str| -> Result<Option<u64>, HttpError> {
+        get(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    HttpError::bad_request("INVALID_REQUEST", format!("{name} is not a number"))
+                })
+            })
+            .transpose()
+    };
+    let reset = match get("reset") {
+        None | Some("latest") => Reset::Latest,
+        Some("earliest") => Reset::Earliest,
+        Some(other) => {
+            return Err(HttpError::bad_request(
+                "INVALID_REQUEST",
+                format!("reset is earliest or latest, not {other}"),
+            ));
+        }
+    };
+    let timeout_ms = number("timeout")?
+        .unwrap_or(CONSUME_TIMEOUT_DEFAULT_MS)
+        .min(CONSUME_TIMEOUT_MAX_MS);
+    let max_bytes = number("max_bytes")?
+        .and_then(|b| usize::try_from(b).ok())
+        .unwrap_or(consume::FETCH_BYTES_DEFAULT)
+        .clamp(1, consume::FETCH_BYTES_MAX);
+    let call = ConsumeCall {
+        topic: topic.clone(),
+        group: group.clone(),
+        instance: instance.clone(),
+        timeout: Duration::from_millis(timeout_ms),
+        max_bytes,
+        reset,
+        leave,
+        client_host: String::new(),
+    };
+    let context = format!("group {group}");
+    shard
+        .http_consume(call)
+        .await
+        .unwrap_or_else(|code| Err(HttpError::from_kafka(code, context)))
 }
 
 /// `GET /offsets/TOPIC` and `GET|POST /fetch` (query or JSON body).

@@ -389,7 +389,7 @@ impl Shard {
     }
 
     /// The shard's own handle, for the tasks it spawns.
-    pub(super) fn me(&self) -> Option<std::rc::Rc<Shard>> {
+    pub(crate) fn me(&self) -> Option<std::rc::Rc<Shard>> {
         self.replicas.shard.borrow().upgrade()
     }
 
