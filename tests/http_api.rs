@@ -135,7 +135,50 @@ fn every_produce_form_is_read_back_by_a_kafka_consumer() {
     assert_eq!(read_back(addr, "web", 3, expected.len()), expected);
     offsets_and_fetch_read_what_was_produced(http, &expected);
     commits_are_what_a_kafka_consumer_finds(addr, http);
+    fetch_skips_aborted_transactions(addr, http);
     bad_input_gets_4xx_with_the_kafka_error_name(http);
+}
+
+/// A transaction aborted between records written outside transactions and
+/// one committed: `/fetch` returns what a read_committed consumer reads.
+fn fetch_skips_aborted_transactions(addr: SocketAddr, http: SocketAddr) {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    create_topic_raw(addr, "ledger", 1);
+    let (status, _, body) = http_request(http, "GET", "/produce/ledger/plain", "");
+    assert_eq!(status, 200, "{body}");
+    let timeout = Duration::from_secs(30);
+    let writer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("transactional.id", "http-ledger")
+        .create()
+        .unwrap();
+    writer.init_transactions(timeout).unwrap();
+    for outcome in ["aborted", "committed"] {
+        writer.begin_transaction().unwrap();
+        for i in 0..3 {
+            let value = format!("{outcome}-{i}");
+            common::send_when_queued(&writer, BaseRecord::<(), _>::to("ledger").payload(&value));
+        }
+        writer.flush(timeout).unwrap();
+        match outcome {
+            "aborted" => writer.abort_transaction(timeout).unwrap(),
+            _ => writer.commit_transaction(timeout).unwrap(),
+        }
+    }
+    let (status, _, body) =
+        http_request(http, "GET", "/fetch?topic=ledger&partition=0&offset=0", "");
+    assert_eq!(status, 200, "{body}");
+    let values: Vec<String> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        values,
+        ["plain", "committed-0", "committed-1", "committed-2"]
+    );
 }
 
 /// `/commit/GROUP` stores offsets a Kafka consumer of that group then
