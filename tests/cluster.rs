@@ -80,7 +80,7 @@ impl Drop for Cluster {
                 let log = std::fs::read_to_string(&path).unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
                 eprintln!("---- the last lines of broker {id}'s log");
-                for line in &lines[lines.len().saturating_sub(40)..] {
+                for line in &lines[lines.len().saturating_sub(60)..] {
                     eprintln!("[broker {id}] {line}");
                 }
             }
@@ -108,7 +108,10 @@ impl Cluster {
             clients,
             voters,
             brokers: (0..size).map(|_| None).collect(),
-            log_filter: std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            // Roles, ISR changes and the quorum's leaders at info: what a
+            // failed test's log tail needs to tell why.
+            log_filter: std::env::var("SHARDLOG_TEST_LOG")
+                .unwrap_or_else(|_| "warn,net::broker::replica=info,net::cluster=info".into()),
         };
         for id in 0..size {
             cluster.start_broker(id);
@@ -324,7 +327,15 @@ fn produce_with(
             .payload(&value);
         common::send_when_queued(&producer, record);
     }
-    producer.flush(Duration::from_secs(60)).unwrap();
+    if let Err(e) = producer.flush(Duration::from_secs(60)) {
+        let reports = deliveries.0.lock().unwrap();
+        let errors: Vec<&Report> = reports.iter().filter(|r| r.is_err()).take(5).collect();
+        panic!(
+            "{tag}: {e}: {} of {count} reported, {} in flight, errors {errors:?}",
+            reports.len(),
+            producer.in_flight_count()
+        );
+    }
     let reports = deliveries.0.lock().unwrap().clone();
     assert_eq!(reports.len(), count);
     reports
@@ -1833,7 +1844,8 @@ fn a_voter_far_behind_is_sent_the_metadata_snapshot() {
     // What the leader queued for broker 2 while it was down is stale a
     // second later and dropped: broker 2 is told where the log is now.
     std::thread::sleep(Duration::from_millis(1500));
-    cluster.log_filter = "warn,replication::quorum=info".into();
+    cluster.log_filter =
+        "warn,net::broker::replica=info,net::cluster=info,replication::quorum=info".into();
     cluster.start_broker(2);
     wait_replicated(&cluster, 0, "kept", 3);
     let log = std::fs::read_to_string(cluster.log_path(2)).unwrap();
