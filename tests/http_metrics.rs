@@ -141,6 +141,7 @@ fn metrics_move_with_traffic_and_errors_are_json() {
         lagging["shardlog_consumer_group_lag{group=\"lagging\",topic=\"metered\",partition=\"0\"}"],
         (end - 10) as f64
     );
+    shards_count_their_work(&before, &after);
     let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");
     assert!(logged >= 200.0 * 1000.0, "log sizes {logged}");
     assert!(
@@ -154,4 +155,29 @@ fn metrics_move_with_traffic_and_errors_are_json() {
     let (status, _, body) = http(http_addr, "POST", "/metrics");
     assert_eq!(status, 405);
     assert!(body.contains("\"error\":\"INVALID_REQUEST\""), "{body}");
+}
+
+/// Each shard's executor counted busy time and tasks, more after the
+/// traffic; nothing is in flight between requests (the scrape itself is
+/// HTTP, not a Kafka request).
+fn shards_count_their_work(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) {
+    for shard in ["0", "1"] {
+        for family in [
+            "shardlog_shard_busy_seconds_total",
+            "shardlog_shard_tasks_total",
+        ] {
+            let key = format!("{family}{{shard=\"{shard}\"}}");
+            assert!(after[&key] > before[&key], "{key}: {after:?}");
+        }
+        let busy = after[&format!("shardlog_shard_busy_seconds_total{{shard=\"{shard}\"}}")];
+        let tasks = after[&format!("shardlog_shard_task_seconds_total{{shard=\"{shard}\"}}")];
+        assert!(tasks <= busy, "running tasks is part of being busy");
+        let key = format!("shardlog_shard_requests_in_flight{{shard=\"{shard}\"}}");
+        assert_eq!(after[&key], 0.0, "{key}");
+        let key = format!("shardlog_shard_mesh_in_progress{{shard=\"{shard}\"}}");
+        assert!(
+            after[&key] <= 1.0,
+            "at most the scrape's own gathering: {key}"
+        );
+    }
 }

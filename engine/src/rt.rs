@@ -136,6 +136,13 @@ pub fn spawn_background(fut: impl Future<Output = ()> + 'static) {
     crate::io::spawn_background(fut);
 }
 
+pub use crate::io::ExecutorTotals;
+
+/// What this executor did since it started (call it on an executor).
+pub fn executor_totals() -> ExecutorTotals {
+    crate::io::executor_totals()
+}
+
 /// Sleeps on the current executor.
 pub async fn sleep(duration: Duration) {
     crate::io::sleep(duration).await;

@@ -8,8 +8,10 @@
 //! API, connections open and accepted per shard, bytes and records
 //! produced and bytes fetched per topic, produce-to-durable and fdatasync
 //! latency; the scrape adds partitions, their log sizes, under-replicated
-//! partitions and consumer group lag. To come (issue 16): shard busy time
-//! and queue lengths.
+//! partitions and consumer group lag; per shard, its busy time (running
+//! tasks and driving io_uring) and tasks run, and its queues: Kafka
+//! requests read and not yet answered, and requests from other shards
+//! being served.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -26,6 +28,8 @@ pub use engine::stats::{Histogram, LATENCY_BUCKETS};
 
 /// A per-topic counter family: name, help, and which count it shows.
 type TopicFamily = (&'static str, &'static str, fn(&TopicCounts) -> u64);
+/// A per-shard family: name, help, and which value it shows.
+type ShardFamily<T> = (&'static str, &'static str, fn(&ShardMetrics) -> T);
 
 /// A topic's traffic on one shard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +74,48 @@ pub struct ShardMetrics {
     /// Offsets committed by the groups this shard coordinates: (group,
     /// topic, partition, offset).
     pub committed: Vec<(String, String, i32, i64)>,
+    /// The executor's work since the start.
+    pub executor: engine::rt::ExecutorTotals,
+    /// Kafka requests read whole and not yet answered.
+    pub requests_in_flight: u64,
+    /// Requests from other shards being served here.
+    pub mesh_in_progress: u64,
+}
+
+/// A queue a [`Queued`] guard counts an entry of while it lives.
+#[derive(Debug, Clone, Copy)]
+pub enum Queue {
+    /// A Kafka request read whole, until its answer is written.
+    Requests,
+    /// A request from another shard, until served.
+    Mesh,
+}
+
+/// Counts one entry of its queue while it lives.
+#[derive(Debug)]
+pub struct Queued(Queue);
+
+impl Queued {
+    pub fn enter(queue: Queue) -> Queued {
+        LOCAL.with_borrow_mut(|m| *Queued::count(m, queue) += 1);
+        Queued(queue)
+    }
+
+    fn count(m: &mut ShardMetrics, queue: Queue) -> &mut u64 {
+        match queue {
+            Queue::Requests => &mut m.requests_in_flight,
+            Queue::Mesh => &mut m.mesh_in_progress,
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        LOCAL.with_borrow_mut(|m| {
+            let count = Queued::count(m, self.0);
+            *count = count.saturating_sub(1);
+        });
+    }
 }
 
 thread_local! {
@@ -157,6 +203,7 @@ pub fn local(shard: u32) -> ShardMetrics {
     let mut m = LOCAL.with_borrow(Clone::clone);
     m.shard = shard;
     m.fdatasync = engine::stats::sync_latency();
+    m.executor = engine::rt::executor_totals();
     m
 }
 
@@ -188,6 +235,7 @@ impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_requests(&mut encoder)?;
         self.encode_connections(&mut encoder)?;
+        self.encode_shards(&mut encoder)?;
         self.encode_topics(&mut encoder)?;
         self.encode_partitions(&mut encoder)?;
         self.encode_groups(&mut encoder)
@@ -264,6 +312,59 @@ impl Scrape {
         for shard in &self.shards {
             let labels = [("shard", shard.shard.to_string())];
             ConstCounter::new(shard.connections_accepted).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let seconds: [ShardFamily<f64>; 2] = [
+            (
+                "shardlog_shard_busy_seconds",
+                "Time each shard's executor was busy: running tasks and driving io_uring",
+                |m| m.executor.busy_time.as_secs_f64(),
+            ),
+            (
+                "shardlog_shard_task_seconds",
+                "Time each shard's executor ran tasks",
+                |m| m.executor.tasks_time.as_secs_f64(),
+            ),
+        ];
+        for (name, help, pick) in seconds {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                let labels = [("shard", shard.shard.to_string())];
+                ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_shard_tasks",
+            "Tasks each shard's executor ran",
+            None,
+            MetricType::Counter,
+        )?;
+        for shard in &self.shards {
+            let labels = [("shard", shard.shard.to_string())];
+            ConstCounter::new(shard.executor.tasks).encode(family.encode_family(&labels)?)?;
+        }
+        let queues: [ShardFamily<u64>; 2] = [
+            (
+                "shardlog_shard_requests_in_flight",
+                "Kafka requests read whole and not yet answered, by shard",
+                |m| m.requests_in_flight,
+            ),
+            (
+                "shardlog_shard_mesh_in_progress",
+                "Requests from other shards being served, by shard",
+                |m| m.mesh_in_progress,
+            ),
+        ];
+        for (name, help, pick) in queues {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for shard in &self.shards {
+                let labels = [("shard", shard.shard.to_string())];
+                ConstGauge::new(i64::try_from(pick(shard)).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }
@@ -397,6 +498,12 @@ mod tests {
         let mut b = ShardMetrics {
             shard: 1,
             connections_open: 2,
+            requests_in_flight: 3,
+            executor: engine::rt::ExecutorTotals {
+                tasks_time: Duration::from_millis(1500),
+                busy_time: Duration::from_millis(2500),
+                tasks: 9,
+            },
             ..ShardMetrics::default()
         };
         b.requests.insert((0, 9), 4);
@@ -451,6 +558,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("shardlog_partitions 1"), "{text}");
+        assert!(
+            text.contains("shardlog_shard_busy_seconds_total{shard=\"1\"} 2.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_shard_tasks_total{shard=\"1\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shardlog_shard_requests_in_flight{shard=\"1\"} 3"),
+            "{text}"
+        );
         assert!(
             text.contains("shardlog_under_replicated_partitions 1"),
             "{text}"

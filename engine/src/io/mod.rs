@@ -613,3 +613,32 @@ mod quiet_tests {
         assert_eq!(polls.get(), 2);
     }
 }
+
+/// What this thread's executor did since it started: time running tasks,
+/// the same with io_uring submission and completion, and tasks run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExecutorTotals {
+    pub tasks_time: std::time::Duration,
+    pub busy_time: std::time::Duration,
+    pub tasks: u64,
+}
+
+thread_local! {
+    static EXECUTOR_TOTALS: std::cell::Cell<ExecutorTotals> =
+        std::cell::Cell::new(ExecutorTotals::default());
+}
+
+/// This executor's [`ExecutorTotals`] (call it on an executor's thread).
+/// glommio hands out what accrued since it was last asked; the totals add
+/// up here.
+pub(crate) fn executor_totals() -> ExecutorTotals {
+    let taken = glommio::executor().executor_stats();
+    EXECUTOR_TOTALS.with(|totals| {
+        let mut sum = totals.get();
+        sum.tasks_time += taken.executor_runtime();
+        sum.busy_time += taken.total_runtime();
+        sum.tasks += taken.tasks_executed();
+        totals.set(sum);
+        sum
+    })
+}

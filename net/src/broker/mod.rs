@@ -312,14 +312,19 @@ impl Shard {
             let shard = Rc::clone(&shard);
             crate::server::spawn(async move {
                 while let Some(message) = channel.recv().await {
+                    let queued = crate::metrics::Queued::enter(crate::metrics::Queue::Mesh);
                     // Snapshots and replication frames apply in order;
                     // everything else runs as its own task so one slow
                     // append does not hold up the rest.
                     if let ShardMessage::Snapshot { .. } | ShardMessage::Data { .. } = message {
                         shard.on_message(message).await;
+                        drop(queued);
                     } else {
                         let shard = Rc::clone(&shard);
-                        crate::server::spawn(async move { shard.on_message(message).await });
+                        crate::server::spawn(async move {
+                            shard.on_message(message).await;
+                            drop(queued);
+                        });
                     }
                 }
             });

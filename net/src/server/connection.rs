@@ -51,7 +51,9 @@ use crate::limits::{
 struct InFlight {
     outcome: LocalBoxFuture<'static, Outcome>,
     _bytes: [StaticPermit; 2],
-    _under_way: UnderWay,
+    /// Counted as activity (idle timeout) and as a request in flight
+    /// (metrics) until answered.
+    _under_way: (UnderWay, crate::metrics::Queued),
     timing: Timing,
 }
 
@@ -269,7 +271,10 @@ async fn read_requests(
             }
         };
         // Under way once whole: a client that stalls mid-frame is idle.
-        let under_way = activity.begin();
+        let under_way = (
+            activity.begin(),
+            crate::metrics::Queued::enter(crate::metrics::Queue::Requests),
+        );
         let read = Instant::now();
         let api_key = frame.first_chunk::<2>().and_then(|key| {
             kafka_protocol::messages::ApiKey::try_from(i16::from_be_bytes(*key)).ok()
