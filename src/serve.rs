@@ -514,7 +514,7 @@ async fn run_shard(
         net::server::bind(&config).with_context(|| format!("cannot listen on {listen}"))?;
     let http = http_listen
         .map(|addr| {
-            net::http::bind(addr, http_users)
+            net::http::bind(addr, http_users, &config)
                 .with_context(|| format!("cannot listen for HTTP on {addr}"))
         })
         .transpose()?;

@@ -4,6 +4,7 @@
 //! `connections-max-idle-ms` while busy ones stay, and a client that
 //! connects and disconnects 10,000 times in a tight loop neither loses a
 //! producer's data nor stops the broker answering.
+//! The HTTP listener shares those limits.
 
 mod common;
 
@@ -207,4 +208,88 @@ fn a_tiny_in_flight_budget_serialises_requests_and_loses_nothing() {
     let (error, high_watermark, records) = fetch_records(addr, "budget", 0, 0);
     assert_eq!((error, high_watermark), (0, produced));
     assert!(records.is_some_and(|r| !r.is_empty()));
+}
+
+/// A request on a kept-alive HTTP connection: its status, or `None` when
+/// the broker closed the connection.
+fn http_on(stream: &mut TcpStream, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: shardlog\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+/// The HTTP listener shares the Kafka listener's limits: its connections
+/// count towards `max-connections-per-ip` with the Kafka ones (the next
+/// of either kind is closed at once), an idle one is closed after
+/// `connections-max-idle-ms`, and one whose request takes longer than that
+/// (a `/consume` long poll) is answered.
+#[test]
+fn http_connections_share_the_kafka_listener_s_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http = free_addr();
+    let config = format!(
+        "max-connections-per-ip = 4\nconnections-max-idle-ms = 2000\nhttp-listen = \"{http}\"\n"
+    );
+    let _broker = start_configured(dir.path(), addr, &config);
+    create_topic_raw(addr, "quiet", 1);
+    let mut kafka = Vec::new();
+    for _ in 0..2 {
+        eventually("Kafka connections are served", || {
+            let mut stream = connect(addr);
+            let served = answered(&mut stream);
+            kafka.extend(served.then_some(stream));
+            served
+        });
+    }
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        eventually("HTTP connections are served", || {
+            let mut stream = connect(http);
+            let ok = http_on(&mut stream, "/offsets/quiet") == Some(200);
+            served.extend(ok.then_some(stream));
+            ok
+        });
+    }
+    let (mut idle, mut busy) = (served.remove(0), served.remove(0));
+    assert_eq!(
+        http_on(&mut connect(http), "/offsets/quiet"),
+        None,
+        "a fifth connection from the address (HTTP) is closed"
+    );
+    assert!(
+        !answered(&mut connect(addr)),
+        "a fifth connection from the address (Kafka) is closed"
+    );
+    // 4.5 s without a record: the request is under way all along.
+    assert_eq!(
+        http_on(&mut busy, "/consume/quiet/g/i?timeout=4500"),
+        Some(200),
+        "a long poll past the idle limit is answered"
+    );
+    assert_eq!(
+        http_on(&mut idle, "/offsets/quiet"),
+        None,
+        "the idle one was closed"
+    );
+    drop(idle);
+    eventually("the idle connection's place comes back", || {
+        http_on(&mut connect(http), "/offsets/quiet") == Some(200)
+    });
 }

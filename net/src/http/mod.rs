@@ -6,8 +6,8 @@
 //! `/committed` ([`consume`]), group members (`/consume`, [`member`]),
 //! optional basic authentication (`http-users`). Errors are JSON `{error,
 //! message}` with the Kafka error name, 4xx for bad input and 5xx only for
-//! the broker's own failures. Not yet: a bound on HTTP connections and
-//! their idle time (the Kafka listener has both).
+//! the broker's own failures. Connections are bounded per shard and
+//! closed when idle as the Kafka listener's are (the same accept loop).
 
 mod consume;
 mod member;
@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::AsyncRead as _;
 use futures::AsyncWrite as _;
-use futures::future::{Either, select};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -35,8 +34,6 @@ use crate::metrics::{self, PartitionSize, Scrape};
 
 /// The content type of the prometheus-client text encoder's output.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// How often the accept loop looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);
 /// The largest request body taken (Kafka's default max.message.bytes).
 const BODY_BYTES_MAX: usize = 1_048_588;
 
@@ -139,15 +136,27 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full
 pub struct HttpListener {
     listener: glommio::net::TcpListener,
     users: Rc<Vec<(String, String)>>,
+    /// The Kafka listener's settings: its idle limit, its count of
+    /// connections per address (over both listeners), its stop poll.
+    config: crate::server::ListenerConfig,
 }
 
 /// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it). With
 /// `users` ((name, password) pairs), every request must carry HTTP basic
-/// authentication of one of them.
-pub fn bind(addr: SocketAddr, users: Vec<(String, String)>) -> std::io::Result<HttpListener> {
+/// authentication of one of them. Connections are bounded and closed when
+/// idle as `kafka`'s (the Kafka listener's settings) are, and count
+/// towards the same `max.connections.per.ip`.
+pub fn bind(
+    addr: SocketAddr,
+    users: Vec<(String, String)>,
+    kafka: &crate::server::ListenerConfig,
+) -> std::io::Result<HttpListener> {
+    let mut config = kafka.clone();
+    config.listen = addr;
     Ok(HttpListener {
         listener: crate::server::listen_reuseport(addr)?,
         users: Rc::new(users),
+        config,
     })
 }
 
@@ -187,44 +196,50 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl HttpListener {
     /// Serves connections until `stopped()`; each connection is a task.
     pub async fn serve(self, shard: Rc<Shard>, stopped: impl Fn() -> bool) {
-        let mut accept = Box::pin(engine::rt::quiet(self.listener.accept()));
-        while !stopped() {
-            let tick = std::pin::pin!(glommio::timer::sleep(STOP_POLL));
-            let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
-                continue;
-            };
-            accept = Box::pin(engine::rt::quiet(self.listener.accept()));
-            let stream = match accepted {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    glommio::timer::sleep(STOP_POLL).await;
-                    continue;
-                }
-            };
-            let shard = Rc::clone(&shard);
-            let users = Rc::clone(&self.users);
-            let peer = stream.peer_addr().ok();
-            crate::server::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let shard = Rc::clone(&shard);
-                    let users = Rc::clone(&users);
-                    async move {
-                        if !users.is_empty() && !authenticated(&users, &request) {
-                            tracing::info!(peer = ?peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
-                            return Ok::<_, Infallible>(unauthorized());
-                        }
-                        Ok::<_, Infallible>(route(&shard, request).await)
-                    }
-                });
-                let served = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(Io(stream), service)
-                    .await;
-                if let Err(e) = served {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
-                }
-            });
+        let connections =
+            crate::server::admission::Connections::new(self.config.connections_max_idle);
+        let users = &self.users;
+        let serve_one = |stream, peer, activity| {
+            serve_connection(Rc::clone(&shard), Rc::clone(users), stream, peer, activity)
+        };
+        crate::server::accept_loop(
+            &self.listener,
+            &self.config,
+            &connections,
+            stopped,
+            serve_one,
+        )
+        .await;
+    }
+}
+
+/// One HTTP connection: hyper's HTTP/1.1 server over it; each request is
+/// under way (not idle) until answered.
+async fn serve_connection(
+    shard: Rc<Shard>,
+    users: Rc<Vec<(String, String)>>,
+    stream: glommio::net::TcpStream,
+    peer: SocketAddr,
+    activity: Rc<crate::server::admission::Activity>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let shard = Rc::clone(&shard);
+        let users = Rc::clone(&users);
+        let under_way = activity.begin();
+        async move {
+            let _under_way = under_way;
+            if !users.is_empty() && !authenticated(&users, &request) {
+                tracing::info!(%peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
+                return Ok::<_, Infallible>(unauthorized());
+            }
+            Ok::<_, Infallible>(route(&shard, request).await)
         }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(Io(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
 }
 

@@ -118,73 +118,95 @@ impl Listener {
             self.config.in_flight_bytes_per_shard,
         ));
         let connections = Connections::new(self.config.connections_max_idle);
-        let mut last_sweep = Instant::now();
-        // One accept stays pending across the stop checks: a dropped accept
-        // whose completion raced the cancellation would take a connection
-        // from the kernel and never serve it. glommio adds a clone of this
-        // task's waker at every poll of a pending accept, and a task allows
-        // i16::MAX of them (about 27 minutes of 50 ms checks without a new
-        // connection, then a panic): `quiet` polls it only when it woke.
-        let mut accept = Box::pin(engine::rt::quiet(self.listener.accept()));
-        while !stopped() {
-            if last_sweep.elapsed() >= connections.sweep_interval() {
-                last_sweep = Instant::now();
-                let closed = connections.sweep(last_sweep);
-                if closed > 0 {
-                    tracing::debug!(
-                        closed,
-                        "closed connections idle past connections.max.idle.ms"
-                    );
-                }
-            }
-            let tick = std::pin::pin!(glommio::timer::sleep(self.config.stop_poll_interval));
-            let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
-                continue;
-            };
-            accept = Box::pin(engine::rt::quiet(self.listener.accept()));
-            match accepted {
-                Ok(stream) => self.admit(stream, &connections, &shard, &shard_budget),
-                Err(e) => {
-                    // Out of descriptors or memory: back off, then go on.
-                    tracing::warn!(error = %e, "accept failed");
-                    glommio::timer::sleep(self.config.stop_poll_interval).await;
-                }
-            }
-        }
+        let config = &self.config;
+        accept_loop(
+            &self.listener,
+            config,
+            &connections,
+            stopped,
+            |stream, _, activity| {
+                connection::run(
+                    stream,
+                    config.request_bytes_max,
+                    Rc::clone(&shard),
+                    Rc::clone(&shard_budget),
+                    activity,
+                    config.slow_request_log,
+                )
+            },
+        )
+        .await;
     }
+}
 
-    /// Serves an accepted connection, or closes it at once (with a log
-    /// line) when its address or this shard has too many already.
-    fn admit(
-        &self,
-        stream: glommio::net::TcpStream,
-        connections: &Connections,
-        shard: &Rc<crate::broker::Shard>,
-        shard_budget: &Rc<connection::ShardBudgets>,
-    ) {
-        let Ok(peer) = stream.peer_addr() else {
-            return; // already gone
-        };
-        if !connections.has_room() {
-            tracing::warn!(%peer, max = crate::limits::CONNECTIONS_MAX_PER_SHARD, "refusing connection: this shard has its maximum");
-            return;
+/// A shard's accept loop for a listener (the Kafka one, the HTTP one):
+/// accepts until `stopped()`, closing the connections of `connections`
+/// idle past `connections.max.idle.ms` between accepts. A connection is
+/// refused (closed at once, with a log line) when this shard has
+/// [`CONNECTIONS_MAX_PER_SHARD`](crate::limits::CONNECTIONS_MAX_PER_SHARD)
+/// on this listener or its address has `max.connections.per.ip` on all of
+/// them; otherwise `serve_one` makes its task (from the stream, the peer
+/// and the connection's activity, which it marks busy while a request is
+/// under way), run on this shard until done or swept.
+pub(crate) async fn accept_loop<F, T>(
+    listener: &glommio::net::TcpListener,
+    config: &ListenerConfig,
+    connections: &Connections,
+    stopped: impl Fn() -> bool,
+    mut serve_one: F,
+) where
+    F: FnMut(glommio::net::TcpStream, SocketAddr, Rc<admission::Activity>) -> T,
+    T: std::future::Future<Output = ()> + 'static,
+{
+    let mut last_sweep = Instant::now();
+    // One accept stays pending across the stop checks: a dropped accept
+    // whose completion raced the cancellation would take a connection
+    // from the kernel and never serve it. glommio adds a clone of this
+    // task's waker at every poll of a pending accept, and a task allows
+    // i16::MAX of them (about 27 minutes of 50 ms checks without a new
+    // connection, then a panic): `quiet` polls it only when it woke.
+    let mut accept = Box::pin(engine::rt::quiet(listener.accept()));
+    while !stopped() {
+        if last_sweep.elapsed() >= connections.sweep_interval() {
+            last_sweep = Instant::now();
+            let closed = connections.sweep(last_sweep);
+            if closed > 0 {
+                tracing::debug!(
+                    closed,
+                    "closed connections idle past connections.max.idle.ms"
+                );
+            }
         }
-        let Some(admitted) = self.config.per_ip.admit(peer.ip()) else {
-            let open = self.config.per_ip.open_from(peer.ip());
-            tracing::warn!(%peer, open, "refusing connection: max.connections.per.ip reached");
-            return;
+        let tick = std::pin::pin!(glommio::timer::sleep(config.stop_poll_interval));
+        let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await else {
+            continue;
+        };
+        accept = Box::pin(engine::rt::quiet(listener.accept()));
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Out of descriptors or memory: back off, then go on.
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(config.stop_poll_interval).await;
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            continue; // already gone
+        };
+        let listen = config.listen;
+        if !connections.has_room() {
+            tracing::warn!(%peer, %listen, max = crate::limits::CONNECTIONS_MAX_PER_SHARD, "refusing connection: this shard has its maximum");
+            continue;
+        }
+        let Some(admitted) = config.per_ip.admit(peer.ip()) else {
+            let open = config.per_ip.open_from(peer.ip());
+            tracing::warn!(%peer, %listen, open, "refusing connection: max.connections.per.ip reached");
+            continue;
         };
         let (abort, registration) = futures::future::AbortHandle::new_pair();
         let activity = connections.register(abort);
-        let task = connection::run(
-            stream,
-            self.config.request_bytes_max,
-            Rc::clone(shard),
-            Rc::clone(shard_budget),
-            activity,
-            self.config.slow_request_log,
-        );
-        let task = futures::future::Abortable::new(task, registration);
+        let task = futures::future::Abortable::new(serve_one(stream, peer, activity), registration);
         spawn(task.map(move |_| drop(admitted)));
     }
 }
