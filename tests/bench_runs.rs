@@ -295,3 +295,34 @@ fn a_bad_workload_file_is_refused_naming_the_field() {
         "{stderr}"
     );
 }
+
+/// HTTP producers (`--driver http`): every message posted, keyed and
+/// round-robin, is answered with its offset.
+#[test]
+fn http_producers_have_every_message_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let http = free_addr();
+    let _broker = common::start_with(
+        &tmp.path().join("data"),
+        addr,
+        "warn",
+        &["--http-listen", &http.to_string()],
+    );
+    for keys in ["\"none\"", "{ uniform = 20 }"] {
+        let workload = format!(
+            "partitions = 3\nproducers = 2\nconsumers = 0\nkeys = {keys}\nmessage-size = 100\n\
+             rate = 2000\nwarmup-seconds = 0.2\nduration-seconds = 1.5\n"
+        );
+        let run = run_with(
+            tmp.path(),
+            &addr.to_string(),
+            &workload,
+            &["--driver", "http", "--http", &http.to_string()],
+        );
+        assert_eq!(run.driver, "HTTP");
+        let p = &run.produce;
+        assert_eq!((p.acked, p.errors), (p.sent, 0), "{keys}: {p:?}");
+        assert!(p.acked >= 3000, "{keys}: {p:?}");
+    }
+}

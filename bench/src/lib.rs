@@ -24,6 +24,7 @@ pub mod floor;
 pub mod groups;
 pub mod histogram;
 pub mod html;
+pub mod http_driver;
 pub mod message;
 pub mod native;
 pub mod procfs;
@@ -82,7 +83,8 @@ pub struct WorkloadArgs {
     /// Seeds payloads and keys (default: from the clock; always printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// The clients: librdkafka's, or the native pipelined client.
+    /// The clients: librdkafka's, the native pipelined client, or (for
+    /// producers) shardlog's HTTP API at `--http`.
     #[arg(long, value_enum, default_value_t = Driver::Librdkafka)]
     pub driver: Driver,
     /// The consumers' client, when it is not the producers' (`--driver`).
@@ -95,6 +97,8 @@ pub struct WorkloadArgs {
 pub enum Driver {
     Librdkafka,
     Native,
+    /// `POST /produce/TOPIC` with JSON arrays (producers only).
+    Http,
 }
 
 impl WorkloadArgs {
@@ -141,6 +145,9 @@ pub struct RunArgs {
     /// The broker's name in reports.
     #[arg(long, default_value = "broker")]
     pub name: String,
+    /// The broker's HTTP listener (`HOST:PORT`), for `--driver http`.
+    #[arg(long)]
+    pub http: Option<String>,
     /// The broker's process id: its CPU seconds and peak memory are
     /// reported (read from /proc).
     #[arg(long)]
@@ -166,6 +173,8 @@ pub struct Target {
     pub name: String,
     pub bootstrap: String,
     pub pid: Option<u32>,
+    /// Its HTTP listener, for HTTP producers.
+    pub http: Option<String>,
 }
 
 impl Target {
@@ -188,6 +197,7 @@ impl Target {
             name: name.to_string(),
             bootstrap: bootstrap.to_string(),
             pid,
+            http: None,
         })
     }
 }
@@ -198,6 +208,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         name: args.name.clone(),
         bootstrap: args.bootstrap.clone(),
         pid: args.broker_pid,
+        http: args.http.clone(),
     };
     measure(&[target], &args.common)
 }
@@ -331,6 +342,7 @@ impl Drivers {
         let name = |driver| match driver {
             Driver::Librdkafka => format!("librdkafka {}", rdkafka_driver::version()),
             Driver::Native => "native".to_string(),
+            Driver::Http => "HTTP".to_string(),
         };
         if self.producers == self.consumers {
             name(self.producers)
@@ -490,6 +502,9 @@ impl<'a> Setup<'a> {
                         "transaction-messages: the native consumer reads uncommitted (use --consumer-driver librdkafka)"
                     )),
                     Driver::Native => native::consume(bootstrap, reading, tally),
+                    Driver::Http => Err(anyhow::anyhow!(
+                        "the HTTP driver only produces (set consumers = 0, or --consumer-driver)"
+                    )),
                 })
             })
             .collect()
@@ -546,6 +561,10 @@ impl<'a> Setup<'a> {
                 scope.spawn(move || match self.drivers.producers {
                     Driver::Librdkafka => rdkafka_driver::produce(&plan, tally, generator),
                     Driver::Native => native::produce(&plan, tally, generator),
+                    Driver::Http => match &self.target.http {
+                        Some(http) => http_driver::produce(&plan, http, tally, generator),
+                        None => Err(anyhow::anyhow!("--driver http needs --http HOST:PORT")),
+                    },
                 })
             })
             .collect()
@@ -691,7 +710,8 @@ mod tests {
             Target {
                 name: "shardlog".into(),
                 bootstrap: "127.0.0.1:9092".into(),
-                pid: Some(4242)
+                pid: Some(4242),
+                http: None,
             }
         );
         assert_eq!(Target::parse("k=h:1").unwrap().pid, None);
