@@ -41,6 +41,8 @@ const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 const SWEEP: Duration = Duration::from_millis(250);
 /// While nothing is assigned a consume asks again this often.
 const UNASSIGNED_RETRY: Duration = Duration::from_millis(200);
+/// A wait that ends sooner than this is followed by a pause this long.
+const NO_SPIN: Duration = Duration::from_millis(10);
 /// The client id the coordinator shows for HTTP members.
 const CLIENT_ID: &str = "shardlog-http";
 
@@ -193,6 +195,10 @@ pub(crate) async fn consume_here(shard: &Shard, call: ConsumeCall) -> ConsumeAns
             );
         }
         if held.topic != call.topic {
+            // Its positions are the old topic's: committed, then forgotten.
+            commit(shard, &mut held).await;
+            held.positions.clear();
+            held.committed.clear();
             held.topic.clone_from(&call.topic);
             held.resubscribe = true;
         }
@@ -222,7 +228,13 @@ async fn consume(shard: &Shard, instance: &mut Instance, call: &ConsumeCall) -> 
         } else {
             deadline.min(heartbeat_due)
         };
+        let waited = Instant::now();
         wait_for_records(shard, instance, &partitions, until).await;
+        if waited.elapsed() < NO_SPIN {
+            // Records there but none to return (an open transaction holds
+            // the last stable offset back): not a busy loop meanwhile.
+            engine::rt::sleep(NO_SPIN.min(until.saturating_duration_since(Instant::now()))).await;
+        }
     }
 }
 
