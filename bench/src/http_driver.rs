@@ -16,6 +16,9 @@ use crate::message::Generator;
 use crate::rdkafka_driver::ProducerPlan;
 use crate::tally::ProducerHandle;
 
+/// The largest body the HTTP listener takes.
+const BODY_BYTES_MAX: usize = 1_048_576;
+
 /// A message sent and not yet answered.
 struct Sent {
     sequence: u64,
@@ -99,11 +102,14 @@ pub fn produce(
     let mut connection = Connection::open(http)?;
     let path = format!("/produce/{}", plan.topic);
     let clock = tally.clock();
-    let batch_bytes = workload.batch_bytes as usize;
+    // The listener takes bodies of up to 1 MiB (Kafka's max.message.bytes).
+    let batch_bytes = (workload.batch_bytes as usize).min(BODY_BYTES_MAX);
     let mut sequence = 0u64;
     let mut partition = plan.first_partition;
     let mut body = Vec::with_capacity(batch_bytes + 1024);
     let mut sent: Vec<Sent> = Vec::new();
+    // A message made for a request it did not fit in.
+    let mut carried: Option<(Option<Vec<u8>>, Vec<u8>)> = None;
     loop {
         let now = Instant::now();
         let due_at = plan.schedule.due(sequence).unwrap_or(now);
@@ -118,13 +124,22 @@ pub fn produce(
         body.clear();
         body.push(b'[');
         sent.clear();
-        while body.len() < batch_bytes {
+        loop {
             let due_at = plan.schedule.due(sequence).unwrap_or(now);
             if due_at > Instant::now() || due_at >= plan.end {
                 break;
             }
             let due_ns = clock.ns(due_at);
-            let (key, payload) = generator.message(sequence, due_ns);
+            let (key, payload) = match carried.take() {
+                Some(message) => message,
+                None => generator.message(sequence, due_ns),
+            };
+            let room = body.len() + payload.len() + key.as_ref().map_or(0, Vec::len) + 64;
+            if !sent.is_empty() && room > batch_bytes {
+                // It goes first in the next request.
+                carried = Some((key, payload));
+                break;
+            }
             let message = match &key {
                 Some(key) => serde_json::json!({"key": as_text(key), "value": as_text(&payload)}),
                 None => {

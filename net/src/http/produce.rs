@@ -2,10 +2,11 @@
 //! ?key=KEY`; `GET|POST /produce/TOPIC` with a JSON message `{partition?,
 //! timestamp?, key?, value, headers?: [{key, value}]}` or an array of them;
 //! `GET|POST /produce` with an array of messages that each name their
-//! `topic`. Each message becomes a record batch appended as a Produce with
-//! acks=all would be (durable, and in sync on a replicated partition), and
+//! `topic`. A request's messages to one partition become record batches
+//! (in order; up to 256 KiB each) appended as a Produce with acks=all
+//! would be (durable, and in sync on a replicated partition); each message
 //! is answered `{topic, partition, offset, timestamp}` (an array for an
-//! array). A message's partition: the one it names, else its key's
+//! array; the messages of a batch share its fate). A message's partition: the one it names, else its key's
 //! (murmur2, as the Java client), else the next one round-robin.
 
 use std::cell::Cell;
@@ -116,57 +117,139 @@ pub(super) async fn produce(
         };
         planned.push((name, partition, message));
     }
-    // Staged in order, then each finished (durable) together.
-    let mut stages = Vec::with_capacity(planned.len());
-    for (name, partition, message) in &planned {
-        let timestamp = message.timestamp.unwrap_or_else(engine::rt::wall_clock_ms);
-        let batch = encode(message, timestamp);
-        let tp = TopicPartition::new(name, *partition);
-        stages.push((timestamp, stage_one(shard, tp, Some(batch), -1, None).await));
+    // The messages of a partition go as batches (in their order, at most
+    // BATCH_BYTES each), staged in order, then finished (durable)
+    // together.
+    let batches = batches(&planned);
+    let mut stages = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let encoded = encode(&batch.messages);
+        stages.push(stage_one(shard, batch.tp.clone(), Some(encoded), -1, None).await);
     }
-    let finished = futures::future::join_all(
-        stages
-            .into_iter()
-            .map(|(timestamp, stage)| async move { (timestamp, finish_one(stage).await) }),
-    )
-    .await;
-    let mut out = Vec::with_capacity(finished.len());
-    for ((name, partition, _), (timestamp, response)) in planned.iter().zip(finished) {
-        if response.error_code != 0 {
-            out.push(Err(HttpError::from_kafka(
-                response.error_code,
-                format!("producing to {name}-{partition}"),
-            )));
-            continue;
+    let finished = futures::future::join_all(stages.into_iter().map(finish_one)).await;
+    let mut out: Vec<Option<Result<serde_json::Value, HttpError>>> =
+        (0..planned.len()).map(|_| None).collect();
+    for (batch, response) in batches.iter().zip(finished) {
+        let (name, partition) = (&batch.tp.topic, batch.tp.partition);
+        for (i, &(index, _, timestamp)) in batch.messages.iter().enumerate() {
+            let answer = if response.error_code == 0 {
+                let timestamp = if response.log_append_time_ms >= 0 {
+                    response.log_append_time_ms
+                } else {
+                    timestamp
+                };
+                Ok(serde_json::json!({
+                    "topic": name,
+                    "partition": partition,
+                    "offset": response.base_offset + i as i64,
+                    "timestamp": timestamp,
+                }))
+            } else {
+                Err(HttpError::from_kafka(
+                    response.error_code,
+                    format!("producing to {name}-{partition}"),
+                ))
+            };
+            if let Some(slot) = out.get_mut(index) {
+                *slot = Some(answer);
+            }
         }
-        let timestamp = if response.log_append_time_ms >= 0 {
-            response.log_append_time_ms
-        } else {
-            timestamp
-        };
-        out.push(Ok(serde_json::json!({
-            "topic": name,
-            "partition": partition,
-            "offset": response.base_offset,
-            "timestamp": timestamp,
-        })));
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(HttpError::from_kafka(-1, "not produced".into()))))
+        .collect())
 }
 
-/// A one-record batch of `message` at `timestamp`.
-fn encode(message: &Message, timestamp: i64) -> Bytes {
-    let headers: Vec<(&[u8], Option<&[u8]>)> = message
+/// A request's messages, with their topic and partition, as batches.
+fn batches(planned: &[(String, i32, Message)]) -> Vec<Batch<'_>> {
+    let now = engine::rt::wall_clock_ms();
+    let mut batches: Vec<Batch<'_>> = Vec::new();
+    let mut open: std::collections::HashMap<(&str, i32), usize> = Default::default();
+    for (index, (name, partition, message)) in planned.iter().enumerate() {
+        let bytes = message_bytes(message);
+        let current = open
+            .get(&(name.as_str(), *partition))
+            .copied()
+            .filter(|&b| {
+                batches
+                    .get(b)
+                    .is_some_and(|b| b.bytes + bytes <= BATCH_BYTES)
+            });
+        let at = match current {
+            Some(at) => at,
+            None => {
+                batches.push(Batch {
+                    tp: TopicPartition::new(name, *partition),
+                    messages: Vec::new(),
+                    bytes: 0,
+                });
+                open.insert((name.as_str(), *partition), batches.len() - 1);
+                batches.len() - 1
+            }
+        };
+        if let Some(batch) = batches.get_mut(at) {
+            batch.bytes += bytes;
+            batch
+                .messages
+                .push((index, message, message.timestamp.unwrap_or(now)));
+        }
+    }
+    batches
+}
+
+/// The most record bytes (about) one batch of a request takes: a
+/// request's messages to one partition go as batches of at most this.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Messages of one request to one partition, appended as one batch:
+/// (index in the request, message, timestamp).
+struct Batch<'a> {
+    tp: TopicPartition,
+    messages: Vec<(usize, &'a Message, i64)>,
+    bytes: usize,
+}
+
+/// About what a message takes in a batch.
+fn message_bytes(message: &Message) -> usize {
+    let headers: usize = message
         .headers
         .iter()
-        .map(|h| (h.key.as_bytes(), h.value.as_deref().map(str::as_bytes)))
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, String::len) + 10)
+        .sum();
+    message.key.as_ref().map_or(0, String::len)
+        + message.value.as_ref().map_or(0, String::len)
+        + headers
+        + 24
+}
+
+/// A record's headers, as the batch builder takes them.
+type HeaderPairs<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
+
+/// One batch of `messages` (each at its timestamp).
+fn encode(messages: &[(usize, &Message, i64)]) -> Bytes {
+    let base = messages.iter().map(|m| m.2).min().unwrap_or(0);
+    let max = messages.iter().map(|m| m.2).max().unwrap_or(base);
+    let headers: Vec<HeaderPairs<'_>> = messages
+        .iter()
+        .map(|(_, m, _)| {
+            m.headers
+                .iter()
+                .map(|h| (h.key.as_bytes(), h.value.as_deref().map(str::as_bytes)))
+                .collect()
+        })
         .collect();
-    let record = Record {
-        key: message.key.as_deref().map(str::as_bytes),
-        value: message.value.as_deref().map(str::as_bytes),
-        headers: &headers,
-        timestamp_delta: 0,
-    };
-    let spec = BatchSpec::new(1, timestamp);
-    Bytes::from(encode_batch(&spec, &encode_records(&[record])))
+    let records: Vec<Record<'_>> = messages
+        .iter()
+        .zip(&headers)
+        .map(|((_, m, timestamp), headers)| Record {
+            key: m.key.as_deref().map(str::as_bytes),
+            value: m.value.as_deref().map(str::as_bytes),
+            headers,
+            timestamp_delta: timestamp - base,
+        })
+        .collect();
+    let mut spec = BatchSpec::new(i32::try_from(records.len()).unwrap_or(i32::MAX), base);
+    spec.max_timestamp = max;
+    Bytes::from(encode_batch(&spec, &encode_records(&records)))
 }
