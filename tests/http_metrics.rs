@@ -142,6 +142,14 @@ fn metrics_move_with_traffic_and_errors_are_json() {
         (end - 10) as f64
     );
     shards_count_their_work(&before, &after);
+    // An error code in a response counts by API and error.
+    let (error, _, _) = common::fetch_records(addr, "metered", 0, 1 << 40);
+    assert_eq!(error, 1, "OFFSET_OUT_OF_RANGE");
+    let errors = scrape(http_addr);
+    assert_eq!(
+        errors["shardlog_request_errors_total{api=\"Fetch\",error=\"OFFSET_OUT_OF_RANGE\"}"], 1.0,
+        "{errors:?}"
+    );
     let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");
     assert!(logged >= 200.0 * 1000.0, "log sizes {logged}");
     assert!(

@@ -163,8 +163,8 @@ pub fn check_body(
 }
 
 /// Encodes a whole response frame (size prefix, header, body) for a request
-/// of `api_key` at `version`.
-pub fn encode_response<R: Encodable>(
+/// of `api_key` at `version`, counting the error codes it carries.
+pub fn encode_response<R: Encodable + crate::handlers::error_codes::ErrorCodes>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -191,9 +191,14 @@ pub(crate) fn encode_response_into<R, B, T>(
     finish: impl FnOnce(B) -> anyhow::Result<T>,
 ) -> Result<T, FrameError>
 where
-    R: Encodable,
+    R: Encodable + crate::handlers::error_codes::ErrorCodes,
     B: ByteBufMut,
 {
+    body.error_codes(&mut |code| {
+        if code != 0 {
+            crate::metrics::record_error(api_key, code);
+        }
+    });
     let encode = || -> anyhow::Result<T> {
         let header = ResponseHeader::default().with_correlation_id(correlation_id);
         let header_version = api_key.response_header_version(version);

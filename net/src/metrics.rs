@@ -4,7 +4,7 @@
 //! with the prometheus-client crate's text encoder.
 //!
 //! So far: Kafka requests per API and version, requests that could not be
-//! answered per API, request latency (read whole to response written) per
+//! answered per API, error codes in responses per API and error, request latency (read whole to response written) per
 //! API, connections open and accepted per shard, bytes and records
 //! produced and bytes fetched per topic, produce-to-durable and fdatasync
 //! latency; the scrape adds partitions, their log sizes, under-replicated
@@ -61,6 +61,8 @@ pub struct ShardMetrics {
     /// Requests that closed their connection unanswered (malformed, not
     /// served), by API key.
     pub failures: BTreeMap<i16, u64>,
+    /// Error codes in responses, by (API key, error code).
+    pub errors: BTreeMap<(i16, i16), u64>,
     /// Read whole to response written, by API key.
     pub latency: BTreeMap<i16, Histogram>,
     pub connections_open: u64,
@@ -179,6 +181,11 @@ pub fn record_failure(api: ApiKey) {
     LOCAL.with_borrow_mut(|m| *m.failures.entry(api as i16).or_default() += 1);
 }
 
+/// An error code (not NONE) in a response to `api`.
+pub fn record_error(api: ApiKey, code: i16) {
+    LOCAL.with_borrow_mut(|m| *m.errors.entry((api as i16, code)).or_default() += 1);
+}
+
 /// A Kafka connection opened; it counts as open until the guard drops.
 pub fn connection_opened() -> ConnectionGuard {
     LOCAL.with_borrow_mut(|m| {
@@ -227,6 +234,25 @@ pub struct Scrape {
     pub lag: BTreeMap<(String, String, i32), i64>,
 }
 
+/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`).
+pub fn error_name(code: i16) -> String {
+    let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) else {
+        return "NONE".to_string();
+    };
+    let camel = error.to_string();
+    if camel.starts_with("Unknown error code") {
+        return format!("ERROR_{code}");
+    }
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 fn api_name(key: i16) -> String {
     ApiKey::try_from(key).map_or_else(|()| key.to_string(), |k| format!("{k:?}"))
 }
@@ -246,6 +272,7 @@ impl Scrape {
     fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut requests: BTreeMap<(i16, i16), u64> = BTreeMap::new();
         let mut failures: BTreeMap<i16, u64> = BTreeMap::new();
+        let mut errors: BTreeMap<(i16, i16), u64> = BTreeMap::new();
         let mut latency: BTreeMap<i16, Histogram> = BTreeMap::new();
         for shard in &self.shards {
             for (k, n) in &shard.requests {
@@ -253,6 +280,9 @@ impl Scrape {
             }
             for (k, n) in &shard.failures {
                 *failures.entry(*k).or_default() += n;
+            }
+            for (k, n) in &shard.errors {
+                *errors.entry(*k).or_default() += n;
             }
             for (k, h) in &shard.latency {
                 latency.entry(*k).or_default().merge(h);
@@ -276,6 +306,16 @@ impl Scrape {
         )?;
         for (api, n) in &failures {
             let labels = [("api", api_name(*api))];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "shardlog_request_errors",
+            "Error codes in Kafka responses (each topic's, partition's or member's), by API and error",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((api, code), n) in &errors {
+            let labels = [("api", api_name(*api)), ("error", error_name(*code))];
             ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(

@@ -169,7 +169,7 @@ impl Splicer {
     /// Encodes a whole response frame (size prefix, header, body) as
     /// buffers to send in order, with every field taken from this splicer
     /// replaced by its records.
-    pub fn encode<R: Encodable>(
+    pub fn encode<R: Encodable + crate::handlers::error_codes::ErrorCodes>(
         self,
         api_key: ApiKey,
         version: i16,

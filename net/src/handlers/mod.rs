@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
 mod elect_leaders;
+pub mod error_codes;
 pub mod errors;
 mod fetch;
 mod find_coordinator;

@@ -105,21 +105,7 @@ impl HttpError {
 
 /// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
 fn kafka_error_name(code: i16) -> String {
-    let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) else {
-        return "NONE".to_string();
-    };
-    let camel = error.to_string();
-    if camel.starts_with("Unknown error code") {
-        return format!("ERROR_{code}");
-    }
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
+    crate::metrics::error_name(code)
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
