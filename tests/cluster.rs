@@ -56,6 +56,8 @@ struct Cluster {
     brokers: Vec<Option<Broker>>,
     /// The brokers' log filter (SHARDLOG_TEST_LOG, or warnings).
     log_filter: String,
+    /// Broker 0's HTTP listener, if it has one.
+    http: Option<SocketAddr>,
 }
 
 /// A failed test shows the end of every broker's log; SHARDLOG_TEST_LOGS
@@ -94,6 +96,12 @@ impl Cluster {
     }
 
     fn start_configured(dir: &Path, size: usize, config: &str) -> Cluster {
+        Cluster::start_with_http(dir, size, config, None)
+    }
+
+    /// [`start_configured`](Self::start_configured), broker 0 also
+    /// serving HTTP on `http`.
+    fn start_with_http(dir: &Path, size: usize, config: &str, http: Option<SocketAddr>) -> Cluster {
         let clients: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
         let internal: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
         let voters = internal
@@ -112,6 +120,7 @@ impl Cluster {
             // failed test's log tail needs to tell why.
             log_filter: std::env::var("SHARDLOG_TEST_LOG")
                 .unwrap_or_else(|_| "warn,net::broker::replica=info,net::cluster=info".into()),
+            http,
         };
         for id in 0..size {
             cluster.start_broker(id);
@@ -123,18 +132,24 @@ impl Cluster {
     /// cluster's directory (shown when a test fails).
     fn start_broker(&mut self, id: usize) {
         let config = self.dir.join("shardlog.toml");
+        let node = id.to_string();
+        let mut args = vec![
+            "--node-id",
+            &node,
+            "--voters",
+            &self.voters,
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        let http = self.http.filter(|_| id == 0).map(|a| a.to_string());
+        if let Some(http) = &http {
+            args.extend(["--http-listen", http.as_str()]);
+        }
         let broker = start_logged(
             &self.dir.join(format!("data-{id}")),
             self.clients[id],
             &self.log_filter,
-            &[
-                "--node-id",
-                &id.to_string(),
-                "--voters",
-                &self.voters,
-                "--config",
-                config.to_str().unwrap(),
-            ],
+            &args,
             &self.log_path(id),
         );
         self.brokers[id] = Some(broker);
@@ -1875,4 +1890,47 @@ fn a_voter_far_behind_is_sent_the_metadata_snapshot() {
     expected.extend(produce(&cluster.bootstrap(), "kept", &[0], 100, "after"));
     let read = consume(&cluster.bootstrap(), "kept", "kept-readers", expected.len());
     assert_eq!(read, expected, "everything acknowledged, in order");
+}
+
+/// The HTTP API of one broker produces to every partition of a
+/// replicated topic, the ones other brokers lead too (sent to the leader
+/// as a Kafka Produce with acks=all): each message is answered with its
+/// offset, in order per partition, and a Kafka consumer reads exactly
+/// those.
+#[test]
+fn http_produce_on_one_broker_reaches_every_partition_s_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let cluster = Cluster::start_with_http(dir.path(), 3, CONFIG, Some(http));
+    cluster.wait_metadata(0, &[0, 1, 2], None, None);
+    let topic = NewTopic::new("web", 6, TopicReplication::Fixed(2));
+    create_new_topic(&cluster.bootstrap(), &topic);
+    let leaders = wait_replicated(&cluster, 0, "web", 2);
+    assert!(
+        leaders.iter().any(|&l| l != 0),
+        "some partition led elsewhere: {leaders:?}"
+    );
+    let messages: Vec<String> = (0..60)
+        .map(|i| format!(r#"{{"value":"web-{i}","partition":{}}}"#, i % 6))
+        .collect();
+    let body = format!("[{}]", messages.join(","));
+    let (status, _, answer) = common::http_request(http, "POST", "/produce/web", &body);
+    assert_eq!(status, 200, "{answer}");
+    let answers: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let mut expected = BTreeMap::new();
+    for (i, answer) in answers.as_array().unwrap().iter().enumerate() {
+        let partition = i32::try_from(answer["partition"].as_i64().unwrap()).unwrap();
+        let offset = answer
+            .get("offset")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or_else(|| panic!("message {i}: {answer}"));
+        assert_eq!(
+            (partition, offset),
+            ((i % 6) as i32, (i / 6) as i64),
+            "{answer}"
+        );
+        expected.insert((partition, offset), format!("web-{i}"));
+    }
+    let read = consume(&cluster.bootstrap(), "web", "web-readers", expected.len());
+    assert_eq!(read, expected);
 }

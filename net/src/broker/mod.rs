@@ -7,6 +7,7 @@
 //! immutable snapshot, replaced, never mutated) to every shard, and each
 //! shard creates or deletes the partitions it owns to match.
 
+mod forward;
 pub mod groups;
 mod internal;
 pub mod partition_call;

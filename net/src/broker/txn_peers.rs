@@ -38,7 +38,7 @@ const VERIFY_VERSION: i16 = 5;
 
 impl Shard {
     /// The Kafka listener of live broker `node_id`, as it advertises it.
-    fn broker_addr(&self, node_id: i32) -> Option<SocketAddr> {
+    pub(super) fn broker_addr(&self, node_id: i32) -> Option<SocketAddr> {
         let broker = self
             .live_brokers(&self.metadata())
             .into_iter()

@@ -62,6 +62,66 @@ pub(super) async fn produce(
     topic: Option<&str>,
     messages: Vec<Message>,
 ) -> Result<Vec<Result<serde_json::Value, HttpError>>, HttpError> {
+    let planned = plan(shard, topic, messages)?;
+    // The messages of a partition go as batches (in their order, at most
+    // BATCH_BYTES each), staged in order, then finished (durable)
+    // together.
+    let batches = batches(&planned);
+    // In a cluster, a partition another broker leads gets its batches
+    // there, as a Kafka client's Produce.
+    let mut answers: Vec<futures::future::LocalBoxFuture<'_, _>> =
+        Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let encoded = encode(&batch.messages);
+        match shard.led_elsewhere(&batch.tp.topic, batch.tp.partition) {
+            Some(leader) => answers.push(Box::pin(shard.produce_at(leader, &batch.tp, encoded))),
+            None => {
+                let stage = stage_one(shard, batch.tp.clone(), Some(encoded), -1, None).await;
+                answers.push(Box::pin(finish_one(stage)));
+            }
+        }
+    }
+    let finished = futures::future::join_all(answers).await;
+    let mut out: Vec<Option<Result<serde_json::Value, HttpError>>> =
+        (0..planned.len()).map(|_| None).collect();
+    for (batch, response) in batches.iter().zip(finished) {
+        let (name, partition) = (&batch.tp.topic, batch.tp.partition);
+        for (i, &(index, _, timestamp)) in batch.messages.iter().enumerate() {
+            let answer = if response.error_code == 0 {
+                let timestamp = if response.log_append_time_ms >= 0 {
+                    response.log_append_time_ms
+                } else {
+                    timestamp
+                };
+                Ok(serde_json::json!({
+                    "topic": name,
+                    "partition": partition,
+                    "offset": response.base_offset + i as i64,
+                    "timestamp": timestamp,
+                }))
+            } else {
+                Err(HttpError::from_kafka(
+                    response.error_code,
+                    format!("producing to {name}-{partition}"),
+                ))
+            };
+            if let Some(slot) = out.get_mut(index) {
+                *slot = Some(answer);
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(HttpError::from_kafka(-1, "not produced".into()))))
+        .collect())
+}
+
+/// Each message with its topic and partition; bad input refuses them all.
+fn plan(
+    shard: &Shard,
+    topic: Option<&str>,
+    messages: Vec<Message>,
+) -> Result<Vec<(String, i32, Message)>, HttpError> {
     let metadata = shard.metadata();
     let mut planned = Vec::with_capacity(messages.len());
     for message in messages {
@@ -117,48 +177,7 @@ pub(super) async fn produce(
         };
         planned.push((name, partition, message));
     }
-    // The messages of a partition go as batches (in their order, at most
-    // BATCH_BYTES each), staged in order, then finished (durable)
-    // together.
-    let batches = batches(&planned);
-    let mut stages = Vec::with_capacity(batches.len());
-    for batch in &batches {
-        let encoded = encode(&batch.messages);
-        stages.push(stage_one(shard, batch.tp.clone(), Some(encoded), -1, None).await);
-    }
-    let finished = futures::future::join_all(stages.into_iter().map(finish_one)).await;
-    let mut out: Vec<Option<Result<serde_json::Value, HttpError>>> =
-        (0..planned.len()).map(|_| None).collect();
-    for (batch, response) in batches.iter().zip(finished) {
-        let (name, partition) = (&batch.tp.topic, batch.tp.partition);
-        for (i, &(index, _, timestamp)) in batch.messages.iter().enumerate() {
-            let answer = if response.error_code == 0 {
-                let timestamp = if response.log_append_time_ms >= 0 {
-                    response.log_append_time_ms
-                } else {
-                    timestamp
-                };
-                Ok(serde_json::json!({
-                    "topic": name,
-                    "partition": partition,
-                    "offset": response.base_offset + i as i64,
-                    "timestamp": timestamp,
-                }))
-            } else {
-                Err(HttpError::from_kafka(
-                    response.error_code,
-                    format!("producing to {name}-{partition}"),
-                ))
-            };
-            if let Some(slot) = out.get_mut(index) {
-                *slot = Some(answer);
-            }
-        }
-    }
-    Ok(out
-        .into_iter()
-        .map(|a| a.unwrap_or_else(|| Err(HttpError::from_kafka(-1, "not produced".into()))))
-        .collect())
+    Ok(planned)
 }
 
 /// A request's messages, with their topic and partition, as batches.
