@@ -1896,7 +1896,7 @@ fn a_voter_far_behind_is_sent_the_metadata_snapshot() {
 /// replicated topic, the ones other brokers lead too (sent to the leader
 /// as a Kafka Produce with acks=all): each message is answered with its
 /// offset, in order per partition, and a Kafka consumer reads exactly
-/// those.
+/// those; the same broker's HTTP reads find them too.
 #[test]
 fn http_produce_on_one_broker_reaches_every_partition_s_leader() {
     let dir = tempfile::tempdir().unwrap();
@@ -1933,4 +1933,77 @@ fn http_produce_on_one_broker_reaches_every_partition_s_leader() {
     }
     let read = consume(&cluster.bootstrap(), "web", "web-readers", expected.len());
     assert_eq!(read, expected);
+    http_reads_reach_every_partition_s_leader(http, &expected);
+}
+
+/// Through broker 0's HTTP listener: `/offsets` and `/fetch` of every
+/// partition (read at its leader), and a `/consume` member of a group
+/// broker 0 coordinates (others answer 503 NOT_COORDINATOR) reading all.
+fn http_reads_reach_every_partition_s_leader(
+    http: SocketAddr,
+    expected: &BTreeMap<(i32, i64), String>,
+) {
+    let json = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
+    let (status, _, body) = common::http_request(http, "GET", "/offsets/web", "");
+    assert_eq!(status, 200, "{body}");
+    for entry in json(&body).as_array().unwrap() {
+        assert_eq!(
+            (&entry["earliest"], &entry["latest"]),
+            (&0.into(), &10.into()),
+            "{entry}"
+        );
+    }
+    let mut fetched = BTreeMap::new();
+    for partition in 0..6 {
+        let path = format!("/fetch?topic=web&partition={partition}&offset=0");
+        let (status, _, body) = common::http_request(http, "GET", &path, "");
+        assert_eq!(status, 200, "{body}");
+        for record in json(&body).as_array().unwrap() {
+            let at = (partition, record["offset"].as_i64().unwrap());
+            fetched.insert(at, record["value"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(&fetched, expected, "/fetch");
+    // What a consume returned is committed when its instance leaves: the
+    // probe's records count, and the reader goes on after them.
+    let mut consumed = BTreeMap::new();
+    let take = |consumed: &mut BTreeMap<(i32, i64), String>, body: &str| {
+        for record in json(body).as_array().unwrap() {
+            let at = (
+                i32::try_from(record["partition"].as_i64().unwrap()).unwrap(),
+                record["offset"].as_i64().unwrap(),
+            );
+            let value = record["value"].as_str().unwrap().to_string();
+            assert!(consumed.insert(at, value).is_none(), "{at:?} twice");
+        }
+    };
+    let group = (0..50)
+        .map(|i| format!("web-http-{i}"))
+        .find(|group| {
+            let path = format!("/consume/web/{group}/probe?reset=earliest&timeout=0");
+            let (status, _, body) = common::http_request(http, "GET", &path, "");
+            if status == 200 {
+                take(&mut consumed, &body);
+                let path = format!("/consume/web/{group}/probe");
+                let (status, _, body) = common::http_request(http, "DELETE", &path, "");
+                assert_eq!(status, 200, "{body}");
+                return true;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(json(&body)["error"], "NOT_COORDINATOR", "{body}");
+            false
+        })
+        .expect("broker 0 coordinates one of 50 groups");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = format!("/consume/web/{group}/reader?reset=earliest&timeout=500");
+        let (status, _, body) = common::http_request(http, "GET", &path, "");
+        assert_eq!(status, 200, "{body}");
+        take(&mut consumed, &body);
+        if consumed.len() >= expected.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumed {}", consumed.len());
+    }
+    assert_eq!(&consumed, expected, "/consume");
 }

@@ -1,12 +1,18 @@
-//! The HTTP API's appends to partitions another broker of the cluster
-//! leads: sent to that broker's Kafka listener as a Kafka client sends them
-//! (Produce, acks=all), over this shard's peer connections.
+//! The HTTP API's appends to and reads of partitions another broker of
+//! the cluster leads: sent to that broker's Kafka listener as a Kafka
+//! client sends them (Produce with acks=all, Fetch read_committed,
+//! ListOffsets), over this shard's peer connections.
 
 use bytes::Bytes;
 use engine::TopicPartition;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Shard;
@@ -16,6 +22,19 @@ use crate::handlers::errors::{NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN
 const PRODUCE_VERSION: i16 = 9;
 /// How long the leader may take to have the batch in sync.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// The Fetch version sent (topics by name, read_committed).
+const FETCH_VERSION: i16 = 11;
+/// The ListOffsets version sent.
+const LIST_OFFSETS_VERSION: i16 = 5;
+
+/// A read from another broker: its records (whole batches), the last
+/// stable offset, and the aborted transactions they overlap.
+#[derive(Debug)]
+pub(crate) struct RemoteRead {
+    pub records: Bytes,
+    pub last_stable_offset: i64,
+    pub aborted: Vec<(i64, i64)>,
+}
 
 impl Shard {
     /// The leader of `topic`-`partition` when it is another broker.
@@ -49,7 +68,7 @@ impl Shard {
             .with_index(tp.partition)
             .with_records(Some(records));
         let topic = TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+            .with_name(topic_name(&tp.topic))
             .with_partition_data(vec![partition]);
         let request = ProduceRequest::default()
             .with_acks(-1)
@@ -73,4 +92,106 @@ impl Shard {
             }
         }
     }
+
+    /// Reads `tp` at broker `leader` from `offset` (read_committed), about
+    /// `max_bytes` of batches; a Kafka error code when it cannot.
+    pub(crate) async fn fetch_at(
+        &self,
+        leader: i32,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<RemoteRead, i16> {
+        let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
+        let max_bytes = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(max_bytes);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_isolation_level(1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic_name(&tp.topic))
+                    .with_partitions(vec![partition]),
+            ]);
+        let response: FetchResponse = self
+            .peers
+            .call(addr, ApiKey::Fetch, FETCH_VERSION, &request)
+            .await
+            .map_err(|e| {
+                tracing::info!(%tp.topic, tp.partition, leader, error = %e,
+                    "a fetch sent to the partition's leader failed");
+                REQUEST_TIMED_OUT
+            })?;
+        let data = response
+            .responses
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition_index == tp.partition)
+            .ok_or(UNKNOWN_SERVER_ERROR)?;
+        if data.error_code != 0 {
+            return Err(data.error_code);
+        }
+        Ok(RemoteRead {
+            records: data.records.unwrap_or_default(),
+            last_stable_offset: data.last_stable_offset,
+            aborted: data
+                .aborted_transactions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect(),
+        })
+    }
+
+    /// ListOffsets of `tp` at broker `leader`: -2 the earliest, -1 the
+    /// latest (the high watermark), else by time.
+    pub(crate) async fn list_offset_at(
+        &self,
+        leader: i32,
+        tp: &TopicPartition,
+        timestamp: i64,
+    ) -> Result<i64, i16> {
+        let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(0)
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic_name(&tp.topic))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(tp.partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+        let response: ListOffsetsResponse = self
+            .peers
+            .call(addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)
+            .await
+            .map_err(|e| {
+                tracing::info!(%tp.topic, tp.partition, leader, error = %e,
+                    "a ListOffsets sent to the partition's leader failed");
+                REQUEST_TIMED_OUT
+            })?;
+        let found = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition_index == tp.partition)
+            .ok_or(UNKNOWN_SERVER_ERROR)?;
+        if found.error_code != 0 {
+            return Err(found.error_code);
+        }
+        Ok(found.offset)
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
 }

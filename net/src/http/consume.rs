@@ -51,6 +51,12 @@ pub(super) async fn list_offset(
     timestamp: i64,
 ) -> Result<i64, HttpError> {
     let context = format!("offsets of {}-{}", tp.topic, tp.partition);
+    if let Some(leader) = shard.led_elsewhere(&tp.topic, tp.partition) {
+        return shard
+            .list_offset_at(leader, &tp, timestamp)
+            .await
+            .map_err(|code| HttpError::from_kafka(code, context));
+    }
     match shard
         .partition_call(
             tp,
@@ -136,27 +142,32 @@ pub(super) async fn read_records(
 ) -> Result<Records, HttpError> {
     let context = format!("fetching {}-{} at {offset}", tp.topic, tp.partition);
     let (topic, partition) = (tp.topic.clone(), tp.partition);
-    let read = match shard
-        .partition_call(
-            tp,
-            PartitionOp::Read {
+    let (bytes, stable, mut aborted) = match shard.led_elsewhere(&tp.topic, tp.partition) {
+        Some(leader) => {
+            let read = shard
+                .fetch_at(leader, &tp, offset, max_bytes)
+                .await
+                .map_err(|code| HttpError::from_kafka(code, context.clone()))?;
+            (read.records, read.last_stable_offset, read.aborted)
+        }
+        None => {
+            let op = PartitionOp::Read {
                 offset,
                 max_bytes,
                 committed: true,
-            },
-        )
-        .await
-    {
-        Ok(PartitionReply::Read(read)) => read,
-        Ok(_) => return Err(HttpError::from_kafka(-1, context)),
-        Err(e) => return Err(HttpError::from_kafka(partition_error_code(&e), context)),
+            };
+            let read = match shard.partition_call(tp, op).await {
+                Ok(PartitionReply::Read(read)) => read,
+                Ok(_) => return Err(HttpError::from_kafka(-1, context)),
+                Err(e) => return Err(HttpError::from_kafka(partition_error_code(&e), context)),
+            };
+            let aborted = read.aborted.unwrap_or_default();
+            (read.records.concat(), read.last_stable_offset, aborted)
+        }
     };
-    let bytes = read.records.concat();
-    let stable = read.last_stable_offset;
     // Aborted transactions skipped as a read_committed consumer skips
     // them: a producer's transactional batches from the transaction's
     // first offset to its marker.
-    let mut aborted = read.aborted.unwrap_or_default();
     aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
     let mut aborting = std::collections::HashSet::new();
     let mut out = Vec::new();

@@ -41,6 +41,9 @@ const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 const SWEEP: Duration = Duration::from_millis(250);
 /// While nothing is assigned a consume asks again this often.
 const UNASSIGNED_RETRY: Duration = Duration::from_millis(200);
+/// How often a consume waiting for records reads the partitions another
+/// broker leads again.
+const REMOTE_POLL: Duration = Duration::from_millis(100);
 /// A wait that ends sooner than this is followed by a pause this long.
 const NO_SPIN: Duration = Duration::from_millis(10);
 /// The client id the coordinator shows for HTTP members.
@@ -496,9 +499,18 @@ async fn read(
 }
 
 /// Until a record comes to one of `partitions` past its position, or
-/// `until`.
+/// `until`; partitions another broker leads are read again every
+/// [`REMOTE_POLL`].
 async fn wait_for_records(shard: &Shard, instance: &Instance, partitions: &[i32], until: Instant) {
-    let waits: Vec<_> = partitions
+    let (remote, local): (Vec<i32>, Vec<i32>) = partitions
+        .iter()
+        .partition(|&&p| shard.led_elsewhere(&instance.topic, p).is_some());
+    let until = if remote.is_empty() {
+        until
+    } else {
+        until.min(Instant::now() + REMOTE_POLL)
+    };
+    let waits: Vec<_> = local
         .iter()
         .filter_map(|&partition| {
             let seen = *instance.positions.get(&partition)?;

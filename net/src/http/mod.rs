@@ -6,7 +6,9 @@
 //! `/committed` ([`consume`]), group members (`/consume`, [`member`]),
 //! optional basic authentication (`http-users`). Errors are JSON `{error,
 //! message}` with the Kafka error name, 4xx for bad input and 5xx only for
-//! the broker's own failures. Connections are bounded per shard and
+//! the broker's own failures. In a cluster, partitions another broker
+//! leads are written and read there (`broker::forward`). Connections are
+//! bounded per shard and
 //! closed when idle as the Kafka listener's are (the same accept loop).
 
 mod consume;
