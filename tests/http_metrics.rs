@@ -147,7 +147,8 @@ fn metrics_move_with_traffic_and_errors_are_json() {
     assert_eq!(error, 1, "OFFSET_OUT_OF_RANGE");
     let errors = scrape(http_addr);
     assert_eq!(
-        errors["shardlog_request_errors_total{api=\"Fetch\",error=\"OFFSET_OUT_OF_RANGE\"}"], 1.0,
+        errors["shardlog_request_errors_total{api=\"Fetch\",version=\"11\",error=\"OFFSET_OUT_OF_RANGE\"}"],
+        1.0,
         "{errors:?}"
     );
     let logged = sum(&after, "shardlog_log_size_bytes{topic=\"metered\"");

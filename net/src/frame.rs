@@ -196,7 +196,7 @@ where
 {
     body.error_codes(&mut |code| {
         if code != 0 {
-            crate::metrics::record_error(api_key, code);
+            crate::metrics::record_error(api_key, version, code);
         }
     });
     let encode = || -> anyhow::Result<T> {

@@ -4,7 +4,7 @@
 //! with the prometheus-client crate's text encoder.
 //!
 //! So far: Kafka requests per API and version, requests that could not be
-//! answered per API, error codes in responses per API and error, request latency (read whole to response written) per
+//! answered per API, error codes in responses per API, version and error, request latency (read whole to response written) per
 //! API, connections open and accepted per shard, bytes and records
 //! produced and bytes fetched per topic, produce-to-durable and fdatasync
 //! latency; the scrape adds partitions, their log sizes, under-replicated
@@ -61,8 +61,8 @@ pub struct ShardMetrics {
     /// Requests that closed their connection unanswered (malformed, not
     /// served), by API key.
     pub failures: BTreeMap<i16, u64>,
-    /// Error codes in responses, by (API key, error code).
-    pub errors: BTreeMap<(i16, i16), u64>,
+    /// Error codes in responses, by (API key, version, error code).
+    pub errors: BTreeMap<(i16, i16, i16), u64>,
     /// Read whole to response written, by API key.
     pub latency: BTreeMap<i16, Histogram>,
     pub connections_open: u64,
@@ -181,9 +181,9 @@ pub fn record_failure(api: ApiKey) {
     LOCAL.with_borrow_mut(|m| *m.failures.entry(api as i16).or_default() += 1);
 }
 
-/// An error code (not NONE) in a response to `api`.
-pub fn record_error(api: ApiKey, code: i16) {
-    LOCAL.with_borrow_mut(|m| *m.errors.entry((api as i16, code)).or_default() += 1);
+/// An error code (not NONE) in a response to `api` at `version`.
+pub fn record_error(api: ApiKey, version: i16, code: i16) {
+    LOCAL.with_borrow_mut(|m| *m.errors.entry((api as i16, version, code)).or_default() += 1);
 }
 
 /// A Kafka connection opened; it counts as open until the guard drops.
@@ -272,7 +272,7 @@ impl Scrape {
     fn encode_requests(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut requests: BTreeMap<(i16, i16), u64> = BTreeMap::new();
         let mut failures: BTreeMap<i16, u64> = BTreeMap::new();
-        let mut errors: BTreeMap<(i16, i16), u64> = BTreeMap::new();
+        let mut errors: BTreeMap<(i16, i16, i16), u64> = BTreeMap::new();
         let mut latency: BTreeMap<i16, Histogram> = BTreeMap::new();
         for shard in &self.shards {
             for (k, n) in &shard.requests {
@@ -310,12 +310,16 @@ impl Scrape {
         }
         let mut family = encoder.encode_descriptor(
             "shardlog_request_errors",
-            "Error codes in Kafka responses (each topic's, partition's or member's), by API and error",
+            "Error codes in Kafka responses (each topic's, partition's or member's), by API, version and error",
             None,
             MetricType::Counter,
         )?;
-        for ((api, code), n) in &errors {
-            let labels = [("api", api_name(*api)), ("error", error_name(*code))];
+        for ((api, version, code), n) in &errors {
+            let labels = [
+                ("api", api_name(*api)),
+                ("version", version.to_string()),
+                ("error", error_name(*code)),
+            ];
             ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(

@@ -1,9 +1,10 @@
 //! The error codes a response carries, as Kafka's `errorCounts()` walks
 //! them: the top-level code and each topic's, partition's, group's or
 //! member's. Every response is encoded through
-//! [`crate::frame::encode_response_into`], which counts its codes that are
-//! not NONE for the metrics (`shardlog_request_errors_total` by API and
-//! error); a response type without an impl here does not compile there.
+//! [`crate::frame::encode_response_into`], which counts its codes that
+//! are not NONE for the metrics (`shardlog_request_errors_total` by API,
+//! version and error); a response type without an impl here does not
+//! compile there.
 
 use kafka_protocol::messages::*;
 
