@@ -51,5 +51,6 @@ pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod rope;
+pub mod sasl;
 pub mod server;
 pub mod txn;

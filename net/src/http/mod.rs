@@ -168,17 +168,9 @@ fn authenticated<B>(users: &[(String, String)], request: &Request<B>) -> bool {
     let mut found = false;
     for (name, password) in users {
         let wanted = format!("{name}:{password}");
-        found |= constant_time_eq(wanted.as_bytes(), &credentials);
+        found |= crate::sasl::constant_time_eq(wanted.as_bytes(), &credentials);
     }
     found
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    diff == 0
 }
 
 impl HttpListener {
