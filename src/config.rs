@@ -8,6 +8,8 @@
 //! advertised-listener = "10.0.0.5:9092"
 //! http-listen = "127.0.0.1:8082"          # HTTP (GET /metrics); off unless set
 //! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
+//! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
+//! sasl-users = ["alice:secret"]           # its users (SCRAM credentials derived at start)
 //! data-dir = "/var/lib/shardlog"
 //! shards = 8
 //! node-id = 0
@@ -72,6 +74,8 @@ pub struct FileConfig {
     pub advertised_listener: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
     pub http_users: Option<Vec<String>>,
+    pub sasl_enabled_mechanisms: Option<Vec<String>>,
+    pub sasl_users: Option<Vec<String>>,
     pub node_id: Option<i32>,
     pub internal_listen: Option<SocketAddr>,
     /// `ID@HOST:PORT,...`: the metadata quorum's voters.

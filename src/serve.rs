@@ -91,6 +91,8 @@ struct ServeConfig {
     http_listen: Option<SocketAddr>,
     /// HTTP basic-auth users (name, password); empty: no authentication.
     http_users: Vec<(String, String)>,
+    /// The Kafka listener's SASL (`sasl-enabled-mechanisms`, `sasl-users`).
+    sasl: Option<std::sync::Arc<net::handlers::sasl::SaslConfig>>,
     node_id: i32,
     data_dir: PathBuf,
     shards: usize,
@@ -224,6 +226,7 @@ impl ServeConfig {
             listen,
             http_listen: args.http_listen.or(file.http_listen),
             http_users: http_users(&file)?,
+            sasl: sasl(&file)?,
             advertised: args
                 .advertised_listener
                 .or(file.advertised_listener)
@@ -309,15 +312,50 @@ impl ServeConfig {
 
 /// The HTTP listener's users: `name:password` entries of `http-users`.
 fn http_users(file: &FileConfig) -> anyhow::Result<Vec<(String, String)>> {
-    file.http_users
-        .iter()
+    users("http-users", file.http_users.as_deref())
+}
+
+/// `name:password` entries of the list `key`.
+fn users(key: &str, entries: Option<&[String]>) -> anyhow::Result<Vec<(String, String)>> {
+    entries
+        .into_iter()
         .flatten()
         .map(|u| {
             u.split_once(':')
                 .map(|(n, p)| (n.to_string(), p.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("http-users: {u:?} is not name:password"))
+                .ok_or_else(|| anyhow::anyhow!("{key}: {u:?} is not name:password"))
         })
         .collect()
+}
+
+/// The Kafka listener's SASL: on when `sasl-enabled-mechanisms` names
+/// any, for the users of `sasl-users`.
+fn sasl(
+    file: &FileConfig,
+) -> anyhow::Result<Option<std::sync::Arc<net::handlers::sasl::SaslConfig>>> {
+    use net::sasl::Mechanism;
+    let names = file.sasl_enabled_mechanisms.as_deref().unwrap_or_default();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mechanisms = names
+        .iter()
+        .map(|name| {
+            Mechanism::from_name(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "sasl-enabled-mechanisms: {name:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let users = users("sasl-users", file.sasl_users.as_deref())?;
+    anyhow::ensure!(
+        !users.is_empty(),
+        "sasl-enabled-mechanisms: no sasl-users to authenticate"
+    );
+    Ok(Some(std::sync::Arc::new(
+        net::handlers::sasl::SaslConfig::new(mechanisms, &users),
+    )))
 }
 
 /// What an io-properties file (`shardlog tune iotune`) sizes: writes in
@@ -445,6 +483,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     listener.in_flight_bytes_per_shard = config.in_flight_bytes_per_shard;
     listener.slow_request_log = config.slow_request_log;
     listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
+    listener.sasl = config.sasl.clone();
     if let Some(interval) = config.stop_poll_interval {
         listener.stop_poll_interval = interval;
     }

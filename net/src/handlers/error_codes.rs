@@ -37,6 +37,8 @@ top_level!(
     AddOffsetsToTxnResponse,
     EndTxnResponse,
     ListTransactionsResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse,
 );
 
 /// Responses with a code per item of one list (`$list`, each item's

@@ -31,6 +31,7 @@ pub(crate) mod produce;
 mod produce_legacy;
 mod reassignments;
 mod replica_assignment;
+pub mod sasl;
 mod transactions;
 
 pub use config_resource::{broker_keys, topic_key_of};
@@ -57,6 +58,8 @@ pub const HANDLERS: &[Handler] = &[
     offset_for_leader_epoch::HANDLER,
     metadata::HANDLER,
     api_versions::HANDLER,
+    sasl::HANDSHAKE,
+    sasl::AUTHENTICATE,
     create_topics::HANDLER,
     delete_topics::HANDLER,
     create_partitions::HANDLER,

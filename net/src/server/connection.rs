@@ -149,13 +149,26 @@ impl ShardBudgets {
     }
 }
 
+/// How long a connection stays open after a failed authentication's
+/// answer (Kafka's `connection.failed.authentication.delay.ms` default).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
+
+/// A connection's settings, from its listener's.
+pub(super) struct Settings {
+    /// `socket.request.max.bytes`.
+    pub request_bytes_max: usize,
+    /// Requests slower than this are logged.
+    pub slow_request_log: Duration,
+    /// The listener's SASL, if it has it.
+    pub sasl: Option<std::sync::Arc<crate::handlers::sasl::SaslConfig>>,
+}
+
 pub(super) async fn run(
     stream: TcpStream,
-    request_bytes_max: usize,
+    settings: Settings,
     shard: Rc<Shard>,
     shard_budget: Rc<ShardBudgets>,
     activity: Rc<Activity>,
-    slow_request_log: Duration,
 ) {
     let _open = crate::metrics::connection_opened();
     let peer_addr = stream.peer_addr().ok();
@@ -181,15 +194,9 @@ pub(super) async fn run(
         host: &client_host,
     };
     let read = read_requests(
-        reader,
-        queue,
-        request_bytes_max,
-        &shard,
-        &budgets,
-        connection,
-        &activity,
+        reader, queue, &settings, &shard, &budgets, connection, &activity,
     );
-    let write = write_responses(writer, in_flight, slow_request_log, &peer);
+    let write = write_responses(writer, in_flight, settings.slow_request_log, &peer);
     futures::future::join(read, write).await;
 }
 
@@ -233,42 +240,87 @@ impl Budgets {
     }
 }
 
+/// A SaslHandshake or SaslAuthenticate on this connection: its outcome,
+/// and whether the connection closes after it.
+fn serve_sasl(
+    request: &crate::frame::Request,
+    state: &mut crate::handlers::sasl::SaslState,
+    settings: &Settings,
+    peer: &str,
+) -> (Outcome, bool) {
+    use crate::handlers::sasl;
+    let answer = sasl::handle(request, state, settings.sasl.as_deref());
+    if let Some(why) = &answer.failure {
+        sasl::log_failure(peer, why);
+    }
+    if let sasl::SaslState::Authenticated(principal) = state
+        && !answer.close
+    {
+        tracing::debug!(%peer, %principal, "authenticated");
+    }
+    let outcome = match answer.frame {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(e) => Outcome::Close(e),
+    };
+    (outcome, answer.close)
+}
+
+/// The next request frame whole, with the budget its bytes hold; `None`
+/// when the connection ends (closed, failed, a bad size: logged).
+async fn next_frame(
+    reader: &mut FrameReader,
+    request_bytes_max: usize,
+    budgets: &Budgets,
+    peer: &str,
+) -> Option<(Bytes, [StaticPermit; 2])> {
+    let prefix = match reader.prefix().await {
+        Ok(prefix) => prefix,
+        Err(ReadEnd::Closed) => return None,
+        Err(ReadEnd::Failed(e)) => {
+            tracing::debug!(%peer, error = %e, "read failed; closing");
+            return None;
+        }
+    };
+    let size = match frame_size(prefix, request_bytes_max) {
+        Ok(size) => size,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "refusing frame; closing connection");
+            return None;
+        }
+    };
+    let permits = budgets.take(size).await?;
+    match reader.frame(size).await {
+        Ok(frame) => Some((frame, permits)),
+        Err(ReadEnd::Closed) => None,
+        Err(ReadEnd::Failed(e)) => {
+            tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+            None
+        }
+    }
+}
+
 async fn read_requests(
     mut reader: FrameReader,
     mut queue: mpsc::Sender<InFlight>,
-    request_bytes_max: usize,
+    settings: &Settings,
     shard: &Shard,
     budgets: &Budgets,
     connection: Peer<'_>,
     activity: &Rc<Activity>,
 ) {
+    use crate::handlers::sasl::SaslState;
+    use kafka_protocol::messages::ApiKey;
     let peer = connection.addr;
+    let request_bytes_max = settings.request_bytes_max;
+    let mut sasl_state = match settings.sasl {
+        Some(_) => SaslState::Start,
+        None => SaslState::Off,
+    };
     loop {
-        let prefix = match reader.prefix().await {
-            Ok(prefix) => prefix,
-            Err(ReadEnd::Closed) => return,
-            Err(ReadEnd::Failed(e)) => {
-                tracing::debug!(%peer, error = %e, "read failed; closing");
-                return;
-            }
-        };
-        let size = match frame_size(prefix, request_bytes_max) {
-            Ok(size) => size,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "refusing frame; closing connection");
-                return;
-            }
-        };
-        let Some(permits) = budgets.take(size).await else {
+        let Some((frame, permits)) =
+            next_frame(&mut reader, request_bytes_max, budgets, peer).await
+        else {
             return;
-        };
-        let frame = match reader.frame(size).await {
-            Ok(frame) => frame,
-            Err(ReadEnd::Closed) => return,
-            Err(ReadEnd::Failed(e)) => {
-                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
-                return;
-            }
         };
         // Under way once whole: a client that stalls mid-frame is idle.
         let under_way = (
@@ -292,6 +344,11 @@ async fn read_requests(
                 return;
             }
         };
+        if !sasl_state.admits(request.api_key) {
+            crate::metrics::record_failure(request.api_key);
+            tracing::warn!(%peer, api = ?request.api_key, "a request before SASL authentication; closing connection");
+            return;
+        }
         let Some(decoding) = budgets.take_decoded(&request).await else {
             return;
         };
@@ -302,7 +359,17 @@ async fn read_requests(
             correlation = request.correlation_id(),
             "request"
         );
-        let dispatched = dispatch(shard, &request).await;
+        let mut close_after = false;
+        let dispatched = if matches!(
+            request.api_key,
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        ) {
+            let (outcome, close) = serve_sasl(&request, &mut sasl_state, settings, peer);
+            close_after = close;
+            outcome
+        } else {
+            dispatch(shard, &request).await
+        };
         drop(decoding);
         let outcome: LocalBoxFuture<'static, Outcome> = match dispatched {
             Outcome::Pending(rest) => rest,
@@ -332,6 +399,14 @@ async fn read_requests(
         };
         if queue.send(in_flight).await.is_err() {
             return; // the writer stopped: the connection is closing
+        }
+        if close_after {
+            // Its answer goes out; the connection closes a moment later
+            // (Kafka's connection.failed.authentication.delay.ms): a
+            // client reads the answer before it sees the connection end,
+            // and one guessing passwords is slowed down.
+            engine::rt::sleep(FAILED_AUTHENTICATION_DELAY).await;
+            return;
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct ListenerConfig {
     /// A request answered this long after it was read is logged, with where
     /// the time went (at most one line a second per shard).
     pub slow_request_log: Duration,
+    /// SASL on this listener (SASL_PLAINTEXT); `None`: PLAINTEXT.
+    pub sasl: Option<Arc<crate::handlers::sasl::SaslConfig>>,
 }
 
 impl ListenerConfig {
@@ -57,6 +59,7 @@ impl ListenerConfig {
             per_ip: PerIp::new(usize::MAX),
             in_flight_bytes_per_shard: IN_FLIGHT_BYTES_MAX_PER_SHARD,
             slow_request_log: SLOW_REQUEST_LOG,
+            sasl: None,
         }
     }
 }
@@ -127,11 +130,14 @@ impl Listener {
             |stream, _, activity| {
                 connection::run(
                     stream,
-                    config.request_bytes_max,
+                    connection::Settings {
+                        request_bytes_max: config.request_bytes_max,
+                        slow_request_log: config.slow_request_log,
+                        sasl: config.sasl.clone(),
+                    },
                     Rc::clone(&shard),
                     Rc::clone(&shard_budget),
                     activity,
-                    config.slow_request_log,
                 )
             },
         )

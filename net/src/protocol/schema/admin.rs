@@ -1,5 +1,6 @@
 //! Request tables of the admin APIs: topics, partitions, configs,
-//! records, cluster and log dirs (see the parent module for the notation).
+//! records, cluster and log dirs, SASL (see the parent module for the
+//! notation).
 
 use kafka_protocol::messages::{
     ApiKey, BrokerId, TopicName, alter_configs_request, alter_partition_reassignments_request,
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Kind::{Bool, Int8, Int16, Int32, Int64, Str, Uuid};
+use super::Kind::{Bool, Bytes, Int8, Int16, Int32, Int64, Str, Uuid};
 use super::{Message, array, field, message};
 
 pub(super) const CREATE_TOPICS: Message = message!(CreateTopicsRequest, Some(ApiKey::CreateTopics), 2..=7, flexible 5, [
@@ -137,4 +138,12 @@ pub(super) const LIST_PARTITION_REASSIGNMENTS: Message = message!(ListPartitionR
         field!(name, 0.., Str),
         field!(partition_indexes, 0.., array!(i32, Int32)),
     ]), nullable),
+]);
+
+pub(super) const SASL_HANDSHAKE: Message = message!(SaslHandshakeRequest, Some(ApiKey::SaslHandshake), 0..=1, never flexible, [
+    field!(mechanism, 0.., Str),
+]);
+
+pub(super) const SASL_AUTHENTICATE: Message = message!(SaslAuthenticateRequest, Some(ApiKey::SaslAuthenticate), 0..=2, flexible 2, [
+    field!(auth_bytes, 0.., Bytes),
 ]);

@@ -238,6 +238,8 @@ pub const REQUESTS: &[&Message] = &[
     &admin::ELECT_LEADERS,
     &admin::ALTER_PARTITION_REASSIGNMENTS,
     &admin::LIST_PARTITION_REASSIGNMENTS,
+    &admin::SASL_HANDSHAKE,
+    &admin::SASL_AUTHENTICATE,
     &groups::FIND_COORDINATOR,
     &groups::JOIN_GROUP,
     &groups::SYNC_GROUP,

@@ -1,0 +1,255 @@
+//! SaslHandshake (key 17, v1) and SaslAuthenticate (key 36, v0-2) on a
+//! listener with SASL (SASL_PLAINTEXT: `sasl-enabled-mechanisms` and
+//! `sasl-users` set), as Kafka's broker serves them (KIP-43, KIP-152):
+//! the connection answers only ApiVersions, SaslHandshake and
+//! SaslAuthenticate until a [`crate::sasl`] exchange authenticates it; any
+//! other request before that closes it, as does a failed authentication
+//! (after its answer). On a listener without SASL both APIs answer
+//! ILLEGAL_SASL_STATE, as Kafka's do on a PLAINTEXT listener.
+//!
+//! Credentials come from `sasl-users` (`name:password`; each derived into
+//! SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start, random salts,
+//! 4096 iterations): storing them in the cluster metadata and managing
+//! them with AlterUserScramCredentials is still to come.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM};
+use super::{Handler, decode_body};
+use crate::frame::{FrameError, Request, encode_response};
+use crate::sasl::{
+    Credentials, Exchange, Mechanism, ScramCredential, ScramMechanism, Step, fresh_nonce,
+};
+
+pub const HANDSHAKE: Handler = Handler {
+    api_key: ApiKey::SaslHandshake,
+    min_version: 1,
+    max_version: 1,
+};
+
+pub const AUTHENTICATE: Handler = Handler {
+    api_key: ApiKey::SaslAuthenticate,
+    min_version: 0,
+    max_version: 2,
+};
+
+/// Iterations of the credentials derived from `sasl-users`.
+const ITERATIONS: u32 = crate::sasl::scram::ITERATIONS_MIN;
+
+/// A listener's SASL: its mechanisms and its users' credentials.
+#[derive(Debug, Clone, Default)]
+pub struct SaslConfig {
+    pub mechanisms: Vec<Mechanism>,
+    pub users: BTreeMap<(String, ScramMechanism), ScramCredential>,
+}
+
+impl SaslConfig {
+    /// `mechanisms` for `users` ((name, password) pairs).
+    pub fn new(mechanisms: Vec<Mechanism>, users: &[(String, String)]) -> SaslConfig {
+        let mut credentials = BTreeMap::new();
+        for (name, password) in users {
+            for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+                let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
+                let credential =
+                    ScramCredential::derive(mechanism, password.as_bytes(), salt, ITERATIONS);
+                credentials.insert((name.clone(), mechanism), credential);
+            }
+        }
+        SaslConfig {
+            mechanisms,
+            users: credentials,
+        }
+    }
+}
+
+impl Credentials for SaslConfig {
+    fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.users.get(&(user.to_string(), mechanism)).cloned()
+    }
+}
+
+/// Where a connection is in its authentication.
+#[derive(Debug)]
+pub enum SaslState {
+    /// The listener has no SASL: every request is served.
+    Off,
+    /// Waiting for the client's SaslHandshake.
+    Start,
+    /// The handshake chose a mechanism; SaslAuthenticate steps it.
+    Exchanging(Exchange),
+    /// Authenticated as this principal (`User:NAME`).
+    Authenticated(String),
+}
+
+impl SaslState {
+    /// Whether a request of `api_key` may be served now.
+    pub fn admits(&self, api_key: ApiKey) -> bool {
+        matches!(self, SaslState::Off | SaslState::Authenticated(_))
+            || matches!(
+                api_key,
+                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+            )
+    }
+}
+
+/// A SASL request's answer, and whether the connection closes after it.
+#[derive(Debug)]
+pub struct SaslAnswer {
+    pub frame: Result<Bytes, FrameError>,
+    pub close: bool,
+    /// Why it failed, for the log.
+    pub failure: Option<String>,
+}
+
+/// Serves a SaslHandshake or SaslAuthenticate on a connection in `state`.
+pub fn handle(request: &Request, state: &mut SaslState, config: Option<&SaslConfig>) -> SaslAnswer {
+    match request.api_key {
+        ApiKey::SaslHandshake => handshake(request, state, config),
+        _ => authenticate(request, state, config),
+    }
+}
+
+fn handshake(request: &Request, state: &mut SaslState, config: Option<&SaslConfig>) -> SaslAnswer {
+    let body: SaslHandshakeRequest = match decode_body(request) {
+        Ok(body) => body,
+        Err(e) => return closing(Err(e), None),
+    };
+    let enabled: Vec<StrBytes> = config
+        .map(|c| {
+            c.mechanisms
+                .iter()
+                .map(|m| StrBytes::from_static_str(m.name()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let response = SaslHandshakeResponse::default().with_mechanisms(enabled);
+    let answer = |response: &SaslHandshakeResponse| {
+        encode_response(
+            ApiKey::SaslHandshake,
+            request.version(),
+            request.correlation_id(),
+            response,
+        )
+    };
+    let (Some(config), SaslState::Start) = (config, &*state) else {
+        let response = response.with_error_code(ILLEGAL_SASL_STATE);
+        return out_of_turn(state, answer(&response), "a SaslHandshake out of turn");
+    };
+    let chosen =
+        Mechanism::from_name(body.mechanism.as_str()).filter(|m| config.mechanisms.contains(m));
+    let Some(mechanism) = chosen else {
+        let response = response.with_error_code(UNSUPPORTED_SASL_MECHANISM);
+        let why = format!("mechanism {} is not enabled", body.mechanism.as_str());
+        return closing(answer(&response), Some(why));
+    };
+    *state = SaslState::Exchanging(Exchange::new(mechanism, fresh_nonce()));
+    SaslAnswer {
+        frame: answer(&response),
+        close: false,
+        failure: None,
+    }
+}
+
+fn authenticate(
+    request: &Request,
+    state: &mut SaslState,
+    config: Option<&SaslConfig>,
+) -> SaslAnswer {
+    let body: SaslAuthenticateRequest = match decode_body(request) {
+        Ok(body) => body,
+        Err(e) => return closing(Err(e), None),
+    };
+    let answer = |response: &SaslAuthenticateResponse| {
+        encode_response(
+            ApiKey::SaslAuthenticate,
+            request.version(),
+            request.correlation_id(),
+            response,
+        )
+    };
+    let (Some(config), SaslState::Exchanging(exchange)) = (config, &mut *state) else {
+        let response = SaslAuthenticateResponse::default()
+            .with_error_code(ILLEGAL_SASL_STATE)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "SaslAuthenticate without a SaslHandshake first",
+            )));
+        return out_of_turn(state, answer(&response), "a SaslAuthenticate out of turn");
+    };
+    match exchange.step(&body.auth_bytes, config) {
+        Step::Continue(bytes) => SaslAnswer {
+            frame: answer(&SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes))),
+            close: false,
+            failure: None,
+        },
+        Step::Done { principal, reply } => {
+            *state = SaslState::Authenticated(principal);
+            SaslAnswer {
+                frame: answer(
+                    &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply)),
+                ),
+                close: false,
+                failure: None,
+            }
+        }
+        Step::Failed(why) => {
+            let mechanism = exchange.mechanism().name();
+            let message = format!(
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+            );
+            let response = SaslAuthenticateResponse::default()
+                .with_error_code(SASL_AUTHENTICATION_FAILED)
+                .with_error_message(Some(StrBytes::from_string(message)));
+            closing(answer(&response), Some(why))
+        }
+    }
+}
+
+/// ILLEGAL_SASL_STATE: the connection closes while it authenticates; on a
+/// listener without SASL, or once authenticated, it goes on (as Kafka's
+/// request handler answers there).
+fn out_of_turn(state: &SaslState, frame: Result<Bytes, FrameError>, why: &str) -> SaslAnswer {
+    match state {
+        SaslState::Off | SaslState::Authenticated(_) => SaslAnswer {
+            frame,
+            close: false,
+            failure: None,
+        },
+        SaslState::Start | SaslState::Exchanging(_) => closing(frame, Some(why.to_string())),
+    }
+}
+
+fn closing(frame: Result<Bytes, FrameError>, failure: Option<String>) -> SaslAnswer {
+    SaslAnswer {
+        frame,
+        close: true,
+        failure,
+    }
+}
+
+thread_local! {
+    /// When this shard last logged a failed authentication, and how many
+    /// it left out since.
+    static LAST_LOGGED: std::cell::Cell<(Option<std::time::Instant>, u64)> =
+        const { std::cell::Cell::new((None, 0)) };
+}
+
+/// Logs a failed authentication with the client's address: at most one
+/// line a second per shard (a client guessing passwords cannot flood the
+/// log), saying how many were left out.
+pub fn log_failure(peer: &str, why: &str) {
+    let now = std::time::Instant::now();
+    let (last, left_out) = LAST_LOGGED.get();
+    if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
+        LAST_LOGGED.set((last, left_out + 1));
+        return;
+    }
+    LAST_LOGGED.set((Some(now), 0));
+    tracing::warn!(%peer, why, failures_not_logged = left_out, "SASL authentication failed");
+}
