@@ -580,31 +580,21 @@ fn instances_leave_committed_at_the_log_ends(http: SocketAddr) {
         assert_eq!(json(&body)["left"], true, "{body}");
     }
     // Every partition's committed offset is its log end.
-    let (_, _, body) = http_request(http, "GET", "/committed/feeders", "");
-    let committed: BTreeMap<i64, i64> = json(&body)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["partition"].as_i64().unwrap(),
-                e["offset"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    let (_, _, body) = http_request(http, "GET", "/offsets/feed", "");
-    let ends: BTreeMap<i64, i64> = json(&body)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["partition"].as_i64().unwrap(),
-                e["latest"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(committed, ends, "committed at the log ends");
+    // `field` of each entry of the JSON array at `path`, by partition.
+    let by_partition = |path: &str, field: &str| -> BTreeMap<i64, i64> {
+        let (_, _, body) = http_request(http, "GET", path, "");
+        json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["partition"].as_i64().unwrap(), e[field].as_i64().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        by_partition("/committed/feeders", "offset"),
+        by_partition("/offsets/feed", "latest"),
+        "committed at the log ends"
+    );
 }
 
 fn bad_consumes_get_4xx(http: SocketAddr) {

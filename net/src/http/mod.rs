@@ -307,13 +307,7 @@ async fn produce_route(
             "/produce answers GET and POST",
         ));
     }
-    let segments: Vec<String> = request
-        .uri()
-        .path()
-        .split('/')
-        .skip(2)
-        .map(percent_decode)
-        .collect::<Result<_, _>>()?;
+    let segments = path_segments(&request)?;
     let query = query_pairs(request.uri().query().unwrap_or(""))?;
     let (topic, in_path) = match segments.as_slice() {
         [] => (None, None),
@@ -402,13 +396,7 @@ async fn consume_route(
             ));
         }
     };
-    let segments: Vec<String> = request
-        .uri()
-        .path()
-        .split('/')
-        .skip(2)
-        .map(percent_decode)
-        .collect::<Result<_, _>>()?;
+    let segments = path_segments(&request)?;
     let [topic, group, instance] = segments.as_slice() else {
         return Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -560,6 +548,18 @@ async fn read_route(
         }
     };
     consume::fetch(shard, fetch).await
+}
+
+/// The path's segments after the first (`/produce/T/M`: `[T, M]`),
+/// percent-decoded.
+fn path_segments<B>(request: &Request<B>) -> Result<Vec<String>, HttpError> {
+    request
+        .uri()
+        .path()
+        .split('/')
+        .skip(2)
+        .map(percent_decode)
+        .collect()
 }
 
 /// The whole body, at most [`BODY_BYTES_MAX`].
