@@ -80,3 +80,30 @@ fn librdkafka_authenticates_with_plain_and_unauthenticated_requests_close_the_co
         "no metadata without authentication"
     );
 }
+
+/// Before authentication a frame over 512 KiB (Kafka's
+/// sasl.server.max.receive.size) closes the connection at its size
+/// prefix; the same size after authenticating would be read.
+#[test]
+fn a_large_frame_before_authentication_is_refused_at_its_prefix() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, CONFIG);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(&(600_000i32).to_be_bytes()).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        // A timeout: the broker was waiting for the frame's bytes.
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    assert!(closed, "closed without reading 600,000 bytes");
+}

@@ -88,7 +88,21 @@ pub enum SaslState {
     Authenticated(String),
 }
 
+/// The largest frame a connection may send before it authenticates
+/// (Kafka's `sasl.server.max.receive.size` default).
+const UNAUTHENTICATED_BYTES_MAX: usize = 512 * 1024;
+
 impl SaslState {
+    /// The largest request frame taken now: small until authenticated.
+    pub fn frame_bytes_max(&self, configured: usize) -> usize {
+        match self {
+            SaslState::Off | SaslState::Authenticated(_) => configured,
+            SaslState::Start | SaslState::Exchanging(_) => {
+                configured.min(UNAUTHENTICATED_BYTES_MAX)
+            }
+        }
+    }
+
     /// Whether a request of `api_key` may be served now.
     pub fn admits(&self, api_key: ApiKey) -> bool {
         matches!(self, SaslState::Off | SaslState::Authenticated(_))

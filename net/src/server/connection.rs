@@ -317,9 +317,8 @@ async fn read_requests(
         None => SaslState::Off,
     };
     loop {
-        let Some((frame, permits)) =
-            next_frame(&mut reader, request_bytes_max, budgets, peer).await
-        else {
+        let bytes_max = sasl_state.frame_bytes_max(request_bytes_max);
+        let Some((frame, permits)) = next_frame(&mut reader, bytes_max, budgets, peer).await else {
             return;
         };
         // Under way once whole: a client that stalls mid-frame is idle.
