@@ -327,6 +327,10 @@ async fn produce_route(
             "an empty topic name",
         ));
     }
+    let body = match in_path {
+        Some(_) => Bytes::new(),
+        None => read_body(request).await?,
+    };
     let (messages, array) = match in_path {
         Some(value) => {
             let message = produce::Message {
@@ -336,25 +340,18 @@ async fn produce_route(
                 key: query
                     .iter()
                     .find(|(k, _)| k == "key")
-                    .map(|(_, v)| v.clone()),
-                value: Some(value),
+                    .map(|(_, v)| v.clone().into()),
+                value: Some(value.into()),
                 headers: Vec::new(),
             };
             (vec![message], false)
         }
-        None => {
-            let body = read_body(request).await?;
-            match serde_json::from_slice::<produce::Body>(&body) {
-                Ok(produce::Body::One(message)) => (vec![message], false),
-                Ok(produce::Body::Many(messages)) => (messages, true),
-                Err(e) => {
-                    return Err(HttpError::bad_request(
-                        "INVALID_REQUEST",
-                        format!("the body is not a JSON message or an array of them: {e}"),
-                    ));
-                }
-            }
-        }
+        None => produce::parse(&body).map_err(|e| {
+            HttpError::bad_request(
+                "INVALID_REQUEST",
+                format!("the body is not a JSON message or an array of them: {e}"),
+            )
+        })?,
     };
     let answers = produce::produce(shard, topic.as_deref(), messages).await?;
     if array {

@@ -9,6 +9,7 @@
 //! array; the messages of a batch share its fate). A message's partition: the one it names, else its key's
 //! (murmur2, as the Java client), else the next one round-robin.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use bytes::Bytes;
@@ -21,32 +22,43 @@ use super::HttpError;
 use crate::broker::Shard;
 use crate::handlers::produce::{finish_one, stage_one};
 
-/// One message as the API takes it.
+/// One message as the API takes it; its strings borrow the body's bytes
+/// (unless they hold JSON escapes).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Message {
-    pub topic: Option<String>,
+pub(super) struct Message<'a> {
+    #[serde(borrow)]
+    pub topic: Option<Cow<'a, str>>,
     pub partition: Option<i32>,
     pub timestamp: Option<i64>,
-    pub key: Option<String>,
-    pub value: Option<String>,
-    #[serde(default)]
-    pub headers: Vec<Header>,
+    #[serde(borrow)]
+    pub key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub value: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub headers: Vec<Header<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Header {
-    pub key: String,
-    pub value: Option<String>,
+pub(super) struct Header<'a> {
+    #[serde(borrow)]
+    pub key: Cow<'a, str>,
+    #[serde(borrow)]
+    pub value: Option<Cow<'a, str>>,
 }
 
-/// A body: one message or an array of them.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum Body {
-    One(Message),
-    Many(Vec<Message>),
+/// A body: one message, or an array of them (`true`).
+pub(super) fn parse(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), serde_json::Error> {
+    let array = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[');
+    if array {
+        Ok((serde_json::from_slice(body)?, true))
+    } else {
+        Ok((vec![serde_json::from_slice(body)?], false))
+    }
 }
 
 thread_local! {
@@ -60,7 +72,7 @@ thread_local! {
 pub(super) async fn produce(
     shard: &Shard,
     topic: Option<&str>,
-    messages: Vec<Message>,
+    messages: Vec<Message<'_>>,
 ) -> Result<Vec<Result<serde_json::Value, HttpError>>, HttpError> {
     let planned = plan(shard, topic, messages)?;
     // The messages of a partition go as batches (in their order, at most
@@ -117,11 +129,11 @@ pub(super) async fn produce(
 }
 
 /// Each message with its topic and partition; bad input refuses them all.
-fn plan(
+fn plan<'a>(
     shard: &Shard,
     topic: Option<&str>,
-    messages: Vec<Message>,
-) -> Result<Vec<(String, i32, Message)>, HttpError> {
+    messages: Vec<Message<'a>>,
+) -> Result<Vec<(String, i32, Message<'a>)>, HttpError> {
     let metadata = shard.metadata();
     let mut planned = Vec::with_capacity(messages.len());
     for message in messages {
@@ -181,7 +193,7 @@ fn plan(
 }
 
 /// A request's messages, with their topic and partition, as batches.
-fn batches(planned: &[(String, i32, Message)]) -> Vec<Batch<'_>> {
+fn batches<'p>(planned: &'p [(String, i32, Message<'_>)]) -> Vec<Batch<'p>> {
     let now = engine::rt::wall_clock_ms();
     let mut batches: Vec<Batch<'_>> = Vec::new();
     let mut open: std::collections::HashMap<(&str, i32), usize> = Default::default();
@@ -225,19 +237,19 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// (index in the request, message, timestamp).
 struct Batch<'a> {
     tp: TopicPartition,
-    messages: Vec<(usize, &'a Message, i64)>,
+    messages: Vec<(usize, &'a Message<'a>, i64)>,
     bytes: usize,
 }
 
 /// About what a message takes in a batch.
-fn message_bytes(message: &Message) -> usize {
+fn message_bytes(message: &Message<'_>) -> usize {
     let headers: usize = message
         .headers
         .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, String::len) + 10)
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
         .sum();
-    message.key.as_ref().map_or(0, String::len)
-        + message.value.as_ref().map_or(0, String::len)
+    message.key.as_ref().map_or(0, |k| k.len())
+        + message.value.as_ref().map_or(0, |v| v.len())
         + headers
         + 24
 }
@@ -246,7 +258,7 @@ fn message_bytes(message: &Message) -> usize {
 type HeaderPairs<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
 
 /// One batch of `messages` (each at its timestamp).
-fn encode(messages: &[(usize, &Message, i64)]) -> Bytes {
+fn encode(messages: &[(usize, &Message<'_>, i64)]) -> Bytes {
     let base = messages.iter().map(|m| m.2).min().unwrap_or(0);
     let max = messages.iter().map(|m| m.2).max().unwrap_or(base);
     let headers: Vec<HeaderPairs<'_>> = messages
