@@ -22,19 +22,37 @@ use super::HttpError;
 use crate::broker::Shard;
 use crate::handlers::produce::{finish_one, stage_one};
 
-/// One message as the API takes it; its strings borrow the body's bytes
-/// (unless they hold JSON escapes).
+/// A JSON string, borrowed from the body unless it holds escapes (serde
+/// borrows a `Cow<str>` only as a field of its own, not inside `Option`).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(super) struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(text: String) -> Self {
+        Text(Cow::Owned(text))
+    }
+}
+
+/// One message as the API takes it; its strings borrow the body's bytes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Message<'a> {
     #[serde(borrow)]
-    pub topic: Option<Cow<'a, str>>,
+    pub topic: Option<Text<'a>>,
     pub partition: Option<i32>,
     pub timestamp: Option<i64>,
     #[serde(borrow)]
-    pub key: Option<Cow<'a, str>>,
+    pub key: Option<Text<'a>>,
     #[serde(borrow)]
-    pub value: Option<Cow<'a, str>>,
+    pub value: Option<Text<'a>>,
     #[serde(default, borrow)]
     pub headers: Vec<Header<'a>>,
 }
@@ -43,9 +61,9 @@ pub(super) struct Message<'a> {
 #[serde(deny_unknown_fields)]
 pub(super) struct Header<'a> {
     #[serde(borrow)]
-    pub key: Cow<'a, str>,
+    pub key: Text<'a>,
     #[serde(borrow)]
-    pub value: Option<Cow<'a, str>>,
+    pub value: Option<Text<'a>>,
 }
 
 /// A body: one message, or an array of them (`true`).
@@ -283,4 +301,32 @@ fn encode(messages: &[(usize, &Message<'_>, i64)]) -> Bytes {
     let mut spec = BatchSpec::new(i32::try_from(records.len()).unwrap_or(i32::MAX), base);
     spec.max_timestamp = max;
     Bytes::from(encode_batch(&spec, &encode_records(&records)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse_borrowed_or_escaped_one_or_many() {
+        let (one, array) = parse(br#" {"value":"plain","key":"k\"q"} "#).unwrap();
+        assert!(!array);
+        let message = &one[0];
+        assert!(matches!(
+            message.value.as_ref().map(|v| &v.0),
+            Some(Cow::Borrowed("plain"))
+        ));
+        assert_eq!(message.key.as_deref(), Some("k\"q"), "an escape is decoded");
+        let (many, array) =
+            parse(b"\n [{\"value\":\"a\"},{\"value\":\"b\",\"headers\":[{\"key\":\"h\"}]}]")
+                .unwrap();
+        assert!(array);
+        assert_eq!(many.len(), 2);
+        assert_eq!(&*many[1].headers[0].key, "h");
+        assert!(
+            parse(b"[{\"value\":\"a\",\"extra\":1}]").is_err(),
+            "unknown fields"
+        );
+        assert!(parse(b"\"just a string\"").is_err());
+    }
 }
