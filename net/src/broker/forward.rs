@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::Shard;
 use crate::handlers::errors::{NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, UNKNOWN_SERVER_ERROR};
@@ -61,9 +61,6 @@ impl Shard {
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
         };
-        let Some(addr) = self.broker_addr(leader) else {
-            return failed(NOT_LEADER_OR_FOLLOWER);
-        };
         let partition = PartitionProduceData::default()
             .with_index(tp.partition)
             .with_records(Some(records));
@@ -74,9 +71,8 @@ impl Shard {
             .with_acks(-1)
             .with_timeout_ms(PRODUCE_TIMEOUT_MS)
             .with_topic_data(vec![topic]);
-        let answer = self
-            .peers
-            .call::<_, ProduceResponse>(addr, ApiKey::Produce, PRODUCE_VERSION, &request)
+        let answer: Result<ProduceResponse, i16> = self
+            .call_leader(leader, tp, ApiKey::Produce, PRODUCE_VERSION, &request)
             .await;
         match answer {
             Ok(response) => response
@@ -85,11 +81,7 @@ impl Shard {
                 .flat_map(|t| t.partition_responses)
                 .find(|p| p.index == tp.partition)
                 .unwrap_or_else(|| failed(UNKNOWN_SERVER_ERROR)),
-            Err(e) => {
-                tracing::info!(%tp.topic, tp.partition, leader, error = %e,
-                    "a produce forwarded to the partition's leader failed");
-                failed(REQUEST_TIMED_OUT)
-            }
+            Err(code) => failed(code),
         }
     }
 
@@ -102,7 +94,6 @@ impl Shard {
         offset: i64,
         max_bytes: usize,
     ) -> Result<RemoteRead, i16> {
-        let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
         let max_bytes = i32::try_from(max_bytes).unwrap_or(i32::MAX);
         let partition = FetchPartition::default()
             .with_partition(tp.partition)
@@ -120,14 +111,8 @@ impl Shard {
                     .with_partitions(vec![partition]),
             ]);
         let response: FetchResponse = self
-            .peers
-            .call(addr, ApiKey::Fetch, FETCH_VERSION, &request)
-            .await
-            .map_err(|e| {
-                tracing::info!(%tp.topic, tp.partition, leader, error = %e,
-                    "a fetch sent to the partition's leader failed");
-                REQUEST_TIMED_OUT
-            })?;
+            .call_leader(leader, tp, ApiKey::Fetch, FETCH_VERSION, &request)
+            .await?;
         let data = response
             .responses
             .into_iter()
@@ -157,7 +142,6 @@ impl Shard {
         tp: &TopicPartition,
         timestamp: i64,
     ) -> Result<i64, i16> {
-        let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_isolation_level(0)
@@ -171,14 +155,14 @@ impl Shard {
                     ]),
             ]);
         let response: ListOffsetsResponse = self
-            .peers
-            .call(addr, ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)
-            .await
-            .map_err(|e| {
-                tracing::info!(%tp.topic, tp.partition, leader, error = %e,
-                    "a ListOffsets sent to the partition's leader failed");
-                REQUEST_TIMED_OUT
-            })?;
+            .call_leader(
+                leader,
+                tp,
+                ApiKey::ListOffsets,
+                LIST_OFFSETS_VERSION,
+                &request,
+            )
+            .await?;
         let found = response
             .topics
             .into_iter()
@@ -189,6 +173,28 @@ impl Shard {
             return Err(found.error_code);
         }
         Ok(found.offset)
+    }
+
+    /// Sends `request` about `tp` to broker `leader`'s Kafka listener; its
+    /// answer, or NOT_LEADER_OR_FOLLOWER when that broker is not alive and
+    /// REQUEST_TIMED_OUT when it does not answer (logged).
+    async fn call_leader<Req: Encodable, Resp: Decodable>(
+        &self,
+        leader: i32,
+        tp: &TopicPartition,
+        api_key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<Resp, i16> {
+        let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
+        self.peers
+            .call(addr, api_key, version, request)
+            .await
+            .map_err(|e| {
+                tracing::info!(%tp.topic, tp.partition, leader, ?api_key, error = %e,
+                    "a request sent to the partition's leader failed");
+                REQUEST_TIMED_OUT
+            })
     }
 }
 
