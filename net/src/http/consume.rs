@@ -300,7 +300,7 @@ pub(super) async fn commit(
         .iter()
         .zip(codes)
         .map(|(c, code)| {
-            let error = (code != 0).then(|| super::kafka_error_name(code));
+            let error = (code != 0).then(|| crate::metrics::error_name(code));
             serde_json::json!({"topic": c.topic, "partition": c.partition, "error": error})
         })
         .collect();

@@ -86,7 +86,7 @@ impl HttpError {
             UNKNOWN_TOPIC_OR_PARTITION => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
-        let name = kafka_error_name(code);
+        let name = crate::metrics::error_name(code);
         let message = format!("{context}: {name}");
         HttpError {
             status,
@@ -103,11 +103,6 @@ impl HttpError {
     fn response(&self) -> Response<Full<Bytes>> {
         json_response(self.status, &self.json())
     }
-}
-
-/// Kafka's name of an error code (`UNKNOWN_TOPIC_OR_PARTITION`).
-fn kafka_error_name(code: i16) -> String {
-    crate::metrics::error_name(code)
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -308,7 +303,7 @@ async fn produce_route(
         ));
     }
     let segments = path_segments(&request)?;
-    let query = query_pairs(request.uri().query().unwrap_or(""))?;
+    let query = Query::of(&request)?;
     let (topic, in_path) = match segments.as_slice() {
         [] => (None, None),
         [topic] => (Some(topic.clone()), None),
@@ -337,10 +332,7 @@ async fn produce_route(
                 topic: None,
                 partition: None,
                 timestamp: None,
-                key: query
-                    .iter()
-                    .find(|(k, _)| k == "key")
-                    .map(|(_, v)| v.clone().into()),
+                key: query.get("key").map(|k| k.to_string().into()),
                 value: Some(value.into()),
                 headers: Vec::new(),
             };
@@ -414,23 +406,8 @@ async fn consume_route(
             format!("no topic {topic}"),
         ));
     }
-    let query = query_pairs(request.uri().query().unwrap_or(""))?;
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let number = |name: &str| -> Result<Option<u64>, HttpError> {
-        get(name)
-            .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    HttpError::bad_request("INVALID_REQUEST", format!("{name} is not a number"))
-                })
-            })
-            .transpose()
-    };
-    let reset = match get("reset") {
+    let query = Query::of(&request)?;
+    let reset = match query.get("reset") {
         None | Some("latest") => Reset::Latest,
         Some("earliest") => Reset::Earliest,
         Some(other) => {
@@ -440,10 +417,12 @@ async fn consume_route(
             ));
         }
     };
-    let timeout_ms = number("timeout")?
+    let timeout_ms = query
+        .number::<u64>("timeout")?
         .unwrap_or(CONSUME_TIMEOUT_DEFAULT_MS)
         .min(CONSUME_TIMEOUT_MAX_MS);
-    let max_bytes = number("max_bytes")?
+    let max_bytes = query
+        .number::<u64>("max_bytes")?
         .and_then(|b| usize::try_from(b).ok())
         .unwrap_or(consume::FETCH_BYTES_DEFAULT)
         .clamp(1, consume::FETCH_BYTES_MAX);
@@ -508,8 +487,8 @@ async fn read_route(
             "/fetch answers GET and POST",
         ));
     }
-    let query = query_pairs(request.uri().query().unwrap_or(""))?;
-    let fetch = if query.is_empty() {
+    let query = Query::of(&request)?;
+    let fetch = if query.0.is_empty() {
         let body = read_body(request).await?;
         serde_json::from_slice::<consume::FetchRequest>(&body).map_err(|e| {
             HttpError::bad_request(
@@ -518,25 +497,14 @@ async fn read_route(
             )
         })?
     } else {
-        let get = |name: &str| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let number = |name: &str| -> Result<Option<i64>, HttpError> {
-            get(name)
-                .map(|v| {
-                    v.parse::<i64>().map_err(|_| {
-                        HttpError::bad_request("INVALID_REQUEST", format!("{name} is not a number"))
-                    })
-                })
-                .transpose()
-        };
+        let number = |name: &str| query.number::<i64>(name);
         let required =
             |name: &str| HttpError::bad_request("INVALID_REQUEST", format!("/fetch needs {name}"));
         consume::FetchRequest {
-            topic: get("topic").ok_or_else(|| required("topic"))?.to_string(),
+            topic: query
+                .get("topic")
+                .ok_or_else(|| required("topic"))?
+                .to_string(),
             partition: number("partition")?
                 .and_then(|p| i32::try_from(p).ok())
                 .ok_or_else(|| required("partition"))?,
@@ -605,18 +573,46 @@ fn percent_decode(s: &str) -> Result<String, HttpError> {
     String::from_utf8(out).map_err(|_| HttpError::bad_request("INVALID_REQUEST", "not UTF-8"))
 }
 
-fn query_pairs(query: &str) -> Result<Vec<(String, String)>, HttpError> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((
-                percent_decode(&k.replace('+', " "))?,
-                percent_decode(&v.replace('+', " "))?,
-            ))
-        })
-        .collect()
+/// A request's query, its pairs percent-decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn of<B>(request: &Request<B>) -> Result<Query, HttpError> {
+        request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                Ok((
+                    percent_decode(&k.replace('+', " "))?,
+                    percent_decode(&v.replace('+', " "))?,
+                ))
+            })
+            .collect::<Result<_, _>>()
+            .map(Query)
+    }
+
+    /// The first value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `name` as a number, if given; a bad one is 400.
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, HttpError> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<T>().map_err(|_| {
+                    HttpError::bad_request("INVALID_REQUEST", format!("{name} is not a number"))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Every shard's counts, and the size of every partition this broker holds.
