@@ -48,17 +48,7 @@ fn parse(lines: &str) -> Read {
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let headers = v["headers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    (
-                        h["key"].as_str().unwrap().to_string(),
-                        h["value"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+            let headers = common::json_headers(&v);
             (
                 (
                     v["partition"].as_i64().unwrap(),

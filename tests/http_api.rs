@@ -262,17 +262,7 @@ fn offsets_and_fetch_read_what_was_produced(http: SocketAddr, expected: &ReadBac
             .unwrap()
             .iter()
             .map(|r| {
-                let headers = r["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h["key"].as_str().unwrap().to_string(),
-                            h["value"].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect();
+                let headers = common::json_headers(r);
                 (
                     (partition, r["offset"].as_i64().unwrap()),
                     (

@@ -652,3 +652,19 @@ pub fn http_request_with(
 /// A small loop-mounted ext4 filesystem (the engine tests' helper).
 #[path = "../../engine/tests/common/small_disk.rs"]
 pub mod small_disk;
+
+/// The `headers` of a record as the CLI and the HTTP API print it
+/// (`[{key, value}]`), as (key, value) pairs.
+pub fn json_headers(record: &serde_json::Value) -> Vec<(String, String)> {
+    record["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["key"].as_str().unwrap().to_string(),
+                h["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
