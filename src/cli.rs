@@ -26,7 +26,53 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Target {
     /// The broker to ask (`HOST:PORT`).
     #[arg(long, default_value = "127.0.0.1:9092")]
-    bootstrap: String,
+    pub bootstrap: String,
+    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    /// (librdkafka here is built without SCRAM: the topic, produce and
+    /// consume commands take PLAIN).
+    #[arg(long, requires = "sasl_user")]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long, requires = "sasl_mechanism")]
+    pub sasl_user: Option<String>,
+    /// The SASL password (or the environment's SHARDLOG_SASL_PASSWORD).
+    #[arg(long, env = "SHARDLOG_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+}
+
+impl Target {
+    /// How to authenticate, if the flags say to.
+    pub fn sasl(&self) -> anyhow::Result<Option<crate::wire::Sasl>> {
+        let (Some(mechanism), Some(user)) = (&self.sasl_mechanism, &self.sasl_user) else {
+            return Ok(None);
+        };
+        let mechanism = net::sasl::Mechanism::from_name(mechanism).with_context(|| {
+            format!("--sasl-mechanism {mechanism:?}: not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        })?;
+        let password = self
+            .sasl_password
+            .clone()
+            .context("--sasl-password (or SHARDLOG_SASL_PASSWORD) is needed with --sasl-user")?;
+        Ok(Some(crate::wire::Sasl {
+            mechanism,
+            user: user.clone(),
+            password,
+        }))
+    }
+
+    /// A librdkafka configuration for this broker, authenticating as the
+    /// flags say.
+    fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        if let Some(sasl) = self.sasl()? {
+            config
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", sasl.mechanism.name())
+                .set("sasl.username", &sasl.user)
+                .set("sasl.password", &sasl.password);
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -141,10 +187,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 fn admin(target: &Target) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &target.bootstrap)
-        .create()
-        .context("admin client")
+    target.client_config()?.create().context("admin client")
 }
 
 fn options() -> AdminOptions {
@@ -310,8 +353,9 @@ struct JsonMessage {
 }
 
 pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.target.bootstrap)
+    let producer: ThreadedProducer<DefaultProducerContext> = args
+        .target
+        .client_config()?
         .set("acks", &args.acks)
         .set("linger.ms", "5")
         .create()
@@ -380,18 +424,15 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
 }
 
 pub fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &args.target.bootstrap)
-        .set("isolation.level", &args.isolation)
-        .set(
-            "auto.offset.reset",
-            if args.from == "end" {
-                "latest"
-            } else {
-                "earliest"
-            },
-        );
+    let mut config = args.target.client_config()?;
+    config.set("isolation.level", &args.isolation).set(
+        "auto.offset.reset",
+        if args.from == "end" {
+            "latest"
+        } else {
+            "earliest"
+        },
+    );
     let consumer: BaseConsumer = match &args.group {
         Some(group) => {
             let consumer: BaseConsumer = config.set("group.id", group).create()?;

@@ -6,6 +6,8 @@ mod crash_child;
 mod groups;
 mod serve;
 mod tune;
+mod users;
+mod wire;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,9 @@ enum Command {
     /// alter-config, add-partitions, delete.
     #[command(subcommand)]
     Topic(cli::TopicCommand),
+    /// Users' SCRAM credentials (SASL): list, set, delete.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Messages from stdin (lines, `KEY<sep>VALUE` or JSON lines) to a topic.
     Produce(cli::ProduceArgs),
     /// A topic's messages as JSON lines, from an offset, a time or a group.
@@ -78,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
         Command::Groups(command) => groups::run(command),
         Command::Tune(args) => tune::run(&args),
+        Command::User(command) => users::run(command),
         Command::Topic(command) => cli::topic(command),
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),

@@ -3,14 +3,25 @@
 //! and produces and consumes, and a wrong password is refused; librdkafka
 //! (built without SSL here, so no SCRAM) authenticates with PLAIN and is
 //! refused a wrong password; a request before authentication closes the
-//! connection.
+//! connection. Users made with AlterUserScramCredentials (kafka-python,
+//! `shardlog user`) authenticate, across a restart, until deleted; the
+//! admin APIs answer Kafka's error codes.
 
 mod common;
 
 use std::time::Duration;
 
 use common::run_python_script as run_script;
-use common::{free_addr, python_or_skip, start_configured};
+use common::{call, free_addr, python_or_skip, start, start_configured, stop};
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
+use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
 
 const CONFIG: &str = "sasl-enabled-mechanisms = [\"SCRAM-SHA-256\", \"SCRAM-SHA-512\", \"PLAIN\"]\n\
                       sasl-users = [\"alice:s3cret\", \"bob:other\"]\n";
@@ -106,4 +117,182 @@ fn a_large_frame_before_authentication_is_refused_at_its_prefix() {
         ),
     };
     assert!(closed, "closed without reading 600,000 bytes");
+}
+
+/// librdkafka's PLAIN metadata request as `user`: whether it authenticated.
+fn plain_authenticates(addr: std::net::SocketAddr, user: &str, password: &str) -> bool {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .create()
+        .unwrap();
+    client.fetch_metadata(None, Duration::from_secs(5)).is_ok()
+}
+
+/// `shardlog user ...` as `admin` over SCRAM-SHA-256 (the CLI's own
+/// SCRAM client); its output.
+fn cli_user(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .arg("user")
+        .args(args)
+        .args(["--bootstrap", &addr.to_string()])
+        .args(["--sasl-mechanism", "SCRAM-SHA-256", "--sasl-user", "alice"])
+        .env("SHARDLOG_SASL_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "shardlog user {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn users_set_through_the_admin_apis_authenticate_across_a_restart_until_deleted() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let broker = start_configured(tmp.path(), addr, CONFIG);
+    let bootstrap = addr.to_string();
+    run_script(&python, "scram_users.py", &[&bootstrap, "alice", "s3cret"]);
+    cli_user(
+        addr,
+        &[
+            "set",
+            "gina",
+            "--password",
+            "g1na",
+            "--mechanism",
+            "SCRAM-SHA-512",
+        ],
+    );
+    assert!(plain_authenticates(addr, "gina", "g1na"));
+    // The credentials are in the metadata log: a restarted broker has them.
+    assert!(stop(broker).success());
+    let broker = start_configured(tmp.path(), addr, CONFIG);
+    for (user, password) in [("carol", "c4rol"), ("dave", "d4ve"), ("gina", "g1na")] {
+        assert!(
+            plain_authenticates(addr, user, password),
+            "{user} after a restart"
+        );
+    }
+    assert!(!plain_authenticates(addr, "carol", "wrong"));
+    let listed = cli_user(addr, &["list"]);
+    assert_eq!(
+        listed,
+        "carol\tSCRAM-SHA-512\t8192\ndave\tSCRAM-SHA-256\t4096\ngina\tSCRAM-SHA-512\t4096\n"
+    );
+    cli_user(addr, &["delete", "carol"]);
+    assert!(!plain_authenticates(addr, "carol", "c4rol"), "deleted");
+    assert!(plain_authenticates(addr, "dave", "d4ve"));
+    drop(broker);
+}
+
+fn upsertion(
+    user: &str,
+    mechanism: i8,
+    iterations: i32,
+    salted: usize,
+) -> ScramCredentialUpsertion {
+    ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_string(user.into()))
+        .with_mechanism(mechanism)
+        .with_iterations(iterations)
+        .with_salt(bytes::Bytes::from_static(b"salt"))
+        .with_salted_password(vec![7u8; salted].into())
+}
+
+fn deletion(user: &str, mechanism: i8) -> ScramCredentialDeletion {
+    ScramCredentialDeletion::default()
+        .with_name(StrBytes::from_string(user.into()))
+        .with_mechanism(mechanism)
+}
+
+/// A described user: name, error code, (mechanism, iterations) each.
+type Described = (String, i16, Vec<(i8, i32)>);
+
+/// Kafka's codes, one result per user: DUPLICATE_RESOURCE (92),
+/// UNSUPPORTED_SASL_MECHANISM (33), UNACCEPTABLE_CREDENTIAL (93),
+/// RESOURCE_NOT_FOUND (91); a user refused anything changes nothing.
+#[test]
+fn alter_and_describe_user_scram_credentials_answer_kafkas_error_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let alter = |request: AlterUserScramCredentialsRequest| -> Vec<(String, i16)> {
+        let response: AlterUserScramCredentialsResponse =
+            call(addr, ApiKey::AlterUserScramCredentials, 0, &request);
+        response
+            .results
+            .iter()
+            .map(|r| (r.user.to_string(), r.error_code))
+            .collect()
+    };
+    let request = AlterUserScramCredentialsRequest::default()
+        .with_deletions(vec![deletion("ann", 1), deletion("nobody", 2)])
+        .with_upsertions(vec![
+            upsertion("ann", 1, 4096, 32),
+            upsertion("ok", 2, 4096, 64),
+            upsertion("weird", 3, 4096, 32),
+            upsertion("few", 1, 4095, 32),
+            upsertion("many", 1, 16385, 32),
+            upsertion("short", 2, 4096, 32),
+            upsertion("", 1, 4096, 32),
+        ]);
+    let expected: Vec<(String, i16)> = [
+        ("ann", 92),
+        ("nobody", 91),
+        ("ok", 0),
+        ("weird", 33),
+        ("few", 93),
+        ("many", 93),
+        ("short", 93),
+        ("", 93),
+    ]
+    .iter()
+    .map(|(u, c)| (u.to_string(), *c))
+    .collect();
+    assert_eq!(alter(request), expected);
+    let describe = |users: Option<Vec<&str>>| -> Vec<Described> {
+        let users = users.map(|names| {
+            names
+                .into_iter()
+                .map(|n| UserName::default().with_name(StrBytes::from_string(n.into())))
+                .collect()
+        });
+        let request = DescribeUserScramCredentialsRequest::default().with_users(users);
+        let response: DescribeUserScramCredentialsResponse =
+            call(addr, ApiKey::DescribeUserScramCredentials, 0, &request);
+        assert_eq!(response.error_code, 0);
+        response
+            .results
+            .iter()
+            .map(|r| {
+                let infos = r
+                    .credential_infos
+                    .iter()
+                    .map(|i| (i.mechanism, i.iterations))
+                    .collect();
+                (r.user.to_string(), r.error_code, infos)
+            })
+            .collect()
+    };
+    // Only `ok` was changed.
+    assert_eq!(describe(None), [("ok".to_string(), 0, vec![(2, 4096)])]);
+    assert_eq!(
+        describe(Some(vec!["ok", "ann", "ok"])),
+        [
+            ("ok".to_string(), 92, vec![]),
+            ("ann".to_string(), 91, vec![]),
+            ("ok".to_string(), 92, vec![]),
+        ]
+    );
 }

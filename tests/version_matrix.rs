@@ -115,6 +115,8 @@ fn decode_response(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Re
         DescribeLogDirs => DescribeLogDirsResponse,
         SaslHandshake => SaslHandshakeResponse,
         SaslAuthenticate => SaslAuthenticateResponse,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsResponse,
+        AlterUserScramCredentials => AlterUserScramCredentialsResponse,
         ElectLeaders => ElectLeadersResponse,
         AlterPartitionReassignments => AlterPartitionReassignmentsResponse,
         ListPartitionReassignments => ListPartitionReassignmentsResponse,

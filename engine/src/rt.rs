@@ -143,6 +143,17 @@ pub fn executor_totals() -> ExecutorTotals {
     crate::io::executor_totals()
 }
 
+/// Runs `work` off the executor, on its blocking pool (key derivation,
+/// anything that would hold a shard for milliseconds), and gives its
+/// result.
+pub fn spawn_blocking<F, R>(work: F) -> impl Future<Output = R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    crate::io::spawn_blocking(work)
+}
+
 /// Sleeps on the current executor.
 pub async fn sleep(duration: Duration) {
     crate::io::sleep(duration).await;

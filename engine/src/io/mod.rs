@@ -421,6 +421,16 @@ pub(crate) async fn remove_file(path: &Path) -> Result<(), IoError> {
     }
 }
 
+/// Runs `work` on the executor's blocking pool (a thread of its own) and
+/// gives its result, so CPU-heavy work does not stall the executor.
+pub(crate) fn spawn_blocking<F, R>(work: F) -> impl Future<Output = R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    glommio::executor().spawn_blocking(work)
+}
+
 /// Removes a directory tree in the blocking pool.
 pub(crate) async fn remove_dir_all(path: &Path) -> Result<(), IoError> {
     let owned = path.to_path_buf();

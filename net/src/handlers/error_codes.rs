@@ -66,6 +66,7 @@ per_item!(
     DeleteGroupsResponse => results.error_code,
     ConsumerGroupDescribeResponse => groups.error_code,
     DescribeTransactionsResponse => transaction_states.error_code,
+    AlterUserScramCredentialsResponse => results.error_code,
 );
 
 /// Responses with a code per partition of each topic.
@@ -92,6 +93,15 @@ per_partition!(
     TxnOffsetCommitResponse => topics.partitions,
     DescribeProducersResponse => topics.partitions,
 );
+
+impl ErrorCodes for DescribeUserScramCredentialsResponse {
+    fn error_codes(&self, each: &mut dyn FnMut(i16)) {
+        each(self.error_code);
+        for result in &self.results {
+            each(result.error_code);
+        }
+    }
+}
 
 impl ErrorCodes for FetchResponse {
     fn error_codes(&self, each: &mut dyn FnMut(i16)) {

@@ -58,6 +58,9 @@ pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const DUPLICATE_RESOURCE: i16 = 92;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
@@ -91,6 +94,8 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             MetadataError::InvalidTopicName { .. } => INVALID_TOPIC_EXCEPTION,
             MetadataError::InvalidPartitions { .. } => INVALID_PARTITIONS,
             MetadataError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
+            MetadataError::UnknownScramCredential { .. } => RESOURCE_NOT_FOUND,
+            MetadataError::UnacceptableCredential(_) => UNACCEPTABLE_CREDENTIAL,
             // Records of the cluster's own bookkeeping: no client command
             // is refused with these.
             MetadataError::TopicIdInUse

@@ -33,6 +33,7 @@ mod reassignments;
 mod replica_assignment;
 pub mod sasl;
 mod transactions;
+mod user_scram;
 
 pub use config_resource::{broker_keys, topic_key_of};
 
@@ -60,6 +61,8 @@ pub const HANDLERS: &[Handler] = &[
     api_versions::HANDLER,
     sasl::HANDSHAKE,
     sasl::AUTHENTICATE,
+    user_scram::DESCRIBE,
+    user_scram::ALTER,
     create_topics::HANDLER,
     delete_topics::HANDLER,
     create_partitions::HANDLER,
@@ -186,6 +189,8 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
+        ApiKey::DescribeUserScramCredentials => user_scram::describe(shard, request),
+        ApiKey::AlterUserScramCredentials => user_scram::alter(shard, request).await,
         ApiKey::AlterPartitionReassignments => reassignments::alter(shard, request).await,
         ApiKey::ListPartitionReassignments => reassignments::list(shard, request),
         ApiKey::FindCoordinator => find_coordinator::handle(shard, request).await,

@@ -7,10 +7,12 @@
 //! (after its answer). On a listener without SASL both APIs answer
 //! ILLEGAL_SASL_STATE, as Kafka's do on a PLAINTEXT listener.
 //!
-//! Credentials come from `sasl-users` (`name:password`; each derived into
-//! SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start, random salts,
-//! 4096 iterations): storing them in the cluster metadata and managing
-//! them with AlterUserScramCredentials is still to come.
+//! Credentials: the users' SCRAM credentials in the cluster metadata
+//! (AlterUserScramCredentials, `shardlog user`), then the listener's
+//! `sasl-users` (`name:password`, the broker's own bootstrap users, as
+//! Kafka's JAAS-configured ones: each derived into SCRAM-SHA-256 and
+//! SCRAM-SHA-512 credentials at start, random salts, 4096 iterations).
+//! PLAIN checks the password against the user's SCRAM credential.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,7 @@ use kafka_protocol::messages::{
     SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use replication::metadata::ClusterMetadata;
 
 use super::errors::{ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM};
 use super::{Handler, decode_body};
@@ -56,7 +59,7 @@ impl SaslConfig {
         let mut credentials = BTreeMap::new();
         for (name, password) in users {
             for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
-                let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
+                let salt = crate::sasl::fresh_salt();
                 let credential =
                     ScramCredential::derive(mechanism, password.as_bytes(), salt, ITERATIONS);
                 credentials.insert((name.clone(), mechanism), credential);
@@ -72,6 +75,22 @@ impl SaslConfig {
 impl Credentials for SaslConfig {
     fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
         self.users.get(&(user.to_string(), mechanism)).cloned()
+    }
+}
+
+/// The users a connection authenticates against: the metadata's, then
+/// the listener's configured ones.
+struct Users<'a> {
+    metadata: &'a ClusterMetadata,
+    configured: &'a SaslConfig,
+}
+
+impl Credentials for Users<'_> {
+    fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.metadata
+            .scram_credential(user, mechanism.kafka_type())
+            .map(|stored| ScramCredential::from_stored(mechanism, stored))
+            .or_else(|| self.configured.scram(user, mechanism))
     }
 }
 
@@ -122,11 +141,17 @@ pub struct SaslAnswer {
     pub failure: Option<String>,
 }
 
-/// Serves a SaslHandshake or SaslAuthenticate on a connection in `state`.
-pub fn handle(request: &Request, state: &mut SaslState, config: Option<&SaslConfig>) -> SaslAnswer {
+/// Serves a SaslHandshake or SaslAuthenticate on a connection in `state`,
+/// its users those of `metadata` and `config`.
+pub async fn handle(
+    request: &Request,
+    state: &mut SaslState,
+    config: Option<&SaslConfig>,
+    metadata: &ClusterMetadata,
+) -> SaslAnswer {
     match request.api_key {
         ApiKey::SaslHandshake => handshake(request, state, config),
-        _ => authenticate(request, state, config),
+        _ => authenticate(request, state, config, metadata).await,
     }
 }
 
@@ -171,10 +196,11 @@ fn handshake(request: &Request, state: &mut SaslState, config: Option<&SaslConfi
     }
 }
 
-fn authenticate(
+async fn authenticate(
     request: &Request,
     state: &mut SaslState,
     config: Option<&SaslConfig>,
+    metadata: &ClusterMetadata,
 ) -> SaslAnswer {
     let body: SaslAuthenticateRequest = match decode_body(request) {
         Ok(body) => body,
@@ -196,13 +222,30 @@ fn authenticate(
             )));
         return out_of_turn(state, answer(&response), "a SaslAuthenticate out of turn");
     };
-    match exchange.step(&body.auth_bytes, config) {
-        Step::Continue(bytes) => SaslAnswer {
-            frame: answer(&SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes))),
-            close: false,
-            failure: None,
-        },
-        Step::Done { principal, reply } => {
+    let users = Users {
+        metadata,
+        configured: config,
+    };
+    let mechanism = exchange.mechanism().name();
+    let ended = match exchange.step(&body.auth_bytes, &users) {
+        Step::Continue(bytes) => {
+            return SaslAnswer {
+                frame: answer(
+                    &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
+                ),
+                close: false,
+                failure: None,
+            };
+        }
+        Step::Done { principal, reply } => Ok((principal, reply)),
+        // PBKDF2 off the shard: it would hold every connection here.
+        Step::Verify(check) => engine::rt::spawn_blocking(move || check.run())
+            .await
+            .map(|principal| (principal, Vec::new())),
+        Step::Failed(why) => Err(why),
+    };
+    match ended {
+        Ok((principal, reply)) => {
             *state = SaslState::Authenticated(principal);
             SaslAnswer {
                 frame: answer(
@@ -212,8 +255,7 @@ fn authenticate(
                 failure: None,
             }
         }
-        Step::Failed(why) => {
-            let mechanism = exchange.mechanism().name();
+        Err(why) => {
             let message = format!(
                 "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
             );

@@ -58,6 +58,10 @@ pub enum Step {
     Continue(Vec<u8>),
     /// Authenticated as `principal` (Kafka's `User:NAME`); send `reply`.
     Done { principal: String, reply: Vec<u8> },
+    /// PLAIN: the password is checked by deriving its key (PBKDF2, a few
+    /// milliseconds): the caller runs [`PasswordCheck::run`] off the
+    /// shard; it ends the exchange (authenticated, or failed).
+    Verify(PasswordCheck),
     /// Not authenticated; why, for the log (the client is told only that
     /// authentication failed).
     Failed(String),
@@ -145,12 +149,39 @@ fn plain(input: &[u8], credentials: &dyn Credentials) -> Step {
         .scram(user, ScramMechanism::Sha256)
         .or_else(|| credentials.scram(user, ScramMechanism::Sha512));
     match credential {
-        Some(credential) if credential.matches_password(password) => Step::Done {
-            principal: format!("User:{user}"),
-            reply: Vec::new(),
-        },
-        Some(_) => Step::Failed(format!("PLAIN: a wrong password for {user}")),
+        Some(credential) => Step::Verify(PasswordCheck {
+            user: user.to_string(),
+            credential,
+            password: password.to_vec(),
+        }),
         None => Step::Failed(format!("PLAIN: no credential for {user}")),
+    }
+}
+
+/// A PLAIN password to check against the user's SCRAM credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordCheck {
+    user: String,
+    credential: ScramCredential,
+    password: Vec<u8>,
+}
+
+impl std::fmt::Debug for PasswordCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "PasswordCheck({})", self.user)
+    }
+}
+
+impl PasswordCheck {
+    /// Derives the password's key and compares (constant time): the
+    /// principal, or why not.
+    pub fn run(self) -> Result<String, String> {
+        if self.credential.matches_password(&self.password) {
+            Ok(format!("User:{}", self.user))
+        } else {
+            Err(format!("PLAIN: a wrong password for {}", self.user))
+        }
     }
 }
 
@@ -158,6 +189,12 @@ fn plain(input: &[u8], credentials: &dyn Credentials) -> Step {
 /// printable.
 pub fn fresh_nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A salt for a new credential: 128 random bits (the operating system's
+/// generator).
+pub fn fresh_salt() -> Vec<u8> {
+    uuid::Uuid::new_v4().as_bytes().to_vec()
 }
 
 /// Whether `a` and `b` are equal, looking at every byte whatever it finds
@@ -191,11 +228,11 @@ mod tests {
     #[test]
     fn plain_takes_the_right_password_only() {
         let users = alice();
-        let done = |input: &[u8]| {
-            matches!(
-                Exchange::new(Mechanism::Plain, String::new()).step(input, &users),
-                Step::Done { .. }
-            )
+        let done = |input: &[u8]| match Exchange::new(Mechanism::Plain, String::new())
+            .step(input, &users)
+        {
+            Step::Verify(check) => check.run().is_ok(),
+            _ => false,
         };
         assert!(done(b"\0alice\0s3cret"));
         assert!(done(b"alice\0alice\0s3cret"));

@@ -34,8 +34,30 @@ impl ScramMechanism {
     /// Kafka's number of the mechanism (ScramMechanism in the admin APIs).
     pub fn kafka_type(self) -> i8 {
         match self {
-            ScramMechanism::Sha256 => 1,
-            ScramMechanism::Sha512 => 2,
+            ScramMechanism::Sha256 => replication::metadata::SCRAM_SHA_256,
+            ScramMechanism::Sha512 => replication::metadata::SCRAM_SHA_512,
+        }
+    }
+
+    /// The mechanism of this name (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub fn from_name(name: &str) -> Option<ScramMechanism> {
+        [ScramMechanism::Sha256, ScramMechanism::Sha512]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// The mechanism of Kafka's number.
+    pub fn from_kafka_type(kafka_type: i8) -> Option<ScramMechanism> {
+        [ScramMechanism::Sha256, ScramMechanism::Sha512]
+            .into_iter()
+            .find(|m| m.kafka_type() == kafka_type)
+    }
+
+    /// The length of this mechanism's hash (and so of a salted password).
+    pub fn hash_len(self) -> usize {
+        match self {
+            ScramMechanism::Sha256 => 32,
+            ScramMechanism::Sha512 => 64,
         }
     }
 
@@ -64,7 +86,7 @@ impl ScramMechanism {
     }
 
     /// Hi(password, salt, i): PBKDF2 with this mechanism's HMAC.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => {
                 let mut out = [0u8; 32];
@@ -99,13 +121,48 @@ impl ScramCredential {
         iterations: u32,
     ) -> ScramCredential {
         let salted = mechanism.salted_password(password, &salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
+        ScramCredential::from_salted_password(mechanism, &salted, salt, iterations)
+    }
+
+    /// The credential of a salted password (`Hi(password, salt, i)`, as
+    /// AlterUserScramCredentials carries it: the client salts and iterates).
+    pub fn from_salted_password(
+        mechanism: ScramMechanism,
+        salted_password: &[u8],
+        salt: Vec<u8>,
+        iterations: u32,
+    ) -> ScramCredential {
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
         ScramCredential {
             mechanism,
             stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
             salt,
             iterations,
+        }
+    }
+
+    /// The credential the metadata keeps for `mechanism`.
+    pub fn from_stored(
+        mechanism: ScramMechanism,
+        stored: &replication::metadata::StoredScram,
+    ) -> ScramCredential {
+        ScramCredential {
+            mechanism,
+            salt: stored.salt.clone(),
+            iterations: stored.iterations,
+            stored_key: stored.stored_key.clone(),
+            server_key: stored.server_key.clone(),
+        }
+    }
+
+    /// The form the metadata keeps.
+    pub fn to_stored(&self) -> replication::metadata::StoredScram {
+        replication::metadata::StoredScram {
+            salt: self.salt.clone(),
+            iterations: self.iterations,
+            stored_key: self.stored_key.clone(),
+            server_key: self.server_key.clone(),
         }
     }
 
@@ -252,6 +309,97 @@ impl ServerExchange {
     }
 }
 
+/// A saslname (RFC 5802): `,` as `=2C` and `=` as `=3D`.
+fn encode_saslname(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// A SCRAM exchange from the client's side (the CLI's, and the server's
+/// tests'): the client's first message, its final one with the proof
+/// once the server's first is in, and the server's signature checked.
+#[derive(Debug)]
+pub struct ClientExchange {
+    mechanism: ScramMechanism,
+    password: Vec<u8>,
+    client_nonce: String,
+    first_bare: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ClientExchange {
+    /// The exchange of `user` and `password`, and the client's first
+    /// message; `nonce` is the client's (fresh per exchange).
+    pub fn new(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &[u8],
+        nonce: String,
+    ) -> (ClientExchange, String) {
+        let first_bare = format!("n={},r={nonce}", encode_saslname(user));
+        let first = format!("n,,{first_bare}");
+        let exchange = ClientExchange {
+            mechanism,
+            password: password.to_vec(),
+            client_nonce: nonce,
+            first_bare,
+            server_signature: None,
+        };
+        (exchange, first)
+    }
+
+    /// The client's final message, answering the server's first.
+    pub fn respond(&mut self, server_first: &[u8]) -> Result<String, String> {
+        let text = std::str::from_utf8(server_first).map_err(|_| "not UTF-8".to_string())?;
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for attribute in text.split(',') {
+            match attribute.split_once('=') {
+                Some(("r", value)) => nonce = Some(value),
+                Some(("s", value)) => salt = B64.decode(value).ok(),
+                Some(("i", value)) => iterations = value.parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+            return Err(format!("not a server-first-message: {text:?}"));
+        };
+        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
+            return Err("the server's nonce does not extend the client's".into());
+        }
+        if !(ITERATIONS_MIN..=ITERATIONS_MAX).contains(&iterations) {
+            return Err(format!("{iterations} iterations is out of bounds"));
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(&self.password, &salt, iterations);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("{},{text},{without_proof}", self.first_bare);
+        let signature = m.hmac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.server_signature = Some(m.hmac(&server_key, auth.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)))
+    }
+
+    /// Whether the server's final message proves it knows the credential.
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), String> {
+        let signature = std::str::from_utf8(server_final)
+            .ok()
+            .and_then(|text| text.strip_prefix("v="))
+            .and_then(|v| B64.decode(v).ok());
+        match (&self.server_signature, signature) {
+            (Some(expected), Some(got)) if constant_time_eq(expected, &got) => Ok(()),
+            _ => Err("the server's signature does not verify".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Exchange, Mechanism, Step};
@@ -324,6 +472,48 @@ mod tests {
             .map(|(k, s)| k ^ s)
             .collect();
         format!("{without_proof},p={}", B64.encode(proof))
+    }
+
+    /// Our client and server agree with each other (and so the CLI
+    /// authenticates), with a user name that needs escaping.
+    #[test]
+    fn the_client_exchange_authenticates_and_checks_the_server() {
+        let credential =
+            ScramCredential::derive(ScramMechanism::Sha512, b"pw", b"salt".to_vec(), 4096);
+        struct Named(ScramCredential);
+        impl Credentials for Named {
+            fn scram(&self, user: &str, _: ScramMechanism) -> Option<ScramCredential> {
+                (user == "a,b=c").then(|| self.0.clone())
+            }
+        }
+        let users = Named(credential);
+        for (password, ok) in [(&b"pw"[..], true), (b"nope", false)] {
+            let (mut client, first) =
+                ClientExchange::new(ScramMechanism::Sha512, "a,b=c", password, "CN".into());
+            let mut server = Exchange::new(Mechanism::Scram(ScramMechanism::Sha512), "SN".into());
+            let Step::Continue(server_first) = server.step(first.as_bytes(), &users) else {
+                panic!("no server-first-message");
+            };
+            let last = client.respond(&server_first).unwrap();
+            match server.step(last.as_bytes(), &users) {
+                Step::Done { principal, reply } => {
+                    assert!(ok);
+                    assert_eq!(principal, "User:a,b=c");
+                    client.verify(&reply).unwrap();
+                    assert!(client.verify(b"v=AAAA").is_err());
+                }
+                Step::Failed(_) => assert!(!ok),
+                other => panic!("not the last step: {other:?}"),
+            }
+        }
+        let (mut client, _) = ClientExchange::new(ScramMechanism::Sha256, "u", b"p", "CN".into());
+        for bad in [
+            &b"r=XX,s=c2FsdA==,i=4096"[..],
+            b"r=CN,s=c2FsdA==,i=4096",
+            b"r=CNx,s=c2FsdA==,i=99999999",
+        ] {
+            assert!(client.respond(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -242,14 +242,16 @@ impl Budgets {
 
 /// A SaslHandshake or SaslAuthenticate on this connection: its outcome,
 /// and whether the connection closes after it.
-fn serve_sasl(
+async fn serve_sasl(
     request: &crate::frame::Request,
     state: &mut crate::handlers::sasl::SaslState,
     settings: &Settings,
+    shard: &Shard,
     peer: &str,
 ) -> (Outcome, bool) {
     use crate::handlers::sasl;
-    let answer = sasl::handle(request, state, settings.sasl.as_deref());
+    let metadata = shard.metadata();
+    let answer = sasl::handle(request, state, settings.sasl.as_deref(), &metadata).await;
     if let Some(why) = &answer.failure {
         sasl::log_failure(peer, why);
     }
@@ -363,7 +365,8 @@ async fn read_requests(
             request.api_key,
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
         ) {
-            let (outcome, close) = serve_sasl(&request, &mut sasl_state, settings, peer);
+            let (outcome, close) =
+                serve_sasl(&request, &mut sasl_state, settings, shard, peer).await;
             close_after = close;
             outcome
         } else {

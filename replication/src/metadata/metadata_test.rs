@@ -452,6 +452,24 @@ fn busy_state() -> ClusterMetadata {
             broker_epoch: epoch,
         })
         .unwrap();
+    let credential = StoredScram {
+        salt: b"salt".to_vec(),
+        iterations: 4096,
+        stored_key: vec![1; 32],
+        server_key: vec![2; 32],
+    };
+    for (user, mechanism) in [
+        ("alice", SCRAM_SHA_256),
+        ("alice", SCRAM_SHA_512),
+        ("bob", 1),
+    ] {
+        let upsert = Command::UpsertScramCredential {
+            user: user.into(),
+            mechanism,
+            credential: credential.clone(),
+        };
+        run(&mut state, upsert, TopicId::ZERO).unwrap();
+    }
     for (partition, adding) in [(0, Vec::new()), (1, vec![2])] {
         state
             .apply(MetadataRecord::PartitionChanged {
@@ -467,6 +485,62 @@ fn busy_state() -> ClusterMetadata {
             .unwrap();
     }
     state
+}
+
+#[test]
+fn scram_credentials_are_set_replaced_and_deleted_per_mechanism() {
+    let mut state = ClusterMetadata::default();
+    let credential = |iterations| StoredScram {
+        salt: b"pepper".to_vec(),
+        iterations,
+        stored_key: vec![7; 64],
+        server_key: vec![8; 64],
+    };
+    let upsert = |user: &str, mechanism, iterations| Command::UpsertScramCredential {
+        user: user.into(),
+        mechanism,
+        credential: credential(iterations),
+    };
+    run(
+        &mut state,
+        upsert("alice", SCRAM_SHA_512, 4096),
+        TopicId::ZERO,
+    )
+    .unwrap();
+    run(
+        &mut state,
+        upsert("alice", SCRAM_SHA_512, 8192),
+        TopicId::ZERO,
+    )
+    .unwrap();
+    assert_eq!(
+        state.scram_credential("alice", SCRAM_SHA_512),
+        Some(&credential(8192))
+    );
+    assert_eq!(state.scram_credential("alice", SCRAM_SHA_256), None);
+    for refused in [upsert("", SCRAM_SHA_256, 4096), upsert("bob", 3, 4096)] {
+        assert!(matches!(
+            run(&mut state, refused, TopicId::ZERO),
+            Err(MetadataError::UnacceptableCredential(_))
+        ));
+    }
+    let delete = |mechanism| Command::DeleteScramCredential {
+        user: "alice".into(),
+        mechanism,
+    };
+    assert!(matches!(
+        run(&mut state, delete(SCRAM_SHA_256), TopicId::ZERO),
+        Err(MetadataError::UnknownScramCredential { .. })
+    ));
+    run(&mut state, delete(SCRAM_SHA_512), TopicId::ZERO).unwrap();
+    assert_eq!(state.scram_credentials().count(), 0);
+    // The records replay to the same state, and round-trip.
+    let record = MetadataRecord::ScramCredentialSet {
+        user: "carol".into(),
+        mechanism: SCRAM_SHA_256,
+        credential: credential(4096),
+    };
+    assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
 }
 
 #[test]

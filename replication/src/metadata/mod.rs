@@ -81,6 +81,21 @@ impl PartitionState {
     }
 }
 
+/// A user's SCRAM credential for one mechanism as the metadata keeps it
+/// (RFC 5802's stored form: never the password). Part of the archived
+/// records and snapshots: never edit its fields.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct StoredScram {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+/// Kafka's numbers of the SCRAM mechanisms (the admin APIs' `Mechanism`).
+pub const SCRAM_SHA_256: i8 = 1;
+pub const SCRAM_SHA_512: i8 = 2;
+
 /// What a client asks the metadata to change.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Command {
@@ -110,6 +125,18 @@ pub enum Command {
     /// Reserves the next `count` producer ids (InitProducerId).
     AllocateProducerIds {
         count: i64,
+    },
+    /// Sets a user's credential for a SCRAM mechanism ([`SCRAM_SHA_256`]
+    /// or [`SCRAM_SHA_512`]), replacing the one it had.
+    UpsertScramCredential {
+        user: String,
+        mechanism: i8,
+        credential: StoredScram,
+    },
+    /// Removes a user's credential for a SCRAM mechanism.
+    DeleteScramCredential {
+        user: String,
+        mechanism: i8,
     },
 }
 
@@ -145,6 +172,12 @@ pub enum MetadataError {
     /// A partition record names a partition its topic does not have.
     #[error("partition {partition} of topic {topic_id:?} does not exist")]
     UnknownPartition { topic_id: TopicId, partition: i32 },
+    /// RESOURCE_NOT_FOUND (91)
+    #[error("user {user:?} has no credential of SCRAM mechanism {mechanism}")]
+    UnknownScramCredential { user: String, mechanism: i8 },
+    /// UNACCEPTABLE_CREDENTIAL (93)
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(&'static str),
 }
 
 /// The whole metadata state. Cloning it is how other shards get a snapshot.
@@ -157,6 +190,8 @@ pub struct ClusterMetadata {
     next_producer_id: i64,
     brokers: BTreeMap<i32, BrokerRegistration>,
     partitions: BTreeMap<(TopicId, i32), PartitionState>,
+    /// SCRAM credentials by user and mechanism.
+    scram: BTreeMap<(String, i8), StoredScram>,
     /// Records applied so far: the position in the metadata log.
     applied: u64,
 }
@@ -224,6 +259,18 @@ impl ClusterMetadata {
         self.partitions
             .iter()
             .map(|(&(topic_id, partition), state)| (topic_id, partition, state))
+    }
+
+    /// A user's credential for a SCRAM mechanism.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&StoredScram> {
+        self.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every SCRAM credential, by user (in name order) and mechanism.
+    pub fn scram_credentials(&self) -> impl Iterator<Item = (&str, i8, &StoredScram)> {
+        self.scram
+            .iter()
+            .map(|((user, mechanism), credential)| (user.as_str(), *mechanism, credential))
     }
 
     /// How many records built this state.
@@ -308,6 +355,33 @@ impl ClusterMetadata {
                 }
                 Ok(MetadataRecord::ProducerIdsAllocated { first, count })
             }
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                if user.is_empty() {
+                    return Err(MetadataError::UnacceptableCredential(
+                        "the user name is empty",
+                    ));
+                }
+                if ![SCRAM_SHA_256, SCRAM_SHA_512].contains(&mechanism) {
+                    return Err(MetadataError::UnacceptableCredential(
+                        "not a SCRAM mechanism",
+                    ));
+                }
+                Ok(MetadataRecord::ScramCredentialSet {
+                    user,
+                    mechanism,
+                    credential,
+                })
+            }
+            Command::DeleteScramCredential { user, mechanism } => {
+                if self.scram_credential(&user, mechanism).is_none() {
+                    return Err(MetadataError::UnknownScramCredential { user, mechanism });
+                }
+                Ok(MetadataRecord::ScramCredentialDeleted { user, mechanism })
+            }
         }
     }
 
@@ -377,6 +451,18 @@ impl ClusterMetadata {
                     return Err(MetadataError::ProducerIdsExhausted);
                 }
                 self.next_producer_id = first.saturating_add(count);
+            }
+            MetadataRecord::ScramCredentialSet {
+                user,
+                mechanism,
+                credential,
+            } => {
+                self.scram.insert((user, mechanism), credential);
+            }
+            MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
+                if self.scram.remove(&(user.clone(), mechanism)).is_none() {
+                    return Err(MetadataError::UnknownScramCredential { user, mechanism });
+                }
             }
             cluster => self.apply_cluster(cluster)?,
         }
@@ -459,7 +545,9 @@ impl ClusterMetadata {
             | MetadataRecord::TopicDeleted { .. }
             | MetadataRecord::PartitionsCreated { .. }
             | MetadataRecord::ConfigsAltered { .. }
-            | MetadataRecord::ProducerIdsAllocated { .. } => {}
+            | MetadataRecord::ProducerIdsAllocated { .. }
+            | MetadataRecord::ScramCredentialSet { .. }
+            | MetadataRecord::ScramCredentialDeleted { .. } => {}
         }
         Ok(())
     }

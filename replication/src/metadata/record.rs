@@ -4,7 +4,8 @@
 //! 1 for the records of the first single-node broker (topics, configs,
 //! producer ids), version 2 for the cluster's (brokers, partition
 //! leadership), version 3 for partition records during a reassignment
-//! (a partition record without one is still written as version 2). Each
+//! (a partition record without one is still written as version 2),
+//! version 4 for users' SCRAM credentials. Each
 //! version is its own archived enum, never edited, so records written by
 //! older builds decode unchanged.
 //! Decoding copies the archive into aligned memory and validates it
@@ -14,6 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use rkyv::rancor;
+
+use super::StoredScram;
 
 /// Kafka's 16-byte topic id (a UUID).
 #[derive(
@@ -120,6 +123,17 @@ pub enum MetadataRecord {
         adding: Vec<i32>,
         removing: Vec<i32>,
     },
+    /// A user's credential for a SCRAM mechanism (Kafka's number: 1
+    /// SCRAM-SHA-256, 2 SCRAM-SHA-512), replacing the one it had.
+    ScramCredentialSet {
+        user: String,
+        mechanism: i8,
+        credential: StoredScram,
+    },
+    ScramCredentialDeleted {
+        user: String,
+        mechanism: i8,
+    },
 }
 
 /// The records of version 1, exactly as they were first written (rkyv's
@@ -193,9 +207,24 @@ enum RecordV3 {
     },
 }
 
+/// Version 4: users' SCRAM credentials.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum RecordV4 {
+    ScramCredentialSet {
+        user: String,
+        mechanism: i8,
+        credential: StoredScram,
+    },
+    ScramCredentialDeleted {
+        user: String,
+        mechanism: i8,
+    },
+}
+
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
 const VERSION_3: u8 = 3;
+const VERSION_4: u8 = 4;
 
 /// Bytes that are not a metadata record of a version we read.
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +337,19 @@ impl MetadataRecord {
                     archive(VERSION_2, &RecordV2::from(record))
                 }
             }
+            MetadataRecord::ScramCredentialSet {
+                user,
+                mechanism,
+                credential,
+            } => RecordV4::ScramCredentialSet {
+                user,
+                mechanism,
+                credential,
+            }
+            .encode(),
+            MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
+                RecordV4::ScramCredentialDeleted { user, mechanism }.encode()
+            }
         }
     }
 
@@ -323,6 +365,9 @@ impl MetadataRecord {
                 .map(MetadataRecord::from)
                 .map_err(DecodeError::Invalid),
             VERSION_3 => rkyv::from_bytes::<RecordV3, rancor::Error>(&aligned)
+                .map(MetadataRecord::from)
+                .map_err(DecodeError::Invalid),
+            VERSION_4 => rkyv::from_bytes::<RecordV4, rancor::Error>(&aligned)
                 .map(MetadataRecord::from)
                 .map_err(DecodeError::Invalid),
             other => Err(DecodeError::Version(other)),
@@ -451,6 +496,31 @@ impl From<RecordV3> for RecordV2 {
             isr,
             leader,
             leader_epoch,
+        }
+    }
+}
+
+impl RecordV4 {
+    fn encode(&self) -> Vec<u8> {
+        archive(VERSION_4, self)
+    }
+}
+
+impl From<RecordV4> for MetadataRecord {
+    fn from(record: RecordV4) -> Self {
+        match record {
+            RecordV4::ScramCredentialSet {
+                user,
+                mechanism,
+                credential,
+            } => MetadataRecord::ScramCredentialSet {
+                user,
+                mechanism,
+                credential,
+            },
+            RecordV4::ScramCredentialDeleted { user, mechanism } => {
+                MetadataRecord::ScramCredentialDeleted { user, mechanism }
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //! metadata log, so the log before it can go (KRaft's snapshots; Raft's
 //! log compaction).
 //!
-//! Encoding: one version byte, then the rkyv archive of [`SnapshotV1`]
-//! (its own structs, never edited: the state's types may change, a
-//! snapshot written by an older build still decodes). Decoding copies the
+//! Encoding: one version byte, then the rkyv archive of [`SnapshotV2`]
+//! (version 1's state and the users' SCRAM credentials). Each version is
+//! its own structs, never edited: the state's types may change, a
+//! snapshot written by an older build still decodes. Decoding copies the
 //! archive into aligned memory and validates it (bytecheck) before use,
 //! then checks what the state's own records would have guaranteed
 //! (partitions of existing topics, unique names and ids), so a damaged or
@@ -15,11 +16,25 @@ use std::collections::BTreeMap;
 use rkyv::rancor;
 
 use super::{
-    BrokerRegistration, ClusterMetadata, DecodeError, Endpoint, PartitionState, TopicId,
-    TopicMetadata,
+    BrokerRegistration, ClusterMetadata, DecodeError, Endpoint, PartitionState, StoredScram,
+    TopicId, TopicMetadata,
 };
 
 const VERSION_1: u8 = 1;
+const VERSION_2: u8 = 2;
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct SnapshotV2 {
+    base: SnapshotV1,
+    scram: Vec<ScramV1>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct ScramV1 {
+    user: String,
+    mechanism: i8,
+    credential: StoredScram,
+}
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapshotV1 {
@@ -64,7 +79,26 @@ struct PartitionV1 {
 impl ClusterMetadata {
     /// The whole state, encoded.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let snapshot = SnapshotV1 {
+        let scram = self
+            .scram
+            .iter()
+            .map(|((user, mechanism), credential)| ScramV1 {
+                user: user.clone(),
+                mechanism: *mechanism,
+                credential: credential.clone(),
+            })
+            .collect();
+        let snapshot = SnapshotV2 {
+            base: self.snapshot_v1(),
+            scram,
+        };
+        let mut out = vec![VERSION_2];
+        out.extend_from_slice(&crate::archive::to_bytes(&snapshot));
+        out
+    }
+
+    fn snapshot_v1(&self) -> SnapshotV1 {
+        SnapshotV1 {
             topics: self
                 .topics
                 .values()
@@ -104,27 +138,44 @@ impl ClusterMetadata {
                 })
                 .collect(),
             applied: self.applied,
-        };
-        let mut out = vec![VERSION_1];
-        out.extend_from_slice(&crate::archive::to_bytes(&snapshot));
-        out
+        }
     }
 
     /// The state a snapshot holds, checked.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<ClusterMetadata, DecodeError> {
         let (&version, archive) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if version != VERSION_1 {
-            return Err(DecodeError::Version(version));
-        }
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(archive.len());
         aligned.extend_from_slice(archive);
-        let snapshot = rkyv::from_bytes::<SnapshotV1, rancor::Error>(&aligned)
-            .map_err(DecodeError::Invalid)?;
+        let snapshot = match version {
+            VERSION_1 => SnapshotV2 {
+                base: rkyv::from_bytes::<SnapshotV1, rancor::Error>(&aligned)
+                    .map_err(DecodeError::Invalid)?,
+                scram: Vec::new(),
+            },
+            VERSION_2 => rkyv::from_bytes::<SnapshotV2, rancor::Error>(&aligned)
+                .map_err(DecodeError::Invalid)?,
+            other => return Err(DecodeError::Version(other)),
+        };
         from_snapshot(snapshot).map_err(DecodeError::Inconsistent)
     }
 }
 
-fn from_snapshot(snapshot: SnapshotV1) -> Result<ClusterMetadata, String> {
+fn from_snapshot(snapshot: SnapshotV2) -> Result<ClusterMetadata, String> {
+    let mut state = from_snapshot_v1(snapshot.base)?;
+    for ScramV1 {
+        user,
+        mechanism,
+        credential,
+    } in snapshot.scram
+    {
+        if state.scram.insert((user, mechanism), credential).is_some() {
+            return Err("a SCRAM credential twice".into());
+        }
+    }
+    Ok(state)
+}
+
+fn from_snapshot_v1(snapshot: SnapshotV1) -> Result<ClusterMetadata, String> {
     let mut state = ClusterMetadata {
         broker_configs: snapshot.broker_configs,
         next_producer_id: snapshot.next_producer_id,
@@ -183,4 +234,31 @@ fn from_snapshot(snapshot: SnapshotV1) -> Result<ClusterMetadata, String> {
         }
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot as builds before SCRAM credentials wrote it (version 1)
+    /// decodes to the same state.
+    #[test]
+    fn version_1_snapshots_still_decode() {
+        let mut state = ClusterMetadata::default();
+        let record = state
+            .decide(
+                super::super::Command::CreateTopic {
+                    name: "orders".into(),
+                    partitions: 3,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                },
+                TopicId([7; 16]),
+            )
+            .unwrap();
+        state.apply(record).unwrap();
+        let mut v1 = vec![VERSION_1];
+        v1.extend_from_slice(&crate::archive::to_bytes(&state.snapshot_v1()));
+        assert_eq!(ClusterMetadata::decode_snapshot(&v1).unwrap(), state);
+    }
 }

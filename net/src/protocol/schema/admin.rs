@@ -1,12 +1,13 @@
 //! Request tables of the admin APIs: topics, partitions, configs,
-//! records, cluster and log dirs, SASL (see the parent module for the
-//! notation).
+//! records, cluster and log dirs, SASL and users' SCRAM credentials (see
+//! the parent module for the notation).
 
 use kafka_protocol::messages::{
     ApiKey, BrokerId, TopicName, alter_configs_request, alter_partition_reassignments_request,
-    create_partitions_request, create_topics_request, delete_records_request,
-    delete_topics_request, describe_configs_request, describe_log_dirs_request,
-    elect_leaders_request, incremental_alter_configs_request, list_partition_reassignments_request,
+    alter_user_scram_credentials_request, create_partitions_request, create_topics_request,
+    delete_records_request, delete_topics_request, describe_configs_request,
+    describe_log_dirs_request, describe_user_scram_credentials_request, elect_leaders_request,
+    incremental_alter_configs_request, list_partition_reassignments_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -146,4 +147,24 @@ pub(super) const SASL_HANDSHAKE: Message = message!(SaslHandshakeRequest, Some(A
 
 pub(super) const SASL_AUTHENTICATE: Message = message!(SaslAuthenticateRequest, Some(ApiKey::SaslAuthenticate), 0..=2, flexible 2, [
     field!(auth_bytes, 0.., Bytes),
+]);
+
+pub(super) const DESCRIBE_USER_SCRAM_CREDENTIALS: Message = message!(DescribeUserScramCredentialsRequest, Some(ApiKey::DescribeUserScramCredentials), 0..=0, flexible 0, [
+    field!(users, 0.., array!(describe_user_scram_credentials_request::UserName, [
+        field!(name, 0.., Str),
+    ]), nullable),
+]);
+
+pub(super) const ALTER_USER_SCRAM_CREDENTIALS: Message = message!(AlterUserScramCredentialsRequest, Some(ApiKey::AlterUserScramCredentials), 0..=0, flexible 0, [
+    field!(deletions, 0.., array!(alter_user_scram_credentials_request::ScramCredentialDeletion, [
+        field!(name, 0.., Str),
+        field!(mechanism, 0.., Int8),
+    ])),
+    field!(upsertions, 0.., array!(alter_user_scram_credentials_request::ScramCredentialUpsertion, [
+        field!(name, 0.., Str),
+        field!(mechanism, 0.., Int8),
+        field!(iterations, 0.., Int32),
+        field!(salt, 0.., Bytes),
+        field!(salted_password, 0.., Bytes),
+    ])),
 ]);

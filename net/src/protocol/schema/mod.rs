@@ -240,6 +240,8 @@ pub const REQUESTS: &[&Message] = &[
     &admin::LIST_PARTITION_REASSIGNMENTS,
     &admin::SASL_HANDSHAKE,
     &admin::SASL_AUTHENTICATE,
+    &admin::DESCRIBE_USER_SCRAM_CREDENTIALS,
+    &admin::ALTER_USER_SCRAM_CREDENTIALS,
     &groups::FIND_COORDINATOR,
     &groups::JOIN_GROUP,
     &groups::SYNC_GROUP,
