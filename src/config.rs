@@ -10,6 +10,10 @@
 //! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
 //! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
 //! sasl-users = ["alice:secret"]           # its users (SCRAM credentials derived at start)
+//! ssl-certificate = "/etc/shardlog/server.pem" # TLS on the Kafka listener (SSL, or SASL_SSL
+//! ssl-key = "/etc/shardlog/server.key"         # with SASL): chain and key, PEM, reloaded on change
+//! ssl-client-auth = "required"            # ssl.client.auth: none (default), requested, required
+//! ssl-ca = "/etc/shardlog/clients-ca.pem" # the CAs of client certificates (PEM)
 //! data-dir = "/var/lib/shardlog"
 //! shards = 8
 //! node-id = 0
@@ -76,6 +80,10 @@ pub struct FileConfig {
     pub http_users: Option<Vec<String>>,
     pub sasl_enabled_mechanisms: Option<Vec<String>>,
     pub sasl_users: Option<Vec<String>>,
+    pub ssl_certificate: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    pub ssl_ca: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
     pub node_id: Option<i32>,
     pub internal_listen: Option<SocketAddr>,
     /// `ID@HOST:PORT,...`: the metadata quorum's voters.

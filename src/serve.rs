@@ -93,6 +93,8 @@ struct ServeConfig {
     http_users: Vec<(String, String)>,
     /// The Kafka listener's SASL (`sasl-enabled-mechanisms`, `sasl-users`).
     sasl: Option<std::sync::Arc<net::handlers::sasl::SaslConfig>>,
+    /// The Kafka listener's TLS (`ssl-*`).
+    tls: Option<std::sync::Arc<net::server::tls::Tls>>,
     node_id: i32,
     data_dir: PathBuf,
     shards: usize,
@@ -227,6 +229,7 @@ impl ServeConfig {
             http_listen: args.http_listen.or(file.http_listen),
             http_users: http_users(&file)?,
             sasl: sasl(&file)?,
+            tls: tls(&file)?,
             advertised: args
                 .advertised_listener
                 .or(file.advertised_listener)
@@ -358,6 +361,37 @@ fn sasl(
     )))
 }
 
+/// The Kafka listener's TLS: on when `ssl-certificate` is set (with
+/// `ssl-key`); the files are loaded now, so a bad one stops the start.
+fn tls(file: &FileConfig) -> anyhow::Result<Option<std::sync::Arc<net::server::tls::Tls>>> {
+    use net::server::tls::{ClientAuth, Tls, TlsFiles};
+    let Some(certificate) = file.ssl_certificate.clone() else {
+        anyhow::ensure!(
+            file.ssl_key.is_none() && file.ssl_ca.is_none() && file.ssl_client_auth.is_none(),
+            "ssl-key, ssl-ca and ssl-client-auth need ssl-certificate"
+        );
+        return Ok(None);
+    };
+    let key = file
+        .ssl_key
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("ssl-certificate needs ssl-key"))?;
+    let client_auth = match file.ssl_client_auth.as_deref() {
+        None => ClientAuth::None,
+        Some(value) => ClientAuth::parse(value).ok_or_else(|| {
+            anyhow::anyhow!("ssl-client-auth: {value:?} is not none, requested or required")
+        })?,
+    };
+    let files = TlsFiles {
+        certificate,
+        key,
+        ca: file.ssl_ca.clone(),
+        client_auth,
+    };
+    let tls = Tls::load(files).map_err(|e| anyhow::anyhow!("TLS: {e:#}"))?;
+    Ok(Some(std::sync::Arc::new(tls)))
+}
+
 /// What an io-properties file (`shardlog tune iotune`) sizes: writes in
 /// flight per partition and the write buffer.
 fn io_tuning(path: &std::path::Path) -> anyhow::Result<(usize, usize)> {
@@ -484,6 +518,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     listener.slow_request_log = config.slow_request_log;
     listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
     listener.sasl = config.sasl.clone();
+    listener.tls = config.tls.clone();
     if let Some(interval) = config.stop_poll_interval {
         listener.stop_poll_interval = interval;
     }

@@ -296,10 +296,11 @@ thread_local! {
         const { std::cell::Cell::new((None, 0)) };
 }
 
-/// Logs a failed authentication with the client's address: at most one
-/// line a second per shard (a client guessing passwords cannot flood the
-/// log), saying how many were left out.
-pub fn log_failure(peer: &str, why: &str) {
+/// Logs a failed authentication (`what`: SASL's, a TLS handshake) with
+/// the client's address: at most one line a second per shard (a client
+/// guessing passwords cannot flood the log), saying how many were left
+/// out.
+pub fn log_failure(what: &'static str, peer: &str, why: &str) {
     let now = std::time::Instant::now();
     let (last, left_out) = LAST_LOGGED.get();
     if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
@@ -307,5 +308,5 @@ pub fn log_failure(peer: &str, why: &str) {
         return;
     }
     LAST_LOGGED.set((Some(now), 0));
-    tracing::warn!(%peer, why, failures_not_logged = left_out, "SASL authentication failed");
+    tracing::warn!(%peer, why, failures_not_logged = left_out, "{what}");
 }

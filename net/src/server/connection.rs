@@ -25,7 +25,6 @@
 //! Produce's appends becoming durable, or the wait behind the answers
 //! before it on the connection) and the send.
 
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,7 @@ use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 
 use super::admission::{Activity, UnderWay};
-use super::socket_io::{FrameReader, ReadEnd, ResponseWriter};
+use super::socket_io::{FrameReader, ReadEnd, ResponseWriter, Stream};
 use crate::broker::Shard;
 use crate::frame::{decode_request, frame_size};
 use crate::handlers::{Outcome, dispatch};
@@ -161,6 +160,44 @@ pub(super) struct Settings {
     pub slow_request_log: Duration,
     /// The listener's SASL, if it has it.
     pub sasl: Option<std::sync::Arc<crate::handlers::sasl::SaslConfig>>,
+    /// The listener's TLS, if it has it.
+    pub tls: Option<std::sync::Arc<super::tls::Tls>>,
+}
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS handshake of a new connection; `None` (logged) if it failed or
+/// took too long. The principal is its client certificate's subject.
+async fn tls_handshake(
+    stream: TcpStream,
+    tls: &super::tls::Tls,
+    peer: &str,
+) -> Option<(Stream, String)> {
+    let accept = futures_rustls::TlsAcceptor::from(tls.current()).accept(stream);
+    let timeout = std::pin::pin!(engine::rt::sleep(TLS_HANDSHAKE_TIMEOUT));
+    match futures::future::select(std::pin::pin!(accept), timeout).await {
+        futures::future::Either::Left((Ok(stream), _)) => {
+            let principal = super::tls::principal(stream.get_ref().1.peer_certificates());
+            tracing::debug!(%peer, %principal, "TLS connection");
+            Some((Stream::Tls(Box::new(stream)), principal))
+        }
+        // Closed before a handshake: a port check (a load balancer's).
+        futures::future::Either::Left((Err(e), _))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            tracing::debug!(%peer, error = %e, "closed during the TLS handshake");
+            None
+        }
+        futures::future::Either::Left((Err(e), _)) => {
+            crate::handlers::sasl::log_failure("TLS handshake failed", peer, &e.to_string());
+            None
+        }
+        futures::future::Either::Right(_) => {
+            crate::handlers::sasl::log_failure("TLS handshake failed", peer, "timed out");
+            None
+        }
+    }
 }
 
 pub(super) async fn run(
@@ -179,7 +216,14 @@ pub(super) async fn run(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let fd = stream.as_raw_fd();
+    let (stream, principal) = match &settings.tls {
+        None => (Stream::Plain(stream), "User:ANONYMOUS".to_string()),
+        Some(tls) => match tls_handshake(stream, tls, &peer).await {
+            Some(done) => done,
+            None => return,
+        },
+    };
+    let fd = stream.plain_fd();
     let (reader, writer) = stream.split();
     let reader = FrameReader::new(reader, fd);
     let writer = ResponseWriter::new(writer, fd);
@@ -192,6 +236,7 @@ pub(super) async fn run(
     let connection = Peer {
         addr: &peer,
         host: &client_host,
+        principal: &principal,
     };
     let read = read_requests(
         reader, queue, &settings, &shard, &budgets, connection, &activity,
@@ -205,6 +250,9 @@ pub(super) async fn run(
 struct Peer<'a> {
     addr: &'a str,
     host: &'a str,
+    /// Its principal before SASL: a client certificate's subject, or
+    /// `User:ANONYMOUS`.
+    principal: &'a str,
 }
 
 struct Budgets {
@@ -253,7 +301,7 @@ async fn serve_sasl(
     let metadata = shard.metadata();
     let answer = sasl::handle(request, state, settings.sasl.as_deref(), &metadata).await;
     if let Some(why) = &answer.failure {
-        sasl::log_failure(peer, why);
+        sasl::log_failure("SASL authentication failed", peer, why);
     }
     if let sasl::SaslState::Authenticated(principal) = state
         && !answer.close
@@ -355,6 +403,7 @@ async fn read_requests(
         };
         tracing::trace!(
             %peer,
+            principal = connection.principal,
             api = ?request.api_key,
             version = request.version(),
             correlation = request.correlation_id(),

@@ -9,6 +9,7 @@ pub mod internal;
 pub mod mesh;
 pub mod peer;
 mod socket_io;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -45,8 +46,10 @@ pub struct ListenerConfig {
     /// A request answered this long after it was read is logged, with where
     /// the time went (at most one line a second per shard).
     pub slow_request_log: Duration,
-    /// SASL on this listener (SASL_PLAINTEXT); `None`: PLAINTEXT.
+    /// SASL on this listener (SASL_PLAINTEXT, or SASL_SSL with `tls`).
     pub sasl: Option<Arc<crate::handlers::sasl::SaslConfig>>,
+    /// TLS on this listener (SSL, or SASL_SSL with `sasl`).
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl ListenerConfig {
@@ -60,6 +63,7 @@ impl ListenerConfig {
             in_flight_bytes_per_shard: IN_FLIGHT_BYTES_MAX_PER_SHARD,
             slow_request_log: SLOW_REQUEST_LOG,
             sasl: None,
+            tls: None,
         }
     }
 }
@@ -134,6 +138,7 @@ impl Listener {
                         request_bytes_max: config.request_bytes_max,
                         slow_request_log: config.slow_request_log,
                         sasl: config.sasl.clone(),
+                        tls: config.tls.clone(),
                     },
                     Rc::clone(&shard),
                     Rc::clone(&shard_budget),

@@ -12,12 +12,18 @@
 //! Writes: responses that are ready together leave in one `sendmsg(2)` of
 //! their buffers as they are (no copy into a joined frame); glommio's write
 //! is only what waits when the socket's send buffer is full.
+//!
+//! Over TLS the socket carries records, not frames: reads and writes go
+//! through rustls (the frames are copied into records and out of them),
+//! and the system-call fast paths are off.
 
 use std::io;
 use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
 
 use crate::frame::SIZE_PREFIX_BYTES;
@@ -48,10 +54,68 @@ fn out_of_bounds() -> ReadEnd {
     ReadEnd::Failed(io::Error::other("receive buffer range out of bounds"))
 }
 
+/// A connection's byte stream: the socket, or TLS over it.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The socket, for the fast paths' system calls: none over TLS.
+    pub(super) fn plain_fd(&self) -> Option<RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Plain(stream) => Some(stream.as_raw_fd()),
+            Stream::Tls(_) => None,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(stream) => Pin::new(stream).poll_close(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_close(cx),
+        }
+    }
+}
+
 /// Reads size-prefixed frames from one connection.
 pub(super) struct FrameReader {
-    reader: ReadHalf<TcpStream>,
-    fd: RawFd,
+    reader: ReadHalf<Stream>,
+    /// The socket when it carries the frames themselves (not TLS).
+    fd: Option<RawFd>,
     buffer: Box<[u8]>,
     /// What of `buffer` is received and not yet taken.
     start: usize,
@@ -59,7 +123,7 @@ pub(super) struct FrameReader {
 }
 
 impl FrameReader {
-    pub(super) fn new(reader: ReadHalf<TcpStream>, fd: RawFd) -> FrameReader {
+    pub(super) fn new(reader: ReadHalf<Stream>, fd: Option<RawFd>) -> FrameReader {
         FrameReader {
             reader,
             fd,
@@ -145,7 +209,11 @@ impl FrameReader {
         self.end = 0;
         while frame.len() < size {
             let wanted = size - frame.len();
-            match recv_into_spare(self.fd, &mut frame, wanted) {
+            let received = match self.fd {
+                Some(fd) => recv_into_spare(fd, &mut frame, wanted),
+                None => Ok(None),
+            };
+            match received {
                 Ok(Some(0)) => return Err(closed_mid_frame()),
                 Ok(Some(_)) => {}
                 Ok(None) => {
@@ -194,24 +262,32 @@ fn recv_into_spare(fd: RawFd, frame: &mut BytesMut, wanted: usize) -> io::Result
 
 /// Writes responses, several at a time when several are ready.
 pub(super) struct ResponseWriter {
-    writer: WriteHalf<TcpStream>,
-    fd: RawFd,
+    writer: WriteHalf<Stream>,
+    /// The socket when it carries the frames themselves (not TLS).
+    fd: Option<RawFd>,
 }
 
 impl ResponseWriter {
-    pub(super) fn new(writer: WriteHalf<TcpStream>, fd: RawFd) -> ResponseWriter {
+    pub(super) fn new(writer: WriteHalf<Stream>, fd: Option<RawFd>) -> ResponseWriter {
         ResponseWriter { writer, fd }
     }
 
     /// Writes every buffer of `frames`, in order.
     pub(super) async fn write_all(&mut self, frames: &[Bytes]) -> io::Result<()> {
+        let Some(fd) = self.fd else {
+            // TLS: into records (rustls buffers them), then out.
+            for frame in frames {
+                self.writer.write_all(frame).await?;
+            }
+            return self.writer.flush().await;
+        };
         let mut left: std::collections::VecDeque<&[u8]> = frames
             .iter()
             .map(|f| &f[..])
             .filter(|f| !f.is_empty())
             .collect();
         while let Some(&first) = left.front() {
-            match send_vectored(self.fd, left.iter().take(IOVECS_MAX))? {
+            match send_vectored(fd, left.iter().take(IOVECS_MAX))? {
                 Some(mut sent) => {
                     while let Some(&buffer) = left.front() {
                         if sent < buffer.len() {
@@ -274,8 +350,6 @@ fn send_vectored<'a>(
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
-
     use glommio::net::TcpListener;
 
     use super::*;
@@ -336,8 +410,8 @@ mod tests {
                 stream.read_exact(&mut back).await.unwrap();
                 assert!(back == expected_back, "responses arrived changed");
             });
-            let stream = listener.accept().await.unwrap();
-            let fd = stream.as_raw_fd();
+            let stream = Stream::Plain(listener.accept().await.unwrap());
+            let fd = stream.plain_fd();
             let (reader, writer) = stream.split();
             let mut reader = FrameReader::new(reader, fd);
             let mut writer = ResponseWriter::new(writer, fd);

@@ -1,0 +1,216 @@
+//! TLS on the Kafka listener (`ssl-certificate`, `ssl-key`, `ssl-ca`,
+//! `ssl-client-auth`), with certificates made here (rcgen): kafka-python
+//! administers, produces and consumes in a group over SSL with a client
+//! certificate (mTLS required) and over SASL_SSL with SCRAM-SHA-512 and
+//! PLAIN; a client certificate from another CA, an expired one and none
+//! at all are refused at the handshake; a new certificate written over
+//! the old one is served without a restart.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{free_addr, python_or_skip, run_python_script, start_configured};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+};
+
+/// A CA, and what it signed: the broker's certificate and clients'.
+struct Pki {
+    dir: PathBuf,
+    ca: Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.distinguished_name = named(name);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            ca_key,
+        };
+        std::fs::write(pki.path(&format!("{name}.pem")), pki.ca.pem()).unwrap();
+        pki
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_string()
+    }
+
+    /// Signs a leaf certificate; writes `FILE.pem` and `FILE.key`.
+    fn leaf(&self, file: &str, common_name: &str, server: bool, expired: bool) {
+        let names = if server {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = named(common_name);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let certificate = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        std::fs::write(self.path(&format!("{file}.pem")), certificate.pem()).unwrap();
+        std::fs::write(self.path(&format!("{file}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+fn named(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, "shardlog tests");
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+fn tls_config(pki: &Pki, client_auth: &str, sasl: bool) -> String {
+    let mut config = format!(
+        "ssl-certificate = {:?}\nssl-key = {:?}\nssl-ca = {:?}\nssl-client-auth = {client_auth:?}\n",
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+    );
+    if sasl {
+        config.push_str(
+            "sasl-enabled-mechanisms = [\"SCRAM-SHA-512\", \"PLAIN\"]\nsasl-users = [\"alice:s3cret\"]\n",
+        );
+    }
+    config
+}
+
+/// `tls.py probe`: one handshake, `accepted CN VERSION` or `refused ...`.
+fn probe(python: &Path, addr: std::net::SocketAddr, pki: &Pki, client: Option<&str>) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/tls.py");
+    let mut command = Command::new(python);
+    command.arg(script).args([
+        "probe",
+        "127.0.0.1",
+        &addr.port().to_string(),
+        &pki.path("ca.pem"),
+    ]);
+    if let Some(client) = client {
+        command.args([
+            "--cert",
+            &pki.path(&format!("{client}.pem")),
+            "--key",
+            &pki.path(&format!("{client}.key")),
+        ]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn kafka_python_uses_ssl_with_a_client_certificate_and_sasl_ssl() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "ca");
+    pki.leaf("server", "broker", true, false);
+    pki.leaf("client", "trader", false, false);
+    // SSL with mTLS required.
+    let ssl_dir = tmp.path().join("ssl");
+    std::fs::create_dir(&ssl_dir).unwrap();
+    let addr = free_addr();
+    let broker = start_configured(&ssl_dir, addr, &tls_config(&pki, "required", false));
+    let (bootstrap, ca) = (addr.to_string(), pki.path("ca.pem"));
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    run_python_script(
+        &python,
+        "tls.py",
+        &[
+            "clients", &bootstrap, &ca, "SSL", "--cert", &cert, "--key", &key,
+        ],
+    );
+    drop(broker);
+    // SASL_SSL: SCRAM-SHA-512 and PLAIN inside TLS, no client certificate.
+    let sasl_dir = tmp.path().join("sasl");
+    std::fs::create_dir(&sasl_dir).unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(&sasl_dir, addr, &tls_config(&pki, "none", true));
+    let bootstrap = addr.to_string();
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        run_python_script(
+            &python,
+            "tls.py",
+            &[
+                "clients", &bootstrap, &ca, "SASL_SSL", "--sasl", mechanism, "alice", "s3cret",
+            ],
+        );
+    }
+}
+
+#[test]
+fn foreign_expired_and_missing_client_certificates_are_refused_and_new_certificates_are_served_without_a_restart()
+ {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "ca");
+    pki.leaf("server", "broker", true, false);
+    pki.leaf("client", "trader", false, false);
+    pki.leaf("expired", "old-trader", false, true);
+    let rogue = Pki::new(tmp.path(), "rogue-ca");
+    rogue.leaf("rogue", "intruder", false, false);
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, &tls_config(&pki, "required", false));
+    let accepted = probe(&python, addr, &pki, Some("client"));
+    assert!(
+        accepted.starts_with("accepted broker TLSv1.3"),
+        "{accepted}"
+    );
+    // The alerts a client sees, as from a Kafka broker's TLS.
+    for (client, alert) in [
+        (Some("rogue"), "UNKNOWN_CA"),
+        (Some("expired"), "CERTIFICATE_EXPIRED"),
+        (None, "CERTIFICATE_REQUIRED"),
+    ] {
+        let answer = probe(&python, addr, &pki, client);
+        eprintln!("{client:?}: {answer}");
+        assert!(
+            answer.starts_with("refused") && answer.contains(alert),
+            "{client:?}: {answer}"
+        );
+    }
+    // A new certificate over the old files: new connections get it (the
+    // files are looked at once a second at most).
+    pki.leaf("server", "broker-renewed", true, false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = probe(&python, addr, &pki, Some("client"));
+        if answer.starts_with("accepted broker-renewed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served the old certificate: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
