@@ -27,9 +27,7 @@ pub struct Target {
     /// The broker to ask (`HOST:PORT`).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
-    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
-    /// (librdkafka here is built without SCRAM: the topic, produce and
-    /// consume commands take PLAIN).
+    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
     #[arg(long, requires = "sasl_user")]
     pub sasl_mechanism: Option<String>,
     #[arg(long, requires = "sasl_mechanism")]
@@ -37,6 +35,14 @@ pub struct Target {
     /// The SASL password (or the environment's SHARDLOG_SASL_PASSWORD).
     #[arg(long, env = "SHARDLOG_SASL_PASSWORD", hide_env_values = true)]
     pub sasl_password: Option<String>,
+    /// Connect over TLS, trusting the CAs of this PEM file.
+    #[arg(long)]
+    pub ssl_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) to present over TLS, with `--ssl-key`.
+    #[arg(long, requires_all = ["ssl_ca", "ssl_key"])]
+    pub ssl_cert: Option<std::path::PathBuf>,
+    #[arg(long, requires = "ssl_cert")]
+    pub ssl_key: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -59,17 +65,41 @@ impl Target {
         }))
     }
 
+    /// TLS, if the flags ask for it.
+    pub fn tls(&self) -> Option<crate::wire::Tls> {
+        self.ssl_ca.as_ref().map(|ca| crate::wire::Tls {
+            ca: ca.clone(),
+            client: self.ssl_cert.clone().zip(self.ssl_key.clone()),
+        })
+    }
+
     /// A librdkafka configuration for this broker, authenticating as the
     /// flags say.
     fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
-        if let Some(sasl) = self.sasl()? {
+        let sasl = self.sasl()?;
+        let protocol = match (&sasl, &self.ssl_ca) {
+            (None, None) => "PLAINTEXT",
+            (None, Some(_)) => "SSL",
+            (Some(_), None) => "SASL_PLAINTEXT",
+            (Some(_), Some(_)) => "SASL_SSL",
+        };
+        config.set("security.protocol", protocol);
+        if let Some(sasl) = sasl {
             config
-                .set("security.protocol", "SASL_PLAINTEXT")
                 .set("sasl.mechanism", sasl.mechanism.name())
                 .set("sasl.username", &sasl.user)
                 .set("sasl.password", &sasl.password);
+        }
+        let path = |p: &std::path::PathBuf| p.to_string_lossy().into_owned();
+        if let Some(ca) = &self.ssl_ca {
+            config.set("ssl.ca.location", path(ca));
+        }
+        if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
+            config
+                .set("ssl.certificate.location", path(cert))
+                .set("ssl.key.location", path(key));
         }
         Ok(config)
     }

@@ -130,7 +130,11 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
 }
 
 fn connect(target: &Target) -> anyhow::Result<Connection> {
-    Connection::open(&target.bootstrap, target.sasl()?.as_ref())
+    Connection::open(
+        &target.bootstrap,
+        target.tls().as_ref(),
+        target.sasl()?.as_ref(),
+    )
 }
 
 fn read_password() -> anyhow::Result<String> {

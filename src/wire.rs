@@ -1,8 +1,8 @@
 //! A blocking Kafka-protocol connection for the CLI's admin commands that
 //! librdkafka does not expose (users' SCRAM credentials): one request at
 //! a time over a std TCP stream, kafka-protocol's messages, the version
-//! picked from the broker's ApiVersions, and SASL (PLAIN, SCRAM-SHA-256,
-//! SCRAM-SHA-512) when the listener asks for it.
+//! picked from the broker's ApiVersions, TLS (rustls) and SASL (PLAIN,
+//! SCRAM-SHA-256, SCRAM-SHA-512) when the listener asks for them.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,6 +22,76 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest response read (admin answers are small).
 const RESPONSE_BYTES_MAX: usize = 64 << 20;
 
+/// TLS to the broker: the CAs to trust, and a client certificate and key
+/// (PEM files).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// The socket, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn tls_client(tls: &Tls, host: &str, stream: TcpStream) -> anyhow::Result<Transport> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let certificates = |path: &std::path::Path| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect)
+            .with_context(|| format!("reading certificates from {}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(&tls.ca)? {
+        roots.add(certificate)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match &tls.client {
+        Some((cert, key)) => {
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading the key {}", key.display()))?;
+            builder.with_client_auth_cert(certificates(cert)?, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from(host.to_string())?;
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+    Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
+        connection, stream,
+    ))))
+}
+
 /// How the CLI authenticates: a SASL mechanism, user and password.
 #[derive(Debug, Clone)]
 pub struct Sasl {
@@ -31,20 +101,32 @@ pub struct Sasl {
 }
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     correlation: i32,
     /// The broker's (min, max) version per API key.
     versions: Vec<(i16, i16, i16)>,
 }
 
 impl Connection {
-    /// Connects to `address`, authenticates when `sasl` says how, and
-    /// learns the broker's versions.
-    pub fn open(address: &str, sasl: Option<&Sasl>) -> anyhow::Result<Connection> {
-        let stream =
+    /// Connects to `address` (over TLS when `tls` says how),
+    /// authenticates when `sasl` says how, and learns the broker's
+    /// versions.
+    pub fn open(
+        address: &str,
+        tls: Option<&Tls>,
+        sasl: Option<&Sasl>,
+    ) -> anyhow::Result<Connection> {
+        let socket =
             TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.set_write_timeout(Some(TIMEOUT))?;
+        socket.set_read_timeout(Some(TIMEOUT))?;
+        socket.set_write_timeout(Some(TIMEOUT))?;
+        let stream = match tls {
+            None => Transport::Plain(socket),
+            Some(tls) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                tls_client(tls, host.trim_matches(['[', ']']), socket)?
+            }
+        };
         let mut connection = Connection {
             stream,
             correlation: 0,
@@ -113,6 +195,7 @@ impl Connection {
         frame[..4].copy_from_slice(&size.to_be_bytes());
         self.stream
             .write_all(&frame)
+            .and_then(|()| self.stream.flush())
             .with_context(|| format!("sending {api:?}"))?;
         let mut size = [0u8; 4];
         self.stream

@@ -1,7 +1,7 @@
 //! SASL on the Kafka listener (`sasl-enabled-mechanisms`, `sasl-users`):
 //! kafka-python authenticates with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
 //! and produces and consumes, and a wrong password is refused; librdkafka
-//! (built without SSL here, so no SCRAM) authenticates with PLAIN and is
+//! authenticates with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 and is
 //! refused a wrong password; a request before authentication closes the
 //! connection. Users made with AlterUserScramCredentials (kafka-python,
 //! `shardlog user`) authenticate, across a restart, until deleted; the
@@ -53,32 +53,35 @@ fn kafka_python_authenticates_with_every_mechanism_and_wrong_passwords_are_refus
 }
 
 #[test]
-fn librdkafka_authenticates_with_plain_and_unauthenticated_requests_close_the_connection() {
+fn librdkafka_authenticates_with_every_mechanism_and_unauthenticated_requests_close_the_connection()
+{
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let _broker = start_configured(tmp.path(), addr, CONFIG);
-    let client = |password: &str| -> BaseConsumer {
+    let client = |mechanism: &str, password: &str| -> BaseConsumer {
         ClientConfig::new()
             .set("bootstrap.servers", addr.to_string())
             .set("security.protocol", "SASL_PLAINTEXT")
-            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.mechanism", mechanism)
             .set("sasl.username", "bob")
             .set("sasl.password", password)
             .create()
             .unwrap()
     };
-    let metadata = client("other")
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap();
-    assert_eq!(metadata.brokers().len(), 1);
-    assert!(
-        client("guess")
-            .fetch_metadata(None, Duration::from_secs(3))
-            .is_err(),
-        "a wrong password gets no metadata"
-    );
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let metadata = client(mechanism, "other")
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(metadata.brokers().len(), 1, "{mechanism}");
+        assert!(
+            client(mechanism, "guess")
+                .fetch_metadata(None, Duration::from_secs(3))
+                .is_err(),
+            "{mechanism}: a wrong password gets no metadata"
+        );
+    }
     // A plaintext client's first request after ApiVersions: closed.
     let plaintext: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())

@@ -1,10 +1,11 @@
 //! TLS on the Kafka listener (`ssl-certificate`, `ssl-key`, `ssl-ca`,
 //! `ssl-client-auth`), with certificates made here (rcgen): kafka-python
-//! administers, produces and consumes in a group over SSL with a client
-//! certificate (mTLS required) and over SASL_SSL with SCRAM-SHA-512 and
-//! PLAIN; a client certificate from another CA, an expired one and none
-//! at all are refused at the handshake; a new certificate written over
-//! the old one is served without a restart.
+//! and librdkafka administer, produce and consume in a group over SSL
+//! with a client certificate (mTLS required) and over SASL_SSL with
+//! SCRAM-SHA-512 and PLAIN; a client certificate from another CA, an
+//! expired one and none at all are refused at the handshake with the
+//! alert a client reports; a new certificate written over the old one is
+//! served without a restart.
 
 mod common;
 
@@ -122,6 +123,111 @@ fn probe(python: &Path, addr: std::net::SocketAddr, pki: &Pki, client: Option<&s
     let output = command.output().unwrap();
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// librdkafka with `settings`: creates a topic, produces 10 messages
+/// (acks=all), reads them back in a group and commits.
+fn librdkafka_round_trip(addr: std::net::SocketAddr, settings: &[(&str, &str)], topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::{Duration, Instant};
+    let config = |extra: &[(&str, &str)]| {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", addr.to_string());
+        for (key, value) in settings.iter().chain(extra) {
+            config.set(*key, *value);
+        }
+        config
+    };
+    let admin: AdminClient<DefaultClientContext> = config(&[]).create().unwrap();
+    let new = NewTopic::new(topic, 2, TopicReplication::Fixed(1));
+    let created =
+        futures::executor::block_on(admin.create_topics([&new], &AdminOptions::new())).unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        config(&[("acks", "all")]).create().unwrap();
+    for i in 0..10 {
+        let value = format!("v-{i}");
+        let key = format!("k{i}");
+        common::send_when_queued(&producer, BaseRecord::to(topic).key(&key).payload(&value));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let consumer: BaseConsumer = config(&[
+        ("group.id", &format!("g-{topic}")),
+        ("auto.offset.reset", "earliest"),
+        ("enable.auto.commit", "false"),
+    ])
+    .create()
+    .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while values.len() < 10 && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            values.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    values.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("v-{i}")).collect();
+    expected.sort();
+    assert_eq!(values, expected);
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+}
+
+#[test]
+fn librdkafka_uses_ssl_with_a_client_certificate_and_sasl_ssl_with_scram() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "ca");
+    pki.leaf("server", "broker", true, false);
+    pki.leaf("client", "trader", false, false);
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key"),
+    );
+    let ssl_dir = tmp.path().join("ssl");
+    std::fs::create_dir(&ssl_dir).unwrap();
+    let addr = free_addr();
+    let broker = start_configured(&ssl_dir, addr, &tls_config(&pki, "required", false));
+    let ssl = [
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", ca.as_str()),
+        ("ssl.certificate.location", cert.as_str()),
+        ("ssl.key.location", key.as_str()),
+    ];
+    librdkafka_round_trip(addr, &ssl, "rd-ssl");
+    drop(broker);
+    let sasl_dir = tmp.path().join("sasl");
+    std::fs::create_dir(&sasl_dir).unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(&sasl_dir, addr, &tls_config(&pki, "none", true));
+    // The CLI over TLS and SCRAM makes a user; librdkafka is that user.
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+            .args(args)
+            .args(["--bootstrap", &format!("localhost:{}", addr.port())])
+            .args(["--ssl-ca", &ca, "--sasl-mechanism", "SCRAM-SHA-512"])
+            .args(["--sasl-user", "alice", "--sasl-password", "s3cret"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    cli(&["user", "set", "bob", "--password", "b0b"]);
+    let sasl_ssl = [
+        ("security.protocol", "SASL_SSL"),
+        ("ssl.ca.location", ca.as_str()),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "bob"),
+        ("sasl.password", "b0b"),
+    ];
+    librdkafka_round_trip(addr, &sasl_ssl, "rd-sasl-ssl");
+    assert!(cli(&["topic", "list"]).contains("rd-sasl-ssl"));
 }
 
 #[test]
