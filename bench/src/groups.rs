@@ -71,7 +71,15 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
         .map_or(0, |d| d.as_millis());
     let topic = format!("bench-groups-{stamp}");
     let group = format!("bench-group-{stamp}");
-    crate::rdkafka_driver::create_topic(&args.bootstrap, &topic, args.partitions, 1, &[])?;
+    let properties = std::collections::BTreeMap::new();
+    crate::rdkafka_driver::create_topic(
+        &args.bootstrap,
+        &properties,
+        &topic,
+        args.partitions,
+        1,
+        &[],
+    )?;
     let partitions = usize::try_from(args.partitions).unwrap_or(0);
 
     let mut members = Vec::with_capacity(args.members + 1);

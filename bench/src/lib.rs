@@ -372,6 +372,7 @@ fn execute(
     for topic in &topics {
         rdkafka_driver::create_topic(
             &target.bootstrap,
+            &workload.client_config,
             topic,
             workload.partitions,
             workload.replication_factor,
@@ -496,7 +497,8 @@ impl<'a> Setup<'a> {
                 let committed = self.workload.transaction_messages.is_some();
                 scope.spawn(move || match self.drivers.consumers {
                     Driver::Librdkafka => {
-                        rdkafka_driver::consume(bootstrap, reading, committed, tally)
+                        let properties = &self.workload.client_config;
+                        rdkafka_driver::consume(bootstrap, properties, reading, committed, tally)
                     }
                     Driver::Native if committed => Err(anyhow::anyhow!(
                         "transaction-messages: the native consumer reads uncommitted (use --consumer-driver librdkafka)"

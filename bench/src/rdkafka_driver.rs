@@ -1,6 +1,7 @@
 //! The librdkafka driver (rdkafka crate): each producer and consumer of a
 //! workload is a librdkafka client on its own thread.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,16 +26,26 @@ pub fn version() -> String {
     rdkafka::util::get_rdkafka_version().1
 }
 
+/// A librdkafka configuration with the workload's `client-config`.
+fn client_config(properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+}
+
 /// Creates a topic with `partitions` partitions of `replication_factor`
-/// replicas and `configs`.
+/// replicas and `configs`, through an admin client with `properties`.
 pub fn create_topic(
     bootstrap: &str,
+    properties: &BTreeMap<String, String>,
     topic: &str,
     partitions: i32,
     replication_factor: i16,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    let admin: AdminClient<DefaultClientContext> = client_config(properties)
         .set("bootstrap.servers", bootstrap)
         .create()?;
     let mut new = NewTopic::new(
@@ -149,7 +160,7 @@ pub fn produce(
     // come: a sender that polled between sends would take one report per
     // poll and, on a busy machine, fall behind them (reports queued in the
     // client read as broker latency).
-    let mut config = ClientConfig::new();
+    let mut config = client_config(&workload.client_config);
     if let Some(n) = workload.max_in_flight {
         config.set("max.in.flight.requests.per.connection", n.to_string());
     }
@@ -253,11 +264,12 @@ pub enum Reading {
 /// partitions it owns (checked every 100 ms).
 pub fn consume(
     bootstrap: &str,
+    properties: &BTreeMap<String, String>,
     reading: &Reading,
     read_committed: bool,
     tally: ConsumerHandle,
 ) -> anyhow::Result<()> {
-    let mut config = ClientConfig::new();
+    let mut config = client_config(properties);
     let isolation = if read_committed {
         "read_committed"
     } else {

@@ -30,6 +30,9 @@
 //! backlog-seconds = 0         # consumers start this late and catch up
 //! [topic-config]              # configs of the topics the run creates
 //! "retention.bytes" = "16777216"
+//! [client-config]             # librdkafka properties of every librdkafka
+//! "security.protocol" = "SSL" # client (admin, producers, consumers): TLS,
+//! "ssl.ca.location" = "ca.pem" # SASL, tuning
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,6 +79,8 @@ pub struct Workload {
     /// Consumers start this long after the producers.
     pub backlog_seconds: f64,
     pub topic_config: BTreeMap<String, String>,
+    /// librdkafka properties set on every librdkafka client of the run.
+    pub client_config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -211,6 +216,7 @@ impl Default for Workload {
             duration_seconds: 30.0,
             backlog_seconds: 0.0,
             topic_config: BTreeMap::new(),
+            client_config: BTreeMap::new(),
         }
     }
 }
