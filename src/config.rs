@@ -6,6 +6,11 @@
 //! ```toml
 //! listen = "0.0.0.0:9092"
 //! advertised-listener = "10.0.0.5:9092"
+//! # or several listeners, as Kafka names them (instead of listen):
+//! # listeners = ["CLIENT://0.0.0.0:9093", "INTERNAL://10.0.0.5:9094"]
+//! # advertised-listeners = ["CLIENT://broker1.example.com:9093"]
+//! # listener-security-protocol-map = { CLIENT = "SASL_SSL", INTERNAL = "PLAINTEXT" }
+//! # inter-broker-listener-name = "INTERNAL"   # the brokers' own Kafka requests
 //! http-listen = "127.0.0.1:8082"          # HTTP (GET /metrics); off unless set
 //! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
 //! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
@@ -76,6 +81,12 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub advertised_listener: Option<SocketAddr>,
+    /// `NAME://HOST:PORT` each (Kafka's `listeners`).
+    pub listeners: Option<Vec<String>>,
+    pub advertised_listeners: Option<Vec<String>>,
+    /// Listener name -> security protocol.
+    pub listener_security_protocol_map: Option<BTreeMap<String, String>>,
+    pub inter_broker_listener_name: Option<String>,
     pub http_listen: Option<SocketAddr>,
     pub http_users: Option<Vec<String>>,
     pub sasl_enabled_mechanisms: Option<Vec<String>>,

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod crash_child;
 mod groups;
+mod listeners;
 mod serve;
 mod tune;
 mod users;

@@ -86,8 +86,10 @@ pub struct Args {
 /// Flags over the config file over built-in defaults.
 #[derive(Debug)]
 struct ServeConfig {
-    listen: SocketAddr,
-    advertised: SocketAddr,
+    /// The Kafka listeners, in order (the first named in logs).
+    listeners: Vec<crate::listeners::Listener>,
+    /// The listener peers send this broker Kafka requests on.
+    inter_broker_listener: String,
     http_listen: Option<SocketAddr>,
     /// HTTP basic-auth users (name, password); empty: no authentication.
     http_users: Vec<(String, String)>,
@@ -215,25 +217,22 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
         let defaults = Settings::default();
         let shards = args.shards.or(file.shards).unwrap_or(cores).max(1);
         let node_id = args.node_id.or(file.node_id).unwrap_or(0);
         let cluster = cluster_config(&args, &file, node_id)?;
+        let (sasl, tls) = (sasl(&file)?, tls(&file)?);
+        let secured = (sasl.is_some(), tls.is_some());
+        let (listeners, inter_broker_listener) =
+            listeners(&args, &file, secured, cluster.is_some())?;
         Ok(ServeConfig {
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
-            listen,
+            listeners,
+            inter_broker_listener,
             http_listen: args.http_listen.or(file.http_listen),
             http_users: http_users(&file)?,
-            sasl: sasl(&file)?,
-            tls: tls(&file)?,
-            advertised: args
-                .advertised_listener
-                .or(file.advertised_listener)
-                .unwrap_or(listen),
+            sasl,
+            tls,
             node_id,
             data_dir: args
                 .data_dir
@@ -361,6 +360,27 @@ fn sasl(
     )))
 }
 
+/// The Kafka listeners (`listen` or `listeners`), given whether SASL and
+/// TLS are configured (`secured`), and the inter-broker one's name.
+fn listeners(
+    args: &Args,
+    file: &FileConfig,
+    secured: (bool, bool),
+    in_cluster: bool,
+) -> anyhow::Result<(Vec<crate::listeners::Listener>, String)> {
+    crate::listeners::resolve(&crate::listeners::ListenerKeys {
+        listen: args.listen.or(file.listen),
+        advertised_listener: args.advertised_listener.or(file.advertised_listener),
+        listeners: file.listeners.as_deref(),
+        advertised_listeners: file.advertised_listeners.as_deref(),
+        protocol_map: file.listener_security_protocol_map.as_ref(),
+        inter_broker_listener_name: file.inter_broker_listener_name.as_deref(),
+        sasl: secured.0,
+        tls: secured.1,
+        in_cluster,
+    })
+}
+
 /// The Kafka listener's TLS: on when `ssl-certificate` is set (with
 /// `ssl-key`); the files are loaded now, so a bad one stops the start.
 fn tls(file: &FileConfig) -> anyhow::Result<Option<std::sync::Arc<net::server::tls::Tls>>> {
@@ -486,7 +506,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let _lock = lock_data_dir(&data_dir)?;
-    ensure_port_free(config.listen)?;
+    for listener in &config.listeners {
+        ensure_port_free(listener.listen)?;
+    }
     if let Some(http) = config.http_listen {
         ensure_port_free(http)?;
     }
@@ -497,37 +519,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let signals = block_stop_signals();
     let stop = Arc::new(AtomicBool::new(false));
     let plan = MeshPlan::new(shards, MESH_CHANNEL_CAPACITY);
-    let node = Node {
-        node_id: config.node_id,
-        host: config.advertised.ip().to_string(),
-        port: i32::from(config.advertised.port()),
-        cluster_id: config
-            .settings
-            .cluster
-            .as_ref()
-            .map_or_else(|| CLUSTER_ID.to_string(), |c| c.cluster_id()),
-        log_dir: std::fs::canonicalize(&data_dir)
-            .unwrap_or_else(|_| data_dir.clone())
-            .display()
-            .to_string(),
-    };
-    let mut listener = ListenerConfig::new(config.listen);
-    listener.request_bytes_max = config.request_bytes_max;
-    listener.connections_max_idle = config.connections_max_idle;
-    listener.in_flight_bytes_per_shard = config.in_flight_bytes_per_shard;
-    listener.slow_request_log = config.slow_request_log;
-    listener.per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
-    listener.sasl = config.sasl.clone();
-    listener.tls = config.tls.clone();
-    if let Some(interval) = config.stop_poll_interval {
-        listener.stop_poll_interval = interval;
-    }
+    let node = node(&config, &data_dir);
+    let listeners = listener_configs(&config);
     let mut handles = Vec::with_capacity(shards);
     for shard in 0..shards {
         let (data_dir, stop) = (data_dir.clone(), Arc::clone(&stop));
         let cpu = config.pin_shards.then_some(shard % cores);
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
-        let listener = listener.clone();
+        let listeners = listeners.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
@@ -543,11 +542,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 http_listen,
                 http_users,
             };
-            run_shard(data_dir, listener, node, settings, plan, stop, services)
+            run_shard(data_dir, listeners, node, settings, plan, stop, services)
         })?;
         handles.push(handle);
     }
-    tracing::info!(shards, listen = %config.listen, data_dir = %data_dir.display(), "shardlog serving");
+    let listening: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{} ({})", l.name, l.listen, l.protocol.name()))
+        .collect();
+    tracing::info!(shards, listen = listening.join(", "), data_dir = %data_dir.display(), "shardlog serving");
     let signal = wait_for_signal(&signals);
     tracing::info!(signal, "stopping: flushing and closing every partition");
     stop.store(true, Ordering::Release);
@@ -572,7 +576,7 @@ struct Services {
 
 async fn run_shard(
     data_dir: PathBuf,
-    config: ListenerConfig,
+    configs: Vec<ListenerConfig>,
     node: Node,
     settings: Settings,
     plan: MeshPlan<ShardMessage>,
@@ -583,17 +587,23 @@ async fn run_shard(
         http_users,
     }: Services,
 ) -> anyhow::Result<()> {
-    let listen = config.listen;
-    let listener =
-        net::server::bind(&config).with_context(|| format!("cannot listen on {listen}"))?;
+    let listeners = configs
+        .iter()
+        .map(|config| {
+            net::server::bind(config)
+                .with_context(|| format!("cannot listen on {} ({})", config.listen, config.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let listen = configs.first().map(|c| c.listen);
     let http = http_listen
-        .map(|addr| {
-            net::http::bind(addr, http_users, &config)
+        .zip(configs.first())
+        .map(|(addr, config)| {
+            net::http::bind(addr, http_users, config)
                 .with_context(|| format!("cannot listen for HTTP on {addr}"))
         })
         .transpose()?;
     let shard = Shard::start(node, settings, &data_dir, plan).await?;
-    tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), %listen, "shard ready");
+    tracing::info!(shard = shard.id(), partitions = shard.partitions.partitions().len(), listen = ?listen, "shard ready");
     let stopped = || stop.load(Ordering::Acquire);
     engine::rt::spawn_background(clean_logs(Rc::clone(&shard), Arc::clone(&stop), cleaner));
     let housekeeping = async {
@@ -611,15 +621,65 @@ async fn run_shard(
             http.serve(Rc::clone(&shard), stopped).await;
         }
     };
-    futures::future::join3(
-        listener.serve(Rc::clone(&shard), stopped),
-        housekeeping,
-        http,
-    )
-    .await;
+    let kafka = futures::future::join_all(
+        listeners
+            .into_iter()
+            .map(|listener| listener.serve(Rc::clone(&shard), stopped)),
+    );
+    futures::future::join3(kafka, housekeeping, http).await;
     shard.leave_cluster().await;
     shard.partitions.close_all().await?;
     Ok(())
+}
+
+/// What this broker tells clients and peers about itself.
+fn node(config: &ServeConfig, data_dir: &std::path::Path) -> Node {
+    Node {
+        node_id: config.node_id,
+        listeners: config
+            .listeners
+            .iter()
+            .map(|l| net::broker::AdvertisedListener {
+                name: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: i32::from(l.advertised_port),
+            })
+            .collect(),
+        inter_broker_listener: config.inter_broker_listener.clone(),
+        cluster_id: config
+            .settings
+            .cluster
+            .as_ref()
+            .map_or_else(|| CLUSTER_ID.to_string(), |c| c.cluster_id()),
+        log_dir: std::fs::canonicalize(data_dir)
+            .unwrap_or_else(|_| data_dir.to_path_buf())
+            .display()
+            .to_string(),
+    }
+}
+
+/// Each Kafka listener's settings for the shards.
+fn listener_configs(config: &ServeConfig) -> Vec<ListenerConfig> {
+    let per_ip = net::server::admission::PerIp::new(config.max_connections_per_ip);
+    config
+        .listeners
+        .iter()
+        .map(|spec| {
+            let mut listener = ListenerConfig::new(spec.listen);
+            listener.name = Arc::from(spec.name.as_str());
+            listener.request_bytes_max = config.request_bytes_max;
+            listener.connections_max_idle = config.connections_max_idle;
+            listener.in_flight_bytes_per_shard = config.in_flight_bytes_per_shard;
+            listener.slow_request_log = config.slow_request_log;
+            listener.per_ip = Arc::clone(&per_ip);
+            listener.sasl = config.sasl.clone().filter(|_| spec.protocol.sasl());
+            listener.tls = config.tls.clone().filter(|_| spec.protocol.tls());
+            if let Some(interval) = config.stop_poll_interval {
+                listener.stop_poll_interval = interval;
+            }
+            listener
+        })
+        .collect()
 }
 
 /// The log cleaner of one shard, in its background queue (a small CPU

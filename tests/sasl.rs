@@ -5,7 +5,9 @@
 //! refused a wrong password; a request before authentication closes the
 //! connection. Users made with AlterUserScramCredentials (kafka-python,
 //! `shardlog user`) authenticate, across a restart, until deleted; the
-//! admin APIs answer Kafka's error codes.
+//! admin APIs answer Kafka's error codes. Named listeners: a SASL one and
+//! a PLAINTEXT one on the same broker, each client told the addresses of
+//! its own.
 
 mod common;
 
@@ -297,5 +299,81 @@ fn alter_and_describe_user_scram_credentials_answer_kafkas_error_codes() {
             ("ann".to_string(), 91, vec![]),
             ("ok".to_string(), 92, vec![]),
         ]
+    );
+}
+
+/// `listeners` with a SASL_PLAINTEXT listener and a PLAINTEXT one, each
+/// advertised at its own address: librdkafka on the SASL listener
+/// authenticates and sees the broker at the SASL listener's advertised
+/// port; a client on the PLAINTEXT one needs no authentication and sees
+/// the other.
+#[test]
+fn named_listeners_each_serve_their_protocol_and_advertise_their_own_address() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let tmp = tempfile::tempdir().unwrap();
+    let (secured, open) = (free_addr(), free_addr());
+    let config = format!(
+        "{CONFIG}listeners = [\"CLIENT://{secured}\", \"INTERNAL://{open}\"]\n\
+         advertised-listeners = [\"CLIENT://localhost:{}\"]\n\
+         listener-security-protocol-map = {{ CLIENT = \"SASL_PLAINTEXT\", INTERNAL = \"PLAINTEXT\" }}\n",
+        secured.port()
+    );
+    let path = tmp.path().join("shardlog.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args([
+            "serve",
+            "--shards",
+            "2",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _broker = common::Broker(child);
+    common::wait_listening(secured);
+    common::wait_listening(open);
+    let brokers = |addr: std::net::SocketAddr, sasl: bool| -> Vec<(String, i32)> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", addr.to_string());
+        if sasl {
+            config
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "SCRAM-SHA-256")
+                .set("sasl.username", "alice")
+                .set("sasl.password", "s3cret");
+        }
+        let client: BaseConsumer = config.create().unwrap();
+        let metadata = client
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        metadata
+            .brokers()
+            .iter()
+            .map(|b| (b.host().to_string(), b.port()))
+            .collect()
+    };
+    let port = |addr: std::net::SocketAddr| i32::from(addr.port());
+    assert_eq!(
+        brokers(secured, true),
+        [("localhost".to_string(), port(secured))]
+    );
+    assert_eq!(
+        brokers(open, false),
+        [("127.0.0.1".to_string(), port(open))]
+    );
+    // The SASL listener still wants authentication.
+    let unauthenticated: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", secured.to_string())
+        .create()
+        .unwrap();
+    assert!(
+        unauthenticated
+            .fetch_metadata(None, Duration::from_secs(3))
+            .is_err()
     );
 }

@@ -15,6 +15,10 @@ use crate::protocol::schema::{self, SchemaError};
 
 /// Bytes of the size prefix of every frame.
 pub const SIZE_PREFIX_BYTES: usize = 4;
+
+/// The name of the listener `--listen` makes (Kafka's for an unnamed
+/// plaintext listener).
+pub const DEFAULT_LISTENER: &str = "PLAINTEXT";
 /// api_key + api_version + correlation_id: what every request starts with.
 const HEADER_PREFIX_BYTES: usize = 8;
 
@@ -88,6 +92,9 @@ pub struct Request {
     /// The client's address as Kafka prints it (`/127.0.0.1`), set by the
     /// connection; empty when unknown.
     pub client_host: String,
+    /// The listener the request came in on (its name: Metadata answers
+    /// with the brokers' addresses on it), set by the connection.
+    pub listener: std::sync::Arc<str>,
     /// What the body passed: the pre-decode walk's bound on the heap its
     /// decoding takes. `None` when the body has not been walked (no table
     /// for this API and version: the request is not decoded by
@@ -132,6 +139,7 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
         header,
         body,
         client_host: String::new(),
+        listener: std::sync::Arc::from(DEFAULT_LISTENER),
         checked,
     })
 }

@@ -37,12 +37,31 @@ use crate::server::mesh::{MeshPlan, ShardMesh};
 #[derive(Debug, Clone)]
 pub struct Node {
     pub node_id: i32,
-    /// The address clients are told to connect to.
-    pub host: String,
-    pub port: i32,
+    /// Where clients are told to connect, per listener (Kafka's
+    /// `advertised.listeners`), in the order configured.
+    pub listeners: Vec<AdvertisedListener>,
+    /// The listener other brokers send this one Kafka requests on
+    /// (Kafka's `inter.broker.listener.name`).
+    pub inter_broker_listener: String,
     pub cluster_id: String,
     /// The data directory, as DescribeLogDirs names it.
     pub log_dir: String,
+}
+
+/// One listener's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedListener {
+    /// Its name (`PLAINTEXT` for the one `--listen` makes).
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl Node {
+    /// The address advertised on listener `name`.
+    pub fn advertised(&self, name: &str) -> Option<&AdvertisedListener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
 }
 
 /// Broker settings that shape what clients see (from flags and the config

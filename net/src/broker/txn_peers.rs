@@ -37,10 +37,11 @@ const WRITE_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 5;
 
 impl Shard {
-    /// The Kafka listener of live broker `node_id`, as it advertises it.
+    /// The inter-broker listener of live broker `node_id`, as it
+    /// advertises it.
     pub(super) fn broker_addr(&self, node_id: i32) -> Option<SocketAddr> {
         let broker = self
-            .live_brokers(&self.metadata())
+            .live_brokers(&self.metadata(), &self.node.inter_broker_listener)
             .into_iter()
             .find(|b| b.node_id == node_id)?;
         let port = u16::try_from(broker.port).ok()?;
@@ -210,7 +211,10 @@ impl Shard {
         epoch: i16,
         tp: &TopicPartition,
     ) -> i16 {
-        let coordinator = match self.coordinator(true, transactional_id).await {
+        let coordinator = match self
+            .coordinator(true, transactional_id, &self.node.inter_broker_listener)
+            .await
+        {
             Ok(coordinator) => coordinator,
             Err(code) => return code,
         };

@@ -33,24 +33,28 @@ impl Shard {
         self.settings.cluster.is_some()
     }
 
-    fn this_broker(&self) -> BrokerView {
-        BrokerView {
+    /// This broker on `listener` (none if it has no such listener).
+    fn this_broker(&self, listener: &str) -> Option<BrokerView> {
+        let advertised = self.node.advertised(listener)?;
+        Some(BrokerView {
             node_id: self.node.node_id,
-            host: self.node.host.clone(),
-            port: self.node.port,
-        }
+            host: advertised.host.clone(),
+            port: advertised.port,
+        })
     }
 
-    /// The brokers clients may use: this one, or the cluster's unfenced.
-    pub fn live_brokers(&self, metadata: &ClusterMetadata) -> Vec<BrokerView> {
+    /// The brokers clients of `listener` may use: this one, or the
+    /// cluster's unfenced, each at its address on that listener (as Kafka,
+    /// a broker without it is left out).
+    pub fn live_brokers(&self, metadata: &ClusterMetadata, listener: &str) -> Vec<BrokerView> {
         if !self.in_cluster() {
-            return vec![self.this_broker()];
+            return self.this_broker(listener).into_iter().collect();
         }
         metadata
             .brokers()
             .filter(|b| !b.fenced)
             .filter_map(|b| {
-                let endpoint = b.endpoints.first()?;
+                let endpoint = b.endpoints.iter().find(|e| e.name == listener)?;
                 Some(BrokerView {
                     node_id: b.broker_id,
                     host: endpoint.host.clone(),
@@ -144,11 +148,16 @@ impl Shard {
     /// The broker coordinating `key`: a group (`transaction` false) or a
     /// transactional id, whose state lives in a partition of
     /// `__consumer_offsets` or `__transaction_state` (created if missing):
-    /// that partition's leader.
-    pub async fn coordinator(&self, transaction: bool, key: &str) -> Result<BrokerView, i16> {
+    /// that partition's leader, at its address on `listener`.
+    pub async fn coordinator(
+        &self,
+        transaction: bool,
+        key: &str,
+        listener: &str,
+    ) -> Result<BrokerView, i16> {
         if !self.in_cluster() {
             // Every partition is here: created when first used.
-            return Ok(self.this_broker());
+            return self.this_broker(listener).ok_or(COORDINATOR_NOT_AVAILABLE);
         }
         let (topic, partitions) = if transaction {
             (TRANSACTION_TOPIC, self.txn_topic_partitions().await?)
@@ -163,7 +172,7 @@ impl Shard {
         let leader = metadata
             .partition(topic.topic_id, partition)
             .map_or(NO_LEADER, |p| p.leader);
-        self.live_brokers(&metadata)
+        self.live_brokers(&metadata, listener)
             .into_iter()
             .find(|b| b.node_id == leader)
             .ok_or(COORDINATOR_NOT_AVAILABLE)

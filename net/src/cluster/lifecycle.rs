@@ -19,11 +19,16 @@ const JOINING_INTERVAL: Duration = Duration::from_millis(250);
 pub(super) async fn run(shard: Rc<Shard>, cluster: Rc<Cluster>) {
     let node_id = cluster.config.node_id;
     let incarnation = cluster.incarnation;
-    let endpoints = vec![Endpoint {
-        name: "PLAINTEXT".into(),
-        host: shard.node.host.clone(),
-        port: u16::try_from(shard.node.port).unwrap_or(0),
-    }];
+    let endpoints: Vec<Endpoint> = shard
+        .node
+        .listeners
+        .iter()
+        .map(|l| Endpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: u16::try_from(l.port).unwrap_or(0),
+        })
+        .collect();
     let mut fenced_logged = None;
     while !cluster.leaving.get() {
         let state = shard.metadata();

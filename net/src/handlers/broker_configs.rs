@@ -46,7 +46,12 @@ pub fn static_configs(shard: &Shard) -> Vec<StaticConfig> {
     let defaults = crate::broker::Settings::default();
     let group = &settings.group;
     let group_defaults = GroupConfig::default();
-    let listener = format!("PLAINTEXT://{}:{}", node.host, node.port);
+    let listener = node
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+        .collect::<Vec<_>>()
+        .join(",");
     vec![
         entry("broker.id", node.node_id, "", INT),
         entry("node.id", node.node_id, "", INT),

@@ -36,7 +36,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             )))
     } else {
         let brokers = shard
-            .live_brokers(&shard.metadata())
+            .live_brokers(&shard.metadata(), &request.listener)
             .into_iter()
             .map(|b| {
                 DescribeClusterBroker::default()

@@ -32,7 +32,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let response = if version >= BATCHED_VERSION {
         let mut coordinators = Vec::with_capacity(body.coordinator_keys.len());
         for key in body.coordinator_keys {
-            let (found, message) = lookup(shard, body.key_type, &key).await;
+            let (found, message) = lookup(shard, body.key_type, &key, &request.listener).await;
             coordinators.push(
                 coordinator_entry(found)
                     .with_key(key)
@@ -41,7 +41,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         }
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (found, message) = lookup(shard, body.key_type, &body.key).await;
+        let (found, message) = lookup(shard, body.key_type, &body.key, &request.listener).await;
         let found = coordinator_entry(found);
         let code = found.error_code;
         FindCoordinatorResponse::default()
@@ -64,6 +64,7 @@ async fn lookup(
     shard: &Shard,
     key_type: i8,
     key: &str,
+    listener: &str,
 ) -> (Result<BrokerView, i16>, Option<&'static str>) {
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => (Err(INVALID_REQUEST), Some("the group id is empty")),
@@ -72,7 +73,7 @@ async fn lookup(
         }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
             let transaction = key_type == KEY_TYPE_TRANSACTION;
-            (shard.coordinator(transaction, key).await, None)
+            (shard.coordinator(transaction, key, listener).await, None)
         }
         _ => (Err(INVALID_REQUEST), Some("unknown coordinator key type")),
     }

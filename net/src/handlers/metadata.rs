@@ -111,7 +111,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             .collect(),
     };
     topics.extend(by_id);
-    let response = response(shard, &metadata, topics);
+    let response = response(shard, &metadata, topics, &request.listener);
     encode_response(
         ApiKey::Metadata,
         version,
@@ -124,10 +124,11 @@ fn response(
     shard: &Shard,
     metadata: &ClusterMetadata,
     topics: Vec<MetadataResponseTopic>,
+    listener: &str,
 ) -> MetadataResponse {
     let node = &shard.node;
     let brokers = shard
-        .live_brokers(metadata)
+        .live_brokers(metadata, listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

@@ -162,6 +162,8 @@ pub(super) struct Settings {
     pub sasl: Option<std::sync::Arc<crate::handlers::sasl::SaslConfig>>,
     /// The listener's TLS, if it has it.
     pub tls: Option<std::sync::Arc<super::tls::Tls>>,
+    /// The listener's name.
+    pub listener: std::sync::Arc<str>,
 }
 
 /// How long a client has to finish its TLS handshake.
@@ -383,6 +385,7 @@ async fn read_requests(
         let request = match decode_request(frame) {
             Ok(mut request) => {
                 request.client_host = connection.host.to_string();
+                request.listener = std::sync::Arc::clone(&settings.listener);
                 request
             }
             Err(e) => {

@@ -31,6 +31,8 @@ pub const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
 /// Settings of the shards' listeners (shared by all shards).
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
+    /// The listener's name (Kafka's listener name: `CLIENT`, `INTERNAL`).
+    pub name: Arc<str>,
     pub listen: SocketAddr,
     /// `socket.request.max.bytes`.
     pub request_bytes_max: usize,
@@ -55,6 +57,7 @@ pub struct ListenerConfig {
 impl ListenerConfig {
     pub fn new(listen: SocketAddr) -> ListenerConfig {
         ListenerConfig {
+            name: Arc::from(crate::frame::DEFAULT_LISTENER),
             listen,
             request_bytes_max: REQUEST_BYTES_MAX,
             stop_poll_interval: STOP_POLL_INTERVAL,
@@ -139,6 +142,7 @@ impl Listener {
                         slow_request_log: config.slow_request_log,
                         sasl: config.sasl.clone(),
                         tls: config.tls.clone(),
+                        listener: Arc::clone(&config.name),
                     },
                     Rc::clone(&shard),
                     Rc::clone(&shard_budget),
