@@ -15,6 +15,7 @@
 //! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
 //! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
 //! sasl-users = ["alice:secret"]           # its users (SCRAM credentials derived at start)
+//! connections-max-reauth-ms = 3600000     # connections.max.reauth.ms (KIP-368; default 0: off)
 //! ssl-certificate = "/etc/shardlog/server.pem" # TLS on the Kafka listener (SSL, or SASL_SSL
 //! ssl-key = "/etc/shardlog/server.key"         # with SASL): chain and key, PEM, reloaded on change
 //! ssl-client-auth = "required"            # ssl.client.auth: none (default), requested, required
@@ -91,6 +92,7 @@ pub struct FileConfig {
     pub http_users: Option<Vec<String>>,
     pub sasl_enabled_mechanisms: Option<Vec<String>>,
     pub sasl_users: Option<Vec<String>>,
+    pub connections_max_reauth_ms: Option<u64>,
     pub ssl_certificate: Option<PathBuf>,
     pub ssl_key: Option<PathBuf>,
     pub ssl_ca: Option<PathBuf>,

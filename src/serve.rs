@@ -355,9 +355,12 @@ fn sasl(
         !users.is_empty(),
         "sasl-enabled-mechanisms: no sasl-users to authenticate"
     );
-    Ok(Some(std::sync::Arc::new(
-        net::handlers::sasl::SaslConfig::new(mechanisms, &users),
-    )))
+    let mut config = net::handlers::sasl::SaslConfig::new(mechanisms, &users);
+    config.session_lifetime = file
+        .connections_max_reauth_ms
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis);
+    Ok(Some(std::sync::Arc::new(config)))
 }
 
 /// The Kafka listeners (`listen` or `listeners`), given whether SASL and

@@ -377,3 +377,195 @@ fn named_listeners_each_serve_their_protocol_and_advertise_their_own_address() {
             .is_err()
     );
 }
+
+/// Counts librdkafka's delivery reports.
+#[derive(Default)]
+struct Delivered {
+    ok: std::sync::atomic::AtomicUsize,
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl rdkafka::ClientContext for Delivered {}
+
+impl rdkafka::producer::ProducerContext for Delivered {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
+        }
+    }
+}
+
+/// One connection's requests, one at a time.
+struct Conversation {
+    stream: std::net::TcpStream,
+    correlation: i32,
+}
+
+impl Conversation {
+    fn open(addr: std::net::SocketAddr) -> Conversation {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Conversation {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    /// The answer to `body`, or `None` when the broker closed instead.
+    fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, body: &Req) -> Option<Resp>
+    where
+        Req: kafka_protocol::protocol::Encodable,
+        Resp: kafka_protocol::protocol::Decodable,
+    {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+        use kafka_protocol::protocol::{Decodable, Encodable};
+        use std::io::{Read, Write};
+        self.correlation += 1;
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .encode(&mut frame, api.request_header_version(version))
+            .unwrap();
+        body.encode(&mut frame, version).unwrap();
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&frame).ok()?;
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).ok()?;
+        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut response).unwrap();
+        let mut response = bytes::Bytes::from(response);
+        let header =
+            ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, self.correlation);
+        Some(Resp::decode(&mut response, version).unwrap())
+    }
+
+    /// SaslHandshake and a PLAIN SaslAuthenticate (v2): the handshake's
+    /// error code, then the authentication's code and session lifetime.
+    fn plain(&mut self, mechanism: &str, user: &str, password: &str) -> Option<(i16, i16, i64)> {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+            SaslHandshakeResponse,
+        };
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.into()));
+        let answer: SaslHandshakeResponse = self.call(ApiKey::SaslHandshake, 1, &handshake)?;
+        if answer.error_code != 0 {
+            return Some((answer.error_code, -1, -1));
+        }
+        let auth = SaslAuthenticateRequest::default()
+            .with_auth_bytes(format!("\0{user}\0{password}").into_bytes().into());
+        let done: SaslAuthenticateResponse = self.call(ApiKey::SaslAuthenticate, 2, &auth)?;
+        Some((0, done.error_code, done.session_lifetime_ms))
+    }
+
+    fn metadata(&mut self) -> bool {
+        use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+        self.call::<_, MetadataResponse>(ApiKey::Metadata, 9, &MetadataRequest::default())
+            .is_some()
+    }
+}
+
+/// KIP-368 with `connections-max-reauth-ms`: the session lifetime is told
+/// in SaslAuthenticate; authenticating again on the connection extends
+/// it; a request after it ended closes the connection; re-authenticating
+/// as another user or with another mechanism is refused and closes it.
+/// librdkafka re-authenticates by itself and produces throughout.
+#[test]
+fn sessions_end_after_connections_max_reauth_ms_unless_the_client_authenticates_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = format!("{CONFIG}connections-max-reauth-ms = 1500\n");
+    let broker = start_configured(tmp.path(), addr, &config);
+    let mut conversation = Conversation::open(addr);
+    assert_eq!(
+        conversation.plain("PLAIN", "alice", "s3cret"),
+        Some((0, 0, 1500))
+    );
+    assert!(conversation.metadata());
+    std::thread::sleep(Duration::from_millis(1000));
+    // Again, before the end: a new session of 1.5 s from now.
+    assert_eq!(
+        conversation.plain("PLAIN", "alice", "s3cret"),
+        Some((0, 0, 1500))
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(conversation.metadata(), "the second session still runs");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(!conversation.metadata(), "closed: the session ended");
+    // As someone else, or with another mechanism: refused, closed.
+    let mut other = Conversation::open(addr);
+    assert_eq!(other.plain("PLAIN", "alice", "s3cret"), Some((0, 0, 1500)));
+    assert_eq!(other.plain("PLAIN", "bob", "other"), Some((0, 58, 0)));
+    assert!(!other.metadata());
+    let mut switch = Conversation::open(addr);
+    assert_eq!(switch.plain("PLAIN", "alice", "s3cret"), Some((0, 0, 1500)));
+    assert_eq!(
+        switch.plain("SCRAM-SHA-256", "alice", "s3cret"),
+        Some((33, -1, -1))
+    );
+    assert!(!switch.metadata());
+    drop(broker);
+
+    // librdkafka re-authenticates on its own: no connection is closed for
+    // an ended session while it produces for 5 s (3 sessions).
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let logged = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let path = logged.path().join("shardlog.toml");
+    std::fs::write(&path, &config).unwrap();
+    let log = std::fs::File::create(logged.path().join("broker.log")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
+        .args(["--config", path.to_str().unwrap(), "--data-dir"])
+        .arg(logged.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _broker = common::Broker(child);
+    common::wait_listening(addr);
+    for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
+        let producer: BaseProducer<Delivered> = ClientConfig::new()
+            .set("bootstrap.servers", addr.to_string())
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", mechanism)
+            .set("sasl.username", "alice")
+            .set("sasl.password", "s3cret")
+            .create_with_context(Delivered::default())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < Duration::from_secs(5) {
+            let value = format!("m-{sent}");
+            producer
+                .send(BaseRecord::<(), _>::to("reauth").payload(&value))
+                .unwrap();
+            producer.flush(Duration::from_secs(10)).unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let context = producer.context();
+        let ok = context.ok.load(std::sync::atomic::Ordering::Relaxed);
+        let failed = context.failed.lock().unwrap().clone();
+        assert_eq!((ok, failed), (sent, Vec::new()), "{mechanism}");
+    }
+    let log = std::fs::read_to_string(logged.path().join("broker.log")).unwrap();
+    assert!(
+        !log.contains("after the SASL session ended"),
+        "librdkafka let a session end:\n{log}"
+    );
+}

@@ -7,6 +7,12 @@
 //! (after its answer). On a listener without SASL both APIs answer
 //! ILLEGAL_SASL_STATE, as Kafka's do on a PLAINTEXT listener.
 //!
+//! Re-authentication (KIP-368, `connections-max-reauth-ms`): a session
+//! lasts that long (SaslAuthenticate v1+ tells the client); the client
+//! authenticates again on the same connection before it ends, with the
+//! same mechanism and as the same principal, or the connection closes at
+//! its first request after the session ended.
+//!
 //! Credentials: the users' SCRAM credentials in the cluster metadata
 //! (AlterUserScramCredentials, `shardlog user`), then the listener's
 //! `sasl-users` (`name:password`, the broker's own bootstrap users, as
@@ -51,6 +57,9 @@ const ITERATIONS: u32 = crate::sasl::scram::ITERATIONS_MIN;
 pub struct SaslConfig {
     pub mechanisms: Vec<Mechanism>,
     pub users: BTreeMap<(String, ScramMechanism), ScramCredential>,
+    /// How long an authentication holds (`connections.max.reauth.ms`);
+    /// `None`: for the connection's life.
+    pub session_lifetime: Option<std::time::Duration>,
 }
 
 impl SaslConfig {
@@ -68,6 +77,7 @@ impl SaslConfig {
         SaslConfig {
             mechanisms,
             users: credentials,
+            session_lifetime: None,
         }
     }
 }
@@ -101,10 +111,28 @@ pub enum SaslState {
     Off,
     /// Waiting for the client's SaslHandshake.
     Start,
-    /// The handshake chose a mechanism; SaslAuthenticate steps it.
-    Exchanging(Exchange),
-    /// Authenticated as this principal (`User:NAME`).
-    Authenticated(String),
+    /// The handshake chose a mechanism; SaslAuthenticate steps it (to
+    /// authenticate again as `again`'s principal when it is set).
+    Exchanging(Box<Exchange>, Option<Session>),
+    /// Authenticated.
+    Authenticated(Session),
+}
+
+/// An authenticated session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Kafka's `User:NAME`.
+    pub principal: String,
+    pub mechanism: Mechanism,
+    /// When it ends (KIP-368), if it does.
+    pub expires: Option<std::time::Instant>,
+}
+
+impl Session {
+    fn expired(&self) -> bool {
+        self.expires
+            .is_some_and(|at| std::time::Instant::now() >= at)
+    }
 }
 
 /// The largest frame a connection may send before it authenticates
@@ -116,19 +144,35 @@ impl SaslState {
     pub fn frame_bytes_max(&self, configured: usize) -> usize {
         match self {
             SaslState::Off | SaslState::Authenticated(_) => configured,
-            SaslState::Start | SaslState::Exchanging(_) => {
+            SaslState::Start | SaslState::Exchanging(..) => {
                 configured.min(UNAUTHENTICATED_BYTES_MAX)
             }
         }
     }
 
-    /// Whether a request of `api_key` may be served now.
+    /// Whether a request of `api_key` may be served now: after
+    /// authenticating, while the session lasts (a SaslHandshake that
+    /// starts the next one comes after it ended).
     pub fn admits(&self, api_key: ApiKey) -> bool {
-        matches!(self, SaslState::Off | SaslState::Authenticated(_))
-            || matches!(
-                api_key,
-                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
-            )
+        let sasl = matches!(
+            api_key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        );
+        match self {
+            SaslState::Off => true,
+            SaslState::Authenticated(session) => {
+                !session.expired() || api_key == ApiKey::SaslHandshake
+            }
+            SaslState::Start | SaslState::Exchanging(..) => sasl,
+        }
+    }
+
+    /// The session's principal, once authenticated.
+    pub fn principal(&self) -> Option<&str> {
+        match self {
+            SaslState::Authenticated(session) => Some(&session.principal),
+            _ => None,
+        }
     }
 }
 
@@ -177,9 +221,16 @@ fn handshake(request: &Request, state: &mut SaslState, config: Option<&SaslConfi
             response,
         )
     };
-    let (Some(config), SaslState::Start) = (config, &*state) else {
-        let response = response.with_error_code(ILLEGAL_SASL_STATE);
-        return out_of_turn(state, answer(&response), "a SaslHandshake out of turn");
+    // A first handshake, or one that starts a session's next (KIP-368).
+    let (config, again) = match (config, &*state) {
+        (Some(config), SaslState::Start) => (config, None),
+        (Some(config), SaslState::Authenticated(session)) if config.session_lifetime.is_some() => {
+            (config, Some(session.clone()))
+        }
+        _ => {
+            let response = response.with_error_code(ILLEGAL_SASL_STATE);
+            return out_of_turn(state, answer(&response), "a SaslHandshake out of turn");
+        }
     };
     let chosen =
         Mechanism::from_name(body.mechanism.as_str()).filter(|m| config.mechanisms.contains(m));
@@ -188,7 +239,18 @@ fn handshake(request: &Request, state: &mut SaslState, config: Option<&SaslConfi
         let why = format!("mechanism {} is not enabled", body.mechanism.as_str());
         return closing(answer(&response), Some(why));
     };
-    *state = SaslState::Exchanging(Exchange::new(mechanism, fresh_nonce()));
+    if let Some(session) = &again
+        && session.mechanism != mechanism
+    {
+        let response = response.with_error_code(UNSUPPORTED_SASL_MECHANISM);
+        let why = format!(
+            "re-authentication with {} after {}",
+            mechanism.name(),
+            session.mechanism.name()
+        );
+        return closing(answer(&response), Some(why));
+    }
+    *state = SaslState::Exchanging(Box::new(Exchange::new(mechanism, fresh_nonce())), again);
     SaslAnswer {
         frame: answer(&response),
         close: false,
@@ -214,7 +276,7 @@ async fn authenticate(
             response,
         )
     };
-    let (Some(config), SaslState::Exchanging(exchange)) = (config, &mut *state) else {
+    let (Some(config), SaslState::Exchanging(exchange, again)) = (config, &mut *state) else {
         let response = SaslAuthenticateResponse::default()
             .with_error_code(ILLEGAL_SASL_STATE)
             .with_error_message(Some(StrBytes::from_static_str(
@@ -226,7 +288,6 @@ async fn authenticate(
         metadata,
         configured: config,
     };
-    let mechanism = exchange.mechanism().name();
     let ended = match exchange.step(&body.auth_bytes, &users) {
         Step::Continue(bytes) => {
             return SaslAnswer {
@@ -244,12 +305,29 @@ async fn authenticate(
             .map(|principal| (principal, Vec::new())),
         Step::Failed(why) => Err(why),
     };
+    let mechanism = exchange.mechanism();
+    let ended = ended.and_then(|(principal, reply)| match again.take() {
+        Some(before) if before.principal != principal => Err(format!(
+            "re-authenticated as {principal}, not {}",
+            before.principal
+        )),
+        _ => Ok((principal, reply)),
+    });
     match ended {
         Ok((principal, reply)) => {
-            *state = SaslState::Authenticated(principal);
+            let lifetime = config.session_lifetime;
+            *state = SaslState::Authenticated(Session {
+                principal,
+                mechanism,
+                expires: lifetime.map(|l| std::time::Instant::now() + l),
+            });
+            let lifetime_ms =
+                lifetime.map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX));
             SaslAnswer {
                 frame: answer(
-                    &SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply)),
+                    &SaslAuthenticateResponse::default()
+                        .with_auth_bytes(Bytes::from(reply))
+                        .with_session_lifetime_ms(lifetime_ms),
                 ),
                 close: false,
                 failure: None,
@@ -257,7 +335,8 @@ async fn authenticate(
         }
         Err(why) => {
             let message = format!(
-                "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                mechanism.name()
             );
             let response = SaslAuthenticateResponse::default()
                 .with_error_code(SASL_AUTHENTICATION_FAILED)
@@ -277,7 +356,7 @@ fn out_of_turn(state: &SaslState, frame: Result<Bytes, FrameError>, why: &str) -
             close: false,
             failure: None,
         },
-        SaslState::Start | SaslState::Exchanging(_) => closing(frame, Some(why.to_string())),
+        SaslState::Start | SaslState::Exchanging(..) => closing(frame, Some(why.to_string())),
     }
 }
 

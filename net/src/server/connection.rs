@@ -305,8 +305,9 @@ async fn serve_sasl(
     if let Some(why) = &answer.failure {
         sasl::log_failure("SASL authentication failed", peer, why);
     }
-    if let sasl::SaslState::Authenticated(principal) = state
+    if let Some(principal) = state.principal()
         && !answer.close
+        && request.api_key == kafka_protocol::messages::ApiKey::SaslAuthenticate
     {
         tracing::debug!(%peer, %principal, "authenticated");
     }
@@ -315,6 +316,25 @@ async fn serve_sasl(
         Err(e) => Outcome::Close(e),
     };
     (outcome, answer.close)
+}
+
+/// Whether the connection's SASL state lets a request of `api_key` be
+/// served; if not (logged), the connection closes.
+fn admitted(
+    state: &crate::handlers::sasl::SaslState,
+    api_key: kafka_protocol::messages::ApiKey,
+    peer: &str,
+) -> bool {
+    if state.admits(api_key) {
+        return true;
+    }
+    crate::metrics::record_failure(api_key);
+    if state.principal().is_some() {
+        tracing::info!(%peer, api = ?api_key, "a request after the SASL session ended (connections-max-reauth-ms); closing connection");
+    } else {
+        tracing::warn!(%peer, api = ?api_key, "a request before SASL authentication; closing connection");
+    }
+    false
 }
 
 /// The next request frame whole, with the budget its bytes hold; `None`
@@ -396,9 +416,7 @@ async fn read_requests(
                 return;
             }
         };
-        if !sasl_state.admits(request.api_key) {
-            crate::metrics::record_failure(request.api_key);
-            tracing::warn!(%peer, api = ?request.api_key, "a request before SASL authentication; closing connection");
+        if !admitted(&sasl_state, request.api_key, peer) {
             return;
         }
         let Some(decoding) = budgets.take_decoded(&request).await else {
