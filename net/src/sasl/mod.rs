@@ -248,6 +248,83 @@ mod tests {
         }
     }
 
+    /// alice's credentials for both SCRAM mechanisms (derived once: PBKDF2
+    /// is slow in a debug build).
+    #[derive(Clone)]
+    struct Both(ScramCredential, ScramCredential);
+
+    impl Credentials for Both {
+        fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+            let credential = match mechanism {
+                ScramMechanism::Sha256 => &self.0,
+                ScramMechanism::Sha512 => &self.1,
+            };
+            (user == "alice").then(|| credential.clone())
+        }
+    }
+
+    thread_local! {
+        static SALTED: Both = Both(
+            ScramCredential::derive(ScramMechanism::Sha256, b"s3cret", b"salty".to_vec(), 4096),
+            ScramCredential::derive(ScramMechanism::Sha512, b"s3cret", b"salty".to_vec(), 4096),
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 128,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(368),
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Random client messages (a first one of random bytes, or a valid
+        /// first one and then random or cut final ones) never panic and
+        /// never authenticate, whatever the mechanism. Seed 368.
+        #[test]
+        fn random_and_truncated_exchanges_never_authenticate(
+            mechanism in 0usize..3,
+            first in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            last in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cut in 0usize..200,
+            valid_first in proptest::prelude::any::<bool>(),
+        ) {
+            let mechanism = Mechanism::ALL[mechanism];
+            let users = SALTED.with(|users| users.clone());
+            let mut exchange = Exchange::new(mechanism, "server-nonce".into());
+            // A real client's exchange (SCRAM), its final message cut short.
+            let mut client = match mechanism {
+                Mechanism::Scram(scram) if valid_first => Some(scram::ClientExchange::new(
+                    scram, "alice", b"s3cret", "client-nonce".into())),
+                _ => None,
+            };
+            let first = match &client {
+                Some((_, real_first)) => real_first.as_bytes().to_vec(),
+                None => first,
+            };
+            let mut steps = vec![exchange.step(&first, &users)];
+            if let Step::Continue(server_first) = &steps[0] {
+                let last = match &mut client {
+                    Some((client, _)) => {
+                        let mut real = client.respond(server_first).unwrap().into_bytes();
+                        real.truncate(cut.min(real.len().saturating_sub(1)));
+                        real
+                    }
+                    None => last,
+                };
+                steps.push(exchange.step(&last, &users));
+            }
+            for step in steps {
+                let authenticated = match step {
+                    Step::Done { .. } => true,
+                    Step::Verify(check) => check.run().is_ok(),
+                    Step::Continue(_) | Step::Failed(_) => false,
+                };
+                proptest::prop_assert!(!authenticated);
+            }
+        }
+    }
+
     #[test]
     fn mechanisms_are_named_as_kafka_names_them() {
         let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
