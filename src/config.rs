@@ -12,7 +12,9 @@
 //! # listener-security-protocol-map = { CLIENT = "SASL_SSL", INTERNAL = "PLAINTEXT" }
 //! # inter-broker-listener-name = "INTERNAL"   # the brokers' own Kafka requests
 //! http-listen = "127.0.0.1:8082"          # HTTP (GET /metrics); off unless set
-//! http-users = ["alice:secret"]           # HTTP basic authentication (none: open)
+//! http-users = ["alice:secret"]           # HTTP basic authentication (none: open; with SASL,
+//!                                         # the SASL users too)
+//! http-ssl = true                         # HTTPS with ssl-certificate and ssl-key
 //! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
 //! sasl-users = ["alice:secret"]           # its users (SCRAM credentials derived at start)
 //! connections-max-reauth-ms = 3600000     # connections.max.reauth.ms (KIP-368; default 0: off)
@@ -90,6 +92,7 @@ pub struct FileConfig {
     pub inter_broker_listener_name: Option<String>,
     pub http_listen: Option<SocketAddr>,
     pub http_users: Option<Vec<String>>,
+    pub http_ssl: Option<bool>,
     pub sasl_enabled_mechanisms: Option<Vec<String>>,
     pub sasl_users: Option<Vec<String>>,
     pub connections_max_reauth_ms: Option<u64>,

@@ -91,8 +91,8 @@ struct ServeConfig {
     /// The listener peers send this broker Kafka requests on.
     inter_broker_listener: String,
     http_listen: Option<SocketAddr>,
-    /// HTTP basic-auth users (name, password); empty: no authentication.
-    http_users: Vec<(String, String)>,
+    /// Who may use the HTTP listener, and whether it is HTTPS.
+    http: net::http::HttpSecurity,
     /// The Kafka listener's SASL (`sasl-enabled-mechanisms`, `sasl-users`).
     sasl: Option<std::sync::Arc<net::handlers::sasl::SaslConfig>>,
     /// The Kafka listener's TLS (`ssl-*`).
@@ -230,7 +230,7 @@ impl ServeConfig {
             listeners,
             inter_broker_listener,
             http_listen: args.http_listen.or(file.http_listen),
-            http_users: http_users(&file)?,
+            http: http_security(&file, sasl.as_ref(), tls.as_ref())?,
             sasl,
             tls,
             node_id,
@@ -313,8 +313,26 @@ impl ServeConfig {
 }
 
 /// The HTTP listener's users: `name:password` entries of `http-users`.
-fn http_users(file: &FileConfig) -> anyhow::Result<Vec<(String, String)>> {
-    users("http-users", file.http_users.as_deref())
+/// The HTTP listener's users (`http-users`, and the Kafka listeners' SASL
+/// users when SASL is on) and TLS (`http-ssl`, with the Kafka listeners'
+/// certificate).
+fn http_security(
+    file: &FileConfig,
+    sasl: Option<&std::sync::Arc<net::handlers::sasl::SaslConfig>>,
+    tls: Option<&std::sync::Arc<net::server::tls::Tls>>,
+) -> anyhow::Result<net::http::HttpSecurity> {
+    let tls = match file.http_ssl {
+        Some(true) => Some(
+            tls.cloned()
+                .ok_or_else(|| anyhow::anyhow!("http-ssl needs ssl-certificate and ssl-key"))?,
+        ),
+        _ => None,
+    };
+    Ok(net::http::HttpSecurity {
+        users: users("http-users", file.http_users.as_deref())?,
+        sasl: sasl.cloned(),
+        tls,
+    })
 }
 
 /// `name:password` entries of the list `key`.
@@ -533,7 +551,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let tail_cache = config.tail_cache_bytes_per_shard;
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
-        let http_users = config.http_users.clone();
+        let http = config.http.clone();
         let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
@@ -543,7 +561,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let services = Services {
                 cleaner,
                 http_listen,
-                http_users,
+                http,
             };
             run_shard(data_dir, listeners, node, settings, plan, stop, services)
         })?;
@@ -574,7 +592,7 @@ struct Services {
     cleaner: Cleaner,
     /// The HTTP listener's address, if one is configured, and its users.
     http_listen: Option<SocketAddr>,
-    http_users: Vec<(String, String)>,
+    http: net::http::HttpSecurity,
 }
 
 async fn run_shard(
@@ -587,7 +605,7 @@ async fn run_shard(
     Services {
         cleaner,
         http_listen,
-        http_users,
+        http: http_security,
     }: Services,
 ) -> anyhow::Result<()> {
     let listeners = configs
@@ -601,7 +619,7 @@ async fn run_shard(
     let http = http_listen
         .zip(configs.first())
         .map(|(addr, config)| {
-            net::http::bind(addr, http_users, config)
+            net::http::bind(addr, http_security, config)
                 .with_context(|| format!("cannot listen for HTTP on {addr}"))
         })
         .transpose()?;

@@ -5,7 +5,9 @@
 //! SCRAM-SHA-512 and PLAIN; a client certificate from another CA, an
 //! expired one and none at all are refused at the handshake with the
 //! alert a client reports; a new certificate written over the old one is
-//! served without a restart.
+//! served without a restart. The HTTP listener over TLS (`http-ssl`)
+//! takes the same users as the Kafka listeners (`sasl-users` and the
+//! metadata's SCRAM users) in basic authentication.
 
 mod common;
 
@@ -319,4 +321,77 @@ fn foreign_expired_and_missing_client_certificates_are_refused_and_new_certifica
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+}
+
+#[test]
+fn https_takes_the_kafka_listeners_sasl_users_in_basic_authentication() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "ca");
+    pki.leaf("server", "broker", true, false);
+    let (addr, http) = (free_addr(), free_addr());
+    let config = format!(
+        "{}http-listen = \"{http}\"\nhttp-ssl = true\n",
+        tls_config(&pki, "none", true)
+    );
+    let _broker = start_configured(tmp.path(), addr, &config);
+    common::wait_listening(http);
+    let ca = pki.path("ca.pem");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/https.py");
+    let status = |method: &str, path: &str, user: &str, password: &str, body: Option<&str>| {
+        let url = format!("https://localhost:{}{path}", http.port());
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args([method, &url, &ca, user, password]);
+        if let Some(body) = body {
+            command.arg(body);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(status("GET", "/metrics", "-", "", None), "401");
+    assert_eq!(status("GET", "/metrics", "alice", "wrong", None), "401");
+    assert_eq!(status("GET", "/metrics", "alice", "s3cret", None), "200");
+    // A user made over the Kafka listener (TLS, SCRAM) is an HTTP user.
+    for args in [
+        &["user", "set", "hugo", "--password", "hug0"][..],
+        &["topic", "create", "web"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+            .args(args)
+            .args([
+                "--bootstrap",
+                &format!("localhost:{}", addr.port()),
+                "--ssl-ca",
+                &ca,
+            ])
+            .args(["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "alice"])
+            .args(["--sasl-password", "s3cret"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    for _ in 0..2 {
+        // The second time from the shard's checked passwords.
+        let body = Some(r#"{"value": "over https"}"#);
+        assert_eq!(status("POST", "/produce/web", "hugo", "hug0", body), "200");
+    }
+    assert_eq!(
+        status("POST", "/produce/web", "hugo", "nope", Some("{}")),
+        "401"
+    );
+    // Plain HTTP to the HTTPS port gets no answer.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(http).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    plain.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
 }

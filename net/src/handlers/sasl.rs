@@ -90,9 +90,10 @@ impl Credentials for SaslConfig {
 
 /// The users a connection authenticates against: the metadata's, then
 /// the listener's configured ones.
-struct Users<'a> {
-    metadata: &'a ClusterMetadata,
-    configured: &'a SaslConfig,
+#[derive(Debug)]
+pub struct Users<'a> {
+    pub metadata: &'a ClusterMetadata,
+    pub configured: &'a SaslConfig,
 }
 
 impl Credentials for Users<'_> {

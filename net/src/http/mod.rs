@@ -4,7 +4,9 @@
 //! adapter ([`Io`]): `GET /metrics` (Prometheus, [`crate::metrics`]), the
 //! produce API ([`produce`]), `/offsets`, `/fetch`, `/commit` and
 //! `/committed` ([`consume`]), group members (`/consume`, [`member`]),
-//! optional basic authentication (`http-users`). Errors are JSON `{error,
+//! basic authentication ([`HttpSecurity`]: `http-users`, and with SASL on
+//! the Kafka listeners the same users as Kafka clients), HTTPS with the
+//! Kafka listeners' certificate (`http-ssl`). Errors are JSON `{error,
 //! message}` with the Kafka error name, 4xx for bad input and 5xx only for
 //! the broker's own failures. In a cluster, partitions another broker
 //! leads are written and read there (`broker::forward`). Connections are
@@ -114,40 +116,112 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full
     response
 }
 
+/// Who may use the HTTP listener, and whether it speaks TLS.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSecurity {
+    /// `http-users`: (name, password) pairs.
+    pub users: Vec<(String, String)>,
+    /// The Kafka listeners' SASL: its users (the cluster metadata's SCRAM
+    /// users and `sasl-users`) authenticate here too, their passwords
+    /// checked as PLAIN's are.
+    pub sasl: Option<std::sync::Arc<crate::handlers::sasl::SaslConfig>>,
+    /// HTTPS (`http-ssl`).
+    pub tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
+}
+
+impl HttpSecurity {
+    /// Whether requests must authenticate.
+    fn required(&self) -> bool {
+        !self.users.is_empty() || self.sasl.is_some()
+    }
+}
+
+/// Passwords this shard checked against SCRAM credentials, so a client
+/// sending basic authentication with every request costs one key
+/// derivation (PBKDF2), not one per request: per user, a keyed digest of
+/// the password (never the password) and the stored key it matched (a
+/// changed credential misses).
+#[derive(Debug)]
+struct Verified {
+    key: Vec<u8>,
+    passwords: std::collections::HashMap<String, (Vec<u8>, Vec<u8>)>,
+}
+
+/// Users whose passwords a shard remembers at most.
+const VERIFIED_USERS_MAX: usize = 4096;
+
+impl Verified {
+    fn new() -> Verified {
+        Verified {
+            key: crate::sasl::fresh_salt(),
+            passwords: std::collections::HashMap::new(),
+        }
+    }
+
+    fn digest(&self, password: &[u8]) -> Vec<u8> {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(password);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn holds(&self, user: &str, digest: &[u8], stored_key: &[u8]) -> bool {
+        self.passwords.get(user).is_some_and(|(d, k)| {
+            crate::sasl::constant_time_eq(d, digest) && crate::sasl::constant_time_eq(k, stored_key)
+        })
+    }
+
+    fn insert(&mut self, user: &str, digest: Vec<u8>, stored_key: Vec<u8>) {
+        if self.passwords.len() >= VERIFIED_USERS_MAX {
+            self.passwords.clear();
+        }
+        self.passwords
+            .insert(user.to_string(), (digest, stored_key));
+    }
+}
+
 /// A shard's HTTP listener.
 #[derive(Debug)]
 pub struct HttpListener {
     listener: glommio::net::TcpListener,
-    users: Rc<Vec<(String, String)>>,
+    security: Rc<HttpSecurity>,
+    verified: Rc<std::cell::RefCell<Verified>>,
     /// The Kafka listener's settings: its idle limit, its count of
     /// connections per address (over both listeners), its stop poll.
     config: crate::server::ListenerConfig,
 }
 
-/// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it). With
-/// `users` ((name, password) pairs), every request must carry HTTP basic
-/// authentication of one of them. Connections are bounded and closed when
-/// idle as `kafka`'s (the Kafka listener's settings) are, and count
-/// towards the same `max.connections.per.ip`.
+/// Binds `addr` on this shard (SO_REUSEPORT: every shard binds it), with
+/// `security`'s authentication and TLS. Connections are bounded and
+/// closed when idle as `kafka`'s (the Kafka listener's settings) are, and
+/// count towards the same `max.connections.per.ip`.
 pub fn bind(
     addr: SocketAddr,
-    users: Vec<(String, String)>,
+    security: HttpSecurity,
     kafka: &crate::server::ListenerConfig,
 ) -> std::io::Result<HttpListener> {
     let mut config = kafka.clone();
     config.listen = addr;
     Ok(HttpListener {
         listener: crate::server::listen_reuseport(addr)?,
-        users: Rc::new(users),
+        security: Rc::new(security),
+        verified: Rc::new(std::cell::RefCell::new(Verified::new())),
         config,
     })
 }
 
-/// Whether `request` authenticates as one of `users` (basic auth); every
-/// candidate is compared in full, in constant time per byte.
-fn authenticated<B>(users: &[(String, String)], request: &Request<B>) -> bool {
+/// The principal `request`'s basic authentication proves (`User:NAME`):
+/// one of `http-users` (every one compared in full, in constant time per
+/// byte), else a SASL user whose SCRAM credential the password matches.
+async fn authenticated<B>(
+    shard: &Shard,
+    security: &HttpSecurity,
+    verified: &std::cell::RefCell<Verified>,
+    request: &Request<B>,
+) -> Option<String> {
     use base64::Engine as _;
-    let Some(credentials) = request
+    let credentials = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -156,16 +230,38 @@ fn authenticated<B>(users: &[(String, String)], request: &Request<B>) -> bool {
             base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .ok()
-        })
-    else {
-        return false;
-    };
+        })?;
     let mut found = false;
-    for (name, password) in users {
+    for (name, password) in &security.users {
         let wanted = format!("{name}:{password}");
         found |= crate::sasl::constant_time_eq(wanted.as_bytes(), &credentials);
     }
-    found
+    let colon = credentials.iter().position(|&b| b == b':')?;
+    let (user, password) = (credentials.get(..colon)?, credentials.get(colon + 1..)?);
+    let user = std::str::from_utf8(user).ok()?.to_string();
+    if found {
+        return Some(format!("User:{user}"));
+    }
+    let sasl = security.sasl.as_ref()?;
+    let metadata = shard.metadata();
+    let users = crate::handlers::sasl::Users {
+        metadata: &metadata,
+        configured: sasl,
+    };
+    let credential = crate::sasl::plain_credential(&users, &user)?;
+    let digest = verified.borrow().digest(password);
+    if verified
+        .borrow()
+        .holds(&user, &digest, &credential.stored_key)
+    {
+        return Some(format!("User:{user}"));
+    }
+    let check = crate::sasl::PasswordCheck::new(&user, credential, password);
+    let stored_key = check.stored_key().to_vec();
+    // PBKDF2 off the shard, as a Kafka client's PLAIN.
+    let principal = engine::rt::spawn_blocking(move || check.run()).await.ok()?;
+    verified.borrow_mut().insert(&user, digest, stored_key);
+    Some(principal)
 }
 
 impl HttpListener {
@@ -173,9 +269,9 @@ impl HttpListener {
     pub async fn serve(self, shard: Rc<Shard>, stopped: impl Fn() -> bool) {
         let connections =
             crate::server::admission::Connections::new(self.config.connections_max_idle);
-        let users = &self.users;
         let serve_one = |stream, peer, activity| {
-            serve_connection(Rc::clone(&shard), Rc::clone(users), stream, peer, activity)
+            let security = (Rc::clone(&self.security), Rc::clone(&self.verified));
+            serve_connection(Rc::clone(&shard), security, stream, peer, activity)
         };
         crate::server::accept_loop(
             &self.listener,
@@ -192,18 +288,29 @@ impl HttpListener {
 /// under way (not idle) until answered.
 async fn serve_connection(
     shard: Rc<Shard>,
-    users: Rc<Vec<(String, String)>>,
+    (security, verified): (Rc<HttpSecurity>, Rc<std::cell::RefCell<Verified>>),
     stream: glommio::net::TcpStream,
     peer: SocketAddr,
     activity: Rc<crate::server::admission::Activity>,
 ) {
+    let stream = match &security.tls {
+        None => crate::server::Stream::Plain(stream),
+        Some(tls) => match crate::server::tls::accept(stream, tls, &peer.to_string()).await {
+            Some((stream, _)) => stream,
+            None => return,
+        },
+    };
     let service = hyper::service::service_fn(move |request| {
         let shard = Rc::clone(&shard);
-        let users = Rc::clone(&users);
+        let (security, verified) = (Rc::clone(&security), Rc::clone(&verified));
         let under_way = activity.begin();
         async move {
             let _under_way = under_way;
-            if !users.is_empty() && !authenticated(&users, &request) {
+            if security.required()
+                && authenticated(&shard, &security, &verified, &request)
+                    .await
+                    .is_none()
+            {
                 tracing::info!(%peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
                 return Ok::<_, Infallible>(unauthorized());
             }
@@ -275,7 +382,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         "SASL_AUTHENTICATION_FAILED",
-        "this listener needs HTTP basic authentication of a configured user",
+        "this listener needs HTTP basic authentication of a user",
     );
     if let Ok(challenge) = "Basic realm=\"shardlog\"".parse() {
         response
@@ -665,7 +772,7 @@ async fn scrape(shard: &Shard) -> Scrape {
 /// A shard's socket as hyper's IO: glommio's stream is a futures
 /// `AsyncRead`/`AsyncWrite`; reads go through a small buffer into hyper's
 /// (uninitialized) one.
-struct Io(glommio::net::TcpStream);
+struct Io(crate::server::Stream);
 
 impl hyper::rt::Read for Io {
     fn poll_read(

@@ -145,17 +145,18 @@ fn plain(input: &[u8], credentials: &dyn Credentials) -> Step {
             "PLAIN: authorization id {authzid} is not the user {user}"
         ));
     }
-    let credential = credentials
-        .scram(user, ScramMechanism::Sha256)
-        .or_else(|| credentials.scram(user, ScramMechanism::Sha512));
-    match credential {
-        Some(credential) => Step::Verify(PasswordCheck {
-            user: user.to_string(),
-            credential,
-            password: password.to_vec(),
-        }),
+    match plain_credential(credentials, user) {
+        Some(credential) => Step::Verify(PasswordCheck::new(user, credential, password)),
         None => Step::Failed(format!("PLAIN: no credential for {user}")),
     }
+}
+
+/// The credential a PLAIN password of `user` is checked against: its
+/// SCRAM-SHA-256 one, else its SCRAM-SHA-512 one.
+pub fn plain_credential(credentials: &dyn Credentials, user: &str) -> Option<ScramCredential> {
+    credentials
+        .scram(user, ScramMechanism::Sha256)
+        .or_else(|| credentials.scram(user, ScramMechanism::Sha512))
 }
 
 /// A PLAIN password to check against the user's SCRAM credential.
@@ -174,6 +175,19 @@ impl std::fmt::Debug for PasswordCheck {
 }
 
 impl PasswordCheck {
+    pub fn new(user: &str, credential: ScramCredential, password: &[u8]) -> PasswordCheck {
+        PasswordCheck {
+            user: user.to_string(),
+            credential,
+            password: password.to_vec(),
+        }
+    }
+
+    /// The stored key the password is checked against.
+    pub fn stored_key(&self) -> &[u8] {
+        &self.credential.stored_key
+    }
+
     /// Derives the password's key and compares (constant time): the
     /// principal, or why not.
     pub fn run(self) -> Result<String, String> {

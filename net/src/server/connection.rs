@@ -166,42 +166,6 @@ pub(super) struct Settings {
     pub listener: std::sync::Arc<str>,
 }
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The TLS handshake of a new connection; `None` (logged) if it failed or
-/// took too long. The principal is its client certificate's subject.
-async fn tls_handshake(
-    stream: TcpStream,
-    tls: &super::tls::Tls,
-    peer: &str,
-) -> Option<(Stream, String)> {
-    let accept = futures_rustls::TlsAcceptor::from(tls.current()).accept(stream);
-    let timeout = std::pin::pin!(engine::rt::sleep(TLS_HANDSHAKE_TIMEOUT));
-    match futures::future::select(std::pin::pin!(accept), timeout).await {
-        futures::future::Either::Left((Ok(stream), _)) => {
-            let principal = super::tls::principal(stream.get_ref().1.peer_certificates());
-            tracing::debug!(%peer, %principal, "TLS connection");
-            Some((Stream::Tls(Box::new(stream)), principal))
-        }
-        // Closed before a handshake: a port check (a load balancer's).
-        futures::future::Either::Left((Err(e), _))
-            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            tracing::debug!(%peer, error = %e, "closed during the TLS handshake");
-            None
-        }
-        futures::future::Either::Left((Err(e), _)) => {
-            crate::handlers::sasl::log_failure("TLS handshake failed", peer, &e.to_string());
-            None
-        }
-        futures::future::Either::Right(_) => {
-            crate::handlers::sasl::log_failure("TLS handshake failed", peer, "timed out");
-            None
-        }
-    }
-}
-
 pub(super) async fn run(
     stream: TcpStream,
     settings: Settings,
@@ -220,7 +184,7 @@ pub(super) async fn run(
     }
     let (stream, principal) = match &settings.tls {
         None => (Stream::Plain(stream), "User:ANONYMOUS".to_string()),
-        Some(tls) => match tls_handshake(stream, tls, &peer).await {
+        Some(tls) => match super::tls::accept(stream, tls, &peer).await {
             Some(done) => done,
             None => return,
         },

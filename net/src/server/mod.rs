@@ -11,6 +11,8 @@ pub mod peer;
 mod socket_io;
 pub mod tls;
 
+pub(crate) use socket_io::Stream;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -55,7 +55,7 @@ fn out_of_bounds() -> ReadEnd {
 }
 
 /// A connection's byte stream: the socket, or TLS over it.
-pub(super) enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
 }

@@ -185,6 +185,42 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS handshake of a new connection; `None` (logged) if it failed or
+/// took too long. The principal is its client certificate's subject.
+pub(crate) async fn accept(
+    stream: glommio::net::TcpStream,
+    tls: &Tls,
+    peer: &str,
+) -> Option<(super::Stream, String)> {
+    let accept = futures_rustls::TlsAcceptor::from(tls.current()).accept(stream);
+    let timeout = std::pin::pin!(engine::rt::sleep(TLS_HANDSHAKE_TIMEOUT));
+    match futures::future::select(std::pin::pin!(accept), timeout).await {
+        futures::future::Either::Left((Ok(stream), _)) => {
+            let principal = principal(stream.get_ref().1.peer_certificates());
+            tracing::debug!(%peer, %principal, "TLS connection");
+            Some((super::Stream::Tls(Box::new(stream)), principal))
+        }
+        // Closed before a handshake: a port check (a load balancer's).
+        futures::future::Either::Left((Err(e), _))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            tracing::debug!(%peer, error = %e, "closed during the TLS handshake");
+            None
+        }
+        futures::future::Either::Left((Err(e), _)) => {
+            crate::handlers::sasl::log_failure("TLS handshake failed", peer, &e.to_string());
+            None
+        }
+        futures::future::Either::Right(_) => {
+            crate::handlers::sasl::log_failure("TLS handshake failed", peer, "timed out");
+            None
+        }
+    }
+}
+
 /// Kafka's principal of a client certificate: `User:` and its subject in
 /// RFC 2253 form (the last relative name first, `,` between them), as
 /// `ssl.principal.mapping.rules=DEFAULT` gives it; `User:ANONYMOUS`
