@@ -64,6 +64,10 @@ pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+pub const SECURITY_DISABLED: i16 = 54;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const INVALID_GROUP_ID: i16 = 24;
@@ -96,6 +100,9 @@ pub fn command_error_code(e: &CommandError) -> i16 {
             MetadataError::UnknownPartition { .. } => UNKNOWN_TOPIC_OR_PARTITION,
             MetadataError::UnknownScramCredential { .. } => RESOURCE_NOT_FOUND,
             MetadataError::UnacceptableCredential(_) => UNACCEPTABLE_CREDENTIAL,
+            MetadataError::InvalidAcl(_) => INVALID_REQUEST,
+            // Deleted meanwhile: DeleteAcls counts it as deleted.
+            MetadataError::UnknownAcl => NONE,
             // Records of the cluster's own bookkeeping: no client command
             // is refused with these.
             MetadataError::TopicIdInUse

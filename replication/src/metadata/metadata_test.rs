@@ -470,6 +470,29 @@ fn busy_state() -> ClusterMetadata {
         };
         run(&mut state, upsert, TopicId::ZERO).unwrap();
     }
+    let acl = AclBinding {
+        resource_type: acl::resource::TOPIC,
+        resource_name: "ord".into(),
+        pattern_type: acl::pattern::PREFIXED,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: acl::operation::READ,
+        permission: acl::permission::ALLOW,
+    };
+    let created = run(&mut state, Command::CreateAcl(acl.clone()), TopicId::ZERO).unwrap();
+    assert_eq!(MetadataRecord::decode(&created.encode()).unwrap(), created);
+    let deny = AclBinding {
+        permission: acl::permission::DENY,
+        ..acl
+    };
+    run(&mut state, Command::CreateAcl(deny.clone()), TopicId::ZERO).unwrap();
+    let deleted = run(&mut state, Command::DeleteAcl(deny.clone()), TopicId::ZERO).unwrap();
+    assert_eq!(MetadataRecord::decode(&deleted.encode()).unwrap(), deleted);
+    assert!(matches!(
+        run(&mut state, Command::DeleteAcl(deny), TopicId::ZERO),
+        Err(MetadataError::UnknownAcl)
+    ));
+    assert_eq!(state.acls().count(), 1);
     for (partition, adding) in [(0, Vec::new()), (1, vec![2])] {
         state
             .apply(MetadataRecord::PartitionChanged {

@@ -2,12 +2,14 @@
 //! and errors. Single writer: one shard decides and applies; the others get
 //! immutable snapshots (clones) of the state.
 
+pub mod acl;
 mod record;
 mod snapshot;
 mod store;
 
 use std::collections::BTreeMap;
 
+pub use acl::AclBinding;
 pub use record::{DecodeError, Endpoint, MetadataRecord, TopicId};
 pub use store::{MetadataStore, StoreError};
 
@@ -138,6 +140,10 @@ pub enum Command {
         user: String,
         mechanism: i8,
     },
+    /// Adds an ACL (an ACL already there stays, once).
+    CreateAcl(AclBinding),
+    /// Removes an ACL.
+    DeleteAcl(AclBinding),
 }
 
 /// Why a command is refused; each maps to a Kafka error code.
@@ -178,6 +184,12 @@ pub enum MetadataError {
     /// UNACCEPTABLE_CREDENTIAL (93)
     #[error("unacceptable credential: {0}")]
     UnacceptableCredential(&'static str),
+    /// INVALID_REQUEST (42)
+    #[error("invalid ACL: {0}")]
+    InvalidAcl(&'static str),
+    /// An ACL record removes one that is not there.
+    #[error("no such ACL")]
+    UnknownAcl,
 }
 
 /// The whole metadata state. Cloning it is how other shards get a snapshot.
@@ -192,6 +204,7 @@ pub struct ClusterMetadata {
     partitions: BTreeMap<(TopicId, i32), PartitionState>,
     /// SCRAM credentials by user and mechanism.
     scram: BTreeMap<(String, i8), StoredScram>,
+    acls: std::collections::BTreeSet<AclBinding>,
     /// Records applied so far: the position in the metadata log.
     applied: u64,
 }
@@ -271,6 +284,11 @@ impl ClusterMetadata {
         self.scram
             .iter()
             .map(|((user, mechanism), credential)| (user.as_str(), *mechanism, credential))
+    }
+
+    /// Every ACL.
+    pub fn acls(&self) -> impl Iterator<Item = &AclBinding> {
+        self.acls.iter()
     }
 
     /// How many records built this state.
@@ -382,6 +400,16 @@ impl ClusterMetadata {
                 }
                 Ok(MetadataRecord::ScramCredentialDeleted { user, mechanism })
             }
+            Command::CreateAcl(acl) => match acl.invalid() {
+                Some(why) => Err(MetadataError::InvalidAcl(why)),
+                None => Ok(MetadataRecord::AclCreated(acl)),
+            },
+            Command::DeleteAcl(acl) => {
+                if !self.acls.contains(&acl) {
+                    return Err(MetadataError::UnknownAcl);
+                }
+                Ok(MetadataRecord::AclDeleted(acl))
+            }
         }
     }
 
@@ -462,6 +490,14 @@ impl ClusterMetadata {
             MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
                 if self.scram.remove(&(user.clone(), mechanism)).is_none() {
                     return Err(MetadataError::UnknownScramCredential { user, mechanism });
+                }
+            }
+            MetadataRecord::AclCreated(acl) => {
+                self.acls.insert(acl);
+            }
+            MetadataRecord::AclDeleted(acl) => {
+                if !self.acls.remove(&acl) {
+                    return Err(MetadataError::UnknownAcl);
                 }
             }
             cluster => self.apply_cluster(cluster)?,
@@ -547,7 +583,9 @@ impl ClusterMetadata {
             | MetadataRecord::ConfigsAltered { .. }
             | MetadataRecord::ProducerIdsAllocated { .. }
             | MetadataRecord::ScramCredentialSet { .. }
-            | MetadataRecord::ScramCredentialDeleted { .. } => {}
+            | MetadataRecord::ScramCredentialDeleted { .. }
+            | MetadataRecord::AclCreated(_)
+            | MetadataRecord::AclDeleted(_) => {}
         }
         Ok(())
     }

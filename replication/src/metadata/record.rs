@@ -5,7 +5,7 @@
 //! producer ids), version 2 for the cluster's (brokers, partition
 //! leadership), version 3 for partition records during a reassignment
 //! (a partition record without one is still written as version 2),
-//! version 4 for users' SCRAM credentials. Each
+//! version 4 for users' SCRAM credentials, version 5 for ACLs. Each
 //! version is its own archived enum, never edited, so records written by
 //! older builds decode unchanged.
 //! Decoding copies the archive into aligned memory and validates it
@@ -16,7 +16,7 @@ use std::fmt;
 
 use rkyv::rancor;
 
-use super::StoredScram;
+use super::{AclBinding, StoredScram};
 
 /// Kafka's 16-byte topic id (a UUID).
 #[derive(
@@ -134,6 +134,8 @@ pub enum MetadataRecord {
         user: String,
         mechanism: i8,
     },
+    AclCreated(AclBinding),
+    AclDeleted(AclBinding),
 }
 
 /// The records of version 1, exactly as they were first written (rkyv's
@@ -225,6 +227,14 @@ const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
 const VERSION_3: u8 = 3;
 const VERSION_4: u8 = 4;
+const VERSION_5: u8 = 5;
+
+/// Version 5: ACLs.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum RecordV5 {
+    AclCreated(AclBinding),
+    AclDeleted(AclBinding),
+}
 
 /// Bytes that are not a metadata record of a version we read.
 #[derive(Debug, thiserror::Error)]
@@ -350,6 +360,8 @@ impl MetadataRecord {
             MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
                 RecordV4::ScramCredentialDeleted { user, mechanism }.encode()
             }
+            MetadataRecord::AclCreated(acl) => archive(VERSION_5, &RecordV5::AclCreated(acl)),
+            MetadataRecord::AclDeleted(acl) => archive(VERSION_5, &RecordV5::AclDeleted(acl)),
         }
     }
 
@@ -369,6 +381,12 @@ impl MetadataRecord {
                 .map_err(DecodeError::Invalid),
             VERSION_4 => rkyv::from_bytes::<RecordV4, rancor::Error>(&aligned)
                 .map(MetadataRecord::from)
+                .map_err(DecodeError::Invalid),
+            VERSION_5 => rkyv::from_bytes::<RecordV5, rancor::Error>(&aligned)
+                .map(|record| match record {
+                    RecordV5::AclCreated(acl) => MetadataRecord::AclCreated(acl),
+                    RecordV5::AclDeleted(acl) => MetadataRecord::AclDeleted(acl),
+                })
                 .map_err(DecodeError::Invalid),
             other => Err(DecodeError::Version(other)),
         }

@@ -2,8 +2,9 @@
 //! metadata log, so the log before it can go (KRaft's snapshots; Raft's
 //! log compaction).
 //!
-//! Encoding: one version byte, then the rkyv archive of [`SnapshotV2`]
-//! (version 1's state and the users' SCRAM credentials). Each version is
+//! Encoding: one version byte, then the rkyv archive of [`SnapshotV3`]
+//! (version 2's state and the ACLs; version 2: version 1's and the users'
+//! SCRAM credentials). Each version is
 //! its own structs, never edited: the state's types may change, a
 //! snapshot written by an older build still decodes. Decoding copies the
 //! archive into aligned memory and validates it (bytecheck) before use,
@@ -16,12 +17,19 @@ use std::collections::BTreeMap;
 use rkyv::rancor;
 
 use super::{
-    BrokerRegistration, ClusterMetadata, DecodeError, Endpoint, PartitionState, StoredScram,
-    TopicId, TopicMetadata,
+    AclBinding, BrokerRegistration, ClusterMetadata, DecodeError, Endpoint, PartitionState,
+    StoredScram, TopicId, TopicMetadata,
 };
 
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
+const VERSION_3: u8 = 3;
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct SnapshotV3 {
+    base: SnapshotV2,
+    acls: Vec<AclBinding>,
+}
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct SnapshotV2 {
@@ -88,11 +96,14 @@ impl ClusterMetadata {
                 credential: credential.clone(),
             })
             .collect();
-        let snapshot = SnapshotV2 {
-            base: self.snapshot_v1(),
-            scram,
+        let snapshot = SnapshotV3 {
+            base: SnapshotV2 {
+                base: self.snapshot_v1(),
+                scram,
+            },
+            acls: self.acls.iter().cloned().collect(),
         };
-        let mut out = vec![VERSION_2];
+        let mut out = vec![VERSION_3];
         out.extend_from_slice(&crate::archive::to_bytes(&snapshot));
         out
     }
@@ -146,13 +157,21 @@ impl ClusterMetadata {
         let (&version, archive) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(archive.len());
         aligned.extend_from_slice(archive);
+        let without_acls = |base| SnapshotV3 {
+            base,
+            acls: Vec::new(),
+        };
         let snapshot = match version {
-            VERSION_1 => SnapshotV2 {
+            VERSION_1 => without_acls(SnapshotV2 {
                 base: rkyv::from_bytes::<SnapshotV1, rancor::Error>(&aligned)
                     .map_err(DecodeError::Invalid)?,
                 scram: Vec::new(),
-            },
-            VERSION_2 => rkyv::from_bytes::<SnapshotV2, rancor::Error>(&aligned)
+            }),
+            VERSION_2 => without_acls(
+                rkyv::from_bytes::<SnapshotV2, rancor::Error>(&aligned)
+                    .map_err(DecodeError::Invalid)?,
+            ),
+            VERSION_3 => rkyv::from_bytes::<SnapshotV3, rancor::Error>(&aligned)
                 .map_err(DecodeError::Invalid)?,
             other => return Err(DecodeError::Version(other)),
         };
@@ -160,13 +179,21 @@ impl ClusterMetadata {
     }
 }
 
-fn from_snapshot(snapshot: SnapshotV2) -> Result<ClusterMetadata, String> {
-    let mut state = from_snapshot_v1(snapshot.base)?;
+fn from_snapshot(snapshot: SnapshotV3) -> Result<ClusterMetadata, String> {
+    let mut state = from_snapshot_v1(snapshot.base.base)?;
+    for acl in snapshot.acls {
+        if let Some(why) = acl.invalid() {
+            return Err(format!("an invalid ACL: {why}"));
+        }
+        if !state.acls.insert(acl) {
+            return Err("an ACL twice".into());
+        }
+    }
     for ScramV1 {
         user,
         mechanism,
         credential,
-    } in snapshot.scram
+    } in snapshot.base.scram
     {
         if state.scram.insert((user, mechanism), credential).is_some() {
             return Err("a SCRAM credential twice".into());
