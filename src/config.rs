@@ -18,6 +18,9 @@
 //! sasl-enabled-mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] # the Kafka listener is SASL_PLAINTEXT
 //! sasl-users = ["alice:secret"]           # its users (SCRAM credentials derived at start)
 //! connections-max-reauth-ms = 3600000     # connections.max.reauth.ms (KIP-368; default 0: off)
+//! authorizer-enabled = true               # ACLs (Kafka's StandardAuthorizer); default off
+//! super-users = ["User:admin"]            # super.users
+//! allow-everyone-if-no-acl-found = false  # allow.everyone.if.no.acl.found
 //! ssl-certificate = "/etc/shardlog/server.pem" # TLS on the Kafka listener (SSL, or SASL_SSL
 //! ssl-key = "/etc/shardlog/server.key"         # with SASL): chain and key, PEM, reloaded on change
 //! ssl-client-auth = "required"            # ssl.client.auth: none (default), requested, required
@@ -96,6 +99,9 @@ pub struct FileConfig {
     pub sasl_enabled_mechanisms: Option<Vec<String>>,
     pub sasl_users: Option<Vec<String>>,
     pub connections_max_reauth_ms: Option<u64>,
+    pub authorizer_enabled: Option<bool>,
+    pub super_users: Option<Vec<String>>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
     pub ssl_certificate: Option<PathBuf>,
     pub ssl_key: Option<PathBuf>,
     pub ssl_ca: Option<PathBuf>,

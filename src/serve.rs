@@ -267,6 +267,7 @@ impl ServeConfig {
                 .map_or(net::server::CONNECTIONS_MAX_IDLE, Duration::from_millis),
             settings: Settings {
                 cluster,
+                authorizer: authorizer(&file)?,
                 auto_create_topics: file
                     .auto_create_topics
                     .unwrap_or(defaults.auto_create_topics),
@@ -379,6 +380,32 @@ fn sasl(
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis);
     Ok(Some(std::sync::Arc::new(config)))
+}
+
+/// The ACL authorizer: on with `authorizer-enabled`, its `super-users`
+/// (`User:NAME` each) and `allow-everyone-if-no-acl-found`.
+fn authorizer(
+    file: &FileConfig,
+) -> anyhow::Result<Option<replication::metadata::acl::AuthorizerConfig>> {
+    if file.authorizer_enabled != Some(true) {
+        anyhow::ensure!(
+            file.super_users.is_none() && file.allow_everyone_if_no_acl_found.is_none(),
+            "super-users and allow-everyone-if-no-acl-found need authorizer-enabled = true"
+        );
+        return Ok(None);
+    }
+    let super_users = file.super_users.clone().unwrap_or_default();
+    for user in &super_users {
+        anyhow::ensure!(
+            user.split_once(':')
+                .is_some_and(|(t, n)| !t.is_empty() && !n.is_empty()),
+            "super-users: {user:?} is not TYPE:NAME (User:admin)"
+        );
+    }
+    Ok(Some(replication::metadata::acl::AuthorizerConfig {
+        super_users,
+        allow_if_no_acl: file.allow_everyone_if_no_acl_found.unwrap_or(false),
+    }))
 }
 
 /// The Kafka listeners (`listen` or `listeners`), given whether SASL and

@@ -16,6 +16,9 @@ use crate::protocol::schema::{self, SchemaError};
 /// Bytes of the size prefix of every frame.
 pub const SIZE_PREFIX_BYTES: usize = 4;
 
+/// Kafka's principal of a connection that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
 /// The name of the listener `--listen` makes (Kafka's for an unnamed
 /// plaintext listener).
 pub const DEFAULT_LISTENER: &str = "PLAINTEXT";
@@ -95,6 +98,9 @@ pub struct Request {
     /// The listener the request came in on (its name: Metadata answers
     /// with the brokers' addresses on it), set by the connection.
     pub listener: std::sync::Arc<str>,
+    /// Who sent it: the SASL user, a client certificate's subject, or
+    /// `User:ANONYMOUS` (Kafka's principal), set by the connection.
+    pub principal: std::sync::Arc<str>,
     /// What the body passed: the pre-decode walk's bound on the heap its
     /// decoding takes. `None` when the body has not been walked (no table
     /// for this API and version: the request is not decoded by
@@ -140,6 +146,7 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
         body,
         client_host: String::new(),
         listener: std::sync::Arc::from(DEFAULT_LISTENER),
+        principal: std::sync::Arc::from(ANONYMOUS),
         checked,
     })
 }

@@ -7,6 +7,7 @@
 //! immutable snapshot, replaced, never mutated) to every shard, and each
 //! shard creates or deletes the partitions it owns to match.
 
+mod authorize;
 mod forward;
 pub mod groups;
 mod internal;
@@ -107,6 +108,9 @@ pub struct Settings {
     /// `producer.id.expiration.ms`: a partition forgets a producer idle
     /// this long.
     pub producer_id_expiration_ms: i64,
+    /// The ACL authorizer (`authorizer-enabled`): `None` allows every
+    /// request, as Kafka without `authorizer.class.name`.
+    pub authorizer: Option<replication::metadata::acl::AuthorizerConfig>,
     /// Set when the broker is a member of a cluster (`--voters`).
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// `transactional.id.expiration.ms`: a transactional id with no
@@ -132,6 +136,7 @@ impl Default for Settings {
             transaction_max_timeout_ms: crate::txn::TRANSACTION_MAX_TIMEOUT_MS,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: engine::PRODUCER_ID_EXPIRATION_MS,
+            authorizer: None,
             cluster: None,
         }
     }

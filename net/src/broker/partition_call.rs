@@ -127,6 +127,10 @@ pub enum PartitionError {
     /// (older) or UNKNOWN_LEADER_EPOCH (newer).
     #[error("leader epoch {asked}, the partition's is {current}")]
     LeaderEpoch { asked: i32, current: i32 },
+    /// The ACLs do not let the request's principal do this to the topic:
+    /// TOPIC_AUTHORIZATION_FAILED.
+    #[error("denied by the ACLs")]
+    TopicAuthorization,
 }
 
 pub type PartitionResult = Result<PartitionReply, PartitionError>;
@@ -216,6 +220,25 @@ impl Shard {
             )
         });
         futures::future::join_all(calls).await
+    }
+
+    /// [`per_partition`](Self::per_partition) for `request`: every
+    /// partition fails with TOPIC_AUTHORIZATION_FAILED when its principal
+    /// may not do `op` (Kafka's AclOperation) to `topic`.
+    pub async fn per_partition_as(
+        &self,
+        request: &crate::frame::Request,
+        op: i8,
+        topic: &str,
+        ops: impl IntoIterator<Item = (i32, PartitionOp)>,
+    ) -> Vec<(i32, PartitionResult)> {
+        if !self.allowed_topic(request, op, topic) {
+            return ops
+                .into_iter()
+                .map(|(partition, _)| (partition, Err(PartitionError::TopicAuthorization)))
+                .collect();
+        }
+        self.per_partition(topic, ops).await
     }
 
     /// The size in bytes of this broker's replica of each of `partitions`

@@ -119,7 +119,7 @@ pub struct JoinReply {
 }
 
 impl JoinReply {
-    fn error(error: i16, member_id: &str) -> JoinReply {
+    pub(crate) fn error(error: i16, member_id: &str) -> JoinReply {
         JoinReply {
             error,
             generation: -1,
@@ -152,7 +152,7 @@ pub struct SyncReply {
 }
 
 impl SyncReply {
-    fn error(error: i16) -> SyncReply {
+    pub(crate) fn error(error: i16) -> SyncReply {
         SyncReply {
             error,
             protocol_type: None,

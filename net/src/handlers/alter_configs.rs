@@ -9,6 +9,8 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
 
+use replication::metadata::acl;
+
 use super::config_resource::{Resource, ResourceError, alter, resource, topic_key};
 use super::errors::NONE;
 use super::{Handler, decode_body};
@@ -27,7 +29,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let mut responses = Vec::with_capacity(body.resources.len());
     for wanted in body.resources {
         let outcome = async {
-            let resource = resource(shard, wanted.resource_type, &wanted.resource_name)?;
+            let resource = resource(
+                shard,
+                request,
+                acl::operation::ALTER_CONFIGS,
+                wanted.resource_type,
+                &wanted.resource_name,
+            )?;
             let mut set = BTreeMap::new();
             for config in &wanted.configs {
                 let key = topic_key(&resource, &config.name)?;

@@ -52,12 +52,24 @@ impl Resource {
 /// A failure for one resource: Kafka error code and message.
 pub(super) type ResourceError = (i16, String);
 
+/// The resource a request names, if the request's principal may do `op`
+/// (DescribeConfigs or AlterConfigs) to it: on the topic, or on the
+/// cluster for the broker (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED).
 pub(super) fn resource(
     shard: &Shard,
+    request: &crate::frame::Request,
+    op: i8,
     resource_type: i8,
     name: &str,
 ) -> Result<Resource, ResourceError> {
+    let denied = |code| Err((code, "the principal may not do this (ACLs)".to_string()));
     match resource_type {
+        RESOURCE_TOPIC if !shard.allowed_topic(request, op, name) => {
+            denied(super::errors::TOPIC_AUTHORIZATION_FAILED)
+        }
+        RESOURCE_BROKER if !shard.allowed_cluster(request, op) => {
+            denied(super::errors::CLUSTER_AUTHORIZATION_FAILED)
+        }
         RESOURCE_TOPIC if shard.metadata().topic(name).is_some() => {
             Ok(Resource::Topic(name.to_string()))
         }

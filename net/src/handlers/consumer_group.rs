@@ -18,7 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_GROUP_ID, NONE, UNKNOWN_SERVER_ERROR};
+use replication::metadata::acl;
+
+use super::errors::{GROUP_AUTHORIZATION_FAILED, INVALID_GROUP_ID, NONE, UNKNOWN_SERVER_ERROR};
 use super::group_admin::OPERATIONS_NOT_REQUESTED;
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
@@ -80,16 +82,24 @@ pub async fn heartbeat(shard: &Shard, request: &Request) -> Result<Bytes, FrameE
             .to_string(),
         client_host: request.client_host.clone(),
     };
-    let reply = match shard
-        .group_call(&group_id, GroupOp::ConsumerHeartbeat(heartbeat))
-        .await
-    {
-        GroupAnswer::ConsumerHeartbeat(reply) => reply,
-        GroupAnswer::Codes(codes) => consumer::HeartbeatReply::error(
-            codes.first().copied().unwrap_or(UNKNOWN_SERVER_ERROR),
-            "",
-        ),
-        other => return unexpected(request, &other),
+    // ACLs: Read on the group.
+    let reply = if !shard.allowed_group(request, acl::operation::READ, &group_id) {
+        consumer::HeartbeatReply::error(
+            GROUP_AUTHORIZATION_FAILED,
+            "the principal may not read the group",
+        )
+    } else {
+        match shard
+            .group_call(&group_id, GroupOp::ConsumerHeartbeat(heartbeat))
+            .await
+        {
+            GroupAnswer::ConsumerHeartbeat(reply) => reply,
+            GroupAnswer::Codes(codes) => consumer::HeartbeatReply::error(
+                codes.first().copied().unwrap_or(UNKNOWN_SERVER_ERROR),
+                "",
+            ),
+            other => return unexpected(request, &other),
+        }
     };
     let response = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(reply.error)
@@ -132,6 +142,10 @@ pub async fn describe(shard: &Shard, request: &Request) -> Result<Bytes, FrameEr
             .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
         if group_id.is_empty() {
             groups.push(entry.with_error_code(INVALID_GROUP_ID));
+            continue;
+        }
+        if !shard.allowed_group(request, acl::operation::DESCRIBE, &group_id) {
+            groups.push(entry.with_error_code(GROUP_AUTHORIZATION_FAILED));
             continue;
         }
         let found = match shard.group_call(&group_id, GroupOp::ConsumerDescribe).await {

@@ -10,8 +10,11 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
+use replication::metadata::acl;
+
 use super::errors::{
-    INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION, NONE, command_error_code,
+    INVALID_REPLICA_ASSIGNMENT, INVALID_TOPIC_EXCEPTION, NONE, TOPIC_AUTHORIZATION_FAILED,
+    command_error_code,
 };
 use super::{Handler, decode_body, replica_assignment};
 use crate::broker::Shard;
@@ -56,6 +59,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if !shard.allowed_topic(request, acl::operation::ALTER, &topic.name.0) {
+            results.push(result.with_error_code(TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         if topic.name.0.as_str() == OFFSETS_TOPIC {
             // Its partition count places every group: it must not change.
             let message = StrBytes::from_static_str("__consumer_offsets is internal");

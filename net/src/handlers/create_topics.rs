@@ -12,9 +12,11 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::Command;
 
+use replication::metadata::acl;
+
 use super::errors::{
     INVALID_CONFIG, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_REQUEST, NONE,
-    command_error_code,
+    TOPIC_AUTHORIZATION_FAILED, command_error_code,
 };
 use super::{Handler, decode_body, replica_assignment};
 use crate::broker::Shard;
@@ -31,7 +33,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let body: CreateTopicsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in body.topics {
-        results.push(create_one(shard, topic, body.validate_only).await);
+        // ACLs: Create on the cluster or on the topic.
+        let name = topic.name.0.as_str();
+        let permitted = shard.allowed_cluster(request, acl::operation::CREATE)
+            || shard.allowed_topic(request, acl::operation::CREATE, name);
+        results.push(if permitted {
+            create_one(shard, topic, body.validate_only).await
+        } else {
+            CreatableTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "the principal may not create this topic",
+                )))
+        });
     }
     let response = CreateTopicsResponse::default().with_topics(results);
     encode_response(

@@ -8,6 +8,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
+use replication::metadata::acl;
+
 use super::errors::{NONE, UNKNOWN_SERVER_ERROR, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -32,7 +34,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             )
         });
         let partitions = shard
-            .per_partition(&topic.name.0, ops)
+            .per_partition_as(request, acl::operation::DELETE, &topic.name.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {

@@ -7,7 +7,11 @@ use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{Command, TopicId};
 
-use super::errors::{INVALID_TOPIC_EXCEPTION, NONE, UNKNOWN_TOPIC_ID, command_error_code};
+use replication::metadata::acl;
+
+use super::errors::{
+    INVALID_TOPIC_EXCEPTION, NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID, command_error_code,
+};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
@@ -57,6 +61,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             continue;
         };
         let result = result.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if !shard.allowed_topic(request, acl::operation::DELETE, &name) {
+            results.push(result.with_error_code(TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         if name == OFFSETS_TOPIC {
             results.push(internal_topic(result));
             continue;

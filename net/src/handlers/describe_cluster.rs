@@ -6,7 +6,9 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{NONE, UNSUPPORTED_ENDPOINT_TYPE};
+use replication::metadata::acl;
+
+use super::errors::{CLUSTER_AUTHORIZATION_FAILED, NONE, UNSUPPORTED_ENDPOINT_TYPE};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
@@ -28,7 +30,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         .with_cluster_id(StrBytes::from_string(node.cluster_id.clone()))
         .with_controller_id(BrokerId(node.node_id))
         .with_endpoint_type(body.endpoint_type);
-    response = if version >= 1 && body.endpoint_type != ENDPOINT_BROKERS {
+    response = if !shard.allowed_cluster(request, acl::operation::DESCRIBE) {
+        response
+            .with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "the principal may not describe the cluster",
+            )))
+    } else if version >= 1 && body.endpoint_type != ENDPOINT_BROKERS {
         response
             .with_error_code(UNSUPPORTED_ENDPOINT_TYPE)
             .with_error_message(Some(StrBytes::from_static_str(

@@ -12,6 +12,8 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::ClusterMetadata;
 
+use replication::metadata::acl;
+
 use super::config_resource::{Resource, broker_keys, resource};
 use super::errors::NONE;
 use super::{Handler, broker_configs, decode_body};
@@ -40,7 +42,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         let result = DescribeConfigsResult::default()
             .with_resource_type(wanted.resource_type)
             .with_resource_name(wanted.resource_name.clone());
-        let resource = match resource(shard, wanted.resource_type, &wanted.resource_name) {
+        let resource = match resource(
+            shard,
+            request,
+            acl::operation::DESCRIBE_CONFIGS,
+            wanted.resource_type,
+            &wanted.resource_name,
+        ) {
             Ok(resource) => resource,
             Err((code, message)) => {
                 results.push(

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::NONE;
+use replication::metadata::acl;
+
+use super::errors::{CLUSTER_AUTHORIZATION_FAILED, NONE};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::frame::{FrameError, Request, encode_response};
@@ -28,6 +30,21 @@ const UNKNOWN_VOLUME_BYTES: i64 = -1;
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: DescribeLogDirsRequest = decode_body(request)?;
+    if !shard.allowed_cluster(request, acl::operation::DESCRIBE) {
+        // v3+ say why; before, no log dirs (as Kafka).
+        let code = if version >= 3 {
+            CLUSTER_AUTHORIZATION_FAILED
+        } else {
+            NONE
+        };
+        let response = DescribeLogDirsResponse::default().with_error_code(code);
+        return encode_response(
+            ApiKey::DescribeLogDirs,
+            version,
+            request.correlation_id(),
+            &response,
+        );
+    }
     let metadata = shard.metadata();
     // Null: every partition of every topic.
     let wanted: Vec<(String, Vec<i32>)> = match body.topics {

@@ -12,9 +12,11 @@ use replication::metadata::{ClusterMetadata, TopicId};
 use replication::quorum::wire::RemoteError;
 use replication::quorum::{ControllerRequest, NO_LEADER};
 
+use replication::metadata::acl;
+
 use super::errors::{
-    ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE, INVALID_REQUEST, NONE,
-    PREFERRED_LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
+    CLUSTER_AUTHORIZATION_FAILED, ELECTION_NOT_NEEDED, ELIGIBLE_LEADERS_NOT_AVAILABLE,
+    INVALID_REQUEST, NONE, PREFERRED_LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
 };
 use super::{Handler, decode_body};
 use crate::broker::PartitionView;
@@ -128,6 +130,29 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     }
     let before = shard.metadata();
     let asked = asked(&body, &before);
+    if !shard.allowed_cluster(request, acl::operation::ALTER) {
+        // Every partition asked, and the whole request (v1+), refused.
+        let mut results: Vec<ReplicaElectionResult> = Vec::new();
+        for a in &asked {
+            let result = PartitionResult::default()
+                .with_partition_id(a.partition)
+                .with_error_code(CLUSTER_AUTHORIZATION_FAILED);
+            match results.last_mut() {
+                Some(last) if last.topic == a.topic => last.partition_result.push(result),
+                _ => results.push(
+                    ReplicaElectionResult::default()
+                        .with_topic(a.topic.clone())
+                        .with_partition_result(vec![result]),
+                ),
+            }
+        }
+        let top = if version >= 1 {
+            CLUSTER_AUTHORIZATION_FAILED
+        } else {
+            NONE
+        };
+        return respond(top, results);
+    }
     // Only partitions whose leader is to change go to the controller.
     let wanted: Vec<(TopicId, i32)> = asked
         .iter()

@@ -39,6 +39,7 @@ top_level!(
     ListTransactionsResponse,
     SaslHandshakeResponse,
     SaslAuthenticateResponse,
+    DescribeAclsResponse,
 );
 
 /// Responses with a code per item of one list (`$list`, each item's
@@ -67,6 +68,7 @@ per_item!(
     ConsumerGroupDescribeResponse => groups.error_code,
     DescribeTransactionsResponse => transaction_states.error_code,
     AlterUserScramCredentialsResponse => results.error_code,
+    CreateAclsResponse => results.error_code,
 );
 
 /// Responses with a code per partition of each topic.
@@ -93,6 +95,17 @@ per_partition!(
     TxnOffsetCommitResponse => topics.partitions,
     DescribeProducersResponse => topics.partitions,
 );
+
+impl ErrorCodes for DeleteAclsResponse {
+    fn error_codes(&self, each: &mut dyn FnMut(i16)) {
+        for result in &self.filter_results {
+            each(result.error_code);
+            for acl in &result.matching_acls {
+                each(acl.error_code);
+            }
+        }
+    }
+}
 
 impl ErrorCodes for DescribeUserScramCredentialsResponse {
     fn error_codes(&self, each: &mut dyn FnMut(i16)) {

@@ -152,6 +152,7 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::NotInTransaction { code } | PartitionError::NotReplicated { code } => *code,
         PartitionError::LeaderEpoch { asked, current } if asked < current => FENCED_LEADER_EPOCH,
         PartitionError::LeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
+        PartitionError::TopicAuthorization => TOPIC_AUTHORIZATION_FAILED,
         PartitionError::Engine(e) => match e {
             engine::Error::Batch(batch) => match batch.kind() {
                 BatchErrorKind::Corrupt => CORRUPT_MESSAGE,

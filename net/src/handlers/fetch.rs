@@ -22,7 +22,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::TopicId;
 
-use super::errors::{NONE, UNKNOWN_TOPIC_ID, partition_error_code};
+use replication::metadata::acl;
+
+use super::errors::{NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
@@ -49,7 +51,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Vec<bytes::Bytes
         Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
     loop {
-        let pass = read_all(shard, &body, version).await;
+        let pass = read_all(shard, request, &body, version).await;
         let answer = pass.total >= min_bytes.max(1)
             || pass.failed
             || pass.seen.is_empty()
@@ -102,18 +104,24 @@ const TOPIC_ID_VERSION: i16 = 13;
 /// A topic id this broker does not know: UNKNOWN_TOPIC_ID on each of its
 /// partitions, as Kafka answers (the client refreshes its metadata).
 fn unknown_topic_id(topic: &FetchTopic) -> FetchableTopicResponse {
+    failed_topic(topic, UNKNOWN_TOPIC_ID)
+}
+
+/// `topic`'s partitions, each answered `code`.
+fn failed_topic(topic: &FetchTopic, code: i16) -> FetchableTopicResponse {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
             PartitionData::default()
                 .with_partition_index(p.partition)
-                .with_error_code(UNKNOWN_TOPIC_ID)
+                .with_error_code(code)
                 .with_high_watermark(-1)
                 .with_preferred_read_replica(BrokerId(-1))
         })
         .collect();
     FetchableTopicResponse::default()
+        .with_topic(topic.topic.clone())
         .with_topic_id(topic.topic_id)
         .with_partitions(partitions)
 }
@@ -121,7 +129,7 @@ fn unknown_topic_id(topic: &FetchTopic) -> FetchableTopicResponse {
 /// Reads every requested partition: at most `max_bytes` in all (never more
 /// than the broker's `fetch.max.bytes`, whatever the client asks), or one
 /// partition's first batches if they alone are larger.
-async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
+async fn read_all(shard: &Shard, request: &Request, body: &FetchRequest, version: i16) -> Pass {
     let mut budget = usize::try_from(body.max_bytes)
         .unwrap_or(0)
         .clamp(1, FETCH_BYTES_MAX_PER_REQUEST);
@@ -143,6 +151,11 @@ async fn read_all(shard: &Shard, body: &FetchRequest, version: i16) -> Pass {
         } else {
             topic.topic.clone()
         };
+        if !shard.allowed_topic(request, acl::operation::READ, &name.0) {
+            failed = true;
+            topics.push(failed_topic(topic, TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         let ops = topic.partitions.iter().map(|p| {
             let max_bytes = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)

@@ -8,7 +8,11 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_REQUEST, NONE};
+use replication::metadata::acl;
+
+use super::errors::{
+    GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+};
 use super::{Handler, decode_body};
 use crate::broker::{BrokerView, Shard};
 use crate::frame::{FrameError, Request, encode_response};
@@ -32,7 +36,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let response = if version >= BATCHED_VERSION {
         let mut coordinators = Vec::with_capacity(body.coordinator_keys.len());
         for key in body.coordinator_keys {
-            let (found, message) = lookup(shard, body.key_type, &key, &request.listener).await;
+            let (found, message) = lookup(shard, request, body.key_type, &key).await;
             coordinators.push(
                 coordinator_entry(found)
                     .with_key(key)
@@ -41,7 +45,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         }
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (found, message) = lookup(shard, body.key_type, &body.key, &request.listener).await;
+        let (found, message) = lookup(shard, request, body.key_type, &body.key).await;
         let found = coordinator_entry(found);
         let code = found.error_code;
         FindCoordinatorResponse::default()
@@ -62,10 +66,24 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
 /// The coordinator of a key, or the error code (and message) for it.
 async fn lookup(
     shard: &Shard,
+    request: &Request,
     key_type: i8,
     key: &str,
-    listener: &str,
 ) -> (Result<BrokerView, i16>, Option<&'static str>) {
+    let listener = &request.listener;
+    // ACLs: Describe on the group or the transactional id.
+    let denied = match key_type {
+        KEY_TYPE_GROUP => (!shard.allowed_group(request, acl::operation::DESCRIBE, key))
+            .then_some(GROUP_AUTHORIZATION_FAILED),
+        KEY_TYPE_TRANSACTION => {
+            (!shard.allowed_transactional_id(request, acl::operation::DESCRIBE, key))
+                .then_some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        }
+        _ => None,
+    };
+    if let Some(code) = denied {
+        return (Err(code), Some("the principal may not describe it (ACLs)"));
+    }
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => (Err(INVALID_REQUEST), Some("the group id is empty")),
         KEY_TYPE_TRANSACTION if key.is_empty() => {

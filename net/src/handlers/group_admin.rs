@@ -16,7 +16,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_GROUP_ID, NONE, UNKNOWN_SERVER_ERROR};
+use replication::metadata::acl;
+
+use super::errors::{
+    GROUP_AUTHORIZATION_FAILED, INVALID_GROUP_ID, NONE, TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_SERVER_ERROR,
+};
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -61,6 +66,9 @@ pub async fn list(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
         .map(|s| s.to_lowercase())
         .collect();
     let types: Vec<String> = body.types_filter.iter().map(|t| t.to_lowercase()).collect();
+    // ACLs: Describe on the cluster lists every group; else only the
+    // groups the principal may describe.
+    let every = shard.allowed_cluster(request, acl::operation::DESCRIBE);
     let groups = shard
         .list_groups()
         .await
@@ -68,6 +76,7 @@ pub async fn list(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
         .filter(|g| {
             (types.is_empty() || types.iter().any(|t| t == g.group_type))
                 && (states.is_empty() || states.contains(&g.state.to_lowercase()))
+                && (every || shard.allowed_group(request, acl::operation::DESCRIBE, &g.group_id))
         })
         .map(|g| {
             ListedGroup::default()
@@ -98,6 +107,10 @@ pub async fn describe(shard: &Shard, request: &Request) -> Result<Bytes, FrameEr
             .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
         if group_id.is_empty() {
             groups.push(entry.with_error_code(INVALID_GROUP_ID));
+            continue;
+        }
+        if !shard.allowed_group(request, acl::operation::DESCRIBE, &group_id) {
+            groups.push(entry.with_error_code(GROUP_AUTHORIZATION_FAILED));
             continue;
         }
         let view = match shard.group_call(&group_id, GroupOp::Describe).await {
@@ -152,6 +165,8 @@ pub async fn delete(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     for group_id in body.groups_names {
         let code = if group_id.is_empty() {
             INVALID_GROUP_ID
+        } else if !shard.allowed_group(request, acl::operation::DELETE, &group_id) {
+            GROUP_AUTHORIZATION_FAILED
         } else {
             match shard.group_call(&group_id, GroupOp::Delete).await {
                 GroupAnswer::Codes(codes) => codes.first().copied().unwrap_or(UNKNOWN_SERVER_ERROR),
@@ -176,10 +191,19 @@ pub async fn delete(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
 pub async fn delete_offsets(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: OffsetDeleteRequest = decode_body(request)?;
+    // ACLs: Delete on the group; Read on each topic (a topic refused is
+    // answered TOPIC_AUTHORIZATION_FAILED and its offsets stay).
+    let readable: Vec<bool> = body
+        .topics
+        .iter()
+        .map(|t| shard.allowed_topic(request, acl::operation::READ, &t.name.0))
+        .collect();
     let keys: Vec<OffsetKey> = body
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| OffsetKey {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -188,6 +212,8 @@ pub async fn delete_offsets(shard: &Shard, request: &Request) -> Result<Bytes, F
         .collect();
     let response = if body.group_id.is_empty() {
         OffsetDeleteResponse::default().with_error_code(INVALID_GROUP_ID)
+    } else if !shard.allowed_group(request, acl::operation::DELETE, &body.group_id) {
+        OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED)
     } else {
         let codes = match shard
             .group_call(&body.group_id, GroupOp::DeleteOffsets(keys.clone()))
@@ -208,14 +234,20 @@ pub async fn delete_offsets(shard: &Shard, request: &Request) -> Result<Bytes, F
                 let topics = body
                     .topics
                     .into_iter()
-                    .map(|t| {
+                    .zip(readable)
+                    .map(|(t, readable)| {
                         let partitions = t
                             .partitions
                             .iter()
                             .map(|p| {
+                                let code = if readable {
+                                    codes.next().unwrap_or(UNKNOWN_SERVER_ERROR)
+                                } else {
+                                    TOPIC_AUTHORIZATION_FAILED
+                                };
                                 OffsetDeleteResponsePartition::default()
                                     .with_partition_index(p.partition_index)
-                                    .with_error_code(codes.next().unwrap_or(UNKNOWN_SERVER_ERROR))
+                                    .with_error_code(code)
                             })
                             .collect();
                         OffsetDeleteResponseTopic::default()

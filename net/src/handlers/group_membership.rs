@@ -12,12 +12,14 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{NONE, UNKNOWN_SERVER_ERROR};
+use replication::metadata::acl;
+
+use super::errors::{GROUP_AUTHORIZATION_FAILED, NONE, UNKNOWN_SERVER_ERROR};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::{GroupAnswer, GroupOp};
 use crate::frame::{FrameError, Request, encode_response};
-use crate::group::{Join, Sync};
+use crate::group::{Join, JoinReply, Sync, SyncReply};
 
 pub const JOIN: Handler = Handler {
     api_key: ApiKey::JoinGroup,
@@ -56,6 +58,9 @@ pub async fn join(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
     let version = request.version();
     let body: JoinGroupRequest = decode_body(request)?;
     let group_id = body.group_id.0.to_string();
+    // ACLs: Read on the group, for every group API of a member.
+    let permitted = shard.allowed_group(request, acl::operation::READ, &group_id);
+    let asked_member = body.member_id.to_string();
     let join = Join {
         group_id: group_id.clone(),
         member_id: body.member_id.to_string(),
@@ -82,9 +87,13 @@ pub async fn join(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
             .collect(),
         require_known_member_id: version >= KNOWN_MEMBER_ID_VERSION,
     };
-    let reply = match shard.group_call(&group_id, GroupOp::Join(join)).await {
-        GroupAnswer::Join(reply) => reply,
-        other => return unexpected(request, &other),
+    let reply = if permitted {
+        match shard.group_call(&group_id, GroupOp::Join(join)).await {
+            GroupAnswer::Join(reply) => reply,
+            other => return unexpected(request, &other),
+        }
+    } else {
+        JoinReply::error(GROUP_AUTHORIZATION_FAILED, &asked_member)
     };
     let old_names = version < NULLABLE_PROTOCOL_VERSION;
     let response = JoinGroupResponse::default()
@@ -133,9 +142,13 @@ pub async fn sync(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let reply = match shard.group_call(&group_id, GroupOp::Sync(sync)).await {
-        GroupAnswer::Sync(reply) => reply,
-        other => return unexpected(request, &other),
+    let reply = if !shard.allowed_group(request, acl::operation::READ, &group_id) {
+        SyncReply::error(GROUP_AUTHORIZATION_FAILED)
+    } else {
+        match shard.group_call(&group_id, GroupOp::Sync(sync)).await {
+            GroupAnswer::Sync(reply) => reply,
+            other => return unexpected(request, &other),
+        }
     };
     let response = SyncGroupResponse::default()
         .with_error_code(reply.error)
@@ -158,9 +171,13 @@ pub async fn heartbeat(shard: &Shard, request: &Request) -> Result<Bytes, FrameE
         instance_id: body.group_instance_id.map(|i| i.to_string()),
         generation: body.generation_id,
     };
-    let code = match shard.group_call(&body.group_id.0, op).await {
-        GroupAnswer::Codes(codes) => codes.first().copied().unwrap_or(UNKNOWN_SERVER_ERROR),
-        other => return unexpected(request, &other),
+    let code = if !shard.allowed_group(request, acl::operation::READ, &body.group_id.0) {
+        GROUP_AUTHORIZATION_FAILED
+    } else {
+        match shard.group_call(&body.group_id.0, op).await {
+            GroupAnswer::Codes(codes) => codes.first().copied().unwrap_or(UNKNOWN_SERVER_ERROR),
+            other => return unexpected(request, &other),
+        }
     };
     let response = HeartbeatResponse::default().with_error_code(code);
     encode_response(
@@ -187,6 +204,15 @@ pub async fn leave(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
     } else {
         vec![(body.member_id.to_string(), None)]
     };
+    if !shard.allowed_group(request, acl::operation::READ, &body.group_id.0) {
+        let response = LeaveGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        return encode_response(
+            ApiKey::LeaveGroup,
+            version,
+            request.correlation_id(),
+            &response,
+        );
+    }
     let codes = match shard
         .group_call(&body.group_id.0, GroupOp::Leave(leaving.clone()))
         .await

@@ -19,7 +19,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{INVALID_GROUP_ID, INVALID_REQUEST, NONE, UNKNOWN_TOPIC_OR_PARTITION};
+use replication::metadata::acl;
+
+use super::errors::{
+    GROUP_AUTHORIZATION_FAILED, INVALID_GROUP_ID, INVALID_REQUEST, NONE,
+    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -65,7 +70,7 @@ pub async fn commit(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         });
         (t.name, partitions.collect())
     });
-    let (results, offsets) = check_offsets(shard, &group_id, topics.collect());
+    let (results, offsets) = check_offsets(shard, request, &group_id, topics.collect());
     let codes = if offsets.is_empty() {
         Vec::new()
     } else {
@@ -125,11 +130,13 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
         });
         (t.name, partitions.collect())
     });
-    let (results, offsets) = check_offsets(shard, &group_id, topics.collect());
+    let (results, offsets) = check_offsets(shard, request, &group_id, topics.collect());
     let codes = if offsets.is_empty() {
         Vec::new()
     } else if transaction.0.is_empty() {
         vec![INVALID_REQUEST; offsets.len()]
+    } else if !shard.allowed_transactional_id(request, acl::operation::WRITE, &transaction.0) {
+        vec![TRANSACTIONAL_ID_AUTHORIZATION_FAILED; offsets.len()]
     } else if let Err(code) = offsets_in_transaction(shard, &transaction, &group_id).await {
         vec![code; offsets.len()]
     } else {
@@ -211,6 +218,7 @@ struct OffsetToCommit {
 /// large); the others become the offsets sent to the coordinator, in order.
 fn check_offsets(
     shard: &Shard,
+    request: &Request,
     group_id: &str,
     topics: Vec<(TopicName, Vec<OffsetToCommit>)>,
 ) -> (Outcomes, Vec<(OffsetKey, CommittedOffset)>) {
@@ -218,12 +226,19 @@ fn check_offsets(
     let now = engine::rt::wall_clock_ms();
     let mut results = Vec::with_capacity(topics.len());
     let mut offsets = Vec::new();
+    // ACLs: Read on the group, then on each topic.
+    let group_denied = !shard.allowed_group(request, acl::operation::READ, group_id);
     for (name, requested) in topics {
         let known = metadata.topic(&name.0).map_or(0, |t| t.partitions);
+        let topic_denied = !shard.allowed_topic(request, acl::operation::READ, &name.0);
         let mut partitions = Vec::with_capacity(requested.len());
         for p in requested {
             let meta = p.metadata.as_deref().unwrap_or_default();
-            let own = if group_id.is_empty() {
+            let own = if group_denied {
+                Some(GROUP_AUTHORIZATION_FAILED)
+            } else if topic_denied {
+                Some(TOPIC_AUTHORIZATION_FAILED)
+            } else if group_id.is_empty() {
                 Some(INVALID_GROUP_ID)
             } else if !(0..known).contains(&p.partition) {
                 Some(UNKNOWN_TOPIC_OR_PARTITION)
@@ -292,6 +307,7 @@ type GroupOffsets = Result<Vec<(String, Vec<Committed>)>, i16>;
 
 async fn fetch_group(
     shard: &Shard,
+    request: &Request,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
@@ -300,6 +316,12 @@ async fn fetch_group(
     if group_id.is_empty() {
         return Err(INVALID_GROUP_ID);
     }
+    // ACLs: Describe on the group; on each topic (all of a group's: the
+    // topics the principal may describe; named: the others refused).
+    if !shard.allowed_group(request, acl::operation::DESCRIBE, group_id) {
+        return Err(GROUP_AUTHORIZATION_FAILED);
+    }
+    let every_topic = topics.is_none();
     let keys = topics.as_ref().map(|topics| {
         topics
             .iter()
@@ -323,6 +345,13 @@ async fn fetch_group(
     };
     let mut by_topic: Vec<(String, Vec<Committed>)> = Vec::new();
     for (key, value, error) in found {
+        let (value, error) = if shard.allowed_topic(request, acl::operation::DESCRIBE, &key.topic) {
+            (value, error)
+        } else if every_topic {
+            continue;
+        } else {
+            (None, TOPIC_AUTHORIZATION_FAILED)
+        };
         let entry = match value {
             Some(v) => Committed {
                 partition: key.partition,
@@ -392,6 +421,7 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                 .map(|id| (id.to_string(), group.member_epoch));
             let fetched = fetch_group(
                 shard,
+                request,
                 &group.group_id.0,
                 topics,
                 body.require_stable,
@@ -415,7 +445,16 @@ pub async fn fetch(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        match fetch_group(shard, &body.group_id.0, topics, body.require_stable, None).await {
+        match fetch_group(
+            shard,
+            request,
+            &body.group_id.0,
+            topics,
+            body.require_stable,
+            None,
+        )
+        .await
+        {
             Err(code) => OffsetFetchResponse::default().with_error_code(code),
             Ok(found) => OffsetFetchResponse::default()
                 .with_error_code(NONE)

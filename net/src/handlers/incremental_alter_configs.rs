@@ -13,6 +13,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use replication::metadata::acl;
+
 use super::config_resource::{Resource, ResourceError, alter, resource, topic_key};
 use super::errors::{INVALID_CONFIG, NONE};
 use super::{Handler, decode_body};
@@ -74,7 +76,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
     let mut responses = Vec::with_capacity(body.resources.len());
     for wanted in body.resources {
         let outcome: Result<(), ResourceError> = async {
-            let resource = resource(shard, wanted.resource_type, &wanted.resource_name)?;
+            let resource = resource(
+                shard,
+                request,
+                acl::operation::ALTER_CONFIGS,
+                wanted.resource_type,
+                &wanted.resource_name,
+            )?;
             let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
             for config in &wanted.configs {
                 let key = topic_key(&resource, &config.name)?.to_string();

@@ -11,7 +11,12 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::errors::{INVALID_REQUEST, NONE, UNKNOWN_SERVER_ERROR, command_error_code};
+use replication::metadata::acl;
+
+use super::errors::{
+    CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNKNOWN_SERVER_ERROR, command_error_code,
+};
 use super::transactions::valid_transactional_id;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -40,6 +45,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         // Kafka: an empty transactional id is no id at all.
         if !valid_transactional_id(id) {
             refused(INVALID_REQUEST)
+        } else if !shard.allowed_transactional_id(request, acl::operation::WRITE, id) {
+            refused(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         } else {
             let expected =
                 (body.producer_id.0 >= 0).then_some((body.producer_id.0, body.producer_epoch));
@@ -56,6 +63,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
                 TxnAnswer::Codes(_) | TxnAnswer::Described(_) => refused(UNKNOWN_SERVER_ERROR),
             }
         }
+    } else if !shard.allowed_cluster(request, acl::operation::IDEMPOTENT_WRITE)
+        && !shard.allowed_any(request, acl::operation::WRITE, acl::resource::TOPIC)
+    {
+        // ACLs: IdempotentWrite on the cluster, or Write on any topic.
+        refused(CLUSTER_AUTHORIZATION_FAILED)
     } else {
         match shard.new_producer_id().await {
             Ok(id) => InitProducerIdResponse::default()

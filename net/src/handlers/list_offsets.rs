@@ -6,6 +6,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
+use replication::metadata::acl;
+
 use super::errors::{NONE, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -43,7 +45,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
             )
         });
         let partitions = shard
-            .per_partition(&topic.name.0, ops)
+            .per_partition_as(request, acl::operation::DESCRIBE, &topic.name.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {

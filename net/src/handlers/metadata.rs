@@ -13,8 +13,11 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{ClusterMetadata, Command, TopicId, TopicMetadata};
 
+use replication::metadata::acl;
+
 use super::errors::{
-    LEADER_NOT_AVAILABLE, NONE, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, command_error_code,
+    LEADER_NOT_AVAILABLE, NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID,
+    UNKNOWN_TOPIC_OR_PARTITION, command_error_code,
 };
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -57,33 +60,25 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         allow_create,
         "metadata request"
     );
+    // ACLs: a topic the principal may not describe is left out of "all
+    // topics" and answered TOPIC_AUTHORIZATION_FAILED when named (whether
+    // it exists or not); creating one needs Create on the cluster or it.
+    let describable = |name: &str| shard.allowed_topic(request, acl::operation::DESCRIBE, name);
     let mut create_errors = Vec::new();
     if let (Some(names), true) = (
         &requested,
         allow_create && shard.settings.auto_create_topics,
     ) {
-        let missing: Vec<String> = names
-            .iter()
-            .filter(|n| metadata.topic(n).is_none())
-            .cloned()
-            .collect();
-        for name in missing {
-            let command = Command::CreateTopic {
-                name: name.clone(),
-                partitions: shard.settings.num_partitions,
-                replication_factor: -1,
-                configs: Default::default(),
-            };
-            match shard.execute(command).await {
-                Ok(state) => metadata = state,
-                Err(e) => create_errors.push((name, command_error_code(&e))),
-            }
-        }
+        (metadata, create_errors) = auto_create(shard, request, names, metadata).await;
     }
     let by_id = by_id.into_iter().map(|id| match metadata.topic_by_id(id) {
-        Some(topic) => topic_entry(shard, &metadata, topic),
-        None => MetadataResponseTopic::default()
-            .with_error_code(UNKNOWN_TOPIC_ID)
+        Some(topic) if describable(&topic.name) => topic_entry(shard, &metadata, topic),
+        found => MetadataResponseTopic::default()
+            .with_error_code(if found.is_some() {
+                TOPIC_AUTHORIZATION_FAILED
+            } else {
+                UNKNOWN_TOPIC_ID
+            })
             // Null from v12 (Kafka's answer), empty before.
             .with_name((version < 12).then(|| TopicName(StrBytes::default())))
             .with_topic_id(uuid::Uuid::from_bytes(id.0)),
@@ -93,12 +88,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         Some(names) => names
             .iter()
             .map(|name| match metadata.topic(name) {
-                Some(topic) => topic_entry(shard, &metadata, topic),
-                None => {
-                    let code = create_errors
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(UNKNOWN_TOPIC_OR_PARTITION, |e| e.1);
+                Some(topic) if describable(name) => topic_entry(shard, &metadata, topic),
+                _ => {
+                    let code = if !describable(name) {
+                        TOPIC_AUTHORIZATION_FAILED
+                    } else {
+                        create_errors
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or(UNKNOWN_TOPIC_OR_PARTITION, |e| e.1)
+                    };
                     MetadataResponseTopic::default()
                         .with_error_code(code)
                         .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
@@ -107,6 +106,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
             .collect(),
         None => metadata
             .topics()
+            .filter(|topic| describable(&topic.name))
             .map(|topic| topic_entry(shard, &metadata, topic))
             .collect(),
     };
@@ -118,6 +118,41 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Bytes, FrameErro
         request.correlation_id(),
         &response,
     )
+}
+
+/// Creates the topics of `names` that do not exist and the principal may
+/// describe and create (Create on the cluster or the topic); the state
+/// after, and the codes of those that failed.
+async fn auto_create(
+    shard: &Shard,
+    request: &Request,
+    names: &[String],
+    mut metadata: std::sync::Arc<ClusterMetadata>,
+) -> (std::sync::Arc<ClusterMetadata>, Vec<(String, i16)>) {
+    let permitted = |name: &str| {
+        shard.allowed_topic(request, acl::operation::DESCRIBE, name)
+            && (shard.allowed_cluster(request, acl::operation::CREATE)
+                || shard.allowed_topic(request, acl::operation::CREATE, name))
+    };
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| metadata.topic(n).is_none() && permitted(n))
+        .cloned()
+        .collect();
+    let mut errors = Vec::new();
+    for name in missing {
+        let command = Command::CreateTopic {
+            name: name.clone(),
+            partitions: shard.settings.num_partitions,
+            replication_factor: -1,
+            configs: Default::default(),
+        };
+        match shard.execute(command).await {
+            Ok(state) => metadata = state,
+            Err(e) => errors.push((name, command_error_code(&e))),
+        }
+    }
+    (metadata, errors)
 }
 
 fn response(

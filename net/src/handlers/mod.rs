@@ -2,6 +2,7 @@
 //! ApiVersions advertises exactly this table, so an API is advertised only
 //! once its handler is here.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod broker_configs;
@@ -63,6 +64,9 @@ pub const HANDLERS: &[Handler] = &[
     sasl::AUTHENTICATE,
     user_scram::DESCRIBE,
     user_scram::ALTER,
+    acls::DESCRIBE,
+    acls::CREATE,
+    acls::DELETE,
     create_topics::HANDLER,
     delete_topics::HANDLER,
     create_partitions::HANDLER,
@@ -190,6 +194,9 @@ pub async fn dispatch(shard: &Shard, request: &Request) -> Outcome {
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request).await,
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
         ApiKey::DescribeUserScramCredentials => user_scram::describe(shard, request),
+        ApiKey::DescribeAcls => acls::describe(shard, request),
+        ApiKey::CreateAcls => acls::create(shard, request).await,
+        ApiKey::DeleteAcls => acls::delete(shard, request).await,
         ApiKey::AlterUserScramCredentials => user_scram::alter(shard, request).await,
         ApiKey::AlterPartitionReassignments => reassignments::alter(shard, request).await,
         ApiKey::ListPartitionReassignments => reassignments::list(shard, request),

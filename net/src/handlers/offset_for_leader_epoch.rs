@@ -11,6 +11,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use replication::metadata::acl;
+
 use super::errors::{NONE, partition_error_code};
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -39,7 +41,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<bytes::Bytes, Fr
             (p.partition, op)
         });
         let partitions = shard
-            .per_partition(&topic.topic.0, ops)
+            .per_partition_as(request, acl::operation::DESCRIBE, &topic.topic.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {

@@ -14,9 +14,12 @@ use futures::future::{LocalBoxFuture, join_all};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
+use replication::metadata::acl;
+
 use super::errors::{
     CORRUPT_MESSAGE, INVALID_REQUIRED_ACKS, INVALID_TOPIC_EXCEPTION, NONE, NOT_LEADER_OR_FOLLOWER,
-    UNKNOWN_SERVER_ERROR, partition_error_code,
+    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNKNOWN_SERVER_ERROR,
+    partition_error_code,
 };
 use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
@@ -46,15 +49,30 @@ pub async fn handle(
     let body: ProduceRequest = decode_body(request)?;
     let acks = body.acks;
     let transactional_id = body.transactional_id.map(|id| id.0.to_string());
+    // ACLs: Write on the transactional id (every partition fails without
+    // it), and on each topic.
+    let id_denied = transactional_id
+        .as_ref()
+        .is_some_and(|id| !shard.allowed_transactional_id(request, acl::operation::WRITE, id));
     let mut topics = Vec::with_capacity(body.topic_data.len());
     for topic in body.topic_data {
         let name = topic.name.0.to_string();
         // Only the coordinators write their internal topics.
         let internal = name == OFFSETS_TOPIC || name == TRANSACTION_TOPIC;
+        let denied = if id_denied {
+            Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !shard.allowed_topic(request, acl::operation::WRITE, &name) {
+            Some(TOPIC_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
         let calls = topic.partition_data.into_iter().map(|data| {
             let tp = TopicPartition::new(name.clone(), data.index);
             let transactional_id = transactional_id.clone();
             async move {
+                if let Some(code) = denied {
+                    return (data.index, Err(code));
+                }
                 if internal {
                     return (data.index, Err(INVALID_TOPIC_EXCEPTION));
                 }

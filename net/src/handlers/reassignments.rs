@@ -20,8 +20,11 @@ use kafka_protocol::protocol::StrBytes;
 use replication::metadata::{ClusterMetadata, PartitionState};
 use replication::quorum::ControllerRequest;
 
+use replication::metadata::acl;
+
 use super::errors::{
-    INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS, NONE, UNKNOWN_TOPIC_OR_PARTITION,
+    CLUSTER_AUTHORIZATION_FAILED, INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS, NONE,
+    UNKNOWN_TOPIC_OR_PARTITION,
 };
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -48,6 +51,17 @@ pub async fn alter(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
     let body: AlterPartitionReassignmentsRequest = decode_body(request)?;
     // Before v1 the replication factor may always change.
     let allow_change = version == 0 || body.allow_replication_factor_change;
+    if !shard.allowed_cluster(request, acl::operation::ALTER) {
+        let response = AlterPartitionReassignmentsResponse::default()
+            .with_allow_replication_factor_change(allow_change)
+            .with_error_code(CLUSTER_AUTHORIZATION_FAILED);
+        return encode_response(
+            ApiKey::AlterPartitionReassignments,
+            version,
+            request.correlation_id(),
+            &response,
+        );
+    }
     let mut responses = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -134,6 +148,16 @@ async fn reassign(
 
 pub fn list(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let body: ListPartitionReassignmentsRequest = decode_body(request)?;
+    if !shard.allowed_cluster(request, acl::operation::DESCRIBE) {
+        let response = ListPartitionReassignmentsResponse::default()
+            .with_error_code(CLUSTER_AUTHORIZATION_FAILED);
+        return encode_response(
+            ApiKey::ListPartitionReassignments,
+            request.version(),
+            request.correlation_id(),
+            &response,
+        );
+    }
     let metadata = shard.metadata();
     let topics = match &body.topics {
         Some(topics) => topics

@@ -29,8 +29,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use replication::metadata::acl;
+
 use super::errors::{
-    CLUSTER_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE, OPERATION_NOT_ATTEMPTED,
+    CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, NONE,
+    OPERATION_NOT_ATTEMPTED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     TRANSACTIONAL_ID_NOT_FOUND, UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
     partition_error_code,
 };
@@ -102,11 +105,17 @@ pub fn valid_transactional_id(id: &str) -> bool {
 pub async fn add_partitions(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: AddPartitionsToTxnRequest = decode_body(request)?;
-    let response = if version >= BATCHED_VERSION {
+    let response = if version >= BATCHED_VERSION
+        && !shard.allowed_cluster(request, acl::operation::CLUSTER_ACTION)
+    {
+        // Brokers' verification (KIP-890): ClusterAction on the cluster.
+        AddPartitionsToTxnResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+    } else if version >= BATCHED_VERSION {
         let mut results = Vec::with_capacity(body.transactions.len());
         for txn in body.transactions {
             let topics = add_one(
                 shard,
+                None,
                 &txn.transactional_id,
                 txn.producer_id.0,
                 txn.producer_epoch,
@@ -126,6 +135,7 @@ pub async fn add_partitions(shard: &Shard, request: &Request) -> Result<Bytes, F
     } else {
         let topics = add_one(
             shard,
+            Some(request),
             &body.v3_and_below_transactional_id,
             body.v3_and_below_producer_id.0,
             body.v3_and_below_producer_epoch,
@@ -146,8 +156,11 @@ pub async fn add_partitions(shard: &Shard, request: &Request) -> Result<Bytes, F
 /// One transaction's AddPartitionsToTxn: unknown partitions are
 /// UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as
 /// in Kafka; else the coordinator's code (or per partition, verifying).
+/// A client's (`request`) needs Write on the transactional id and on
+/// each topic (TOPIC_AUTHORIZATION_FAILED, the others not attempted).
 async fn add_one(
     shard: &Shard,
+    request: Option<&Request>,
     transactional_id: &TransactionalId,
     producer_id: i64,
     epoch: i16,
@@ -162,8 +175,26 @@ async fn add_one(
     let unknown = |(topic, partition): &TxnPartition| {
         !(0..metadata.topic(topic).map_or(0, |t| t.partitions)).contains(partition)
     };
+    let write = acl::operation::WRITE;
+    let id_denied =
+        request.is_some_and(|r| !shard.allowed_transactional_id(r, write, transactional_id));
+    let topic_denied =
+        |(topic, _): &TxnPartition| request.is_some_and(|r| !shard.allowed_topic(r, write, topic));
     let codes: Vec<i16> = if !valid_transactional_id(transactional_id) {
         vec![INVALID_REQUEST; requested.len()]
+    } else if id_denied {
+        vec![TRANSACTIONAL_ID_AUTHORIZATION_FAILED; requested.len()]
+    } else if requested.iter().any(topic_denied) {
+        requested
+            .iter()
+            .map(|p| {
+                if topic_denied(p) {
+                    TOPIC_AUTHORIZATION_FAILED
+                } else {
+                    OPERATION_NOT_ATTEMPTED
+                }
+            })
+            .collect()
     } else if requested.iter().any(unknown) {
         requested
             .iter()
@@ -224,6 +255,14 @@ pub async fn add_offsets(shard: &Shard, request: &Request) -> Result<Bytes, Fram
     let body: AddOffsetsToTxnRequest = decode_body(request)?;
     let code = if !valid_transactional_id(&body.transactional_id) || body.group_id.is_empty() {
         INVALID_REQUEST
+    } else if !shard.allowed_transactional_id(
+        request,
+        acl::operation::WRITE,
+        &body.transactional_id,
+    ) {
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    } else if !shard.allowed_group(request, acl::operation::READ, &body.group_id) {
+        GROUP_AUTHORIZATION_FAILED
     } else {
         match shard.offsets_topic_partitions().await {
             Err(code) => code,
@@ -251,15 +290,21 @@ pub async fn add_offsets(shard: &Shard, request: &Request) -> Result<Bytes, Fram
 pub async fn end(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: EndTxnRequest = decode_body(request)?;
-    let code = if valid_transactional_id(&body.transactional_id) {
+    let code = if !valid_transactional_id(&body.transactional_id) {
+        INVALID_REQUEST
+    } else if !shard.allowed_transactional_id(
+        request,
+        acl::operation::WRITE,
+        &body.transactional_id,
+    ) {
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    } else {
         let op = TxnOp::EndTxn {
             producer_id: body.producer_id.0,
             epoch: body.producer_epoch,
             commit: body.committed,
         };
         code_of(shard.txn_call(&body.transactional_id, op).await)
-    } else {
-        INVALID_REQUEST
     };
     let response = EndTxnResponse::default()
         .with_error_code(code)
@@ -274,12 +319,13 @@ pub async fn end(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> 
 /// (NOT_LEADER_OR_FOLLOWER where this broker does not lead it: the
 /// coordinator asks the leader again). A broker alone has no peer to send
 /// it: every partition is CLUSTER_AUTHORIZATION_FAILED there, so no client
-/// can end another's transaction. (In a cluster, as in Kafka without an
-/// authorizer, the listener takes it from anyone: ACLs are issue 17.)
+/// can end another's transaction. In a cluster it needs ClusterAction on
+/// the cluster (with an authorizer; as in Kafka, anyone without one).
 pub async fn write_markers(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let version = request.version();
     let body: WriteTxnMarkersRequest = decode_body(request)?;
-    let refused = !shard.in_cluster();
+    let refused =
+        !shard.in_cluster() || !shard.allowed_cluster(request, acl::operation::CLUSTER_ACTION);
     let mut results = Vec::with_capacity(body.markers.len());
     for marker in body.markers {
         let op = || PartitionOp::WriteMarker {
@@ -335,6 +381,10 @@ pub async fn describe(shard: &Shard, request: &Request) -> Result<Bytes, FrameEr
     let mut states = Vec::with_capacity(body.transactional_ids.len());
     for id in body.transactional_ids {
         let entry = TransactionState::default().with_transactional_id(id.clone());
+        if !shard.allowed_transactional_id(request, acl::operation::DESCRIBE, &id) {
+            states.push(entry.with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
+            continue;
+        }
         let described = if valid_transactional_id(&id) {
             shard.txn_call(&id, TxnOp::Describe).await
         } else {
@@ -407,6 +457,10 @@ pub async fn list(shard: &Shard, request: &Request) -> Result<Bytes, FrameError>
         .list_transactions()
         .await
         .into_iter()
+        // ACLs: only the transactional ids the principal may describe.
+        .filter(|t| {
+            shard.allowed_transactional_id(request, acl::operation::DESCRIBE, &t.transactional_id)
+        })
         .filter(|t| {
             body.state_filters.is_empty()
                 || body
@@ -457,7 +511,7 @@ pub async fn describe_producers(shard: &Shard, request: &Request) -> Result<Byte
             .partition(|p| (0..known).contains(*p));
         let ops = existing.iter().map(|&p| (p, PartitionOp::Producers));
         let mut partitions: Vec<PartitionResponse> = shard
-            .per_partition(&topic.name.0, ops)
+            .per_partition_as(request, acl::operation::READ, &topic.name.0, ops)
             .await
             .into_iter()
             .map(|(index, result)| {

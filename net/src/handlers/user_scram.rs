@@ -25,11 +25,11 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use replication::metadata::Command;
+use replication::metadata::{Command, acl};
 
 use super::errors::{
-    DUPLICATE_RESOURCE, NONE, RESOURCE_NOT_FOUND, UNACCEPTABLE_CREDENTIAL,
-    UNSUPPORTED_SASL_MECHANISM, command_error_code,
+    CLUSTER_AUTHORIZATION_FAILED, DUPLICATE_RESOURCE, NONE, RESOURCE_NOT_FOUND,
+    UNACCEPTABLE_CREDENTIAL, UNSUPPORTED_SASL_MECHANISM, command_error_code,
 };
 use super::{Handler, decode_body};
 use crate::broker::Shard;
@@ -133,9 +133,15 @@ pub async fn alter(shard: &Shard, request: &Request) -> Result<Bytes, FrameError
             commands.push(command);
         }
     }
+    let permitted = shard.allowed_cluster(request, acl::operation::ALTER);
     let mut results = Vec::with_capacity(users.len());
     for (index, (user, commands)) in users.into_iter().enumerate() {
-        let outcome = if duplicated.contains(&index) {
+        let outcome = if !permitted {
+            Err((
+                CLUSTER_AUTHORIZATION_FAILED,
+                "the principal may not alter users' credentials".into(),
+            ))
+        } else if duplicated.contains(&index) {
             Err((
                 DUPLICATE_RESOURCE,
                 "a user's credential for a mechanism is altered twice in one request".into(),
@@ -182,6 +188,19 @@ fn user_result(user: &str, outcome: Result<(), Refusal>) -> AlterUserScramCreden
 
 pub fn describe(shard: &Shard, request: &Request) -> Result<Bytes, FrameError> {
     let body: DescribeUserScramCredentialsRequest = decode_body(request)?;
+    if !shard.allowed_cluster(request, acl::operation::DESCRIBE) {
+        let response = DescribeUserScramCredentialsResponse::default()
+            .with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "the principal may not describe users' credentials",
+            )));
+        return encode_response(
+            ApiKey::DescribeUserScramCredentials,
+            request.version(),
+            request.correlation_id(),
+            &response,
+        );
+    }
     let metadata = shard.metadata();
     let mut credentials: BTreeMap<&str, Vec<CredentialInfo>> = BTreeMap::new();
     for (user, mechanism, stored) in metadata.scram_credentials() {

@@ -183,7 +183,7 @@ pub(super) async fn run(
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (stream, principal) = match &settings.tls {
-        None => (Stream::Plain(stream), "User:ANONYMOUS".to_string()),
+        None => (Stream::Plain(stream), crate::frame::ANONYMOUS.to_string()),
         Some(tls) => match super::tls::accept(stream, tls, &peer).await {
             Some(done) => done,
             None => return,
@@ -256,9 +256,11 @@ impl Budgets {
 
 /// A SaslHandshake or SaslAuthenticate on this connection: its outcome,
 /// and whether the connection closes after it.
+/// `principal` becomes the one it authenticated.
 async fn serve_sasl(
     request: &crate::frame::Request,
     state: &mut crate::handlers::sasl::SaslState,
+    principal: &mut std::sync::Arc<str>,
     settings: &Settings,
     shard: &Shard,
     peer: &str,
@@ -269,17 +271,48 @@ async fn serve_sasl(
     if let Some(why) = &answer.failure {
         sasl::log_failure("SASL authentication failed", peer, why);
     }
-    if let Some(principal) = state.principal()
+    if let Some(now) = state.principal()
         && !answer.close
         && request.api_key == kafka_protocol::messages::ApiKey::SaslAuthenticate
     {
-        tracing::debug!(%peer, %principal, "authenticated");
+        tracing::debug!(%peer, principal = now, "authenticated");
+        if **principal != *now {
+            *principal = std::sync::Arc::from(now);
+        }
     }
     let outcome = match answer.frame {
         Ok(frame) => Outcome::Respond(frame),
         Err(e) => Outcome::Close(e),
     };
     (outcome, answer.close)
+}
+
+/// The request in `frame`, stamped with where it came from and who sent
+/// it; `None` (logged) when it does not decode.
+fn stamped(
+    frame: Bytes,
+    connection: Peer<'_>,
+    listener: &std::sync::Arc<str>,
+    principal: &std::sync::Arc<str>,
+) -> Option<crate::frame::Request> {
+    let api_key = frame
+        .first_chunk::<2>()
+        .and_then(|key| kafka_protocol::messages::ApiKey::try_from(i16::from_be_bytes(*key)).ok());
+    match decode_request(frame) {
+        Ok(mut request) => {
+            request.client_host = connection.host.to_string();
+            request.listener = std::sync::Arc::clone(listener);
+            request.principal = std::sync::Arc::clone(principal);
+            Some(request)
+        }
+        Err(e) => {
+            if let Some(api_key) = api_key {
+                crate::metrics::record_failure(api_key);
+            }
+            tracing::warn!(peer = connection.addr, error = %e, "bad request; closing connection");
+            None
+        }
+    }
 }
 
 /// Whether the connection's SASL state lets a request of `api_key` be
@@ -352,6 +385,9 @@ async fn read_requests(
         Some(_) => SaslState::Start,
         None => SaslState::Off,
     };
+    // The principal the requests carry: the certificate's (or anonymous)
+    // until SASL authenticates.
+    let mut principal: std::sync::Arc<str> = std::sync::Arc::from(connection.principal);
     loop {
         let bytes_max = sasl_state.frame_bytes_max(request_bytes_max);
         let Some((frame, permits)) = next_frame(&mut reader, bytes_max, budgets, peer).await else {
@@ -363,22 +399,8 @@ async fn read_requests(
             crate::metrics::Queued::enter(crate::metrics::Queue::Requests),
         );
         let read = Instant::now();
-        let api_key = frame.first_chunk::<2>().and_then(|key| {
-            kafka_protocol::messages::ApiKey::try_from(i16::from_be_bytes(*key)).ok()
-        });
-        let request = match decode_request(frame) {
-            Ok(mut request) => {
-                request.client_host = connection.host.to_string();
-                request.listener = std::sync::Arc::clone(&settings.listener);
-                request
-            }
-            Err(e) => {
-                if let Some(api_key) = api_key {
-                    crate::metrics::record_failure(api_key);
-                }
-                tracing::warn!(%peer, error = %e, "bad request; closing connection");
-                return;
-            }
+        let Some(request) = stamped(frame, connection, &settings.listener, &principal) else {
+            return;
         };
         if !admitted(&sasl_state, request.api_key, peer) {
             return;
@@ -388,7 +410,7 @@ async fn read_requests(
         };
         tracing::trace!(
             %peer,
-            principal = connection.principal,
+            principal = &*request.principal,
             api = ?request.api_key,
             version = request.version(),
             correlation = request.correlation_id(),
@@ -399,8 +421,15 @@ async fn read_requests(
             request.api_key,
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
         ) {
-            let (outcome, close) =
-                serve_sasl(&request, &mut sasl_state, settings, shard, peer).await;
+            let (outcome, close) = serve_sasl(
+                &request,
+                &mut sasl_state,
+                &mut principal,
+                settings,
+                shard,
+                peer,
+            )
+            .await;
             close_after = close;
             outcome
         } else {

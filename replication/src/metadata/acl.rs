@@ -154,7 +154,8 @@ impl AclFilter {
     }
 
     pub fn matches(&self, acl: &AclBinding) -> bool {
-        let field = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+        let field =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
         let any_or = |filter: i8, any: i8, value: i8| filter == any || filter == value;
         let resource_name = match (self.pattern_type, &self.resource_name) {
             (_, None) => true,
@@ -229,6 +230,39 @@ pub fn authorize<'a>(
     allowed || (!any_acl && config.allow_if_no_acl)
 }
 
+/// Whether `principal` from `host` may do `op` on some resource of
+/// `resource_type` (Kafka's `authorizeByResourceType`, as an idempotent
+/// producer's InitProducerId asks for Write on any topic): an allow names
+/// one, and no deny covers every one (a literal `*`).
+pub fn authorize_any<'a>(
+    config: &AuthorizerConfig,
+    acls: impl Iterator<Item = &'a AclBinding> + Clone,
+    principal: &str,
+    host: &str,
+    op: i8,
+    resource_type: i8,
+) -> bool {
+    if config.super_users.iter().any(|s| s == principal) {
+        return true;
+    }
+    let applies = |acl: &AclBinding| {
+        acl.resource_type == resource_type
+            && (acl.principal == principal || acl.principal == "User:*")
+            && (acl.host == host || acl.host == WILDCARD)
+    };
+    let denied_everywhere = acls.clone().any(|acl| {
+        applies(acl)
+            && acl.permission == permission::DENY
+            && (acl.operation == op || acl.operation == operation::ALL)
+            && acl.pattern_type == pattern::LITERAL
+            && acl.resource_name == WILDCARD
+    });
+    !denied_everywhere
+        && acls.into_iter().any(|acl| {
+            applies(acl) && acl.permission == permission::ALLOW && implies(acl.operation, op)
+        })
+}
+
 /// Whether an allow of `granted` allows `op`.
 fn implies(granted: i8, op: i8) -> bool {
     use operation::*;
@@ -259,12 +293,54 @@ mod tests {
         use operation::*;
         use permission::*;
         let acls = [
-            acl(resource::TOPIC, "orders", pattern::LITERAL, "User:alice", WRITE, ALLOW),
-            acl(resource::TOPIC, "orders", pattern::LITERAL, "User:alice", READ, DENY),
-            acl(resource::TOPIC, "ticks-", pattern::PREFIXED, "User:*", READ, ALLOW),
-            acl(resource::TOPIC, "ticks-secret", pattern::LITERAL, "User:bob", ALL, DENY),
-            acl(resource::GROUP, "*", pattern::LITERAL, "User:bob", ALL, ALLOW),
-            acl(resource::TOPIC, "cfg", pattern::LITERAL, "User:carol", ALTER_CONFIGS, ALLOW),
+            acl(
+                resource::TOPIC,
+                "orders",
+                pattern::LITERAL,
+                "User:alice",
+                WRITE,
+                ALLOW,
+            ),
+            acl(
+                resource::TOPIC,
+                "orders",
+                pattern::LITERAL,
+                "User:alice",
+                READ,
+                DENY,
+            ),
+            acl(
+                resource::TOPIC,
+                "ticks-",
+                pattern::PREFIXED,
+                "User:*",
+                READ,
+                ALLOW,
+            ),
+            acl(
+                resource::TOPIC,
+                "ticks-secret",
+                pattern::LITERAL,
+                "User:bob",
+                ALL,
+                DENY,
+            ),
+            acl(
+                resource::GROUP,
+                "*",
+                pattern::LITERAL,
+                "User:bob",
+                ALL,
+                ALLOW,
+            ),
+            acl(
+                resource::TOPIC,
+                "cfg",
+                pattern::LITERAL,
+                "User:carol",
+                ALTER_CONFIGS,
+                ALLOW,
+            ),
         ];
         let config = AuthorizerConfig {
             super_users: vec!["User:admin".into()],
@@ -274,34 +350,102 @@ mod tests {
             authorize(&config, acls.iter(), principal, "10.0.0.1", op, rt, name)
         };
         assert!(may("User:alice", WRITE, resource::TOPIC, "orders"));
-        assert!(may("User:alice", DESCRIBE, resource::TOPIC, "orders"), "write implies describe");
-        assert!(!may("User:alice", READ, resource::TOPIC, "orders"), "denied");
-        assert!(!may("User:bob", WRITE, resource::TOPIC, "orders"), "no acl for bob");
-        assert!(may("User:bob", READ, resource::TOPIC, "ticks-eu"), "prefix, any user");
-        assert!(!may("User:bob", READ, resource::TOPIC, "ticks-secret"), "deny wins");
+        assert!(
+            may("User:alice", DESCRIBE, resource::TOPIC, "orders"),
+            "write implies describe"
+        );
+        assert!(
+            !may("User:alice", READ, resource::TOPIC, "orders"),
+            "denied"
+        );
+        assert!(
+            !may("User:bob", WRITE, resource::TOPIC, "orders"),
+            "no acl for bob"
+        );
+        assert!(
+            may("User:bob", READ, resource::TOPIC, "ticks-eu"),
+            "prefix, any user"
+        );
+        assert!(
+            !may("User:bob", READ, resource::TOPIC, "ticks-secret"),
+            "deny wins"
+        );
         assert!(may("User:alice", READ, resource::TOPIC, "ticks-secret"));
-        assert!(may("User:bob", READ, resource::GROUP, "anything"), "wildcard");
+        assert!(
+            may("User:bob", READ, resource::GROUP, "anything"),
+            "wildcard"
+        );
         assert!(may("User:carol", DESCRIBE_CONFIGS, resource::TOPIC, "cfg"));
         assert!(!may("User:carol", DESCRIBE, resource::TOPIC, "cfg"));
-        assert!(may("User:admin", DELETE, resource::CLUSTER, CLUSTER_NAME), "super user");
+        assert!(
+            may("User:admin", DELETE, resource::CLUSTER, CLUSTER_NAME),
+            "super user"
+        );
         assert!(!may("User:alice", CREATE, resource::TOPIC, "fresh"));
+    }
+
+    #[test]
+    fn resources_no_acl_names_are_open_only_when_configured() {
+        use operation::*;
+        use permission::*;
+        let acls = [acl(
+            resource::TOPIC,
+            "orders",
+            pattern::LITERAL,
+            "User:alice",
+            WRITE,
+            ALLOW,
+        )];
+        let config = AuthorizerConfig::default();
         let open = AuthorizerConfig {
             allow_if_no_acl: true,
             ..config.clone()
         };
         let may_open = |principal: &str, name: &str| {
-            authorize(&open, acls.iter(), principal, "h", CREATE, resource::TOPIC, name)
+            authorize(
+                &open,
+                acls.iter(),
+                principal,
+                "h",
+                CREATE,
+                resource::TOPIC,
+                name,
+            )
         };
         assert!(may_open("User:alice", "fresh"), "no acl names it");
         assert!(!may_open("User:bob", "orders"), "acls name it");
+        let closed = authorize(
+            &config,
+            acls.iter(),
+            "User:a",
+            "h",
+            CREATE,
+            resource::TOPIC,
+            "x",
+        );
+        assert!(!closed, "allow.everyone.if.no.acl.found is off by default");
     }
 
     #[test]
     fn filters_match_as_describe_and_delete_acls_do() {
         use operation::*;
         use permission::*;
-        let literal = acl(resource::TOPIC, "orders", pattern::LITERAL, "User:alice", READ, ALLOW);
-        let prefixed = acl(resource::TOPIC, "ord", pattern::PREFIXED, "User:bob", WRITE, DENY);
+        let literal = acl(
+            resource::TOPIC,
+            "orders",
+            pattern::LITERAL,
+            "User:alice",
+            READ,
+            ALLOW,
+        );
+        let prefixed = acl(
+            resource::TOPIC,
+            "ord",
+            pattern::PREFIXED,
+            "User:bob",
+            WRITE,
+            DENY,
+        );
         let everything = AclFilter {
             resource_type: resource::ANY,
             resource_name: None,
@@ -330,7 +474,14 @@ mod tests {
         };
         assert!(!bobs.matches(&literal) && bobs.matches(&prefixed));
         assert_eq!(literal.invalid(), None);
-        let cluster = acl(resource::CLUSTER, "other", pattern::LITERAL, "User:a", ALTER, ALLOW);
+        let cluster = acl(
+            resource::CLUSTER,
+            "other",
+            pattern::LITERAL,
+            "User:a",
+            ALTER,
+            ALLOW,
+        );
         assert!(cluster.invalid().is_some());
         let no_type = acl(resource::TOPIC, "t", pattern::LITERAL, "alice", READ, ALLOW);
         assert!(no_type.invalid().is_some());

@@ -312,20 +312,7 @@ impl ClusterMetadata {
                 configs,
                 ..
             } => {
-                validate_topic_name(&name)?;
-                if self.topics.contains_key(&name) {
-                    return Err(MetadataError::TopicExists(name));
-                }
-                if !(1..=PARTITIONS_MAX).contains(&partitions) {
-                    return Err(MetadataError::InvalidPartitions {
-                        name,
-                        requested: partitions,
-                        current: 0,
-                    });
-                }
-                if new_topic_id == TopicId::ZERO || self.topic_by_id(new_topic_id).is_some() {
-                    return Err(MetadataError::TopicIdInUse);
-                }
+                self.check_new_topic(&name, partitions, new_topic_id)?;
                 Ok(MetadataRecord::TopicCreated {
                     name,
                     topic_id: new_topic_id,
@@ -411,6 +398,31 @@ impl ClusterMetadata {
                 Ok(MetadataRecord::AclDeleted(acl))
             }
         }
+    }
+
+    /// Whether a topic `name` of `partitions` with id `topic_id` may be
+    /// created.
+    fn check_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        topic_id: TopicId,
+    ) -> Result<(), MetadataError> {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(MetadataError::TopicExists(name.to_string()));
+        }
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitions {
+                name: name.to_string(),
+                requested: partitions,
+                current: 0,
+            });
+        }
+        if topic_id == TopicId::ZERO || self.topic_by_id(topic_id).is_some() {
+            return Err(MetadataError::TopicIdInUse);
+        }
+        Ok(())
     }
 
     /// Applies a record that [`decide`](Self::decide) produced, now or before

@@ -329,37 +329,32 @@ impl MetadataRecord {
                 leader_epoch,
                 adding,
                 removing,
-            } => {
-                let reassigning = !adding.is_empty() || !removing.is_empty();
-                let record = RecordV3::PartitionChanged {
-                    topic_id,
-                    partition,
-                    replicas,
-                    isr,
-                    leader,
-                    leader_epoch,
-                    adding,
-                    removing,
-                };
-                if reassigning {
-                    archive(VERSION_3, &record)
-                } else {
-                    archive(VERSION_2, &RecordV2::from(record))
-                }
-            }
+            } => encode_partition(RecordV3::PartitionChanged {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                adding,
+                removing,
+            }),
             MetadataRecord::ScramCredentialSet {
                 user,
                 mechanism,
                 credential,
-            } => RecordV4::ScramCredentialSet {
-                user,
-                mechanism,
-                credential,
-            }
-            .encode(),
-            MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
-                RecordV4::ScramCredentialDeleted { user, mechanism }.encode()
-            }
+            } => archive(
+                VERSION_4,
+                &RecordV4::ScramCredentialSet {
+                    user,
+                    mechanism,
+                    credential,
+                },
+            ),
+            MetadataRecord::ScramCredentialDeleted { user, mechanism } => archive(
+                VERSION_4,
+                &RecordV4::ScramCredentialDeleted { user, mechanism },
+            ),
             MetadataRecord::AclCreated(acl) => archive(VERSION_5, &RecordV5::AclCreated(acl)),
             MetadataRecord::AclDeleted(acl) => archive(VERSION_5, &RecordV5::AclDeleted(acl)),
         }
@@ -518,9 +513,15 @@ impl From<RecordV3> for RecordV2 {
     }
 }
 
-impl RecordV4 {
-    fn encode(&self) -> Vec<u8> {
-        archive(VERSION_4, self)
+/// A partition record: version 3 during a reassignment, else version 2.
+fn encode_partition(record: RecordV3) -> Vec<u8> {
+    let RecordV3::PartitionChanged {
+        adding, removing, ..
+    } = &record;
+    if !adding.is_empty() || !removing.is_empty() {
+        archive(VERSION_3, &record)
+    } else {
+        archive(VERSION_2, &RecordV2::from(record))
     }
 }
 

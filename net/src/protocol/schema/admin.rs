@@ -4,10 +4,10 @@
 
 use kafka_protocol::messages::{
     ApiKey, BrokerId, TopicName, alter_configs_request, alter_partition_reassignments_request,
-    alter_user_scram_credentials_request, create_partitions_request, create_topics_request,
-    delete_records_request, delete_topics_request, describe_configs_request,
-    describe_log_dirs_request, describe_user_scram_credentials_request, elect_leaders_request,
-    incremental_alter_configs_request, list_partition_reassignments_request,
+    alter_user_scram_credentials_request, create_acls_request, create_partitions_request,
+    create_topics_request, delete_acls_request, delete_records_request, delete_topics_request,
+    describe_configs_request, describe_log_dirs_request, describe_user_scram_credentials_request,
+    elect_leaders_request, incremental_alter_configs_request, list_partition_reassignments_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -166,5 +166,39 @@ pub(super) const ALTER_USER_SCRAM_CREDENTIALS: Message = message!(AlterUserScram
         field!(iterations, 0.., Int32),
         field!(salt, 0.., Bytes),
         field!(salted_password, 0.., Bytes),
+    ])),
+]);
+
+pub(super) const DESCRIBE_ACLS: Message = message!(DescribeAclsRequest, Some(ApiKey::DescribeAcls), 1..=3, flexible 2, [
+    field!(resource_type_filter, 0.., Int8),
+    field!(resource_name_filter, 0.., Str, nullable),
+    field!(pattern_type_filter, 1.., Int8),
+    field!(principal_filter, 0.., Str, nullable),
+    field!(host_filter, 0.., Str, nullable),
+    field!(operation, 0.., Int8),
+    field!(permission_type, 0.., Int8),
+]);
+
+pub(super) const CREATE_ACLS: Message = message!(CreateAclsRequest, Some(ApiKey::CreateAcls), 1..=3, flexible 2, [
+    field!(creations, 0.., array!(create_acls_request::AclCreation, [
+        field!(resource_type, 0.., Int8),
+        field!(resource_name, 0.., Str),
+        field!(resource_pattern_type, 1.., Int8),
+        field!(principal, 0.., Str),
+        field!(host, 0.., Str),
+        field!(operation, 0.., Int8),
+        field!(permission_type, 0.., Int8),
+    ])),
+]);
+
+pub(super) const DELETE_ACLS: Message = message!(DeleteAclsRequest, Some(ApiKey::DeleteAcls), 1..=3, flexible 2, [
+    field!(filters, 0.., array!(delete_acls_request::DeleteAclsFilter, [
+        field!(resource_type_filter, 0.., Int8),
+        field!(resource_name_filter, 0.., Str, nullable),
+        field!(pattern_type_filter, 1.., Int8),
+        field!(principal_filter, 0.., Str, nullable),
+        field!(host_filter, 0.., Str, nullable),
+        field!(operation, 0.., Int8),
+        field!(permission_type, 0.., Int8),
     ])),
 ]);
