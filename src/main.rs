@@ -1,5 +1,6 @@
 //! `shardlog`: the binary. Subcommands only wire the crates together.
 
+mod acls;
 mod cli;
 mod config;
 mod crash_child;
@@ -37,6 +38,9 @@ enum Command {
     /// alter-config, add-partitions, delete.
     #[command(subcommand)]
     Topic(cli::TopicCommand),
+    /// ACLs (with an authorizer): add, list, remove.
+    #[command(subcommand)]
+    Acl(acls::AclCommand),
     /// Users' SCRAM credentials (SASL): list, set, delete.
     #[command(subcommand)]
     User(users::UserCommand),
@@ -85,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Command::Groups(command) => groups::run(command),
         Command::Tune(args) => tune::run(&args),
         Command::User(command) => users::run(command),
+        Command::Acl(command) => acls::run(command),
         Command::Topic(command) => cli::topic(command),
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),

@@ -40,3 +40,64 @@ fn without_an_authorizer_the_acl_apis_answer_security_disabled() {
     let response: DescribeAclsResponse = call(addr, ApiKey::DescribeAcls, 2, &request);
     assert_eq!(response.error_code, 54, "SECURITY_DISABLED");
 }
+
+/// `shardlog` as `user` over SCRAM-SHA-512; its output (panics on failure
+/// unless `fail`).
+fn cli(addr: std::net::SocketAddr, user: &str, password: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(args)
+        .args(["--bootstrap", &addr.to_string()])
+        .args(["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", user])
+        .args(["--sasl-password", password])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The README's walkthrough: the admin makes a user and grants it the
+/// topics of a prefix with `shardlog user` and `shardlog acl`; the user
+/// sees those topics only, until the grant is removed.
+#[test]
+fn shardlog_acl_grants_a_user_a_prefix_of_topics_and_takes_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, CONFIG);
+    let admin = |args: &[&str]| cli(addr, "admin", "adm1n", args);
+    admin(&["user", "set", "dana", "--password", "d4na"]);
+    for topic in ["pay-eu", "pay-us", "hr"] {
+        admin(&["topic", "create", topic]);
+    }
+    let grant = [
+        "topic",
+        "pay-",
+        "--prefixed",
+        "--principal",
+        "User:dana",
+        "--operation",
+        "read",
+        "--operation",
+        "write",
+    ];
+    admin(&[&["acl", "add"][..], &grant].concat());
+    assert_eq!(
+        admin(&["acl", "list"]),
+        "topic\tpay-\tprefixed\tUser:dana\t*\tread\tallow\n\
+         topic\tpay-\tprefixed\tUser:dana\t*\twrite\tallow\n"
+    );
+    assert_eq!(admin(&["acl", "list", "topic", "hr"]), "");
+    let dana_topics = || {
+        cli(addr, "dana", "d4na", &["topic", "list"])
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dana_topics(), ["pay-eu", "pay-us"]);
+    assert_eq!(
+        admin(&[&["acl", "remove"][..], &grant].concat()),
+        "removed 2\n"
+    );
+    assert!(dana_topics().is_empty());
+    assert_eq!(admin(&["acl", "list"]), "");
+}
