@@ -41,18 +41,20 @@ fn without_an_authorizer_the_acl_apis_answer_security_disabled() {
     assert_eq!(response.error_code, 54, "SECURITY_DISABLED");
 }
 
-/// `shardlog` as `user` over SCRAM-SHA-512; its output (panics on failure
-/// unless `fail`).
+/// `shardlog ARGS` as `user` over SCRAM-SHA-512; its output.
 fn cli(addr: std::net::SocketAddr, user: &str, password: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(args)
-        .args(["--bootstrap", &addr.to_string()])
-        .args(["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", user])
-        .args(["--sasl-password", password])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
+    let bootstrap = addr.to_string();
+    let auth = [
+        "--bootstrap",
+        &bootstrap,
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-user",
+        user,
+        "--sasl-password",
+        password,
+    ];
+    common::shardlog(&[args, &auth].concat())
 }
 
 /// The README's walkthrough: the admin makes a user and grants it the

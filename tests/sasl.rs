@@ -142,20 +142,18 @@ fn plain_authenticates(addr: std::net::SocketAddr, user: &str, password: &str) -
 /// `shardlog user ...` as `admin` over SCRAM-SHA-256 (the CLI's own
 /// SCRAM client); its output.
 fn cli_user(addr: std::net::SocketAddr, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .arg("user")
-        .args(args)
-        .args(["--bootstrap", &addr.to_string()])
-        .args(["--sasl-mechanism", "SCRAM-SHA-256", "--sasl-user", "alice"])
-        .env("SHARDLOG_SASL_PASSWORD", "s3cret")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "shardlog user {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    let bootstrap = addr.to_string();
+    let auth = [
+        "--bootstrap",
+        &bootstrap,
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+        "--sasl-user",
+        "alice",
+    ];
+    // The password from the environment, as the README shows it.
+    let password = [("SHARDLOG_SASL_PASSWORD", "s3cret")];
+    common::shardlog_with_env(&[&["user"][..], args, &auth].concat(), &password)
 }
 
 #[test]
@@ -525,19 +523,7 @@ fn sessions_end_after_connections_max_reauth_ms_unless_the_client_authenticates_
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let logged = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let path = logged.path().join("shardlog.toml");
-    std::fs::write(&path, &config).unwrap();
-    let log = std::fs::File::create(logged.path().join("broker.log")).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(["serve", "--shards", "2", "--listen", &addr.to_string()])
-        .args(["--config", path.to_str().unwrap(), "--data-dir"])
-        .arg(logged.path().join("data"))
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _broker = common::Broker(child);
-    common::wait_listening(addr);
+    let _broker = common::start_configured_logged_at(logged.path(), addr, &config, "info");
     for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
         let producer: BaseProducer<Delivered> = ClientConfig::new()
             .set("bootstrap.servers", addr.to_string())

@@ -104,6 +104,25 @@ fn tls_config(pki: &Pki, client_auth: &str, sasl: bool) -> String {
     config
 }
 
+/// `shardlog ARGS` as `alice` over SASL_SSL (SCRAM-SHA-512) to the broker
+/// at `addr` by the name its certificate has; the output.
+fn cli_over_tls(addr: std::net::SocketAddr, ca: &str, args: &[&str]) -> String {
+    let bootstrap = format!("localhost:{}", addr.port());
+    let auth = [
+        "--bootstrap",
+        &bootstrap,
+        "--ssl-ca",
+        ca,
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-user",
+        "alice",
+        "--sasl-password",
+        "s3cret",
+    ];
+    common::shardlog(&[args, &auth].concat())
+}
+
 /// `tls.py probe`: one handshake, `accepted CN VERSION` or `refused ...`.
 fn probe(python: &Path, addr: std::net::SocketAddr, pki: &Pki, client: Option<&str>) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/tls.py");
@@ -209,17 +228,7 @@ fn librdkafka_uses_ssl_with_a_client_certificate_and_sasl_ssl_with_scram() {
     let addr = free_addr();
     let _broker = start_configured(&sasl_dir, addr, &tls_config(&pki, "none", true));
     // The CLI over TLS and SCRAM makes a user; librdkafka is that user.
-    let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-            .args(args)
-            .args(["--bootstrap", &format!("localhost:{}", addr.port())])
-            .args(["--ssl-ca", &ca, "--sasl-mechanism", "SCRAM-SHA-512"])
-            .args(["--sasl-user", "alice", "--sasl-password", "s3cret"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{args:?}: {output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| cli_over_tls(addr, &ca, args);
     cli(&["user", "set", "bob", "--password", "b0b"]);
     let sasl_ssl = [
         ("security.protocol", "SASL_SSL"),
@@ -357,24 +366,8 @@ fn https_takes_the_kafka_listeners_sasl_users_in_basic_authentication() {
     assert_eq!(status("GET", "/metrics", "alice", "wrong", None), "401");
     assert_eq!(status("GET", "/metrics", "alice", "s3cret", None), "200");
     // A user made over the Kafka listener (TLS, SCRAM) is an HTTP user.
-    for args in [
-        &["user", "set", "hugo", "--password", "hug0"][..],
-        &["topic", "create", "web"],
-    ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-            .args(args)
-            .args([
-                "--bootstrap",
-                &format!("localhost:{}", addr.port()),
-                "--ssl-ca",
-                &ca,
-            ])
-            .args(["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "alice"])
-            .args(["--sasl-password", "s3cret"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-    }
+    cli_over_tls(addr, &ca, &["user", "set", "hugo", "--password", "hug0"]);
+    cli_over_tls(addr, &ca, &["topic", "create", "web"]);
     for _ in 0..2 {
         // The second time from the shard's checked passwords.
         let body = Some(r#"{"value": "over https"}"#);

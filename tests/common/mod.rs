@@ -238,17 +238,44 @@ pub fn start_configured(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
 /// [`start_configured`] at log level warn, the broker's log in
 /// `dir/broker.log` for the test to read.
 pub fn start_configured_logged(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
+    start_configured_logged_at(dir, addr, toml, "warn")
+}
+
+/// [`start_configured_logged`] at `log_level` (a `RUST_LOG` filter).
+pub fn start_configured_logged_at(
+    dir: &Path,
+    addr: SocketAddr,
+    toml: &str,
+    log_level: &str,
+) -> Broker {
     let config = dir.join("shardlog.toml");
     std::fs::write(&config, toml).unwrap();
     let log = std::fs::File::create(dir.join("broker.log")).unwrap();
     spawn_serve(
         &dir.join("data"),
         addr,
-        "warn",
+        log_level,
         &["--config", config.to_str().unwrap()],
         log.into(),
         None,
     )
+}
+
+/// `shardlog ARGS` (the CLI); its standard output. Fails the test, with
+/// what it printed, if the command fails.
+pub fn shardlog(args: &[&str]) -> String {
+    shardlog_with_env(args, &[])
+}
+
+/// [`shardlog`] with these environment variables set.
+pub fn shardlog_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "shardlog {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// [`start_configured`] with the crash point `failpoint` armed
