@@ -18,15 +18,29 @@ impl Shard {
     /// Whether `request`'s principal may do `op` (Kafka's AclOperation) on
     /// the resource of `resource_type` named `name`.
     pub fn allowed(&self, request: &Request, op: i8, resource_type: i8, name: &str) -> bool {
+        let host = request.client_host.trim_start_matches('/');
+        self.allowed_as(&request.principal, host, op, resource_type, name)
+    }
+
+    /// Whether `principal` connecting from `host` (an address, no `/`) may
+    /// do `op` on the resource of `resource_type` named `name`: the check
+    /// of a request that is not a Kafka one (the HTTP API's).
+    pub fn allowed_as(
+        &self,
+        principal: &str,
+        host: &str,
+        op: i8,
+        resource_type: i8,
+        name: &str,
+    ) -> bool {
         let Some(config) = &self.settings.authorizer else {
             return true;
         };
         let metadata = self.metadata();
-        let host = request.client_host.trim_start_matches('/');
         let allowed = acl::authorize(
             config,
             metadata.acls(),
-            &request.principal,
+            principal,
             host,
             op,
             resource_type,
@@ -34,12 +48,11 @@ impl Shard {
         );
         if !allowed {
             tracing::debug!(
-                principal = &*request.principal,
+                principal,
                 host,
                 op,
                 resource_type,
                 name,
-                api = ?request.api_key,
                 "denied by the ACLs"
             );
         }

@@ -308,7 +308,12 @@ pub(super) async fn commit(
 }
 
 /// `[{topic, partition, offset, metadata}]`: every offset `group` committed.
-pub(super) async fn committed(shard: &Shard, group: &str) -> Result<serde_json::Value, HttpError> {
+/// Only those of topics `describable` are shown.
+pub(super) async fn committed(
+    shard: &Shard,
+    group: &str,
+    describable: impl Fn(&str) -> bool,
+) -> Result<serde_json::Value, HttpError> {
     use crate::broker::groups::{GroupAnswer, GroupOp};
     let op = GroupOp::Fetch {
         keys: None,
@@ -325,6 +330,7 @@ pub(super) async fn committed(shard: &Shard, group: &str) -> Result<serde_json::
     };
     let out = found
         .into_iter()
+        .filter(|(key, _, _)| describable(&key.topic))
         .filter_map(|(key, value, _)| {
             value.map(|v| {
                 serde_json::json!({

@@ -69,9 +69,11 @@ impl HttpError {
     /// leadership, replicas, timeouts) are 5xx, the rest 4xx.
     fn from_kafka(code: i16, context: String) -> HttpError {
         use crate::handlers::errors::{
-            COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR,
-            LEADER_NOT_AVAILABLE, MESSAGE_TOO_LARGE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+            CLUSTER_AUTHORIZATION_FAILED, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+            GROUP_AUTHORIZATION_FAILED, KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE,
+            MESSAGE_TOO_LARGE, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
             NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+            TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             UNKNOWN_SERVER_ERROR, UNKNOWN_TOPIC_OR_PARTITION,
         };
         let status = match code {
@@ -85,6 +87,10 @@ impl HttpError {
             | REQUEST_TIMED_OUT => StatusCode::SERVICE_UNAVAILABLE,
             KAFKA_STORAGE_ERROR | UNKNOWN_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
             MESSAGE_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            TOPIC_AUTHORIZATION_FAILED
+            | GROUP_AUTHORIZATION_FAILED
+            | CLUSTER_AUTHORIZATION_FAILED
+            | TRANSACTIONAL_ID_AUTHORIZATION_FAILED => StatusCode::FORBIDDEN,
             UNKNOWN_TOPIC_OR_PARTITION => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -133,6 +139,61 @@ impl HttpSecurity {
     /// Whether requests must authenticate.
     fn required(&self) -> bool {
         !self.users.is_empty() || self.sasl.is_some()
+    }
+}
+
+/// Who sent an HTTP request, as the ACLs see a Kafka client: the
+/// principal its basic authentication proves (`User:ANONYMOUS` on a
+/// listener that asks for none) and its address.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    principal: String,
+    host: String,
+}
+
+impl Caller {
+    /// Nothing, if the caller may do `op` (Kafka's AclOperation) on the
+    /// resource of `resource_type` named `name`; else 403 with the Kafka
+    /// error a client would get.
+    fn may(&self, shard: &Shard, op: i8, resource_type: i8, name: &str) -> Result<(), HttpError> {
+        use crate::handlers::errors::{
+            CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED,
+            TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        };
+        use replication::metadata::acl::resource;
+        if shard.allowed_as(&self.principal, &self.host, op, resource_type, name) {
+            return Ok(());
+        }
+        let (code, kind) = match resource_type {
+            resource::TOPIC => (TOPIC_AUTHORIZATION_FAILED, "topic"),
+            resource::GROUP => (GROUP_AUTHORIZATION_FAILED, "group"),
+            resource::TRANSACTIONAL_ID => {
+                (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactional id")
+            }
+            _ => (CLUSTER_AUTHORIZATION_FAILED, "cluster"),
+        };
+        Err(HttpError::from_kafka(
+            code,
+            format!("{} on {kind} {name}", self.principal),
+        ))
+    }
+
+    fn may_topic(&self, shard: &Shard, op: i8, topic: &str) -> Result<(), HttpError> {
+        self.may(
+            shard,
+            op,
+            replication::metadata::acl::resource::TOPIC,
+            topic,
+        )
+    }
+
+    fn may_group(&self, shard: &Shard, op: i8, group: &str) -> Result<(), HttpError> {
+        self.may(
+            shard,
+            op,
+            replication::metadata::acl::resource::GROUP,
+            group,
+        )
     }
 }
 
@@ -306,15 +367,22 @@ async fn serve_connection(
         let under_way = activity.begin();
         async move {
             let _under_way = under_way;
-            if security.required()
-                && authenticated(&shard, &security, &verified, &request)
-                    .await
-                    .is_none()
-            {
-                tracing::info!(%peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
-                return Ok::<_, Infallible>(unauthorized());
-            }
-            Ok::<_, Infallible>(route(&shard, request).await)
+            let principal = if security.required() {
+                match authenticated(&shard, &security, &verified, &request).await {
+                    Some(principal) => principal,
+                    None => {
+                        tracing::info!(%peer, path = %request.uri().path(), "HTTP request refused: no valid basic authentication");
+                        return Ok::<_, Infallible>(unauthorized());
+                    }
+                }
+            } else {
+                crate::frame::ANONYMOUS.to_string()
+            };
+            let caller = Caller {
+                principal,
+                host: peer.ip().to_string(),
+            };
+            Ok::<_, Infallible>(route(&shard, &caller, request).await)
         }
     });
     let served = hyper::server::conn::http1::Builder::new()
@@ -326,16 +394,21 @@ async fn serve_connection(
 }
 
 /// Routes a request.
-async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+async fn route(
+    shard: &Shard,
+    caller: &Caller,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    use replication::metadata::acl::{CLUSTER_NAME, operation, resource};
     let path = request.uri().path().to_string();
     if path == "/produce" || path.starts_with("/produce/") {
-        return match produce_route(shard, request).await {
+        return match produce_route(shard, caller, request).await {
             Ok(response) => response,
             Err(e) => e.response(),
         };
     }
     if path.starts_with("/consume/") {
-        return match consume_route(shard, request).await {
+        return match consume_route(shard, caller, request).await {
             Ok(value) => json_response(StatusCode::OK, &value),
             Err(e) => e.response(),
         };
@@ -345,13 +418,19 @@ async fn route(shard: &Shard, request: Request<hyper::body::Incoming>) -> Respon
         || path.starts_with("/commit/")
         || path.starts_with("/committed/")
     {
-        return match read_route(shard, request).await {
+        return match read_route(shard, caller, request).await {
             Ok(value) => json_response(StatusCode::OK, &value),
             Err(e) => e.response(),
         };
     }
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
+            // Every topic's size and every group's lag: Describe on the
+            // cluster, as DescribeCluster asks.
+            let cluster = caller.may(shard, operation::DESCRIBE, resource::CLUSTER, CLUSTER_NAME);
+            if let Err(e) = cluster {
+                return e.response();
+            }
             let text = metrics::encode(scrape(shard).await);
             Response::builder()
                 .header("content-type", OPENMETRICS)
@@ -400,6 +479,7 @@ fn error(status: StatusCode, name: &str, message: &str) -> Response<Full<Bytes>>
 /// `/produce`, `/produce/TOPIC` and `/produce/TOPIC/MESSAGE`.
 async fn produce_route(
     shard: &Shard,
+    caller: &Caller,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, HttpError> {
     if !matches!(*request.method(), Method::GET | Method::POST) {
@@ -452,6 +532,13 @@ async fn produce_route(
             )
         })?,
     };
+    let write = replication::metadata::acl::operation::WRITE;
+    if let Some(topic) = &topic {
+        caller.may_topic(shard, write, topic)?;
+    }
+    for named in messages.iter().filter_map(|m| m.topic.as_deref()) {
+        caller.may_topic(shard, write, named)?;
+    }
     let answers = produce::produce(shard, topic.as_deref(), messages).await?;
     if array {
         let items: Vec<serde_json::Value> = answers
@@ -479,6 +566,7 @@ const CONSUME_TIMEOUT_DEFAULT_MS: u64 = 1_000;
 /// `DELETE` to leave.
 async fn consume_route(
     shard: &Shard,
+    caller: &Caller,
     request: Request<hyper::body::Incoming>,
 ) -> Result<serde_json::Value, HttpError> {
     let leave = match *request.method() {
@@ -506,6 +594,11 @@ async fn consume_route(
             "/consume/TOPIC/GROUP/INSTANCE with none of them empty",
         ));
     }
+    // A member reads the topic and commits for the group: Read on both,
+    // as a Kafka consumer in a group needs.
+    let read = replication::metadata::acl::operation::READ;
+    caller.may_group(shard, read, group)?;
+    caller.may_topic(shard, read, topic)?;
     if shard.metadata().topic(topic).is_none() {
         return Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -553,11 +646,18 @@ async fn consume_route(
 /// `GET /offsets/TOPIC` and `GET|POST /fetch` (query or JSON body).
 async fn read_route(
     shard: &Shard,
+    caller: &Caller,
     request: Request<hyper::body::Incoming>,
 ) -> Result<serde_json::Value, HttpError> {
+    use replication::metadata::acl::operation::{DESCRIBE, READ};
     let path = request.uri().path().to_string();
     if let Some(group) = path.strip_prefix("/committed/") {
-        return consume::committed(shard, &percent_decode(group)?).await;
+        // OffsetFetch's rule: Describe on the group, and only the topics
+        // the caller may describe.
+        let group = percent_decode(group)?;
+        caller.may_group(shard, DESCRIBE, &group)?;
+        let describable = |topic: &str| caller.may_topic(shard, DESCRIBE, topic).is_ok();
+        return consume::committed(shard, &group, describable).await;
     }
     if let Some(group) = path.strip_prefix("/commit/") {
         if request.method() != Method::POST {
@@ -568,6 +668,7 @@ async fn read_route(
             ));
         }
         let group = percent_decode(group)?;
+        caller.may_group(shard, READ, &group)?;
         let body = read_body(request).await?;
         let commits: Vec<consume::Commit> = serde_json::from_slice(&body).map_err(|e| {
             HttpError::bad_request(
@@ -575,6 +676,9 @@ async fn read_route(
                 format!("the body is not [{{topic, partition, offset, metadata?}}]: {e}"),
             )
         })?;
+        for commit in &commits {
+            caller.may_topic(shard, READ, &commit.topic)?;
+        }
         return consume::commit(shard, &group, commits).await;
     }
     if let Some(topic) = path.strip_prefix("/offsets/") {
@@ -585,7 +689,9 @@ async fn read_route(
                 "/offsets/TOPIC answers GET",
             ));
         }
-        return consume::offsets(shard, &percent_decode(topic)?).await;
+        let topic = percent_decode(topic)?;
+        caller.may_topic(shard, DESCRIBE, &topic)?;
+        return consume::offsets(shard, &topic).await;
     }
     if !matches!(*request.method(), Method::GET | Method::POST) {
         return Err(HttpError::new(
@@ -619,6 +725,7 @@ async fn read_route(
             max_bytes: number("max_bytes")?.and_then(|b| usize::try_from(b).ok()),
         }
     };
+    caller.may_topic(shard, READ, &fetch.topic)?;
     consume::fetch(shard, fetch).await
 }
 

@@ -227,11 +227,11 @@ pub(crate) async fn accept(
 /// without one.
 pub fn principal(certificates: Option<&[CertificateDer<'_>]>) -> String {
     let Some(leaf) = certificates.and_then(<[_]>::first) else {
-        return "User:ANONYMOUS".into();
+        return crate::frame::ANONYMOUS.into();
     };
     match x509_parser::parse_x509_certificate(leaf) {
         Ok((_, certificate)) => format!("User:{}", rfc2253(certificate.subject())),
-        Err(_) => "User:ANONYMOUS".into(),
+        Err(_) => crate::frame::ANONYMOUS.into(),
     }
 }
 
