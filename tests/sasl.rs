@@ -317,24 +317,7 @@ fn named_listeners_each_serve_their_protocol_and_advertise_their_own_address() {
          listener-security-protocol-map = {{ CLIENT = \"SASL_PLAINTEXT\", INTERNAL = \"PLAINTEXT\" }}\n",
         secured.port()
     );
-    let path = tmp.path().join("shardlog.toml");
-    std::fs::write(&path, config).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args([
-            "serve",
-            "--shards",
-            "2",
-            "--config",
-            path.to_str().unwrap(),
-            "--data-dir",
-        ])
-        .arg(tmp.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let _broker = common::Broker(child);
-    common::wait_listening(secured);
-    common::wait_listening(open);
+    let _broker = common::start_listeners(tmp.path(), &config, &[secured, open]);
     let brokers = |addr: std::net::SocketAddr, sasl: bool| -> Vec<(String, i32)> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", addr.to_string());

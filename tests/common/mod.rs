@@ -235,6 +235,30 @@ pub fn start_configured(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {
     )
 }
 
+/// A two-shard broker whose listeners the config `toml` names (config
+/// `listeners`, no `--listen`), written into `dir`, data in `dir/data`;
+/// waits until each of `addrs` accepts connections.
+pub fn start_listeners(dir: &Path, toml: &str, addrs: &[SocketAddr]) -> Broker {
+    let config = dir.join("shardlog.toml");
+    std::fs::write(&config, toml).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["serve", "--shards", "2", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env(
+            "RUST_LOG",
+            std::env::var("SHARDLOG_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .spawn()
+        .unwrap();
+    let broker = Broker(child);
+    for &addr in addrs {
+        wait_listening(addr);
+    }
+    broker
+}
+
 /// [`start_configured`] at log level warn, the broker's log in
 /// `dir/broker.log` for the test to read.
 pub fn start_configured_logged(dir: &Path, addr: SocketAddr, toml: &str) -> Broker {

@@ -732,7 +732,9 @@ impl Coordinator {
     }
 
     /// Removes a group that is still empty (its offsets already deleted
-    /// durably); a group that gained members meanwhile stays.
+    /// durably); a group that gained members meanwhile stays. Pending
+    /// members (told MEMBER_ID_REQUIRED, not joined yet) do not keep it,
+    /// as in Kafka, where an Empty group is deletable.
     pub fn remove_group(&mut self, group_id: &str, offsets: &[OffsetKey]) -> i16 {
         let Some(group) = self.groups.get_mut(group_id) else {
             return NONE;
@@ -740,7 +742,7 @@ impl Coordinator {
         for key in offsets {
             group.offsets.remove(key);
         }
-        if group.members.is_empty() && group.pending.is_empty() && !group.has_consumer_members() {
+        if group.members.is_empty() && !group.has_consumer_members() {
             self.groups.remove(group_id);
             NONE
         } else {

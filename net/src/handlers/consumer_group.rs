@@ -20,7 +20,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use replication::metadata::acl;
 
-use super::errors::{GROUP_AUTHORIZATION_FAILED, INVALID_GROUP_ID, NONE, UNKNOWN_SERVER_ERROR};
+use super::errors::{
+    GROUP_AUTHORIZATION_FAILED, INVALID_GROUP_ID, NONE, TOPIC_AUTHORIZATION_FAILED,
+    UNKNOWN_SERVER_ERROR,
+};
 use super::group_admin::OPERATIONS_NOT_REQUESTED;
 use super::group_membership::unexpected;
 use super::{Handler, decode_body};
@@ -82,11 +85,22 @@ pub async fn heartbeat(shard: &Shard, request: &Request) -> Result<Bytes, FrameE
             .to_string(),
         client_host: request.client_host.clone(),
     };
-    // ACLs: Read on the group.
+    // ACLs: Read on the group, Describe on every subscribed topic (as
+    // Kafka's KafkaApis: a subscription may not probe for topics).
+    let undescribable = heartbeat
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .any(|topic| !shard.allowed_topic(request, acl::operation::DESCRIBE, topic));
     let reply = if !shard.allowed_group(request, acl::operation::READ, &group_id) {
         consumer::HeartbeatReply::error(
             GROUP_AUTHORIZATION_FAILED,
             "the principal may not read the group",
+        )
+    } else if undescribable {
+        consumer::HeartbeatReply::error(
+            TOPIC_AUTHORIZATION_FAILED,
+            "the principal may not describe every subscribed topic",
         )
     } else {
         match shard

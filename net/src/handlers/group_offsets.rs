@@ -130,13 +130,22 @@ pub async fn txn_commit(shard: &Shard, request: &Request) -> Result<Bytes, Frame
         });
         (t.name, partitions.collect())
     });
-    let (results, offsets) = check_offsets(shard, request, &group_id, topics.collect());
-    let codes = if offsets.is_empty() {
+    // ACLs as Kafka checks them: Write on the transactional id before
+    // anything else (every partition refused), then the group and topics.
+    let txn_denied =
+        !shard.allowed_transactional_id(request, acl::operation::WRITE, &transaction.0);
+    let (mut results, offsets) = check_offsets(shard, request, &group_id, topics.collect());
+    if txn_denied {
+        for (_, partitions) in &mut results {
+            for (_, own) in partitions.iter_mut() {
+                *own = Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+            }
+        }
+    }
+    let codes = if offsets.is_empty() || txn_denied {
         Vec::new()
     } else if transaction.0.is_empty() {
         vec![INVALID_REQUEST; offsets.len()]
-    } else if !shard.allowed_transactional_id(request, acl::operation::WRITE, &transaction.0) {
-        vec![TRANSACTIONAL_ID_AUTHORIZATION_FAILED; offsets.len()]
     } else if let Err(code) = offsets_in_transaction(shard, &transaction, &group_id).await {
         vec![code; offsets.len()]
     } else {
