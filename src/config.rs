@@ -108,6 +108,15 @@ pub struct FileConfig {
     pub ssl_client_auth: Option<String>,
     pub node_id: Option<i32>,
     pub internal_listen: Option<SocketAddr>,
+    /// TLS with client certificates on the internal listener (brokers'
+    /// links), with the `ssl-*` files.
+    pub internal_ssl: Option<bool>,
+    /// How this broker authenticates on a SASL inter-broker listener
+    /// (Kafka's `sasl.mechanism.inter.broker.protocol` and its JAAS
+    /// user).
+    pub inter_broker_sasl_mechanism: Option<String>,
+    pub inter_broker_sasl_user: Option<String>,
+    pub inter_broker_sasl_password: Option<String>,
     /// `ID@HOST:PORT,...`: the metadata quorum's voters.
     pub controller_quorum_voters: Option<String>,
     pub broker_session_timeout_ms: Option<u64>,

@@ -85,6 +85,10 @@ pub struct ListenerKeys<'a> {
     /// Whether the broker is a cluster member (its peers use the
     /// inter-broker listener).
     pub in_cluster: bool,
+    /// Whether `inter-broker-sasl-*` say how to authenticate to peers.
+    pub inter_broker_sasl: bool,
+    /// Whether `ssl-ca` says which CAs sign the peers' certificates.
+    pub ssl_ca: bool,
 }
 
 /// `NAME://HOST:PORT` (HOST empty: every interface; IPv6 in brackets).
@@ -165,10 +169,17 @@ pub fn resolve(keys: &ListenerKeys<'_>) -> anyhow::Result<(Vec<Listener>, String
         bail!("inter-broker-listener-name {inter_broker:?} is not a listener");
     };
     ensure!(
-        !keys.in_cluster || peer_listener.protocol == Protocol::Plaintext,
-        "the inter-broker listener {} is {}: brokers send each other Kafka requests in \
-         PLAINTEXT only so far (issue 17); add one on a private address, e.g. listeners = \
-         [..., \"INTERNAL://10.0.0.5:9094\"] and inter-broker-listener-name = \"INTERNAL\"",
+        !keys.in_cluster || !peer_listener.protocol.sasl() || keys.inter_broker_sasl,
+        "the inter-broker listener {} is {}: brokers authenticate to each other with \
+         inter-broker-sasl-mechanism, inter-broker-sasl-user and inter-broker-sasl-password \
+         (a user of sasl-users or of the cluster's SCRAM users)",
+        peer_listener.name,
+        peer_listener.protocol.name()
+    );
+    ensure!(
+        !keys.in_cluster || !peer_listener.protocol.tls() || keys.ssl_ca,
+        "the inter-broker listener {} is {}: brokers check each other's certificates \
+         against ssl-ca, which is needed",
         peer_listener.name,
         peer_listener.protocol.name()
     );
@@ -360,7 +371,17 @@ mod tests {
                 in_cluster: true,
                 ..ListenerKeys::default()
             },
-            "PLAINTEXT only so far",
+            "inter-broker-sasl-mechanism",
+        );
+        let ssl_only = strings(&["SSL://:9093"]);
+        refused(
+            ListenerKeys {
+                listeners: Some(&ssl_only),
+                tls: true,
+                in_cluster: true,
+                ..ListenerKeys::default()
+            },
+            "ssl-ca, which is needed",
         );
         let twice = strings(&["PLAINTEXT://:9093", "SSL://:9093"]);
         refused(

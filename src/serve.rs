@@ -90,6 +90,8 @@ struct ServeConfig {
     listeners: Vec<crate::listeners::Listener>,
     /// The listener peers send this broker Kafka requests on.
     inter_broker_listener: String,
+    /// How this broker authenticates on its peers' inter-broker listener.
+    inter_broker_security: net::server::peer::PeerSecurity,
     http_listen: Option<SocketAddr>,
     /// Who may use the HTTP listener, and whether it is HTTPS.
     http: net::http::HttpSecurity,
@@ -159,13 +161,34 @@ fn cluster_config(
     args: &Args,
     file: &FileConfig,
     node_id: i32,
+    tls: Option<&std::sync::Arc<net::server::tls::Tls>>,
 ) -> anyhow::Result<Option<net::cluster::ClusterConfig>> {
     let Some(voters) = args
         .voters
         .as_ref()
         .or(file.controller_quorum_voters.as_ref())
     else {
+        anyhow::ensure!(
+            file.internal_ssl.is_none(),
+            "internal-ssl is for a cluster's brokers (--voters)"
+        );
         return Ok(None);
+    };
+    let tls = match file.internal_ssl {
+        Some(true) => {
+            let tls = tls.ok_or_else(|| {
+                anyhow::anyhow!("internal-ssl needs ssl-certificate, ssl-key and ssl-ca")
+            })?;
+            anyhow::ensure!(
+                file.ssl_ca.is_some(),
+                "internal-ssl needs ssl-ca (the CAs that sign the brokers' certificates)"
+            );
+            let internal = tls
+                .requiring_client_certificates()
+                .map_err(|e| anyhow::anyhow!("internal-ssl: {e:#}"))?;
+            Some(std::sync::Arc::new(internal))
+        }
+        _ => None,
     };
     let voters = crate::config::parse_voters(voters).context("--voters")?;
     let listed = voters
@@ -207,6 +230,7 @@ fn cluster_config(
             .metadata_log_max_record_bytes_between_snapshots
             .unwrap_or(METADATA_SNAPSHOT_BYTES)
             .max(1),
+        tls,
     }))
 }
 
@@ -217,15 +241,17 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let defaults = Settings::default();
         let shards = args.shards.or(file.shards).unwrap_or(cores).max(1);
         let node_id = args.node_id.or(file.node_id).unwrap_or(0);
-        let cluster = cluster_config(&args, &file, node_id)?;
         let (sasl, tls) = (sasl(&file)?, tls(&file)?);
+        let cluster = cluster_config(&args, &file, node_id, tls.as_ref())?;
         let secured = (sasl.is_some(), tls.is_some());
         let (listeners, inter_broker_listener) =
             listeners(&args, &file, secured, cluster.is_some())?;
+        let inter_broker_security =
+            inter_broker_security(&file, &listeners, &inter_broker_listener, tls.as_ref())?;
         Ok(ServeConfig {
+            inter_broker_security,
             stop_poll_interval: args.stop_poll_interval_us.map(Duration::from_micros),
             listeners,
             inter_broker_listener,
@@ -265,52 +291,61 @@ impl ServeConfig {
             connections_max_idle: file
                 .connections_max_idle_ms
                 .map_or(net::server::CONNECTIONS_MAX_IDLE, Duration::from_millis),
-            settings: Settings {
-                cluster,
-                authorizer: authorizer(&file)?,
-                auto_create_topics: file
-                    .auto_create_topics
-                    .unwrap_or(defaults.auto_create_topics),
-                num_partitions: file.num_partitions.unwrap_or(defaults.num_partitions),
-                topic_defaults: file.topic_defaults()?,
-                offsets_topic_partitions: file
-                    .offsets_topic_num_partitions
-                    .unwrap_or(defaults.offsets_topic_partitions),
-                offsets_retention_ms: file
-                    .offsets_retention_minutes
-                    .map_or(defaults.offsets_retention_ms, |m| m.saturating_mul(60_000)),
-                offsets_retention_check_interval: file.offsets_retention_check_interval_ms.map_or(
-                    defaults.offsets_retention_check_interval,
-                    Duration::from_millis,
-                ),
-                offsets_topic_segment_bytes: file
-                    .offsets_topic_segment_bytes
-                    .unwrap_or(defaults.offsets_topic_segment_bytes),
-                transaction_topic_segment_bytes: file
-                    .transaction_state_log_segment_bytes
-                    .unwrap_or(defaults.transaction_topic_segment_bytes),
-                offsets_topic_replication_factor: file
-                    .offsets_topic_replication_factor
-                    .unwrap_or(defaults.offsets_topic_replication_factor),
-                transaction_topic_replication_factor: file
-                    .transaction_state_log_replication_factor
-                    .unwrap_or(defaults.transaction_topic_replication_factor),
-                transaction_topic_partitions: file
-                    .transaction_state_log_num_partitions
-                    .unwrap_or(defaults.transaction_topic_partitions),
-                transaction_max_timeout_ms: file
-                    .transaction_max_timeout_ms
-                    .unwrap_or(defaults.transaction_max_timeout_ms),
-                transactional_id_expiration_ms: file
-                    .transactional_id_expiration_ms
-                    .unwrap_or(defaults.transactional_id_expiration_ms),
-                producer_id_expiration_ms: file
-                    .producer_id_expiration_ms
-                    .unwrap_or(defaults.producer_id_expiration_ms),
-                group: group_config(&file, &defaults.group),
-            },
+            settings: settings(&file, cluster)?,
         })
     }
+}
+
+/// The shards' settings from the file (built-in defaults where silent).
+fn settings(
+    file: &FileConfig,
+    cluster: Option<net::cluster::ClusterConfig>,
+) -> anyhow::Result<Settings> {
+    let defaults = Settings::default();
+    Ok(Settings {
+        cluster,
+        authorizer: authorizer(file)?,
+        auto_create_topics: file
+            .auto_create_topics
+            .unwrap_or(defaults.auto_create_topics),
+        num_partitions: file.num_partitions.unwrap_or(defaults.num_partitions),
+        topic_defaults: file.topic_defaults()?,
+        offsets_topic_partitions: file
+            .offsets_topic_num_partitions
+            .unwrap_or(defaults.offsets_topic_partitions),
+        offsets_retention_ms: file
+            .offsets_retention_minutes
+            .map_or(defaults.offsets_retention_ms, |m| m.saturating_mul(60_000)),
+        offsets_retention_check_interval: file.offsets_retention_check_interval_ms.map_or(
+            defaults.offsets_retention_check_interval,
+            Duration::from_millis,
+        ),
+        offsets_topic_segment_bytes: file
+            .offsets_topic_segment_bytes
+            .unwrap_or(defaults.offsets_topic_segment_bytes),
+        transaction_topic_segment_bytes: file
+            .transaction_state_log_segment_bytes
+            .unwrap_or(defaults.transaction_topic_segment_bytes),
+        offsets_topic_replication_factor: file
+            .offsets_topic_replication_factor
+            .unwrap_or(defaults.offsets_topic_replication_factor),
+        transaction_topic_replication_factor: file
+            .transaction_state_log_replication_factor
+            .unwrap_or(defaults.transaction_topic_replication_factor),
+        transaction_topic_partitions: file
+            .transaction_state_log_num_partitions
+            .unwrap_or(defaults.transaction_topic_partitions),
+        transaction_max_timeout_ms: file
+            .transaction_max_timeout_ms
+            .unwrap_or(defaults.transaction_max_timeout_ms),
+        transactional_id_expiration_ms: file
+            .transactional_id_expiration_ms
+            .unwrap_or(defaults.transactional_id_expiration_ms),
+        producer_id_expiration_ms: file
+            .producer_id_expiration_ms
+            .unwrap_or(defaults.producer_id_expiration_ms),
+        group: group_config(file, &defaults.group),
+    })
 }
 
 /// The HTTP listener's users: `name:password` entries of `http-users`.
@@ -426,6 +461,53 @@ fn listeners(
         sasl: secured.0,
         tls: secured.1,
         in_cluster,
+        inter_broker_sasl: file.inter_broker_sasl_mechanism.is_some(),
+        ssl_ca: file.ssl_ca.is_some(),
+    })
+}
+
+/// How this broker calls its peers' inter-broker listener: TLS with its
+/// certificate when that listener is SSL or SASL_SSL, SASL with the
+/// `inter-broker-sasl-*` user when it is SASL_PLAINTEXT or SASL_SSL.
+fn inter_broker_security(
+    file: &FileConfig,
+    listeners: &[crate::listeners::Listener],
+    inter_broker_listener: &str,
+    tls: Option<&std::sync::Arc<net::server::tls::Tls>>,
+) -> anyhow::Result<net::server::peer::PeerSecurity> {
+    let protocol = listeners
+        .iter()
+        .find(|l| l.name == inter_broker_listener)
+        .map(|l| l.protocol);
+    let mechanism = match file.inter_broker_sasl_mechanism.as_deref() {
+        None => {
+            anyhow::ensure!(
+                file.inter_broker_sasl_user.is_none() && file.inter_broker_sasl_password.is_none(),
+                "inter-broker-sasl-user and -password need inter-broker-sasl-mechanism"
+            );
+            None
+        }
+        Some(name) => Some(net::sasl::Mechanism::from_name(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "inter-broker-sasl-mechanism: {name:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            )
+        })?),
+    };
+    let sasl = match (mechanism, protocol.is_some_and(|p| p.sasl())) {
+        (Some(mechanism), true) => Some(net::server::peer::PeerSasl {
+            mechanism,
+            user: file.inter_broker_sasl_user.clone().ok_or_else(|| {
+                anyhow::anyhow!("inter-broker-sasl-mechanism needs inter-broker-sasl-user")
+            })?,
+            password: file.inter_broker_sasl_password.clone().ok_or_else(|| {
+                anyhow::anyhow!("inter-broker-sasl-mechanism needs inter-broker-sasl-password")
+            })?,
+        }),
+        _ => None,
+    };
+    Ok(net::server::peer::PeerSecurity {
+        tls: tls.filter(|_| protocol.is_some_and(|p| p.tls())).cloned(),
+        sasl,
     })
 }
 
@@ -694,6 +776,7 @@ fn node(config: &ServeConfig, data_dir: &std::path::Path) -> Node {
             })
             .collect(),
         inter_broker_listener: config.inter_broker_listener.clone(),
+        inter_broker_security: config.inter_broker_security.clone(),
         cluster_id: config
             .settings
             .cluster

@@ -1,6 +1,7 @@
 //! Starting and stopping real broker processes for the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod probe;
 
 use std::io::{Read, Write};

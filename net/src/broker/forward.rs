@@ -188,7 +188,7 @@ impl Shard {
     ) -> Result<Resp, i16> {
         let addr = self.broker_addr(leader).ok_or(NOT_LEADER_OR_FOLLOWER)?;
         self.peers
-            .call(addr, api_key, version, request)
+            .call(&addr, api_key, version, request)
             .await
             .map_err(|e| {
                 tracing::info!(%tp.topic, tp.partition, leader, ?api_key, error = %e,

@@ -44,6 +44,9 @@ pub struct Node {
     /// The listener other brokers send this one Kafka requests on
     /// (Kafka's `inter.broker.listener.name`).
     pub inter_broker_listener: String,
+    /// How this broker authenticates on the other brokers' inter-broker
+    /// listener.
+    pub inter_broker_security: crate::server::peer::PeerSecurity,
     pub cluster_id: String,
     /// The data directory, as DescribeLogDirs names it.
     pub log_dir: String,
@@ -309,6 +312,7 @@ impl Shard {
         let incoming = mesh.take_incoming();
         let settings_group = settings.group;
         let settings_txn_max_timeout = settings.transaction_max_timeout_ms;
+        let peers = crate::server::peer::Peers::new(node.inter_broker_security.clone());
         let shard = Rc::new(Shard {
             node,
             settings,
@@ -325,7 +329,7 @@ impl Shard {
             producer_ids: std::cell::Cell::new((0, 0)),
             reserving: tokio::sync::Mutex::new(()),
             replicas: replica::Replicas::new(),
-            peers: crate::server::peer::Peers::default(),
+            peers,
             http_members: crate::http::Members::default(),
         });
         if shard.in_cluster() {

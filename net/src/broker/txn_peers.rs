@@ -29,6 +29,7 @@ use super::partition_call::{PartitionError, PartitionOp};
 use crate::handlers::errors::{
     COORDINATOR_NOT_AVAILABLE, NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
 };
+use crate::server::peer::PeerAddress;
 use crate::txn::Markers;
 
 /// WriteTxnMarkers' only version (Kafka 4).
@@ -39,20 +40,24 @@ const VERIFY_VERSION: i16 = 5;
 impl Shard {
     /// The inter-broker listener of live broker `node_id`, as it
     /// advertises it.
-    pub(super) fn broker_addr(&self, node_id: i32) -> Option<SocketAddr> {
+    pub(super) fn broker_addr(&self, node_id: i32) -> Option<PeerAddress> {
         let broker = self
             .live_brokers(&self.metadata(), &self.node.inter_broker_listener)
             .into_iter()
             .find(|b| b.node_id == node_id)?;
         let port = u16::try_from(broker.port).ok()?;
-        match broker.host.parse::<IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, port)),
+        let addr = match broker.host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
             // A name: resolved by the system (brokers usually advertise
             // addresses; a name is looked up once per marker write).
             Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(broker.host.as_str(), port))
                 .ok()?
-                .next(),
-        }
+                .next()?,
+        };
+        Some(PeerAddress {
+            host: broker.host.clone(),
+            addr,
+        })
     }
 
     /// Writes the markers of a decided transaction to each of its
@@ -135,7 +140,7 @@ impl Shard {
         let response: WriteTxnMarkersResponse = match self
             .peers
             .call(
-                addr,
+                &addr,
                 ApiKey::WriteTxnMarkers,
                 WRITE_MARKERS_VERSION,
                 &request,
@@ -237,7 +242,7 @@ impl Shard {
         ]);
         let response: AddPartitionsToTxnResponse = match self
             .peers
-            .call(addr, ApiKey::AddPartitionsToTxn, VERIFY_VERSION, &request)
+            .call(&addr, ApiKey::AddPartitionsToTxn, VERIFY_VERSION, &request)
             .await
         {
             Ok(response) => response,

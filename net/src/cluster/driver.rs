@@ -19,6 +19,7 @@ use replication::quorum::{
 use super::{Cluster, ClusterConfig, raft_id};
 use crate::broker::Shard;
 use crate::handlers::errors::{REQUEST_TIMED_OUT, controller_error};
+use crate::server::Stream;
 use crate::server::internal::{PeerLink, PeerSink, bind_internal};
 
 /// What the driver takes in.
@@ -120,7 +121,7 @@ pub async fn start(
         .map(|&(id, addr)| {
             (
                 raft_id(id),
-                PeerLink::start(raft_id(id), addr, hello.clone()),
+                PeerLink::start(raft_id(id), addr, hello.clone(), config.tls.clone()),
             )
         })
         .collect();
@@ -138,7 +139,7 @@ pub async fn start(
         inputs,
         shard: Rc::downgrade(shard),
     };
-    crate::server::spawn(listener.serve(cluster_id, sink));
+    crate::server::spawn(listener.serve(cluster_id, sink, config.tls.clone()));
     let (installs, to_install) = mpsc::unbounded();
     crate::server::spawn(install(Rc::clone(shard), Rc::clone(&cluster), to_install));
     let driver = Driver {
@@ -400,9 +401,22 @@ impl PeerSink for Sink {
             .is_ok()
     }
 
-    fn data(&self, node_id: u64, shard: u32, stream: glommio::net::TcpStream) {
+    fn admits(&self, principal: &str, host: &str) -> bool {
+        use replication::metadata::acl::{CLUSTER_NAME, operation, resource};
+        self.shard.upgrade().is_some_and(|me| {
+            me.allowed_as(
+                principal,
+                host,
+                operation::CLUSTER_ACTION,
+                resource::CLUSTER,
+                CLUSTER_NAME,
+            )
+        })
+    }
+
+    fn data(&self, node_id: u64, shard: u32, stream: Stream, peer: Option<std::net::SocketAddr>) {
         if let Some(me) = self.shard.upgrade() {
-            me.accept_data_link(super::node_id(node_id), shard, stream);
+            me.accept_data_link(super::node_id(node_id), shard, stream, peer);
         }
     }
 }

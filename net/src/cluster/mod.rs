@@ -59,6 +59,9 @@ pub struct ClusterConfig {
     /// log's bytes after which a voter snapshots the metadata and deletes
     /// the log before it.
     pub metadata_snapshot_bytes: u64,
+    /// `internal-ssl`: the internal listener's TLS (client certificates
+    /// required) and the certificate this broker presents to its peers.
+    pub tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
 }
 
 impl ClusterConfig {

@@ -3,14 +3,26 @@
 //! writes; what it reads comes in on the peers' connections to it. Frames
 //! are `replication::quorum::wire`'s; a connection that sends anything else
 //! is closed with a log line.
+//!
+//! With `internal-ssl`, every link is TLS both ways authenticated: a
+//! broker presents its certificate (`ssl-certificate`) to the peer it
+//! calls and requires one signed by `ssl-ca` from the peer calling it,
+//! whose principal (the certificate's subject) must be allowed
+//! ClusterAction on the cluster when an authorizer is on (a super user,
+//! as Kafka's brokers are).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures::channel::mpsc;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
 use replication::quorum::wire::{self, Frame, PREFIX_BYTES};
+
+use super::Stream;
+use super::tls::Tls;
 
 /// Frames queued for one peer while its connection is down or slow; more
 /// are dropped (Raft sends again; a controller request times out and is
@@ -62,24 +74,36 @@ enum Accepted {
 
 /// Where an accepted peer connection goes: quorum frames to `deliver`
 /// (which answers false once nobody listens), data connections, whole, to
-/// `data` (the peer's id, the shard, the stream). `known` says which node
-/// ids may connect.
-pub trait PeerSink: Clone + 'static {
+/// `data` (the peer's id, the shard, the stream, its address). `known`
+/// says which node ids may connect, `admits` which principals (a TLS
+/// peer's certificate subject) from which hosts.
+pub(crate) trait PeerSink: Clone + 'static {
     fn known(&self, node_id: u64) -> bool;
+    fn admits(&self, principal: &str, host: &str) -> bool;
     fn deliver(&self, node_id: u64, frame: Frame) -> bool;
-    fn data(&self, node_id: u64, shard: u32, stream: glommio::net::TcpStream);
+    fn data(&self, node_id: u64, shard: u32, stream: Stream, peer: Option<SocketAddr>);
 }
 
 impl InternalListener {
-    /// Accepts peers, each handed to `sink` once it introduced itself.
-    pub async fn serve(self, cluster_id: String, sink: impl PeerSink) {
+    /// Accepts peers, each handed to `sink` once it introduced itself;
+    /// with `tls`, once it also proved who it is.
+    pub(crate) async fn serve(
+        self,
+        cluster_id: String,
+        sink: impl PeerSink,
+        tls: Option<Arc<Tls>>,
+    ) {
         loop {
             match self.listener.accept().await {
                 Ok(stream) => {
                     let peer = stream.peer_addr().ok();
                     let (cluster_id, sink) = (cluster_id.clone(), sink.clone());
+                    let tls = tls.clone();
                     super::spawn(async move {
-                        if let Err(reason) = read_peer(stream, &cluster_id, sink).await {
+                        let Some(stream) = secure(stream, tls.as_deref(), peer, &sink).await else {
+                            return;
+                        };
+                        if let Err(reason) = read_peer(stream, peer, &cluster_id, sink).await {
                             tracing::warn!(?peer, %reason, "internal connection closed");
                         }
                     });
@@ -93,10 +117,36 @@ impl InternalListener {
     }
 }
 
+/// A peer's connection as the link reads it: with `tls`, after the
+/// handshake, from a peer whose certificate the sink admits (else `None`,
+/// logged).
+async fn secure(
+    stream: glommio::net::TcpStream,
+    tls: Option<&Tls>,
+    peer: Option<SocketAddr>,
+    sink: &impl PeerSink,
+) -> Option<Stream> {
+    let Some(tls) = tls else {
+        return Some(Stream::Plain(stream));
+    };
+    let shown = peer.map_or_else(String::new, |p| p.to_string());
+    let (stream, principal) = super::tls::accept(stream, tls, &shown).await?;
+    let host = peer.map_or_else(String::new, |p| p.ip().to_string());
+    if !sink.admits(&principal, &host) {
+        crate::handlers::sasl::log_failure(
+            "internal connection refused",
+            &shown,
+            &format!("{principal} may not act for the cluster (ClusterAction)"),
+        );
+        return None;
+    }
+    Some(stream)
+}
+
 /// Reads one length-prefixed frame's bytes (after the prefix), at most
 /// `max`; `None` at a clean end of the stream.
 pub async fn read_frame_bytes(
-    stream: &mut glommio::net::TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     max: usize,
 ) -> Result<Option<Vec<u8>>, String> {
     let mut prefix = [0u8; PREFIX_BYTES];
@@ -118,7 +168,7 @@ pub async fn read_frame_bytes(
 }
 
 async fn read_frame(
-    stream: &mut glommio::net::TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     max: usize,
 ) -> Result<Option<Frame>, String> {
     match read_frame_bytes(stream, max).await? {
@@ -128,7 +178,8 @@ async fn read_frame(
 }
 
 async fn read_peer(
-    mut stream: glommio::net::TcpStream,
+    mut stream: Stream,
+    peer: Option<SocketAddr>,
     cluster_id: &str,
     sink: impl PeerSink,
 ) -> Result<(), String> {
@@ -158,7 +209,7 @@ async fn read_peer(
     };
     if let Accepted::Data { shard } = accepted {
         // Unbuffered reads: nothing past the Hello was consumed.
-        sink.data(from, shard, stream);
+        sink.data(from, shard, stream, peer);
         return Ok(());
     }
     loop {
@@ -187,10 +238,12 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    /// Starts the link's task; `hello` is written first on every connection.
-    pub fn start(peer: u64, addr: SocketAddr, hello: Vec<u8>) -> PeerLink {
+    /// Starts the link's task; `hello` is written first on every
+    /// connection, over TLS with `tls` (the peer's certificate must name
+    /// `addr`'s address).
+    pub fn start(peer: u64, addr: SocketAddr, hello: Vec<u8>, tls: Option<Arc<Tls>>) -> PeerLink {
         let (queue, frames) = mpsc::channel(PEER_QUEUE_FRAMES);
-        super::spawn(write_peer(peer, addr, hello, frames));
+        super::spawn(write_peer(peer, addr, hello, tls, frames));
         PeerLink { queue }
     }
 
@@ -202,10 +255,30 @@ impl PeerLink {
     }
 }
 
+/// A connection to `addr`, over TLS with `tls`.
+async fn connect(addr: SocketAddr, tls: Option<&Tls>) -> std::io::Result<Stream> {
+    let stream = glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => Ok(Stream::Plain(stream)),
+        Some(tls) => super::tls::connect(stream, tls, &addr.ip().to_string()).await,
+    }
+}
+
+/// Writes `frame` whole (a TLS stream's records flushed too).
+async fn write_frame(stream: &mut Stream, frame: &[u8]) -> std::io::Result<()> {
+    stream.write_all(frame).await?;
+    if !matches!(stream, Stream::Plain(_)) {
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
 async fn write_peer(
     peer: u64,
     addr: SocketAddr,
     hello: Vec<u8>,
+    tls: Option<Arc<Tls>>,
     mut frames: mpsc::Receiver<Queued>,
 ) {
     let mut backoff = RECONNECT_FIRST;
@@ -213,8 +286,7 @@ async fn write_peer(
     let mut held = None;
     let mut logged = false;
     loop {
-        let connect = glommio::net::TcpStream::connect_timeout(addr, CONNECT_TIMEOUT);
-        let mut stream = match connect.await {
+        let mut stream = match connect(addr, tls.as_deref()).await {
             Ok(stream) => stream,
             Err(e) => {
                 if !logged {
@@ -227,13 +299,12 @@ async fn write_peer(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         if logged {
             tracing::info!(peer, %addr, "peer reached");
         }
         logged = false;
         backoff = RECONNECT_FIRST;
-        if stream.write_all(&hello).await.is_err() {
+        if write_frame(&mut stream, &hello).await.is_err() {
             continue;
         }
         held = drop_stale(&mut frames, held.take());
@@ -251,7 +322,7 @@ async fn write_peer(
             if crate::failpoint::cut_off() {
                 continue; // lost on the way (tests of a partition)
             }
-            if let Err(e) = stream.write_all(&frame).await {
+            if let Err(e) = write_frame(&mut stream, &frame).await {
                 tracing::info!(peer, %addr, error = %e, "peer connection lost");
                 break;
             }

@@ -7,6 +7,12 @@
 //! Per shard, one connection per peer address, one request at a time on
 //! it (callers queue), a deadline on each exchange; a connection that
 //! failed or timed out is dropped and the next request opens a new one.
+//!
+//! The connection speaks the inter-broker listener's security protocol
+//! ([`PeerSecurity`]): TLS presenting this broker's certificate and
+//! checking the peer's against `ssl-ca` (SSL, SASL_SSL), and SASL with the
+//! `inter-broker-sasl-*` credentials (SASL_PLAINTEXT, SASL_SSL), as
+//! Kafka's brokers use `sasl.mechanism.inter.broker.protocol`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,8 +24,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::Stream;
+use crate::sasl::Mechanism;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,13 +41,51 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer taken: ours are a few bytes per partition.
 const RESPONSE_BYTES_MAX: usize = 16 << 20;
 
-type Slot = Rc<tokio::sync::Mutex<Option<TcpStream>>>;
+type Slot = Rc<tokio::sync::Mutex<Option<Stream>>>;
+
+/// How this broker authenticates to the other brokers' inter-broker
+/// listener: its security protocol's parts.
+#[derive(Debug, Clone, Default)]
+pub struct PeerSecurity {
+    /// SSL and SASL_SSL: the broker's certificate presented (for a
+    /// listener requiring client certificates), the peer's checked
+    /// against `ssl-ca` and the name it advertises.
+    pub tls: Option<std::sync::Arc<super::tls::Tls>>,
+    /// SASL_PLAINTEXT and SASL_SSL: the broker's user.
+    pub sasl: Option<PeerSasl>,
+}
+
+/// The SASL user a broker authenticates as (`inter-broker-sasl-*`).
+#[derive(Clone)]
+pub struct PeerSasl {
+    pub mechanism: Mechanism,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PeerSasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSasl")
+            .field("mechanism", &self.mechanism.name())
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A broker to call: the name it advertises (which its certificate
+/// carries) and its address.
+#[derive(Debug, Clone)]
+pub struct PeerAddress {
+    pub host: String,
+    pub addr: SocketAddr,
+}
 
 /// This shard's connections to other brokers.
 #[derive(Default)]
 pub struct Peers {
     connections: RefCell<HashMap<SocketAddr, Slot>>,
     correlation: std::cell::Cell<i32>,
+    security: PeerSecurity,
 }
 
 impl std::fmt::Debug for Peers {
@@ -47,15 +97,23 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
-    /// Sends `request` (API `api_key` at `version`) to the broker at `addr`
+    pub fn new(security: PeerSecurity) -> Peers {
+        Peers {
+            security,
+            ..Peers::default()
+        }
+    }
+
+    /// Sends `request` (API `api_key` at `version`) to the broker `peer`
     /// and decodes its answer.
     pub async fn call<Req: Encodable, Resp: Decodable>(
         &self,
-        addr: SocketAddr,
+        peer: &PeerAddress,
         api_key: ApiKey,
         version: i16,
         request: &Req,
     ) -> io::Result<Resp> {
+        let addr = peer.addr;
         if crate::failpoint::cut_off() {
             // Lost on the way (tests of a partition): no answer in time.
             engine::rt::sleep(CALL_TIMEOUT).await;
@@ -70,7 +128,8 @@ impl Peers {
         let slot = Rc::clone(self.connections.borrow_mut().entry(addr).or_default());
         let mut connection = slot.lock().await;
         let answer = {
-            let exchange = std::pin::pin!(exchange(&mut connection, addr, &frame));
+            let exchange = exchange(&mut connection, peer, &self.security, &frame);
+            let exchange = std::pin::pin!(exchange);
             let deadline = std::pin::pin!(engine::rt::sleep(CALL_TIMEOUT));
             match futures::future::select(exchange, deadline).await {
                 futures::future::Either::Left((answer, _)) => answer,
@@ -135,21 +194,99 @@ fn decode_response<Resp: Decodable>(
 /// Writes `frame` on the connection (opened first if there is none) and
 /// reads one answer frame.
 async fn exchange(
-    connection: &mut Option<TcpStream>,
-    addr: SocketAddr,
+    connection: &mut Option<Stream>,
+    peer: &PeerAddress,
+    security: &PeerSecurity,
     frame: &[u8],
 ) -> io::Result<Bytes> {
     if connection.is_none() {
-        let stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
-            .await
-            .map_err(io::Error::from)?;
-        let _ = stream.set_nodelay(true);
-        *connection = Some(stream);
+        *connection = Some(open(peer, security).await?);
     }
     let Some(stream) = connection.as_mut() else {
         return Err(io::Error::from(io::ErrorKind::NotConnected));
     };
+    round_trip(stream, frame).await
+}
+
+/// A connection to `peer` as its inter-broker listener wants it: TLS and
+/// SASL done.
+async fn open(peer: &PeerAddress, security: &PeerSecurity) -> io::Result<Stream> {
+    let stream = TcpStream::connect_timeout(peer.addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(io::Error::from)?;
+    let _ = stream.set_nodelay(true);
+    let mut stream = match &security.tls {
+        None => Stream::Plain(stream),
+        Some(tls) => super::tls::connect(stream, tls, &peer.host).await?,
+    };
+    if let Some(sasl) = &security.sasl {
+        authenticate(&mut stream, sasl).await.map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "SASL {} as {} at {}: {e}",
+                    sasl.mechanism.name(),
+                    sasl.user,
+                    peer.addr
+                ),
+            )
+        })?;
+    }
+    Ok(stream)
+}
+
+/// SaslHandshake, then the mechanism's SaslAuthenticate exchange (v2).
+async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<()> {
+    let handshake = SaslHandshakeRequest::default()
+        .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name()));
+    let frame = encode_request(ApiKey::SaslHandshake, 1, 1, &handshake)?;
+    let answer = round_trip(stream, &frame).await?;
+    let answer: SaslHandshakeResponse = decode_response(ApiKey::SaslHandshake, 1, 1, answer)?;
+    if answer.error_code != 0 {
+        return Err(invalid(format!(
+            "the mechanism is not enabled there (error {})",
+            answer.error_code
+        )));
+    }
+    let mut correlation = 1;
+    let mut step = async |bytes: Vec<u8>| -> io::Result<Bytes> {
+        correlation += 1;
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes));
+        let frame = encode_request(ApiKey::SaslAuthenticate, 2, correlation, &request)?;
+        let answer = round_trip(stream, &frame).await?;
+        let answer: SaslAuthenticateResponse =
+            decode_response(ApiKey::SaslAuthenticate, 2, correlation, answer)?;
+        if answer.error_code != 0 {
+            let message = answer.error_message.as_ref().map_or("", |m| m.as_str());
+            return Err(invalid(format!("error {}: {message}", answer.error_code)));
+        }
+        Ok(answer.auth_bytes)
+    };
+    match sasl.mechanism {
+        Mechanism::Plain => {
+            step(format!("\0{}\0{}", sasl.user, sasl.password).into_bytes()).await?;
+        }
+        Mechanism::Scram(mechanism) => {
+            use crate::sasl::scram::ClientExchange;
+            let (mut exchange, first) = ClientExchange::new(
+                mechanism,
+                &sasl.user,
+                sasl.password.as_bytes(),
+                crate::sasl::fresh_nonce(),
+            );
+            let server_first = step(first.into_bytes()).await?;
+            let last = exchange.respond(&server_first).map_err(invalid)?;
+            let server_final = step(last.into_bytes()).await?;
+            exchange.verify(&server_final).map_err(invalid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `frame` (TLS records flushed) and reads one answer frame.
+async fn round_trip(stream: &mut Stream, frame: &[u8]) -> io::Result<Bytes> {
     stream.write_all(frame).await?;
+    stream.flush().await?;
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).await?;
     let size = usize::try_from(u32::from_be_bytes(size)).unwrap_or(usize::MAX);

@@ -54,10 +54,13 @@ fn out_of_bounds() -> ReadEnd {
     ReadEnd::Failed(io::Error::other("receive buffer range out of bounds"))
 }
 
-/// A connection's byte stream: the socket, or TLS over it.
+/// A connection's byte stream: the socket, or TLS over it (as the server
+/// of a connection accepted, or the client of one this broker opened to
+/// another).
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    TlsClient(Box<futures_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Stream {
@@ -66,7 +69,7 @@ impl Stream {
         use std::os::fd::AsRawFd;
         match self {
             Stream::Plain(stream) => Some(stream.as_raw_fd()),
-            Stream::Tls(_) => None,
+            Stream::Tls(_) | Stream::TlsClient(_) => None,
         }
     }
 }
@@ -80,6 +83,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Stream::TlsClient(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -93,6 +97,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Stream::TlsClient(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -100,6 +105,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Stream::TlsClient(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
@@ -107,6 +113,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_close(cx),
             Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_close(cx),
+            Stream::TlsClient(stream) => Pin::new(stream.as_mut()).poll_close(cx),
         }
     }
 }

@@ -123,6 +123,72 @@ impl Tls {
     }
 }
 
+impl Tls {
+    /// The same files with client certificates required: the internal
+    /// listener's TLS, where brokers prove who they are.
+    pub fn requiring_client_certificates(&self) -> anyhow::Result<Tls> {
+        Tls::load(TlsFiles {
+            client_auth: ClientAuth::Required,
+            ..self.files.clone()
+        })
+    }
+
+    /// A client's configuration from the same files, read now (so a
+    /// renewed certificate is used by the next connection): trusts the
+    /// CAs of `ssl-ca` and presents the broker's certificate, as brokers
+    /// calling each other do.
+    pub fn client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let files = &self.files;
+        let ca = files.ca.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("calling other brokers over TLS needs ssl-ca (the CAs that sign them)")
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in certificates(ca)? {
+            roots
+                .add(certificate)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
+        }
+        let chain = certificates(&files.certificate)?;
+        let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", files.key.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", files.certificate.display()))?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// The TLS handshake of a connection this broker opened to another at
+/// `host` (the name or address its certificate must carry), within
+/// [`TLS_HANDSHAKE_TIMEOUT`].
+pub(crate) async fn connect(
+    stream: glommio::net::TcpStream,
+    tls: &Tls,
+    host: &str,
+) -> std::io::Result<super::Stream> {
+    use std::io::{Error, ErrorKind};
+    let config = tls
+        .client_config()
+        .map_err(|e| Error::other(format!("{e:#}")))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+    let connect = futures_rustls::TlsConnector::from(config).connect(name, stream);
+    let timeout = std::pin::pin!(engine::rt::sleep(TLS_HANDSHAKE_TIMEOUT));
+    match futures::future::select(std::pin::pin!(connect), timeout).await {
+        futures::future::Either::Left((Ok(stream), _)) => {
+            Ok(super::Stream::TlsClient(Box::new(stream)))
+        }
+        futures::future::Either::Left((Err(e), _)) => Err(e),
+        futures::future::Either::Right(_) => Err(Error::new(
+            ErrorKind::TimedOut,
+            format!("TLS handshake with {host}: no answer in {TLS_HANDSHAKE_TIMEOUT:?}"),
+        )),
+    }
+}
+
 fn stamps(files: &TlsFiles) -> Vec<Option<SystemTime>> {
     [
         Some(&files.certificate),

@@ -18,6 +18,7 @@ use replication::quorum::wire::{self as quorum_wire, Frame};
 use super::{Entry, Role};
 use crate::broker::{Shard, ShardMessage};
 use crate::cluster::raft_id;
+use crate::server::Stream;
 use crate::server::internal::{PeerLink, read_frame_bytes};
 
 /// This shard's outbound data links, by peer node id.
@@ -46,21 +47,32 @@ impl Shard {
             cluster_id: config.cluster_id(),
             shard: self.id(),
         });
-        let mut link = PeerLink::start(raft_id(to), addr, hello);
+        let mut link = PeerLink::start(raft_id(to), addr, hello, config.tls.clone());
         link.send(frame);
         out.insert(to, link);
     }
 
     /// A data connection from node `from` for `shard` (handed over by the
-    /// internal listener, on shard 0): read here, or on that shard.
-    pub(crate) fn accept_data_link(&self, from: i32, shard: u32, stream: glommio::net::TcpStream) {
+    /// internal listener, on shard 0): read here, or on that shard. A TLS
+    /// connection cannot move (its session lives here): it is read here
+    /// and its frames go to their partitions' shards over the mesh.
+    pub(crate) fn accept_data_link(
+        &self,
+        from: i32,
+        shard: u32,
+        stream: Stream,
+        peer: Option<std::net::SocketAddr>,
+    ) {
         let to = shard % self.shards();
-        if to == self.id() {
-            if let Some(me) = self.me() {
-                crate::server::spawn(me.read_data_link(from, stream));
+        let stream = match stream {
+            Stream::Plain(stream) if to != self.id() => stream,
+            stream => {
+                if let Some(me) = self.me() {
+                    crate::server::spawn(me.read_data_link(from, stream, peer));
+                }
+                return;
             }
-            return;
-        }
+        };
         // Another executor's: the descriptor moves, the stream here closes.
         // SAFETY: dup of a descriptor this stream owns; the copy is owned
         // by the message, then by the stream the other shard makes of it.
@@ -89,13 +101,18 @@ impl Shard {
         // SAFETY: a connected TCP socket's descriptor, dup'ed for us and
         // owned by nothing else.
         let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+        let peer = stream.peer_addr().ok();
         if let Some(me) = self.me() {
-            crate::server::spawn(me.read_data_link(from, stream));
+            crate::server::spawn(me.read_data_link(from, Stream::Plain(stream), peer));
         }
     }
 
-    async fn read_data_link(self: Rc<Self>, from: i32, mut stream: glommio::net::TcpStream) {
-        let peer = stream.peer_addr().ok();
+    async fn read_data_link(
+        self: Rc<Self>,
+        from: i32,
+        mut stream: Stream,
+        peer: Option<std::net::SocketAddr>,
+    ) {
         loop {
             let body = match read_frame_bytes(&mut stream, DATA_FRAME_BYTES_MAX).await {
                 Ok(Some(body)) => body,
