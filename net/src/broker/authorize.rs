@@ -39,7 +39,7 @@ impl Shard {
         let metadata = self.metadata();
         let allowed = acl::authorize(
             config,
-            metadata.acls(),
+            metadata.acls_for(resource_type, name).into_iter(),
             principal,
             host,
             op,

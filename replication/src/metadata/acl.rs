@@ -184,6 +184,61 @@ fn pattern_applies(acl: &AclBinding, name: &str) -> bool {
     }
 }
 
+/// Below this many ACLs, [`applicable`] scans them all (cheaper than its
+/// lookups).
+const SCAN_BELOW: usize = 32;
+
+/// The ACLs of `acls` that can apply to the resource of `resource_type`
+/// named `name`: those of its literal name, of the literal `*`, and of
+/// each of its prefixes. The set is ordered by resource type, name and
+/// pattern first, so each is a range found in O(log n): a check costs
+/// about (2 + the name's length) lookups however many ACLs there are,
+/// not a scan of them all.
+pub fn applicable<'a>(
+    acls: &'a std::collections::BTreeSet<AclBinding>,
+    resource_type: i8,
+    name: &str,
+) -> Vec<&'a AclBinding> {
+    if acls.len() < SCAN_BELOW {
+        return acls
+            .iter()
+            .filter(|acl| acl.resource_type == resource_type && pattern_applies(acl, name))
+            .collect();
+    }
+    let mut key = AclBinding {
+        resource_type,
+        resource_name: String::new(),
+        pattern_type: i8::MIN,
+        principal: String::new(),
+        host: String::new(),
+        operation: i8::MIN,
+        permission: i8::MIN,
+    };
+    let mut found = Vec::new();
+    let mut collect = |key: &mut AclBinding, resource_name: &str, pattern_type: i8| {
+        key.resource_name.clear();
+        key.resource_name.push_str(resource_name);
+        key.pattern_type = pattern_type;
+        let same = |acl: &&AclBinding| {
+            acl.resource_type == resource_type
+                && acl.resource_name == resource_name
+                && acl.pattern_type == pattern_type
+        };
+        found.extend(acls.range(&*key..).take_while(same));
+    };
+    collect(&mut key, name, pattern::LITERAL);
+    if name != WILDCARD {
+        collect(&mut key, WILDCARD, pattern::LITERAL);
+    }
+    let prefix_ends = name.char_indices().skip(1).map(|(i, _)| i);
+    for end in prefix_ends.chain([name.len()]) {
+        if let Some(prefix) = name.get(..end) {
+            collect(&mut key, prefix, pattern::PREFIXED);
+        }
+    }
+    found
+}
+
 /// What the authorizer is configured with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthorizerConfig {
@@ -275,6 +330,51 @@ fn implies(granted: i8, op: i8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// ACLs over a few names and prefixes of each other, so that prefixes,
+    /// literals, wildcards and near misses all occur.
+    fn any_acl() -> impl Strategy<Value = AclBinding> {
+        let names = prop::sample::select(vec!["*", "a", "ab", "abc", "abd", "b", "ba", "é", "éa"]);
+        (
+            prop::sample::select(vec![resource::TOPIC, resource::GROUP]),
+            names,
+            prop::sample::select(vec![pattern::LITERAL, pattern::PREFIXED]),
+            prop::sample::select(vec!["User:alice", "User:*"]),
+            prop::sample::select(vec![operation::READ, operation::ALL]),
+            prop::sample::select(vec![permission::ALLOW, permission::DENY]),
+        )
+            .prop_map(|(rt, name, pt, principal, op, perm)| AclBinding {
+                resource_type: rt,
+                resource_name: name.to_string(),
+                pattern_type: pt,
+                principal: principal.to_string(),
+                host: "*".into(),
+                operation: op,
+                permission: perm,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, rng_seed: proptest::test_runner::RngSeed::Fixed(17), ..ProptestConfig::default() })]
+
+        /// The indexed lookup finds exactly what a scan of every ACL
+        /// finds (seed 17).
+        #[test]
+        fn the_applicable_acls_are_those_a_scan_finds(
+            acls in prop::collection::btree_set(any_acl(), 0..120),
+            name in prop::sample::select(vec!["*", "a", "ab", "abc", "abcd", "abd", "b", "bab", "é", "éa", "éab", "z"]),
+            resource_type in prop::sample::select(vec![resource::TOPIC, resource::GROUP]),
+        ) {
+            let mut found = applicable(&acls, resource_type, name);
+            found.sort();
+            let scanned: Vec<&AclBinding> = acls
+                .iter()
+                .filter(|acl| acl.resource_type == resource_type && pattern_applies(acl, name))
+                .collect();
+            prop_assert_eq!(found, scanned);
+        }
+    }
 
     fn acl(rt: i8, name: &str, pt: i8, principal: &str, op: i8, perm: i8) -> AclBinding {
         AclBinding {

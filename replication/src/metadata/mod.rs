@@ -291,6 +291,12 @@ impl ClusterMetadata {
         self.acls.iter()
     }
 
+    /// The ACLs that can apply to the resource of `resource_type` named
+    /// `name` (lookups in the ordered set, not a scan of every ACL).
+    pub fn acls_for(&self, resource_type: i8, name: &str) -> Vec<&AclBinding> {
+        acl::applicable(&self.acls, resource_type, name)
+    }
+
     /// How many records built this state.
     pub fn applied(&self) -> u64 {
         self.applied
