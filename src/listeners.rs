@@ -89,6 +89,9 @@ pub struct ListenerKeys<'a> {
     pub inter_broker_sasl: bool,
     /// Whether `ssl-ca` says which CAs sign the peers' certificates.
     pub ssl_ca: bool,
+    /// Whether the `ssl-*` files serve the internal listener
+    /// (`internal-ssl`), so that no Kafka listener needs TLS.
+    pub internal_ssl: bool,
 }
 
 /// `NAME://HOST:PORT` (HOST empty: every interface; IPv6 in brackets).
@@ -155,8 +158,8 @@ pub fn resolve(keys: &ListenerKeys<'_>) -> anyhow::Result<(Vec<Listener>, String
         "SASL is configured but no listener is SASL_PLAINTEXT or SASL_SSL"
     );
     ensure!(
-        !keys.tls || listeners.iter().any(|l| l.protocol.tls()),
-        "TLS is configured but no listener is SSL or SASL_SSL"
+        !keys.tls || keys.internal_ssl || listeners.iter().any(|l| l.protocol.tls()),
+        "TLS is configured but no listener is SSL or SASL_SSL (nor internal-ssl set)"
     );
     let inter_broker = match keys.inter_broker_listener_name {
         Some(name) => name.to_uppercase(),

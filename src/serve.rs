@@ -463,6 +463,7 @@ fn listeners(
         in_cluster,
         inter_broker_sasl: file.inter_broker_sasl_mechanism.is_some(),
         ssl_ca: file.ssl_ca.is_some(),
+        internal_ssl: file.internal_ssl == Some(true),
     })
 }
 

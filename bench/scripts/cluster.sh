@@ -7,7 +7,9 @@
 # is stopped with SIGTERM (controlled shutdown).
 # Usage: bench/scripts/cluster.sh [DURATION_SECONDS [WORKLOAD [FAILOVERS]]]
 # (default: 20 s, latency, 3 failovers of each kind). FAILOVERS_ONLY=1
-# skips the load runs. Needs fio (apt-get install fio) and the Python
+# skips the load runs. INTERNAL_SSL=1 puts the brokers' internal links
+# (quorum and replication) under mutual TLS (`internal-ssl`, certificates
+# made here with openssl), the Kafka listeners staying PLAINTEXT. Needs fio (apt-get install fio) and the Python
 # clients in .venv (scripts/test installs them).
 set -euo pipefail
 duration=${1:-20}
@@ -29,10 +31,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [[ -n ${INTERNAL_SSL:-} ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=broker \
+    -keyout "$work/broker.key" -out "$work/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$work/ext"
+  openssl x509 -req -in "$work/broker.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+    -CAcreateserial -days 2 -extfile "$work/ext" -out "$work/broker.pem" 2>/dev/null
+fi
+
 start_broker() {
   local id=$1
+  local listen=(--listen 127.0.0.1:$((base + id)))
+  if [[ -n ${INTERNAL_SSL:-} ]]; then
+    cat >"$work/broker-$id.toml" <<TOML
+listeners = ["PLAINTEXT://127.0.0.1:$((base + id))"]
+ssl-certificate = "$work/broker.pem"
+ssl-key = "$work/broker.key"
+ssl-ca = "$work/ca.pem"
+internal-ssl = true
+TOML
+    listen=(--config "$work/broker-$id.toml")
+  fi
   "$bin" serve --node-id "$id" --shards 1 --data-dir "$work/data-$id" \
-    --listen 127.0.0.1:$((base + id)) --voters "$voters" 2>>"$work/broker-$id.log" &
+    "${listen[@]}" --voters "$voters" 2>>"$work/broker-$id.log" &
   pids[$id]=$!
   echo "${pids[$id]}" >"$work/$id"
 }
