@@ -412,5 +412,23 @@ mod tests {
             },
             "no listener is SASL",
         );
+        let plain = strings(&["PLAINTEXT://:9092"]);
+        refused(
+            ListenerKeys {
+                tls: true,
+                listeners: Some(&plain),
+                ..ListenerKeys::default()
+            },
+            "no listener is SSL",
+        );
+        // The ssl-* files may serve the internal listener alone.
+        let internal_only = ListenerKeys {
+            tls: true,
+            internal_ssl: true,
+            in_cluster: true,
+            listeners: Some(&plain),
+            ..ListenerKeys::default()
+        };
+        assert!(resolve(&internal_only).is_ok());
     }
 }
