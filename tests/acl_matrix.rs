@@ -12,17 +12,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::messages::{GroupId, ProducerId, TransactionalId};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use net::handlers::error_codes::ErrorCodes;
 
-use common::{free_addr, topic_name};
+use common::{Conn, free_addr, topic_name};
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -34,75 +32,17 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-/// One connection, requests answered in turn.
-struct Conn {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        Conn {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    /// The administrator's connection: SASL PLAIN as `admin`.
-    fn admin(addr: SocketAddr) -> Conn {
-        let mut conn = Conn::open(addr);
-        let handshake = SaslHandshakeRequest::default().with_mechanism(text("PLAIN"));
-        let answer: SaslHandshakeResponse = conn.call(ApiKey::SaslHandshake, 1, &handshake);
-        assert_eq!(answer.error_code, 0);
-        let token = Bytes::from_static(b"\0admin\0adm1n");
-        let authenticate = SaslAuthenticateRequest::default().with_auth_bytes(token);
-        let answer: SaslAuthenticateResponse =
-            conn.call(ApiKey::SaslAuthenticate, 2, &authenticate);
-        assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
-        conn
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api_key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(text("acl-matrix")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, api_key.request_header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).unwrap();
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap();
-        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut response).unwrap();
-        let mut response = Bytes::from(response);
-        let header =
-            ResponseHeader::decode(&mut response, api_key.response_header_version(version))
-                .unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        let body = Resp::decode(&mut response, version).unwrap();
-        assert!(
-            !response.has_remaining(),
-            "{api_key:?}: bytes after the body"
-        );
-        body
-    }
+/// The administrator's connection: SASL PLAIN as `admin`.
+fn admin_conn(addr: SocketAddr) -> Conn {
+    let mut conn = Conn::open(addr);
+    let handshake = SaslHandshakeRequest::default().with_mechanism(text("PLAIN"));
+    let answer: SaslHandshakeResponse = conn.call(ApiKey::SaslHandshake, 1, &handshake);
+    assert_eq!(answer.error_code, 0);
+    let token = Bytes::from_static(b"\0admin\0adm1n");
+    let authenticate = SaslAuthenticateRequest::default().with_auth_bytes(token);
+    let answer: SaslAuthenticateResponse = conn.call(ApiKey::SaslAuthenticate, 2, &authenticate);
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    conn
 }
 
 /// An ACL the matrix grants `User:ANONYMOUS`: (resource type, name,
@@ -984,7 +924,7 @@ fn broker(dir: &std::path::Path) -> (common::Broker, Conn, SocketAddr) {
         &config(admin_addr, client_addr),
         &[admin_addr, client_addr],
     );
-    (broker, Conn::admin(admin_addr), client_addr)
+    (broker, admin_conn(admin_addr), client_addr)
 }
 
 /// A topic of one partition, made by the administrator.

@@ -104,12 +104,7 @@ impl Cluster {
     fn start_with_http(dir: &Path, size: usize, config: &str, http: Option<SocketAddr>) -> Cluster {
         let clients: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
         let internal: Vec<SocketAddr> = (0..size).map(|_| free_addr()).collect();
-        let voters = internal
-            .iter()
-            .enumerate()
-            .map(|(id, addr)| format!("{id}@{addr}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let voters = common::voters(&internal);
         std::fs::write(dir.join("shardlog.toml"), config).unwrap();
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),

@@ -60,12 +60,7 @@ impl SecuredCluster {
         std::fs::write(&path, config).unwrap();
         let clients: Vec<SocketAddr> = (0..BROKERS).map(|_| free_addr()).collect();
         let internal: Vec<SocketAddr> = (0..BROKERS).map(|_| free_addr()).collect();
-        let voters = internal
-            .iter()
-            .enumerate()
-            .map(|(id, addr)| format!("{id}@{addr}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let voters = common::voters(&internal);
         let brokers = (0..BROKERS)
             .map(|id| {
                 let node = id.to_string();

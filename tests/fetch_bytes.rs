@@ -8,77 +8,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader,
+    ProduceResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use net::protocol::schema::generate::Rng;
+
+use common::Conn;
 
 const TOPIC: &str = "fetch-bytes";
 const PARTITIONS: i32 = 4;
-
-/// One connection, requests one at a time.
-struct Client {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        Client {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api_key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("fetch-bytes")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, api_key.request_header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).unwrap();
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap();
-        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut response).unwrap();
-        let mut response = Bytes::from(response);
-        let header =
-            ResponseHeader::decode(&mut response, api_key.response_header_version(version))
-                .unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        let body = Resp::decode(&mut response, version).unwrap();
-        assert!(response.is_empty(), "nothing after the body");
-        body
-    }
-}
 
 /// A batch as the log stores it: its offsets and its bytes.
 #[derive(Debug, Clone)]
@@ -91,7 +36,7 @@ struct Stored {
 /// Produces batches of mixed sizes (a few bytes to 150 KiB, around the
 /// broker's copy-or-share threshold too) to every partition; returns what
 /// each partition holds.
-fn produce_mixed(client: &mut Client, rng: &mut Rng) -> HashMap<i32, Vec<Stored>> {
+fn produce_mixed(client: &mut Conn, rng: &mut Rng) -> HashMap<i32, Vec<Stored>> {
     const VALUE_BYTES: [usize; 7] = [0, 10, 700, 1_950, 2_100, 20_000, 150_000];
     let mut stored: HashMap<i32, Vec<Stored>> = HashMap::new();
     for round in 0..14 {
@@ -213,7 +158,7 @@ fn fetch_everything(
     rng: &mut Rng,
     what: &str,
 ) {
-    let mut client = Client::connect(addr);
+    let mut client = Conn::open(addr);
     let metadata: MetadataResponse = client.call(
         ApiKey::Metadata,
         12,
@@ -304,7 +249,7 @@ fn fetched_bytes_equal_the_written_batches_from_cache_and_from_disk() {
         std::fs::create_dir_all(&dir).unwrap();
         let broker = common::start_configured(&dir, addr, &toml);
         common::create_topic_raw(addr, TOPIC, PARTITIONS);
-        let mut client = Client::connect(addr);
+        let mut client = Conn::open(addr);
         let stored = produce_mixed(&mut client, &mut rng);
         fetch_everything(addr, &stored, &mut rng, what);
         assert!(common::stop(broker).success());

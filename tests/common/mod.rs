@@ -348,6 +348,76 @@ pub fn wait_listening(addr: SocketAddr) {
     }
 }
 
+/// `--voters` for brokers 0, 1, ... with these internal addresses.
+pub fn voters(internal: &[SocketAddr]) -> String {
+    internal
+        .iter()
+        .enumerate()
+        .map(|(id, addr)| format!("{id}@{addr}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One connection, requests answered one at a time (correlation ids
+/// counted from 1).
+pub struct Conn {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        Conn {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    /// Sends `request` and decodes its answer, which must carry the
+    /// request's correlation id and nothing after the body.
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Resp {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("serve-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api_key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::with_capacity(4 + body.len());
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).unwrap();
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut response).unwrap();
+        let mut response = Bytes::from(response);
+        let header =
+            ResponseHeader::decode(&mut response, api_key.response_header_version(version))
+                .unwrap();
+        assert_eq!(header.correlation_id, self.correlation);
+        let body = Resp::decode(&mut response, version).unwrap();
+        assert!(
+            !response.has_remaining(),
+            "{api_key:?}: bytes after the body"
+        );
+        body
+    }
+}
+
 /// Sends one request and decodes its response (kafka-protocol's types, as
 /// a client encodes them).
 pub fn call<Req: Encodable, Resp: Decodable>(

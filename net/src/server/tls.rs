@@ -142,15 +142,8 @@ impl Tls {
         let ca = files.ca.as_ref().ok_or_else(|| {
             anyhow::anyhow!("calling other brokers over TLS needs ssl-ca (the CAs that sign them)")
         })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for certificate in certificates(ca)? {
-            roots
-                .add(certificate)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
-        }
-        let chain = certificates(&files.certificate)?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", files.key.display()))?;
+        let roots = roots(ca)?;
+        let (chain, key) = (certificates(&files.certificate)?, private_key(&files.key)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -216,10 +209,24 @@ fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certificates)
 }
 
+fn private_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(&read(path)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The CAs of a PEM file, as trust roots.
+fn roots(ca: &Path) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(ca)? {
+        roots
+            .add(certificate)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
+    }
+    Ok(roots)
+}
+
 fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
-    let chain = certificates(&files.certificate)?;
-    let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", files.key.display()))?;
+    let (chain, key) = (certificates(&files.certificate)?, private_key(&files.key)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -229,14 +236,8 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
             let ca = files.ca.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("client certificates need ssl-ca (the CAs that sign them)")
             })?;
-            let mut roots = rustls::RootCertStore::empty();
-            for certificate in certificates(ca)? {
-                roots
-                    .add(certificate)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
-            }
             let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone());
             let verifier = if files.client_auth == ClientAuth::Requested {
                 verifier.allow_unauthenticated()
             } else {
