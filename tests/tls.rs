@@ -2,8 +2,9 @@
 //! `ssl-client-auth`), with certificates made here (rcgen): kafka-python
 //! and librdkafka administer, produce and consume in a group over SSL
 //! with a client certificate (mTLS required) and over SASL_SSL with
-//! SCRAM-SHA-512 and PLAIN; a client certificate from another CA, an
-//! expired one and none at all are refused at the handshake with the
+//! SCRAM-SHA-512 and PLAIN, and so does the Java client (PEM stores); a
+//! client certificate from another CA, an expired one and none at all
+//! are refused at the handshake with the
 //! alert a client reports; a new certificate written over the old one is
 //! served without a restart. The HTTP listener over TLS (`http-ssl`)
 //! takes the same users as the Kafka listeners (`sasl-users` and the
@@ -315,4 +316,65 @@ fn https_takes_the_kafka_listeners_sasl_users_in_basic_authentication() {
     let mut answer = Vec::new();
     let _ = plain.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+}
+
+/// The Java client (kafka-clients, its defaults: idempotent producer,
+/// acks=all) over SSL with a client certificate (PEM trust and key stores,
+/// KIP-651): produce and group consume with every codec; over SASL_SSL
+/// with SCRAM-SHA-512: admin, and transactions read back committed.
+#[test]
+fn the_java_client_uses_ssl_with_a_client_certificate_and_sasl_ssl_with_scram() {
+    let Some(class_path) = common::java_clients_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "ca");
+    pki.leaf("server", "broker", true, false);
+    pki.leaf("client", "trader", false, false);
+    // A PEM key store is the certificate and its key in one file.
+    let keystore = pki.path("client-keystore.pem");
+    let pem = |file: &str| std::fs::read_to_string(pki.path(file)).unwrap();
+    std::fs::write(&keystore, pem("client.key") + &pem("client.pem")).unwrap();
+    let ca = pki.path("ca.pem");
+    let ssl = format!(
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n\
+         ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n"
+    );
+    let sasl_ssl = format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n\
+         sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.\
+         ScramLoginModule required username=\"alice\" password=\"s3cret\";\n"
+    );
+    let runs = [
+        (
+            "ssl",
+            &ssl,
+            tls_config(&pki, "required", false),
+            "produce-consume",
+        ),
+        (
+            "sasl",
+            &sasl_ssl,
+            tls_config(&pki, "none", true),
+            "admin,transactions",
+        ),
+    ];
+    for (name, properties, broker_config, scenarios) in runs {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let client_properties = dir.join("client.properties");
+        std::fs::write(&client_properties, properties).unwrap();
+        let addr = free_addr();
+        let _broker = start_configured(&dir, addr, &broker_config);
+        let status = Command::new("java")
+            .arg("-cp")
+            .arg(&class_path)
+            .arg("shardlog.JavaClients")
+            .arg(addr.to_string())
+            .arg(scenarios)
+            .env("SHARDLOG_JAVA_CLIENT_PROPERTIES", &client_properties)
+            .status()
+            .expect("java runs");
+        assert!(status.success(), "JavaClients over {name} failed: {status}");
+    }
 }

@@ -12,9 +12,8 @@
 //! as Kafka's brokers are).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};

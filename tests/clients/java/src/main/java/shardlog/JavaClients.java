@@ -49,11 +49,15 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * back what was acknowledged. Usage: JavaClients BOOTSTRAP SCENARIO[,SCENARIO...],
  * each SCENARIO one of produce-consume, admin, transactions, static-member, streams,
  * compacted and consumer-protocol, run in order in this JVM. Exits
- * non-zero on the first failure.
+ * non-zero on the first failure. With SHARDLOG_JAVA_CLIENT_PROPERTIES
+ * naming a .properties file, every client takes its settings too (the
+ * security ones: SSL, SASL_SSL).
  */
 public final class JavaClients {
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final int PARTITIONS = 3;
+    /** Settings every client takes (SHARDLOG_JAVA_CLIENT_PROPERTIES), none by default. */
+    private static final Properties COMMON = new Properties();
 
     private JavaClients() {}
 
@@ -63,6 +67,12 @@ public final class JavaClients {
                     + "produce-consume|admin|transactions|static-member|streams|compacted|consumer-protocol");
         }
         String bootstrap = args[0];
+        String common = System.getenv("SHARDLOG_JAVA_CLIENT_PROPERTIES");
+        if (common != null) {
+            try (var in = java.nio.file.Files.newInputStream(java.nio.file.Path.of(common))) {
+                COMMON.load(in);
+            }
+        }
         // One JVM for every scenario asked for, in order; the first failure ends the run.
         for (String scenario : args[1].split(",")) {
             long started = System.nanoTime();
@@ -100,12 +110,14 @@ public final class JavaClients {
 
     static Admin adminClient(String bootstrap) {
         Properties props = new Properties();
+        props.putAll(COMMON);
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         return Admin.create(props);
     }
 
     static KafkaProducer<String, String> producer(String bootstrap, Map<String, Object> extra) {
         Properties props = new Properties();
+        props.putAll(COMMON);
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
@@ -115,6 +127,7 @@ public final class JavaClients {
 
     static KafkaConsumer<String, String> consumer(String bootstrap, String group, Map<String, Object> extra) {
         Properties props = new Properties();
+        props.putAll(COMMON);
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
@@ -783,6 +796,7 @@ public final class JavaClients {
     static org.apache.kafka.streams.KafkaStreams wordCount(String bootstrap, java.nio.file.Path stateDir,
             String input, String output) {
         Properties props = new Properties();
+        props.putAll(COMMON);
         props.put(org.apache.kafka.streams.StreamsConfig.APPLICATION_ID_CONFIG, "java-wordcount");
         props.put(org.apache.kafka.streams.StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(org.apache.kafka.streams.StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
