@@ -3,8 +3,10 @@
 //! checks go over it, the brokers authenticating as their SCRAM user) and
 //! whose internal listeners (the metadata quorum and the ISR protocol) are
 //! TLS with client certificates (`internal-ssl`), under an authorizer.
-//! librdkafka writes a transaction over partitions of three replicas led
-//! by every broker and reads it back committed. The internal port refuses
+//! librdkafka writes transactions over partitions of three replicas led
+//! by every broker and reads them back committed, before and after the
+//! brokers' SASL sessions with each other end (KIP-368: they connect
+//! again rather than send on an ended session). The internal port refuses
 //! a peer speaking plaintext, a certificate of another CA, and a
 //! certificate of the cluster's CA whose principal may not act for the
 //! cluster (no ClusterAction): each connection is closed, with a log line.
@@ -50,6 +52,7 @@ impl SecuredCluster {
              inter-broker-sasl-mechanism = \"SCRAM-SHA-512\"\n\
              inter-broker-sasl-user = \"broker\"\n\
              inter-broker-sasl-password = \"br0ker\"\n\
+             connections-max-reauth-ms = 2500\n\
              authorizer-enabled = true\n\
              super-users = [\"User:admin\", \"User:broker\", \"User:CN=broker,O=shardlog tests\"]\n",
             pki.path("broker.pem"),
@@ -202,7 +205,7 @@ fn create_topic(config: &ClientConfig) {
 }
 
 /// A transaction over every partition, committed; the values sent.
-fn write_transaction(config: &ClientConfig) -> Vec<String> {
+fn write_transaction(config: &ClientConfig, tag: &str) -> Vec<String> {
     let producer: ThreadedProducer<DefaultProducerContext> = config
         .clone()
         .set("transactional.id", "secured-txn")
@@ -210,7 +213,7 @@ fn write_transaction(config: &ClientConfig) -> Vec<String> {
         .unwrap();
     producer.init_transactions(Duration::from_secs(30)).unwrap();
     producer.begin_transaction().unwrap();
-    let values: Vec<String> = (0..MESSAGES).map(|i| format!("secret-{i}")).collect();
+    let values: Vec<String> = (0..MESSAGES).map(|i| format!("{tag}-{i}")).collect();
     for (i, value) in values.iter().enumerate() {
         let partition = (i % BROKERS) as i32;
         let record = BaseRecord::<(), _>::to(TOPIC)
@@ -224,7 +227,7 @@ fn write_transaction(config: &ClientConfig) -> Vec<String> {
     values
 }
 
-fn read_committed(config: &ClientConfig) -> Vec<String> {
+fn read_committed(config: &ClientConfig, expected: usize) -> Vec<String> {
     let consumer: BaseConsumer = config
         .clone()
         .set("group.id", "secured-readers")
@@ -235,7 +238,7 @@ fn read_committed(config: &ClientConfig) -> Vec<String> {
     consumer.subscribe(&[TOPIC]).unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < MESSAGES && Instant::now() < deadline {
+    while got.len() < expected && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
             got.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
         }
@@ -322,10 +325,18 @@ fn a_cluster_with_sasl_ssl_between_brokers_and_mutual_tls_inside_runs_transactio
     wait_brokers(&config);
     create_topic(&config);
     wait_topic_led_everywhere(&config);
-    let written = write_transaction(&config);
-    let mut expected = written.clone();
+    let mut expected = write_transaction(&config, "first");
+    // The brokers' SASL sessions with each other end after 2.5 s: they
+    // open new connections rather than send on an ended session.
+    std::thread::sleep(Duration::from_secs(3));
+    expected.extend(write_transaction(&config, "second"));
     expected.sort();
-    assert_eq!(read_committed(&config), expected);
+    assert_eq!(read_committed(&config, expected.len()), expected);
+    let ended = "a request after the SASL session ended";
+    assert!(
+        !cluster.logs().contains(ended),
+        "a broker used an ended session"
+    );
 
     // The internal port: a certificate of the cluster's CA without
     // ClusterAction, one of another CA, and plaintext are all turned away.

@@ -41,7 +41,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer taken: ours are a few bytes per partition.
 const RESPONSE_BYTES_MAX: usize = 16 << 20;
 
-type Slot = Rc<tokio::sync::Mutex<Option<Stream>>>;
+type Slot = Rc<tokio::sync::Mutex<Option<Connection>>>;
+
+/// An open connection to a peer, and when to open a new one instead: its
+/// SASL session's lifetime (KIP-368, `connections.max.reauth.ms` on the
+/// peer) is nine tenths gone, as Kafka's clients re-authenticate between
+/// 85% and 95% of it.
+struct Connection {
+    stream: Stream,
+    renew_at: Option<std::time::Instant>,
+}
 
 /// How this broker authenticates to the other brokers' inter-broker
 /// listener: its security protocol's parts.
@@ -194,23 +203,29 @@ fn decode_response<Resp: Decodable>(
 /// Writes `frame` on the connection (opened first if there is none) and
 /// reads one answer frame.
 async fn exchange(
-    connection: &mut Option<Stream>,
+    connection: &mut Option<Connection>,
     peer: &PeerAddress,
     security: &PeerSecurity,
     frame: &[u8],
 ) -> io::Result<Bytes> {
-    if connection.is_none() {
+    let renew = connection
+        .as_ref()
+        .and_then(|c| c.renew_at)
+        .is_some_and(|at| std::time::Instant::now() >= at);
+    if renew || connection.is_none() {
+        // A session about to end is not used: the peer would close it.
+        *connection = None;
         *connection = Some(open(peer, security).await?);
     }
-    let Some(stream) = connection.as_mut() else {
+    let Some(connection) = connection.as_mut() else {
         return Err(io::Error::from(io::ErrorKind::NotConnected));
     };
-    round_trip(stream, frame).await
+    round_trip(&mut connection.stream, frame).await
 }
 
 /// A connection to `peer` as its inter-broker listener wants it: TLS and
 /// SASL done.
-async fn open(peer: &PeerAddress, security: &PeerSecurity) -> io::Result<Stream> {
+async fn open(peer: &PeerAddress, security: &PeerSecurity) -> io::Result<Connection> {
     let stream = TcpStream::connect_timeout(peer.addr, CONNECT_TIMEOUT)
         .await
         .map_err(io::Error::from)?;
@@ -219,8 +234,9 @@ async fn open(peer: &PeerAddress, security: &PeerSecurity) -> io::Result<Stream>
         None => Stream::Plain(stream),
         Some(tls) => super::tls::connect(stream, tls, &peer.host).await?,
     };
+    let mut renew_at = None;
     if let Some(sasl) = &security.sasl {
-        authenticate(&mut stream, sasl).await.map_err(|e| {
+        let lifetime = authenticate(&mut stream, sasl).await.map_err(|e| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
@@ -231,12 +247,14 @@ async fn open(peer: &PeerAddress, security: &PeerSecurity) -> io::Result<Stream>
                 ),
             )
         })?;
+        renew_at = lifetime.map(|lifetime| std::time::Instant::now() + lifetime * 9 / 10);
     }
-    Ok(stream)
+    Ok(Connection { stream, renew_at })
 }
 
-/// SaslHandshake, then the mechanism's SaslAuthenticate exchange (v2).
-async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<()> {
+/// SaslHandshake, then the mechanism's SaslAuthenticate exchange (v2);
+/// the session's lifetime, if the peer limits it.
+async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<Option<Duration>> {
     let handshake = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name()));
     let frame = encode_request(ApiKey::SaslHandshake, 1, 1, &handshake)?;
@@ -249,6 +267,7 @@ async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<()> {
         )));
     }
     let mut correlation = 1;
+    let mut lifetime_ms = 0;
     let mut step = async |bytes: Vec<u8>| -> io::Result<Bytes> {
         correlation += 1;
         let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes));
@@ -260,6 +279,7 @@ async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<()> {
             let message = answer.error_message.as_ref().map_or("", |m| m.as_str());
             return Err(invalid(format!("error {}: {message}", answer.error_code)));
         }
+        lifetime_ms = answer.session_lifetime_ms;
         Ok(answer.auth_bytes)
     };
     match sasl.mechanism {
@@ -280,7 +300,10 @@ async fn authenticate(stream: &mut Stream, sasl: &PeerSasl) -> io::Result<()> {
             exchange.verify(&server_final).map_err(invalid)?;
         }
     }
-    Ok(())
+    Ok(u64::try_from(lifetime_ms)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis))
 }
 
 /// Writes `frame` (TLS records flushed) and reads one answer frame.
