@@ -49,20 +49,12 @@ fn admin_conn(addr: SocketAddr) -> Conn {
 /// operation), Kafka's numbers.
 type Grant = (i8, &'static str, i8);
 
+/// Kafka's numbers, by the names the matrix uses.
 mod acl {
-    pub const TOPIC: i8 = 2;
-    pub const GROUP: i8 = 3;
-    pub const CLUSTER: i8 = 4;
-    pub const TXN: i8 = 5;
-    pub const READ: i8 = 3;
-    pub const WRITE: i8 = 4;
-    pub const CREATE: i8 = 5;
-    pub const DELETE: i8 = 6;
-    pub const ALTER: i8 = 7;
-    pub const DESCRIBE: i8 = 8;
-    pub const DESCRIBE_CONFIGS: i8 = 10;
-    pub const ALTER_CONFIGS: i8 = 11;
-    pub const IDEMPOTENT_WRITE: i8 = 12;
+    pub use replication::metadata::acl::operation::*;
+    pub use replication::metadata::acl::resource::{
+        CLUSTER, GROUP, TOPIC, TRANSACTIONAL_ID as TXN,
+    };
 }
 
 fn acl_creation((resource_type, name, operation): Grant) -> create_acls_request::AclCreation {

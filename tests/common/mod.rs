@@ -426,35 +426,7 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     version: i16,
     request: &Req,
 ) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(77)
-        .with_client_id(Some(StrBytes::from_static_str("serve-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api_key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut response = vec![0u8; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = Bytes::from(response);
-    let header =
-        ResponseHeader::decode(&mut response, api_key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 77);
-    let body = Resp::decode(&mut response, version).unwrap();
-    assert!(!response.has_remaining(), "nothing after the body");
-    body
+    Conn::open(addr).call(api_key, version, request)
 }
 
 pub fn topic_name(name: &str) -> TopicName {
