@@ -248,6 +248,14 @@ pub struct AuthorizerConfig {
     pub allow_if_no_acl: bool,
 }
 
+impl AuthorizerConfig {
+    /// Whether `principal` may do anything (`super.users`), before any
+    /// ACL is looked at.
+    pub fn is_super_user(&self, principal: &str) -> bool {
+        self.super_users.iter().any(|s| s == principal)
+    }
+}
+
 /// Whether `principal` from `host` may do `op` on the resource of
 /// `resource_type` named `name`, by `acls`.
 pub fn authorize<'a>(
@@ -259,7 +267,7 @@ pub fn authorize<'a>(
     resource_type: i8,
     name: &str,
 ) -> bool {
-    if config.super_users.iter().any(|s| s == principal) {
+    if config.is_super_user(principal) {
         return true;
     }
     let mut any_acl = false;
@@ -297,7 +305,7 @@ pub fn authorize_any<'a>(
     op: i8,
     resource_type: i8,
 ) -> bool {
-    if config.super_users.iter().any(|s| s == principal) {
+    if config.is_super_user(principal) {
         return true;
     }
     let applies = |acl: &AclBinding| {
