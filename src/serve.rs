@@ -107,6 +107,8 @@ struct ServeConfig {
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
+    /// Index bytes and open files of sealed segments per shard.
+    segment_cache: (usize, usize),
     /// Writes in flight per partition and write buffer bytes, from the
     /// io-properties file (`shardlog tune iotune`), if one is configured.
     io_tuning: Option<(usize, usize)>,
@@ -268,6 +270,12 @@ impl ServeConfig {
             tail_cache_bytes_per_shard: file
                 .tail_cache_bytes_per_shard
                 .unwrap_or_else(|| tail_cache_share(shards)),
+            segment_cache: (
+                file.index_cache_bytes_per_shard
+                    .unwrap_or(engine::limits::INDEX_CACHE_SHARD_BYTES_DEFAULT),
+                file.open_segment_files_per_shard
+                    .unwrap_or(engine::limits::SEGMENT_FILES_SHARD_DEFAULT),
+            ),
             io_tuning: file
                 .io_properties_file
                 .as_deref()
@@ -605,6 +613,33 @@ fn tail_cache_share(shards: usize) -> usize {
 /// (docs/benchmarks.md, "Fetch from disk"). Not when the operator set
 /// malloc's tunables (`GLIBC_TUNABLES`, or the older `MALLOC_*_`
 /// variables): theirs win.
+/// Raises the soft limit on open files to the hard one, as the JVM does for
+/// Kafka (`MaxFDLimit`): every partition keeps its active segment open,
+/// and each client a socket, so the usual soft limit of 1,024 is reached
+/// at a few hundred partitions. `shardlog tune --check` says when the hard
+/// limit itself is low.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only `limit`.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        soft < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) == 0
+    };
+    if raised {
+        tracing::debug!(
+            open_files = limit.rlim_max,
+            "raised the open files limit to its hard limit"
+        );
+    }
+}
+
 fn keep_large_blocks() {
     let set_by_operator = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc"))
         || std::env::vars_os().any(|(k, _)| {
@@ -644,6 +679,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ensure_port_free(http)?;
     }
     keep_large_blocks();
+    raise_open_files_limit();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = config.shards;
     // Signals go to the main thread only: block them before any shard starts.
@@ -659,12 +695,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listeners = listeners.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
+        let segment_cache = config.segment_cache;
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
         let http = config.http.clone();
         let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
+            engine::set_segment_cache_limits(segment_cache.0, segment_cache.1);
             if let Some((writes_in_flight, write_buffer_bytes)) = io_tuning {
                 engine::set_io_tuning(writes_in_flight, write_buffer_bytes);
             }

@@ -42,10 +42,26 @@ fn parse_ack(line: &str) -> Option<Ack> {
 }
 
 /// Starts the child and returns it with a channel of its stdout lines.
-fn start_child(dir: &Path, seed: u64) -> (KillOnDrop, mpsc::Receiver<String>) {
+/// With `readers`, it also reads what is there at random offsets, with a
+/// segment cache that keeps nothing (every read of a sealed segment loads
+/// its indexes and opens its file).
+fn start_child(dir: &Path, seed: u64, readers: bool) -> (KillOnDrop, mpsc::Receiver<String>) {
+    let read_args: &[&str] = if readers {
+        &[
+            "--readers",
+            "2",
+            "--index-cache-bytes",
+            "0",
+            "--open-segment-files",
+            "1",
+        ]
+    } else {
+        &[]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .args(["crash-child", "--dir"])
         .arg(dir)
+        .args(read_args)
         .args([
             "--seed",
             &seed.to_string(),
@@ -98,10 +114,10 @@ const REOPEN_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Every batch in the log: (base, last, crc, len). A reopen that hangs fails
 /// the test with where each thread waits, instead of hanging it.
-fn read_log(dir: PathBuf) -> Vec<Ack> {
+fn read_log(dir: PathBuf, uncached: bool) -> Vec<Ack> {
     let (done, result) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = done.send(read_log_on_executor(dir));
+        let _ = done.send(read_log_on_executor(dir, uncached));
     });
     result.recv_timeout(REOPEN_PATIENCE).unwrap_or_else(|e| {
         panic!(
@@ -111,8 +127,11 @@ fn read_log(dir: PathBuf) -> Vec<Ack> {
     })
 }
 
-fn read_log_on_executor(dir: PathBuf) -> Vec<Ack> {
+fn read_log_on_executor(dir: PathBuf, uncached: bool) -> Vec<Ack> {
     engine::rt::run_on_executor("verify", None, move || async move {
+        if uncached {
+            engine::set_segment_cache_limits(0, 1);
+        }
         let log = Log::open(&dir, LogConfig::default(), 0)
             .await
             .expect("reopen after SIGKILL");
@@ -165,7 +184,9 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let run_for = Duration::from_millis(20 + (rng >> 33) % 400);
-        let (child, lines) = start_child(&dir, seed.wrapping_add(round));
+        // Odd rounds read while they append, and verify, with nothing cached.
+        let uncached = round % 2 == 1;
+        let (child, lines) = start_child(&dir, seed.wrapping_add(round), uncached);
         let ready = lines
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|e| {
@@ -190,7 +211,7 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
         drop(child); // SIGKILL
         // Acks printed before the kill but not yet read are acknowledged too.
         acked.extend(lines.try_iter().filter_map(|l| parse_ack(&l)));
-        let stored = read_log(dir.clone());
+        let stored = read_log(dir.clone(), uncached);
         let mut next = 0;
         for batch in &stored {
             assert_eq!(batch.base, next, "round {round}: offsets are contiguous");

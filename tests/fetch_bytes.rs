@@ -1,7 +1,8 @@
 //! Fetch hands out record batches without copying them into the response
 //! (net/src/rope.rs): the bytes a client reads must be exactly the batches
 //! written, whichever shard owns the partition, whether they come from the
-//! tail cache or from the disk, at every offset, for limits at and around
+//! tail cache or from the disk (and from sealed segments whose indexes and
+//! files the shard's cache let go), at every offset, for limits at and around
 //! every batch boundary, at every Fetch version that names topics
 //! differently, one partition or several per request.
 
@@ -244,6 +245,14 @@ fn fetched_bytes_equal_the_written_batches_from_cache_and_from_disk() {
     for (what, toml) in [
         ("tail cache", String::new()),
         ("disk", "tail-cache-bytes-per-shard = 1\n".to_string()),
+        // Small segments, and a segment cache that keeps nothing: every
+        // read of a sealed segment loads its index and opens its file.
+        (
+            "sealed uncached",
+            "tail-cache-bytes-per-shard = 1\nindex-cache-bytes-per-shard = 0\n\
+             open-segment-files-per-shard = 1\n[topic-defaults]\n\"segment.bytes\" = 200000\n"
+                .to_string(),
+        ),
     ] {
         let dir = tmp.path().join(what.replace(' ', "-"));
         std::fs::create_dir_all(&dir).unwrap();

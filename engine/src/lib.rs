@@ -53,9 +53,10 @@ pub use io_tuning::set_io_tuning;
 pub use log::{
     AbortedTxn, AppendInfo, Chunk, CleanStats, CleanupPolicy, ConfigError, ConfigType, EndWatch,
     FlushPolicy, InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS,
-    ProducerError, ProducerView, Ratio, ReadResult, StagedAppend, TOPIC_CONFIGS, TimestampType,
-    TopicCompression, TopicConfigKey, ValueKind, set_tail_cache_shard_budget,
-    tail_cache_shard_usage, topic_config, topic_config_by_broker_name,
+    ProducerError, ProducerView, Ratio, ReadResult, SegmentCacheUsage, StagedAppend, TOPIC_CONFIGS,
+    TimestampType, TopicCompression, TopicConfigKey, ValueKind, segment_cache_usage,
+    set_segment_cache_limits, set_tail_cache_shard_budget, tail_cache_shard_usage, topic_config,
+    topic_config_by_broker_name,
 };
 pub use offset::Offset;
 pub use partition_table::{PartitionTable, Rewrite, TopicPartition};

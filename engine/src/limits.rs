@@ -27,6 +27,15 @@ pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 << 20;
 /// Bytes the tail caches of one shard hold together unless the broker sets
 /// a budget (`serve` does: a share of the machine's memory).
 pub const TAIL_CACHE_SHARD_BYTES_DEFAULT: usize = 256 << 20;
+/// Bytes of sealed segments' indexes one shard keeps in memory unless the
+/// broker sets a budget (`index-cache-bytes-per-shard`): about 5 bytes per
+/// KiB of log at the default index interval, so 64 MiB index the busiest
+/// 13 GB a shard reads; the rest are read from their files when needed.
+pub const INDEX_CACHE_SHARD_BYTES_DEFAULT: usize = 64 << 20;
+/// Sealed segment files one shard keeps open unless the broker sets a
+/// bound (`open-segment-files-per-shard`); the active segments are open
+/// besides.
+pub const SEGMENT_FILES_SHARD_DEFAULT: usize = 1024;
 /// Size of one aligned staging buffer; full buffers are written concurrently.
 pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1 << 20;
 /// Writes one log keeps in flight at once.

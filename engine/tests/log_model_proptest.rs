@@ -39,6 +39,9 @@ struct Setup {
     index_interval_bytes: u32,
     write_buffer_bytes: usize,
     retention_bytes: u64,
+    /// The shard's sealed-segment cache: index bytes and open files
+    /// (tiny: every lookup reads the index files, every read opens its file).
+    segment_cache: (usize, usize),
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
@@ -48,16 +51,27 @@ fn setup() -> impl Strategy<Value = Setup> {
         256u32..4096,
         1usize..20,
         10_000u64..100_000,
+        prop_oneof![
+            Just((0usize, 1usize)),
+            Just((1_000, 2)),
+            Just((64 << 20, 1024))
+        ],
     )
         .prop_map(
-            |(segment_bytes, tail_cache_bytes, index_interval_bytes, blocks, retention_bytes)| {
-                Setup {
-                    segment_bytes,
-                    tail_cache_bytes,
-                    index_interval_bytes,
-                    write_buffer_bytes: blocks * 4096,
-                    retention_bytes,
-                }
+            |(
+                segment_bytes,
+                tail_cache_bytes,
+                index_interval_bytes,
+                blocks,
+                retention_bytes,
+                segment_cache,
+            )| Setup {
+                segment_bytes,
+                tail_cache_bytes,
+                index_interval_bytes,
+                write_buffer_bytes: blocks * 4096,
+                retention_bytes,
+                segment_cache,
             },
         )
 }
@@ -135,6 +149,7 @@ async fn check_read(log: &Log, model: &Model, pick: u64, max_bytes: usize) {
 }
 
 async fn check_case(setup: Setup, ops: Vec<Op>, case_seed: u64) {
+    engine::set_segment_cache_limits(setup.segment_cache.0, setup.segment_cache.1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     let config = LogConfig {

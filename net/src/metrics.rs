@@ -82,6 +82,10 @@ pub struct ShardMetrics {
     pub requests_in_flight: u64,
     /// Requests from other shards being served here.
     pub mesh_in_progress: u64,
+    /// Sealed segments' indexes and files the shard holds.
+    pub segment_cache: engine::SegmentCacheUsage,
+    /// Bytes in the shard's tail caches.
+    pub tail_cache_bytes: u64,
 }
 
 /// A queue a [`Queued`] guard counts an entry of while it lives.
@@ -211,6 +215,8 @@ pub fn local(shard: u32) -> ShardMetrics {
     m.shard = shard;
     m.fdatasync = engine::stats::sync_latency();
     m.executor = engine::rt::executor_totals();
+    m.segment_cache = engine::segment_cache_usage();
+    m.tail_cache_bytes = engine::tail_cache_shard_usage().0 as u64;
     m
 }
 
@@ -380,17 +386,31 @@ impl Scrape {
                 ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let mut family = encoder.encode_descriptor(
-            "shardlog_shard_tasks",
-            "Tasks each shard's executor ran",
-            None,
-            MetricType::Counter,
-        )?;
-        for shard in &self.shards {
-            let labels = [("shard", shard.shard.to_string())];
-            ConstCounter::new(shard.executor.tasks).encode(family.encode_family(&labels)?)?;
+        let counts: [ShardFamily<u64>; 3] = [
+            (
+                "shardlog_shard_tasks",
+                "Tasks each shard's executor ran",
+                |m| m.executor.tasks,
+            ),
+            (
+                "shardlog_shard_index_loads",
+                "Sealed segments' indexes the shard read from their files (cache misses)",
+                |m| m.segment_cache.index_loads,
+            ),
+            (
+                "shardlog_shard_segment_file_opens",
+                "Sealed segment files the shard opened to read them (cache misses)",
+                |m| m.segment_cache.file_opens,
+            ),
+        ];
+        for (name, help, pick) in counts {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                let labels = [("shard", shard.shard.to_string())];
+                ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
+            }
         }
-        let queues: [ShardFamily<u64>; 2] = [
+        let queues: [ShardFamily<u64>; 5] = [
             (
                 "shardlog_shard_requests_in_flight",
                 "Kafka requests read whole and not yet answered, by shard",
@@ -400,6 +420,21 @@ impl Scrape {
                 "shardlog_shard_mesh_in_progress",
                 "Requests from other shards being served, by shard",
                 |m| m.mesh_in_progress,
+            ),
+            (
+                "shardlog_shard_tail_cache_bytes",
+                "Bytes of recent batches the shard's tail caches hold",
+                |m| m.tail_cache_bytes,
+            ),
+            (
+                "shardlog_shard_index_cache_bytes",
+                "Bytes of sealed segments' indexes the shard holds in memory",
+                |m| m.segment_cache.index_bytes as u64,
+            ),
+            (
+                "shardlog_shard_segment_files_open",
+                "Sealed segment files the shard's cache holds open",
+                |m| m.segment_cache.open_files as u64,
             ),
         ];
         for (name, help, pick) in queues {

@@ -1,5 +1,6 @@
-//! Sparse per-segment indexes, kept in memory and written beside a segment
-//! when it is sealed (`.index`, `.timeindex`).
+//! Sparse per-segment indexes: the active segment's in memory, written
+//! beside a segment when it is sealed (`.index`, `.timeindex`) and read
+//! back when a read needs them (`log/sealed.rs`).
 //!
 //! File formats (big-endian, no header; the entry count is the file size
 //! divided by the entry size):
@@ -8,10 +9,10 @@
 //! - `.timeindex`: entries of (timestamp i64, relative offset u32), both
 //!   strictly increasing.
 //!
-//! After a crash an index file may be short, torn or missing: opening a
-//! sealed segment checks every entry against the segment (monotone, inside
-//! the file, inside the segment's offsets) and rebuilds the index from the
-//! log when any check fails. The active segment's indexes are never on disk;
+//! After a crash an index file may be short, torn or missing: loading a
+//! sealed segment's index checks every entry against the segment (monotone,
+//! inside the file, inside the segment's offsets) and rebuilds the index
+//! from the log when any check fails. The active segment's indexes are never on disk;
 //! they are rebuilt by the recovery scan.
 
 mod offset_index;
@@ -29,4 +30,6 @@ pub enum IndexError {
     NotIncreasing(usize),
     #[error("index entry {0} points outside the segment")]
     OutOfSegment(usize),
+    #[error("index file missing")]
+    Missing,
 }

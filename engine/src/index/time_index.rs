@@ -42,6 +42,14 @@ impl TimeIndex {
             .map_or(0, |e| e.relative_offset)
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
     }

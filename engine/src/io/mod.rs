@@ -383,21 +383,55 @@ pub(crate) async fn write_file_synced(path: &Path, bytes: Vec<u8>) -> Result<(),
 
 /// Reads a whole small file; `None` if it does not exist.
 pub(crate) async fn read_file(path: &Path) -> Result<Option<Vec<u8>>, IoError> {
-    let file = match BufferedFile::open(path).await {
-        Ok(file) => file,
-        Err(e) => {
-            let e = io::Error::from(e);
-            if e.kind() == io::ErrorKind::NotFound {
-                return Ok(None);
-            }
-            return Err(IoError::new("open", path, e));
-        }
+    let Some(file) = open_buffered(path).await? else {
+        return Ok(None);
     };
     let size = file.file_size().await.map_err(io_err("stat", path))?;
     let len = usize::try_from(size)
         .map_err(|_| IoError::new("read", path, io::Error::other("file too large")))?;
     let bytes = file
         .read_at(0, len)
+        .await
+        .map_err(io_err("read", path))?
+        .to_vec();
+    file.close().await.map_err(io_err("close", path))?;
+    Ok(Some(bytes))
+}
+
+async fn open_buffered(path: &Path) -> Result<Option<BufferedFile>, IoError> {
+    match BufferedFile::open(path).await {
+        Ok(file) => Ok(Some(file)),
+        Err(e) => {
+            let e = io::Error::from(e);
+            if e.kind() == io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            Err(IoError::new("open", path, e))
+        }
+    }
+}
+
+/// A file's length; `None` if it does not exist.
+pub(crate) fn file_len(path: &Path) -> Result<Option<u64>, IoError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(IoError::new("stat", path, e)),
+    }
+}
+
+/// Reads `len` bytes at `position` of a small file (fewer at its end);
+/// `None` if it does not exist.
+pub(crate) async fn read_at(
+    path: &Path,
+    position: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, IoError> {
+    let Some(file) = open_buffered(path).await? else {
+        return Ok(None);
+    };
+    let bytes = file
+        .read_at(position, len)
         .await
         .map_err(io_err("read", path))?
         .to_vec();

@@ -41,7 +41,8 @@ use super::cursor::BatchCursor;
 use super::open::delete_index_files;
 use super::producers::{AbortedTxn, last_sequence};
 use super::read::corrupt;
-use super::segment::{SealedSegment, SegmentMeta, index_path, log_path, time_index_path};
+use super::sealed::{SealedSegment, SegmentStore};
+use super::segment::{SegmentMeta, index_path, log_path, time_index_path};
 use crate::batch::records::{RecordView, for_each_record};
 use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
 use crate::clean::{OffsetMap, PassHistory, throttle};
@@ -93,7 +94,7 @@ struct Found {
     base: Offset,
     next: Offset,
     size: u64,
-    file: Rc<SegmentFile>,
+    store: Rc<SegmentStore>,
 }
 
 /// The name of a segment's rewrite until it is swapped in.
@@ -169,7 +170,7 @@ impl Log {
                 base: s.meta.base_offset,
                 next: s.meta.next_offset,
                 size: s.meta.size,
-                file: Rc::clone(&s.file),
+                store: Rc::clone(&s.store),
             })
             .collect();
         let last_batches: HashMap<i64, (i16, i32)> = st
@@ -304,8 +305,9 @@ impl Log {
         let mut read = 0;
         for segment in found.iter().filter(|s| s.next > from) {
             read += segment.size;
-            let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
-            while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+            let file = segment.store.file().await?;
+            let mut cursor = BatchCursor::new(&file, 0, segment.size, RECOVERY_READ_BYTES);
+            while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&file, e))? {
                 // A background task: requests go first between batches.
                 io::yield_queue().await;
                 throttle(batch.bytes.len() as u64).await;
@@ -345,8 +347,9 @@ impl Log {
         let mut writer: Option<ChunkWriter> = None;
         let mut after = 0u64;
         pass.removed_markers.borrow_mut().clear();
-        let mut cursor = BatchCursor::new(&segment.file, 0, segment.size, RECOVERY_READ_BYTES);
-        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&segment.file, e))? {
+        let file = segment.store.file().await?;
+        let mut cursor = BatchCursor::new(&file, 0, segment.size, RECOVERY_READ_BYTES);
+        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&file, e))? {
             io::yield_queue().await;
             throttle(batch.bytes.len() as u64).await;
             let invalid = |reason| {
@@ -359,7 +362,7 @@ impl Log {
             let kept = pass.retain(&view, batch.position)?;
             if writer.is_none() && kept != Retained::All {
                 let mut rewrite = ChunkWriter::create(&cleaned).await?;
-                rewrite.copy_from(&segment.file, after).await?;
+                rewrite.copy_from(&file, after).await?;
                 writer = Some(rewrite);
             }
             let bytes: &[u8] = match &kept {
@@ -389,7 +392,7 @@ impl Log {
         let _segments = self.shared.segments_lock.lock().await;
         let present = |st: &super::State| {
             st.sealed.iter().position(|s| {
-                s.meta.base_offset == segment.base && Rc::ptr_eq(&s.file, &segment.file)
+                s.meta.base_offset == segment.base && Rc::ptr_eq(&s.store, &segment.store)
             })
         };
         if present(&self.shared.state.borrow()).is_none() {
@@ -409,6 +412,8 @@ impl Log {
             };
             io::write_file_atomic(&dir.join(REMOVED_MARKERS_FILE), list).await?;
         }
+        // Readers that found the segment keep reading its old file.
+        segment.store.retire().await?;
         delete_index_files(dir, segment.base).await?;
         crash_if(CRASH_INDEXES_REMOVED);
         io::rename(&cleaned, &log_path(dir, segment.base)).await?;
@@ -426,10 +431,7 @@ impl Log {
         if let Some(at) = present(&st)
             && let Some(slot) = st.sealed.get_mut(at)
         {
-            *slot = SealedSegment {
-                meta,
-                file: Rc::new(file),
-            };
+            *slot = SealedSegment::new(dir, meta, Some(Rc::new(file)));
         }
         // Readers of this range go to the rewritten file, not the cache.
         st.tail.drop_below(segment.next);
@@ -519,7 +521,9 @@ async fn marker_stored(st: &super::State, marker: Offset) -> Result<bool> {
     if marker < st.log_start_offset || marker >= st.next_offset {
         return Ok(false);
     }
-    let plan = super::read::plan_disk_read(st, marker);
+    let plan = super::read::plan_disk_read(st, marker)
+        .resolve(marker)
+        .await?;
     let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, RECOVERY_READ_BYTES);
     while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {
         if batch.header.last_offset() >= marker {

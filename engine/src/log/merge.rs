@@ -28,9 +28,8 @@ use super::clean::{ChunkWriter, cleaned_path};
 use super::cursor::BatchCursor;
 use super::open::delete_segment_files;
 use super::read::corrupt;
-use super::segment::{
-    SealedSegment, SegmentMeta, index_path, log_path, parse_log_name, time_index_path,
-};
+use super::sealed::{SealedSegment, SegmentStore};
+use super::segment::{SegmentMeta, index_path, log_path, parse_log_name, time_index_path};
 use crate::clean::throttle;
 use crate::crashpoint::crash_if;
 use crate::io::{self, SegmentFile};
@@ -76,7 +75,7 @@ pub(super) async fn finish_swaps(dir: &Path) -> Result<(), IoError> {
 
 /// One run of segments to merge, as planned.
 struct Run {
-    segments: Vec<(Offset, Rc<SegmentFile>, u64)>,
+    segments: Vec<(Offset, Rc<SegmentStore>, u64)>,
     end: Offset,
 }
 
@@ -89,7 +88,7 @@ impl Log {
             let st = self.shared.state.borrow();
             let limit = st.config.segment_bytes;
             let mut runs = Vec::new();
-            let mut run: Vec<(Offset, Rc<SegmentFile>, u64)> = Vec::new();
+            let mut run: Vec<(Offset, Rc<SegmentStore>, u64)> = Vec::new();
             let (mut size, mut end) = (0u64, Offset::ZERO);
             for s in st
                 .sealed
@@ -111,7 +110,7 @@ impl Log {
                     run.clear();
                     size = 0;
                 }
-                run.push((s.meta.base_offset, Rc::clone(&s.file), s.meta.size));
+                run.push((s.meta.base_offset, Rc::clone(&s.store), s.meta.size));
                 size += s.meta.size;
                 end = s.meta.next_offset;
             }
@@ -140,7 +139,8 @@ impl Log {
         let mut writer = ChunkWriter::create(&cleaned).await?;
         let mut meta = SegmentMeta::empty(first, now_ms);
         let mut size = 0u64;
-        for (_, file, len) in &run.segments {
+        for (_, store, len) in &run.segments {
+            let file = &store.file().await?;
             let mut cursor = BatchCursor::new(file, 0, *len, RECOVERY_READ_BYTES);
             while let Some(batch) = cursor.next().await.map_err(|e| corrupt(file, e))? {
                 io::yield_queue().await;
@@ -161,8 +161,8 @@ impl Log {
                 .sealed
                 .get(at..at + run.segments.len())
                 .is_some_and(|now| {
-                    now.iter().zip(&run.segments).all(|(s, (base, file, _))| {
-                        s.meta.base_offset == *base && Rc::ptr_eq(&s.file, file)
+                    now.iter().zip(&run.segments).all(|(s, (base, store, _))| {
+                        s.meta.base_offset == *base && Rc::ptr_eq(&s.store, store)
                     })
                 });
             same.then_some(at)
@@ -170,6 +170,10 @@ impl Log {
         if at(&self.shared.state.borrow()).is_none() {
             io::remove_file(&cleaned).await?;
             return Ok(false);
+        }
+        for (_, store, _) in &run.segments {
+            // Readers that found these segments keep reading their files.
+            store.retire().await?;
         }
         let swap = swap_path(dir, first, run.end);
         io::rename(&cleaned, &swap).await?;
@@ -186,8 +190,8 @@ impl Log {
         let file = Rc::new(SegmentFile::open(&log_path(dir, first), false).await?);
         let mut st = self.shared.state.borrow_mut();
         if let Some(at) = at(&st) {
-            st.sealed
-                .splice(at..at + run.segments.len(), [SealedSegment { meta, file }]);
+            let merged = SealedSegment::new(dir, meta, Some(file));
+            st.sealed.splice(at..at + run.segments.len(), [merged]);
         }
         Ok(true)
     }

@@ -21,6 +21,7 @@ mod open;
 mod producers;
 mod read;
 mod retention;
+mod sealed;
 pub(crate) mod segment;
 mod staging;
 mod tail_cache;
@@ -51,7 +52,9 @@ pub use write::StagedAppend;
 
 use crate::io::TaskHandle;
 use crate::{IoError, Offset};
-use segment::{ActiveSegment, SealedSegment};
+use sealed::SealedSegment;
+pub use sealed::{SegmentCacheUsage, segment_cache_usage, set_segment_cache_limits};
+use segment::ActiveSegment;
 use staging::Staging;
 use tail_cache::TailCache;
 

@@ -10,15 +10,15 @@ use tokio::sync::{Mutex, Notify};
 use super::cursor::BatchCursor;
 use super::producers::Producers;
 use super::read::corrupt;
+use super::sealed::SealedSegment;
 use super::segment::{
-    ActiveSegment, SealedSegment, SegmentMeta, index_path, log_path, parse_log_name,
-    time_index_path,
+    ActiveSegment, SegmentMeta, index_path, log_path, parse_log_name, time_index_path,
 };
 use super::staging::Staging;
 use super::tail_cache::TailCache;
 use super::{Log, LogConfig, Shared, State};
 use crate::checkpoint::Checkpoint;
-use crate::index::{OffsetIndex, TimeIndex};
+use crate::index::{OffsetIndex, TimeEntry, TimeIndex};
 use crate::io::{self, SegmentFile};
 use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
 use crate::recovery::scan_segment;
@@ -133,34 +133,14 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
             (Producers::default(), from)
         }
     };
-    let segments = st
-        .sealed
-        .iter()
-        .map(|s| (&s.meta, &s.file, s.meta.size))
-        .chain(std::iter::once((
-            &st.active.meta,
-            &st.active.file,
-            st.active.meta.size,
-        )));
     let mut replayed = 0u64;
-    for (meta, file, size) in segments {
-        if meta.next_offset <= from {
-            continue;
-        }
-        let mut cursor = BatchCursor::new(file, 0, size, RECOVERY_READ_BYTES);
-        while let Some(batch) = cursor.next().await.map_err(|e| corrupt(file, e))? {
-            if batch.header.last_offset() < from || batch.header.producer_id() < 0 {
-                continue;
-            }
-            if batch.header.is_control() {
-                if let Some(marker) = crate::batch::builder::read_marker(&batch.bytes) {
-                    producers.replay_marker(&batch.header, marker, now_ms);
-                }
-            } else {
-                producers.replay(&batch.header, now_ms);
-            }
-            replayed += 1;
-        }
+    for s in st.sealed.iter().filter(|s| s.meta.next_offset > from) {
+        let file = s.store.file().await?;
+        replayed += replay(&file, s.meta.size, from, &mut producers, now_ms).await?;
+    }
+    if st.active.meta.next_offset > from {
+        let (file, size) = (&st.active.file, st.active.meta.size);
+        replayed += replay(file, size, from, &mut producers, now_ms).await?;
     }
     super::clean::forget_removed_markers(dir, st, &mut producers).await?;
     producers.expire(now_ms, st.config.producer_id_expiration_ms);
@@ -168,6 +148,33 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
         tracing::debug!(dir = %dir.display(), producers = producers.len(), from = from.0, replayed, "producer state rebuilt");
     }
     Ok(producers)
+}
+
+/// Replays the producer batches of `file`'s first `size` bytes from `from`
+/// on; returns how many.
+async fn replay(
+    file: &SegmentFile,
+    size: u64,
+    from: Offset,
+    producers: &mut Producers,
+    now_ms: i64,
+) -> Result<u64> {
+    let mut replayed = 0;
+    let mut cursor = BatchCursor::new(file, 0, size, RECOVERY_READ_BYTES);
+    while let Some(batch) = cursor.next().await.map_err(|e| corrupt(file, e))? {
+        if batch.header.last_offset() < from || batch.header.producer_id() < 0 {
+            continue;
+        }
+        if batch.header.is_control() {
+            if let Some(marker) = crate::batch::builder::read_marker(&batch.bytes) {
+                producers.replay_marker(&batch.header, marker, now_ms);
+            }
+        } else {
+            producers.replay(&batch.header, now_ms);
+        }
+        replayed += 1;
+    }
+    Ok(replayed)
 }
 
 /// Base offsets of the segments in `dir`, sorted; removes leftover temp files.
@@ -200,8 +207,11 @@ pub(super) async fn delete_index_files(dir: &Path, base: Offset) -> Result<(), I
     io::sync_dir(dir).await
 }
 
-/// Opens a sealed segment `[base, next)`: size from the file, indexes from
-/// their files if they verify, else rebuilt by a scan.
+/// Opens a sealed segment `[base, next)` without reading it: its size from
+/// the file system, its largest timestamp from the last entry of its time
+/// index (the indexes themselves are read when a read needs them). Index
+/// files missing or not whole entries (a crash while they were written) are
+/// rebuilt now by a scan.
 async fn open_sealed(
     dir: &Path,
     base: Offset,
@@ -210,19 +220,50 @@ async fn open_sealed(
     now_ms: i64,
 ) -> Result<SealedSegment> {
     let path = log_path(dir, base);
-    let file = SegmentFile::open(&path, false).await?;
-    let size = file.size().await?;
     let span = (next.0 - base.0) as u64;
-    let meta = match load_indexes(dir, base, size, span).await? {
-        Some((offset_index, time_index)) => {
-            sealed_meta(base, next, size, offset_index, time_index, now_ms)
+    let size = io::file_len(&path)?.unwrap_or(0);
+    if let Some(last) = last_time_entry(dir, base, span).await? {
+        let mut meta = SegmentMeta::empty(base, now_ms);
+        meta.size = size;
+        meta.next_offset = next;
+        if let Some(last) = last {
+            meta.max_timestamp = last.timestamp;
+            meta.max_timestamp_batch = base.plus(i64::from(last.relative_offset));
         }
-        None => rebuild_sealed(dir, &file, base, next, config, now_ms).await?,
+        return Ok(SealedSegment::unloaded(dir, meta));
+    }
+    let file = SegmentFile::open(&path, false).await?;
+    let meta = rebuild_sealed(dir, &file, base, next, config, now_ms).await?;
+    Ok(SealedSegment::new(dir, meta, Some(Rc::new(file))))
+}
+
+/// The last entry of a sealed segment's time index (`Some(None)`: no
+/// timestamps), if both index files are there and whole entries.
+async fn last_time_entry(
+    dir: &Path,
+    base: Offset,
+    span: u64,
+) -> Result<Option<Option<TimeEntry>>, IoError> {
+    const TIME_ENTRY: u64 = 12;
+    let offsets = io::file_len(&index_path(dir, base))?;
+    let times_path = time_index_path(dir, base);
+    let (Some(offsets), Some(times)) = (offsets, io::file_len(&times_path)?) else {
+        return Ok(None);
     };
-    Ok(SealedSegment {
-        meta,
-        file: Rc::new(file),
-    })
+    if !offsets.is_multiple_of(8) || !times.is_multiple_of(TIME_ENTRY) {
+        return Ok(None);
+    }
+    if times == 0 {
+        return Ok(Some(None));
+    }
+    let Some(bytes) = io::read_at(&times_path, times - TIME_ENTRY, TIME_ENTRY as usize).await?
+    else {
+        return Ok(None);
+    };
+    Ok(TimeIndex::decode(&bytes, span)
+        .ok()
+        .and_then(|index| index.last())
+        .map(Some))
 }
 
 fn sealed_meta(

@@ -5,13 +5,14 @@ use std::rc::Rc;
 
 use super::cursor::{BatchCursor, CursorError};
 use super::producers::AbortedTxn;
+use super::sealed::SegmentStore;
 use super::tail_cache::CachedBatch;
 use super::{Log, State};
 use crate::batch::records::for_each_record;
 use crate::batch::{Compression, HEADER_BYTES, NO_TIMESTAMP, codec};
 use crate::io::{ReadBuf, SegmentFile};
 use crate::limits::{DECOMPRESSED_BYTES_MAX, READ_BYTES_MIN};
-use crate::{Error, Offset, Result};
+use crate::{Error, IoError, Offset, Result};
 
 /// One whole record batch handed to a reader, without copying its bytes:
 /// either from the tail cache (rewritten header + the producer's records) or
@@ -65,6 +66,46 @@ impl ReadResult {
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(Chunk::len).sum()
     }
+}
+
+/// Where a read starts, before a sealed segment's file and indexes are at
+/// hand ([`Planned::resolve`] gets them).
+pub(super) enum Planned {
+    Ready(DiskPlan),
+    Sealed {
+        store: Rc<SegmentStore>,
+        base: Offset,
+        limit: u64,
+        next_offset: Offset,
+    },
+}
+
+impl Planned {
+    /// Where on disk the read of `offset` starts.
+    pub(super) async fn resolve(self, offset: Offset) -> Result<DiskPlan, IoError> {
+        match self {
+            Planned::Ready(plan) => Ok(plan),
+            Planned::Sealed {
+                store,
+                base,
+                limit,
+                next_offset,
+            } => {
+                let handles = store.handles().await?;
+                Ok(DiskPlan {
+                    position: u64::from(handles.indexes.offsets.lookup(relative(base, offset))),
+                    file: handles.file,
+                    limit,
+                    next_offset,
+                })
+            }
+        }
+    }
+}
+
+/// `offset` relative to a segment's `base` (0 below it).
+fn relative(base: Offset, offset: Offset) -> u32 {
+    u32::try_from((offset.0 - base.0).max(0)).unwrap_or(u32::MAX)
 }
 
 /// Where on disk a read starts.
@@ -259,6 +300,7 @@ impl Log {
                 }
                 plan_disk_read(&st, next)
             };
+            let plan = plan.resolve(next).await?;
             let segment_end = plan.next_offset;
             let complete =
                 read_segment(&plan, next, end, max_bytes, &mut total, &mut result.chunks).await?;
@@ -275,25 +317,40 @@ impl Log {
     /// compressed CreateTime batch is decompressed to find the record, as
     /// Kafka does.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
-        let (plan, log_start, log_end) = {
+        let (found, log_start, log_end) = {
             let st = self.shared.state.borrow();
-            let segments = st.sealed.iter().map(|s| (&s.meta, &s.file, s.meta.size));
-            let active = std::iter::once((&st.active.meta, &st.active.file, st.readable_bytes));
-            let found = segments.chain(active).find(|(meta, _, _)| {
+            let reaches = |meta: &super::segment::SegmentMeta| {
                 meta.max_timestamp >= timestamp && meta.next_offset > st.log_start_offset
-            });
-            let Some((meta, file, limit)) = found else {
-                return Ok(None);
             };
-            let relative = meta.time_index.lookup(timestamp);
-            let position = u64::from(meta.offset_index.lookup(relative));
-            let plan = DiskPlan {
-                file: Rc::clone(file),
-                position,
-                limit,
-                next_offset: meta.next_offset,
+            let found = match st.sealed.iter().find(|s| reaches(&s.meta)) {
+                Some(s) => Some(Err((Rc::clone(&s.store), s.meta.size, s.meta.next_offset))),
+                None if reaches(&st.active.meta) => {
+                    let meta = &st.active.meta;
+                    let relative = meta.time_index.lookup(timestamp);
+                    Some(Ok(DiskPlan {
+                        file: Rc::clone(&st.active.file),
+                        position: u64::from(meta.offset_index.lookup(relative)),
+                        limit: st.readable_bytes,
+                        next_offset: meta.next_offset,
+                    }))
+                }
+                None => None,
             };
-            (plan, st.log_start_offset, st.visible_end())
+            (found, st.log_start_offset, st.visible_end())
+        };
+        let plan = match found {
+            None => return Ok(None),
+            Some(Ok(plan)) => plan,
+            Some(Err((store, limit, next_offset))) => {
+                let handles = store.handles().await?;
+                let relative = handles.indexes.times.lookup(timestamp);
+                DiskPlan {
+                    position: u64::from(handles.indexes.offsets.lookup(relative)),
+                    file: handles.file,
+                    limit,
+                    next_offset,
+                }
+            }
         };
         let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {
@@ -323,27 +380,33 @@ fn check_range(st: &State, offset: Offset, floor: Offset) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn plan_disk_read(st: &State, offset: Offset) -> DiskPlan {
-    let in_active = offset >= st.active.meta.base_offset;
-    let (meta, file, limit) = if in_active {
-        (&st.active.meta, &st.active.file, st.readable_bytes)
-    } else {
-        let at = st
-            .sealed
-            .partition_point(|s| s.meta.base_offset <= offset)
-            .saturating_sub(1);
-        match st.sealed.get(at) {
-            Some(s) => (&s.meta, &s.file, s.meta.size),
-            None => (&st.active.meta, &st.active.file, st.readable_bytes),
-        }
+/// Which segment holds `offset`, and where in it the read starts when that
+/// is known without I/O (the active segment's indexes are in memory).
+pub(super) fn plan_disk_read(st: &State, offset: Offset) -> Planned {
+    let active = || {
+        let meta = &st.active.meta;
+        Planned::Ready(DiskPlan {
+            file: Rc::clone(&st.active.file),
+            position: u64::from(meta.offset_index.lookup(relative(meta.base_offset, offset))),
+            limit: st.readable_bytes,
+            next_offset: meta.next_offset,
+        })
     };
-    let relative = u32::try_from((offset.0 - meta.base_offset.0).max(0)).unwrap_or(u32::MAX);
-    let position = u64::from(meta.offset_index.lookup(relative));
-    DiskPlan {
-        file: Rc::clone(file),
-        position,
-        limit,
-        next_offset: meta.next_offset,
+    if offset >= st.active.meta.base_offset {
+        return active();
+    }
+    let at = st
+        .sealed
+        .partition_point(|s| s.meta.base_offset <= offset)
+        .saturating_sub(1);
+    match st.sealed.get(at) {
+        Some(s) => Planned::Sealed {
+            store: Rc::clone(&s.store),
+            base: s.meta.base_offset,
+            limit: s.meta.size,
+            next_offset: s.meta.next_offset,
+        },
+        None => active(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Retention (by time and size) and DeleteRecords: both move the log start
 //! offset forward, persist it, then delete whole segments below it.
 
+use std::rc::Rc;
+
 use super::open::delete_segment_files;
 use super::write::close_file;
 use super::{Log, State};
@@ -106,7 +108,12 @@ impl Log {
         let count = doomed.len();
         for segment in doomed {
             let base = segment.meta.base_offset;
-            close_file(segment.file).await?;
+            if Rc::strong_count(&segment.store) > 1 {
+                // A reader found it: it reads the file it found.
+                segment.store.retire().await?;
+            } else if let Some(file) = segment.store.forget() {
+                close_file(file).await?;
+            }
             delete_segment_files(self.dir(), base).await?;
             tracing::info!(dir = %self.dir().display(), base = base.0, "deleted segment");
         }

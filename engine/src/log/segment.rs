@@ -1,8 +1,9 @@
 //! Segments: `<20-digit base offset>.log` files of back-to-back record
 //! batches, with their sparse indexes.
 //!
-//! An [`ActiveSegment`] takes appends; [`ActiveSegment::seal`] turns it into
-//! a [`SealedSegment`], which is only read and eventually deleted. On disk
+//! An [`ActiveSegment`] takes appends; a roll seals it into a
+//! [`super::sealed::SealedSegment`], which is only read and eventually
+//! deleted. On disk
 //! the active segment's last block is padded with zeros (direct I/O writes
 //! whole blocks); a sealed segment is truncated to its exact size and has
 //! `.index` and `.timeindex` files beside it.
@@ -134,22 +135,6 @@ impl SegmentMeta {
 pub(crate) struct ActiveSegment {
     pub meta: SegmentMeta,
     pub file: Rc<SegmentFile>,
-}
-
-/// A segment that no longer changes.
-#[derive(Debug)]
-pub(crate) struct SealedSegment {
-    pub meta: SegmentMeta,
-    pub file: Rc<SegmentFile>,
-}
-
-impl ActiveSegment {
-    pub(crate) fn seal(self) -> SealedSegment {
-        SealedSegment {
-            meta: self.meta,
-            file: self.file,
-        }
-    }
 }
 
 #[cfg(test)]

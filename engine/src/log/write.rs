@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::producers::{Updates, Verdict};
+use super::sealed::SealedSegment;
 use super::segment::{ActiveSegment, SegmentMeta, index_path, log_path, time_index_path};
 use super::staging::{FlushOutcome, Staging, Waiter};
 use super::{AppendInfo, CachedBatch, FlushPolicy, Log, Shared, TimestampType};
@@ -291,8 +292,8 @@ impl Log {
         let state = shared.state.into_inner();
         let files = state
             .sealed
-            .into_iter()
-            .map(|s| s.file)
+            .iter()
+            .filter_map(|s| s.store.forget())
             .chain(std::iter::once(state.active.file));
         for file in files {
             let closed = close_file(file).await;
@@ -561,9 +562,9 @@ impl Shared {
                 meta: SegmentMeta::empty(base, now_ms),
                 file: Rc::new(new_file),
             };
-            let mut old = std::mem::replace(&mut st.active, active).seal();
-            old.meta = meta;
-            st.sealed.push(old);
+            let old = std::mem::replace(&mut st.active, active);
+            st.sealed
+                .push(SealedSegment::new(&self.dir, meta, Some(old.file)));
             st.staging = Staging::new(buffer_bytes, 0, Vec::new());
             st.readable_bytes = 0;
             st.sealing = false;

@@ -10,9 +10,9 @@
 //!   its last block, or blocks allocated ahead of writes that never came).
 //! - Sealed segments were fdatasync'ed, truncated to size and indexed before
 //!   the next segment was created, so they are never truncated. Their index
-//!   files are verified; a bad index is rebuilt by a scan, and a corrupt batch
-//!   met by that scan is logged with file and position and reported to any
-//!   read that reaches it.
+//!   files are verified when first read (missing ones at open); a bad index
+//!   is rebuilt by a scan, and a corrupt batch met by that scan is logged
+//!   with file and position and reported to any read that reaches it.
 
 use crate::batch::BatchError;
 use crate::io::SegmentFile;

@@ -1,0 +1,177 @@
+//! Sealed segments under the shard's cache bounds: with a budget so small
+//! that nothing stays, every read of a sealed segment loads its index files
+//! and opens its data file, and reads, lookups by time, retention and
+//! reopens give exactly what was written.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use engine::{Error, Log, LogConfig, Offset, segment_cache_usage, set_segment_cache_limits};
+
+/// Batch `i` has 3 records at timestamps `T0 + 10 i`, `+1`, `+2`.
+const T0: i64 = 1_000_000;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 16 << 10,
+        index_interval_bytes: 512,
+        tail_cache_bytes: 0,
+        retention_ms: None,
+        ..small_config()
+    }
+}
+
+/// What a log holds: (base, last, stored bytes) per batch.
+type Batches = Vec<(i64, i64, Vec<u8>)>;
+
+async fn fill(log: &Log, rng: &mut Rng, batches: usize) -> Batches {
+    let mut stored = Vec::new();
+    for i in 0..batches {
+        let b = batch(rng, 3, 400, T0 + 10 * i as i64, i % 3 == 0);
+        let info = log.append(Bytes::from(b.clone()), 0).await.unwrap();
+        stored.push((
+            info.base_offset.0,
+            info.last_offset.0,
+            with_offset(&b, info.base_offset.0),
+        ));
+    }
+    stored
+}
+
+/// Reads at every offset of `from..` one batch at a time, and checks it is
+/// the batch holding that offset.
+async fn check_every_offset(log: &Log, stored: &Batches, from: i64) {
+    for (base, last, bytes) in stored.iter().filter(|b| b.1 >= from) {
+        for offset in (*base).max(from)..=*last {
+            let read = log.read(Offset(offset), 1).await.unwrap();
+            assert!(
+                concat(&read) == *bytes,
+                "read at {offset}: batch {base}..={last}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reads_and_time_lookups_load_what_the_cache_let_go() {
+    run(|| async {
+        set_segment_cache_limits(0, 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Rng(seed("reads_and_time_lookups_load_what_the_cache_let_go"));
+        let a = Log::open(tmp.path().join("a-0"), config(), 0)
+            .await
+            .unwrap();
+        let b = Log::open(tmp.path().join("b-0"), config(), 0)
+            .await
+            .unwrap();
+        let stored_a = fill(&a, &mut rng, 150).await;
+        let stored_b = fill(&b, &mut rng, 150).await;
+        assert!(a.segment_count() > 10, "{} segments", a.segment_count());
+        let before = segment_cache_usage();
+        check_every_offset(&a, &stored_a, 0).await;
+        check_every_offset(&b, &stored_b, 0).await;
+        let after = segment_cache_usage();
+        // 150 batches of 3 records in each log, at most 20 in the active
+        // segment.
+        let sealed_reads = 2 * 3 * (150 - 20);
+        assert!(
+            after.index_loads - before.index_loads >= sealed_reads,
+            "every read of a sealed segment loaded its indexes: {before:?} -> {after:?}"
+        );
+        assert_eq!(after.index_bytes, 0, "{after:?}");
+        assert!(after.open_files <= 1, "{after:?}");
+
+        // Lookups by time: each record's own timestamp finds it.
+        for (i, (base, _, _)) in stored_a.iter().enumerate() {
+            let t = T0 + 10 * i as i64;
+            for delta in 0..3 {
+                let found = a.offset_for_timestamp(t + delta).await.unwrap();
+                assert_eq!(
+                    found,
+                    Some((Offset(base + delta), t + delta)),
+                    "time {}",
+                    t + delta
+                );
+            }
+            if i + 1 < stored_a.len() {
+                let between = a.offset_for_timestamp(t + 5).await.unwrap();
+                assert_eq!(between, Some((Offset(base + 3), t + 10)), "time {}", t + 5);
+            }
+        }
+        let last = T0 + 10 * (stored_a.len() as i64 - 1) + 2;
+        assert_eq!(a.offset_for_timestamp(last + 1).await.unwrap(), None);
+
+        // A reopen reads no index: they load when read.
+        let (end, segments) = (a.log_end_offset(), a.segment_count());
+        a.close().await.unwrap();
+        let loads = segment_cache_usage().index_loads;
+        let a = Log::open(tmp.path().join("a-0"), config(), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            segment_cache_usage().index_loads,
+            loads,
+            "no index read at open"
+        );
+        assert_eq!((a.log_end_offset(), a.segment_count()), (end, segments));
+        assert_eq!(a.max_timestamp(), Some((last, Offset(end.0 - 3))));
+        check_every_offset(&a, &stored_a, 0).await;
+
+        // Retention deletes whole segments; what is left reads the same.
+        let retained = LogConfig {
+            retention_bytes: Some(40 << 10),
+            ..config()
+        };
+        a.set_config(retained);
+        assert!(a.enforce_retention(0).await.unwrap() > 0);
+        let start = a.log_start_offset();
+        assert!(matches!(
+            a.read(start.plus(-1), 1).await,
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        check_every_offset(&a, &stored_a, start.0).await;
+        let first = stored_a.iter().position(|s| s.0 == start.0).unwrap();
+        let t = T0 + 10 * first as i64;
+        assert_eq!(
+            a.offset_for_timestamp(0).await.unwrap(),
+            Some((start, t)),
+            "the oldest record left"
+        );
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        assert_eq!(
+            segment_cache_usage().open_files,
+            0,
+            "closed logs hold no file"
+        );
+    });
+}
+
+#[test]
+fn a_read_that_found_a_segment_reads_it_while_retention_deletes_it() {
+    run(|| async {
+        set_segment_cache_limits(0, 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Rng(seed("a_read_that_found_a_segment_reads_it"));
+        let log = Log::open(tmp.path().join("t-0"), config(), 0)
+            .await
+            .unwrap();
+        let stored = fill(&log, &mut rng, 60).await;
+        log.set_config(LogConfig {
+            retention_bytes: Some(1),
+            ..config()
+        });
+        // The read finds the first segment and waits for its file to open;
+        // retention deletes the segment meanwhile.
+        let (read, deleted) = futures::join!(log.read(Offset(0), 1), log.enforce_retention(0));
+        assert!(deleted.unwrap() > 0);
+        assert!(log.log_start_offset() > Offset(0));
+        let read = read.unwrap();
+        assert!(
+            concat(&read) == stored[0].2,
+            "the read got the deleted batch whole"
+        );
+        log.close().await.unwrap();
+    });
+}
