@@ -36,6 +36,9 @@ pub const INDEX_CACHE_SHARD_BYTES_DEFAULT: usize = 64 << 20;
 /// bound (`open-segment-files-per-shard`); the active segments are open
 /// besides.
 pub const SEGMENT_FILES_SHARD_DEFAULT: usize = 1024;
+/// Partitions a shard opens (at start) or closes (at stop) at once: each
+/// is a few small file operations, overlapped in io_uring.
+pub const LOGS_OPENED_AT_ONCE: usize = 64;
 /// Size of one aligned staging buffer; full buffers are written concurrently.
 pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1 << 20;
 /// Writes one log keeps in flight at once.

@@ -11,6 +11,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use futures::StreamExt;
+
+use crate::limits::LOGS_OPENED_AT_ONCE as LOGS_AT_ONCE;
 use crate::{Error, Log, LogConfig, Result, io};
 
 /// A topic partition, named as Kafka names it.
@@ -97,7 +100,7 @@ impl PartitionTable {
         let data_dir = data_dir.as_ref().to_path_buf();
         assert!(shard < shard_count.max(1));
         io::create_dir(&data_dir).await?;
-        let mut logs = BTreeMap::new();
+        let mut found = Vec::new();
         for name in io::list_dir(&data_dir)? {
             let path = data_dir.join(&name);
             if name.ends_with(DELETED_SUFFIX) {
@@ -112,8 +115,20 @@ impl PartitionTable {
             if !path.is_dir() || Self::owner(&tp, shard_count) != shard {
                 continue;
             }
-            let log = Log::open(&path, config_for(&tp.topic), now_ms).await?;
-            logs.insert(tp, Rc::new(log));
+            let config = config_for(&tp.topic);
+            found.push((tp, path, config));
+        }
+        // Many at once: an open is a few small reads and at most one
+        // synced write, so the device and io_uring overlap them.
+        let mut opening = futures::stream::iter(found)
+            .map(|(tp, path, config)| async move {
+                let log = Log::open(&path, config, now_ms).await;
+                (tp, log)
+            })
+            .buffer_unordered(LOGS_AT_ONCE);
+        let mut logs = BTreeMap::new();
+        while let Some((tp, log)) = opening.next().await {
+            logs.insert(tp, Rc::new(log?));
         }
         Ok(PartitionTable {
             data_dir,
@@ -310,9 +325,12 @@ impl PartitionTable {
     pub async fn close_all(&self) -> Result<()> {
         self.closed.set(true);
         let logs = std::mem::take(&mut *self.logs.borrow_mut());
+        let mut closing = futures::stream::iter(logs)
+            .map(|(tp, log)| async move { (tp, sole_owner(log).await.close().await) })
+            .buffer_unordered(LOGS_AT_ONCE);
         let mut first_error = None;
-        for (tp, log) in logs {
-            if let Err(e) = sole_owner(log).await.close().await {
+        while let Some((tp, closed)) = closing.next().await {
+            if let Err(e) = closed {
                 tracing::error!(partition = %tp, error = %e, "close failed");
                 first_error.get_or_insert(e);
             }

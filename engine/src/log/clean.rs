@@ -486,14 +486,15 @@ fn decode_removed_markers(bytes: &[u8]) -> Option<Vec<(i64, Offset)>> {
 /// swap that removed them happened), writes the producers' snapshot (the
 /// state as of the log end) and deletes the file. An unreadable file (a
 /// damaged disk) has every aborted transaction's marker looked for.
+/// Returns whether there was such a file (and the snapshot was written).
 pub(super) async fn forget_removed_markers(
     dir: &std::path::Path,
     st: &super::State,
     producers: &mut super::producers::Producers,
-) -> Result<()> {
+) -> Result<bool> {
     let path = dir.join(REMOVED_MARKERS_FILE);
     let Some(bytes) = io::read_file(&path).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let markers = decode_removed_markers(&bytes).unwrap_or_else(|| {
         tracing::warn!(path = %path.display(), "removed markers' list unreadable; looking for every abort marker");
@@ -513,7 +514,7 @@ pub(super) async fn forget_removed_markers(
     tracing::info!(dir = %dir.display(), forgotten, "an unfinished cleaning pass's removed markers applied");
     producers.write_snapshot(dir, st.next_offset).await?;
     io::remove_file(&path).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Whether a control batch at `marker` is in the log.

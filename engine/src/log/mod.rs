@@ -117,6 +117,12 @@ struct State {
     /// last pass ended (ms): for log lines and metrics.
     cleaned_bytes: u64,
     last_cleaned_ms: Option<i64>,
+    /// What the checkpoint and producer snapshot files hold (as read at
+    /// open or last written; `None` if unknown): an unchanged one is not
+    /// written again, so partitions that were not written to open and close
+    /// without a sync.
+    checkpoint_on_disk: Option<crate::checkpoint::Checkpoint>,
+    snapshot_on_disk: Option<Vec<u8>>,
 }
 
 impl State {
@@ -125,6 +131,32 @@ impl State {
         self.sealed
             .first()
             .map_or(self.active.meta.base_offset, |s| s.meta.base_offset)
+    }
+
+    /// The checkpoint as of now: the recovery point is the log end if
+    /// `clean` (the active segment written out exactly, with indexes), else
+    /// the active segment's base.
+    fn checkpoint(&self, clean: bool) -> crate::checkpoint::Checkpoint {
+        crate::checkpoint::Checkpoint {
+            log_start_offset: self.log_start_offset,
+            recovery_point: if clean {
+                self.next_offset
+            } else {
+                self.active.meta.base_offset
+            },
+            cleaned_to: self.first_dirty,
+            clean_passes: self.clean_passes.clone(),
+            tombstones_due: self.tombstones_due,
+        }
+    }
+
+    /// Whether the checkpoint on disk may say the active segment need not
+    /// be scanned on open (a clean close, and no write since), or is
+    /// unknown.
+    fn claims_clean(&self) -> bool {
+        self.checkpoint_on_disk
+            .as_ref()
+            .is_none_or(|c| c.recovery_point > self.active.meta.base_offset)
     }
 
     /// What consumers may read below: the durable end, capped by the high

@@ -61,7 +61,7 @@ impl Log {
             }
         }
         let last = bases.last().copied().unwrap_or(log_start);
-        let (active, carry) = open_active(&dir, last, clean_end, &config, now_ms).await?;
+        let (active, carry, trusted) = open_active(&dir, last, clean_end, &config, now_ms).await?;
         let next_offset = active.meta.next_offset;
         log_start = log_start.min(next_offset);
         let mut state = State {
@@ -91,16 +91,23 @@ impl Log {
                 .as_ref()
                 .map(|c| c.clean_passes.clone())
                 .unwrap_or_default(),
-            tombstones_due: checkpoint.and_then(|c| c.tombstones_due),
+            tombstones_due: checkpoint.as_ref().and_then(|c| c.tombstones_due),
             cleaned_bytes: 0,
             last_cleaned_ms: None,
+            checkpoint_on_disk: checkpoint.clone(),
+            snapshot_on_disk: None,
         };
         // A crash may have lost the tail an epoch started in.
         state.epochs = super::epochs::read(&dir).await?;
         state.epochs.truncate_from(next_offset.get());
         state.leader_epoch = state.epochs.latest_epoch().unwrap_or(-1);
         tracing::debug!(dir = %dir.display(), next = next_offset.get(), epochs = ?state.epochs.entries(), "log opened");
-        state.producers = rebuild_producers(&dir, &state, now_ms).await?;
+        let (producers, snapshot) = rebuild_producers(&dir, &state, now_ms).await?;
+        state.producers = producers;
+        state.snapshot_on_disk = snapshot;
+        // After a clean close that was trusted and matches, the checkpoint
+        // stays until the first append (which marks it unclean first).
+        let clean = trusted && state.checkpoint_on_disk == Some(state.checkpoint(true));
         let shared = Rc::new(Shared {
             dir,
             state: RefCell::new(state),
@@ -111,8 +118,10 @@ impl Log {
             allocated: Notify::new(),
             end_moved: Rc::new(Notify::new()),
         });
-        // From here on a crash must rescan the active segment.
-        shared.write_checkpoint(false).await?;
+        if !clean {
+            // From here on a crash must rescan the active segment.
+            shared.write_checkpoint(false).await?;
+        }
         Ok(Log::start_flusher(shared))
     }
 }
@@ -122,15 +131,24 @@ impl Log {
 /// from before snapshots, or a damaged file) the last two segments are
 /// replayed, as Kafka does on upgrade: a producer last seen before them is
 /// unknown, and an unknown producer may resume at any sequence.
-async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Producers> {
-    let (mut producers, from) = match Producers::read_snapshot(dir).await? {
-        Some((producers, offset)) if offset <= st.next_offset => (producers, offset),
+///
+/// Also returns the snapshot as read (encoded), if there was a usable one.
+async fn rebuild_producers(
+    dir: &Path,
+    st: &State,
+    now_ms: i64,
+) -> Result<(Producers, Option<Vec<u8>>)> {
+    let (mut producers, from, snapshot) = match Producers::read_snapshot(dir).await? {
+        Some((producers, offset)) if offset <= st.next_offset => {
+            let snapshot = producers.encode(offset);
+            (producers, offset, Some(snapshot))
+        }
         _ => {
             let from = st
                 .sealed
                 .last()
                 .map_or(st.active.meta.base_offset, |s| s.meta.base_offset);
-            (Producers::default(), from)
+            (Producers::default(), from, None)
         }
     };
     let mut replayed = 0u64;
@@ -142,12 +160,16 @@ async fn rebuild_producers(dir: &Path, st: &State, now_ms: i64) -> Result<Produc
         let (file, size) = (&st.active.file, st.active.meta.size);
         replayed += replay(file, size, from, &mut producers, now_ms).await?;
     }
-    super::clean::forget_removed_markers(dir, st, &mut producers).await?;
+    let snapshot = if super::clean::forget_removed_markers(dir, st, &mut producers).await? {
+        None
+    } else {
+        snapshot
+    };
     producers.expire(now_ms, st.config.producer_id_expiration_ms);
     if producers.len() > 0 || replayed > 0 {
         tracing::debug!(dir = %dir.display(), producers = producers.len(), from = from.0, replayed, "producer state rebuilt");
     }
-    Ok(producers)
+    Ok((producers, snapshot))
 }
 
 /// Replays the producer batches of `file`'s first `size` bytes from `from`
@@ -335,14 +357,15 @@ async fn rebuild_sealed(
 
 /// Opens the last segment for appends. After a clean close (`clean_end` is
 /// past its base and its indexes verify) nothing is scanned; otherwise it is
-/// scanned and a torn tail truncated. Returns it with its partial last block.
+/// scanned and a torn tail truncated. Returns it with its partial last block,
+/// and whether the clean close was trusted (nothing scanned).
 async fn open_active(
     dir: &Path,
     base: Offset,
     clean_end: Option<Offset>,
     config: &LogConfig,
     now_ms: i64,
-) -> Result<(ActiveSegment, Vec<u8>)> {
+) -> Result<(ActiveSegment, Vec<u8>, bool)> {
     let path = log_path(dir, base);
     let file = SegmentFile::open(&path, false).await?;
     let mut meta = None;
@@ -354,6 +377,7 @@ async fn open_active(
             meta = Some(sealed_meta(base, end, size, offsets, times, now_ms));
         }
     }
+    let trusted = meta.is_some();
     let meta = match meta {
         Some(meta) => meta,
         None => scan_active(&file, &path, base, config, now_ms).await?,
@@ -376,6 +400,7 @@ async fn open_active(
             file: Rc::new(file),
         },
         carry,
+        trusted,
     ))
 }
 

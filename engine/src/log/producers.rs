@@ -563,7 +563,7 @@ impl Producers {
     }
 
     pub(super) async fn write_snapshot(&self, dir: &Path, offset: Offset) -> Result<(), IoError> {
-        io::write_file_atomic(&dir.join(SNAPSHOT_FILE), self.encode(offset)).await
+        write_snapshot(dir, self.encode(offset)).await
     }
 
     /// The snapshot in `dir`, if there is a valid one.
@@ -577,6 +577,11 @@ impl Producers {
             decoded
         }))
     }
+}
+
+/// Writes an encoded snapshot ([`Producers::encode`]).
+pub(super) async fn write_snapshot(dir: &Path, encoded: Vec<u8>) -> Result<(), IoError> {
+    io::write_file_atomic(&dir.join(SNAPSHOT_FILE), encoded).await
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use super::segment::{ActiveSegment, SegmentMeta, index_path, log_path, time_inde
 use super::staging::{FlushOutcome, Staging, Waiter};
 use super::{AppendInfo, CachedBatch, FlushPolicy, Log, Shared, TimestampType};
 use crate::batch::{BatchHeader, HEADER_BYTES, Rewrite, ValidateMode, rewrite_batches, validate};
-use crate::checkpoint::Checkpoint;
 use crate::io::{self, SegmentFile};
 use crate::limits::STAGED_BYTES_MAX;
 use crate::{Error, IoError, Offset, Result};
@@ -258,6 +257,14 @@ impl Log {
             .sum();
         if self.shared.needs_roll(total as u64, count, now_ms) {
             self.shared.roll(now_ms).await?;
+        }
+        if self.shared.state.borrow().claims_clean() {
+            // The first append since an open after a clean close: from here
+            // a crash must rescan the active segment.
+            self.shared
+                .write_checkpoint(false)
+                .await
+                .map_err(|e| self.shared.poison(e))?;
         }
         Ok(guard)
     }
@@ -604,23 +611,16 @@ impl Shared {
     /// segment's base (every sealed segment is durable and checked), or with
     /// `clean` the log end (the active segment was written out exactly, with
     /// indexes, by a clean close, and need not be scanned on open).
+    /// Nothing is written when the file already says exactly that.
     pub(super) async fn write_checkpoint(&self, clean: bool) -> Result<(), IoError> {
-        let checkpoint = {
-            let st = self.state.borrow();
-            let recovery_point = if clean {
-                st.next_offset
-            } else {
-                st.active.meta.base_offset
-            };
-            Checkpoint {
-                log_start_offset: st.log_start_offset,
-                recovery_point,
-                cleaned_to: st.first_dirty,
-                clean_passes: st.clean_passes.clone(),
-                tombstones_due: st.tombstones_due,
-            }
-        };
-        checkpoint.write(&self.dir).await
+        let checkpoint = self.state.borrow().checkpoint(clean);
+        if self.state.borrow().checkpoint_on_disk.as_ref() == Some(&checkpoint) {
+            return Ok(());
+        }
+        self.state.borrow_mut().checkpoint_on_disk = None;
+        checkpoint.write(&self.dir).await?;
+        self.state.borrow_mut().checkpoint_on_disk = Some(checkpoint);
+        Ok(())
     }
 
     /// Writes the producers' state as of `offset` (everything below it
@@ -640,9 +640,15 @@ impl Shared {
             }
             let log_start = st.log_start_offset;
             st.producers.trim(log_start);
-            st.producers.clone()
+            st.producers.encode(offset)
         };
-        producers.write_snapshot(&self.dir, offset).await
+        if self.state.borrow().snapshot_on_disk.as_ref() == Some(&producers) {
+            return Ok(());
+        }
+        self.state.borrow_mut().snapshot_on_disk = None;
+        super::producers::write_snapshot(&self.dir, producers.clone()).await?;
+        self.state.borrow_mut().snapshot_on_disk = Some(producers);
+        Ok(())
     }
 
     /// On a clean close: the producers' snapshot at the log end, the active
@@ -660,6 +666,15 @@ impl Shared {
         self.snapshot_producers(next, None).await?;
         if meta.size == 0 {
             return Ok(self.write_checkpoint(false).await?);
+        }
+        let unchanged = {
+            let st = self.state.borrow();
+            st.checkpoint_on_disk.as_ref() == Some(&st.checkpoint(true))
+        };
+        if unchanged {
+            // Opened after a clean close and not appended to since: its
+            // files are as that close left them.
+            return Ok(());
         }
         meta.finish_time_index();
         self.seal_files(&file, &meta).await?;
