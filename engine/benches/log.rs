@@ -244,6 +244,97 @@ fn read_bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Fills a log with two full segments of the default `segment.bytes`
+/// (1 GiB) of 16 KiB batches a millisecond apart, then times `iters` lookups
+/// in the sealed first segment at pseudo-random offsets: a one-batch read,
+/// or a ListOffsets by time. `cold`: the shard's segment cache keeps
+/// nothing, so each lookup loads the segment's indexes from their files
+/// and opens it; warm, both stay cached after the first.
+fn timed_sealed_lookups(iters: u64, cold: bool, by_time: bool) -> Duration {
+    static FILLED: std::sync::OnceLock<(tempfile::TempDir, u64, i32)> =
+        std::sync::OnceLock::new();
+    let (tmp, first_batches, count) = FILLED.get_or_init(fill_two_segments);
+    let (dir, first_batches, count) = (tmp.path().join("bench-0"), *first_batches, *count);
+    engine::rt::run_on_executor("bench", None, move || async move {
+        if cold {
+            engine::set_segment_cache_limits(0, 1);
+        }
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir, config, 0).await.expect("open");
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let start = Instant::now();
+        for _ in 0..iters {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let batch = (x % first_batches) as i64;
+            if by_time {
+                let found = log.offset_for_timestamp(1_700_000_000_001 + batch);
+                black_box(found.await.expect("lookup"));
+            } else {
+                let offset = Offset(batch * i64::from(count));
+                black_box(log.read(offset, 1).await.expect("read").bytes());
+            }
+        }
+        let elapsed = start.elapsed();
+        log.close().await.expect("close");
+        elapsed
+    })
+    .expect("executor")
+}
+
+/// The log [`timed_sealed_lookups`] reads: its directory, the batches in
+/// its first segment, and the records per batch.
+fn fill_two_segments() -> (tempfile::TempDir, u64, i32) {
+    let tmp = tempfile::tempdir_in(bench_dir()).expect("temp dir");
+    let dir = tmp.path().join("bench-0");
+    let (batches, count) = engine::rt::run_on_executor("bench", None, move || async move {
+        let flush = FlushPolicy::Interval {
+            ms: None,
+            messages: None,
+        };
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            flush,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir, config, 0).await.expect("open");
+        let one = simple_batch(1, 1_000, 1, 7).len() - 61;
+        let count = ((16 << 10) / one) as i32;
+        let mut t = 1_700_000_000_000;
+        while log.segment_count() < 3 {
+            t += 1;
+            let batch = Bytes::from(simple_batch(count, 1_000, t, 7));
+            log.append(batch, 0).await.expect("append");
+        }
+        log.close().await.expect("close");
+        ((t - 1_700_000_000_000) as u64 / 2, count)
+    })
+    .expect("executor");
+    (tmp, batches, count)
+}
+
+fn sealed_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sealed");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for (label, cold, by_time) in [
+        ("read/warm", false, false),
+        ("read/cold", true, false),
+        ("time/warm", false, true),
+        ("time/cold", true, true),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| timed_sealed_lookups(iters, cold, by_time))
+        });
+    }
+    group.finish();
+}
+
 /// Bytes of the log a cleaning pass gets: 1 KiB records over
 /// [`CLEAN_KEYS`] keys, each updated about six times.
 const CLEAN_LOG_BYTES: usize = 32 << 20;
@@ -316,6 +407,7 @@ criterion_group!(
     append_bench,
     producer_bench,
     read_bench,
+    sealed_bench,
     clean_bench
 );
 criterion_main!(benches);

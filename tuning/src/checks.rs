@@ -159,8 +159,9 @@ fn memlock(machine: &dyn Machine, shards: usize) -> Finding {
 fn open_files(machine: &dyn Machine) -> Finding {
     const NAME: &str = "open files";
     let raise = format!(
-        "raise it where serve starts: `ulimit -n {OPEN_FILES_WANT}` (up to the hard limit), \
-         systemd LimitNOFILE=1048576, or nofile in /etc/security/limits.conf"
+        "raise the hard limit where serve starts: `ulimit -Hn {OPEN_FILES_WANT}` (as root), \
+         systemd LimitNOFILE=1048576, or nofile in /etc/security/limits.conf; serve needs one \
+         per partition, open-segment-files-per-shard per shard, and one per connection"
     );
     match machine.rlimit(Resource::OpenFiles) {
         Limit::Unlimited => Finding::new(NAME, Status::Ok, "unlimited"),
@@ -168,13 +169,17 @@ fn open_files(machine: &dyn Machine) -> Finding {
         Limit::At(n) if n >= OPEN_FILES_MIN => Finding::new(
             NAME,
             Status::Warn,
-            format!("{n}: each partition keeps segment files open, each client a socket"),
+            format!(
+                "{n} (the hard limit: serve raises its soft limit to it): every partition keeps \
+                 its active segment open, each shard up to open-segment-files-per-shard sealed \
+                 ones (1,024), each client a socket"
+            ),
         )
         .fix(raise),
         Limit::At(n) => Finding::new(
             NAME,
             Status::Fail,
-            format!("{n}: a few hundred partitions and connections exhaust it"),
+            format!("{n} (the hard limit): a few thousand partitions and connections exhaust it"),
         )
         .fix(raise),
         Limit::Unknown => Finding::new(NAME, Status::Warn, "unknown").fix(raise),

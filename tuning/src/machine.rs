@@ -75,10 +75,17 @@ impl Machine for RealMachine {
         // SAFETY: getrlimit writes into the rlimit we pass, nothing else.
         if unsafe { libc::getrlimit(which, &mut limit) } != 0 {
             Limit::Unknown
-        } else if limit.rlim_cur == libc::RLIM_INFINITY {
-            Limit::Unlimited
         } else {
-            Limit::At(limit.rlim_cur)
+            // serve raises its soft limit on open files to the hard one.
+            let value = match resource {
+                Resource::OpenFiles => limit.rlim_max,
+                Resource::Memlock => limit.rlim_cur,
+            };
+            if value == libc::RLIM_INFINITY {
+                Limit::Unlimited
+            } else {
+                Limit::At(value)
+            }
         }
     }
 

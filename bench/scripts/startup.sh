@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Start and stop times of a broker holding many partitions (issue 19).
+#
+#   bench/scripts/startup.sh PARTITIONS [ROUNDS] [BINARY...]
+#
+# For each binary (default: target/release/shardlog): a fresh data
+# directory, a topic of PARTITIONS partitions (created in topics of at most
+# 10,000), a first stop, then ROUNDS (default 3) restarts: the time from
+# the process start until every shard logged "shard ready" (its partitions
+# open and its listeners serving), with the broker's RSS then, and from
+# SIGTERM to the exit. Prints one line per round; the data directories are
+# removed.
+set -euo pipefail
+
+partitions=${1:?usage: startup.sh PARTITIONS [ROUNDS] [BINARY...]}
+rounds=${2:-3}
+shift $(($# < 2 ? $# : 2))
+binaries=("$@")
+[ ${#binaries[@]} -gt 0 ] || binaries=(target/release/shardlog)
+port=${PORT:-19192}
+shards=${SHARDS:-2}
+
+now() { date +%s.%N; }
+
+# Starts the broker in the background; sets $pid and waits for every
+# shard's "shard ready". Prints the seconds it took.
+start() {
+    local bin=$1 dir=$2 t0 ready
+    t0=$(now)
+    RUST_LOG=info "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+        --shards "$shards" >"$dir/broker.log" 2>&1 &
+    pid=$!
+    while :; do
+        ready=$(grep -c "shard ready" "$dir/broker.log" || true)
+        [ "$ready" -ge "$shards" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; exit 1; }
+        sleep 0.01
+    done
+    echo "$(now) - $t0" | bc
+    : >"$dir/broker.log"
+}
+
+stop() {
+    local t0
+    t0=$(now)
+    kill -TERM "$pid"
+    wait "$pid" || true
+    echo "$(now) - $t0" | bc
+}
+
+for bin in "${binaries[@]}"; do
+    dir=$(mktemp -d /tmp/startup.XXXXXX)
+    trap 'kill -TERM "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+    start "$bin" "$dir" >/dev/null
+    left=$partitions
+    topic=0
+    while [ "$left" -gt 0 ]; do
+        n=$((left > 10000 ? 10000 : left))
+        "$bin" topic create --bootstrap "127.0.0.1:$port" -p "$n" "many-$topic" >/dev/null
+        left=$((left - n))
+        topic=$((topic + 1))
+    done
+    first_stop=$(stop)
+    echo "$bin: $partitions partitions, created; first stop ${first_stop}s"
+    for round in $(seq 1 "$rounds"); do
+        started=$(start "$bin" "$dir")
+        rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+        stopped=$(stop)
+        echo "$bin: $partitions partitions, round $round: start ${started}s, RSS $((rss / 1024)) MiB, stop ${stopped}s"
+    done
+    rm -rf "$dir"
+    trap - EXIT
+done
