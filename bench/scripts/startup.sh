@@ -22,8 +22,8 @@ shards=${SHARDS:-2}
 
 now() { date +%s.%N; }
 
-# Starts the broker in the background; sets $pid and waits for every
-# shard's "shard ready". Prints the seconds it took.
+# Starts the broker in the background; sets $pid, waits for every
+# shard's "shard ready" and sets $took to the seconds it took.
 start() {
     local bin=$1 dir=$2 t0 ready
     t0=$(now)
@@ -36,7 +36,7 @@ start() {
         kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; exit 1; }
         sleep 0.01
     done
-    echo "$(now) - $t0" | bc
+    took=$(echo "$(now) - $t0" | bc)
     : >"$dir/broker.log"
 }
 
@@ -45,13 +45,13 @@ stop() {
     t0=$(now)
     kill -TERM "$pid"
     wait "$pid" || true
-    echo "$(now) - $t0" | bc
+    took=$(echo "$(now) - $t0" | bc)
 }
 
 for bin in "${binaries[@]}"; do
     dir=$(mktemp -d /tmp/startup.XXXXXX)
     trap 'kill -TERM "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-    start "$bin" "$dir" >/dev/null
+    start "$bin" "$dir"
     left=$partitions
     topic=0
     while [ "$left" -gt 0 ]; do
@@ -60,13 +60,14 @@ for bin in "${binaries[@]}"; do
         left=$((left - n))
         topic=$((topic + 1))
     done
-    first_stop=$(stop)
-    echo "$bin: $partitions partitions, created; first stop ${first_stop}s"
+    stop
+    echo "$bin: $partitions partitions, created; first stop ${took}s"
     for round in $(seq 1 "$rounds"); do
-        started=$(start "$bin" "$dir")
+        start "$bin" "$dir"
+        started=$took
         rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-        stopped=$(stop)
-        echo "$bin: $partitions partitions, round $round: start ${started}s, RSS $((rss / 1024)) MiB, stop ${stopped}s"
+        stop
+        echo "$bin: $partitions partitions, round $round: start ${started}s, RSS $((rss / 1024)) MiB, stop ${took}s"
     done
     rm -rf "$dir"
     trap - EXIT

@@ -874,21 +874,28 @@ public final class JavaClients {
             createTopics(admin, List.of(input, output), PARTITIONS);
         }
         java.nio.file.Path stateDir = java.nio.file.Files.createTempDirectory("shardlog-streams");
-        Map<String, Long> expected = new TreeMap<>();
-        var app = wordCount(bootstrap, stateDir, input, output);
         try {
-            produceLines(bootstrap, input, 0, 200, expected);
-            awaitCounts(bootstrap, output, expected);
+            Map<String, Long> expected = new TreeMap<>();
+            var app = wordCount(bootstrap, stateDir, input, output);
+            try {
+                produceLines(bootstrap, input, 0, 200, expected);
+                awaitCounts(bootstrap, output, expected);
+            } finally {
+                app.close(Duration.ofSeconds(30));
+            }
+            app = wordCount(bootstrap, stateDir, input, output);
+            try {
+                produceLines(bootstrap, input, 200, 400, expected);
+                awaitCounts(bootstrap, output, expected);
+            } finally {
+                app.close(Duration.ofSeconds(30));
+                app.cleanUp();
+            }
         } finally {
-            app.close(Duration.ofSeconds(30));
-        }
-        app = wordCount(bootstrap, stateDir, input, output);
-        try {
-            produceLines(bootstrap, input, 200, 400, expected);
-            awaitCounts(bootstrap, output, expected);
-        } finally {
-            app.close(Duration.ofSeconds(30));
-            app.cleanUp();
+            // The state directory is the test's: it goes whatever happened.
+            try (var paths = java.nio.file.Files.walk(stateDir)) {
+                paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
         }
     }
 
