@@ -251,8 +251,7 @@ fn read_bench(c: &mut Criterion) {
 /// nothing, so each lookup loads the segment's indexes from their files
 /// and opens it; warm, both stay cached after the first.
 fn timed_sealed_lookups(iters: u64, cold: bool, by_time: bool) -> Duration {
-    static FILLED: std::sync::OnceLock<(tempfile::TempDir, u64, i32)> =
-        std::sync::OnceLock::new();
+    static FILLED: std::sync::OnceLock<(tempfile::TempDir, u64, i32)> = std::sync::OnceLock::new();
     let (tmp, first_batches, count) = FILLED.get_or_init(fill_two_segments);
     let (dir, first_batches, count) = (tmp.path().join("bench-0"), *first_batches, *count);
     engine::rt::run_on_executor("bench", None, move || async move {

@@ -11,9 +11,9 @@
 //! `SEGMENT_BYTES` says otherwise.
 
 use bytes::Bytes;
-use futures::StreamExt;
 use engine::batch::builder::simple_batch;
 use engine::{FlushPolicy, Log, LogConfig};
+use futures::StreamExt;
 
 fn main() {
     let mut args = std::env::args().skip(1);

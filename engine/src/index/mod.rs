@@ -30,6 +30,6 @@ pub enum IndexError {
     NotIncreasing(usize),
     #[error("index entry {0} points outside the segment")]
     OutOfSegment(usize),
-    #[error("index file missing")]
-    Missing,
+    #[error("index file unreadable: {0}")]
+    Unreadable(String),
 }

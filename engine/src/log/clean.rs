@@ -523,7 +523,7 @@ async fn marker_stored(st: &super::State, marker: Offset) -> Result<bool> {
         return Ok(false);
     }
     let plan = super::read::plan_disk_read(st, marker)
-        .resolve(marker)
+        .resolve(super::read::Target::Offset(marker))
         .await?;
     let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, RECOVERY_READ_BYTES);
     while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {

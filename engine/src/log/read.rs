@@ -80,9 +80,26 @@ pub(super) enum Planned {
     },
 }
 
+/// What a read looks for in a segment.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target {
+    Offset(Offset),
+    /// The first batch whose max timestamp is at or after this.
+    Time(i64),
+}
+
 impl Planned {
-    /// Where on disk the read of `offset` starts.
-    pub(super) async fn resolve(self, offset: Offset) -> Result<DiskPlan, IoError> {
+    fn sealed(s: &super::sealed::SealedSegment) -> Planned {
+        Planned::Sealed {
+            store: Rc::clone(&s.store),
+            base: s.meta.base_offset,
+            limit: s.meta.size,
+            next_offset: s.meta.next_offset,
+        }
+    }
+
+    /// Where on disk the read of `target` starts.
+    pub(super) async fn resolve(self, target: Target) -> Result<DiskPlan, IoError> {
         match self {
             Planned::Ready(plan) => Ok(plan),
             Planned::Sealed {
@@ -92,8 +109,13 @@ impl Planned {
                 next_offset,
             } => {
                 let handles = store.handles().await?;
+                let indexes = &handles.indexes;
+                let relative = match target {
+                    Target::Offset(offset) => relative(base, offset),
+                    Target::Time(timestamp) => indexes.times.lookup(timestamp),
+                };
                 Ok(DiskPlan {
-                    position: u64::from(handles.indexes.offsets.lookup(relative(base, offset))),
+                    position: u64::from(indexes.offsets.lookup(relative)),
                     file: handles.file,
                     limit,
                     next_offset,
@@ -300,7 +322,7 @@ impl Log {
                 }
                 plan_disk_read(&st, next)
             };
-            let plan = plan.resolve(next).await?;
+            let plan = plan.resolve(Target::Offset(next)).await?;
             let segment_end = plan.next_offset;
             let complete =
                 read_segment(&plan, next, end, max_bytes, &mut total, &mut result.chunks).await?;
@@ -323,11 +345,11 @@ impl Log {
                 meta.max_timestamp >= timestamp && meta.next_offset > st.log_start_offset
             };
             let found = match st.sealed.iter().find(|s| reaches(&s.meta)) {
-                Some(s) => Some(Err((Rc::clone(&s.store), s.meta.size, s.meta.next_offset))),
+                Some(s) => Some(Planned::sealed(s)),
                 None if reaches(&st.active.meta) => {
                     let meta = &st.active.meta;
                     let relative = meta.time_index.lookup(timestamp);
-                    Some(Ok(DiskPlan {
+                    Some(Planned::Ready(DiskPlan {
                         file: Rc::clone(&st.active.file),
                         position: u64::from(meta.offset_index.lookup(relative)),
                         limit: st.readable_bytes,
@@ -338,20 +360,10 @@ impl Log {
             };
             (found, st.log_start_offset, st.visible_end())
         };
-        let plan = match found {
-            None => return Ok(None),
-            Some(Ok(plan)) => plan,
-            Some(Err((store, limit, next_offset))) => {
-                let handles = store.handles().await?;
-                let relative = handles.indexes.times.lookup(timestamp);
-                DiskPlan {
-                    position: u64::from(handles.indexes.offsets.lookup(relative)),
-                    file: handles.file,
-                    limit,
-                    next_offset,
-                }
-            }
+        let Some(found) = found else {
+            return Ok(None);
         };
+        let plan = found.resolve(Target::Time(timestamp)).await?;
         let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
         while let Some(batch) = cursor.next().await.map_err(|e| corrupt(&plan.file, e))? {
             let header = &batch.header;
@@ -399,15 +411,7 @@ pub(super) fn plan_disk_read(st: &State, offset: Offset) -> Planned {
         .sealed
         .partition_point(|s| s.meta.base_offset <= offset)
         .saturating_sub(1);
-    match st.sealed.get(at) {
-        Some(s) => Planned::Sealed {
-            store: Rc::clone(&s.store),
-            base: s.meta.base_offset,
-            limit: s.meta.size,
-            next_offset: s.meta.next_offset,
-        },
-        None => active(),
-    }
+    st.sealed.get(at).map_or_else(active, Planned::sealed)
 }
 
 pub(super) fn corrupt(file: &SegmentFile, e: CursorError) -> Error {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::segment::{SegmentMeta, index_path, log_path, time_index_path};
-use crate::index::{OffsetIndex, TimeIndex};
+use crate::index::{IndexError, OffsetIndex, TimeIndex};
 use crate::io::{self, SegmentFile};
 use crate::limits::{INDEX_CACHE_SHARD_BYTES_DEFAULT, SEGMENT_FILES_SHARD_DEFAULT};
 use crate::recovery::scan_segment;
@@ -177,19 +177,24 @@ impl SegmentStore {
 
     /// Reads and checks the index files; a damaged one is rebuilt from the
     /// log in memory (a log line says so; the next open rewrites it).
+    /// The files are read and checked on the executor's blocking pool: a
+    /// large segment's are megabytes (a 1 GiB segment of 4 KiB batches:
+    /// 5 MB), milliseconds the shard would not serve anything else.
     async fn load_indexes(&self, file: &SegmentFile) -> Result<Rc<Indexes>, IoError> {
         let (offsets, times) = (
-            io::read_file(&index_path(&self.dir, self.base)).await?,
-            io::read_file(&time_index_path(&self.dir, self.base)).await?,
+            index_path(&self.dir, self.base),
+            time_index_path(&self.dir, self.base),
         );
-        let decoded = match (offsets, times) {
-            (Some(offsets), Some(times)) => {
-                OffsetIndex::decode(&offsets, self.size.max(1), self.span).and_then(|offsets| {
-                    TimeIndex::decode(&times, self.span).map(|times| Indexes { offsets, times })
-                })
-            }
-            _ => Err(crate::index::IndexError::Missing),
-        };
+        let (size, span) = (self.size.max(1), self.span);
+        let decoded = io::spawn_blocking(move || {
+            let read = |path: &Path| {
+                std::fs::read(path).map_err(|e| IndexError::Unreadable(e.kind().to_string()))
+            };
+            let offsets = OffsetIndex::decode(&read(&offsets)?, size, span)?;
+            let times = TimeIndex::decode(&read(&times)?, span)?;
+            Ok::<_, IndexError>(Indexes { offsets, times })
+        })
+        .await;
         let indexes = match decoded {
             Ok(indexes) => indexes,
             Err(e) => {
