@@ -176,8 +176,9 @@ impl SegmentStore {
     }
 
     /// Reads and checks the index files; a damaged one is rebuilt from the
-    /// log in memory (a log line says so; the next open rewrites it).
-    /// The files are read and checked on the executor's blocking pool: a
+    /// log in memory, with a log line, at each load (the file is not
+    /// rewritten here: a swap may be replacing it; removing it makes the
+    /// next open rebuild it). The files are read and checked on the executor's blocking pool: a
     /// large segment's are megabytes (a 1 GiB segment of 4 KiB batches:
     /// 5 MB), milliseconds the shard would not serve anything else.
     async fn load_indexes(&self, file: &SegmentFile) -> Result<Rc<Indexes>, IoError> {
