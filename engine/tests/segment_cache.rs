@@ -175,3 +175,43 @@ fn a_read_that_found_a_segment_reads_it_while_retention_deletes_it() {
         log.close().await.unwrap();
     });
 }
+
+/// Many partitions read in turn under small bounds: what the shard holds
+/// never passes them (checked after every read), and every read is right.
+#[test]
+fn many_logs_share_the_shard_bounds() {
+    run(|| async {
+        const INDEX_BYTES: usize = 4 << 10;
+        const FILES: usize = 3;
+        set_segment_cache_limits(INDEX_BYTES, FILES);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Rng(seed("many_logs_share_the_shard_bounds"));
+        let mut logs = Vec::new();
+        for i in 0..12 {
+            let log = Log::open(tmp.path().join(format!("t-{i}")), config(), 0)
+                .await
+                .unwrap();
+            let stored = fill(&log, &mut rng, 40).await;
+            assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+            logs.push((log, stored));
+        }
+        let before = segment_cache_usage();
+        for round in 0..40 {
+            for (i, (log, stored)) in logs.iter().enumerate() {
+                let (base, last, bytes) = &stored[(round * 7 + i * 5) % stored.len()];
+                let offset = base + (round as i64 % (last - base + 1));
+                let read = log.read(Offset(offset), 1).await.unwrap();
+                assert!(concat(&read) == *bytes, "read at {offset}");
+                let usage = segment_cache_usage();
+                assert!(usage.index_bytes <= INDEX_BYTES, "{usage:?}");
+                assert!(usage.open_files <= FILES, "{usage:?}");
+            }
+        }
+        let after = segment_cache_usage();
+        assert!(after.index_loads > before.index_loads + 100, "{after:?}");
+        assert!(after.indexes > 0, "some stay cached: {after:?}");
+        for (log, _) in logs {
+            log.close().await.unwrap();
+        }
+    });
+}

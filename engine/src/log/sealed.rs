@@ -273,22 +273,26 @@ struct Cache {
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache {
-        index_limit: INDEX_CACHE_SHARD_BYTES_DEFAULT,
-        index_bytes: 0,
-        file_limit: SEGMENT_FILES_SHARD_DEFAULT,
-        indexes: HashMap::new(),
-        files: HashMap::new(),
-        index_order: BTreeMap::new(),
-        file_order: BTreeMap::new(),
-        tick: 0,
-        ids: 0,
-        loads: 0,
-        opens: 0,
-    });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::new());
 }
 
 impl Cache {
+    fn new() -> Cache {
+        Cache {
+            index_limit: INDEX_CACHE_SHARD_BYTES_DEFAULT,
+            index_bytes: 0,
+            file_limit: SEGMENT_FILES_SHARD_DEFAULT,
+            indexes: HashMap::new(),
+            files: HashMap::new(),
+            index_order: BTreeMap::new(),
+            file_order: BTreeMap::new(),
+            tick: 0,
+            ids: 0,
+            loads: 0,
+            opens: 0,
+        }
+    }
+
     fn next_id(&mut self) -> u64 {
         self.ids += 1;
         self.ids
@@ -407,6 +411,54 @@ pub fn segment_cache_usage() -> SegmentCacheUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn indexes_of(entries: u32) -> Rc<Indexes> {
+        let mut offsets = OffsetIndex::default();
+        for i in 0..entries {
+            offsets.push(crate::index::OffsetEntry {
+                relative_offset: i,
+                position: i * 100,
+            });
+        }
+        Rc::new(Indexes {
+            offsets,
+            times: TimeIndex::default(),
+        })
+    }
+
+    /// The least recently used go first, whatever was inserted when; the
+    /// bytes held never pass the budget; a use moves an entry to the back.
+    #[test]
+    fn the_cache_keeps_the_most_recently_used_under_its_budget() {
+        let one = indexes_of(100).bytes();
+        let mut cache = Cache {
+            index_limit: 3 * one,
+            ..Cache::new()
+        };
+        for id in 1..=3 {
+            cache.insert_indexes(id, indexes_of(100));
+        }
+        assert_eq!(cache.index_bytes, 3 * one);
+        assert!(cache.indexes(1).is_some(), "1 is now the most recent");
+        cache.insert_indexes(4, indexes_of(100));
+        assert!(cache.indexes.contains_key(&1) && !cache.indexes.contains_key(&2));
+        assert!(cache.indexes(1).is_some(), "1 again, after 4");
+        cache.insert_indexes(5, indexes_of(150));
+        assert!(
+            cache.index_bytes <= cache.index_limit,
+            "{}",
+            cache.index_bytes
+        );
+        assert_eq!(cache.indexes.len(), 2, "3 and 4 made room, 1 stays");
+        assert!(cache.indexes.contains_key(&1) && cache.indexes.contains_key(&5));
+        // Larger than the whole budget: kept by its reader, not by the cache.
+        let huge = cache.insert_indexes(6, indexes_of(2_000));
+        assert_eq!(huge.offsets.entries().len(), 2_000);
+        assert!(cache.index_bytes <= cache.index_limit);
+        cache.remove(1);
+        cache.remove(5);
+        assert_eq!((cache.index_bytes, cache.index_order.len()), (0, 0));
+    }
 
     /// A load under way when the segment is retired (its file replaced
     /// under the same name, as the cleaner's swap does) ends with the
