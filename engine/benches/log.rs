@@ -31,6 +31,18 @@ fn batch_of(batch_bytes: usize) -> Vec<u8> {
     )
 }
 
+/// Where the pseudo-random offsets of the read benchmarks start.
+const XORSHIFT_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// The next of a xorshift sequence: offsets spread over a log, the same in
+/// every run.
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 fn bench_dir() -> PathBuf {
     std::env::var_os("SHARDLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
 }
@@ -213,13 +225,10 @@ fn timed_reads(iters: u64, tail_cache_bytes: usize) -> Duration {
         }
         log.flush().await.expect("flush");
         let end = log.log_end_offset().0;
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut x = XORSHIFT_SEED;
         let start = Instant::now();
         for _ in 0..iters {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let offset = Offset((x % end as u64) as i64);
+            let offset = Offset((xorshift(&mut x) % end as u64) as i64);
             black_box(log.read(offset, 1 << 20).await.expect("read").bytes());
         }
         let elapsed = start.elapsed();
@@ -263,13 +272,10 @@ fn timed_sealed_lookups(iters: u64, cold: bool, by_time: bool) -> Duration {
             ..LogConfig::default()
         };
         let log = Log::open(dir, config, 0).await.expect("open");
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut x = XORSHIFT_SEED;
         let start = Instant::now();
         for _ in 0..iters {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let batch = (x % first_batches) as i64;
+            let batch = (xorshift(&mut x) % first_batches) as i64;
             if by_time {
                 let found = log.offset_for_timestamp(1_700_000_000_001 + batch);
                 black_box(found.await.expect("lookup"));

@@ -27,6 +27,14 @@ async fn crashed_log(dir: &Path, config: LogConfig, n: usize) -> Vec<Vec<u8>> {
     stored
 }
 
+/// Small segments, and every read from the disk.
+fn disk_only() -> LogConfig {
+    LogConfig {
+        tail_cache_bytes: 0,
+        ..small_config()
+    }
+}
+
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -116,10 +124,7 @@ fn corruption_inside_a_sealed_segment_is_reported_and_nothing_else_is_lost() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
-        let config = LogConfig {
-            tail_cache_bytes: 0,
-            ..small_config()
-        };
+        let config = disk_only();
         let stored = crashed_log(&dir, config.clone(), 300).await;
         let files = segment_files(&dir);
         assert!(files.len() >= 3);
@@ -153,10 +158,7 @@ fn damaged_index_files_and_checkpoint_are_rebuilt() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
-        let config = LogConfig {
-            tail_cache_bytes: 0,
-            ..small_config()
-        };
+        let config = disk_only();
         let stored = crashed_log(&dir, config.clone(), 200).await;
         let first = segment_files(&dir)[0].clone();
         std::fs::write(first.with_extension("index"), [1, 2, 3]).unwrap();
@@ -198,10 +200,7 @@ fn an_untouched_partition_writes_nothing_and_a_written_one_is_rescanned_after_a_
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("t-0");
-        let config = LogConfig {
-            tail_cache_bytes: 0,
-            ..small_config()
-        };
+        let config = disk_only();
         let mut rng = Rng(5);
         let log = Log::open(&dir, config.clone(), 0).await.unwrap();
         let mut stored = Vec::new();
