@@ -604,15 +604,6 @@ fn tail_cache_share(shards: usize) -> usize {
     (memory / 8 / shards.max(1)).clamp(64 << 20, 4 << 30)
 }
 
-/// Has glibc's malloc serve blocks up to 8 MiB from its heaps and keep up
-/// to 16 MiB of freed heap for reuse. By default it maps every block over
-/// 128 KiB (up to 32 MiB as it adapts) with its own mmap and unmaps it on
-/// free, so each new 1 MiB read or request buffer cost 256 page faults and
-/// the kernel zeroing every page: a Java consumer reading 1 GB from disk
-/// took 521,000 faults and 3.0 broker CPU-s, 7,000 and 1.5 with this
-/// (docs/benchmarks.md, "Fetch from disk"). Not when the operator set
-/// malloc's tunables (`GLIBC_TUNABLES`, or the older `MALLOC_*_`
-/// variables): theirs win.
 /// Raises the soft limit on open files to the hard one, as the JVM does for
 /// Kafka (`MaxFDLimit`): every partition keeps its active segment open,
 /// and each client a socket, so the usual soft limit of 1,024 is reached
@@ -640,6 +631,15 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Has glibc's malloc serve blocks up to 8 MiB from its heaps and keep up
+/// to 16 MiB of freed heap for reuse. By default it maps every block over
+/// 128 KiB (up to 32 MiB as it adapts) with its own mmap and unmaps it on
+/// free, so each new 1 MiB read or request buffer cost 256 page faults and
+/// the kernel zeroing every page: a Java consumer reading 1 GB from disk
+/// took 521,000 faults and 3.0 broker CPU-s, 7,000 and 1.5 with this
+/// (docs/benchmarks.md, "Fetch from disk"). Not when the operator set
+/// malloc's tunables (`GLIBC_TUNABLES`, or the older `MALLOC_*_`
+/// variables): theirs win.
 fn keep_large_blocks() {
     let set_by_operator = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc"))
         || std::env::vars_os().any(|(k, _)| {

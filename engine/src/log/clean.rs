@@ -42,7 +42,7 @@ use super::open::delete_index_files;
 use super::producers::{AbortedTxn, last_sequence};
 use super::read::corrupt;
 use super::sealed::{SealedSegment, SegmentStore};
-use super::segment::{SegmentMeta, index_path, log_path, time_index_path};
+use super::segment::{SegmentMeta, log_path, write_indexes};
 use crate::batch::records::{RecordView, for_each_record};
 use crate::batch::{BatchError, BatchHeader, Compression, RecordBatch, Retained, retain_records};
 use crate::clean::{OffsetMap, PassHistory, throttle};
@@ -419,12 +419,7 @@ impl Log {
         io::rename(&cleaned, &log_path(dir, segment.base)).await?;
         io::sync_dir(dir).await?;
         crash_if(CRASH_RENAMED);
-        io::write_file_synced(&index_path(dir, segment.base), meta.offset_index.encode()).await?;
-        io::write_file_synced(
-            &time_index_path(dir, segment.base),
-            meta.time_index.encode(),
-        )
-        .await?;
+        write_indexes(dir, &meta).await?;
         let file = SegmentFile::open(&log_path(dir, segment.base), false).await?;
         meta.size = after;
         let mut st = self.shared.state.borrow_mut();

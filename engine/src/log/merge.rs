@@ -29,7 +29,7 @@ use super::cursor::BatchCursor;
 use super::open::delete_segment_files;
 use super::read::corrupt;
 use super::sealed::{SealedSegment, SegmentStore};
-use super::segment::{SegmentMeta, index_path, log_path, parse_log_name, time_index_path};
+use super::segment::{SegmentMeta, log_path, parse_log_name, write_indexes};
 use crate::clean::throttle;
 use crate::crashpoint::crash_if;
 use crate::io::{self, SegmentFile};
@@ -185,8 +185,7 @@ impl Log {
         crash_if(CRASH_OLD_DELETED);
         io::rename(&swap, &log_path(dir, first)).await?;
         io::sync_dir(dir).await?;
-        io::write_file_synced(&index_path(dir, first), meta.offset_index.encode()).await?;
-        io::write_file_synced(&time_index_path(dir, first), meta.time_index.encode()).await?;
+        write_indexes(dir, &meta).await?;
         let file = Rc::new(SegmentFile::open(&log_path(dir, first), false).await?);
         let mut st = self.shared.state.borrow_mut();
         if let Some(at) = at(&st) {

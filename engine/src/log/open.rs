@@ -260,7 +260,8 @@ async fn open_sealed(
 }
 
 /// The last entry of a sealed segment's time index (`Some(None)`: no
-/// timestamps), if both index files are there and whole entries.
+/// timestamps), if both index files are there, not empty, and whole
+/// entries.
 async fn last_time_entry(
     dir: &Path,
     base: Offset,
@@ -275,8 +276,11 @@ async fn last_time_entry(
     if !offsets.is_multiple_of(8) || !times.is_multiple_of(TIME_ENTRY) {
         return Ok(None);
     }
-    if times == 0 {
-        return Ok(Some(None));
+    if offsets == 0 || times == 0 {
+        // No entry: a segment without batches, or one whose file a crash
+        // emptied before its entries were written (rebuilt; the scan of an
+        // empty segment is nothing).
+        return Ok(None);
     }
     let Some(bytes) = io::read_at(&times_path, times - TIME_ENTRY, TIME_ENTRY as usize).await?
     else {
@@ -350,8 +354,7 @@ async fn rebuild_sealed(
     }
     meta.next_offset = next;
     meta.finish_time_index();
-    io::write_file_synced(&index_path(dir, base), meta.offset_index.encode()).await?;
-    io::write_file_synced(&time_index_path(dir, base), meta.time_index.encode()).await?;
+    super::segment::write_indexes(dir, &meta).await?;
     Ok(meta)
 }
 

@@ -30,6 +30,19 @@ pub(crate) fn time_index_path(dir: &Path, base_offset: Offset) -> PathBuf {
     dir.join(format!("{}.timeindex", file_stem(base_offset)))
 }
 
+/// Writes a sealed segment's `.index` and `.timeindex` beside it, each whole
+/// or not at all (a temporary file renamed): a segment that is not the
+/// last is trusted at open as long as its index files are there, so a crash
+/// must not leave a prefix of them (its last time entry would understate
+/// the segment's newest timestamp, and retention by time would delete it
+/// early). A roll does not need this: until its next segment exists the
+/// sealed one is the last, scanned at open after a crash.
+pub(crate) async fn write_indexes(dir: &Path, meta: &SegmentMeta) -> Result<(), crate::IoError> {
+    let base = meta.base_offset;
+    crate::io::write_file_atomic(&index_path(dir, base), meta.offset_index.encode()).await?;
+    crate::io::write_file_atomic(&time_index_path(dir, base), meta.time_index.encode()).await
+}
+
 /// Parses `<20 digits>.log` into its base offset.
 pub(crate) fn parse_log_name(name: &str) -> Option<Offset> {
     let stem = name.strip_suffix(".log")?;
