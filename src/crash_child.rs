@@ -67,12 +67,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?
 }
 
-async fn append_forever(log: Rc<Log>, seed: u64) {
+/// A task's pseudo-random sequence from `seed` (xorshift).
+fn sequence(seed: u64) -> impl FnMut() -> u64 {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    loop {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
+        state
+    }
+}
+
+async fn append_forever(log: Rc<Log>, seed: u64) {
+    let mut next = sequence(seed);
+    loop {
+        let state = next();
         let count = 1 + (state % 8) as i32;
         let value_bytes = (state >> 8) as usize % 3_000;
         let batch = simple_batch(count, value_bytes, wall_clock_ms(), (state >> 20) as u8);
@@ -96,11 +105,9 @@ async fn append_forever(log: Rc<Log>, seed: u64) {
 }
 
 async fn read_forever(log: Rc<Log>, seed: u64) {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = sequence(seed);
     loop {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = next();
         let (start, end) = (log.log_start_offset().0, log.log_end_offset().0);
         if end > start {
             let offset = engine::Offset(start + (state % (end - start) as u64) as i64);

@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, Notify};
 use super::cursor::BatchCursor;
 use super::producers::Producers;
 use super::read::corrupt;
-use super::sealed::SealedSegment;
+use super::sealed::{Indexes, SealedSegment};
 use super::segment::{
     ActiveSegment, SegmentMeta, index_path, log_path, parse_log_name, time_index_path,
 };
@@ -324,10 +324,8 @@ async fn load_indexes(
     ) else {
         return Ok(None);
     };
-    let decoded = OffsetIndex::decode(&offsets, size.max(1), span)
-        .and_then(|o| TimeIndex::decode(&times, span).map(|t| (o, t)));
-    match decoded {
-        Ok(indexes) => Ok(Some(indexes)),
+    match Indexes::decode(&offsets, &times, size, span) {
+        Ok(indexes) => Ok(Some((indexes.offsets, indexes.times))),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), base = base.0, error = %e, "index rejected; rebuilding");
             Ok(None)

@@ -38,6 +38,20 @@ pub(crate) struct Indexes {
 }
 
 impl Indexes {
+    /// Decodes and checks a sealed segment's index files (of a segment of
+    /// `size` bytes holding `span` offsets).
+    pub(crate) fn decode(
+        offsets: &[u8],
+        times: &[u8],
+        size: u64,
+        span: u64,
+    ) -> Result<Indexes, IndexError> {
+        Ok(Indexes {
+            offsets: OffsetIndex::decode(offsets, size.max(1), span)?,
+            times: TimeIndex::decode(times, span)?,
+        })
+    }
+
     /// What the cache charges for them: their entries and a fixed overhead.
     fn bytes(&self) -> usize {
         const OVERHEAD: usize = 128;
@@ -73,9 +87,9 @@ impl SealedSegment {
         let store = SegmentStore::new(dir, &meta);
         CACHE.with(|c| {
             let mut cache = c.borrow_mut();
-            cache.insert_indexes(store.id, Rc::new(indexes));
+            cache.indexes.insert(store.id, Rc::new(indexes));
             if let Some(file) = file {
-                cache.insert_file(store.id, file);
+                cache.files.insert(store.id, file);
             }
         });
         SealedSegment { meta, store }
@@ -126,7 +140,7 @@ impl SegmentStore {
         }
         let loaded = async {
             let file = self.open().await?;
-            let indexes = match CACHE.with(|c| c.borrow_mut().indexes(self.id)) {
+            let indexes = match CACHE.with(|c| c.borrow_mut().indexes.get(self.id)) {
                 Some(indexes) => indexes,
                 None => self.load_indexes(&file).await?,
             };
@@ -167,12 +181,12 @@ impl SegmentStore {
     }
 
     async fn open(&self) -> Result<Rc<SegmentFile>, IoError> {
-        if let Some(file) = CACHE.with(|c| c.borrow_mut().file(self.id)) {
+        if let Some(file) = CACHE.with(|c| c.borrow_mut().files.get(self.id)) {
             return Ok(file);
         }
         let file = Rc::new(SegmentFile::open(&self.path(), false).await?);
         CACHE.with(|c| c.borrow_mut().opens += 1);
-        Ok(CACHE.with(|c| c.borrow_mut().insert_file(self.id, file)))
+        Ok(CACHE.with(|c| c.borrow_mut().files.insert(self.id, file)))
     }
 
     /// Reads and checks the index files; a damaged one is rebuilt from the
@@ -186,14 +200,12 @@ impl SegmentStore {
             index_path(&self.dir, self.base),
             time_index_path(&self.dir, self.base),
         );
-        let (size, span) = (self.size.max(1), self.span);
+        let (size, span) = (self.size, self.span);
         let decoded = io::spawn_blocking(move || {
             let read = |path: &Path| {
                 std::fs::read(path).map_err(|e| IndexError::Unreadable(e.kind().to_string()))
             };
-            let offsets = OffsetIndex::decode(&read(&offsets)?, size, span)?;
-            let times = TimeIndex::decode(&read(&times)?, span)?;
-            Ok::<_, IndexError>(Indexes { offsets, times })
+            Indexes::decode(&read(&offsets)?, &read(&times)?, size, span)
         })
         .await;
         let indexes = match decoded {
@@ -211,7 +223,7 @@ impl SegmentStore {
             }
         };
         CACHE.with(|c| c.borrow_mut().loads += 1);
-        Ok(CACHE.with(|c| c.borrow_mut().insert_indexes(self.id, Rc::new(indexes))))
+        Ok(CACHE.with(|c| c.borrow_mut().indexes.insert(self.id, Rc::new(indexes))))
     }
 
     /// Before the segment's files are removed or replaced: pins its file
@@ -228,7 +240,7 @@ impl SegmentStore {
             return Ok(());
         }
         let indexes = CACHE
-            .with(|c| c.borrow_mut().indexes(self.id))
+            .with(|c| c.borrow_mut().indexes.get(self.id))
             .unwrap_or_default();
         CACHE.with(|c| c.borrow_mut().remove(self.id));
         *self.pinned.borrow_mut() = Some(Handles { file, indexes });
@@ -255,18 +267,87 @@ impl Drop for SegmentStore {
     }
 }
 
-/// A shard's cache of sealed segments' indexes and open files.
+/// Least recently used entries of one kind, keyed by segment id, whose
+/// weights together stay under a limit.
+#[derive(Debug)]
+struct Lru<T> {
+    limit: usize,
+    weight: fn(&T) -> usize,
+    /// The weights of the entries, summed.
+    held: usize,
+    entries: HashMap<u64, (Rc<T>, u64)>,
+    /// Use order (tick -> segment id), oldest first.
+    order: BTreeMap<u64, u64>,
+    tick: u64,
+}
+
+impl<T> Lru<T> {
+    fn new(limit: usize, weight: fn(&T) -> usize) -> Lru<T> {
+        Lru {
+            limit,
+            weight,
+            held: 0,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+        }
+    }
+
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// The entry of `id`, now the most recently used.
+    fn get(&mut self, id: u64) -> Option<Rc<T>> {
+        let tick = self.next_tick();
+        let (value, used) = self.entries.get_mut(&id)?;
+        self.order.remove(used);
+        *used = tick;
+        self.order.insert(tick, id);
+        Some(Rc::clone(value))
+    }
+
+    /// Caches `value` (or returns the one a concurrent load cached first),
+    /// then evicts the least recently used past the limit (the new one
+    /// too, if it alone passes it: its reader keeps it).
+    fn insert(&mut self, id: u64, value: Rc<T>) -> Rc<T> {
+        if let Some(cached) = self.get(id) {
+            return cached;
+        }
+        let tick = self.next_tick();
+        self.held += (self.weight)(&value);
+        self.entries.insert(id, (Rc::clone(&value), tick));
+        self.order.insert(tick, id);
+        while self.held > self.limit {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((gone, _)) = self.entries.remove(&oldest) {
+                self.held -= (self.weight)(&gone);
+            }
+        }
+        value
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Rc<T>> {
+        let (gone, used) = self.entries.remove(&id)?;
+        self.order.remove(&used);
+        self.held -= (self.weight)(&gone);
+        Some(gone)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A shard's cache of sealed segments' indexes (weighed in bytes) and open
+/// files (one each; an evicted file closes once its readers are done).
 #[derive(Debug)]
 struct Cache {
-    index_limit: usize,
-    index_bytes: usize,
-    file_limit: usize,
-    indexes: HashMap<u64, (Rc<Indexes>, u64)>,
-    files: HashMap<u64, (Rc<SegmentFile>, u64)>,
-    /// Use order (tick -> segment id), oldest first.
-    index_order: BTreeMap<u64, u64>,
-    file_order: BTreeMap<u64, u64>,
-    tick: u64,
+    indexes: Lru<Indexes>,
+    files: Lru<SegmentFile>,
     ids: u64,
     loads: u64,
     opens: u64,
@@ -279,14 +360,8 @@ thread_local! {
 impl Cache {
     fn new() -> Cache {
         Cache {
-            index_limit: INDEX_CACHE_SHARD_BYTES_DEFAULT,
-            index_bytes: 0,
-            file_limit: SEGMENT_FILES_SHARD_DEFAULT,
-            indexes: HashMap::new(),
-            files: HashMap::new(),
-            index_order: BTreeMap::new(),
-            file_order: BTreeMap::new(),
-            tick: 0,
+            indexes: Lru::new(INDEX_CACHE_SHARD_BYTES_DEFAULT, Indexes::bytes),
+            files: Lru::new(SEGMENT_FILES_SHARD_DEFAULT, |_| 1),
             ids: 0,
             loads: 0,
             opens: 0,
@@ -298,75 +373,10 @@ impl Cache {
         self.ids
     }
 
-    fn next_tick(&mut self) -> u64 {
-        self.tick += 1;
-        self.tick
-    }
-
-    fn indexes(&mut self, id: u64) -> Option<Rc<Indexes>> {
-        let tick = self.next_tick();
-        let (indexes, used) = self.indexes.get_mut(&id)?;
-        self.index_order.remove(used);
-        *used = tick;
-        self.index_order.insert(tick, id);
-        Some(Rc::clone(indexes))
-    }
-
-    fn file(&mut self, id: u64) -> Option<Rc<SegmentFile>> {
-        let tick = self.next_tick();
-        let (file, used) = self.files.get_mut(&id)?;
-        self.file_order.remove(used);
-        *used = tick;
-        self.file_order.insert(tick, id);
-        Some(Rc::clone(file))
-    }
-
-    /// Caches `indexes` (or returns those a concurrent load cached first),
-    /// then evicts the least recently used past the budget.
-    fn insert_indexes(&mut self, id: u64, indexes: Rc<Indexes>) -> Rc<Indexes> {
-        if let Some(cached) = self.indexes(id) {
-            return cached;
-        }
-        let tick = self.next_tick();
-        self.index_bytes += indexes.bytes();
-        self.indexes.insert(id, (Rc::clone(&indexes), tick));
-        self.index_order.insert(tick, id);
-        while self.index_bytes > self.index_limit {
-            let Some((_, oldest)) = self.index_order.pop_first() else {
-                break;
-            };
-            if let Some((gone, _)) = self.indexes.remove(&oldest) {
-                self.index_bytes -= gone.bytes();
-            }
-        }
-        indexes
-    }
-
-    fn insert_file(&mut self, id: u64, file: Rc<SegmentFile>) -> Rc<SegmentFile> {
-        if let Some(cached) = self.file(id) {
-            return cached;
-        }
-        let tick = self.next_tick();
-        self.files.insert(id, (Rc::clone(&file), tick));
-        self.file_order.insert(tick, id);
-        while self.files.len() > self.file_limit {
-            let Some((_, oldest)) = self.file_order.pop_first() else {
-                break;
-            };
-            // Closed once the readers holding it are done.
-            self.files.remove(&oldest);
-        }
-        file
-    }
-
+    /// Drops both entries of a segment; its file, if it was cached.
     fn remove(&mut self, id: u64) -> Option<Rc<SegmentFile>> {
-        if let Some((gone, used)) = self.indexes.remove(&id) {
-            self.index_bytes -= gone.bytes();
-            self.index_order.remove(&used);
-        }
-        let (file, used) = self.files.remove(&id)?;
-        self.file_order.remove(&used);
-        Some(file)
+        self.indexes.remove(id);
+        self.files.remove(id)
     }
 }
 
@@ -375,8 +385,8 @@ impl Cache {
 pub fn set_segment_cache_limits(index_bytes: usize, open_files: usize) {
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
-        cache.index_limit = index_bytes;
-        cache.file_limit = open_files.max(1);
+        cache.indexes.limit = index_bytes;
+        cache.files.limit = open_files.max(1);
     });
 }
 
@@ -397,11 +407,11 @@ pub fn segment_cache_usage() -> SegmentCacheUsage {
     CACHE.with(|c| {
         let cache = c.borrow();
         SegmentCacheUsage {
-            index_bytes: cache.index_bytes,
-            index_bytes_limit: cache.index_limit,
+            index_bytes: cache.indexes.held,
+            index_bytes_limit: cache.indexes.limit,
             indexes: cache.indexes.len(),
             open_files: cache.files.len(),
-            open_files_limit: cache.file_limit,
+            open_files_limit: cache.files.limit,
             index_loads: cache.loads,
             file_opens: cache.opens,
         }
@@ -431,33 +441,31 @@ mod tests {
     #[test]
     fn the_cache_keeps_the_most_recently_used_under_its_budget() {
         let one = indexes_of(100).bytes();
-        let mut cache = Cache {
-            index_limit: 3 * one,
-            ..Cache::new()
-        };
+        let mut cache = Cache::new();
+        cache.indexes.limit = 3 * one;
         for id in 1..=3 {
-            cache.insert_indexes(id, indexes_of(100));
+            cache.indexes.insert(id, indexes_of(100));
         }
-        assert_eq!(cache.index_bytes, 3 * one);
-        assert!(cache.indexes(1).is_some(), "1 is now the most recent");
-        cache.insert_indexes(4, indexes_of(100));
-        assert!(cache.indexes.contains_key(&1) && !cache.indexes.contains_key(&2));
-        assert!(cache.indexes(1).is_some(), "1 again, after 4");
-        cache.insert_indexes(5, indexes_of(150));
+        assert_eq!(cache.indexes.held, 3 * one);
+        assert!(cache.indexes.get(1).is_some(), "1 is now the most recent");
+        cache.indexes.insert(4, indexes_of(100));
+        assert!(cache.indexes.entries.contains_key(&1) && !cache.indexes.entries.contains_key(&2));
+        assert!(cache.indexes.get(1).is_some(), "1 again, after 4");
+        cache.indexes.insert(5, indexes_of(150));
         assert!(
-            cache.index_bytes <= cache.index_limit,
+            cache.indexes.held <= cache.indexes.limit,
             "{}",
-            cache.index_bytes
+            cache.indexes.held
         );
         assert_eq!(cache.indexes.len(), 2, "3 and 4 made room, 1 stays");
-        assert!(cache.indexes.contains_key(&1) && cache.indexes.contains_key(&5));
+        assert!(cache.indexes.entries.contains_key(&1) && cache.indexes.entries.contains_key(&5));
         // Larger than the whole budget: kept by its reader, not by the cache.
-        let huge = cache.insert_indexes(6, indexes_of(2_000));
+        let huge = cache.indexes.insert(6, indexes_of(2_000));
         assert_eq!(huge.offsets.entries().len(), 2_000);
-        assert!(cache.index_bytes <= cache.index_limit);
+        assert!(cache.indexes.held <= cache.indexes.limit);
         cache.remove(1);
         cache.remove(5);
-        assert_eq!((cache.index_bytes, cache.index_order.len()), (0, 0));
+        assert_eq!((cache.indexes.held, cache.indexes.order.len()), (0, 0));
     }
 
     /// A load under way when the segment is retired (its file replaced
