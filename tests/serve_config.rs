@@ -124,8 +124,11 @@ fn a_relative_data_dir_works() {
 #[test]
 fn a_port_held_by_another_socket_is_refused_not_shared() {
     let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _holder = std::net::TcpListener::bind(addr).unwrap();
+    // The kernel's choice of port, held from the start: a port found free
+    // and bound again later may be taken in between by anything on the
+    // machine (it was once, in CI).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(tmp.path().join("data"))
