@@ -58,6 +58,18 @@ impl Histogram {
 
 thread_local! {
     static SYNC: RefCell<Histogram> = RefCell::new(Histogram::default());
+    static SEGMENT_READ_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// This shard read `bytes` of a segment file.
+pub(crate) fn record_segment_read(bytes: usize) {
+    SEGMENT_READ_BYTES.set(SEGMENT_READ_BYTES.get() + bytes as u64);
+}
+
+/// The bytes this shard read from segment files so far (fetches served
+/// from the disk, timestamp lookups, recovery, compaction).
+pub fn segment_read_bytes() -> u64 {
+    SEGMENT_READ_BYTES.get()
 }
 
 /// One fdatasync of this shard took `took`.

@@ -304,3 +304,63 @@ fn batches_read_from_disk_outlive_their_executor_on_another_thread() {
         assert_eq!(&bytes[..], &want[..], "batch {i}");
     }
 }
+
+/// A consumer behind the tail reads from the disk, a fetch's worth at a
+/// time: each fetch reads at most its own size (and the blocks its read is
+/// aligned to), not also the whole batch after the ones it serves (it once
+/// read and checked that batch whole, then left it out: twice the reads,
+/// half the throughput). Every byte still comes back, in order, whatever
+/// the fetch size.
+#[test]
+fn fetch_sized_reads_from_disk_read_no_batch_they_leave_out() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 8 << 20,
+            tail_cache_bytes: 0,
+            ..LogConfig::default()
+        };
+        let log = Log::open(&dir.path().join("t-0"), config, 0).await.unwrap();
+        let mut rng = Rng(7);
+        let mut expected = Vec::new();
+        for i in 0..40 {
+            // 100-190 KB batches, so fetches end at every kind of boundary.
+            let b = batch(&mut rng, 10, 10_000 + 1_000 * (i % 10), i as i64, false);
+            let info = log.append(Bytes::from(b.clone()), 0).await.unwrap();
+            expected.extend(with_offset(&b, info.base_offset.0));
+        }
+        log.flush().await.unwrap();
+        for fetch_bytes in [200_000, 400_000, 1 << 20] {
+            let before = engine::stats::segment_read_bytes();
+            let mut read = Vec::new();
+            let mut offset = Offset(0);
+            let mut fetches = 0;
+            while offset < log.log_end_offset() {
+                fetches += 1;
+                let result = log.read(offset, fetch_bytes).await.unwrap();
+                let bytes = concat(&result);
+                assert!(!bytes.is_empty(), "a read at {offset} returned nothing");
+                let mut at = 0;
+                while at < bytes.len() {
+                    let header = engine::batch::BatchHeader(bytes[at..at + 61].try_into().unwrap());
+                    offset = header.last_offset().plus(1);
+                    at += 12
+                        + header.0[8..12]
+                            .iter()
+                            .fold(0usize, |n, b| n << 8 | *b as usize);
+                }
+                read.extend(bytes);
+            }
+            assert!(
+                read == expected,
+                "{fetch_bytes}-byte fetches read back what was written"
+            );
+            let disk = engine::stats::segment_read_bytes() - before;
+            assert!(
+                disk <= (fetches * (fetch_bytes + 8192)) as u64,
+                "{fetches} {fetch_bytes}-byte fetches of {} bytes read {disk} from the disk",
+                expected.len()
+            );
+        }
+    });
+}

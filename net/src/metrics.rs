@@ -86,6 +86,8 @@ pub struct ShardMetrics {
     pub segment_cache: engine::SegmentCacheUsage,
     /// Bytes in the shard's tail caches.
     pub tail_cache_bytes: u64,
+    /// Bytes the shard read from segment files.
+    pub segment_read_bytes: u64,
 }
 
 /// A queue a [`Queued`] guard counts an entry of while it lives.
@@ -217,6 +219,7 @@ pub fn local(shard: u32) -> ShardMetrics {
     m.executor = engine::rt::executor_totals();
     m.segment_cache = engine::segment_cache_usage();
     m.tail_cache_bytes = engine::tail_cache_shard_usage().0 as u64;
+    m.segment_read_bytes = engine::stats::segment_read_bytes();
     m
 }
 
@@ -386,7 +389,7 @@ impl Scrape {
                 ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let counts: [ShardFamily<u64>; 3] = [
+        let counts: [ShardFamily<u64>; 4] = [
             (
                 "shardlog_shard_tasks",
                 "Tasks each shard's executor ran",
@@ -401,6 +404,12 @@ impl Scrape {
                 "shardlog_shard_segment_file_opens",
                 "Sealed segment files the shard opened to read them (cache misses)",
                 |m| m.segment_cache.file_opens,
+            ),
+            (
+                "shardlog_shard_segment_read_bytes",
+                "Bytes the shard read from segment files: fetches served from the disk, \
+                 timestamp lookups, recovery, compaction",
+                |m| m.segment_read_bytes,
             ),
         ];
         for (name, help, pick) in counts {

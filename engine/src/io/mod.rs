@@ -136,6 +136,7 @@ impl SegmentFile {
         let read = quiet(self.file.read_at_owned(position, len))
             .await
             .map_err(io_err("read", &self.path))?;
+        crate::stats::record_segment_read(read.as_bytes().len());
         Ok(ReadBuf(bytes::Bytes::from_owner(read)))
     }
 

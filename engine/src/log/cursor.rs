@@ -3,6 +3,7 @@
 //! timestamp lookups and the recovery scan.
 
 use crate::IoError;
+use crate::Offset;
 use crate::batch::{
     BatchError, BatchHeader, HEADER_BYTES, LOG_OVERHEAD, ValidateMode, check_batch,
 };
@@ -28,6 +29,14 @@ pub(crate) struct StoredBatch {
     pub bytes: ReadBuf,
 }
 
+/// What the first bytes of a batch say before it is read whole.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Framing {
+    pub base_offset: Offset,
+    /// The whole batch's bytes, length field included.
+    pub size: usize,
+}
+
 #[derive(Debug)]
 pub(crate) struct BatchCursor<'f> {
     file: &'f SegmentFile,
@@ -47,6 +56,11 @@ impl<'f> BatchCursor<'f> {
             read_bytes,
             buf: None,
         }
+    }
+
+    /// Reads from now on take `read_bytes` (or what a batch needs).
+    pub(crate) fn set_read_bytes(&mut self, read_bytes: usize) {
+        self.read_bytes = read_bytes;
     }
 
     /// The buffered bytes from the cursor position on.
@@ -72,8 +86,11 @@ impl<'f> BatchCursor<'f> {
         Ok(())
     }
 
-    /// The next batch, `Ok(None)` at the limit.
-    pub(crate) async fn next(&mut self) -> Result<Option<StoredBatch>, CursorError> {
+    /// The next batch's base offset and size from its first bytes alone,
+    /// without reading or validating the rest: enough to decide to stop
+    /// before it, never to serve or to skip it (a later read starts there
+    /// and validates it). `Ok(None)` at the limit.
+    pub(crate) async fn peek(&mut self) -> Result<Option<Framing>, CursorError> {
         if self.position >= self.limit {
             return Ok(None);
         }
@@ -108,6 +125,23 @@ impl<'f> BatchCursor<'f> {
                 return Err(CursorError::Invalid { position, cause });
             }
         };
+        let base = self
+            .buffered()
+            .first_chunk::<8>()
+            .copied()
+            .unwrap_or_default();
+        Ok(Some(Framing {
+            base_offset: Offset(i64::from_be_bytes(base)),
+            size,
+        }))
+    }
+
+    /// The next batch, `Ok(None)` at the limit.
+    pub(crate) async fn next(&mut self) -> Result<Option<StoredBatch>, CursorError> {
+        let Some(Framing { size, .. }) = self.peek().await? else {
+            return Ok(None);
+        };
+        let position = self.position;
         self.fill(size.max(HEADER_BYTES))
             .await
             .map_err(CursorError::Io)?;

@@ -11,7 +11,7 @@ use super::{Log, State};
 use crate::batch::records::for_each_record;
 use crate::batch::{Compression, HEADER_BYTES, NO_TIMESTAMP, codec};
 use crate::io::{ReadBuf, SegmentFile};
-use crate::limits::{DECOMPRESSED_BYTES_MAX, READ_BYTES_MIN};
+use crate::limits::{BLOCK_BYTES, DECOMPRESSED_BYTES_MAX, READ_BYTES_MIN};
 use crate::{Error, IoError, Offset, Result};
 
 /// One whole record batch handed to a reader, without copying its bytes:
@@ -149,15 +149,30 @@ async fn read_segment(
     total: &mut usize,
     chunks: &mut Vec<Chunk>,
 ) -> Result<bool> {
-    let mut cursor = BatchCursor::new(
-        &plan.file,
-        plan.position,
-        plan.limit,
-        READ_BYTES_MIN.max(max_bytes - *total),
-    );
+    let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
     loop {
         if *total >= max_bytes {
             return Ok(false);
+        }
+        // A batch that would end the read is not read: only its framing,
+        // and once something is served a read for it takes no more than
+        // what is left to serve (a block at least). Reading it whole, then
+        // leaving it out, read and checked every batch a consumer behind
+        // got twice.
+        cursor.set_read_bytes(if *total == 0 {
+            READ_BYTES_MIN.max(max_bytes)
+        } else {
+            (max_bytes - *total).max(BLOCK_BYTES as usize)
+        });
+        match cursor.peek().await {
+            Ok(Some(next)) => {
+                if next.base_offset >= end || (*total > 0 && *total + next.size > max_bytes) {
+                    return Ok(false);
+                }
+            }
+            Ok(None) => return Ok(true),
+            Err(_) if !chunks.is_empty() => return Ok(false),
+            Err(e) => return Err(corrupt(&plan.file, e)),
         }
         let batch = match cursor.next().await {
             Ok(Some(batch)) => batch,
@@ -168,11 +183,6 @@ async fn read_segment(
         };
         if batch.header.last_offset() < offset {
             continue;
-        }
-        if batch.header.base_offset() >= end
-            || (*total > 0 && *total + batch.bytes.len() > max_bytes)
-        {
-            return Ok(false);
         }
         *total += batch.bytes.len();
         chunks.push(Chunk::Stored(batch.bytes));
