@@ -164,9 +164,12 @@ async fn read_segment(
         } else {
             (max_bytes - *total).max(BLOCK_BYTES as usize)
         });
+        // Before anything is served the batch is read and checked whole
+        // whatever its framing says: a damaged framing is reported, never
+        // taken for an end.
         match cursor.peek().await {
             Ok(Some(next)) => {
-                if next.base_offset >= end || (*total > 0 && *total + next.size > max_bytes) {
+                if *total > 0 && (next.base_offset >= end || *total + next.size > max_bytes) {
                     return Ok(false);
                 }
             }
@@ -183,6 +186,9 @@ async fn read_segment(
         };
         if batch.header.last_offset() < offset {
             continue;
+        }
+        if batch.header.base_offset() >= end {
+            return Ok(false);
         }
         *total += batch.bytes.len();
         chunks.push(Chunk::Stored(batch.bytes));
