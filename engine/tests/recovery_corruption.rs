@@ -153,6 +153,38 @@ fn corruption_inside_a_sealed_segment_is_reported_and_nothing_else_is_lost() {
     });
 }
 
+/// A damaged length field ends a read that already has batches before it
+/// (they are served) and is reported to the read that starts there: never
+/// served, never taken for the end of the data.
+#[test]
+fn a_damaged_batch_length_ends_the_read_before_it_and_fails_the_read_at_it() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("t-0");
+        let config = disk_only();
+        let stored = crashed_log(&dir, config.clone(), 300).await;
+        let files = segment_files(&dir);
+        let at: u64 = stored[..10].iter().map(|b| b.len() as u64).sum();
+        for length in [1_000_000_i32, stored[10].len() as i32 + 20, 3] {
+            write_at(&files[0], at + 8, &length.to_be_bytes());
+            let log = Log::open(&dir, config.clone(), 0).await.unwrap();
+            let served = log.read(Offset(7), 1 << 20).await.unwrap();
+            assert_eq!(
+                concat(&served),
+                stored[7..10].concat(),
+                "length {length}: the batches before the damage, and nothing else"
+            );
+            match log.read(Offset(10), 1 << 20).await {
+                Err(Error::Corrupt { path, position, .. }) => {
+                    assert_eq!((path, position), (files[0].clone(), at), "length {length}");
+                }
+                other => panic!("length {length}: expected a corruption error, got {other:?}"),
+            }
+            log.close().await.unwrap();
+        }
+    });
+}
+
 #[test]
 fn damaged_index_files_and_checkpoint_are_rebuilt() {
     run(|| async {
