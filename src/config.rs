@@ -61,7 +61,7 @@
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
 //! index-cache-bytes-per-shard = 67108864 # sealed segments' indexes kept in memory (LRU)
-//! open-segment-files-per-shard = 1024  # sealed segment files kept open (LRU; active ones besides)
+//! open-segment-files-per-shard = 7500  # segment files kept open, active and sealed (LRU; default: 3/4 of the open files limit over the shards)
 //! io-properties-file = "/var/lib/shardlog/io-properties.toml" # from `shardlog tune iotune`
 //! in-flight-bytes-per-shard = 536870912 # request bytes read, not yet answered (queued.max.request.bytes)
 //! pin-shards = true                    # shard N on CPU N (default: when shards <= cores)
@@ -156,7 +156,7 @@ pub struct FileConfig {
     pub tail_cache_bytes_per_shard: Option<usize>,
     /// Bytes of sealed segments' indexes one shard keeps in memory.
     pub index_cache_bytes_per_shard: Option<usize>,
-    /// Sealed segment files one shard keeps open.
+    /// Segment files one shard keeps open, active and sealed.
     pub open_segment_files_per_shard: Option<usize>,
     pub io_properties_file: Option<PathBuf>,
     /// Request bytes one shard holds read and not yet answered.

@@ -35,7 +35,7 @@ pub struct Args {
     /// The shard's sealed-segment cache: index bytes kept in memory.
     #[arg(long)]
     index_cache_bytes: Option<usize>,
-    /// The shard's sealed-segment cache: files kept open.
+    /// The shard's segment files kept open (active and sealed).
     #[arg(long)]
     open_segment_files: Option<usize>,
 }

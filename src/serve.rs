@@ -108,7 +108,8 @@ struct ServeConfig {
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
     /// Index bytes and open files of sealed segments per shard.
-    segment_cache: (usize, usize),
+    /// Index bytes, and open segment files (default: [`segment_files_share`]).
+    segment_cache: (usize, Option<usize>),
     /// Writes in flight per partition and write buffer bytes, from the
     /// io-properties file (`shardlog tune iotune`), if one is configured.
     io_tuning: Option<(usize, usize)>,
@@ -273,8 +274,7 @@ impl ServeConfig {
             segment_cache: (
                 file.index_cache_bytes_per_shard
                     .unwrap_or(engine::limits::INDEX_CACHE_SHARD_BYTES_DEFAULT),
-                file.open_segment_files_per_shard
-                    .unwrap_or(engine::limits::SEGMENT_FILES_SHARD_DEFAULT),
+                file.open_segment_files_per_shard,
             ),
             io_tuning: file
                 .io_properties_file
@@ -605,9 +605,10 @@ fn tail_cache_share(shards: usize) -> usize {
 }
 
 /// Raises the soft limit on open files to the hard one, as the JVM does for
-/// Kafka (`MaxFDLimit`): every partition keeps its active segment open,
-/// and each client a socket, so the usual soft limit of 1,024 is reached
-/// at a few hundred partitions. `shardlog tune --check` says when the hard
+/// Kafka (`MaxFDLimit`): segment files stay open while partitions are
+/// used (up to a share of the limit, [`segment_files_share`]), and each
+/// client has a socket, so the usual soft limit of 1,024 would make a few
+/// hundred busy partitions reopen their files. `shardlog tune --check` says when the hard
 /// limit itself is low.
 fn raise_open_files_limit() {
     let mut limit = libc::rlimit {
@@ -629,6 +630,27 @@ fn raise_open_files_limit() {
             "raised the open files limit to its hard limit"
         );
     }
+}
+
+/// The segment files one shard keeps open unless the config says: three
+/// quarters of the open files limit (as [`raise_open_files_limit`] left
+/// it) over the shards. The rest is for sockets (a connection each), the
+/// shards' rings and the small files logs write. Past its share a shard
+/// closes its least recently used segment files and opens them again when
+/// next used, so partitions beyond the limit cost opens, not EMFILE.
+fn segment_files_share(shards: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only `limit`.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0 };
+    let open_files = if known {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (open_files.min(1 << 30) / 4 * 3 / shards.max(1)).max(16)
 }
 
 /// Has glibc's malloc serve blocks up to 8 MiB from its heaps and keep up
@@ -695,7 +717,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listeners = listeners.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
-        let segment_cache = config.segment_cache;
+        let segment_cache = (
+            config.segment_cache.0,
+            config
+                .segment_cache
+                .1
+                .unwrap_or_else(|| segment_files_share(shards)),
+        );
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
         let http = config.http.clone();

@@ -43,8 +43,9 @@ fn parse_ack(line: &str) -> Option<Ack> {
 
 /// Starts the child and returns it with a channel of its stdout lines.
 /// With `readers`, it also reads what is there at random offsets, with a
-/// segment cache that keeps nothing (every read of a sealed segment loads
-/// its indexes and opens its file).
+/// segment cache that keeps nothing and one segment file open (every read
+/// of a sealed segment loads its indexes and opens its file, which closes
+/// the active segment's: the appends' writes and fdatasyncs open it again).
 fn start_child(dir: &Path, seed: u64, readers: bool) -> (KillOnDrop, mpsc::Receiver<String>) {
     let read_args: &[&str] = if readers {
         &[

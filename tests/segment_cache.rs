@@ -153,6 +153,13 @@ fn check_metrics(http: SocketAddr) {
     );
     let open = metric(http, "shardlog_shard_segment_files_open");
     assert!(open.iter().all(|&n| n <= 1.0), "{open:?}");
+    let reopens: f64 = metric(http, "shardlog_shard_segment_file_reopens_total")
+        .iter()
+        .sum();
+    assert!(
+        reopens > 0.0,
+        "active segments' files were closed and reopened"
+    );
 }
 
 #[test]

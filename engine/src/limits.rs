@@ -32,9 +32,10 @@ pub const TAIL_CACHE_SHARD_BYTES_DEFAULT: usize = 256 << 20;
 /// KiB of log at the default index interval, so 64 MiB index the busiest
 /// 13 GB a shard reads; the rest are read from their files when needed.
 pub const INDEX_CACHE_SHARD_BYTES_DEFAULT: usize = 64 << 20;
-/// Sealed segment files one shard keeps open unless the broker sets a
-/// bound (`open-segment-files-per-shard`); the active segments are open
-/// besides.
+/// Segment files, active and sealed, one shard keeps open unless the
+/// broker sets a bound (`open-segment-files-per-shard`; serve's default is a
+/// share of the open files limit): past it the least recently used are
+/// closed, and opened again when next used.
 pub const SEGMENT_FILES_SHARD_DEFAULT: usize = 1024;
 /// Partitions a shard opens (at start) or closes (at stop) at once: each
 /// is a few small file operations, overlapped in io_uring.

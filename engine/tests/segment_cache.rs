@@ -215,3 +215,79 @@ fn many_logs_share_the_shard_bounds() {
         }
     });
 }
+
+/// Descriptors of files under `dir` this process holds open (/proc/self/fd:
+/// the kernel's count, not the engine's).
+fn descriptors_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// More partitions than the shard may keep files open: appends, rolls,
+/// reads and reopens go round all of them, each closing another's
+/// descriptor and opening its own again; the process never holds more than
+/// the bound (counted by the kernel after every round), and every partition
+/// reads back exactly what was appended, before and after a reopen.
+#[test]
+fn more_partitions_than_open_files_all_written_and_read() {
+    run(|| async {
+        const FILES: usize = 4;
+        const LOGS: usize = 16;
+        set_segment_cache_limits(1 << 20, FILES);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Rng(seed("more_partitions_than_open_files"));
+        let dir = |i: usize| tmp.path().join(format!("t-{i}"));
+        let mut logs = Vec::new();
+        for i in 0..LOGS {
+            logs.push(Log::open(dir(i), config(), 0).await.unwrap());
+        }
+        let before = segment_cache_usage();
+        let mut stored: Vec<Batches> = vec![Vec::new(); LOGS];
+        for round in 0..30 {
+            for (log, stored) in logs.iter().zip(&mut stored) {
+                let i = stored.len();
+                let b = batch(&mut rng, 3, 400, T0 + 10 * i as i64, round % 2 == 0);
+                let info = log.append(Bytes::from(b.clone()), 0).await.unwrap();
+                let bytes = with_offset(&b, info.base_offset.0);
+                stored.push((info.base_offset.0, info.last_offset.0, bytes));
+            }
+            // Reads in another order than the appends.
+            for (log, stored) in logs.iter().zip(&stored).rev() {
+                let (base, _, bytes) = &stored[round * 7 % stored.len()];
+                let read = log.read(Offset(*base), 1).await.unwrap();
+                assert!(concat(&read) == *bytes, "round {round}: read at {base}");
+            }
+            engine::rt::sleep(std::time::Duration::from_millis(1)).await;
+            let open = descriptors_under(tmp.path());
+            assert!(open <= FILES, "round {round}: {open} segment files open");
+        }
+        let after = segment_cache_usage();
+        assert!(
+            after.descriptor_reopens >= before.descriptor_reopens + 30 * LOGS as u64,
+            "every round reopened every partition's file: {before:?} -> {after:?}"
+        );
+        assert!(logs[0].segment_count() > 1, "the logs rolled");
+        for (log, stored) in logs.iter().zip(&stored) {
+            check_every_offset(log, stored, 0).await;
+        }
+        for log in logs.drain(..) {
+            log.close().await.unwrap();
+        }
+        assert_eq!(descriptors_under(tmp.path()), 0, "closed logs hold no file");
+        for i in 0..LOGS {
+            let log = Log::open(dir(i), config(), 0).await.unwrap();
+            assert!(descriptors_under(tmp.path()) <= FILES);
+            logs.push(log);
+        }
+        for (log, stored) in logs.iter().zip(&stored) {
+            check_every_offset(log, stored, 0).await;
+            assert_eq!(log.log_end_offset().0, stored.last().unwrap().1 + 1);
+        }
+        for log in logs {
+            log.close().await.unwrap();
+        }
+    });
+}

@@ -389,7 +389,7 @@ impl Scrape {
                 ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let counts: [ShardFamily<u64>; 4] = [
+        let counts: [ShardFamily<u64>; 5] = [
             (
                 "shardlog_shard_tasks",
                 "Tasks each shard's executor ran",
@@ -404,6 +404,12 @@ impl Scrape {
                 "shardlog_shard_segment_file_opens",
                 "Sealed segment files the shard opened to read them (cache misses)",
                 |m| m.segment_cache.file_opens,
+            ),
+            (
+                "shardlog_shard_segment_file_reopens",
+                "Segment files the shard closed to stay within open-segment-files-per-shard \
+                 and opened again when next used",
+                |m| m.segment_cache.descriptor_reopens,
             ),
             (
                 "shardlog_shard_segment_read_bytes",
@@ -442,8 +448,9 @@ impl Scrape {
             ),
             (
                 "shardlog_shard_segment_files_open",
-                "Sealed segment files the shard's cache holds open",
-                |m| m.segment_cache.open_files as u64,
+                "Segment files (active and sealed) the shard holds open, at most \
+                 open-segment-files-per-shard",
+                |m| m.segment_cache.descriptors as u64,
             ),
         ];
         for (name, help, pick) in queues {

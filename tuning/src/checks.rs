@@ -160,8 +160,8 @@ fn open_files(machine: &dyn Machine) -> Finding {
     const NAME: &str = "open files";
     let raise = format!(
         "raise the hard limit where serve starts: `ulimit -Hn {OPEN_FILES_WANT}` (as root), \
-         systemd LimitNOFILE=1048576, or nofile in /etc/security/limits.conf; serve needs one \
-         per partition, open-segment-files-per-shard per shard, and one per connection"
+         systemd LimitNOFILE=1048576, or nofile in /etc/security/limits.conf; serve keeps \
+         segment files open in three quarters of it and needs one per connection"
     );
     match machine.rlimit(Resource::OpenFiles) {
         Limit::Unlimited => Finding::new(NAME, Status::Ok, "unlimited"),
@@ -170,16 +170,19 @@ fn open_files(machine: &dyn Machine) -> Finding {
             NAME,
             Status::Warn,
             format!(
-                "{n} (the hard limit: serve raises its soft limit to it): every partition keeps \
-                 its active segment open, each shard up to open-segment-files-per-shard sealed \
-                 ones (1,024), each client a socket"
+                "{n} (the hard limit: serve raises its soft limit to it): serve keeps segment \
+                 files open in three quarters of it (past that, the least recently used partition \
+                 opens its file again when next read or written), each client a socket"
             ),
         )
         .fix(raise),
         Limit::At(n) => Finding::new(
             NAME,
             Status::Fail,
-            format!("{n} (the hard limit): a few thousand partitions and connections exhaust it"),
+            format!(
+                "{n} (the hard limit): a few thousand connections exhaust it, and partitions \
+                 past a few thousand open their files again on each use"
+            ),
         )
         .fix(raise),
         Limit::Unknown => Finding::new(NAME, Status::Warn, "unknown").fix(raise),

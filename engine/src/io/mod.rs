@@ -8,9 +8,8 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -18,206 +17,19 @@ use std::time::Duration;
 
 use futures::task::{ArcWake, AtomicWaker};
 
-use glommio::io::{BufferedFile, Directory, DmaBuffer, DmaFile, OpenOptions};
+use glommio::io::{BufferedFile, Directory, DmaFile, OpenOptions};
 
 use crate::IoError;
 
-/// A segment file opened for direct I/O, read and write.
-#[derive(Debug)]
-pub(crate) struct SegmentFile {
-    file: DmaFile,
-    path: PathBuf,
-}
-
-/// An aligned buffer to write with [`SegmentFile::write_at`].
-#[derive(Debug)]
-pub(crate) struct WriteBuf(DmaBuffer);
-
-impl WriteBuf {
-    pub(crate) fn as_mut(&mut self) -> &mut [u8] {
-        self.0.as_bytes_mut()
-    }
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-    /// Shrinks the buffer to its first `len` bytes (a multiple of the block).
-    pub(crate) fn trim(&mut self, len: usize) {
-        self.0.trim_to_size(len);
-    }
-}
-
-/// Bytes read from a file; shares its buffer with every slice taken of it,
-/// on any thread (the buffer is the global allocator's: a Fetch answered on
-/// another shard sends the same bytes).
-#[derive(Debug, Clone)]
-pub struct ReadBuf(bytes::Bytes);
-
-impl ReadBuf {
-    /// A sub-slice sharing the same buffer, or `None` if out of range.
-    pub fn slice(&self, at: usize, len: usize) -> Option<ReadBuf> {
-        let end = at.checked_add(len)?;
-        (end <= self.0.len()).then(|| ReadBuf(self.0.slice(at..end)))
-    }
-
-    /// The bytes, shared (no copy).
-    pub fn to_bytes(&self) -> bytes::Bytes {
-        self.0.clone()
-    }
-}
-
-impl std::ops::Deref for ReadBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
+mod segment_file;
+pub use segment_file::ReadBuf;
+pub(crate) use segment_file::{SegmentFile, WriteBuf, descriptor_usage, set_descriptor_limit};
 
 fn io_err<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(glommio::GlommioError<()>) -> IoError + 'a {
     move |e| IoError::new(op, path, io::Error::from(e))
-}
-
-impl SegmentFile {
-    /// Opens (creating if asked) a segment file for read and write. Files
-    /// from `DmaFile::create` are write-only, so segments use OpenOptions.
-    pub(crate) async fn open(path: &Path, create: bool) -> Result<SegmentFile, IoError> {
-        probe_device(path).await?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .dma_open(path)
-            .await
-            .map_err(io_err("open", path))?;
-        Ok(SegmentFile {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(crate) fn alloc(&self, len: usize) -> WriteBuf {
-        WriteBuf(self.file.alloc_dma_buffer(len))
-    }
-
-    /// Writes the whole of `buf` at `position`; both are block aligned.
-    pub(crate) async fn write_at(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
-        #[cfg(test)]
-        failpoint::check("write", &self.path)?;
-        self.write_whole(buf, position).await
-    }
-
-    async fn write_whole(&self, buf: WriteBuf, position: u64) -> Result<(), IoError> {
-        let len = buf.0.len();
-        let written = quiet(self.file.write_at(buf.0, position)).await;
-        self.whole(written, len)
-    }
-
-    /// A write's outcome: all of its `len` bytes written, or an error.
-    fn whole(&self, written: glommio::Result<usize, ()>, len: usize) -> Result<(), IoError> {
-        let written = written.map_err(io_err("write", &self.path))?;
-        if written != len {
-            let e = io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write: {written} of {len} bytes"),
-            );
-            return Err(IoError::new("write", &self.path, e));
-        }
-        Ok(())
-    }
-
-    /// Reads up to `len` bytes at `position` (fewer at the end of the file).
-    pub(crate) async fn read_at(&self, position: u64, len: usize) -> Result<ReadBuf, IoError> {
-        let read = quiet(self.file.read_at_owned(position, len))
-            .await
-            .map_err(io_err("read", &self.path))?;
-        crate::stats::record_segment_read(read.as_bytes().len());
-        Ok(ReadBuf(bytes::Bytes::from_owner(read)))
-    }
-
-    pub(crate) async fn fdatasync(&self) -> Result<(), IoError> {
-        #[cfg(test)]
-        failpoint::check("fdatasync", &self.path)?;
-        quiet(self.file.fdatasync())
-            .await
-            .map_err(io_err("fdatasync", &self.path))
-    }
-
-    /// Allocates the file's blocks up to `len` (fallocate, growing the size
-    /// when it is smaller; blocks read as zeros until written).
-    pub(crate) async fn pre_allocate(&self, len: u64) -> Result<(), IoError> {
-        #[cfg(test)]
-        failpoint::check("fallocate", &self.path)?;
-        quiet(self.file.pre_allocate(len, false))
-            .await
-            .map_err(io_err("fallocate", &self.path))
-    }
-
-    /// Writes zeros over `from..to` (block aligned), growing the file: its
-    /// blocks are then allocated and written, so later writes into them are
-    /// pure overwrites.
-    pub(crate) async fn write_zeros(&self, from: u64, to: u64) -> Result<(), IoError> {
-        #[cfg(test)]
-        failpoint::check("zeros", &self.path)?;
-        let len = (to - from) as usize;
-        let Some(zeros) = self.shared_zeros(len) else {
-            let mut buf = self.alloc(len);
-            buf.as_mut().fill(0);
-            return self.write_whole(buf, from).await;
-        };
-        let written = quiet(self.file.write_rc_at(zeros, from)).await;
-        self.whole(written, len)
-    }
-
-    /// This executor's block of `len` zeros (a power of two up to
-    /// `SEGMENT_ZERO_AHEAD_BYTES`, the lengths of zero-ahead steps), which
-    /// every zero-ahead write of that length sends (the kernel only reads
-    /// it): a few allocations per shard, not one per write in flight (1,000
-    /// partitions starting at once held a mebibyte each), and no fill per
-    /// write. `None` for other lengths (a step cut at a segment's end).
-    fn shared_zeros(&self, len: usize) -> Option<Rc<DmaBuffer>> {
-        if !len.is_power_of_two() || len > ZEROS_BYTES_MAX {
-            return None;
-        }
-        let executor = glommio::executor().id();
-        SHARED_ZEROS.with(|zeros| {
-            let mut zeros = zeros.borrow_mut();
-            if zeros.0 != Some(executor) {
-                *zeros = (Some(executor), Vec::new());
-            }
-            if let Some((_, buf)) = zeros.1.iter().find(|(size, _)| *size == len) {
-                return Some(Rc::clone(buf));
-            }
-            let mut buf = self.file.alloc_dma_buffer(len);
-            buf.as_bytes_mut().fill(0);
-            let buf = Rc::new(buf);
-            zeros.1.push((len, Rc::clone(&buf)));
-            Some(buf)
-        })
-    }
-
-    pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoError> {
-        quiet(self.file.truncate(len))
-            .await
-            .map_err(io_err("truncate", &self.path))
-    }
-
-    pub(crate) async fn size(&self) -> Result<u64, IoError> {
-        quiet(self.file.file_size())
-            .await
-            .map_err(io_err("stat", &self.path))
-    }
-
-    pub(crate) async fn close(self) -> Result<(), IoError> {
-        quiet(self.file.close())
-            .await
-            .map_err(io_err("close", &self.path))
-    }
 }
 
 /// Polls a glommio file operation only after it asked to be woken, with a
@@ -280,15 +92,7 @@ impl<F: Future> Future for Quiet<F> {
     }
 }
 
-/// The longest zero-ahead write ([`SegmentFile::write_zeros`]).
-const ZEROS_BYTES_MAX: usize = crate::limits::SEGMENT_ZERO_AHEAD_BYTES as usize;
-
-/// An executor (by id) and its shared blocks of zeros, by length.
-type SharedZeros = (Option<usize>, Vec<(usize, Rc<DmaBuffer>)>);
-
 thread_local! {
-    static SHARED_ZEROS: RefCell<SharedZeros> = const { RefCell::new((None, Vec::new())) };
-
     /// Devices on which this executor already opened a non-empty DMA file.
     static PROBED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
 }

@@ -236,6 +236,9 @@ impl SegmentStore {
             return Ok(());
         }
         let file = self.open().await?;
+        // Its path is about to name another file, or none: the bound on
+        // open descriptors must not close this one.
+        file.keep_open().await?;
         if self.pinned.borrow().is_some() {
             return Ok(());
         }
@@ -381,13 +384,15 @@ impl Cache {
 }
 
 /// Sets this shard's bounds: bytes of sealed segments' indexes in memory,
-/// and sealed segment files open at once (each at least one).
+/// and segment files open at once, active and sealed (at least one; the
+/// least recently used are closed past it, and opened again when used).
 pub fn set_segment_cache_limits(index_bytes: usize, open_files: usize) {
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         cache.indexes.limit = index_bytes;
         cache.files.limit = open_files.max(1);
     });
+    io::set_descriptor_limit(open_files);
 }
 
 /// What this shard's segment cache holds and has done.
@@ -396,17 +401,30 @@ pub struct SegmentCacheUsage {
     pub index_bytes: usize,
     pub index_bytes_limit: usize,
     pub indexes: usize,
+    /// Sealed segment files the cache holds (their descriptors may be
+    /// closed by the bound on open segment files).
     pub open_files: usize,
     pub open_files_limit: usize,
-    /// Index loads from disk and data files opened, since the shard began.
+    /// Index loads from disk and sealed data files opened, since the shard
+    /// began.
     pub index_loads: u64,
     pub file_opens: u64,
+    /// Segment descriptors open (active and sealed) under the bound of
+    /// `open_files_limit`; those the bound closed, and opened again when
+    /// next used, since the shard began.
+    pub descriptors: usize,
+    pub descriptor_closes: u64,
+    pub descriptor_reopens: u64,
 }
 
 pub fn segment_cache_usage() -> SegmentCacheUsage {
+    let descriptors = io::descriptor_usage();
     CACHE.with(|c| {
         let cache = c.borrow();
         SegmentCacheUsage {
+            descriptors: descriptors.open,
+            descriptor_closes: descriptors.closes,
+            descriptor_reopens: descriptors.reopens,
             index_bytes: cache.indexes.held,
             index_bytes_limit: cache.indexes.limit,
             indexes: cache.indexes.len(),
