@@ -107,8 +107,8 @@ struct ServeConfig {
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
-    /// Index bytes and open files of sealed segments per shard.
-    /// Index bytes, and open segment files (default: [`segment_files_share`]).
+    /// Index bytes, and open segment files (default: [`segment_files_share`])
+    /// per shard.
     segment_cache: (usize, Option<usize>),
     /// Writes in flight per partition and write buffer bytes, from the
     /// io-properties file (`shardlog tune iotune`), if one is configured.
@@ -605,51 +605,43 @@ fn tail_cache_share(shards: usize) -> usize {
 }
 
 /// Raises the soft limit on open files to the hard one, as the JVM does for
-/// Kafka (`MaxFDLimit`): segment files stay open while partitions are
-/// used (up to a share of the limit, [`segment_files_share`]), and each
-/// client has a socket, so the usual soft limit of 1,024 would make a few
-/// hundred busy partitions reopen their files. `shardlog tune --check` says when the hard
-/// limit itself is low.
-fn raise_open_files_limit() {
+/// Kafka (`MaxFDLimit`): segment files stay open while partitions are used
+/// (up to a share of the limit, [`segment_files_share`]), and each client
+/// has a socket, so the usual soft limit of 1,024 would make a few hundred
+/// busy partitions reopen their files. `shardlog tune --check` says when
+/// the hard limit itself is low. Returns the soft limit in effect after it
+/// (`None` if it could not be read).
+fn raise_open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit read and write only `limit`.
-    let raised = unsafe {
+    unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
-            return;
+            return None;
         }
         let soft = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
-        soft < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) == 0
-    };
-    if raised {
-        tracing::debug!(
-            open_files = limit.rlim_max,
-            "raised the open files limit to its hard limit"
-        );
+        if soft >= limit.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
+            return Some(soft);
+        }
     }
+    tracing::debug!(
+        open_files = limit.rlim_max,
+        "raised the open files limit to its hard limit"
+    );
+    Some(limit.rlim_max)
 }
 
 /// The segment files one shard keeps open unless the config says: three
-/// quarters of the open files limit (as [`raise_open_files_limit`] left
-/// it) over the shards. The rest is for sockets (a connection each), the
-/// shards' rings and the small files logs write. Past its share a shard
-/// closes its least recently used segment files and opens them again when
-/// next used, so partitions beyond the limit cost opens, not EMFILE.
-fn segment_files_share(shards: usize) -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only `limit`.
-    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0 };
-    let open_files = if known {
-        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        1024
-    };
+/// quarters of the soft open files limit (1,024 if unknown) over the
+/// shards. The rest is for sockets (a connection each), the shards' rings
+/// and the small files logs write. Past its share a shard closes its least
+/// recently used segment files and opens them again when next used, so
+/// partitions beyond the limit cost opens, not EMFILE.
+fn segment_files_share(open_files: Option<u64>, shards: usize) -> usize {
+    let open_files = open_files.map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX));
     (open_files.min(1 << 30) / 4 * 3 / shards.max(1)).max(16)
 }
 
@@ -701,13 +693,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ensure_port_free(http)?;
     }
     keep_large_blocks();
-    raise_open_files_limit();
+    let open_files = raise_open_files_limit();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = config.shards;
     // Signals go to the main thread only: block them before any shard starts.
     let signals = block_stop_signals();
     let stop = Arc::new(AtomicBool::new(false));
     let plan = MeshPlan::new(shards, MESH_CHANNEL_CAPACITY);
+    let segment_cache = (
+        config.segment_cache.0,
+        config
+            .segment_cache
+            .1
+            .unwrap_or_else(|| segment_files_share(open_files, shards)),
+    );
     let node = node(&config, &data_dir);
     let listeners = listener_configs(&config);
     let mut handles = Vec::with_capacity(shards);
@@ -717,13 +716,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listeners = listeners.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
-        let segment_cache = (
-            config.segment_cache.0,
-            config
-                .segment_cache
-                .1
-                .unwrap_or_else(|| segment_files_share(shards)),
-        );
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
         let http = config.http.clone();

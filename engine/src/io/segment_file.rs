@@ -327,8 +327,6 @@ struct Descriptors {
     ids: u64,
     /// Descriptors opened again after the bound closed them.
     reopens: u64,
-    /// Descriptors the bound closed.
-    closes: u64,
 }
 
 thread_local! {
@@ -340,7 +338,6 @@ thread_local! {
         tick: 0,
         ids: 0,
         reopens: 0,
-        closes: 0,
     });
 }
 
@@ -387,10 +384,8 @@ impl Descriptors {
             };
             // Closed through the ring once the operations under way on it
             // drop it (glommio closes a dropped file).
-            if let Some(slot) = weak.upgrade()
-                && slot.file.borrow_mut().take().is_some()
-            {
-                self.closes += 1;
+            if let Some(slot) = weak.upgrade() {
+                slot.file.borrow_mut().take();
             }
         }
     }
@@ -408,13 +403,11 @@ pub(crate) fn set_descriptor_limit(limit: usize) {
 }
 
 /// This shard's segment descriptors: how many are open under the bound (a
-/// kept one is not counted), the bound, and how many the bound closed and
-/// were opened again since the shard began.
+/// kept one is not counted), and how many the bound closed were opened
+/// again since the shard began.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DescriptorUsage {
     pub open: usize,
-    pub limit: usize,
-    pub closes: u64,
     pub reopens: u64,
 }
 
@@ -423,8 +416,6 @@ pub(crate) fn descriptor_usage() -> DescriptorUsage {
         let d = d.borrow();
         DescriptorUsage {
             open: d.open.len(),
-            limit: d.limit,
-            closes: d.closes,
             reopens: d.reopens,
         }
     })

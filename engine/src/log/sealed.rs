@@ -410,10 +410,9 @@ pub struct SegmentCacheUsage {
     pub index_loads: u64,
     pub file_opens: u64,
     /// Segment descriptors open (active and sealed) under the bound of
-    /// `open_files_limit`; those the bound closed, and opened again when
-    /// next used, since the shard began.
+    /// `open_files_limit`, and those the bound closed that were opened
+    /// again when next used, since the shard began.
     pub descriptors: usize,
-    pub descriptor_closes: u64,
     pub descriptor_reopens: u64,
 }
 
@@ -423,7 +422,6 @@ pub fn segment_cache_usage() -> SegmentCacheUsage {
         let cache = c.borrow();
         SegmentCacheUsage {
             descriptors: descriptors.open,
-            descriptor_closes: descriptors.closes,
             descriptor_reopens: descriptors.reopens,
             index_bytes: cache.indexes.held,
             index_bytes_limit: cache.indexes.limit,
