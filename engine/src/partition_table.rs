@@ -173,6 +173,15 @@ impl PartitionTable {
             return Err(Error::PartitionExists(tp.to_string()));
         }
         let opened = Log::open(&dir, config, now_ms).await;
+        if opened.is_err() {
+            // What the failed open left (the directory, perhaps a segment
+            // file) goes, so that a retry creates the partition instead of
+            // finding it exists. A crash before this opens it, empty, at
+            // the next start.
+            if let Err(e) = io::remove_dir_all(&dir).await {
+                tracing::warn!(partition = %tp, error = %e, "removing a partition whose create failed");
+            }
+        }
         self.creating.borrow_mut().remove(&tp);
         let log = Rc::new(opened?);
         self.logs.borrow_mut().insert(tp, Rc::clone(&log));
@@ -370,6 +379,37 @@ mod tests {
         );
         assert_eq!(TopicPartition::from_dir_name("-1"), None);
         assert_eq!(TopicPartition::from_dir_name("bad/name-1"), None);
+    }
+
+    /// Creating a partition fails (its segment file does not open): the
+    /// next create of it succeeds, and it is there after a restart.
+    #[test]
+    fn a_failed_create_can_be_retried() {
+        crate::rt::run_on_executor("failed-create", None, || async {
+            let tmp = tempfile::tempdir().unwrap();
+            let tp = TopicPartition::new("t", 0);
+            let table = PartitionTable::open(tmp.path(), 0, 1, |_| LogConfig::default(), 0)
+                .await
+                .unwrap();
+            crate::io::failpoint::fail_next("open");
+            let failed = table.create(tp.clone(), LogConfig::default(), 0).await;
+            assert!(matches!(failed, Err(Error::Io(_))), "{failed:?}");
+            assert!(table.get(&tp).is_none());
+            assert!(!tmp.path().join(tp.dir_name()).exists());
+            let log = table
+                .create(tp.clone(), LogConfig::default(), 0)
+                .await
+                .unwrap();
+            assert_eq!(log.log_end_offset(), crate::Offset(0));
+            drop(log);
+            table.close_all().await.unwrap();
+            let table = PartitionTable::open(tmp.path(), 0, 1, |_| LogConfig::default(), 0)
+                .await
+                .unwrap();
+            assert_eq!(table.partitions(), vec![tp]);
+            table.close_all().await.unwrap();
+        })
+        .unwrap();
     }
 
     #[test]

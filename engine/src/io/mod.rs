@@ -380,8 +380,8 @@ pub(crate) mod failpoint {
         static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
     }
 
-    /// Makes the next `op` ("write", "fdatasync" or "fallocate") fail with
-    /// EIO.
+    /// Makes the next `op` ("open", "write", "fdatasync", "fallocate" or
+    /// "zeros") fail with EIO.
     pub(crate) fn fail_next(op: &'static str) {
         ARMED.with(|armed| armed.set(Some(op)));
     }

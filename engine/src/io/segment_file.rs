@@ -88,6 +88,8 @@ impl std::ops::Deref for ReadBuf {
 /// Opens a segment file for read and write. Files from `DmaFile::create`
 /// are write-only, so segments use OpenOptions.
 async fn open_dma(path: &Path, create: bool) -> Result<DmaFile, IoError> {
+    #[cfg(test)]
+    super::failpoint::check("open", path)?;
     OpenOptions::new()
         .read(true)
         .write(true)
