@@ -1,6 +1,7 @@
 //! The group APIs at the protocol level against a real broker: the error
 //! codes Kafka documents for commits from strangers and stale generations,
-//! and a JoinGroup flood on one connection that leaves other groups alone.
+//! a JoinGroup flood on one connection that leaves other groups alone, and
+//! a fresh broker's first joins, which find their coordinator ready.
 
 mod common;
 
@@ -333,5 +334,44 @@ fn clients_cannot_delete_grow_or_write_the_offsets_topic() {
         commit(addr, "someone", "", -1, "t"),
         0,
         "the coordinator still writes"
+    );
+}
+
+/// The first group requests of a fresh broker, from many connections (on
+/// both shards) while `__consumer_offsets` is being created: each is
+/// answered as Kafka answers a first join (MEMBER_ID_REQUIRED), none
+/// COORDINATOR_NOT_AVAILABLE. Requests keep coming while the shard that
+/// created the topic creates its partitions and before the other shard has
+/// the topic: one routed there by the newer metadata waits for it there.
+#[test]
+fn the_first_joins_of_a_fresh_broker_find_their_coordinator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start_configured(tmp.path(), addr, "offsets-topic-num-partitions = 200\n");
+    let start = std::time::Instant::now();
+    let joins: Vec<_> = (0..8u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(i * 10));
+                let mut codes = Vec::new();
+                while start.elapsed() < Duration::from_millis(1500) {
+                    let answer: JoinGroupResponse = call(
+                        addr,
+                        ApiKey::JoinGroup,
+                        JOIN_VERSION,
+                        &join_request(&format!("first-{i}-{}", codes.len()), ""),
+                    );
+                    codes.push(answer.error_code);
+                }
+                codes
+            })
+        })
+        .collect();
+    let codes: Vec<i16> = joins.into_iter().flat_map(|j| j.join().unwrap()).collect();
+    let unavailable = codes.iter().filter(|&&code| code == 15).count();
+    assert!(
+        codes.iter().all(|&code| code == 79),
+        "{unavailable} of {} joins COORDINATOR_NOT_AVAILABLE: {codes:?}",
+        codes.len()
     );
 }

@@ -167,8 +167,11 @@ impl Member {
         pool: &mut Pool,
         versions: &Versions,
     ) -> anyhow::Result<Vec<TopicPartition>> {
+        // What each attempt was answered, for the error if none succeeds.
+        let mut answers = Vec::new();
         for _ in 0..100 {
             let answer = self.join_once().await?;
+            answers.push(format!("join {}", answer.error_code));
             match answer.error_code {
                 0 => {}
                 MEMBER_ID_REQUIRED => {
@@ -184,6 +187,8 @@ impl Member {
                     continue;
                 }
                 COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
+                    // As Kafka's clients: after a pause (retry.backoff.ms).
+                    wire::sleep(Duration::from_millis(100)).await;
                     self.coordinator = find_coordinator(pool, &self.apis, &self.group).await?;
                     continue;
                 }
@@ -205,6 +210,7 @@ impl Member {
                 .coordinator
                 .call(ApiKey::SyncGroup, self.apis.sync, &request)
                 .await?;
+            answers.push(format!("sync {}", synced.error_code));
             match synced.error_code {
                 0 => return decode_assignment(synced.assignment),
                 REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => continue,
@@ -216,8 +222,9 @@ impl Member {
             }
         }
         anyhow::bail!(
-            "no stable membership of {} after 100 joins",
-            self.group.0.as_str()
+            "no stable membership of {} after 100 joins; the answers (error codes): {}",
+            self.group.0.as_str(),
+            answers.join(", ")
         )
     }
 

@@ -262,7 +262,11 @@ impl Shard {
             return Ok(crate::http::consume_here(self, consume).await);
         }
         let (reply, answer) = oneshot::channel();
-        let message = ShardMessage::HttpConsume { consume, reply };
+        let message = ShardMessage::HttpConsume {
+            consume,
+            seen: self.metadata_applied(),
+            reply,
+        };
         if self.mesh.send(owner, message).await.is_err() {
             return Err(COORDINATOR_NOT_AVAILABLE);
         }
@@ -283,6 +287,7 @@ impl Shard {
         let message = ShardMessage::Group {
             group_id: group_id.to_string(),
             partition,
+            seen: self.metadata_applied(),
             op,
             reply,
         };

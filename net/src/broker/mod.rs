@@ -169,23 +169,29 @@ pub enum ShardMessage {
         assignments: Option<Vec<Vec<i32>>>,
         reply: oneshot::Sender<Result<Arc<ClusterMetadata>, CommandError>>,
     },
-    /// To the owner of a partition: run an operation on it.
+    /// To the owner of a partition: run an operation on it. `seen`: the
+    /// metadata the sender routed it by (see [`Shard::catch_up`]).
     Partition {
         tp: engine::TopicPartition,
+        seen: u64,
         op: partition_call::PartitionOp,
         reply: oneshot::Sender<partition_call::PartitionResult>,
     },
-    /// To a group's coordinator shard: run a group request.
+    /// To a group's coordinator shard: run a group request. `seen`: the
+    /// metadata the sender routed it by (see [`Shard::catch_up`]).
     Group {
         group_id: String,
         partition: i32,
+        seen: u64,
         op: groups::GroupOp,
         reply: oneshot::Sender<groups::GroupAnswer>,
     },
-    /// To a transactional id's coordinator shard: run a request.
+    /// To a transactional id's coordinator shard: run a request (`seen`:
+    /// as for `Group`).
     Txn {
         transactional_id: String,
         partition: i32,
+        seen: u64,
         op: transactions::TxnOp,
         reply: oneshot::Sender<transactions::TxnAnswer>,
     },
@@ -197,6 +203,7 @@ pub enum ShardMessage {
     /// HTTP (its instances live there).
     HttpConsume {
         consume: crate::http::ConsumeCall,
+        seen: u64,
         reply: oneshot::Sender<crate::http::ConsumeAnswer>,
     },
     /// To every shard: its metrics (a scrape of `/metrics`).
@@ -236,6 +243,9 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 /// Producer ids a shard reserves at once (Kafka's broker blocks are 1000).
 const PRODUCER_ID_BLOCK: i64 = 1000;
+/// How long a request routed to another shard waits there for the metadata
+/// it was routed by (an install can create thousands of partitions).
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One shard; lives on its executor, shared by its connections.
 #[derive(Debug)]
@@ -455,6 +465,12 @@ impl Shard {
         Arc::clone(&self.metadata.borrow())
     }
 
+    /// How many metadata records built the state this shard serves (no
+    /// clone of the state: the count travels with routed requests).
+    pub(crate) fn metadata_applied(&self) -> u64 {
+        self.metadata.borrow().applied()
+    }
+
     /// Runs a metadata command on the writer and returns the state after it.
     pub async fn execute(&self, command: Command) -> Result<Arc<ClusterMetadata>, CommandError> {
         self.execute_assigned(command, None).await
@@ -592,6 +608,45 @@ impl Shard {
         }
     }
 
+    /// Waits (at most [`CATCH_UP_WAIT`]) until this shard serves metadata
+    /// at least as new as `seen`, the state another shard routed a request
+    /// here by. That state is on its way ([`broadcast`](Self::broadcast)
+    /// reaches every shard, after the sender's shard created its own
+    /// partitions), but a request can overtake it: the group coordinator of
+    /// a just-created `__consumer_offsets` partition would not find its
+    /// partition yet and answer COORDINATOR_NOT_AVAILABLE, which
+    /// FindCoordinator had just denied; a produce to a just-created topic,
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    async fn catch_up(&self, seen: u64) {
+        if self.metadata_applied() >= seen {
+            return;
+        }
+        let caught_up = async {
+            loop {
+                let installed = self.installed.notified();
+                let mut installed = std::pin::pin!(installed);
+                installed.as_mut().enable();
+                if self.metadata_applied() >= seen {
+                    return;
+                }
+                installed.await;
+            }
+        };
+        let (caught_up, late) = (
+            std::pin::pin!(caught_up),
+            std::pin::pin!(rt::sleep(CATCH_UP_WAIT)),
+        );
+        let waited = futures::future::select(caught_up, late).await;
+        if let futures::future::Either::Right(_) = waited {
+            tracing::warn!(
+                shard = self.id(),
+                seen,
+                applied = self.metadata_applied(),
+                "the metadata a request was routed by did not come in time; served by older metadata"
+            );
+        }
+    }
+
     async fn on_message(&self, message: ShardMessage) {
         match message {
             ShardMessage::Command {
@@ -603,9 +658,11 @@ impl Shard {
             }
             ShardMessage::Partition {
                 tp,
+                seen,
                 op: op @ partition_call::PartitionOp::WaitForAppend { .. },
                 mut reply,
             } => {
+                self.catch_up(seen).await;
                 // A long poll ends early when its fetch is answered or gone.
                 let wait = std::pin::pin!(self.partition_local(&tp, op));
                 let abandoned = std::pin::pin!(reply.cancellation());
@@ -615,23 +672,33 @@ impl Shard {
                     let _ = reply.send(result);
                 }
             }
-            ShardMessage::Partition { tp, op, reply } => {
+            ShardMessage::Partition {
+                tp,
+                seen,
+                op,
+                reply,
+            } => {
+                self.catch_up(seen).await;
                 let _ = reply.send(self.partition_local(&tp, op).await);
             }
             ShardMessage::Group {
                 group_id,
                 partition,
+                seen,
                 op,
                 reply,
             } => {
+                self.catch_up(seen).await;
                 let _ = reply.send(self.group_local(group_id, partition, op).await);
             }
             ShardMessage::Txn {
                 transactional_id,
                 partition,
+                seen,
                 op,
                 reply,
             } => {
+                self.catch_up(seen).await;
                 let _ = reply.send(self.txn_local(transactional_id, partition, op).await);
             }
             ShardMessage::ListTransactions { reply } => {
@@ -643,7 +710,12 @@ impl Shard {
             ShardMessage::Metrics { reply } => {
                 let _ = reply.send(self.local_metrics());
             }
-            ShardMessage::HttpConsume { consume, reply } => {
+            ShardMessage::HttpConsume {
+                consume,
+                seen,
+                reply,
+            } => {
+                self.catch_up(seen).await;
                 let _ = reply.send(crate::http::consume_here(self, consume).await);
             }
             ShardMessage::Snapshot { state, ack } => {

@@ -277,7 +277,15 @@ impl Shard {
         let (reply, answer) = oneshot::channel();
         if self
             .mesh
-            .send(owner, ShardMessage::Partition { tp, op, reply })
+            .send(
+                owner,
+                ShardMessage::Partition {
+                    tp,
+                    seen: self.metadata_applied(),
+                    op,
+                    reply,
+                },
+            )
             .await
             .is_err()
         {

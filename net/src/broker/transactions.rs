@@ -244,6 +244,7 @@ impl Shard {
         let message = ShardMessage::Txn {
             transactional_id: transactional_id.to_string(),
             partition,
+            seen: self.metadata_applied(),
             op,
             reply,
         };
