@@ -1,17 +1,20 @@
 //! `shardlog serve` as a real process: it answers ApiVersions with bytes a
 //! real client sent, survives bad input on other connections (each gets
 //! closed, with a log line), refuses a second broker on the same data dir,
-//! and exits 0 on SIGTERM.
+//! and exits 0 on SIGTERM; requests over many partitions of both shards
+//! are answered per partition and their long polls woken by any of them.
 
 mod common;
 
 use std::io::{Read, Write};
 
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::net::{SocketAddr, TcpStream};
@@ -353,6 +356,119 @@ fn a_long_poll_returns_the_data_appended_while_it_waits() {
             "{topic}: the batch appended during the wait"
         );
     }
+}
+
+/// A request over many partitions, on both shards: one Produce to all 16
+/// partitions of a topic is answered per partition, and a Fetch of all 16
+/// that long-polls at their ends is woken by an append to any one of them
+/// (long before its 50 s wait) with that partition's records alone.
+#[test]
+fn requests_over_many_partitions_produce_read_and_wake_on_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "info");
+    let topic = "many";
+    common::create_topic_raw(addr, topic, 16);
+    let batch = |count: i32, fill: u8| {
+        Some(Bytes::from(engine::batch::builder::simple_batch(
+            count,
+            10,
+            1_700_000_000_000,
+            fill,
+        )))
+    };
+    let produce_to = |partitions: Vec<(i32, i32)>| -> Vec<(i32, i16, i64)> {
+        let data = partitions
+            .into_iter()
+            .map(|(p, count)| {
+                PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(batch(count, b'a'))
+            })
+            .collect();
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(data),
+            ]);
+        let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
+        response.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| (p.index, p.error_code, p.base_offset))
+            .collect()
+    };
+    // Partition p gets p + 1 records.
+    assert_eq!(
+        produce_to((0..16).map(|p| (p, p + 1)).collect()),
+        (0..16).map(|p| (p, 0, 0)).collect::<Vec<_>>()
+    );
+    let mut ends: Vec<i64> = (0..16).map(|p| i64::from(p) + 1).collect();
+    for woken in [3usize, 12, 0, 15, 7, 3] {
+        let waiting = {
+            let ends = ends.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let response = fetch_all(addr, topic, &ends, 50_000);
+                (response, started.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            produce_to(vec![(woken as i32, 2)]),
+            vec![(woken as i32, 0, ends[woken])]
+        );
+        let (fetched, waited) = waiting.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(40),
+            "answered at the deadline, not woken: {waited:?}"
+        );
+        let with_records: Vec<(i32, i64)> = fetched.responses[0]
+            .partitions
+            .iter()
+            .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+            .map(|p| (p.partition_index, p.high_watermark))
+            .collect();
+        assert_eq!(with_records, vec![(woken as i32, ends[woken] + 2)]);
+        let records = fetched.responses[0].partitions[woken]
+            .records
+            .clone()
+            .unwrap();
+        assert_eq!(
+            i64::from_be_bytes(records[..8].try_into().unwrap()),
+            ends[woken],
+            "partition {woken}: the batch appended during the wait"
+        );
+        ends[woken] += 2;
+    }
+}
+
+/// Fetches every partition of `topic`, partition p at `offsets[p]`,
+/// waiting up to `max_wait_ms` for a byte.
+fn fetch_all(addr: SocketAddr, topic: &str, offsets: &[i64], max_wait_ms: i32) -> FetchResponse {
+    let partitions = offsets
+        .iter()
+        .enumerate()
+        .map(|(p, &offset)| {
+            FetchPartition::default()
+                .with_partition(p as i32)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(partitions),
+        ]);
+    call(addr, ApiKey::Fetch, 11, &request)
 }
 
 #[test]

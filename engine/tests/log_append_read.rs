@@ -364,3 +364,66 @@ fn fetch_sized_reads_from_disk_read_no_batch_they_leave_out() {
         }
     });
 }
+
+/// A read without I/O (`read_now`, a fetch's first try) gives what the read
+/// gives wherever it answers: at every offset, with small and large
+/// budgets, plain and read_committed; it declines only where the read
+/// starts below the tail cache, and refuses what is out of range as the
+/// read does.
+#[test]
+fn a_read_without_io_matches_the_read_or_declines() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            tail_cache_bytes: 8 << 10,
+            ..small_config()
+        };
+        let log = Log::open(dir.path().join("t-0"), config, 0).await.unwrap();
+        let mut rng = Rng(227);
+        for i in 0..60 {
+            let b = batch(&mut rng, 3, 300, i, i % 3 == 0);
+            log.append(Bytes::from(b), 0).await.unwrap();
+        }
+        let end = log.log_end_offset().0;
+        let (mut answered, mut declined) = (0, 0);
+        for offset in 0..=end {
+            for max_bytes in [0, 1, 2_000, 1 << 20] {
+                for committed in [false, true] {
+                    let read = if committed {
+                        log.read_committed(Offset(offset), max_bytes).await
+                    } else {
+                        log.read(Offset(offset), max_bytes).await
+                    }
+                    .unwrap();
+                    let Some(now) = log.read_now(Offset(offset), max_bytes, committed) else {
+                        declined += 1;
+                        continue;
+                    };
+                    let now = now.unwrap();
+                    answered += 1;
+                    let what = format!("offset {offset}, {max_bytes} bytes, committed {committed}");
+                    assert_eq!(concat(&now), concat(&read), "{what}");
+                    assert_eq!(
+                        (now.log_start_offset, now.log_end_offset, now.high_watermark),
+                        (
+                            read.log_start_offset,
+                            read.log_end_offset,
+                            read.high_watermark
+                        ),
+                        "{what}"
+                    );
+                }
+            }
+        }
+        // The tail cache holds the last few batches only.
+        assert!(
+            answered > 0 && declined > 0,
+            "{answered} answered, {declined} declined"
+        );
+        assert!(matches!(
+            log.read_now(Offset(end + 1), 100, false),
+            Some(Err(Error::OffsetOutOfRange { .. }))
+        ));
+        log.close().await.unwrap();
+    });
+}

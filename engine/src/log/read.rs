@@ -212,6 +212,42 @@ impl Log {
             .await
     }
 
+    /// [`Log::read`] (`committed`: [`Log::read_committed`]) when it needs
+    /// no I/O: nothing to read yet, or the reading starts in the tail
+    /// cache. `None`: it starts on the disk (call the async read). A
+    /// consumer of many partitions reads most of them at their end, and
+    /// each pass of its fetch asks them all.
+    pub fn read_now(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Option<Result<ReadResult>> {
+        let stable = committed.then(|| self.last_stable_offset());
+        let st = self.shared.state.borrow();
+        if let Err(e) = check_range(&st, offset, st.log_start_offset) {
+            return Some(Err(e));
+        }
+        let end = stable.map_or(st.visible_end(), |stable| stable.min(st.visible_end()));
+        let mut result = ReadResult {
+            chunks: Vec::new(),
+            log_start_offset: st.log_start_offset,
+            log_end_offset: st.log_end_offset,
+            high_watermark: st.visible_end(),
+        };
+        if max_bytes == 0 || offset >= end {
+            return Some(Ok(result));
+        }
+        if !st.tail.covers(offset) {
+            return None;
+        }
+        let (mut cached, mut total) = (Vec::new(), 0);
+        st.tail
+            .read_into(offset, end, max_bytes, &mut total, &mut cached);
+        result.chunks.extend(cached.into_iter().map(Chunk::Cached));
+        Some(Ok(result))
+    }
+
     /// A leader's read for its followers: whole batches from the one
     /// holding `offset`, up to `max_bytes` (at least one), staged ones
     /// included while they are in the tail cache (a follower gets them

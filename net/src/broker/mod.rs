@@ -177,6 +177,21 @@ pub enum ShardMessage {
         op: partition_call::PartitionOp,
         reply: oneshot::Sender<partition_call::PartitionResult>,
     },
+    /// To the owner of partitions: run an operation on each (all at once;
+    /// the results in the same order). `seen`: as for `Partition`.
+    Partitions {
+        ops: Vec<(engine::TopicPartition, partition_call::PartitionOp)>,
+        seen: u64,
+        reply: oneshot::Sender<Vec<partition_call::PartitionResult>>,
+    },
+    /// To the owner of partitions: a fetch's long poll over them (see
+    /// [`Shard::wait_for_appends`]); the reply says it ended.
+    WaitForAppends {
+        partitions: Vec<(engine::TopicPartition, i64)>,
+        deadline: std::time::Instant,
+        seen: u64,
+        reply: oneshot::Sender<()>,
+    },
     /// To a group's coordinator shard: run a group request. `seen`: the
     /// metadata the sender routed it by (see [`Shard::catch_up`]).
     Group {
@@ -656,21 +671,25 @@ impl Shard {
             } => {
                 let _ = reply.send(self.execute_here(command, assignments).await);
             }
-            ShardMessage::Partition {
-                tp,
+            ShardMessage::WaitForAppends {
+                partitions,
+                deadline,
                 seen,
-                op: op @ partition_call::PartitionOp::WaitForAppend { .. },
                 mut reply,
             } => {
                 self.catch_up(seen).await;
                 // A long poll ends early when its fetch is answered or gone.
-                let wait = std::pin::pin!(self.partition_local(&tp, op));
+                let wait = std::pin::pin!(self.wait_here(partitions, deadline));
                 let abandoned = std::pin::pin!(reply.cancellation());
-                if let futures::future::Either::Left((result, _)) =
+                if let futures::future::Either::Left(_) =
                     futures::future::select(wait, abandoned).await
                 {
-                    let _ = reply.send(result);
+                    let _ = reply.send(());
                 }
+            }
+            ShardMessage::Partitions { ops, seen, reply } => {
+                self.catch_up(seen).await;
+                let _ = reply.send(self.partitions_local(ops).await);
             }
             ShardMessage::Partition {
                 tp,

@@ -4,12 +4,14 @@
 //! disk shared, small batches and rewritten headers copied once), which the
 //! Fetch response sends without copying again.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 use engine::{Offset, PartitionTable, StagedAppend, TopicPartition, rt};
+use futures::FutureExt;
 use futures::channel::oneshot;
-use futures::future::select;
+use futures::future::{LocalBoxFuture, select, select_all};
 
 use super::{Shard, ShardMessage};
 use crate::rope::RecordSlices;
@@ -62,9 +64,6 @@ pub enum PartitionOp {
         leader_epoch: i32,
         consumer: bool,
     },
-    /// A fetch's long poll: replies once the log end offset passes `seen`
-    /// (an append landed) or at `deadline`, whichever is first.
-    WaitForAppend { seen: i64, deadline: Instant },
 }
 
 /// A read's result: whole batches, and the partition's bounds.
@@ -89,9 +88,6 @@ pub enum PartitionReply {
     Offset(i64, i64),
     Size(u64),
     Producers(Vec<engine::ProducerView>),
-    /// WaitForAppend: data arrived or the deadline passed (the next read
-    /// tells which).
-    Waited,
     /// EpochEnd: the largest epoch at or below the asked one, and where it
     /// ended (-1, -1: none).
     EpochEnd {
@@ -206,20 +202,235 @@ impl Shard {
     }
 
     /// Runs one operation per partition of `topic`, each on its owning
-    /// shard, all concurrently; results come back in the order given.
-    pub async fn per_partition(
+    /// shard, all concurrently; results come back in the order given. Each
+    /// other shard gets one message with all of its partitions' operations
+    /// (a consumer of 2,000 partitions fetches them all in every request).
+    pub fn per_partition<'a>(
+        &'a self,
+        topic: &'a str,
+        ops: impl IntoIterator<Item = (i32, PartitionOp)>,
+    ) -> LocalBoxFuture<'a, Vec<(i32, PartitionResult)>> {
+        // Collected and boxed: one future type for every caller's iterator
+        // (the connection's future stays within the compiler's depth).
+        let ops: Vec<(i32, PartitionOp)> = ops.into_iter().collect();
+        self.per_partition_of(topic, ops).boxed_local()
+    }
+
+    async fn per_partition_of(
         &self,
         topic: &str,
-        ops: impl IntoIterator<Item = (i32, PartitionOp)>,
+        mut ops: Vec<(i32, PartitionOp)>,
     ) -> Vec<(i32, PartitionResult)> {
-        let calls = ops.into_iter().map(|(partition, op)| async move {
-            (
-                partition,
-                self.partition_call(TopicPartition::new(topic, partition), op)
-                    .await,
-            )
-        });
-        futures::future::join_all(calls).await
+        if ops.len() == 1
+            && let Some((partition, op)) = ops.pop()
+        {
+            // One partition (a producer of one topic-partition): no batch.
+            let tp = TopicPartition::new(topic, partition);
+            return vec![(partition, self.partition_call(tp, op).await)];
+        }
+        let mut answers = Vec::new();
+        let mut by_owner: BTreeMap<u32, Vec<(usize, TopicPartition, PartitionOp)>> =
+            BTreeMap::new();
+        for (partition, op) in ops {
+            if !self.leads(topic, partition) {
+                answers.push((partition, Some(Err(PartitionError::NotLeader))));
+                continue;
+            }
+            let tp = TopicPartition::new(topic, partition);
+            let owner = PartitionTable::owner(&tp, self.shards());
+            by_owner
+                .entry(owner)
+                .or_default()
+                .push((answers.len(), tp, op));
+            answers.push((partition, None));
+        }
+        let batches = by_owner
+            .into_iter()
+            .map(|(owner, ops)| self.on_owner(owner, ops));
+        for batch in futures::future::join_all(batches).await {
+            for (place, result) in batch {
+                if let Some((_, answer)) = answers.get_mut(place) {
+                    *answer = Some(result);
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|(partition, result)| {
+                (partition, result.unwrap_or(Err(PartitionError::ShardGone)))
+            })
+            .collect()
+    }
+
+    /// Runs `ops` (each with its place in the caller's answer) on the shard
+    /// `owner`: here, or in one message there.
+    async fn on_owner(
+        &self,
+        owner: u32,
+        ops: Vec<(usize, TopicPartition, PartitionOp)>,
+    ) -> Vec<(usize, PartitionResult)> {
+        let (places, ops): (Vec<usize>, Vec<(TopicPartition, PartitionOp)>) = ops
+            .into_iter()
+            .map(|(place, tp, op)| (place, (tp, op)))
+            .unzip();
+        let results = if owner == self.id() {
+            self.partitions_local(ops).await
+        } else {
+            let (reply, answer) = oneshot::channel();
+            let message = ShardMessage::Partitions {
+                ops,
+                seen: self.metadata_applied(),
+                reply,
+            };
+            match self.mesh.send(owner, message).await {
+                Ok(()) => answer.await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        };
+        let mut results = results.into_iter();
+        places
+            .into_iter()
+            .map(|place| {
+                let result = results.next().unwrap_or(Err(PartitionError::ShardGone));
+                (place, result)
+            })
+            .collect()
+    }
+
+    /// Runs operations on partitions this shard owns, concurrently; reads
+    /// that need no I/O (at the end, or from the tail cache) are answered
+    /// on the spot, without a future each.
+    pub(super) async fn partitions_local(
+        &self,
+        ops: Vec<(TopicPartition, PartitionOp)>,
+    ) -> Vec<PartitionResult> {
+        let mut answers: Vec<Option<PartitionResult>> = Vec::with_capacity(ops.len());
+        let mut later = Vec::new();
+        for (tp, op) in ops {
+            match self.partition_now(&tp, op) {
+                Ok(result) => answers.push(Some(result)),
+                Err(op) => {
+                    later.push((answers.len(), tp, op));
+                    answers.push(None);
+                }
+            }
+        }
+        let calls = later
+            .into_iter()
+            .map(|(place, tp, op)| async move { (place, self.partition_local(&tp, op).await) });
+        for (place, result) in futures::future::join_all(calls).await {
+            if let Some(answer) = answers.get_mut(place) {
+                *answer = Some(result);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or(Err(PartitionError::ShardGone)))
+            .collect()
+    }
+
+    /// An operation answered without waiting (a read the tail cache or
+    /// nothing answers), or given back to run as a future.
+    fn partition_now(
+        &self,
+        tp: &TopicPartition,
+        op: PartitionOp,
+    ) -> Result<PartitionResult, PartitionOp> {
+        let PartitionOp::Read {
+            offset,
+            max_bytes,
+            committed,
+        } = op
+        else {
+            return Err(op);
+        };
+        let Some(log) = self.partitions.get(tp) else {
+            return Ok(Err(PartitionError::UnknownPartition));
+        };
+        match log.read_now(Offset(offset), max_bytes, committed) {
+            None => Err(op),
+            Some(read) => Ok(read
+                .map(|read| read_reply(&log, offset, committed, read))
+                .map_err(PartitionError::from)),
+        }
+    }
+
+    /// A long poll over `partitions`, each with the high watermark its
+    /// reader saw: returns once an append moves any of them past it (the
+    /// next read tells which), or at `deadline`. Each other shard that owns
+    /// some gets one message for all of them.
+    pub async fn wait_for_appends(
+        &self,
+        partitions: Vec<(TopicPartition, i64)>,
+        deadline: Instant,
+    ) {
+        let mut by_owner: BTreeMap<u32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
+        for (tp, seen) in partitions {
+            let owner = PartitionTable::owner(&tp, self.shards());
+            by_owner.entry(owner).or_default().push((tp, seen));
+        }
+        let waits: Vec<LocalBoxFuture<'_, ()>> = by_owner
+            .into_iter()
+            .map(|(owner, partitions)| {
+                async move {
+                    if owner == self.id() {
+                        return self.wait_here(partitions, deadline).await;
+                    }
+                    let (reply, answer) = oneshot::channel();
+                    let message = ShardMessage::WaitForAppends {
+                        partitions,
+                        deadline,
+                        seen: self.metadata_applied(),
+                        reply,
+                    };
+                    if self.mesh.send(owner, message).await.is_ok() {
+                        let _ = answer.await;
+                    }
+                }
+                .boxed_local()
+            })
+            .collect();
+        let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
+        if waits.is_empty() {
+            return timeout.await;
+        }
+        select(select_all(waits), std::pin::pin!(timeout)).await;
+    }
+
+    /// [`wait_for_appends`](Self::wait_for_appends) of partitions this
+    /// shard owns. One that is not here (closed, deleted) ends the wait:
+    /// the next read reports it.
+    pub(super) async fn wait_here(
+        &self,
+        partitions: Vec<(TopicPartition, i64)>,
+        deadline: Instant,
+    ) {
+        let waits: Vec<LocalBoxFuture<'_, ()>> = partitions
+            .into_iter()
+            .map(|(tp, seen)| {
+                async move {
+                    let Some(log) = self.partitions.get(&tp) else {
+                        return;
+                    };
+                    let watch = log.end_watch();
+                    let mut moved = std::pin::pin!(watch.moved());
+                    moved.as_mut().enable();
+                    if log.high_watermark().get() > seen {
+                        return;
+                    }
+                    // Not holding the log: it may close or be deleted
+                    // meanwhile.
+                    drop(log);
+                    moved.await;
+                }
+                .boxed_local()
+            })
+            .collect();
+        if waits.is_empty() {
+            return;
+        }
+        let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
+        select(select_all(waits), std::pin::pin!(timeout)).await;
     }
 
     /// [`per_partition`](Self::per_partition) for `request`: every
@@ -363,19 +574,6 @@ impl Shard {
                     replicated.then(|| self.replica_appended(tp, &log, end, acks == -1));
                 Ok(PartitionReply::Staged(staged, replicated.flatten()))
             }
-            PartitionOp::WaitForAppend { seen, deadline } => {
-                let watch = log.end_watch();
-                let mut moved = std::pin::pin!(watch.moved());
-                moved.as_mut().enable();
-                if log.high_watermark().get() > seen {
-                    return Ok(PartitionReply::Waited);
-                }
-                // Not holding the log: it may close or be deleted meanwhile.
-                drop(log);
-                let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
-                select(moved, std::pin::pin!(timeout)).await;
-                Ok(PartitionReply::Waited)
-            }
             PartitionOp::Read {
                 offset,
                 max_bytes,
@@ -386,22 +584,7 @@ impl Shard {
                 } else {
                     log.read(Offset(offset), max_bytes).await?
                 };
-                let stable = log.last_stable_offset();
-                let records = RecordSlices::from_chunks(&read.chunks);
-                let aborted = committed.then(|| {
-                    let end = Offset(offset).max(stable);
-                    log.aborted_transactions(Offset(offset), end)
-                        .into_iter()
-                        .map(|a| (a.producer_id, a.first_offset.get()))
-                        .collect()
-                });
-                Ok(PartitionReply::Read(ReadOut {
-                    records,
-                    high_watermark: read.high_watermark.get(),
-                    last_stable_offset: stable.get(),
-                    log_start_offset: read.log_start_offset.get(),
-                    aborted,
-                }))
+                Ok(read_reply(&log, offset, committed, read))
             }
             PartitionOp::ListOffset {
                 timestamp,
@@ -459,5 +642,31 @@ async fn list_offset(
             .offset_for_timestamp(t)
             .await?
             .map_or((-1, -1), |(o, ts)| (o.get(), ts)),
+    })
+}
+
+/// A fetch's read of `log` from `offset` as the reply carries it (for
+/// read_committed, with the aborted transactions it overlaps).
+fn read_reply(
+    log: &engine::Log,
+    offset: i64,
+    committed: bool,
+    read: engine::ReadResult,
+) -> PartitionReply {
+    let stable = log.last_stable_offset();
+    let records = RecordSlices::from_chunks(&read.chunks);
+    let aborted = committed.then(|| {
+        let end = Offset(offset).max(stable);
+        log.aborted_transactions(Offset(offset), end)
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset.get()))
+            .collect()
+    });
+    PartitionReply::Read(ReadOut {
+        records,
+        high_watermark: read.high_watermark.get(),
+        last_stable_offset: stable.get(),
+        log_start_offset: read.log_start_offset.get(),
+        aborted,
     })
 }

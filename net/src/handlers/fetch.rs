@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use engine::TopicPartition;
-use futures::future::{Either, select, select_all};
 
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
@@ -68,20 +67,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Vec<bytes::Bytes
                 &response,
             );
         }
-        wait_for_append(shard, pass.seen, deadline).await;
-    }
-}
-
-/// Waits until an append moves any of the partitions past the end `seen`
-/// in the last pass, or until `deadline`.
-async fn wait_for_append(shard: &Shard, seen: Vec<(TopicPartition, i64)>, deadline: Instant) {
-    let waits = seen.into_iter().map(|(tp, seen)| {
-        Box::pin(shard.partition_call(tp, PartitionOp::WaitForAppend { seen, deadline }))
-    });
-    let timeout = engine::rt::sleep(deadline.saturating_duration_since(Instant::now()));
-    if let Either::Left(((Err(e), _, _), _)) = select(select_all(waits), Box::pin(timeout)).await {
-        // The next pass reads the partition and reports its error.
-        tracing::debug!(error = %e, "long poll ended by an error");
+        shard.wait_for_appends(pass.seen, deadline).await;
     }
 }
 

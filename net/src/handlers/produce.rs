@@ -24,7 +24,7 @@ use super::errors::{
 use super::{Handler, Outcome, decode_body};
 use crate::broker::Shard;
 use crate::broker::groups::OFFSETS_TOPIC;
-use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply};
+use crate::broker::partition_call::{PartitionError, PartitionOp, PartitionReply, PartitionResult};
 use crate::broker::replica::Replicated;
 use crate::broker::transactions::TRANSACTION_TOPIC;
 use crate::frame::{FrameError, Request, encode_response};
@@ -66,21 +66,36 @@ pub async fn handle(
         } else {
             None
         };
-        let calls = topic.partition_data.into_iter().map(|data| {
-            let tp = TopicPartition::new(name.clone(), data.index);
-            let transactional_id = transactional_id.clone();
-            async move {
-                if let Some(code) = denied {
-                    return (data.index, Err(code));
-                }
-                if internal {
-                    return (data.index, Err(INVALID_TOPIC_EXCEPTION));
-                }
-                let staged = stage_one(shard, tp, data.records, acks, transactional_id).await;
-                (data.index, staged)
+        // Refused partitions are answered here; the rest go to their
+        // shards, one message to each other shard for all of its own.
+        // (index, the bytes sent there, or the code that refused them)
+        let mut sent: Vec<(i32, Result<usize, i16>)> =
+            Vec::with_capacity(topic.partition_data.len());
+        let mut ops = Vec::new();
+        for data in topic.partition_data {
+            let bytes = data.records.as_ref().map_or(0, Bytes::len);
+            let op = match (denied, internal) {
+                (Some(code), _) => Err(code),
+                (None, true) => Err(INVALID_TOPIC_EXCEPTION),
+                (None, false) => append_op(data.records, acks, transactional_id.clone()),
+            };
+            sent.push((data.index, op.as_ref().map(|_| bytes).map_err(|&code| code)));
+            if let Ok(op) = op {
+                ops.push((data.index, op));
             }
-        });
-        topics.push((topic.name, join_all(calls).await));
+        }
+        let mut results = shard.per_partition(&name, ops).await.into_iter();
+        let staged: Vec<(i32, Stage)> = sent
+            .into_iter()
+            .map(|(index, sent)| {
+                let stage = sent.and_then(|bytes| match results.next() {
+                    Some((_, result)) => staged_from(&name, bytes, result),
+                    None => Err(UNKNOWN_SERVER_ERROR),
+                });
+                (index, stage)
+            })
+            .collect();
+        topics.push((topic.name, staged));
     }
     Ok(Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
@@ -117,27 +132,36 @@ pub(crate) async fn stage_one(
     acks: i16,
     transactional_id: Option<String>,
 ) -> Stage {
+    let bytes = records.as_ref().map_or(0, Bytes::len);
+    let op = append_op(records, acks, transactional_id)?;
+    let topic = tp.topic.clone();
+    staged_from(&topic, bytes, shard.partition_call(tp, op).await)
+}
+
+/// The append of a partition's records, or the error code that refuses it.
+fn append_op(
+    records: Option<Bytes>,
+    acks: i16,
+    transactional_id: Option<String>,
+) -> Result<PartitionOp, i16> {
     if !matches!(acks, -1..=1) {
         return Err(INVALID_REQUIRED_ACKS);
     }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err(CORRUPT_MESSAGE);
     };
-    let bytes = records.len();
-    let topic = tp.topic.clone();
-    match shard
-        .partition_call(
-            tp,
-            PartitionOp::Append {
-                records,
-                acks,
-                transactional_id,
-            },
-        )
-        .await
-    {
+    Ok(PartitionOp::Append {
+        records,
+        acks,
+        transactional_id,
+    })
+}
+
+/// What staging an append of `bytes` on a partition of `topic` gave.
+fn staged_from(topic: &str, bytes: usize, result: PartitionResult) -> Stage {
+    match result {
         Ok(PartitionReply::Staged(staged, replicated)) => {
-            crate::metrics::record_produced(&topic, bytes, staged.info().record_count);
+            crate::metrics::record_produced(topic, bytes, staged.info().record_count);
             Ok((staged, replicated))
         }
         Ok(_) => Err(UNKNOWN_SERVER_ERROR),

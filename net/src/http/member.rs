@@ -22,13 +22,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use engine::TopicPartition;
-use futures::FutureExt as _;
 
 use super::HttpError;
 use super::consume::{self, Records};
 use crate::broker::Shard;
 use crate::broker::groups::{GroupAnswer, GroupOp};
-use crate::broker::partition_call::PartitionOp;
 use crate::group::consumer::{Assignment, Heartbeat, LEAVE_EPOCH};
 use crate::group::{CommittedOffset, OffsetKey};
 use crate::handlers::errors::{FENCED_MEMBER_EPOCH, NONE, OFFSET_OUT_OF_RANGE, UNKNOWN_MEMBER_ID};
@@ -510,23 +508,14 @@ async fn wait_for_records(shard: &Shard, instance: &Instance, partitions: &[i32]
     } else {
         until.min(Instant::now() + REMOTE_POLL)
     };
-    let waits: Vec<_> = local
+    let waits = local
         .iter()
         .filter_map(|&partition| {
             let seen = *instance.positions.get(&partition)?;
-            let tp = TopicPartition::new(&instance.topic, partition);
-            let op = PartitionOp::WaitForAppend {
-                seen,
-                deadline: until,
-            };
-            Some(shard.partition_call(tp, op).boxed_local())
+            Some((TopicPartition::new(&instance.topic, partition), seen))
         })
         .collect();
-    if waits.is_empty() {
-        engine::rt::sleep(until.saturating_duration_since(Instant::now())).await;
-    } else {
-        let _ = futures::future::select_all(waits).await;
-    }
+    shard.wait_for_appends(waits, until).await;
 }
 
 /// Starts the task that heartbeats for this shard's instances between
