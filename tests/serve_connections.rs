@@ -82,19 +82,34 @@ fn metadata_for(addr: SocketAddr, topic: &str, allow_auto_topic_creation: bool) 
 
 /// Produces `records` to partition 0 of `topic`; returns the error code.
 fn produce(addr: SocketAddr, topic: &str, records: Vec<u8>) -> i16 {
-    let partition = PartitionProduceData::default()
-        .with_index(0)
-        .with_records(Some(Bytes::from(records)));
+    produce_to(addr, topic, vec![(0, records)])[0].1
+}
+
+/// Produces to each partition its records, in one request (acks=all):
+/// each partition's (index, error code, base offset).
+fn produce_to(addr: SocketAddr, topic: &str, records: Vec<(i32, Vec<u8>)>) -> Vec<(i32, i16, i64)> {
+    let data = records
+        .into_iter()
+        .map(|(p, records)| {
+            PartitionProduceData::default()
+                .with_index(p)
+                .with_records(Some(Bytes::from(records)))
+        })
+        .collect();
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![
             TopicProduceData::default()
                 .with_name(topic_name(topic))
-                .with_partition_data(vec![partition]),
+                .with_partition_data(data),
         ]);
     let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
-    response.responses[0].partition_responses[0].error_code
+    response.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| (p.index, p.error_code, p.base_offset))
+        .collect()
 }
 
 /// Fetches partition 0 of `topic` at `offset`; returns the error code and
@@ -369,41 +384,11 @@ fn requests_over_many_partitions_produce_read_and_wake_on_each() {
     let _broker = start(tmp.path(), addr, "info");
     let topic = "many";
     common::create_topic_raw(addr, topic, 16);
-    let batch = |count: i32, fill: u8| {
-        Some(Bytes::from(engine::batch::builder::simple_batch(
-            count,
-            10,
-            1_700_000_000_000,
-            fill,
-        )))
-    };
-    let produce_to = |partitions: Vec<(i32, i32)>| -> Vec<(i32, i16, i64)> {
-        let data = partitions
-            .into_iter()
-            .map(|(p, count)| {
-                PartitionProduceData::default()
-                    .with_index(p)
-                    .with_records(batch(count, b'a'))
-            })
-            .collect();
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_data(data),
-            ]);
-        let response: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
-        response.responses[0]
-            .partition_responses
-            .iter()
-            .map(|p| (p.index, p.error_code, p.base_offset))
-            .collect()
-    };
+    let batch =
+        |count: i32| engine::batch::builder::simple_batch(count, 10, 1_700_000_000_000, b'a');
     // Partition p gets p + 1 records.
     assert_eq!(
-        produce_to((0..16).map(|p| (p, p + 1)).collect()),
+        produce_to(addr, topic, (0..16).map(|p| (p, batch(p + 1))).collect()),
         (0..16).map(|p| (p, 0, 0)).collect::<Vec<_>>()
     );
     let mut ends: Vec<i64> = (0..16).map(|p| i64::from(p) + 1).collect();
@@ -418,7 +403,7 @@ fn requests_over_many_partitions_produce_read_and_wake_on_each() {
         };
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(
-            produce_to(vec![(woken as i32, 2)]),
+            produce_to(addr, topic, vec![(woken as i32, batch(2))]),
             vec![(woken as i32, 0, ends[woken])]
         );
         let (fetched, waited) = waiting.join().unwrap();
