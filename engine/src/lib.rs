@@ -41,6 +41,7 @@ mod io;
 mod io_tuning;
 pub mod limits;
 pub mod log;
+mod lru;
 mod offset;
 pub mod partition_table;
 pub mod partitioner;

@@ -16,7 +16,6 @@
 //! the bound never closes it, so it is read as the file it was.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
@@ -25,6 +24,7 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::{io_err, probe_device, quiet};
 use crate::IoError;
+use crate::lru::Lru;
 
 /// A segment file for direct I/O, read and write. See the module docs.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ impl SegmentFile {
             file: RefCell::new(Some(file)),
             kept: Cell::new(false),
         });
-        DESCRIPTORS.with(|d| d.borrow_mut().opened(&slot));
+        DESCRIPTORS.with(|d| d.borrow_mut().used(&slot));
         Ok(SegmentFile {
             path: path.to_path_buf(),
             slot,
@@ -139,7 +139,7 @@ impl SegmentFile {
         DESCRIPTORS.with(|d| {
             let mut d = d.borrow_mut();
             d.reopens += 1;
-            d.opened(&self.slot);
+            d.used(&self.slot);
         });
         Ok(file)
     }
@@ -321,11 +321,8 @@ struct Descriptors {
     /// The executor these are of (an executor that ended on this thread
     /// leaves its entries behind: they are not this one's).
     executor: Option<usize>,
-    limit: usize,
-    open: HashMap<u64, (Weak<Slot>, u64)>,
-    /// Use order (tick -> slot id), oldest first.
-    order: BTreeMap<u64, u64>,
-    tick: u64,
+    /// The open descriptors, one each, under the bound.
+    open: Lru<Weak<Slot>>,
     ids: u64,
     /// Descriptors opened again after the bound closed them.
     reopens: u64,
@@ -334,10 +331,7 @@ struct Descriptors {
 thread_local! {
     static DESCRIPTORS: RefCell<Descriptors> = RefCell::new(Descriptors {
         executor: None,
-        limit: crate::limits::SEGMENT_FILES_SHARD_DEFAULT,
-        open: HashMap::new(),
-        order: BTreeMap::new(),
-        tick: 0,
+        open: Lru::new(crate::limits::SEGMENT_FILES_SHARD_DEFAULT, |_| 1),
         ids: 0,
         reopens: 0,
     });
@@ -355,35 +349,19 @@ impl Descriptors {
         if self.executor != executor {
             self.executor = executor;
             self.open.clear();
-            self.order.clear();
         }
     }
 
+    /// A descriptor used (or just opened): the most recently used now;
+    /// the least recently used past the limit are closed (never this one:
+    /// it was used last).
     fn used(&mut self, slot: &Rc<Slot>) {
         self.this_executor();
         if slot.kept.get() {
             return;
         }
-        self.tick += 1;
-        let tick = self.tick;
-        let weak = Rc::downgrade(slot);
-        if let Some((_, used)) = self.open.insert(slot.id, (weak, tick)) {
-            self.order.remove(&used);
-        }
-        self.order.insert(tick, slot.id);
-    }
-
-    /// A descriptor just opened: counted, then the least recently used
-    /// past the limit are closed (never this one: it was used last).
-    fn opened(&mut self, slot: &Rc<Slot>) {
-        self.used(slot);
-        while self.open.len() > self.limit {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            let Some((weak, _)) = self.open.remove(&oldest) else {
-                continue;
-            };
+        let (_, evicted) = self.open.insert(slot.id, Rc::downgrade(slot));
+        for weak in evicted {
             // Closed through the ring once the operations under way on it
             // drop it (glommio closes a dropped file).
             if let Some(slot) = weak.upgrade() {
@@ -393,15 +371,13 @@ impl Descriptors {
     }
 
     fn forget(&mut self, id: u64) {
-        if let Some((_, used)) = self.open.remove(&id) {
-            self.order.remove(&used);
-        }
+        self.open.remove(id);
     }
 }
 
 /// Sets this shard's bound on open segment descriptors (at least one).
 pub(crate) fn set_descriptor_limit(limit: usize) {
-    DESCRIPTORS.with(|d| d.borrow_mut().limit = limit.max(1));
+    DESCRIPTORS.with(|d| d.borrow_mut().open.limit = limit.max(1));
 }
 
 /// This shard's segment descriptors: how many are open under the bound (a

@@ -19,7 +19,6 @@
 //! the new file with the old positions.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -27,6 +26,7 @@ use super::segment::{SegmentMeta, index_path, log_path, time_index_path};
 use crate::index::{IndexError, OffsetIndex, TimeIndex};
 use crate::io::{self, SegmentFile};
 use crate::limits::{INDEX_CACHE_SHARD_BYTES_DEFAULT, SEGMENT_FILES_SHARD_DEFAULT};
+use crate::lru::Lru;
 use crate::recovery::scan_segment;
 use crate::{IoError, Offset};
 
@@ -186,7 +186,7 @@ impl SegmentStore {
         }
         let file = Rc::new(SegmentFile::open(&self.path(), false).await?);
         CACHE.with(|c| c.borrow_mut().opens += 1);
-        Ok(CACHE.with(|c| c.borrow_mut().files.insert(self.id, file)))
+        Ok(CACHE.with(|c| c.borrow_mut().files.insert(self.id, file).0))
     }
 
     /// Reads and checks the index files; a damaged one is rebuilt from the
@@ -223,7 +223,7 @@ impl SegmentStore {
             }
         };
         CACHE.with(|c| c.borrow_mut().loads += 1);
-        Ok(CACHE.with(|c| c.borrow_mut().indexes.insert(self.id, Rc::new(indexes))))
+        Ok(CACHE.with(|c| c.borrow_mut().indexes.insert(self.id, Rc::new(indexes)).0))
     }
 
     /// Before the segment's files are removed or replaced: pins its file
@@ -270,87 +270,12 @@ impl Drop for SegmentStore {
     }
 }
 
-/// Least recently used entries of one kind, keyed by segment id, whose
-/// weights together stay under a limit.
-#[derive(Debug)]
-struct Lru<T> {
-    limit: usize,
-    weight: fn(&T) -> usize,
-    /// The weights of the entries, summed.
-    held: usize,
-    entries: HashMap<u64, (Rc<T>, u64)>,
-    /// Use order (tick -> segment id), oldest first.
-    order: BTreeMap<u64, u64>,
-    tick: u64,
-}
-
-impl<T> Lru<T> {
-    fn new(limit: usize, weight: fn(&T) -> usize) -> Lru<T> {
-        Lru {
-            limit,
-            weight,
-            held: 0,
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-            tick: 0,
-        }
-    }
-
-    fn next_tick(&mut self) -> u64 {
-        self.tick += 1;
-        self.tick
-    }
-
-    /// The entry of `id`, now the most recently used.
-    fn get(&mut self, id: u64) -> Option<Rc<T>> {
-        let tick = self.next_tick();
-        let (value, used) = self.entries.get_mut(&id)?;
-        self.order.remove(used);
-        *used = tick;
-        self.order.insert(tick, id);
-        Some(Rc::clone(value))
-    }
-
-    /// Caches `value` (or returns the one a concurrent load cached first),
-    /// then evicts the least recently used past the limit (the new one
-    /// too, if it alone passes it: its reader keeps it).
-    fn insert(&mut self, id: u64, value: Rc<T>) -> Rc<T> {
-        if let Some(cached) = self.get(id) {
-            return cached;
-        }
-        let tick = self.next_tick();
-        self.held += (self.weight)(&value);
-        self.entries.insert(id, (Rc::clone(&value), tick));
-        self.order.insert(tick, id);
-        while self.held > self.limit {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some((gone, _)) = self.entries.remove(&oldest) {
-                self.held -= (self.weight)(&gone);
-            }
-        }
-        value
-    }
-
-    fn remove(&mut self, id: u64) -> Option<Rc<T>> {
-        let (gone, used) = self.entries.remove(&id)?;
-        self.order.remove(&used);
-        self.held -= (self.weight)(&gone);
-        Some(gone)
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
 /// A shard's cache of sealed segments' indexes (weighed in bytes) and open
 /// files (one each; an evicted file closes once its readers are done).
 #[derive(Debug)]
 struct Cache {
-    indexes: Lru<Indexes>,
-    files: Lru<SegmentFile>,
+    indexes: Lru<Rc<Indexes>>,
+    files: Lru<Rc<SegmentFile>>,
     ids: u64,
     loads: u64,
     opens: u64,
@@ -363,7 +288,7 @@ thread_local! {
 impl Cache {
     fn new() -> Cache {
         Cache {
-            indexes: Lru::new(INDEX_CACHE_SHARD_BYTES_DEFAULT, Indexes::bytes),
+            indexes: Lru::new(INDEX_CACHE_SHARD_BYTES_DEFAULT, |i| i.bytes()),
             files: Lru::new(SEGMENT_FILES_SHARD_DEFAULT, |_| 1),
             ids: 0,
             loads: 0,
@@ -423,7 +348,7 @@ pub fn segment_cache_usage() -> SegmentCacheUsage {
         SegmentCacheUsage {
             descriptors: descriptors.open,
             descriptor_reopens: descriptors.reopens,
-            index_bytes: cache.indexes.held,
+            index_bytes: cache.indexes.held(),
             index_bytes_limit: cache.indexes.limit,
             indexes: cache.indexes.len(),
             open_files: cache.files.len(),
@@ -462,26 +387,26 @@ mod tests {
         for id in 1..=3 {
             cache.indexes.insert(id, indexes_of(100));
         }
-        assert_eq!(cache.indexes.held, 3 * one);
+        assert_eq!(cache.indexes.held(), 3 * one);
         assert!(cache.indexes.get(1).is_some(), "1 is now the most recent");
         cache.indexes.insert(4, indexes_of(100));
-        assert!(cache.indexes.entries.contains_key(&1) && !cache.indexes.entries.contains_key(&2));
+        assert!(cache.indexes.contains(1) && !cache.indexes.contains(2));
         assert!(cache.indexes.get(1).is_some(), "1 again, after 4");
         cache.indexes.insert(5, indexes_of(150));
         assert!(
-            cache.indexes.held <= cache.indexes.limit,
+            cache.indexes.held() <= cache.indexes.limit,
             "{}",
-            cache.indexes.held
+            cache.indexes.held()
         );
         assert_eq!(cache.indexes.len(), 2, "3 and 4 made room, 1 stays");
-        assert!(cache.indexes.entries.contains_key(&1) && cache.indexes.entries.contains_key(&5));
+        assert!(cache.indexes.contains(1) && cache.indexes.contains(5));
         // Larger than the whole budget: kept by its reader, not by the cache.
-        let huge = cache.indexes.insert(6, indexes_of(2_000));
+        let (huge, _) = cache.indexes.insert(6, indexes_of(2_000));
         assert_eq!(huge.offsets.entries().len(), 2_000);
-        assert!(cache.indexes.held <= cache.indexes.limit);
+        assert!(cache.indexes.held() <= cache.indexes.limit);
         cache.remove(1);
         cache.remove(5);
-        assert_eq!((cache.indexes.held, cache.indexes.order.len()), (0, 0));
+        assert_eq!((cache.indexes.held(), cache.indexes.len()), (0, 0));
     }
 
     /// A load under way when the segment is retired (its file replaced
