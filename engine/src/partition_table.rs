@@ -6,7 +6,7 @@
 //! replace it with an explicit assignment later.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -61,7 +61,9 @@ pub struct PartitionTable {
     data_dir: PathBuf,
     shard: u32,
     shard_count: u32,
-    logs: RefCell<BTreeMap<TopicPartition, Rc<Log>>>,
+    /// Hashed: a fetch of thousands of partitions looks up each of them
+    /// on every pass (a tree compares the topic names at every level).
+    logs: RefCell<HashMap<TopicPartition, Rc<Log>>>,
     /// Partitions being created right now: a second create must not open
     /// the same directory concurrently.
     creating: RefCell<BTreeSet<TopicPartition>>,
@@ -126,7 +128,7 @@ impl PartitionTable {
                 (tp, log)
             })
             .buffer_unordered(LOGS_AT_ONCE);
-        let mut logs = BTreeMap::new();
+        let mut logs = HashMap::new();
         while let Some((tp, log)) = opening.next().await {
             logs.insert(tp, Rc::new(log?));
         }
@@ -197,8 +199,11 @@ impl PartitionTable {
         self.logs.borrow().get(tp).cloned()
     }
 
+    /// Every partition here, in order.
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        self.logs.borrow().keys().cloned().collect()
+        let mut partitions: Vec<TopicPartition> = self.logs.borrow().keys().cloned().collect();
+        partitions.sort_unstable();
+        partitions
     }
 
     /// Closes and deletes a partition and all its files. The directory is
@@ -294,7 +299,8 @@ impl PartitionTable {
                     || log.tombstones_due(now_ms);
                 due.then(|| (ratio, tp.clone(), Rc::clone(log)))
             })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
+            // Ties: the last partition in order, whatever the hashing.
+            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let (ratio, tp, log) = pick?;
         let started = std::time::Instant::now();
         match log.clean(map_bytes, now_ms).await {
