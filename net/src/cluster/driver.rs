@@ -18,7 +18,7 @@ use replication::quorum::{
 
 use super::{Cluster, ClusterConfig, raft_id};
 use crate::broker::Shard;
-use crate::handlers::errors::{REQUEST_TIMED_OUT, controller_error};
+use crate::handlers::errors::{NOT_CONTROLLER, REQUEST_TIMED_OUT, controller_error};
 use crate::server::Stream;
 use crate::server::internal::{PeerLink, PeerSink, bind_internal};
 
@@ -195,6 +195,14 @@ async fn install(
     }
 }
 
+/// A request of this broker awaiting its reply: where the reply goes, when
+/// it was asked, and the leader it went to (`None`: proposed here).
+type Asked = (
+    oneshot::Sender<Result<Committed, RemoteError>>,
+    Instant,
+    Option<u64>,
+);
+
 struct Driver {
     node: QuorumNode,
     journal: RaftJournal<Log>,
@@ -202,7 +210,7 @@ struct Driver {
     /// Committed metadata for the installer, with the index it reaches.
     installs: mpsc::UnboundedSender<(Arc<ClusterMetadata>, u64)>,
     /// This broker's requests awaiting their reply, by proposal id.
-    local: HashMap<u64, (oneshot::Sender<Result<Committed, RemoteError>>, Instant)>,
+    local: HashMap<u64, Asked>,
     /// Peers' requests awaiting their reply: proposal id -> (peer, their id).
     remote: HashMap<u64, (u64, u64, Instant)>,
     next_id: u64,
@@ -255,16 +263,17 @@ impl Driver {
                 self.node.propose(proposal, request);
             }
             Input::Frame(_, Frame::Reply { id, result }) => {
-                if let Some((reply, _)) = self.local.remove(&id) {
+                if let Some((reply, _, _)) = self.local.remove(&id) {
                     let _ = reply.send(result);
                 }
             }
             Input::Frame(_, Frame::Hello { .. } | Frame::DataHello { .. }) => {}
             Input::Propose { request, reply } => {
                 let proposal = self.next_id();
-                self.local.insert(proposal, (reply, Instant::now()));
                 match self.node.leader() {
                     Some(leader) if leader != self.me && !self.node.is_leader() => {
+                        self.local
+                            .insert(proposal, (reply, Instant::now(), Some(leader)));
                         let frame = Frame::Request {
                             id: proposal,
                             from: self.me,
@@ -272,7 +281,10 @@ impl Driver {
                         };
                         self.send(leader, &frame);
                     }
-                    _ => self.node.propose(proposal, request),
+                    _ => {
+                        self.local.insert(proposal, (reply, Instant::now(), None));
+                        self.node.propose(proposal, request);
+                    }
                 }
             }
         }
@@ -326,6 +338,7 @@ impl Driver {
         let leader = (self.node.term(), self.node.leader());
         if leader != self.known_leader {
             self.known_leader = leader;
+            self.asked_elsewhere(leader.1);
             let leader_node = leader.1.map(super::node_id);
             tracing::info!(term = leader.0, leader = ?leader_node, "metadata quorum leader");
         }
@@ -336,9 +349,32 @@ impl Driver {
         true
     }
 
+    /// The quorum's leader changed (to `leader`): requests sent to another
+    /// voter get no answer from it now, so they are answered NOT_CONTROLLER
+    /// at once (the asker retries with the new leader) instead of at their
+    /// timeout. A broker's heartbeat in flight to a leader that died would
+    /// otherwise reach the new one only after the attempt's timeout, which
+    /// can be as long as a session (and the new controller fences it).
+    fn asked_elsewhere(&mut self, leader: Option<u64>) {
+        let stale: Vec<u64> = self
+            .local
+            .iter()
+            .filter(|(_, (_, _, to))| to.is_some_and(|to| Some(to) != leader))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            if let Some((reply, _, _)) = self.local.remove(&id) {
+                let _ = reply.send(Err(super::remote(
+                    NOT_CONTROLLER,
+                    "the quorum's leader changed",
+                )));
+            }
+        }
+    }
+
     fn reply(&mut self, id: u64, result: Result<Committed, ControllerError>) {
         let result = result.map_err(|e| controller_error(&e));
-        if let Some((reply, _)) = self.local.remove(&id) {
+        if let Some((reply, _, _)) = self.local.remove(&id) {
             let _ = reply.send(result);
         } else if let Some((peer, their_id, _)) = self.remote.remove(&id) {
             self.send(
@@ -357,11 +393,11 @@ impl Driver {
         let expired: Vec<u64> = self
             .local
             .iter()
-            .filter(|(_, (_, at))| now.duration_since(*at) > timeout)
+            .filter(|(_, (_, at, _))| now.duration_since(*at) > timeout)
             .map(|(&id, _)| id)
             .collect();
         for id in expired {
-            if let Some((reply, _)) = self.local.remove(&id) {
+            if let Some((reply, _, _)) = self.local.remove(&id) {
                 let _ = reply.send(Err(super::remote(REQUEST_TIMED_OUT, "no reply")));
             }
         }
