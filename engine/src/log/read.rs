@@ -207,9 +207,15 @@ impl Log {
     /// [`Log::read`] of committed data only (Kafka's read_committed): up to
     /// the last stable offset, which no open transaction's data reaches.
     pub async fn read_committed(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult> {
-        let stable = self.last_stable_offset();
-        self.read_below(offset, max_bytes, |st| stable.min(st.visible_end()))
+        self.read_below(offset, max_bytes, self.read_end(true))
             .await
+    }
+
+    /// Where a consumer's read stops: the visible end, and for
+    /// read_committed (`committed`) the last stable offset before it.
+    fn read_end(&self, committed: bool) -> impl FnOnce(&State) -> Offset + use<> {
+        let stable = committed.then(|| self.last_stable_offset());
+        move |st: &State| stable.map_or(st.visible_end(), |stable| stable.min(st.visible_end()))
     }
 
     /// [`Log::read`] (`committed`: [`Log::read_committed`]) when it needs
@@ -223,29 +229,14 @@ impl Log {
         max_bytes: usize,
         committed: bool,
     ) -> Option<Result<ReadResult>> {
-        let stable = committed.then(|| self.last_stable_offset());
-        let st = self.shared.state.borrow();
-        if let Err(e) = check_range(&st, offset, st.log_start_offset) {
-            return Some(Err(e));
+        let start = self.read_start(offset, max_bytes, self.read_end(committed), |st| {
+            st.log_start_offset
+        });
+        match start {
+            Err(e) => Some(Err(e)),
+            Ok((result, _, true)) => Some(Ok(result)),
+            Ok((_, _, false)) => None,
         }
-        let end = stable.map_or(st.visible_end(), |stable| stable.min(st.visible_end()));
-        let mut result = ReadResult {
-            chunks: Vec::new(),
-            log_start_offset: st.log_start_offset,
-            log_end_offset: st.log_end_offset,
-            high_watermark: st.visible_end(),
-        };
-        if max_bytes == 0 || offset >= end {
-            return Some(Ok(result));
-        }
-        if !st.tail.covers(offset) {
-            return None;
-        }
-        let (mut cached, mut total) = (Vec::new(), 0);
-        st.tail
-            .read_into(offset, end, max_bytes, &mut total, &mut cached);
-        result.chunks.extend(cached.into_iter().map(Chunk::Cached));
-        Some(Ok(result))
     }
 
     /// A leader's read for its followers: whole batches from the one
@@ -347,18 +338,10 @@ impl Log {
         bound: impl FnOnce(&State) -> Offset,
         floor: impl FnOnce(&State) -> Offset,
     ) -> Result<ReadResult> {
-        let (mut result, end) = {
-            let st = self.shared.state.borrow();
-            check_range(&st, offset, floor(&st))?;
-            let result = ReadResult {
-                chunks: Vec::new(),
-                log_start_offset: st.log_start_offset,
-                log_end_offset: st.log_end_offset,
-                high_watermark: st.visible_end(),
-            };
-            let end = bound(&st);
-            (result, end)
-        };
+        let (mut result, end, done) = self.read_start(offset, max_bytes, bound, floor)?;
+        if done {
+            return Ok(result);
+        }
         let mut next = offset;
         let mut total = 0usize;
         // One segment per step, until max_bytes or the end.
@@ -366,10 +349,7 @@ impl Log {
             let plan = {
                 let st = self.shared.state.borrow();
                 if st.tail.covers(next) {
-                    let mut cached = Vec::new();
-                    st.tail
-                        .read_into(next, end, max_bytes, &mut total, &mut cached);
-                    result.chunks.extend(cached.into_iter().map(Chunk::Cached));
+                    read_tail(&st, next, end, max_bytes, &mut total, &mut result.chunks);
                     break;
                 }
                 plan_disk_read(&st, next)
@@ -384,6 +364,35 @@ impl Log {
             next = segment_end;
         }
         Ok(result)
+    }
+
+    /// A read's start, without I/O: the range checked, the result's bounds,
+    /// the end it reads below, and whether it is done (nothing to read, or
+    /// all of it from the tail cache) or goes on from the disk at `offset`.
+    fn read_start(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        bound: impl FnOnce(&State) -> Offset,
+        floor: impl FnOnce(&State) -> Offset,
+    ) -> Result<(ReadResult, Offset, bool)> {
+        let st = self.shared.state.borrow();
+        check_range(&st, offset, floor(&st))?;
+        let mut result = ReadResult {
+            chunks: Vec::new(),
+            log_start_offset: st.log_start_offset,
+            log_end_offset: st.log_end_offset,
+            high_watermark: st.visible_end(),
+        };
+        let end = bound(&st);
+        if max_bytes == 0 || offset >= end {
+            return Ok((result, end, true));
+        }
+        if !st.tail.covers(offset) {
+            return Ok((result, end, false));
+        }
+        read_tail(&st, offset, end, max_bytes, &mut 0, &mut result.chunks);
+        Ok((result, end, true))
     }
 
     /// The first offset whose timestamp is at or after `timestamp`, with that
@@ -431,6 +440,21 @@ impl Log {
         }
         Ok(None)
     }
+}
+
+/// The tail cache's batches from `from`, below `end` and within `max_bytes`
+/// (`total` counts what the read holds so far).
+fn read_tail(
+    st: &State,
+    from: Offset,
+    end: Offset,
+    max_bytes: usize,
+    total: &mut usize,
+    chunks: &mut Vec<Chunk>,
+) {
+    let mut cached = Vec::new();
+    st.tail.read_into(from, end, max_bytes, total, &mut cached);
+    chunks.extend(cached.into_iter().map(Chunk::Cached));
 }
 
 fn check_range(st: &State, offset: Offset, floor: Offset) -> Result<()> {
