@@ -679,10 +679,13 @@ impl Shard {
             } => {
                 self.catch_up(seen).await;
                 // A long poll ends early when its fetch is answered or gone.
-                let wait = std::pin::pin!(self.wait_here(partitions, deadline));
+                let wait = std::pin::pin!(self.wait_here(partitions));
+                let late = rt::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+                let late = std::pin::pin!(late);
                 let abandoned = std::pin::pin!(reply.cancellation());
+                let waited = futures::future::select(wait, late);
                 if let futures::future::Either::Left(_) =
-                    futures::future::select(wait, abandoned).await
+                    futures::future::select(waited, abandoned).await
                 {
                     let _ = reply.send(());
                 }

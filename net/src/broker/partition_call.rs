@@ -229,22 +229,17 @@ impl Shard {
             return vec![(partition, self.partition_call(tp, op).await)];
         }
         let mut answers = Vec::new();
-        let mut by_owner: BTreeMap<u32, Vec<(usize, TopicPartition, PartitionOp)>> =
-            BTreeMap::new();
+        let mut led = Vec::new();
         for (partition, op) in ops {
             if !self.leads(topic, partition) {
                 answers.push((partition, Some(Err(PartitionError::NotLeader))));
                 continue;
             }
-            let tp = TopicPartition::new(topic, partition);
-            let owner = PartitionTable::owner(&tp, self.shards());
-            by_owner
-                .entry(owner)
-                .or_default()
-                .push((answers.len(), tp, op));
+            led.push((answers.len(), TopicPartition::new(topic, partition), op));
             answers.push((partition, None));
         }
-        let batches = by_owner
+        let batches = self
+            .by_owner(led, |(_, tp, _)| tp)
             .into_iter()
             .map(|(owner, ops)| self.on_owner(owner, ops));
         for batch in futures::future::join_all(batches).await {
@@ -364,17 +359,14 @@ impl Shard {
         partitions: Vec<(TopicPartition, i64)>,
         deadline: Instant,
     ) {
-        let mut by_owner: BTreeMap<u32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
-        for (tp, seen) in partitions {
-            let owner = PartitionTable::owner(&tp, self.shards());
-            by_owner.entry(owner).or_default().push((tp, seen));
-        }
-        let waits: Vec<LocalBoxFuture<'_, ()>> = by_owner
+        let waits: Vec<LocalBoxFuture<'_, ()>> = self
+            .by_owner(partitions, |(tp, _)| tp)
             .into_iter()
             .map(|(owner, partitions)| {
                 async move {
                     if owner == self.id() {
-                        return self.wait_here(partitions, deadline).await;
+                        // The timeout below ends it.
+                        return self.wait_here(partitions).await;
                     }
                     let (reply, answer) = oneshot::channel();
                     let message = ShardMessage::WaitForAppends {
@@ -398,13 +390,9 @@ impl Shard {
     }
 
     /// [`wait_for_appends`](Self::wait_for_appends) of partitions this
-    /// shard owns. One that is not here (closed, deleted) ends the wait:
-    /// the next read reports it.
-    pub(super) async fn wait_here(
-        &self,
-        partitions: Vec<(TopicPartition, i64)>,
-        deadline: Instant,
-    ) {
+    /// shard owns, without its deadline (the caller's). One that is not
+    /// here (closed, deleted) ends the wait: the next read reports it.
+    pub(super) async fn wait_here(&self, partitions: Vec<(TopicPartition, i64)>) {
         let waits: Vec<LocalBoxFuture<'_, ()>> = partitions
             .into_iter()
             .map(|(tp, seen)| {
@@ -426,11 +414,23 @@ impl Shard {
                 .boxed_local()
             })
             .collect();
-        if waits.is_empty() {
-            return;
+        if !waits.is_empty() {
+            select_all(waits).await;
         }
-        let timeout = rt::sleep(deadline.saturating_duration_since(Instant::now()));
-        select(select_all(waits), std::pin::pin!(timeout)).await;
+    }
+
+    /// `items` by the shard that owns each one's partition.
+    fn by_owner<T>(
+        &self,
+        items: Vec<T>,
+        partition: impl Fn(&T) -> &TopicPartition,
+    ) -> BTreeMap<u32, Vec<T>> {
+        let mut by_owner: BTreeMap<u32, Vec<T>> = BTreeMap::new();
+        for item in items {
+            let owner = PartitionTable::owner(partition(&item), self.shards());
+            by_owner.entry(owner).or_default().push(item);
+        }
+        by_owner
     }
 
     /// [`per_partition`](Self::per_partition) for `request`: every
