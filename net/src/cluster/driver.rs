@@ -356,19 +356,17 @@ impl Driver {
     /// otherwise reach the new one only after the attempt's timeout, which
     /// can be as long as a session (and the new controller fences it).
     fn asked_elsewhere(&mut self, leader: Option<u64>) {
-        let stale: Vec<u64> = self
-            .local
-            .iter()
-            .filter(|(_, (_, _, to))| to.is_some_and(|to| Some(to) != leader))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in stale {
-            if let Some((reply, _, _)) = self.local.remove(&id) {
-                let _ = reply.send(Err(super::remote(
-                    NOT_CONTROLLER,
-                    "the quorum's leader changed",
-                )));
-            }
+        self.fail_local(
+            |(_, _, to)| to.is_some_and(|to| Some(to) != leader),
+            NOT_CONTROLLER,
+            "the quorum's leader changed",
+        );
+    }
+
+    /// Answers this broker's requests that `stale` picks with `code`.
+    fn fail_local(&mut self, stale: impl Fn(&Asked) -> bool, code: i16, message: &str) {
+        for (_, (reply, _, _)) in self.local.extract_if(|_, asked| stale(asked)) {
+            let _ = reply.send(Err(super::remote(code, message)));
         }
     }
 
@@ -390,17 +388,11 @@ impl Driver {
     /// Requests whose reply never came (a lost frame, a leader that died).
     fn expire_waiters(&mut self, now: Instant) {
         let timeout = super::ATTEMPT_TIMEOUT;
-        let expired: Vec<u64> = self
-            .local
-            .iter()
-            .filter(|(_, (_, at, _))| now.duration_since(*at) > timeout)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            if let Some((reply, _, _)) = self.local.remove(&id) {
-                let _ = reply.send(Err(super::remote(REQUEST_TIMED_OUT, "no reply")));
-            }
-        }
+        self.fail_local(
+            |(_, at, _)| now.duration_since(*at) > timeout,
+            REQUEST_TIMED_OUT,
+            "no reply",
+        );
         self.remote
             .retain(|_, (_, _, at)| now.duration_since(*at) <= timeout * 4);
     }
