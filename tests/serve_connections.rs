@@ -9,12 +9,10 @@ mod common;
 use std::io::{Read, Write};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse,
+    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::net::{SocketAddr, TcpStream};
@@ -397,7 +395,8 @@ fn requests_over_many_partitions_produce_read_and_wake_on_each() {
             let ends = ends.clone();
             std::thread::spawn(move || {
                 let started = std::time::Instant::now();
-                let response = fetch_all(addr, topic, &ends, 50_000);
+                let offsets: Vec<(i32, i64)> = (0..).zip(ends).collect();
+                let response = common::fetch_partitions(addr, topic, &offsets, 50_000);
                 (response, started.elapsed())
             })
         };
@@ -429,31 +428,6 @@ fn requests_over_many_partitions_produce_read_and_wake_on_each() {
         );
         ends[woken] += 2;
     }
-}
-
-/// Fetches every partition of `topic`, partition p at `offsets[p]`,
-/// waiting up to `max_wait_ms` for a byte.
-fn fetch_all(addr: SocketAddr, topic: &str, offsets: &[i64], max_wait_ms: i32) -> FetchResponse {
-    let partitions = offsets
-        .iter()
-        .enumerate()
-        .map(|(p, &offset)| {
-            FetchPartition::default()
-                .with_partition(p as i32)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)
-        })
-        .collect();
-    let request = FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(16 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(partitions),
-        ]);
-    call(addr, ApiKey::Fetch, 11, &request)
 }
 
 #[test]

@@ -452,22 +452,42 @@ pub fn fetch_waiting(
     offset: i64,
     max_wait_ms: i32,
 ) -> (i16, i64, Option<Bytes>) {
-    let wanted = FetchPartition::default()
-        .with_partition(partition)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20);
+    let response = fetch_partitions(addr, topic, &[(partition, offset)], max_wait_ms);
+    let data = &response.responses[0].partitions[0];
+    (data.error_code, data.high_watermark, data.records.clone())
+}
+
+/// One Fetch (v11) of `topic`'s partitions, each at its offset (up to 1 MiB
+/// each), waiting up to `max_wait_ms` for a byte.
+pub fn fetch_partitions(
+    addr: SocketAddr,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    max_wait_ms: i32,
+) -> FetchResponse {
+    let partitions = offsets
+        .iter()
+        .map(|&(partition, offset)| {
+            FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
     let request = FetchRequest::default()
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
+        .with_max_bytes(
+            i32::try_from(offsets.len())
+                .unwrap_or(i32::MAX)
+                .saturating_mul(1 << 20),
+        )
         .with_topics(vec![
             FetchTopic::default()
                 .with_topic(topic_name(topic))
-                .with_partitions(vec![wanted]),
+                .with_partitions(partitions),
         ]);
-    let response: FetchResponse = call(addr, ApiKey::Fetch, 11, &request);
-    let data = &response.responses[0].partitions[0];
-    (data.error_code, data.high_watermark, data.records.clone())
+    call(addr, ApiKey::Fetch, 11, &request)
 }
 
 /// How many records a read of `partition` of `topic` from its log start
