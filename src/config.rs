@@ -60,6 +60,7 @@
 //! transactional-id-expiration-ms = 604800000 # transactional.id.expiration.ms
 //! producer-id-expiration-ms = 86400000 # producer.id.expiration.ms
 //! tail-cache-bytes-per-shard = 1610612736 # default: an eighth of memory, split over shards
+//! read-ahead-bytes-per-shard = 67108864 # read ahead for consumers behind the tail cache (0: none)
 //! index-cache-bytes-per-shard = 67108864 # sealed segments' indexes kept in memory (LRU)
 //! open-segment-files-per-shard = 7500  # segment files kept open, active and sealed (LRU; default: 3/4 of the open files limit over the shards)
 //! io-properties-file = "/var/lib/shardlog/io-properties.toml" # from `shardlog tune iotune`
@@ -154,6 +155,8 @@ pub struct FileConfig {
     pub producer_id_expiration_ms: Option<i64>,
     /// What the tail caches of one shard hold together.
     pub tail_cache_bytes_per_shard: Option<usize>,
+    /// What one shard reads ahead for readers behind, at most.
+    pub read_ahead_bytes_per_shard: Option<usize>,
     /// Bytes of sealed segments' indexes one shard keeps in memory.
     pub index_cache_bytes_per_shard: Option<usize>,
     /// Segment files one shard keeps open, active and sealed.

@@ -107,6 +107,7 @@ struct ServeConfig {
     connections_max_idle: Duration,
     stop_poll_interval: Option<Duration>,
     tail_cache_bytes_per_shard: usize,
+    read_ahead_bytes_per_shard: usize,
     /// Index bytes, and open segment files (default: [`segment_files_share`])
     /// per shard.
     segment_cache: (usize, Option<usize>),
@@ -271,6 +272,9 @@ impl ServeConfig {
             tail_cache_bytes_per_shard: file
                 .tail_cache_bytes_per_shard
                 .unwrap_or_else(|| tail_cache_share(shards)),
+            read_ahead_bytes_per_shard: file
+                .read_ahead_bytes_per_shard
+                .unwrap_or(engine::limits::READ_AHEAD_SHARD_BYTES_DEFAULT),
             segment_cache: (
                 file.index_cache_bytes_per_shard
                     .unwrap_or(engine::limits::INDEX_CACHE_SHARD_BYTES_DEFAULT),
@@ -716,12 +720,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (node, settings, plan) = (node.clone(), config.settings.clone(), plan.clone());
         let listeners = listeners.clone();
         let tail_cache = config.tail_cache_bytes_per_shard;
+        let read_ahead = config.read_ahead_bytes_per_shard;
         let cleaner = config.cleaner;
         let http_listen = config.http_listen;
         let http = config.http.clone();
         let io_tuning = config.io_tuning;
         let handle = spawn_executor(&format!("shard-{shard}"), cpu, move || {
             engine::set_tail_cache_shard_budget(tail_cache);
+            engine::set_read_ahead_shard_budget(read_ahead);
             engine::set_segment_cache_limits(segment_cache.0, segment_cache.1);
             if let Some((writes_in_flight, write_buffer_bytes)) = io_tuning {
                 engine::set_io_tuning(writes_in_flight, write_buffer_bytes);

@@ -197,6 +197,38 @@ fn fetch_everything(
             }
         }
     }
+    // A consumer behind: each partition from its start to its end, each
+    // Fetch where the last one stopped (what the broker reads ahead for:
+    // engine/src/log/read_ahead.rs), at a few partition limits.
+    for max in [1, 40_000, 300_000] {
+        for (&partition, batches) in stored {
+            let end = batches.last().unwrap().last + 1;
+            let mut offset = 0;
+            while offset < end {
+                let version = VERSIONS[rng.below(VERSIONS.len() as u64) as usize];
+                let context = format!(
+                    "{what}: reading on, v{version} partition {partition} at {offset}, max {max}"
+                );
+                let request =
+                    fetch_request(version, topic_id, &[(partition, offset, max)], 1 << 24);
+                let response: FetchResponse = client.call(ApiKey::Fetch, version, &request);
+                let data = &response.responses[0].partitions[0];
+                assert_eq!(data.error_code, 0, "{context}");
+                let records = data.records.clone().unwrap_or_default();
+                let got = check_records(&records, batches, offset, &context);
+                assert!(got > 0, "{context}: at least one batch (KIP-74)");
+                // On after the last batch served.
+                let (from, mut served) = (offset, 0);
+                for batch in batches.iter().filter(|b| b.last >= from) {
+                    if served == got {
+                        break;
+                    }
+                    served += batch.bytes.len();
+                    offset = batch.last + 1;
+                }
+            }
+        }
+    }
     // Every partition in one request, under a total limit.
     for round in 0..200 {
         let version = VERSIONS[rng.below(VERSIONS.len() as u64) as usize];
@@ -256,11 +288,26 @@ fn fetched_bytes_equal_the_written_batches_from_cache_and_from_disk() {
     ] {
         let dir = tmp.path().join(what.replace(' ', "-"));
         std::fs::create_dir_all(&dir).unwrap();
+        let http = common::free_addr();
+        let toml = format!("http-listen = \"{http}\"\n{toml}");
         let broker = common::start_configured(&dir, addr, &toml);
         common::create_topic_raw(addr, TOPIC, PARTITIONS);
         let mut client = Conn::open(addr);
         let stored = produce_mixed(&mut client, &mut rng);
         fetch_everything(addr, &stored, &mut rng, what);
+        // Reads from the disk that read on took what was read ahead.
+        let (status, _, metrics) = common::http_request(http, "GET", "/metrics", "");
+        assert_eq!(status, 200, "{metrics}");
+        let taken: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("shardlog_shard_read_aheads_taken_total"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        if what == "tail cache" {
+            assert_eq!(taken, 0.0, "{what}: nothing read from the disk");
+        } else {
+            assert!(taken > 0.0, "{what}: no read ahead taken");
+        }
         assert!(common::stop(broker).success());
     }
 }

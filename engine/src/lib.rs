@@ -54,8 +54,9 @@ pub use io_tuning::set_io_tuning;
 pub use log::{
     AbortedTxn, AppendInfo, Chunk, CleanStats, CleanupPolicy, ConfigError, ConfigType, EndWatch,
     FlushPolicy, InternalRecord, InternalTxn, Log, LogConfig, PRODUCER_ID_EXPIRATION_MS,
-    ProducerError, ProducerView, Ratio, ReadResult, SegmentCacheUsage, StagedAppend, TOPIC_CONFIGS,
-    TimestampType, TopicCompression, TopicConfigKey, ValueKind, segment_cache_usage,
+    ProducerError, ProducerView, Ratio, ReadAheadUsage, ReadResult, SegmentCacheUsage,
+    StagedAppend, TOPIC_CONFIGS, TimestampType, TopicCompression, TopicConfigKey, ValueKind,
+    read_ahead_shard_usage, segment_cache_usage, set_read_ahead_shard_budget,
     set_segment_cache_limits, set_tail_cache_shard_budget, tail_cache_shard_usage, topic_config,
     topic_config_by_broker_name,
 };

@@ -72,6 +72,10 @@ pub const SEGMENT_ZERO_AHEAD_BYTES: u64 = 128 << 10;
 pub const SEGMENT_ZERO_AHEAD_BYTES_MIN: u64 = 32 << 10;
 /// Bytes read from disk per I/O when scanning a segment during recovery.
 pub const RECOVERY_READ_BYTES: usize = 1 << 20;
+/// Bytes a shard reads ahead for readers behind the tail cache, by
+/// default (`read-ahead-bytes-per-shard`): a Fetch's worth (1 MiB per
+/// partition, Kafka clients' default) for each of 64 partitions.
+pub const READ_AHEAD_SHARD_BYTES_DEFAULT: usize = 64 << 20;
 /// Smallest disk read when serving a fetch: one read covers the index gap.
 pub const READ_BYTES_MIN: usize = 64 << 10;
 /// Direct I/O alignment: the physical block size of the devices we run on.

@@ -31,6 +31,103 @@ type TopicFamily = (&'static str, &'static str, fn(&TopicCounts) -> u64);
 /// A per-shard family: name, help, and which value it shows.
 type ShardFamily<T> = (&'static str, &'static str, fn(&ShardMetrics) -> T);
 
+/// Per-shard time counters (seconds).
+const SHARD_SECONDS: [ShardFamily<f64>; 2] = [
+    (
+        "shardlog_shard_busy_seconds",
+        "Time each shard's executor was busy: running tasks and driving io_uring",
+        |m| m.executor.busy_time.as_secs_f64(),
+    ),
+    (
+        "shardlog_shard_task_seconds",
+        "Time each shard's executor ran tasks",
+        |m| m.executor.tasks_time.as_secs_f64(),
+    ),
+];
+
+/// Per-shard counters.
+const SHARD_COUNTS: [ShardFamily<u64>; 8] = [
+    (
+        "shardlog_shard_tasks",
+        "Tasks each shard's executor ran",
+        |m| m.executor.tasks,
+    ),
+    (
+        "shardlog_shard_index_loads",
+        "Sealed segments' indexes the shard read from their files (cache misses)",
+        |m| m.segment_cache.index_loads,
+    ),
+    (
+        "shardlog_shard_segment_file_opens",
+        "Sealed segment files the shard opened to read them (cache misses)",
+        |m| m.segment_cache.file_opens,
+    ),
+    (
+        "shardlog_shard_segment_file_reopens",
+        "Segment files the shard closed to stay within open-segment-files-per-shard \
+             and opened again when next used",
+        |m| m.segment_cache.descriptor_reopens,
+    ),
+    (
+        "shardlog_shard_segment_read_bytes",
+        "Bytes the shard read from segment files: fetches served from the disk, \
+             timestamp lookups, recovery, compaction",
+        |m| m.segment_read_bytes,
+    ),
+    (
+        "shardlog_shard_read_aheads",
+        "Reads the shard started ahead of a reader that read on from the disk",
+        |m| m.read_ahead.started,
+    ),
+    (
+        "shardlog_shard_read_aheads_taken",
+        "Reads ahead that the read they were for took (the rest were evicted \
+             by read-ahead-bytes-per-shard, or their reader went elsewhere)",
+        |m| m.read_ahead.taken,
+    ),
+    (
+        "shardlog_shard_read_aheads_waited",
+        "Reads ahead still being read when the read they were for took them",
+        |m| m.read_ahead.waited,
+    ),
+];
+
+/// Per-shard gauges.
+const SHARD_GAUGES: [ShardFamily<u64>; 6] = [
+    (
+        "shardlog_shard_requests_in_flight",
+        "Kafka requests read whole and not yet answered, by shard",
+        |m| m.requests_in_flight,
+    ),
+    (
+        "shardlog_shard_mesh_in_progress",
+        "Requests from other shards being served, by shard",
+        |m| m.mesh_in_progress,
+    ),
+    (
+        "shardlog_shard_tail_cache_bytes",
+        "Bytes of recent batches the shard's tail caches hold",
+        |m| m.tail_cache_bytes,
+    ),
+    (
+        "shardlog_shard_read_ahead_bytes",
+        "Bytes the shard read ahead and holds for their readers, at most \
+             read-ahead-bytes-per-shard",
+        |m| m.read_ahead.bytes as u64,
+    ),
+    (
+        "shardlog_shard_index_cache_bytes",
+        "Bytes of sealed segments' indexes the shard holds in memory",
+        |m| m.segment_cache.index_bytes as u64,
+    ),
+    (
+        "shardlog_shard_segment_files_open",
+        "Segment files (active and sealed) the shard holds open, at most \
+             open-segment-files-per-shard",
+        |m| m.segment_cache.descriptors as u64,
+    ),
+];
+
 /// A topic's traffic on one shard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TopicCounts {
@@ -88,6 +185,8 @@ pub struct ShardMetrics {
     pub tail_cache_bytes: u64,
     /// Bytes the shard read from segment files.
     pub segment_read_bytes: u64,
+    /// What the shard read ahead for readers behind the tail cache.
+    pub read_ahead: engine::ReadAheadUsage,
 }
 
 /// A queue a [`Queued`] guard counts an entry of while it lives.
@@ -220,6 +319,7 @@ pub fn local(shard: u32) -> ShardMetrics {
     m.segment_cache = engine::segment_cache_usage();
     m.tail_cache_bytes = engine::tail_cache_shard_usage().0 as u64;
     m.segment_read_bytes = engine::stats::segment_read_bytes();
+    m.read_ahead = engine::read_ahead_shard_usage();
     m
 }
 
@@ -370,90 +470,21 @@ impl Scrape {
     }
 
     fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let seconds: [ShardFamily<f64>; 2] = [
-            (
-                "shardlog_shard_busy_seconds",
-                "Time each shard's executor was busy: running tasks and driving io_uring",
-                |m| m.executor.busy_time.as_secs_f64(),
-            ),
-            (
-                "shardlog_shard_task_seconds",
-                "Time each shard's executor ran tasks",
-                |m| m.executor.tasks_time.as_secs_f64(),
-            ),
-        ];
-        for (name, help, pick) in seconds {
+        for (name, help, pick) in SHARD_SECONDS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for shard in &self.shards {
                 let labels = [("shard", shard.shard.to_string())];
                 ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let counts: [ShardFamily<u64>; 5] = [
-            (
-                "shardlog_shard_tasks",
-                "Tasks each shard's executor ran",
-                |m| m.executor.tasks,
-            ),
-            (
-                "shardlog_shard_index_loads",
-                "Sealed segments' indexes the shard read from their files (cache misses)",
-                |m| m.segment_cache.index_loads,
-            ),
-            (
-                "shardlog_shard_segment_file_opens",
-                "Sealed segment files the shard opened to read them (cache misses)",
-                |m| m.segment_cache.file_opens,
-            ),
-            (
-                "shardlog_shard_segment_file_reopens",
-                "Segment files the shard closed to stay within open-segment-files-per-shard \
-                 and opened again when next used",
-                |m| m.segment_cache.descriptor_reopens,
-            ),
-            (
-                "shardlog_shard_segment_read_bytes",
-                "Bytes the shard read from segment files: fetches served from the disk, \
-                 timestamp lookups, recovery, compaction",
-                |m| m.segment_read_bytes,
-            ),
-        ];
-        for (name, help, pick) in counts {
+        for (name, help, pick) in SHARD_COUNTS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for shard in &self.shards {
                 let labels = [("shard", shard.shard.to_string())];
                 ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let queues: [ShardFamily<u64>; 5] = [
-            (
-                "shardlog_shard_requests_in_flight",
-                "Kafka requests read whole and not yet answered, by shard",
-                |m| m.requests_in_flight,
-            ),
-            (
-                "shardlog_shard_mesh_in_progress",
-                "Requests from other shards being served, by shard",
-                |m| m.mesh_in_progress,
-            ),
-            (
-                "shardlog_shard_tail_cache_bytes",
-                "Bytes of recent batches the shard's tail caches hold",
-                |m| m.tail_cache_bytes,
-            ),
-            (
-                "shardlog_shard_index_cache_bytes",
-                "Bytes of sealed segments' indexes the shard holds in memory",
-                |m| m.segment_cache.index_bytes as u64,
-            ),
-            (
-                "shardlog_shard_segment_files_open",
-                "Segment files (active and sealed) the shard holds open, at most \
-                 open-segment-files-per-shard",
-                |m| m.segment_cache.descriptors as u64,
-            ),
-        ];
-        for (name, help, pick) in queues {
+        for (name, help, pick) in SHARD_GAUGES {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for shard in &self.shards {
                 let labels = [("shard", shard.shard.to_string())];

@@ -428,6 +428,7 @@ impl Log {
         {
             *slot = SealedSegment::new(dir, meta, Some(Rc::new(file)));
         }
+        st.read_ahead.clear();
         // Readers of this range go to the rewritten file, not the cache.
         st.tail.drop_below(segment.next);
         // A removed abort marker's transaction is no longer listed.

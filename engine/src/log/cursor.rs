@@ -58,6 +58,16 @@ impl<'f> BatchCursor<'f> {
         }
     }
 
+    /// Starts with `bytes`, read from the cursor's position on.
+    pub(crate) fn buffer(&mut self, bytes: ReadBuf) {
+        self.buf = Some((self.position, bytes));
+    }
+
+    /// Where the next batch begins.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
     /// Reads from now on take `read_bytes` (or what a batch needs).
     pub(crate) fn set_read_bytes(&mut self, read_bytes: usize) {
         self.read_bytes = read_bytes;

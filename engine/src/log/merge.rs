@@ -192,6 +192,7 @@ impl Log {
             let merged = SealedSegment::new(dir, meta, Some(file));
             st.sealed.splice(at..at + run.segments.len(), [merged]);
         }
+        st.read_ahead.clear();
         Ok(true)
     }
 }

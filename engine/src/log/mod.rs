@@ -20,12 +20,17 @@ mod merge;
 mod open;
 mod producers;
 mod read;
+mod read_ahead;
 mod retention;
 mod sealed;
 pub(crate) mod segment;
 mod staging;
 mod tail_cache;
 mod truncate;
+pub use read_ahead::{
+    ReadAheadUsage, set_shard_budget as set_read_ahead_shard_budget,
+    shard_usage as read_ahead_shard_usage,
+};
 pub use tail_cache::{
     set_shard_budget as set_tail_cache_shard_budget, shard_usage as tail_cache_shard_usage,
 };
@@ -85,6 +90,8 @@ struct State {
     readable_bytes: u64,
     staging: Staging,
     tail: TailCache,
+    /// Reads started ahead of the readers that will ask for them.
+    read_ahead: read_ahead::ReadAheads,
     poisoned: Option<Arc<IoError>>,
     closed: bool,
     /// The flusher has an allocation ahead of the writes under way.

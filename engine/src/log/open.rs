@@ -68,6 +68,7 @@ impl Log {
             staging: Staging::new(config.write_buffer_bytes, active.meta.size, carry),
             readable_bytes: active.meta.size,
             tail: TailCache::new(config.tail_cache_bytes),
+            read_ahead: super::read_ahead::ReadAheads::default(),
             config,
             sealed,
             active,

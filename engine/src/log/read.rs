@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use super::cursor::{BatchCursor, CursorError};
 use super::producers::AbortedTxn;
+use super::read_ahead::Continues;
 use super::sealed::SegmentStore;
 use super::tail_cache::CachedBatch;
 use super::{Log, State};
@@ -139,20 +140,42 @@ pub(super) struct DiskPlan {
     pub(super) next_offset: Offset,
 }
 
-/// Reads the batches of one segment from `offset` on into `chunks`. Returns
-/// true if it read to the segment's end (the next segment may follow).
+/// How the read of one segment ended.
+enum SegmentEnd {
+    /// At the segment's end: the next segment may follow.
+    Complete,
+    /// At the read's size, before the batch at `position` in the file,
+    /// which the next read (from `next`) starts with.
+    Full { position: u64, next: Offset },
+    /// At the read's end offset, or at damage after what it served.
+    Stopped,
+}
+
+/// Reads the batches of one segment from `offset` on into `chunks`,
+/// starting with the bytes `buffered` holds (from the plan's position) if
+/// any.
 async fn read_segment(
     plan: &DiskPlan,
+    buffered: Option<ReadBuf>,
     offset: Offset,
     end: Offset,
     max_bytes: usize,
     total: &mut usize,
     chunks: &mut Vec<Chunk>,
-) -> Result<bool> {
+) -> Result<SegmentEnd> {
     let mut cursor = BatchCursor::new(&plan.file, plan.position, plan.limit, READ_BYTES_MIN);
+    if let Some(bytes) = buffered {
+        cursor.buffer(bytes);
+    }
+    // One past the last batch served.
+    let mut served_to = offset;
     loop {
+        let full = SegmentEnd::Full {
+            position: cursor.position(),
+            next: served_to,
+        };
         if *total >= max_bytes {
-            return Ok(false);
+            return Ok(full);
         }
         // A batch that would end the read is not read: only its framing,
         // and once something is served a read for it takes no more than
@@ -168,29 +191,34 @@ async fn read_segment(
         // whatever its framing says: a damaged framing is reported, never
         // taken for an end.
         match cursor.peek().await {
-            Ok(Some(next)) => {
-                if *total > 0 && (next.base_offset >= end || *total + next.size > max_bytes) {
-                    return Ok(false);
+            Ok(Some(next)) if *total > 0 => {
+                if next.base_offset >= end {
+                    return Ok(SegmentEnd::Stopped);
+                }
+                if *total + next.size > max_bytes {
+                    return Ok(full);
                 }
             }
-            Ok(None) => return Ok(true),
-            Err(_) if !chunks.is_empty() => return Ok(false),
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(SegmentEnd::Complete),
+            Err(_) if !chunks.is_empty() => return Ok(SegmentEnd::Stopped),
             Err(e) => return Err(corrupt(&plan.file, e)),
         }
         let batch = match cursor.next().await {
             Ok(Some(batch)) => batch,
-            Ok(None) => return Ok(true),
+            Ok(None) => return Ok(SegmentEnd::Complete),
             // Serve what precedes the damage; the next read reports it.
-            Err(_) if !chunks.is_empty() => return Ok(false),
+            Err(_) if !chunks.is_empty() => return Ok(SegmentEnd::Stopped),
             Err(e) => return Err(corrupt(&plan.file, e)),
         };
         if batch.header.last_offset() < offset {
             continue;
         }
         if batch.header.base_offset() >= end {
-            return Ok(false);
+            return Ok(SegmentEnd::Stopped);
         }
         *total += batch.bytes.len();
+        served_to = Offset(batch.header.last_offset().0 + 1);
         chunks.push(Chunk::Stored(batch.bytes));
     }
 }
@@ -344,24 +372,55 @@ impl Log {
         }
         let mut next = offset;
         let mut total = 0usize;
+        let mut full = None;
+        let mut continued = false;
         // One segment per step, until max_bytes or the end.
         while total < max_bytes && next < end {
-            let plan = {
-                let st = self.shared.state.borrow();
+            let (planned, ahead) = {
+                let mut st = self.shared.state.borrow_mut();
                 if st.tail.covers(next) {
                     read_tail(&st, next, end, max_bytes, &mut total, &mut result.chunks);
                     break;
                 }
-                plan_disk_read(&st, next)
+                let st = &mut *st;
+                let active = (
+                    &st.active.file,
+                    st.readable_bytes,
+                    st.active.meta.next_offset,
+                );
+                let ahead = st.read_ahead.continues(next, active);
+                if next == offset {
+                    continued = !matches!(ahead, Continues::No);
+                }
+                (plan_disk_read(st, next), ahead)
             };
-            let plan = plan.resolve(Target::Offset(next)).await?;
-            let segment_end = plan.next_offset;
-            let complete =
-                read_segment(&plan, next, end, max_bytes, &mut total, &mut result.chunks).await?;
-            if !complete || segment_end <= next {
-                break;
+            let (plan, buffered) = match ahead {
+                Continues::Ahead(ahead) => {
+                    let bytes = ahead.bytes().await;
+                    (ahead.plan, bytes)
+                }
+                Continues::Unread | Continues::No => {
+                    (planned.resolve(Target::Offset(next)).await?, None)
+                }
+            };
+            let chunks = &mut result.chunks;
+            match read_segment(&plan, buffered, next, end, max_bytes, &mut total, chunks).await? {
+                SegmentEnd::Complete if plan.next_offset > next => next = plan.next_offset,
+                SegmentEnd::Full { position, next } => {
+                    full = Some((plan, position, next));
+                    break;
+                }
+                SegmentEnd::Complete | SegmentEnd::Stopped => break,
             }
-            next = segment_end;
+        }
+        // Stopped at its size with more to read: its reader may come back
+        // for the rest (read_ahead.rs).
+        if let Some((plan, position, next)) = full
+            && next < end
+        {
+            let len = max_bytes.max(READ_BYTES_MIN);
+            let mut st = self.shared.state.borrow_mut();
+            st.read_ahead.ended(&plan, position, next, len, continued);
         }
         Ok(result)
     }

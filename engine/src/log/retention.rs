@@ -103,6 +103,7 @@ impl Log {
         let doomed: Vec<_> = {
             let mut st = self.shared.state.borrow_mut();
             let keep_from = st.sealed.partition_point(|s| s.meta.next_offset <= offset);
+            st.read_ahead.clear();
             st.sealed.drain(..keep_from).collect()
         };
         let count = doomed.len();
