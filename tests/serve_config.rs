@@ -181,31 +181,46 @@ fn pin_shards_decides_where_shard_threads_may_run() {
         let pid = broker.0.id();
         let process_cpus =
             cpus_allowed(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap());
-        let threads = threads_cpus(pid);
-        for shard in 0..2 {
+        let pinned = pin != Some("false") && (pin.is_some() || 2 <= cores);
+        let expected = |shard: usize| {
+            if pinned {
+                (shard % cores).to_string()
+            } else {
+                process_cpus.clone()
+            }
+        };
+        let of_shard = |threads: &[(String, String)], shard: usize| -> Vec<String> {
             let prefix = format!("shard-{shard}-");
-            let cpus: Vec<&String> = threads
+            threads
                 .iter()
                 .filter(|(name, _)| name.starts_with(&prefix))
-                .map(|(_, cpus)| cpus)
-                .collect();
+                .map(|(_, cpus)| cpus.clone())
+                .collect()
+        };
+        // The broker answers once one shard listens; a shard's executor
+        // pins itself as it starts, which may be a moment later.
+        let mut threads = threads_cpus(pid);
+        for _ in 0..100 {
+            if (0..2).all(|shard| of_shard(&threads, shard).contains(&expected(shard))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            threads = threads_cpus(pid);
+        }
+        for shard in 0..2 {
+            let cpus = of_shard(&threads, shard);
             assert!(
                 !cpus.is_empty(),
                 "{pin:?}: threads of shard {shard}: {threads:?}"
             );
-            let pinned = pin != Some("false") && (pin.is_some() || 2 <= cores);
-            let expected = if pinned {
-                (shard % cores).to_string()
-            } else {
-                process_cpus.clone()
-            };
+            let expected = expected(shard);
             assert!(
-                cpus.contains(&&expected),
+                cpus.contains(&expected),
                 "{pin:?}: shard {shard} on {expected} ({threads:?})"
             );
-            for cpu in cpus {
+            for cpu in &cpus {
                 assert!(
-                    cpu == &expected || cpu == &process_cpus,
+                    *cpu == expected || *cpu == process_cpus,
                     "{pin:?}: shard {shard} ({threads:?})"
                 );
             }
