@@ -45,9 +45,12 @@ fn java_clients_every_scenario_in_one_jvm_reads_back_what_was_acknowledged() {
     // A busy cleaner for the compacted scenario.
     // KIP-848 members heartbeat every half second (Kafka's 5 s default
     // would make each reconciliation step wait that long).
-    let config = "group-initial-rebalance-delay-ms = 0\nlog-cleaner-backoff-ms = 100\n\
-                  group-consumer-heartbeat-interval-ms = 500\n";
-    let _broker = start_configured(tmp.path(), addr, config);
+    let http = free_addr();
+    let config = format!(
+        "group-initial-rebalance-delay-ms = 0\nlog-cleaner-backoff-ms = 100\n\
+         group-consumer-heartbeat-interval-ms = 500\nhttp-listen = \"{http}\"\n"
+    );
+    let _broker = start_configured(tmp.path(), addr, &config);
     let status = Command::new("java")
         .arg("-cp")
         .arg(&class_path)
@@ -63,6 +66,15 @@ fn java_clients_every_scenario_in_one_jvm_reads_back_what_was_acknowledged() {
     if scenarios.split(',').any(|s| s == "produce-consume") {
         // Stored as the Java producer compressed them.
         common::assert_stored_codecs(addr, "java-", &common::EVERY_CODEC);
+        // Its consumers fetched on sessions (KIP-227), as they do by
+        // default.
+        let (_, _, metrics) = common::http_request(http, "GET", "/metrics", "");
+        let opened: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("shardlog_shard_fetch_sessions_opened_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert!(opened > 0.0, "no fetch session opened:\n{metrics}");
     }
 }
 

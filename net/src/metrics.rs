@@ -46,7 +46,7 @@ const SHARD_SECONDS: [ShardFamily<f64>; 2] = [
 ];
 
 /// Per-shard counters.
-const SHARD_COUNTS: [ShardFamily<u64>; 8] = [
+const SHARD_COUNTS: [ShardFamily<u64>; 9] = [
     (
         "shardlog_shard_tasks",
         "Tasks each shard's executor ran",
@@ -90,10 +90,15 @@ const SHARD_COUNTS: [ShardFamily<u64>; 8] = [
         "Reads ahead still being read when the read they were for took them",
         |m| m.read_ahead.waited,
     ),
+    (
+        "shardlog_shard_fetch_sessions_opened",
+        "Fetch sessions (KIP-227) the shard opened",
+        |m| m.fetch_sessions.1,
+    ),
 ];
 
 /// Per-shard gauges.
-const SHARD_GAUGES: [ShardFamily<u64>; 6] = [
+const SHARD_GAUGES: [ShardFamily<u64>; 7] = [
     (
         "shardlog_shard_requests_in_flight",
         "Kafka requests read whole and not yet answered, by shard",
@@ -114,6 +119,11 @@ const SHARD_GAUGES: [ShardFamily<u64>; 6] = [
         "Bytes the shard read ahead and holds for their readers, at most \
              read-ahead-bytes-per-shard",
         |m| m.read_ahead.bytes as u64,
+    ),
+    (
+        "shardlog_shard_fetch_sessions",
+        "Fetch sessions (KIP-227) the shard holds, at most 1,000",
+        |m| m.fetch_sessions.0,
     ),
     (
         "shardlog_shard_index_cache_bytes",
@@ -187,6 +197,9 @@ pub struct ShardMetrics {
     pub segment_read_bytes: u64,
     /// What the shard read ahead for readers behind the tail cache.
     pub read_ahead: engine::ReadAheadUsage,
+    /// Fetch sessions (KIP-227) the shard holds, and opened since it
+    /// started.
+    pub fetch_sessions: (u64, u64),
 }
 
 /// A queue a [`Queued`] guard counts an entry of while it lives.

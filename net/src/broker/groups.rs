@@ -660,6 +660,8 @@ impl Shard {
             .into_iter()
             .map(|(group, key, value)| (group, key.topic, key.partition, value.offset))
             .collect();
+        let (held, opened) = self.fetch_sessions.borrow().count();
+        metrics.fetch_sessions = (held as u64, opened);
         metrics
     }
 

@@ -32,6 +32,7 @@ use replication::metadata::{
     ClusterMetadata, Command, MetadataError, MetadataStore, StoreError, TopicId,
 };
 
+use crate::handlers::fetch_session::FetchSessions;
 use crate::server::mesh::{MeshPlan, ShardMesh};
 
 /// What this broker tells clients about itself.
@@ -293,6 +294,8 @@ pub struct Shard {
     peers: crate::server::peer::Peers,
     /// The HTTP API's group members whose group this shard coordinates.
     pub(crate) http_members: crate::http::Members,
+    /// Fetch sessions (KIP-227) of the connections this shard serves.
+    pub(crate) fetch_sessions: RefCell<FetchSessions>,
 }
 
 impl Shard {
@@ -335,10 +338,11 @@ impl Shard {
         let partitions =
             PartitionTable::open(data_dir, id, shards, config_for, rt::wall_clock_ms()).await?;
         let incoming = mesh.take_incoming();
-        let settings_group = settings.group;
-        let settings_txn_max_timeout = settings.transaction_max_timeout_ms;
-        let peers = crate::server::peer::Peers::new(node.inter_broker_security.clone());
         let shard = Rc::new(Shard {
+            // Before what they are made of moves in.
+            groups: groups::Groups::new(settings.group),
+            txns: transactions::Txns::new(settings.transaction_max_timeout_ms),
+            peers: crate::server::peer::Peers::new(node.inter_broker_security.clone()),
             node,
             settings,
             partitions,
@@ -347,15 +351,13 @@ impl Shard {
             store: store.map(tokio::sync::Mutex::new),
             cluster: RefCell::new(None),
             reconciling: tokio::sync::Mutex::new(()),
-            groups: groups::Groups::new(settings_group),
-            txns: transactions::Txns::new(settings_txn_max_timeout),
             installed_once: std::cell::Cell::new(false),
             installed: tokio::sync::Notify::new(),
             producer_ids: std::cell::Cell::new((0, 0)),
             reserving: tokio::sync::Mutex::new(()),
             replicas: replica::Replicas::new(),
-            peers,
             http_members: crate::http::Members::default(),
+            fetch_sessions: RefCell::new(FetchSessions::new(id, shards)),
         });
         if shard.in_cluster() {
             shard.start_replication();

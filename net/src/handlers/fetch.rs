@@ -2,10 +2,11 @@
 //! With less than `min_bytes` there, it long-polls: each owning shard wakes
 //! it as soon as an append moves a partition's end past what was read (no
 //! timer polling), and it answers at `max_wait_ms` at the latest. An error
-//! on any partition answers at once, as Kafka does. Fetch sessions
-//! (KIP-227) are declined: the response's session id is 0, so clients send
-//! full requests. From v13 topics are named by id (KIP-516); an unknown id
-//! gets UNKNOWN_TOPIC_ID.
+//! on any partition answers at once, as Kafka does. A client may open a
+//! fetch session (KIP-227, `fetch_session`): its later requests name only
+//! what changed, and its responses carry only the partitions with news.
+//! From v13 topics are named by id (KIP-516); an unknown id gets
+//! UNKNOWN_TOPIC_ID.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use replication::metadata::TopicId;
 use replication::metadata::acl;
 
 use super::errors::{NONE, TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID, partition_error_code};
+use super::fetch_session::Context;
 use super::{Handler, decode_body};
 use crate::broker::Shard;
 use crate::broker::partition_call::{PartitionOp, PartitionReply};
@@ -45,20 +47,40 @@ const MAX_WAIT_MS: i32 = 30_000;
 /// copied into it (`rope`).
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Vec<bytes::Bytes>, FrameError> {
     let version = request.version();
-    let body: FetchRequest = decode_body(request)?;
+    let mut body: FetchRequest = decode_body(request)?;
     let deadline =
         Instant::now() + Duration::from_millis(body.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
+    let context = shard.fetch_sessions.borrow_mut().begin(&mut body, version);
+    if let Context::Error(code) = context {
+        let response = FetchResponse::default().with_error_code(code);
+        return Splicer::default().encode(
+            ApiKey::Fetch,
+            version,
+            request.correlation_id(),
+            &response,
+        );
+    }
     loop {
-        let pass = read_all(shard, request, &body, version).await;
+        let mut pass = read_all(shard, request, &body, version).await;
         let answer = pass.total >= min_bytes.max(1)
             || pass.failed
             || pass.seen.is_empty()
             || Instant::now() >= deadline;
         if answer {
+            let mut sessions = shard.fetch_sessions.borrow_mut();
+            let session_id = match context {
+                Context::Full => sessions.open(&body, version, &pass.topics),
+                Context::Incremental(id) => {
+                    sessions.answered(id, &mut pass.topics);
+                    id
+                }
+                Context::Sessionless | Context::Error(_) => 0,
+            };
+            drop(sessions);
             let response = FetchResponse::default()
                 .with_error_code(NONE)
-                .with_session_id(0)
+                .with_session_id(session_id)
                 .with_responses(pass.topics);
             return pass.records.encode(
                 ApiKey::Fetch,

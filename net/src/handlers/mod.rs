@@ -19,6 +19,7 @@ mod elect_leaders;
 pub mod error_codes;
 pub mod errors;
 mod fetch;
+pub(crate) mod fetch_session;
 mod find_coordinator;
 mod group_admin;
 mod group_membership;
