@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::fetch_request::ForgottenTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -58,25 +58,10 @@ fn fetch(
     forget: &[i32],
     wait_ms: i32,
 ) -> FetchRequest {
-    let fetches = partitions
-        .iter()
-        .map(|&(partition, offset)| {
-            FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)
-        })
-        .collect();
-    let topics = if partitions.is_empty() {
-        Vec::new()
-    } else {
-        vec![
-            FetchTopic::default()
-                .with_topic(topic_name(TOPIC))
-                .with_topic_id(topic_id)
-                .with_partitions(fetches),
-        ]
-    };
+    let mut request = common::fetch_request(TOPIC, partitions, wait_ms);
+    for topic in &mut request.topics {
+        topic.topic_id = topic_id;
+    }
     let forgotten = if forget.is_empty() {
         Vec::new()
     } else {
@@ -87,13 +72,10 @@ fn fetch(
                 .with_partitions(forget.to_vec()),
         ]
     };
-    FetchRequest::default()
+    request
         .with_session_id(id)
         .with_session_epoch(epoch)
-        .with_max_wait_ms(wait_ms)
-        .with_min_bytes(1)
         .with_max_bytes(16 << 20)
-        .with_topics(topics)
         .with_forgotten_topics_data(forgotten)
 }
 

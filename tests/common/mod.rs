@@ -465,6 +465,17 @@ pub fn fetch_partitions(
     offsets: &[(i32, i64)],
     max_wait_ms: i32,
 ) -> FetchResponse {
+    call(
+        addr,
+        ApiKey::Fetch,
+        11,
+        &fetch_request(topic, offsets, max_wait_ms),
+    )
+}
+
+/// The Fetch request of [`fetch_partitions`] (no topics if `offsets` is
+/// empty).
+pub fn fetch_request(topic: &str, offsets: &[(i32, i64)], max_wait_ms: i32) -> FetchRequest {
     let partitions = offsets
         .iter()
         .map(|&(partition, offset)| {
@@ -474,7 +485,16 @@ pub fn fetch_partitions(
                 .with_partition_max_bytes(1 << 20)
         })
         .collect();
-    let request = FetchRequest::default()
+    let topics = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(partitions),
+        ]
+    };
+    FetchRequest::default()
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(
@@ -482,12 +502,7 @@ pub fn fetch_partitions(
                 .unwrap_or(i32::MAX)
                 .saturating_mul(1 << 20),
         )
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(partitions),
-        ]);
-    call(addr, ApiKey::Fetch, 11, &request)
+        .with_topics(topics)
 }
 
 /// How many records a read of `partition` of `topic` from its log start
