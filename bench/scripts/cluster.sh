@@ -7,7 +7,8 @@
 # is stopped with SIGTERM (controlled shutdown).
 # Usage: bench/scripts/cluster.sh [DURATION_SECONDS [WORKLOAD [FAILOVERS]]]
 # (default: 20 s, latency, 3 failovers of each kind). FAILOVERS_ONLY=1
-# skips the load runs. INTERNAL_SSL=1 puts the brokers' internal links
+# skips the load runs. RATE=N sets the messages a second (the workload's
+# otherwise); ROUNDS=N runs the three loads N times in turn (default 1). INTERNAL_SSL=1 puts the brokers' internal links
 # (quorum and replication) under mutual TLS (`internal-ssl`, certificates
 # made here with openssl), the Kafka listeners staying PLAINTEXT. Needs fio (apt-get install fio) and the Python
 # clients in .venv (scripts/test installs them).
@@ -121,14 +122,16 @@ for id in 0 1 2; do start_broker "$id"; done
 sleep 3
 
 if [[ -z ${FAILOVERS_ONLY:-} ]]; then
-  for run in "3 all" "3 1" "1 all"; do
+  runs=()
+  for _ in $(seq "${ROUNDS:-1}"); do runs+=("3 all" "3 1" "1 all"); done
+  for run in "${runs[@]}"; do
     set -- $run
     out=$root/bench-results/cluster-$workload-rf$1-acks$2
     echo "--- shardlog bench run --workload $workload --replication-factor $1 --acks $2 --duration $duration"
     before=$(cpu_seconds)
     "$bin" bench run --bootstrap "$bootstrap" --name "shardlog-3-rf$1-acks$2" \
       --workload "$workload" --replication-factor "$1" --acks "$2" --duration "$duration" \
-      --out "$out" 2>"$work/bench.log" || { cat "$work/bench.log"; exit 1; }
+      ${RATE:+--rate "$RATE"} --out "$out" 2>"$work/bench.log" || { cat "$work/bench.log"; exit 1; }
     echo "brokers' CPU seconds (user+sys, all three): $(awk -v a="$before" -v b="$(cpu_seconds)" 'BEGIN{printf "%.1f", b - a}')"
   done
 fi
