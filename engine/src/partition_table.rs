@@ -45,6 +45,50 @@ impl TopicPartition {
     }
 }
 
+/// A partition's name as a map key, owned ([`TopicPartition`]) or borrowed
+/// (`(&str, i32)`): the table is looked up by a topic and a partition
+/// without copying the topic into a `TopicPartition` first (a consumer of
+/// thousands of partitions looks up every one in every Fetch).
+trait PartitionKey {
+    fn parts(&self) -> (&str, i32);
+}
+
+impl PartitionKey for TopicPartition {
+    fn parts(&self) -> (&str, i32) {
+        (&self.topic, self.partition)
+    }
+}
+
+impl PartitionKey for (&str, i32) {
+    fn parts(&self) -> (&str, i32) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn PartitionKey + 'a> for TopicPartition {
+    fn borrow(&self) -> &(dyn PartitionKey + 'a) {
+        self
+    }
+}
+
+/// As `TopicPartition`'s derived `Hash` (the topic's `str`, then the
+/// partition), which `Borrow` requires.
+impl std::hash::Hash for dyn PartitionKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (topic, partition) = self.parts();
+        topic.hash(state);
+        partition.hash(state);
+    }
+}
+
+impl PartialEq for dyn PartitionKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn PartitionKey + '_ {}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
@@ -86,8 +130,13 @@ pub enum Rewrite {
 impl PartitionTable {
     /// The shard that owns `tp` among `shard_count` shards.
     pub fn owner(tp: &TopicPartition, shard_count: u32) -> u32 {
-        let hash = crc32c::crc32c(tp.topic.as_bytes());
-        (hash.wrapping_add(tp.partition as u32)) % shard_count.max(1)
+        Self::owner_of(&tp.topic, tp.partition, shard_count)
+    }
+
+    /// [`PartitionTable::owner`] of `topic`'s `partition`.
+    pub fn owner_of(topic: &str, partition: i32, shard_count: u32) -> u32 {
+        let hash = crc32c::crc32c(topic.as_bytes());
+        (hash.wrapping_add(partition as u32)) % shard_count.max(1)
     }
 
     /// Opens every partition under `data_dir` that this shard owns, each with
@@ -197,6 +246,12 @@ impl PartitionTable {
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Log>> {
         self.logs.borrow().get(tp).cloned()
+    }
+
+    /// [`PartitionTable::get`] by the topic's name and the partition.
+    pub fn get_by(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
+        let key = (topic, partition);
+        self.logs.borrow().get(&key as &dyn PartitionKey).cloned()
     }
 
     /// Every partition here, in order.
@@ -372,6 +427,37 @@ async fn sole_owner(log: Rc<Log>) -> Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key borrowed as `(&str, i32)` hashes and compares as the
+    /// `TopicPartition` it names: every one is found, nothing else is.
+    #[test]
+    fn partitions_are_found_by_name_and_number_without_a_copy() {
+        let mut map: HashMap<TopicPartition, usize> = HashMap::new();
+        let topics = ["a", "b", "orders", "orders-1", "x.y_z", ""];
+        for (i, topic) in topics.iter().enumerate() {
+            for partition in 0..50 {
+                map.insert(
+                    TopicPartition::new(*topic, partition),
+                    i * 100 + partition as usize,
+                );
+            }
+        }
+        for (i, topic) in topics.iter().enumerate() {
+            for partition in 0..50 {
+                let key = (*topic, partition);
+                let found = map.get(&key as &dyn PartitionKey).copied();
+                assert_eq!(
+                    found,
+                    Some(i * 100 + partition as usize),
+                    "{topic} {partition}"
+                );
+            }
+            let absent = (*topic, 50);
+            assert_eq!(map.get(&absent as &dyn PartitionKey), None);
+        }
+        let other = ("orders-", 1);
+        assert_eq!(map.get(&other as &dyn PartitionKey), None);
+    }
 
     #[test]
     fn dir_names_round_trip_even_with_dashes() {

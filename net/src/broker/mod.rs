@@ -178,10 +178,12 @@ pub enum ShardMessage {
         op: partition_call::PartitionOp,
         reply: oneshot::Sender<partition_call::PartitionResult>,
     },
-    /// To the owner of partitions: run an operation on each (all at once;
-    /// the results in the same order). `seen`: as for `Partition`.
+    /// To the owner of partitions of `topic`: run an operation on each (all
+    /// at once; the results in the same order). `seen`: as for
+    /// `Partition`.
     Partitions {
-        ops: Vec<(engine::TopicPartition, partition_call::PartitionOp)>,
+        topic: String,
+        ops: Vec<(i32, partition_call::PartitionOp)>,
         seen: u64,
         reply: oneshot::Sender<Vec<partition_call::PartitionResult>>,
     },
@@ -692,9 +694,14 @@ impl Shard {
                     let _ = reply.send(());
                 }
             }
-            ShardMessage::Partitions { ops, seen, reply } => {
+            ShardMessage::Partitions {
+                topic,
+                ops,
+                seen,
+                reply,
+            } => {
                 self.catch_up(seen).await;
-                let _ = reply.send(self.partitions_local(ops).await);
+                let _ = reply.send(self.partitions_local(&topic, ops).await);
             }
             ShardMessage::Partition {
                 tp,

@@ -235,13 +235,16 @@ impl Shard {
                 answers.push((partition, Some(Err(PartitionError::NotLeader))));
                 continue;
             }
-            led.push((answers.len(), TopicPartition::new(topic, partition), op));
+            led.push((answers.len(), partition, op));
             answers.push((partition, None));
         }
+        let shards = self.shards();
         let batches = self
-            .by_owner(led, |(_, tp, _)| tp)
+            .by_owner(led, |(_, partition, _)| {
+                PartitionTable::owner_of(topic, *partition, shards)
+            })
             .into_iter()
-            .map(|(owner, ops)| self.on_owner(owner, ops));
+            .map(|(owner, ops)| self.on_owner(owner, topic, ops));
         for batch in futures::future::join_all(batches).await {
             for (place, result) in batch {
                 if let Some((_, answer)) = answers.get_mut(place) {
@@ -257,22 +260,25 @@ impl Shard {
             .collect()
     }
 
-    /// Runs `ops` (each with its place in the caller's answer) on the shard
-    /// `owner`: here, or in one message there.
+    /// Runs `ops` on partitions of `topic` (each with its place in the
+    /// caller's answer) on the shard `owner`: here, or in one message
+    /// there.
     async fn on_owner(
         &self,
         owner: u32,
-        ops: Vec<(usize, TopicPartition, PartitionOp)>,
+        topic: &str,
+        ops: Vec<(usize, i32, PartitionOp)>,
     ) -> Vec<(usize, PartitionResult)> {
-        let (places, ops): (Vec<usize>, Vec<(TopicPartition, PartitionOp)>) = ops
+        let (places, ops): (Vec<usize>, Vec<(i32, PartitionOp)>) = ops
             .into_iter()
-            .map(|(place, tp, op)| (place, (tp, op)))
+            .map(|(place, partition, op)| (place, (partition, op)))
             .unzip();
         let results = if owner == self.id() {
-            self.partitions_local(ops).await
+            self.partitions_local(topic, ops).await
         } else {
             let (reply, answer) = oneshot::channel();
             let message = ShardMessage::Partitions {
+                topic: topic.to_string(),
                 ops,
                 seen: self.metadata_applied(),
                 reply,
@@ -297,14 +303,16 @@ impl Shard {
     /// on the spot, without a future each.
     pub(super) async fn partitions_local(
         &self,
-        ops: Vec<(TopicPartition, PartitionOp)>,
+        topic: &str,
+        ops: Vec<(i32, PartitionOp)>,
     ) -> Vec<PartitionResult> {
         let mut answers: Vec<Option<PartitionResult>> = Vec::with_capacity(ops.len());
         let mut later = Vec::new();
-        for (tp, op) in ops {
-            match self.partition_now(&tp, op) {
+        for (partition, op) in ops {
+            match self.partition_now(topic, partition, op) {
                 Ok(result) => answers.push(Some(result)),
                 Err(op) => {
+                    let tp = TopicPartition::new(topic, partition);
                     later.push((answers.len(), tp, op));
                     answers.push(None);
                 }
@@ -328,7 +336,8 @@ impl Shard {
     /// nothing answers), or given back to run as a future.
     fn partition_now(
         &self,
-        tp: &TopicPartition,
+        topic: &str,
+        partition: i32,
         op: PartitionOp,
     ) -> Result<PartitionResult, PartitionOp> {
         let PartitionOp::Read {
@@ -339,7 +348,7 @@ impl Shard {
         else {
             return Err(op);
         };
-        let Some(log) = self.partitions.get(tp) else {
+        let Some(log) = self.partitions.get_by(topic, partition) else {
             return Ok(Err(PartitionError::UnknownPartition));
         };
         match log.read_now(Offset(offset), max_bytes, committed) {
@@ -359,8 +368,9 @@ impl Shard {
         partitions: Vec<(TopicPartition, i64)>,
         deadline: Instant,
     ) {
+        let shards = self.shards();
         let waits: Vec<LocalBoxFuture<'_, ()>> = self
-            .by_owner(partitions, |(tp, _)| tp)
+            .by_owner(partitions, |(tp, _)| PartitionTable::owner(tp, shards))
             .into_iter()
             .map(|(owner, partitions)| {
                 async move {
@@ -419,16 +429,11 @@ impl Shard {
         }
     }
 
-    /// `items` by the shard that owns each one's partition.
-    fn by_owner<T>(
-        &self,
-        items: Vec<T>,
-        partition: impl Fn(&T) -> &TopicPartition,
-    ) -> BTreeMap<u32, Vec<T>> {
+    /// `items` by the shard that owns each (`owner` says which).
+    fn by_owner<T>(&self, items: Vec<T>, owner: impl Fn(&T) -> u32) -> BTreeMap<u32, Vec<T>> {
         let mut by_owner: BTreeMap<u32, Vec<T>> = BTreeMap::new();
         for item in items {
-            let owner = PartitionTable::owner(partition(&item), self.shards());
-            by_owner.entry(owner).or_default().push(item);
+            by_owner.entry(owner(&item)).or_default().push(item);
         }
         by_owner
     }

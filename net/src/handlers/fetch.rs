@@ -89,7 +89,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Vec<bytes::Bytes
                 &response,
             );
         }
-        shard.wait_for_appends(pass.seen, deadline).await;
+        shard.wait_for_appends(pass.waits(), deadline).await;
     }
 }
 
@@ -102,8 +102,23 @@ struct Pass {
     total: usize,
     /// A partition answered with an error.
     failed: bool,
-    /// Each partition read and its high watermark then.
-    seen: Vec<(TopicPartition, i64)>,
+    /// Each partition read (its topic's place in `topics`, its number) and
+    /// its high watermark then.
+    seen: Vec<(usize, i32, i64)>,
+}
+
+impl Pass {
+    /// What a long poll waits on: every partition read, past the high
+    /// watermark it had (named only now: most passes are answered).
+    fn waits(&self) -> Vec<(TopicPartition, i64)> {
+        self.seen
+            .iter()
+            .filter_map(|&(topic, partition, seen)| {
+                let name = &self.topics.get(topic)?.topic.0;
+                Some((TopicPartition::new(name.as_str(), partition), seen))
+            })
+            .collect()
+    }
 }
 
 /// The first version that names topics by id (KIP-516).
@@ -194,8 +209,7 @@ async fn read_all(shard: &Shard, request: &Request, body: &FetchRequest, version
                     total += read.records.len();
                     budget = budget.saturating_sub(read.records.len());
                     crate::metrics::record_fetched(&name.0, read.records.len());
-                    let tp = TopicPartition::new(name.0.as_str(), index);
-                    seen.push((tp, read.high_watermark));
+                    seen.push((topics.len(), index, read.high_watermark));
                     data.with_error_code(NONE)
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.last_stable_offset)
