@@ -24,6 +24,8 @@ http=${HTTP_PORT:-19493}
 rate=${RATE:-5000}
 duration=${DURATION:-20}
 bench=target/release/shardlog
+# shellcheck source=lib/broker.sh
+. "$(dirname "$0")/lib/broker.sh"
 
 dir=
 pid=
@@ -34,25 +36,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# BINARY CONFIG: a broker of 2 shards with the HTTP listener (metrics).
 start() {
     local bin=$1 config=$2
     local extra=()
     [ -n "$config" ] && extra=(--config "$config")
-    : >"$dir/broker.log"
-    RUST_LOG=info "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
-        --data-dir "$dir/data" --shards 2 "${extra[@]}" >>"$dir/broker.log" 2>&1 &
-    pid=$!
-    until [ "$(grep -c "shard ready" "$dir/broker.log" || true)" -ge 2 ]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; exit 1; }
-        sleep 0.05
-    done
+    broker_start "$bin" "$dir" "$port" 2 --http-listen "127.0.0.1:$http" "${extra[@]}"
 }
 
-stop() {
-    kill -TERM "$pid"
-    wait "$pid" || true
-    pid=
-}
+stop() { broker_stop; }
 
 open_files() { ls "/proc/$pid/fd" | wc -l; }
 

@@ -24,29 +24,22 @@ binaries=("$@")
 port=${PORT:-19292}
 segment_bytes=${SEGMENT_BYTES:-1073741824}
 topic=retained
+# shellcheck source=lib/broker.sh
+. "$(dirname "$0")/lib/broker.sh"
 
 dir=$(mktemp -d /tmp/retained.XXXXXX)
 pid=
 trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 
+# BINARY CONFIG: a broker of 2 shards.
 start() {
     local bin=$1 config=$2
     local extra=()
     [ -n "$config" ] && extra=(--config "$config")
-    RUST_LOG=info "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --shards 2 \
-        "${extra[@]}" >"$dir/broker.log" 2>&1 &
-    pid=$!
-    until [ "$(grep -c "shard ready" "$dir/broker.log" || true)" -ge 2 ]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; exit 1; }
-        sleep 0.05
-    done
+    broker_start "$bin" "$dir" "$port" 2 "${extra[@]}"
 }
 
-stop() {
-    kill -TERM "$pid"
-    wait "$pid" || true
-    pid=
-}
+stop() { broker_stop; }
 
 usage() {
     echo "RSS $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status") / 1024)) MiB, $(ls "/proc/$pid/fd" | wc -l) open files"

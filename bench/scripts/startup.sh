@@ -21,30 +21,23 @@ port=${PORT:-19192}
 shards=${SHARDS:-2}
 
 now() { date +%s.%N; }
+# shellcheck source=lib/broker.sh
+. "$(dirname "$0")/lib/broker.sh"
 
 # Starts the broker in the background; sets $pid, waits for every
 # shard's "shard ready" and sets $took to the seconds it took.
 start() {
-    local bin=$1 dir=$2 t0 ready
+    local bin=$1 dir=$2 t0
     t0=$(now)
-    RUST_LOG=info "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
-        --shards "$shards" >"$dir/broker.log" 2>&1 &
-    pid=$!
-    while :; do
-        ready=$(grep -c "shard ready" "$dir/broker.log" || true)
-        [ "$ready" -ge "$shards" ] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$dir/broker.log" >&2; exit 1; }
-        sleep 0.01
-    done
+    broker_start "$bin" "$dir" "$port" "$shards"
     took=$(echo "$(now) - $t0" | bc)
-    : >"$dir/broker.log"
 }
 
+# Stops the broker; sets $took to the seconds it took.
 stop() {
     local t0
     t0=$(now)
-    kill -TERM "$pid"
-    wait "$pid" || true
+    broker_stop
     took=$(echo "$(now) - $t0" | bc)
 }
 
