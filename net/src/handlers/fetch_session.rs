@@ -28,6 +28,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::protocol::schema::generate::Rng;
+
 /// Sessions a shard keeps (Kafka's max.incremental.fetch.session.cache.slots
 /// is 1,000 per broker).
 pub const SLOTS: usize = 1000;
@@ -58,8 +60,8 @@ pub struct FetchSessions {
     opened: u64,
     /// Use order, for eviction.
     tick: u64,
-    /// For new session ids (splitmix64).
-    seed: u64,
+    /// For new session ids.
+    rng: Rng,
 }
 
 #[derive(Debug)]
@@ -111,7 +113,7 @@ impl FetchSessions {
             sessions: HashMap::new(),
             opened: 0,
             tick: 0,
-            seed: u64::from(std::process::id()) << 32 ^ u64::from(shard),
+            rng: Rng::new(u64::from(std::process::id()) << 32 ^ u64::from(shard)),
         }
     }
 
@@ -233,11 +235,7 @@ impl FetchSessions {
     fn new_id(&mut self) -> i32 {
         let per_shard = i32::MAX as u64 / u64::from(self.shards);
         loop {
-            self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.seed;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            let n = (z ^ (z >> 31)) % per_shard;
+            let n = self.rng.below(per_shard);
             let id = i32::try_from(n * u64::from(self.shards) + u64::from(self.shard)).unwrap_or(0);
             if id > 0 && !self.sessions.contains_key(&id) {
                 return id;
