@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -482,21 +482,28 @@ impl Scrape {
         Ok(())
     }
 
+    /// Each of `families` as a counter, one sample per shard.
+    fn encode_shard_counters<T>(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        families: &[ShardFamily<T>],
+    ) -> Result<(), std::fmt::Error>
+    where
+        ConstCounter<T>: EncodeMetric,
+    {
+        for (name, help, pick) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for shard in &self.shards {
+                let labels = [("shard", shard.shard.to_string())];
+                ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_shards(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for (name, help, pick) in SHARD_SECONDS {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for shard in &self.shards {
-                let labels = [("shard", shard.shard.to_string())];
-                ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        for (name, help, pick) in SHARD_COUNTS {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for shard in &self.shards {
-                let labels = [("shard", shard.shard.to_string())];
-                ConstCounter::new(pick(shard)).encode(family.encode_family(&labels)?)?;
-            }
-        }
+        self.encode_shard_counters(encoder, &SHARD_SECONDS)?;
+        self.encode_shard_counters(encoder, &SHARD_COUNTS)?;
         for (name, help, pick) in SHARD_GAUGES {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for shard in &self.shards {
