@@ -70,6 +70,22 @@ pub fn kafkajs_or_skip() -> Option<std::path::PathBuf> {
     None
 }
 
+/// The Go clients' test program (tests/clients/go, built by scripts/test
+/// with `go build`): its path, or `None` (skip) outside CI when it was not
+/// built.
+pub fn go_clients_or_skip() -> Option<std::path::PathBuf> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/go/target/goclients");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs scripts/test, which builds tests/clients/go"
+    );
+    eprintln!("skipped: tests/clients/go is not built (run scripts/test once)");
+    None
+}
+
 /// The Java client tests' build (tests/clients/java, built by scripts/test
 /// with Maven): the class path to run them with, or `None` (skip) outside
 /// CI when it was not built.
