@@ -86,6 +86,27 @@ pub fn go_clients_or_skip() -> Option<std::path::PathBuf> {
     None
 }
 
+/// kcat (the command line client on the system's librdkafka, installed by
+/// scripts/test with apt-get when it may): its name to run, or `None`
+/// (skip) when it is missing and could not have been installed.
+pub fn kcat_or_skip() -> Option<&'static str> {
+    if Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some("kcat");
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        std::env::var_os("CI").is_none() || !root,
+        "CI runs scripts/test, which installs kcat as root"
+    );
+    eprintln!("skipped: no kcat (scripts/test installs it with apt-get as root)");
+    None
+}
+
 /// The Java client tests' build (tests/clients/java, built by scripts/test
 /// with Maven): the class path to run them with, or `None` (skip) outside
 /// CI when it was not built.
