@@ -388,10 +388,15 @@ impl Log {
                     st.readable_bytes,
                     st.active.meta.next_offset,
                 );
-                let ahead = st.read_ahead.continues(next, active);
-                if next == offset {
+                // Only a read's start continues another; a later segment
+                // step would use up another reader's note.
+                let ahead = if next == offset {
+                    let ahead = st.read_ahead.continues(next, active);
                     continued = !matches!(ahead, Continues::No);
-                }
+                    ahead
+                } else {
+                    Continues::No
+                };
                 (plan_disk_read(st, next), ahead)
             };
             let (plan, buffered) = match ahead {
