@@ -20,7 +20,7 @@
 //! partitions closes. A client of v13+ names topics by id, below by name,
 //! and a session keeps to the way it began.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::messages::TopicName;
@@ -70,11 +70,23 @@ struct Session {
     epoch: i32,
     uses_ids: bool,
     used: u64,
-    partitions: HashMap<PartitionKey, Cached>,
-    /// The order they are read in: a partition answered goes to the end,
-    /// so a response's size limit does not starve the ones after it.
-    order: BTreeMap<u64, PartitionKey>,
+    /// Each partition's place in `slots`.
+    index: HashMap<PartitionKey, usize>,
+    /// The partitions; `None` where a forgotten one was (reused first).
+    slots: Vec<Option<Cached>>,
+    free: Vec<usize>,
+    /// A number for each topic, so that the partitions of one topic are
+    /// told apart from another's without comparing names.
+    topic_numbers: HashMap<TopicKey, u32>,
+    /// The order they are read in (place to slot): a partition answered
+    /// goes to the end, so a response's size limit does not starve the
+    /// ones after it.
+    order: BTreeMap<u64, usize>,
     next: u64,
+    /// The slots [`topics`](Session::topics) last handed out, in its
+    /// order: the order the response to an incremental request answers
+    /// them in, so it is matched without a lookup.
+    read: Vec<usize>,
 }
 
 /// A partition of a session: what the client last asked of it, what it
@@ -83,6 +95,7 @@ struct Session {
 struct Cached {
     topic: TopicName,
     topic_id: uuid::Uuid,
+    topic_number: u32,
     fetch: FetchPartition,
     high_watermark: i64,
     log_start_offset: i64,
@@ -146,7 +159,7 @@ impl FetchSessions {
             return Context::Error(FETCH_SESSION_TOPIC_ID_ERROR);
         }
         session.update(body);
-        if session.partitions.is_empty() {
+        if session.index.is_empty() {
             self.sessions.remove(&id);
             return Context::Sessionless;
         }
@@ -193,9 +206,13 @@ impl FetchSessions {
             epoch: next_epoch(INITIAL_EPOCH),
             uses_ids: version >= TOPIC_ID_VERSION,
             used: self.tick,
-            partitions: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            topic_numbers: HashMap::new(),
             order: BTreeMap::new(),
             next: 0,
+            read: Vec::new(),
         };
         session.update(body);
         session.answered(topics);
@@ -211,19 +228,17 @@ impl FetchSessions {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let told = session.answered(topics);
+        let mut told = session.answered(topics).into_iter();
         for topic in topics.iter_mut() {
-            let key = topic_key(session.uses_ids, &topic.topic, topic.topic_id);
-            topic
-                .partitions
-                .retain(|p| told.contains(&(key.clone(), p.partition_index)));
+            // In order: `told` has a flag for each partition of `topics`.
+            topic.partitions.retain(|_| told.next().unwrap_or(true));
         }
         topics.retain(|t| !t.partitions.is_empty());
     }
 
     /// Partitions the sessions hold together.
     fn held(&self) -> usize {
-        self.sessions.values().map(|s| s.partitions.len()).sum()
+        self.sessions.values().map(|s| s.index.len()).sum()
     }
 
     /// Sessions held now, and opened since the shard started.
@@ -273,7 +288,7 @@ impl Session {
             let key = topic_key(self.uses_ids, &topic.topic, topic.topic_id);
             for fetch in &topic.partitions {
                 let partition = (key.clone(), fetch.partition);
-                if let Some(cached) = self.partitions.get_mut(&partition) {
+                if let Some(cached) = self.cached_mut(&partition) {
                     cached.fetch = fetch.clone();
                     cached.fetch.unknown_tagged_fields.clear();
                     continue;
@@ -281,49 +296,76 @@ impl Session {
                 // Copies, not slices of the request's frame, which they
                 // would keep in memory.
                 let name = TopicName(StrBytes::from_string(topic.topic.0.to_string()));
-                let partition = (
-                    topic_key(self.uses_ids, &name, topic.topic_id),
-                    fetch.partition,
-                );
+                let key = topic_key(self.uses_ids, &name, topic.topic_id);
+                let numbers = self.topic_numbers.len();
+                let topic_number = *self
+                    .topic_numbers
+                    .entry(key.clone())
+                    .or_insert(u32::try_from(numbers).unwrap_or(u32::MAX));
                 let mut fetch = fetch.clone();
                 fetch.unknown_tagged_fields.clear();
                 let place = self.last_place();
-                self.order.insert(place, partition.clone());
-                self.partitions.insert(
-                    partition,
-                    Cached {
-                        topic: name,
-                        topic_id: topic.topic_id,
-                        fetch,
-                        high_watermark: -1,
-                        log_start_offset: -1,
-                        place,
-                    },
-                );
+                let cached = Cached {
+                    topic: name,
+                    topic_id: topic.topic_id,
+                    topic_number,
+                    fetch,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    place,
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        if let Some(free) = self.slots.get_mut(slot) {
+                            *free = Some(cached);
+                        }
+                        slot
+                    }
+                    None => {
+                        self.slots.push(Some(cached));
+                        self.slots.len() - 1
+                    }
+                };
+                self.order.insert(place, slot);
+                self.index.insert((key, partition.1), slot);
             }
         }
         for forgotten in &body.forgotten_topics_data {
             let key = topic_key(self.uses_ids, &forgotten.topic, forgotten.topic_id);
             for &partition in &forgotten.partitions {
-                if let Some(gone) = self.partitions.remove(&(key.clone(), partition)) {
+                let Some(slot) = self.index.remove(&(key.clone(), partition)) else {
+                    continue;
+                };
+                if let Some(gone) = self.slots.get_mut(slot).and_then(Option::take) {
                     self.order.remove(&gone.place);
+                    self.free.push(slot);
                 }
             }
         }
     }
 
+    fn cached_mut(&mut self, partition: &PartitionKey) -> Option<&mut Cached> {
+        let slot = *self.index.get(partition)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
     /// Every partition, as the request a handler reads: consecutive
-    /// partitions of one topic under one entry.
-    fn topics(&self) -> Vec<FetchTopic> {
-        let mut topics: Vec<(&TopicKey, FetchTopic)> = Vec::new();
-        for (key, partition) in self.order.values() {
-            let Some(cached) = self.partitions.get(&(key.clone(), *partition)) else {
+    /// partitions of one topic under one entry. Notes their slots in that
+    /// order ([`read`](Session::read)).
+    fn topics(&mut self) -> Vec<FetchTopic> {
+        let mut topics: Vec<(u32, FetchTopic)> = Vec::new();
+        self.read.clear();
+        for &slot in self.order.values() {
+            let Some(Some(cached)) = self.slots.get(slot) else {
                 continue;
             };
+            self.read.push(slot);
             match topics.last_mut() {
-                Some((last, topic)) if *last == key => topic.partitions.push(cached.fetch.clone()),
+                Some((last, topic)) if *last == cached.topic_number => {
+                    topic.partitions.push(cached.fetch.clone());
+                }
                 _ => topics.push((
-                    key,
+                    cached.topic_number,
                     FetchTopic::default()
                         .with_topic(cached.topic.clone())
                         .with_topic_id(cached.topic_id)
@@ -334,19 +376,42 @@ impl Session {
         topics.into_iter().map(|(_, topic)| topic).collect()
     }
 
-    /// Notes what `topics` tell the client, and returns the partitions it
-    /// must be told of (Kafka's `maybeUpdateResponseData`): records, a
-    /// moved high watermark or log start, an error (which also forgets the
-    /// high watermark, so the partition is sent again once it recovers).
-    /// Those go to the end of the session's order.
-    fn answered(&mut self, topics: &[FetchableTopicResponse]) -> HashSet<PartitionKey> {
-        let mut told = HashSet::new();
+    /// The slot of `data`, the `at`th partition of a response to `topic`:
+    /// the `at`th that [`topics`](Session::topics) handed out when it is
+    /// that partition (an incremental request's response answers them in
+    /// that order), else looked up.
+    fn slot_of(
+        &self,
+        at: usize,
+        topic: Option<u32>,
+        key: &TopicKey,
+        partition: i32,
+    ) -> Option<usize> {
+        let in_order = self.read.get(at).copied().filter(|&slot| {
+            self.slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| Some(c.topic_number) == topic && c.fetch.partition == partition)
+        });
+        in_order.or_else(|| self.index.get(&(key.clone(), partition)).copied())
+    }
+
+    /// Notes what `topics` tell the client, and returns, for each of their
+    /// partitions in order, whether the client must be told of it (Kafka's
+    /// `maybeUpdateResponseData`): records, a moved high watermark or log
+    /// start, an error (which also forgets the high watermark, so the
+    /// partition is sent again once it recovers). Those go to the end of
+    /// the session's order.
+    fn answered(&mut self, topics: &[FetchableTopicResponse]) -> Vec<bool> {
+        let mut told = Vec::new();
         for topic in topics {
             let key = topic_key(self.uses_ids, &topic.topic, topic.topic_id);
+            let number = self.topic_numbers.get(&key).copied();
             for data in &topic.partitions {
-                let partition = (key.clone(), data.partition_index);
+                let slot = self.slot_of(told.len(), number, &key, data.partition_index);
                 let place = self.last_place();
-                let Some(cached) = self.partitions.get_mut(&partition) else {
+                let Some(cached) = slot.and_then(|s| self.slots.get_mut(s)?.as_mut()) else {
+                    told.push(false);
                     continue;
                 };
                 let records = data.records.as_ref().is_some_and(|r| !r.is_empty());
@@ -362,12 +427,12 @@ impl Session {
                 if data.error_code != 0 {
                     cached.high_watermark = -1;
                 }
-                if tell {
+                if tell && let Some(slot) = slot {
                     self.order.remove(&cached.place);
                     cached.place = place;
-                    self.order.insert(place, partition.clone());
-                    told.insert(partition);
+                    self.order.insert(place, slot);
                 }
+                told.push(tell);
             }
         }
         told
@@ -443,6 +508,117 @@ mod tests {
             Context::Sessionless
         ));
         assert_eq!(sessions.count().0, SLOTS - 1);
+    }
+
+    fn names(topics: &[FetchTopic]) -> Vec<(String, Vec<i32>)> {
+        topics
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| p.partition).collect();
+                (t.topic.0.to_string(), partitions)
+            })
+            .collect()
+    }
+
+    /// A response to `topics` in which the partitions in `moved` have a
+    /// new high watermark and the others the one they had.
+    fn response(
+        topics: &[FetchTopic],
+        moved: &[(&str, i32)],
+        hw: i64,
+    ) -> Vec<FetchableTopicResponse> {
+        use kafka_protocol::messages::fetch_response::PartitionData;
+        topics
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| {
+                    let named = (t.topic.0.as_str(), p.partition);
+                    let high_watermark = if moved.contains(&named) { hw } else { 0 };
+                    PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_high_watermark(high_watermark)
+                });
+                FetchableTopicResponse::default()
+                    .with_topic(t.topic.clone())
+                    .with_partitions(partitions.collect())
+            })
+            .collect()
+    }
+
+    fn topic(name: &'static str, partitions: &[i32]) -> FetchTopic {
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(name)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| FetchPartition::default().with_partition(p))
+                    .collect(),
+            )
+    }
+
+    /// An incremental response keeps exactly the partitions with news,
+    /// which go to the end of the order; forgotten partitions leave and
+    /// their slots take new ones.
+    #[test]
+    fn answered_partitions_go_last_and_forgotten_slots_are_reused() {
+        let mut sessions = FetchSessions::new(0, 1);
+        let open = FetchRequest::default()
+            .with_session_epoch(INITIAL_EPOCH)
+            .with_topics(vec![topic("t", &[0, 1, 2, 3]), topic("u", &[0, 1])]);
+        let id = sessions.open(&open, 12, &response(&open.topics, &[], 0));
+        let mut request = incremental(id, 1);
+        assert!(matches!(
+            sessions.begin(&mut request, 12),
+            Context::Incremental(_)
+        ));
+        let expect = |list: &[(&str, &[i32])]| -> Vec<(String, Vec<i32>)> {
+            list.iter()
+                .map(|(t, p)| (t.to_string(), p.to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            names(&request.topics),
+            expect(&[("t", &[0, 1, 2, 3]), ("u", &[0, 1])])
+        );
+        let mut answer = response(&request.topics, &[("t", 1), ("u", 0)], 5);
+        sessions.answered(id, &mut answer);
+        let told: Vec<(String, Vec<i32>)> = answer
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+                (t.topic.0.to_string(), partitions)
+            })
+            .collect();
+        assert_eq!(told, expect(&[("t", &[1]), ("u", &[0])]));
+
+        // t2 forgotten, then u5 added: it takes t2's slot, at the end.
+        let mut request = incremental(id, 2).with_forgotten_topics_data(vec![
+            kafka_protocol::messages::fetch_request::ForgottenTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![2]),
+        ]);
+        assert!(matches!(
+            sessions.begin(&mut request, 12),
+            Context::Incremental(_)
+        ));
+        let mut request = incremental(id, 3).with_topics(vec![topic("u", &[5])]);
+        assert!(matches!(
+            sessions.begin(&mut request, 12),
+            Context::Incremental(_)
+        ));
+        let session = sessions.sessions.get(&id).unwrap();
+        assert_eq!(session.slots.len(), 6, "the forgotten slot was reused");
+        assert_eq!(
+            names(&request.topics),
+            expect(&[("t", &[0, 3]), ("u", &[1]), ("t", &[1]), ("u", &[0, 5])])
+        );
+        // Nothing moved: nothing is told but the new partition's first
+        // high watermark.
+        let mut answer = response(&request.topics, &[("t", 1), ("u", 0)], 5);
+        sessions.answered(id, &mut answer);
+        assert_eq!(answer.len(), 1);
+        assert_eq!(answer[0].partitions.len(), 1);
+        assert_eq!(answer[0].partitions[0].partition_index, 5);
     }
 
     /// The sessions of a shard hold at most PARTITIONS_MAX partitions: a
