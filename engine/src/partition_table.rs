@@ -6,7 +6,7 @@
 //! replace it with an explicit assignment later.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -15,6 +15,10 @@ use futures::StreamExt;
 
 use crate::limits::LOGS_OPENED_AT_ONCE as LOGS_AT_ONCE;
 use crate::{Error, Log, LogConfig, Result, io};
+
+mod logs;
+
+use logs::Logs;
 
 /// A topic partition, named as Kafka names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,50 +49,6 @@ impl TopicPartition {
     }
 }
 
-/// A partition's name as a map key, owned ([`TopicPartition`]) or borrowed
-/// (`(&str, i32)`): the table is looked up by a topic and a partition
-/// without copying the topic into a `TopicPartition` first (a consumer of
-/// thousands of partitions looks up every one in every Fetch).
-trait PartitionKey {
-    fn parts(&self) -> (&str, i32);
-}
-
-impl PartitionKey for TopicPartition {
-    fn parts(&self) -> (&str, i32) {
-        (&self.topic, self.partition)
-    }
-}
-
-impl PartitionKey for (&str, i32) {
-    fn parts(&self) -> (&str, i32) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn PartitionKey + 'a> for TopicPartition {
-    fn borrow(&self) -> &(dyn PartitionKey + 'a) {
-        self
-    }
-}
-
-/// As `TopicPartition`'s derived `Hash` (the topic's `str`, then the
-/// partition), which `Borrow` requires.
-impl std::hash::Hash for dyn PartitionKey + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let (topic, partition) = self.parts();
-        topic.hash(state);
-        partition.hash(state);
-    }
-}
-
-impl PartialEq for dyn PartitionKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn PartitionKey + '_ {}
-
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
@@ -105,9 +65,9 @@ pub struct PartitionTable {
     data_dir: PathBuf,
     shard: u32,
     shard_count: u32,
-    /// Hashed: a fetch of thousands of partitions looks up each of them
-    /// on every pass (a tree compares the topic names at every level).
-    logs: RefCell<HashMap<TopicPartition, Rc<Log>>>,
+    /// By topic, then partition number: a fetch of thousands of partitions
+    /// looks up each of them on every pass.
+    logs: RefCell<Logs<Rc<Log>>>,
     /// Partitions being created right now: a second create must not open
     /// the same directory concurrently.
     creating: RefCell<BTreeSet<TopicPartition>>,
@@ -177,7 +137,7 @@ impl PartitionTable {
                 (tp, log)
             })
             .buffer_unordered(LOGS_AT_ONCE);
-        let mut logs = HashMap::new();
+        let mut logs = Logs::default();
         while let Some((tp, log)) = opening.next().await {
             logs.insert(tp, Rc::new(log?));
         }
@@ -217,7 +177,7 @@ impl PartitionTable {
         if self.closed.get() {
             return Err(Error::Closed);
         }
-        if self.logs.borrow().contains_key(&tp)
+        if self.logs.borrow().contains(&tp)
             || dir.exists()
             || !self.creating.borrow_mut().insert(tp.clone())
         {
@@ -245,18 +205,37 @@ impl PartitionTable {
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Rc<Log>> {
-        self.logs.borrow().get(tp).cloned()
+        self.get_by(&tp.topic, tp.partition)
     }
 
     /// [`PartitionTable::get`] by the topic's name and the partition.
     pub fn get_by(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
-        let key = (topic, partition);
-        self.logs.borrow().get(&key as &dyn PartitionKey).cloned()
+        self.logs.borrow().get(topic, partition).cloned()
+    }
+
+    /// The logs of `partitions` of `topic`, in their order (`None` for one
+    /// not here), the topic looked up once.
+    pub fn get_each(
+        &self,
+        topic: &str,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Vec<Option<Rc<Log>>> {
+        let logs = self.logs.borrow();
+        let of_topic = logs.topic(topic).unwrap_or(&[]);
+        partitions
+            .into_iter()
+            .map(|p| of_topic.get(usize::try_from(p).ok()?)?.clone())
+            .collect()
     }
 
     /// Every partition here, in order.
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        let mut partitions: Vec<TopicPartition> = self.logs.borrow().keys().cloned().collect();
+        let mut partitions: Vec<TopicPartition> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(topic, partition, _)| TopicPartition::new(topic, partition))
+            .collect();
         partitions.sort_unstable();
         partitions
     }
@@ -319,7 +298,7 @@ impl PartitionTable {
             .logs
             .borrow()
             .iter()
-            .map(|(tp, log)| (tp.clone(), Rc::clone(log)))
+            .map(|(topic, partition, log)| (TopicPartition::new(topic, partition), Rc::clone(log)))
             .collect();
         let mut deleted = 0;
         for (tp, log) in logs {
@@ -346,13 +325,13 @@ impl PartitionTable {
             .logs
             .borrow()
             .iter()
-            .filter_map(|(tp, log)| {
+            .filter_map(|(topic, partition, log)| {
                 let ratio = log.dirty_ratio(now_ms);
                 let due = ratio > 0.0
                     && (ratio >= log.config().min_cleanable_dirty_ratio.0
                         || log.compaction_overdue(now_ms))
                     || log.tombstones_due(now_ms);
-                due.then(|| (ratio, tp.clone(), Rc::clone(log)))
+                due.then(|| (ratio, TopicPartition::new(topic, partition), Rc::clone(log)))
             })
             // Ties: the last partition in order, whatever the hashing.
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
@@ -394,7 +373,7 @@ impl PartitionTable {
     /// tasks that may outlive the shutdown).
     pub async fn close_all(&self) -> Result<()> {
         self.closed.set(true);
-        let logs = std::mem::take(&mut *self.logs.borrow_mut());
+        let logs = self.logs.borrow_mut().take_all();
         let mut closing = futures::stream::iter(logs)
             .map(|(tp, log)| async move { (tp, sole_owner(log).await.close().await) })
             .buffer_unordered(LOGS_AT_ONCE);
@@ -427,37 +406,6 @@ async fn sole_owner(log: Rc<Log>) -> Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A key borrowed as `(&str, i32)` hashes and compares as the
-    /// `TopicPartition` it names: every one is found, nothing else is.
-    #[test]
-    fn partitions_are_found_by_name_and_number_without_a_copy() {
-        let mut map: HashMap<TopicPartition, usize> = HashMap::new();
-        let topics = ["a", "b", "orders", "orders-1", "x.y_z", ""];
-        for (i, topic) in topics.iter().enumerate() {
-            for partition in 0..50 {
-                map.insert(
-                    TopicPartition::new(*topic, partition),
-                    i * 100 + partition as usize,
-                );
-            }
-        }
-        for (i, topic) in topics.iter().enumerate() {
-            for partition in 0..50 {
-                let key = (*topic, partition);
-                let found = map.get(&key as &dyn PartitionKey).copied();
-                assert_eq!(
-                    found,
-                    Some(i * 100 + partition as usize),
-                    "{topic} {partition}"
-                );
-            }
-            let absent = (*topic, 50);
-            assert_eq!(map.get(&absent as &dyn PartitionKey), None);
-        }
-        let other = ("orders-", 1);
-        assert_eq!(map.get(&other as &dyn PartitionKey), None);
-    }
 
     #[test]
     fn dir_names_round_trip_even_with_dashes() {

@@ -5,10 +5,11 @@
 //! Fetch response sends without copying again.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use engine::{Offset, PartitionTable, StagedAppend, TopicPartition, rt};
+use engine::{Log, Offset, PartitionTable, StagedAppend, TopicPartition, rt};
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{LocalBoxFuture, select, select_all};
@@ -308,8 +309,9 @@ impl Shard {
     ) -> Vec<PartitionResult> {
         let mut answers: Vec<Option<PartitionResult>> = Vec::with_capacity(ops.len());
         let mut later = Vec::new();
-        for (partition, op) in ops {
-            match self.partition_now(topic, partition, op) {
+        let logs = self.partitions.get_each(topic, ops.iter().map(|(p, _)| *p));
+        for ((partition, op), log) in ops.into_iter().zip(logs) {
+            match self.partition_now(log, op) {
                 Ok(result) => answers.push(Some(result)),
                 Err(op) => {
                     let tp = TopicPartition::new(topic, partition);
@@ -336,8 +338,7 @@ impl Shard {
     /// nothing answers), or given back to run as a future.
     fn partition_now(
         &self,
-        topic: &str,
-        partition: i32,
+        log: Option<Rc<Log>>,
         op: PartitionOp,
     ) -> Result<PartitionResult, PartitionOp> {
         let PartitionOp::Read {
@@ -348,7 +349,7 @@ impl Shard {
         else {
             return Err(op);
         };
-        let Some(log) = self.partitions.get_by(topic, partition) else {
+        let Some(log) = log else {
             return Ok(Err(PartitionError::UnknownPartition));
         };
         match log.read_now(Offset(offset), max_bytes, committed) {
