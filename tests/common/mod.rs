@@ -43,47 +43,40 @@ impl Drop for ChildGuard {
 
 /// The Python interpreter of .venv, or `None` (outside CI) to skip.
 pub fn python_or_skip() -> Option<std::path::PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
+    installed_or_skip(".venv/bin/python", "the Python clients in .venv")
+}
+
+/// `path` (under the workspace) once scripts/test installed or built it,
+/// or `None` to skip; in CI, which runs scripts/test first, a missing one
+/// fails the test instead.
+fn installed_or_skip(path: &str, what: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if path.exists() {
+        return Some(path);
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI runs scripts/test, which installs .venv"
+        "CI runs scripts/test, which installs {what}"
     );
-    eprintln!("skipped: no .venv (run scripts/test once to install the Python clients)");
+    eprintln!("skipped: no {what} (run scripts/test once to install it)");
     None
 }
 
 /// The kafkajs test client's directory once scripts/test installed its
 /// packages, or `None` (outside CI) to skip.
 pub fn kafkajs_or_skip() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs");
-    if dir.join("node_modules/kafkajs").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs scripts/test, which installs tests/clients/kafkajs/node_modules"
-    );
-    eprintln!("skipped: no kafkajs (run scripts/test once to install it)");
-    None
+    installed_or_skip("tests/clients/kafkajs/node_modules/kafkajs", "kafkajs")?;
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs"))
 }
 
 /// The Go clients' test program (tests/clients/go, built by scripts/test
 /// with `go build`): its path, or `None` (skip) outside CI when it was not
 /// built.
 pub fn go_clients_or_skip() -> Option<std::path::PathBuf> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/go/target/goclients");
-    if bin.exists() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs scripts/test, which builds tests/clients/go"
-    );
-    eprintln!("skipped: tests/clients/go is not built (run scripts/test once)");
-    None
+    installed_or_skip(
+        "tests/clients/go/target/goclients",
+        "the Go clients' program (tests/clients/go)",
+    )
 }
 
 /// kcat (the command line client on the system's librdkafka, installed by
