@@ -39,10 +39,14 @@ impl<L> Logs<L> {
         self.get(&tp.topic, tp.partition).is_some()
     }
 
-    /// Puts `log` at `tp`; the log that was there, if any.
+    /// Puts `log` at `tp`; the log that was there, if any. Partitions are
+    /// numbered from 0 (directory names and creates give no other): a
+    /// negative one is not kept, and is logged.
     pub(super) fn insert(&mut self, tp: TopicPartition, log: L) -> Option<L> {
-        // Directory names and creates only give partitions from 0 up.
-        let at = usize::try_from(tp.partition).unwrap_or(0);
+        let Ok(at) = usize::try_from(tp.partition) else {
+            tracing::error!(partition = %tp, "a negative partition number is not kept");
+            return None;
+        };
         let logs = self.topics.entry(tp.topic).or_default();
         if logs.len() <= at {
             logs.resize_with(at + 1, || None);
@@ -129,6 +133,7 @@ mod tests {
                 model.get(&(topic.to_string(), partition))
             );
         }
+        assert_eq!(logs.insert(TopicPartition::new("a", -1), 1), None);
         assert_eq!(logs.get("a", -1), None);
         assert_eq!(logs.get("absent", 0), None);
         let mut all: Vec<((String, i32), u64)> = logs
