@@ -6,33 +6,22 @@
 
 mod common;
 
-use common::{free_addr, python_or_skip, run_python_script, start};
+use common::python_on_fresh_broker;
 
 #[test]
 fn aiokafka_produces_and_consumes_in_a_group_with_every_codec() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_python_script(&python, "aiokafka_clients.py", &[&addr.to_string()]);
-    // The batches are stored as aiokafka compressed them (attributes' codec
-    // bits: gzip 1, snappy 2, lz4 3, zstd 4).
-    common::assert_stored_codecs(
-        addr,
-        "aio-",
-        &[("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)],
-    );
+    python_on_fresh_broker("aiokafka_clients.py", &[], |addr| {
+        // The batches are stored as aiokafka compressed them (attributes'
+        // codec bits: gzip 1, snappy 2, lz4 3, zstd 4).
+        common::assert_stored_codecs(
+            addr,
+            "aio-",
+            &[("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)],
+        );
+    });
 }
 
 #[test]
 fn aiokafka_transactions_commit_abort_and_send_offsets() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_python_script(&python, "aiokafka_transactions.py", &[&addr.to_string()]);
+    python_on_fresh_broker("aiokafka_transactions.py", &[], |_| {});
 }

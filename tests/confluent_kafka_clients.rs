@@ -10,23 +10,10 @@
 
 mod common;
 
-use common::{free_addr, python_or_skip, run_python_script, start};
-
 /// Runs one scenario of the script against a fresh broker, then `after`
 /// while the broker still runs.
 fn scenario(name: &str, after: impl FnOnce(std::net::SocketAddr)) {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_python_script(
-        &python,
-        "confluent_kafka_clients.py",
-        &[&addr.to_string(), name],
-    );
-    after(addr);
+    common::python_on_fresh_broker("confluent_kafka_clients.py", &[name], after);
 }
 
 #[test]

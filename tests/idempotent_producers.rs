@@ -21,7 +21,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
-use common::{call, create_topic_raw, free_addr, python_or_skip, run_python_script, start};
+use common::{call, create_topic_raw, free_addr, start};
 
 fn init_producer_id(
     addr: SocketAddr,
@@ -144,17 +144,7 @@ fn retried_batches_get_their_first_offsets_and_gaps_and_old_epochs_are_refused()
 
 #[test]
 fn kafka_python_default_producer_writes_each_message_once() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_python_script(
-        &python,
-        "idempotent.py",
-        &[&addr.to_string(), "kp-idempotent", "3000"],
-    );
+    common::python_on_fresh_broker("idempotent.py", &["kp-idempotent", "3000"], |_| {});
 }
 
 /// A delivery report: (partition, offset), or the error.

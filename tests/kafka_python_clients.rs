@@ -84,24 +84,12 @@ fn kafka_python_produces_and_consumes_across_a_sigterm_restart() {
 
 #[test]
 fn legacy_produce_versions_get_unsupported_version_and_store_nothing() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(&python, "legacy_produce.py", &[&addr.to_string()]);
+    common::python_on_fresh_broker("legacy_produce.py", &[], |_| {});
 }
 
 #[test]
 fn every_compression_codec_round_trips() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(&python, "compression.py", &[&addr.to_string()]);
+    common::python_on_fresh_broker("compression.py", &[], |_| {});
 }
 
 /// DescribeConfigs of the broker: its settings as Kafka names them, with
@@ -122,24 +110,12 @@ fn describe_configs_lists_the_brokers_settings_and_a_topic_configs_synonyms() {
 /// kafka-python's admin client sends them (refused until issue 10).
 #[test]
 fn incremental_alter_configs_appends_and_subtracts_list_items() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(&python, "incremental_configs.py", &[&addr.to_string()]);
+    common::python_on_fresh_broker("incremental_configs.py", &[], |_| {});
 }
 
 #[test]
 fn kafka_python_consumes_in_a_group_and_administers_groups() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(&python, "groups.py", &[&addr.to_string()]);
+    common::python_on_fresh_broker("groups.py", &[], |_| {});
 }
 
 /// Every Kafka 3.9 topic config described, set and validated; those that
@@ -147,38 +123,34 @@ fn kafka_python_consumes_in_a_group_and_administers_groups() {
 /// in five codecs, are all stored in the topic's codec.
 #[test]
 fn every_kafka_topic_config_is_described_validated_and_acted_on() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let _broker = start(tmp.path(), addr, "warn");
-    run_script(&python, "topic_configs.py", &[&addr.to_string()]);
-    for (topic, codec) in [
-        ("recompress-zstd", Compression::Zstd),
-        ("recompress-uncompressed", Compression::None),
-        ("recompress-gzip", Compression::Gzip),
-    ] {
-        let mut offset = 0;
-        let mut batches = 0;
-        loop {
-            let (error, high_watermark, records) = common::fetch_records(addr, topic, 0, offset);
-            assert_eq!(error, 0, "{topic}");
-            let records = records.unwrap_or_default();
-            for batch in validate(&records, 0, ValidateMode::Stored) {
-                let Ok((_, batch)) = batch else {
-                    break; // a batch cut at the fetch's byte limit
-                };
-                let header = batch.header();
-                assert_eq!(header.compression(), Some(codec), "{topic} at {offset}");
-                offset = header.last_offset().get() + 1;
-                batches += 1;
+    common::python_on_fresh_broker("topic_configs.py", &[], |addr| {
+        for (topic, codec) in [
+            ("recompress-zstd", Compression::Zstd),
+            ("recompress-uncompressed", Compression::None),
+            ("recompress-gzip", Compression::Gzip),
+        ] {
+            let mut offset = 0;
+            let mut batches = 0;
+            loop {
+                let (error, high_watermark, records) =
+                    common::fetch_records(addr, topic, 0, offset);
+                assert_eq!(error, 0, "{topic}");
+                let records = records.unwrap_or_default();
+                for batch in validate(&records, 0, ValidateMode::Stored) {
+                    let Ok((_, batch)) = batch else {
+                        break; // a batch cut at the fetch's byte limit
+                    };
+                    let header = batch.header();
+                    assert_eq!(header.compression(), Some(codec), "{topic} at {offset}");
+                    offset = header.last_offset().get() + 1;
+                    batches += 1;
+                }
+                if offset >= high_watermark {
+                    break;
+                }
             }
-            if offset >= high_watermark {
-                break;
-            }
+            assert_eq!(offset, 1000, "{topic}: every record was read");
+            println!("{topic}: {batches} batches, all {codec:?}");
         }
-        assert_eq!(offset, 1000, "{topic}: every record was read");
-        println!("{topic}: {batches} batches, all {codec:?}");
-    }
+    });
 }

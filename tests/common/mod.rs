@@ -146,6 +146,24 @@ pub fn run_python_script(python: &Path, script: &str, args: &[&str]) {
     assert!(status.success(), "{script} {args:?} failed: {status}");
 }
 
+/// Runs `script` (tests/clients) with a fresh broker's address, then
+/// `args`, as its arguments; then `after` with that address while the
+/// broker still runs. Skips as [`python_or_skip`] does.
+pub fn python_on_fresh_broker(script: &str, args: &[&str], after: impl FnOnce(SocketAddr)) {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let _broker = start(tmp.path(), addr, "warn");
+    let bootstrap = addr.to_string();
+    let all: Vec<&str> = std::iter::once(bootstrap.as_str())
+        .chain(args.iter().copied())
+        .collect();
+    run_python_script(&python, script, &all);
+    after(addr);
+}
+
 /// Stops the broker with SIGTERM (by PID) and waits for it to exit.
 pub fn stop(mut broker: Broker) -> std::process::ExitStatus {
     let pid = libc::pid_t::try_from(broker.0.id()).unwrap();
